@@ -1,0 +1,83 @@
+/**
+ * Every failure a user can meet has a code, a one-line message and a hint.
+ * The code is stable (scripts and the UI match on it); message and hint are
+ * for people. Nothing else is thrown across the contract.
+ */
+export const ERROR_CODES = [
+  'BAD_REQUEST',
+  'UNAUTHORIZED',
+  'INVALID_SETTINGS',
+  'SETTINGS_FILE_CORRUPT',
+  'INVALID_INSTANCE_NAME',
+  'ENGINE_NOT_RUNNING',
+  'ENGINE_START_FAILED',
+  'INSTANCE_LOCKED',
+  'VM_BUSY',
+  'VM_NOT_RUNNING',
+  'VM_EXITED',
+  'QEMU_MISSING',
+  'QEMU_FAILED',
+  'KVM_UNUSABLE',
+  'ACCEL_UNAVAILABLE',
+  'IMAGE_MISSING',
+  'IMAGE_CHECKSUM',
+  'IMAGE_BUILD_FAILED',
+  'IMAGE_BUILD_NEEDS_ROOT',
+  'GUEST_TIMEOUT',
+  'GUEST_BOOT_FAILED',
+  'GUEST_HOST_KEY_MISMATCH',
+  'GUEST_UNREACHABLE',
+  'DOCKER_TIMEOUT',
+  'SOCKET_IN_USE',
+  'SOCKET_PATH_OCCUPIED',
+  'SOCKET_PATH_TOO_LONG',
+  'DOCKER_CONTEXT_CONFLICT',
+  'DISK_SHRINK',
+  'UNSUPPORTED_HOST',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+  hint: string;
+  /** Extra lines for the curious: a log tail, the failing command. */
+  details?: string;
+}
+
+export class BerthError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly details?: string;
+
+  constructor(code: ErrorCode, message: string, hint: string, details?: string) {
+    super(message);
+    this.name = 'BerthError';
+    this.code = code;
+    this.hint = hint;
+    this.details = details;
+  }
+
+  toInfo(): ErrorInfo {
+    const info: ErrorInfo = { code: this.code, message: this.message, hint: this.hint };
+    if (this.details) info.details = this.details;
+    return info;
+  }
+}
+
+/** Any thrown value as an ErrorInfo; unknown errors become INTERNAL. */
+export function toErrorInfo(err: unknown): ErrorInfo {
+  if (err instanceof BerthError) return err.toInfo();
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    code: 'INTERNAL',
+    message: `unexpected error: ${message}`,
+    hint: 'This is a bug in Berth. `berth logs --engine` has the details; please report it.',
+  };
+}
+
+export function isBerthError(err: unknown, code?: ErrorCode): err is BerthError {
+  return err instanceof BerthError && (code === undefined || err.code === code);
+}

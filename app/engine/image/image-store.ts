@@ -1,0 +1,291 @@
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { BerthError } from '../errors.js';
+import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
+import { packageRoot } from '../package-root.js';
+import { pidAlive, sleep } from '../process-util.js';
+import type { GuestArch } from '../drivers/driver.js';
+import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
+
+export const IMAGE_FILES = ['vmlinuz', 'initrd.img', 'rootfs.squashfs'] as const;
+export const GUEST_SUITE = 'bookworm';
+
+export interface ImageManifest {
+  recipeHash: string;
+  arch: GuestArch;
+  kernelRelease: string;
+  builtAt: string;
+  buildSeconds: number;
+  files: Record<(typeof IMAGE_FILES)[number], { sha256: string; size: number }>;
+}
+
+export interface GuestImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  rootfs: string;
+  manifest: ImageManifest;
+}
+
+export type ImageProgress = (message: string) => void;
+
+export function hostGuestArch(): GuestArch {
+  if (process.arch === 'x64') return 'x86_64';
+  if (process.arch === 'arm64') return 'aarch64';
+  throw new BerthError(
+    'UNSUPPORTED_HOST',
+    `Berth has no guest image for ${process.arch} hosts`,
+    'Berth runs on x86_64 and arm64 (Apple silicon) hosts.',
+  );
+}
+
+export function debianArch(arch: GuestArch): string {
+  return arch === 'aarch64' ? 'arm64' : 'amd64';
+}
+
+export function recipeDir(): string {
+  return path.join(packageRoot(), 'vm-images');
+}
+
+/** Hash of every file of the recipe (path, mode's exec bit, content) and the arch. */
+export function recipeHash(arch: GuestArch, dir = recipeDir()): string {
+  const h = crypto.createHash('sha256');
+  h.update(`arch=${arch}\n`);
+  const walk = (d: string): string[] =>
+    fs
+      .readdirSync(d, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+  for (const f of walk(dir).sort()) {
+    const rel = path.relative(dir, f).split(path.sep).join('/');
+    const exec = (fs.statSync(f).mode & 0o111) !== 0;
+    h.update(`${rel}\0${exec ? 'x' : '-'}\0`);
+    h.update(fs.readFileSync(f));
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = crypto.createHash('sha256');
+    fs.createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (d) => h.update(d))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/** mmdebstrap's root mode installs packages into a folder: it needs root. */
+export function checkBuildPrivileges(uid: number | undefined): void {
+  if (uid !== 0) {
+    throw new BerthError(
+      'IMAGE_BUILD_NEEDS_ROOT',
+      'building the guest image needs root (mmdebstrap installs packages into a folder as root)',
+      'Run `sudo npm run image` once; later starts use the cached image.',
+    );
+  }
+}
+
+/**
+ * Built guest images, cached by recipe hash outside the repository
+ * (~/.cache/berth/images/<arch>-<hash>). $BERTH_IMAGE_DIR points at a
+ * prebuilt image instead (what a release ships). Every boot verifies the
+ * files against the manifest's checksums first.
+ */
+export class ImageStore {
+  readonly arch: GuestArch;
+
+  constructor(
+    private readonly cacheRoot: string,
+    arch?: GuestArch,
+  ) {
+    this.arch = arch ?? hostGuestArch();
+  }
+
+  get imagesDir(): string {
+    return path.join(this.cacheRoot, 'images');
+  }
+
+  /** The folder the current recipe's image lives (or would live) in. */
+  expectedDir(): string {
+    if (process.env.BERTH_IMAGE_DIR) return path.resolve(process.env.BERTH_IMAGE_DIR);
+    return path.join(this.imagesDir, `${this.arch}-${recipeHash(this.arch)}`);
+  }
+
+  /** The image, verified; built first when missing and `build` allows it. */
+  async ensure(opts: { build: boolean; progress?: ImageProgress }): Promise<GuestImage> {
+    const dir = this.expectedDir();
+    if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
+      if (!opts.build || process.env.BERTH_IMAGE_DIR) {
+        throw new BerthError(
+          'IMAGE_MISSING',
+          `no guest image in ${dir}`,
+          process.env.BERTH_IMAGE_DIR
+            ? 'BERTH_IMAGE_DIR must name a folder with a built image (manifest.json, vmlinuz, initrd.img, rootfs.squashfs).'
+            : 'Build it with `npm run image` (Linux, needs root and mmdebstrap), then start again.',
+        );
+      }
+      await this.build(opts.progress ?? (() => undefined));
+    }
+    return this.verify(dir, opts.progress);
+  }
+
+  /** Check every file against the manifest. Throws IMAGE_CHECKSUM on any difference. */
+  async verify(dir: string, progress?: ImageProgress): Promise<GuestImage> {
+    const manifest = readJsonIfExists(path.join(dir, 'manifest.json')) as ImageManifest | undefined;
+    if (!manifest?.files) {
+      throw new BerthError('IMAGE_MISSING', `${dir} has no readable manifest.json`, 'Rebuild the image with `npm run image`.');
+    }
+    progress?.('verifying the guest image');
+    await Promise.all(
+      IMAGE_FILES.map(async (name) => {
+        const want = manifest.files[name];
+        const file = path.join(dir, name);
+        const fail = (why: string) =>
+          new BerthError(
+            'IMAGE_CHECKSUM',
+            `the guest image file ${file} ${why}`,
+            `The image is damaged or was changed. Delete ${dir} and run \`npm run image\` (or \`berth start\`) to rebuild it.`,
+          );
+        let st: fs.Stats;
+        try {
+          st = fs.statSync(file);
+        } catch {
+          throw fail('is missing');
+        }
+        if (!want || st.size !== want.size) throw fail('has the wrong size');
+        if ((await sha256File(file)) !== want.sha256) throw fail('does not match its checksum');
+      }),
+    );
+    return {
+      dir,
+      kernel: path.join(dir, 'vmlinuz'),
+      initrd: path.join(dir, 'initrd.img'),
+      rootfs: path.join(dir, 'rootfs.squashfs'),
+      manifest,
+    };
+  }
+
+  /** Build the current recipe into the cache. Linux only; needs root. */
+  async build(progress: ImageProgress): Promise<string> {
+    const dir = this.expectedDir();
+    if (process.platform !== 'linux') {
+      throw new BerthError(
+        'IMAGE_MISSING',
+        'guest images are built on Linux only',
+        'Use a release build of Berth (it ships the image), or set BERTH_IMAGE_DIR to a built image.',
+      );
+    }
+    checkBuildPrivileges(process.getuid?.());
+    fs.mkdirSync(this.imagesDir, { recursive: true });
+    const release = await this.takeBuildLock(progress);
+    try {
+      if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir; // built while we waited
+      const sources = process.env.BERTH_APT_SOURCES
+        ? fs.readFileSync(process.env.BERTH_APT_SOURCES, 'utf8')
+        : sourcesForSuite(hostAptEntries(), GUEST_SUITE);
+      if (!sources) {
+        throw new BerthError(
+          'IMAGE_BUILD_FAILED',
+          `this host's apt sources have no Debian ${GUEST_SUITE} entries`,
+          `The guest is built from the host's apt sources. Build on Debian 12, or set BERTH_APT_SOURCES to a sources file for ${GUEST_SUITE}.`,
+        );
+      }
+      const tmp = fs.mkdtempSync(path.join(this.imagesDir, '.build-'));
+      const sourcesFile = path.join(tmp, 'apt.sources');
+      fs.writeFileSync(sourcesFile, sources);
+      const out = path.join(tmp, 'out');
+      const started = Date.now();
+      progress(`building the guest image (${this.arch}, recipe ${path.basename(dir)}); this takes a few minutes once`);
+      const log: string[] = [];
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn('bash', [path.join(recipeDir(), 'build.sh'), out, sourcesFile, debianArch(this.arch)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
+        });
+        for (const stream of [child.stdout, child.stderr]) {
+          readline.createInterface({ input: stream }).on('line', (line) => {
+            log.push(line);
+            if (log.length > 200) log.shift();
+            if (line.startsWith('== ')) progress(line.slice(3));
+          });
+        }
+        child.on('error', reject);
+        child.on('close', resolve);
+      });
+      if (code !== 0) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw new BerthError(
+          'IMAGE_BUILD_FAILED',
+          `the guest image build failed (exit ${code})`,
+          'The last lines of the build log are below. Check that apt works on this host (`apt-get update`).',
+          log.slice(-30).join('\n'),
+        );
+      }
+      progress('computing checksums');
+      const files = {} as ImageManifest['files'];
+      for (const name of IMAGE_FILES) {
+        const f = path.join(out, name);
+        files[name] = { sha256: await sha256File(f), size: fs.statSync(f).size };
+      }
+      const manifest: ImageManifest = {
+        recipeHash: recipeHash(this.arch),
+        arch: this.arch,
+        kernelRelease: fs.readFileSync(path.join(out, 'kernel-release'), 'utf8').trim(),
+        builtAt: new Date().toISOString(),
+        buildSeconds: Math.round((Date.now() - started) / 1000),
+        files,
+      };
+      writeFileAtomic(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', 0o644);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.renameSync(out, dir);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      const size = IMAGE_FILES.reduce((n, f) => n + files[f].size, 0);
+      progress(`guest image ready: ${(size / 1048576).toFixed(0)} MiB in ${manifest.buildSeconds} s`);
+      // Older recipes' images are dead weight now (a VM still running one
+      // keeps its open files).
+      for (const old of this.staleImages()) fs.rmSync(old, { recursive: true, force: true });
+      return dir;
+    } finally {
+      release();
+    }
+  }
+
+  /** One build at a time per cache; a lock left by a dead builder is taken over. */
+  private async takeBuildLock(progress: ImageProgress): Promise<() => void> {
+    const lock = path.join(this.imagesDir, '.build.lock');
+    let told = false;
+    for (;;) {
+      try {
+        fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+        return () => fs.rmSync(lock, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = Number(fs.readFileSync(lock, 'utf8').trim());
+      if (!pidAlive(holder)) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+      if (!told) progress(`waiting for another image build (pid ${holder})`);
+      told = true;
+      await sleep(1000);
+    }
+  }
+
+  /** Cached images other than the current recipe's, for `berth doctor`/cleanup. */
+  staleImages(): string[] {
+    const current = path.basename(this.expectedDir());
+    try {
+      return fs
+        .readdirSync(this.imagesDir)
+        .filter((n) => !n.startsWith('.') && n !== current)
+        .map((n) => path.join(this.imagesDir, n));
+    } catch {
+      return [];
+    }
+  }
+}

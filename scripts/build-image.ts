@@ -1,0 +1,39 @@
+/**
+ * `npm run image`: build the guest image for this host's architecture into
+ * the cache (keyed by the recipe's hash), or say that it is already there.
+ *   --force   rebuild even if the current recipe's image exists
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BerthError } from '../app/engine/errors.js';
+import { ImageStore } from '../app/engine/image/image-store.js';
+import { cacheDir } from '../app/engine/paths.js';
+
+const store = new ImageStore(cacheDir());
+const dir = store.expectedDir();
+const force = process.argv.includes('--force');
+const t0 = Date.now();
+const say = (m: string) => process.stdout.write(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${m}\n`);
+
+try {
+  if (force) fs.rmSync(dir, { recursive: true, force: true });
+  if (fs.existsSync(path.join(dir, 'manifest.json'))) {
+    say(`the guest image for this recipe is already built: ${dir}`);
+  } else {
+    await store.build(say);
+  }
+  const img = await store.verify(dir, say);
+  const m = img.manifest;
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  say(
+    `kernel ${m.kernelRelease}: vmlinuz ${mib(m.files.vmlinuz.size)}, initrd ${mib(m.files['initrd.img'].size)}, ` +
+      `rootfs ${mib(m.files['rootfs.squashfs'].size)}; built in ${m.buildSeconds} s`,
+  );
+  process.stdout.write(`${dir}\n`);
+} catch (err) {
+  if (err instanceof BerthError) {
+    process.stderr.write(`error: ${err.message} [${err.code}]\nhint: ${err.hint}\n${err.details ?? ''}\n`);
+    process.exit(1);
+  }
+  throw err;
+}

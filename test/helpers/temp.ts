@@ -1,0 +1,50 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { IMAGE_FILES, type ImageManifest } from '../../app/engine/image/image-store.js';
+
+/**
+ * A short temporary folder (unix socket paths must stay under ~104 bytes),
+ * removed by the returned cleanup.
+ */
+export function shortTempDir(prefix = 'bt'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join('/tmp', `${prefix}-`));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A tiny image folder with a valid manifest (not bootable): for checksum and engine tests. */
+export function fakeImageDir(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = {} as ImageManifest['files'];
+  for (const name of IMAGE_FILES) {
+    const data = Buffer.from(`fake ${name}\n`.repeat(100));
+    fs.writeFileSync(path.join(dir, name), data);
+    files[name] = { sha256: crypto.createHash('sha256').update(data).digest('hex'), size: data.length };
+  }
+  const manifest: ImageManifest = {
+    recipeHash: 'fake',
+    arch: 'x86_64',
+    kernelRelease: '6.1.0-fake',
+    builtAt: new Date().toISOString(),
+    buildSeconds: 0,
+    files,
+  };
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  return dir;
+}
+
+/** Set environment variables for the duration of a test; returns the restore function. */
+export function withEnv(vars: Record<string, string | undefined>): () => void {
+  const old: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(vars)) {
+    old[k] = process.env[k];
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  return () => {
+    for (const [k, v] of Object.entries(old)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}

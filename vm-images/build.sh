@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Build the Berth guest image from Debian packages.
+#
+#   build.sh OUTDIR SOURCES_FILE [ARCH]
+#
+# OUTDIR gets vmlinuz, initrd.img and rootfs.squashfs. SOURCES_FILE is an apt
+# sources file (one-line or deb822) taken from the host's own apt setup; no
+# mirror is named here. Needs root (mmdebstrap's root mode), mmdebstrap,
+# mksquashfs, cpio and kmod's modprobe. Progress lines start with "== ".
+set -euo pipefail
+
+out=${1:?usage: build.sh OUTDIR SOURCES_FILE [ARCH]}
+sources=${2:?usage: build.sh OUTDIR SOURCES_FILE [ARCH]}
+arch=${3:-$(dpkg --print-architecture)}
+suite=bookworm
+here=$(cd "$(dirname "$0")" && pwd)
+
+step() { echo "== $*"; }
+die() {
+	echo "build.sh: $*" >&2
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "the image build needs root (mmdebstrap root mode); run it with sudo"
+for t in mmdebstrap mksquashfs cpio modprobe; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install mmdebstrap squashfs-tools cpio kmod)"
+done
+
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/berth-image.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+
+packages=$(grep -v '^\s*#' "$here/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+kernel_meta=$(awk -v a="$arch" '$1 == a { print $2 }' "$here/kernel.txt")
+[ -n "$kernel_meta" ] || die "no kernel package for architecture $arch in kernel.txt"
+
+step "debootstrap $suite/$arch: $packages"
+# Docs, man pages and locales are never unpacked (copyright files are kept).
+mmdebstrap --mode=root --variant=minbase --arch="$arch" \
+	--aptopt='APT::Install-Recommends "false"' \
+	--dpkgopt='path-exclude=/usr/share/man/*' \
+	--dpkgopt='path-exclude=/usr/share/info/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	--dpkgopt='path-exclude=/usr/share/doc/*' \
+	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
+	--dpkgopt='path-exclude=/usr/share/lintian/*' \
+	--include="$packages" \
+	--customize-hook="\"$here/hooks/fetch-kernel.sh\" \"\$1\" $kernel_meta \"$work/kernel.deb\"" \
+	"$suite" "$root" "$sources" 2>&1 | sed -u 's/^/   /'
+
+step "kernel from $(dpkg-deb -f "$work/kernel.deb" Package) $(dpkg-deb -f "$work/kernel.deb" Version)"
+mkdir -p "$work/kernel"
+dpkg-deb -x "$work/kernel.deb" "$work/kernel"
+kver=$(ls "$work/kernel/lib/modules")
+cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
+moddir=$work/kernel/lib/modules/$kver
+for d in $(sed -n 's/^drop://p' "$here/modules.txt"); do
+	rm -rf "${moddir:?}/kernel/$d"
+done
+depmod -b "$work/kernel" "$kver"
+mkdir -p "$root/lib/modules"
+cp -a "$moddir" "$root/lib/modules/"
+
+step "guest files"
+cp -a "$here/rootfs/." "$root/"
+# No baked-in host keys, no passwords (root's is "*": no password matches it,
+# and sshd, which runs without PAM, still takes the engine's key), no caches.
+rm -f "$root"/etc/ssh/ssh_host_* "$root"/etc/machine-id
+sed -i 's/^root:[^:]*:/root:*:/' "$root/etc/shadow"
+# Tools docker.io ships that a VM never runs.
+for f in $(grep -v '^\s*#' "$here/strip.txt"); do
+	rm -f "$root/$f"
+done
+# iptables-legacy starts dockerd's networking much faster than nft and needs
+# fewer modules.
+chroot "$root" update-alternatives --quiet --set iptables /usr/sbin/iptables-legacy
+chroot "$root" update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-legacy
+rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
+ln -sf /bin/busybox "$root/sbin/poweroff"
+ln -sf /bin/busybox "$root/sbin/reboot"
+ln -sf /bin/busybox "$root/sbin/halt"
+ln -sf /bin/busybox "$root/sbin/init"
+mkdir -p "$root/mnt/data"
+
+step "initramfs"
+ird=$work/initramfs
+mkdir -p "$ird"/{bin,dev,proc,sys,modules,lower,rw,newroot}
+cp "$root/bin/busybox" "$ird/bin/busybox"
+for a in sh mount insmod poweroff switch_root mkdir cat sleep usleep echo; do
+	ln -s busybox "$ird/bin/$a"
+done
+cp "$here/initramfs/init" "$ird/init"
+chmod 0755 "$ird/init"
+: >"$ird/modules/order"
+# shellcheck disable=SC2046
+for m in $(sed -n 's/^initrd://p' "$here/modules.txt"); do
+	modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
+done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+	cp "$ko" "$ird/modules/"
+	basename "$ko" >>"$ird/modules/order"
+done
+(cd "$ird" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet --reproducible) | gzip -9n >"$out/initrd.img"
+
+step "root image (squashfs, zstd)"
+rm -f "$out/rootfs.squashfs"
+mksquashfs "$root" "$out/rootfs.squashfs" -comp zstd -Xcompression-level 15 -noappend -quiet -no-progress \
+	-all-time 0 -mkfs-time 0 >/dev/null
+echo "$kver" >"$out/kernel-release"
+step "done: $(du -sh "$out" | cut -f1) in $out"

@@ -1,0 +1,60 @@
+import { EventEmitter } from 'node:events';
+import type { ErrorInfo } from '../errors.js';
+
+export const VM_STATES = ['stopped', 'starting', 'running', 'stopping', 'error'] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+/** What `starting` is doing right now, in order. */
+export const START_PHASES = ['prepare', 'image', 'boot', 'guest', 'docker', 'socket'] as const;
+export type StartPhase = (typeof START_PHASES)[number];
+
+const ALLOWED: Record<VmState, readonly VmState[]> = {
+  stopped: ['starting'],
+  starting: ['running', 'stopping', 'error'],
+  running: ['stopping', 'error'],
+  stopping: ['stopped', 'error'],
+  error: ['starting', 'stopping', 'stopped'],
+};
+
+export interface StateChange {
+  state: VmState;
+  previous: VmState;
+  at: string;
+  /** Why the VM is in `error` (also kept while it is in `error`). */
+  error?: ErrorInfo;
+}
+
+/**
+ * stopped → starting → running → stopping → stopped, plus error with a
+ * reason and a hint. Every transition is an event; an illegal one is a bug
+ * and throws.
+ */
+export class VmStateMachine extends EventEmitter<{ change: [StateChange] }> {
+  private current: VmState = 'stopped';
+  private lastError?: ErrorInfo;
+
+  get state(): VmState {
+    return this.current;
+  }
+
+  get error(): ErrorInfo | undefined {
+    return this.current === 'error' ? this.lastError : undefined;
+  }
+
+  static canMove(from: VmState, to: VmState): boolean {
+    return ALLOWED[from].includes(to);
+  }
+
+  to(next: VmState, error?: ErrorInfo): StateChange {
+    const previous = this.current;
+    if (!VmStateMachine.canMove(previous, next)) {
+      throw new Error(`illegal VM state transition ${previous} → ${next}`);
+    }
+    this.current = next;
+    this.lastError = next === 'error' ? error : undefined;
+    const change: StateChange = { state: next, previous, at: new Date().toISOString() };
+    if (this.lastError) change.error = this.lastError;
+    this.emit('change', change);
+    return change;
+  }
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { isBerthError } from '../../app/engine/errors.js';
+import { SettingsSchema, defaultSettings } from '../../app/engine/settings/schema.js';
+import { SettingsStore } from '../../app/engine/settings/store.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+test('defaults are valid and fit the host', () => {
+  const d = defaultSettings();
+  assert.ok(d.cpus >= 1 && d.cpus <= os.cpus().length);
+  assert.ok(d.memoryMiB >= 512);
+  assert.equal(d.diskGiB, 64);
+  assert.equal(d.accel, 'auto');
+  assert.deepEqual(SettingsSchema.parse(d), d);
+});
+
+test('a missing or empty file means defaults', () => {
+  const t = shortTempDir();
+  try {
+    assert.deepEqual(new SettingsStore(path.join(t.dir, 'none.json')).get(), defaultSettings());
+    fs.writeFileSync(path.join(t.dir, 'empty.json'), '');
+    assert.deepEqual(new SettingsStore(path.join(t.dir, 'empty.json')).get(), defaultSettings());
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a good update is saved owner-only and says a restart is needed', () => {
+  const t = shortTempDir();
+  try {
+    const file = path.join(t.dir, 's.json');
+    const s = new SettingsStore(file);
+    const r = s.update({ memoryMiB: 1024 });
+    assert.deepEqual(r.changed, ['memoryMiB']);
+    assert.equal(r.restartRequired, true);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).memoryMiB, 1024);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal(new SettingsStore(file).get().memoryMiB, 1024);
+  } finally {
+    t.cleanup();
+  }
+});
+
+for (const [name, patch, pattern] of [
+  ['memory too small', { memoryMiB: 100 }, /memoryMiB: must be at least 512/],
+  ['memory beyond the host', { memoryMiB: 10_000_000 }, /memoryMiB: must leave the host/],
+  ['more CPUs than the host', { cpus: 4096 }, /cpus: must not exceed/],
+  ['zero CPUs', { cpus: 0 }, /cpus/],
+  ['a fraction', { cpus: 1.5 }, /cpus/],
+  ['a string', { memoryMiB: 'lots' }, /memoryMiB/],
+  ['an unknown key', { memory: 1024 }, /memory/],
+  ['an unknown accelerator', { accel: 'warp' }, /accel/],
+] as const) {
+  test(`refused and nothing saved: ${name}`, () => {
+    const t = shortTempDir();
+    try {
+      const file = path.join(t.dir, 's.json');
+      const s = new SettingsStore(file);
+      s.persistDefaults();
+      const before = fs.readFileSync(file, 'utf8');
+      assert.throws(
+        () => s.update(patch),
+        (e) => isBerthError(e, 'INVALID_SETTINGS') && pattern.test(e.message) && e.hint.length > 0,
+      );
+      assert.equal(fs.readFileSync(file, 'utf8'), before);
+      assert.deepEqual(s.get(), defaultSettings());
+    } finally {
+      t.cleanup();
+    }
+  });
+}
+
+test('the data disk never shrinks', () => {
+  const t = shortTempDir();
+  try {
+    const s = new SettingsStore(path.join(t.dir, 's.json'));
+    s.update({ diskGiB: 100 });
+    assert.throws(() => s.update({ diskGiB: 50 }), (e) => isBerthError(e, 'DISK_SHRINK'));
+    assert.equal(s.get().diskGiB, 100);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a corrupt file is reported, not overwritten', () => {
+  const t = shortTempDir();
+  try {
+    const file = path.join(t.dir, 's.json');
+    fs.writeFileSync(file, '{"cpus": 2,');
+    assert.throws(() => new SettingsStore(file), (e) => isBerthError(e, 'SETTINGS_FILE_CORRUPT') && /delete it/.test(e.hint));
+    assert.equal(fs.readFileSync(file, 'utf8'), '{"cpus": 2,');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an out-of-range value in the file is reported with its key', () => {
+  const t = shortTempDir();
+  try {
+    const file = path.join(t.dir, 's.json');
+    fs.writeFileSync(file, JSON.stringify({ cpus: -1, extra: true }));
+    assert.throws(() => new SettingsStore(file), (e) => isBerthError(e, 'INVALID_SETTINGS') && /cpus/.test(e.message));
+  } finally {
+    t.cleanup();
+  }
+});

@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BerthError } from '../errors.js';
+import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
+import type { Accelerator, GuestArch } from './driver.js';
+import { findQemu, serialConsole } from './qemu.js';
+
+export interface AccelChoice {
+  accel: Accelerator;
+  /** Why this accelerator: "probe boot succeeded", "KVM probe hung", ... */
+  reason: string;
+  /** True when the choice came from the cache rather than a fresh probe. */
+  cached: boolean;
+}
+
+export const PROBE_MARKER = 'BERTH-PROBE-OK';
+
+interface ProbeInput {
+  arch: GuestArch;
+  kernel: string;
+  initrd: string;
+  /** `auto` probes; anything else is taken as asked (BERTH_ACCEL wins over it). */
+  requested: Accelerator | 'auto';
+  cacheFile: string;
+  timeoutMs?: number;
+}
+
+/** Native accelerator of this host, if the OS has one. */
+function nativeAccel(): Accelerator | undefined {
+  if (process.platform === 'linux') return 'kvm';
+  if (process.platform === 'darwin') return 'hvf';
+  return undefined;
+}
+
+/** Changes at every host boot, so a cached verdict never outlives a reboot. */
+function bootId(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Pick the accelerator. With `auto` on Linux, a short boot of the real
+ * kernel and initramfs under KVM must print the probe marker within the
+ * timeout; a KVM that opens but hangs (nested virtualization gone wrong)
+ * falls back to TCG by itself. The verdict is cached for this host boot,
+ * QEMU binary and kernel, so only the first start after a reboot pays.
+ */
+export async function chooseAccelerator(input: ProbeInput): Promise<AccelChoice> {
+  const env = process.env.BERTH_ACCEL;
+  if (env) {
+    if (!['kvm', 'tcg', 'hvf'].includes(env)) {
+      throw new BerthError(
+        'ACCEL_UNAVAILABLE',
+        `BERTH_ACCEL=${env} is not an accelerator`,
+        'Use BERTH_ACCEL=kvm, tcg or hvf, or unset it to let Berth probe.',
+      );
+    }
+    return { accel: env as Accelerator, reason: 'set by BERTH_ACCEL', cached: false };
+  }
+  if (input.requested !== 'auto') {
+    return { accel: input.requested, reason: 'set in settings', cached: false };
+  }
+  const native = nativeAccel();
+  if (!native) return { accel: 'tcg', reason: 'no hardware accelerator on this OS', cached: false };
+  if (native === 'hvf') return { accel: 'hvf', reason: 'macOS Hypervisor.framework', cached: false };
+
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return {
+      accel: 'tcg',
+      reason:
+        e.code === 'ENOENT'
+          ? '/dev/kvm does not exist (no hardware virtualization); using TCG, which is much slower'
+          : '/dev/kvm is not accessible to this user (add yourself to the kvm group); using TCG, which is much slower',
+      cached: false,
+    };
+  }
+
+  const qemu = findQemu(input.arch);
+  const key = crypto
+    .createHash('sha256')
+    .update([bootId(), qemu, fs.statSync(qemu).mtimeMs, input.kernel, fs.statSync(input.kernel).size].join('\n'))
+    .digest('hex');
+  const cache = readJsonIfExists(input.cacheFile) as { key?: string; accel?: Accelerator; reason?: string } | undefined;
+  if (cache?.key === key && cache.accel && cache.reason) {
+    return { accel: cache.accel, reason: cache.reason, cached: true };
+  }
+  const timeoutMs = input.timeoutMs ?? Number(process.env.BERTH_KVM_PROBE_TIMEOUT_MS || 8000);
+  const ok = await probeBoot(qemu, input, 'kvm', timeoutMs);
+  const choice: AccelChoice = ok.ok
+    ? { accel: 'kvm', reason: `KVM probe boot reached userspace in ${ok.ms} ms`, cached: false }
+    : {
+        accel: 'tcg',
+        reason: `KVM is present but a probe boot ${ok.why}; using TCG, which is much slower`,
+        cached: false,
+      };
+  fs.mkdirSync(path.dirname(input.cacheFile), { recursive: true });
+  writeFileAtomic(input.cacheFile, JSON.stringify({ key, accel: choice.accel, reason: choice.reason }) + '\n', 0o644);
+  return choice;
+}
+
+/** Boot kernel+initramfs with `berth.probe=1`; the initramfs prints the marker and powers off. */
+export function probeBoot(
+  qemu: string,
+  input: Pick<ProbeInput, 'arch' | 'kernel' | 'initrd'>,
+  accel: Accelerator,
+  timeoutMs: number,
+): Promise<{ ok: true; ms: number } | { ok: false; why: string }> {
+  const machine = input.arch === 'aarch64' ? 'virt' : 'q35';
+  const args = [
+    '-machine', machine, '-accel', accel, '-cpu', accel === 'tcg' ? 'max' : 'host', '-m', '256M',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
+    '-kernel', input.kernel, '-initrd', input.initrd,
+    '-append', `console=${serialConsole(input.arch)} quiet panic=-1 berth.probe=1`,
+  ];
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const finish = (r: { ok: true; ms: number } | { ok: false; why: string }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, why: `hung (no output within ${timeoutMs} ms)` }), timeoutMs);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out = (out + d).slice(-4096);
+      if (out.includes(PROBE_MARKER)) finish({ ok: true, ms: Date.now() - started });
+    });
+    let err = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (err = (err + d).slice(-2048)));
+    child.on('error', (e) => finish({ ok: false, why: `could not run (${e.message})` }));
+    child.on('close', (code) => finish({ ok: false, why: `failed (exit ${code}: ${err.trim().split('\n')[0] ?? ''})` }));
+  });
+}

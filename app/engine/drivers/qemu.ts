@@ -1,0 +1,246 @@
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { BerthError } from '../errors.js';
+import { tailFile } from '../fs-util.js';
+import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
+import { QmpClient } from './qmp.js';
+
+/** The QEMU binary for a guest architecture; $BERTH_QEMU overrides. */
+export function qemuBinaryName(arch: GuestArch): string {
+  return arch === 'aarch64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+}
+
+export function findQemu(arch: GuestArch): string {
+  const wanted = process.env.BERTH_QEMU || qemuBinaryName(arch);
+  const found = findExecutable(wanted);
+  if (!found) {
+    const pkg = arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-x86';
+    throw new BerthError(
+      'QEMU_MISSING',
+      `${wanted} was not found${process.env.BERTH_QEMU ? '' : ' on PATH'}`,
+      process.platform === 'darwin'
+        ? 'Install QEMU with `brew install qemu`, or install vfkit.'
+        : `Install QEMU: \`sudo apt-get install ${pkg} qemu-utils\` (Debian/Ubuntu) or \`sudo dnf install qemu-kvm\` (Fedora).`,
+    );
+  }
+  return found;
+}
+
+/** The kernel console device the guest should log to. */
+export function serialConsole(arch: GuestArch): string {
+  return arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0';
+}
+
+/**
+ * The QEMU command line for a spec, as data. Flags follow QEMU's own
+ * documentation (qemu-system-x86_64(1), "Invocation"): direct kernel boot,
+ * virtio-blk disks found by serial, user-mode networking whose only host
+ * forward is sshd on loopback, serial console into a file, QMP on a unix
+ * socket, and daemonized with a pid file so the VM outlives the engine.
+ */
+export function buildQemuArgs(spec: VmSpec): string[] {
+  const args: string[] = [];
+  const machine = spec.arch === 'aarch64' ? 'virt' : 'q35';
+  args.push('-name', `berth-${spec.name},process=berth-${spec.name}`);
+  args.push('-machine', spec.accel === 'tcg' || spec.arch === 'aarch64' ? machine : `${machine},vmport=off`);
+  args.push('-accel', spec.accel);
+  args.push('-cpu', spec.accel === 'tcg' ? 'max' : 'host');
+  args.push('-smp', String(spec.cpus));
+  args.push('-m', `${spec.memoryMiB}M`);
+  args.push('-nodefaults', '-no-user-config', '-display', 'none');
+  args.push('-kernel', spec.kernel, '-initrd', spec.initrd, '-append', spec.cmdline);
+  spec.disks.forEach((d, i) => {
+    const drive = [`if=none`, `id=disk${i}`, `file=${qemuEscape(d.path)}`, `format=${d.format}`];
+    if (d.readonly) drive.push('readonly=on');
+    else drive.push('discard=unmap', 'detect-zeroes=unmap');
+    args.push('-drive', drive.join(','));
+    args.push('-device', `virtio-blk-pci,drive=disk${i},serial=${d.serial}`);
+  });
+  args.push('-netdev', `user,id=net0,ipv6=off,hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`);
+  // romfile= skips the iPXE option ROM: we never netboot, and it costs boot time.
+  args.push('-device', 'virtio-net-pci,netdev=net0,romfile=');
+  args.push('-device', 'virtio-rng-pci');
+  args.push('-serial', `file:${spec.serialLog}`);
+  args.push('-qmp', `unix:${qemuEscape(spec.controlSocket)},server=on,wait=off`);
+  args.push('-pidfile', spec.pidFile);
+  args.push('-no-reboot');
+  args.push('-daemonize');
+  return args;
+}
+
+/** QEMU option values separate with commas; a literal comma is doubled. */
+function qemuEscape(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is `pid` the QEMU of this spec (not a recycled pid of something else)? */
+function isOurQemu(pid: number, spec: VmSpec): boolean {
+  if (!pidAlive(pid)) return false;
+  const cmd = processCommandLine(pid);
+  // Where the OS won't tell, trust the pid file.
+  return cmd === undefined || (cmd.includes('qemu') && cmd.includes(spec.pidFile));
+}
+
+class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
+  private exited = false;
+  private poll?: NodeJS.Timeout;
+
+  constructor(
+    readonly pid: number,
+    private readonly spec: VmSpec,
+    private qmp: QmpClient | undefined,
+  ) {
+    super();
+    this.watch();
+  }
+
+  private watch(): void {
+    // The QMP socket closes when QEMU exits; a slow pid poll backs it up.
+    this.qmp?.on('close', () => void this.checkExit('the QEMU monitor connection closed'));
+    this.poll = setInterval(() => void this.checkExit('the QEMU process is gone'), 2000);
+    this.poll.unref();
+  }
+
+  private async checkExit(reason: string): Promise<void> {
+    if (this.exited) return;
+    // Give a closing QEMU a moment to finish exiting before we call it gone.
+    const gone = await waitFor(() => !pidAlive(this.pid), 1000, 50);
+    if (!gone) {
+      if (this.qmp?.isClosed) {
+        // Monitor lost but QEMU lives (should not happen): try to reconnect.
+        this.qmp = await QmpClient.connect(this.spec.controlSocket).catch(() => undefined);
+        this.qmp?.on('close', () => void this.checkExit('the QEMU monitor connection closed'));
+      }
+      return;
+    }
+    if (this.exited) return;
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+    this.qmp?.close();
+    fs.rmSync(this.spec.pidFile, { force: true });
+    fs.rmSync(this.spec.controlSocket, { force: true });
+    this.emit('exit', { reason });
+  }
+
+  alive(): boolean {
+    return !this.exited && pidAlive(this.pid);
+  }
+
+  async requestPowerOff(): Promise<void> {
+    if (!this.qmp || this.qmp.isClosed) return;
+    await this.qmp.execute('system_powerdown').catch(() => undefined);
+  }
+
+  async waitExit(timeoutMs: number): Promise<boolean> {
+    const ok = await waitFor(() => !pidAlive(this.pid), timeoutMs, 50);
+    if (ok) await this.checkExit('the VM powered off');
+    return ok;
+  }
+
+  async kill(graceMs = 3000): Promise<void> {
+    if (!pidAlive(this.pid)) return void (await this.checkExit('the VM was stopped'));
+    if (this.qmp && !this.qmp.isClosed) await this.qmp.execute('quit').catch(() => undefined);
+    else {
+      try {
+        process.kill(this.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+    if (!(await waitFor(() => !pidAlive(this.pid), graceMs, 50))) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      await waitFor(() => !pidAlive(this.pid), 5000, 50);
+    }
+    await this.checkExit('the VM was stopped');
+  }
+
+  detach(): void {
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+    this.qmp?.close();
+  }
+}
+
+export class QemuDriver implements Driver {
+  readonly name = 'qemu';
+
+  async start(spec: VmSpec): Promise<RunningVm> {
+    const qemu = findQemu(spec.arch);
+    fs.rmSync(spec.pidFile, { force: true });
+    fs.rmSync(spec.controlSocket, { force: true });
+    const args = buildQemuArgs(spec);
+    // With -daemonize the first process exits once the VM is set up: a bad
+    // flag, a missing file or an unusable accelerator shows up as its exit
+    // status and stderr.
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => (err = (err + d).slice(-8192)));
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ code: c, stderr: err }));
+    });
+    if (code !== 0) {
+      const first = stderr.trim().split('\n')[0] || `exit status ${code}`;
+      const kvm = /kvm/i.test(stderr);
+      throw new BerthError(
+        kvm ? 'KVM_UNUSABLE' : 'QEMU_FAILED',
+        `QEMU did not start: ${first}`,
+        kvm
+          ? 'KVM is not usable here. Check that your user can open /dev/kvm (the kvm group), or set the accelerator to tcg: `berth settings set accel=tcg`.'
+          : 'Check the QEMU installation; `berth logs --engine` shows the full command line.',
+        `${qemu} ${args.join(' ')}\n${stderr.trim()}`,
+      );
+    }
+    const pid = readPid(spec.pidFile);
+    if (!pid || !pidAlive(pid)) {
+      throw new BerthError(
+        'QEMU_FAILED',
+        'QEMU exited right after starting',
+        'The serial log may say why: `berth logs --serial`.',
+        tailFile(spec.serialLog, 20).join('\n'),
+      );
+    }
+    // QEMU's -daemonize sets umask 027; the instance folder is owner-only
+    // anyway, but its files should be too.
+    for (const f of [spec.serialLog, spec.controlSocket, spec.pidFile]) {
+      try {
+        fs.chmodSync(f, 0o600);
+      } catch {
+        /* not created (yet): nothing to tighten */
+      }
+    }
+    let qmp: QmpClient | undefined;
+    for (let i = 0; i < 20 && !qmp; i++) {
+      qmp = await QmpClient.connect(spec.controlSocket).catch(() => undefined);
+      if (!qmp) await sleep(50);
+    }
+    return new QemuVm(pid, spec, qmp);
+  }
+
+  async attach(spec: VmSpec): Promise<RunningVm | null> {
+    const pid = readPid(spec.pidFile);
+    if (!pid) return null;
+    if (!isOurQemu(pid, spec)) {
+      fs.rmSync(spec.pidFile, { force: true });
+      return null;
+    }
+    const qmp = await QmpClient.connect(spec.controlSocket).catch(() => undefined);
+    return new QemuVm(pid, spec, qmp);
+  }
+}

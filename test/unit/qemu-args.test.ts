@@ -1,0 +1,123 @@
+/**
+ * The QEMU command line, checked against QEMU's documented flags
+ * (qemu-system-x86_64(1), QEMU 7.2 "Invocation" and "Device URL syntax"):
+ *  -machine q35 / virt, -accel kvm|tcg|hvf, -cpu host|max, -smp N, -m SIZE,
+ *  -kernel/-initrd/-append (direct Linux boot), -drive if=none,... with
+ *  -device virtio-blk-pci,drive=ID,serial=S, -netdev user,hostfwd=tcp:ADDR:HPORT-:GPORT,
+ *  -serial file:PATH, -qmp unix:PATH,server=on,wait=off, -pidfile, -daemonize.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { VmSpec } from '../../app/engine/drivers/driver.js';
+import { buildQemuArgs, findQemu } from '../../app/engine/drivers/qemu.js';
+import { isBerthError } from '../../app/engine/errors.js';
+import { withEnv } from '../helpers/temp.js';
+
+const spec: VmSpec = {
+  name: 'default',
+  arch: 'x86_64',
+  accel: 'kvm',
+  cpus: 2,
+  memoryMiB: 2048,
+  kernel: '/img/vmlinuz',
+  initrd: '/img/initrd.img',
+  cmdline: 'console=ttyS0 quiet',
+  disks: [
+    { path: '/img/rootfs.squashfs', serial: 'berth-root', readonly: true, format: 'raw' },
+    { path: '/home/me/.berth/default/data.img', serial: 'berth-data', readonly: false, format: 'raw' },
+  ],
+  sshHostPort: 40022,
+  serialLog: '/s/serial.log',
+  pidFile: '/s/qemu.pid',
+  controlSocket: '/s/qmp.sock',
+};
+
+/** Value following `flag` (the first occurrence). */
+const after = (args: string[], flag: string) => args[args.indexOf(flag) + 1];
+const all = (args: string[], flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+
+test('x86_64 with KVM: q35, host CPU, resources', () => {
+  const a = buildQemuArgs(spec);
+  assert.equal(after(a, '-machine'), 'q35,vmport=off');
+  assert.equal(after(a, '-accel'), 'kvm');
+  assert.equal(after(a, '-cpu'), 'host');
+  assert.equal(after(a, '-smp'), '2');
+  assert.equal(after(a, '-m'), '2048M');
+  assert.equal(after(a, '-name'), 'berth-default,process=berth-default');
+});
+
+test('TCG uses the "max" CPU model', () => {
+  const a = buildQemuArgs({ ...spec, accel: 'tcg' });
+  assert.equal(after(a, '-accel'), 'tcg');
+  assert.equal(after(a, '-cpu'), 'max');
+  assert.equal(after(a, '-machine'), 'q35');
+});
+
+test('aarch64 uses the virt machine', () => {
+  const a = buildQemuArgs({ ...spec, arch: 'aarch64', accel: 'hvf' });
+  assert.equal(after(a, '-machine'), 'virt');
+  assert.equal(after(a, '-accel'), 'hvf');
+});
+
+test('direct kernel boot', () => {
+  const a = buildQemuArgs(spec);
+  assert.equal(after(a, '-kernel'), '/img/vmlinuz');
+  assert.equal(after(a, '-initrd'), '/img/initrd.img');
+  assert.equal(after(a, '-append'), 'console=ttyS0 quiet');
+});
+
+test('virtio-blk disks carry serials; the base image is read-only', () => {
+  const a = buildQemuArgs(spec);
+  assert.deepEqual(all(a, '-drive'), [
+    'if=none,id=disk0,file=/img/rootfs.squashfs,format=raw,readonly=on',
+    'if=none,id=disk1,file=/home/me/.berth/default/data.img,format=raw,discard=unmap,detect-zeroes=unmap',
+  ]);
+  assert.deepEqual(all(a, '-device').slice(0, 2), [
+    'virtio-blk-pci,drive=disk0,serial=berth-root',
+    'virtio-blk-pci,drive=disk1,serial=berth-data',
+  ]);
+});
+
+test('commas in paths are doubled, as QEMU option syntax requires', () => {
+  const a = buildQemuArgs({ ...spec, disks: [{ path: '/a,b/data.img', serial: 'x', readonly: false, format: 'raw' }] });
+  assert.match(all(a, '-drive')[0]!, /file=\/a,,b\/data\.img,/);
+});
+
+test('the only host forward is sshd, on loopback', () => {
+  const a = buildQemuArgs(spec);
+  const net = after(a, '-netdev');
+  assert.equal(net, 'user,id=net0,ipv6=off,hostfwd=tcp:127.0.0.1:40022-:22');
+  assert.ok(all(a, '-device').includes('virtio-net-pci,netdev=net0,romfile='));
+});
+
+test('serial log, QMP socket, pid file, daemonized, no reboot', () => {
+  const a = buildQemuArgs(spec);
+  assert.equal(after(a, '-serial'), 'file:/s/serial.log');
+  assert.equal(after(a, '-qmp'), 'unix:/s/qmp.sock,server=on,wait=off');
+  assert.equal(after(a, '-pidfile'), '/s/qemu.pid');
+  assert.ok(a.includes('-daemonize'));
+  assert.ok(a.includes('-no-reboot'));
+  assert.ok(a.includes('-nodefaults'));
+  assert.ok(!a.includes('-nographic'), '-nographic cannot be combined with -daemonize');
+});
+
+test('missing QEMU is reported with an install hint', () => {
+  const restore = withEnv({ PATH: '/nonexistent', BERTH_QEMU: undefined });
+  try {
+    assert.throws(
+      () => findQemu('x86_64'),
+      (e) => isBerthError(e, 'QEMU_MISSING') && /qemu-system-x86_64/.test(e.message) && /apt-get install/.test(e.hint),
+    );
+  } finally {
+    restore();
+  }
+});
+
+test('BERTH_QEMU pointing nowhere is reported', () => {
+  const restore = withEnv({ BERTH_QEMU: '/nope/qemu' });
+  try {
+    assert.throws(() => findQemu('x86_64'), (e) => isBerthError(e, 'QEMU_MISSING'));
+  } finally {
+    restore();
+  }
+});

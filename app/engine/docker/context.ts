@@ -1,0 +1,106 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BerthError } from '../errors.js';
+import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
+
+/**
+ * The docker CLI's contexts, written the way `docker context create` writes
+ * them ($DOCKER_CONFIG/contexts/meta/<sha256 of the name>/meta.json), so no
+ * docker CLI is needed. Berth only touches contexts it created (their
+ * description says so) and never changes another one.
+ */
+const MARK = 'Berth';
+
+export function dockerConfigDir(): string {
+  return process.env.DOCKER_CONFIG || path.join(os.homedir(), '.docker');
+}
+
+export function contextName(instance: string): string {
+  return instance === 'default' ? 'berth' : `berth-${instance}`;
+}
+
+export function dockerHostUrl(socketPath: string): string {
+  return process.platform === 'win32' ? `npipe://${socketPath.replace(/\\/g, '/')}` : `unix://${socketPath}`;
+}
+
+function metaFile(name: string): string {
+  const id = crypto.createHash('sha256').update(name).digest('hex');
+  return path.join(dockerConfigDir(), 'contexts', 'meta', id, 'meta.json');
+}
+
+interface ContextMeta {
+  Name: string;
+  Metadata?: { Description?: string };
+  Endpoints?: { docker?: { Host?: string; SkipTLSVerify?: boolean } };
+}
+
+export interface ContextResult {
+  name: string;
+  /** created | updated | unchanged | conflict (someone else's context has the name) */
+  outcome: 'created' | 'updated' | 'unchanged' | 'conflict';
+}
+
+/** Create or refresh Berth's context for an instance; another owner's context wins. */
+export function ensureDockerContext(instance: string, socketPath: string): ContextResult {
+  const name = contextName(instance);
+  const file = metaFile(name);
+  const host = dockerHostUrl(socketPath);
+  let existing: ContextMeta | undefined;
+  try {
+    existing = readJsonIfExists(file) as ContextMeta | undefined;
+  } catch {
+    return { name, outcome: 'conflict' };
+  }
+  if (existing && !existing.Metadata?.Description?.startsWith(MARK)) return { name, outcome: 'conflict' };
+  if (existing?.Endpoints?.docker?.Host === host) return { name, outcome: 'unchanged' };
+  const meta: ContextMeta = {
+    Name: name,
+    Metadata: { Description: `${MARK} (instance ${instance})` },
+    Endpoints: { docker: { Host: host, SkipTLSVerify: false } },
+  };
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  writeFileAtomic(file, JSON.stringify(meta), 0o644);
+  return { name, outcome: existing ? 'updated' : 'created' };
+}
+
+/** Make Berth's context the docker CLI's current one (`berth context use`). */
+export function useDockerContext(instance: string): string {
+  const name = contextName(instance);
+  const meta = readJsonIfExists(metaFile(name)) as ContextMeta | undefined;
+  if (!meta) {
+    throw new BerthError(
+      'DOCKER_CONTEXT_CONFLICT',
+      `there is no docker context "${name}" yet`,
+      'Run `berth start` once; it creates the context.',
+    );
+  }
+  if (!meta.Metadata?.Description?.startsWith(MARK)) {
+    throw new BerthError(
+      'DOCKER_CONTEXT_CONFLICT',
+      `the docker context "${name}" was not created by Berth`,
+      `Berth leaves it alone. Remove or rename it (\`docker context rm ${name}\`) and run \`berth start\` again.`,
+    );
+  }
+  const cfgFile = path.join(dockerConfigDir(), 'config.json');
+  let cfg: Record<string, unknown> = {};
+  try {
+    cfg = (readJsonIfExists(cfgFile) as Record<string, unknown> | undefined) ?? {};
+  } catch {
+    throw new BerthError(
+      'DOCKER_CONTEXT_CONFLICT',
+      `${cfgFile} is not valid JSON`,
+      'Fix the docker CLI config by hand; Berth did not change it.',
+    );
+  }
+  cfg.currentContext = name;
+  let mode = 0o600;
+  try {
+    mode = fs.statSync(cfgFile).mode & 0o777;
+  } catch {
+    fs.mkdirSync(path.dirname(cfgFile), { recursive: true, mode: 0o700 });
+  }
+  writeFileAtomic(cfgFile, JSON.stringify(cfg, null, '\t') + '\n', mode);
+  return name;
+}

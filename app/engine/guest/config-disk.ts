@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tar from 'tar';
+import { ensurePrivateDir, writeFileAtomic } from '../fs-util.js';
+
+/**
+ * The config disk: a plain tar archive attached read-only as a virtio disk
+ * with serial "berth-cfg". The guest's init untars it once (only root can
+ * read the device): ssh keys and a few shell variables. It works the same
+ * on every hypervisor, unlike fw_cfg or cloud-init seeds.
+ */
+export interface ConfigDiskInput {
+  authorizedKeys: string;
+  hostPrivateKey: string;
+  hostPublicKey: string;
+  env: Record<string, string>;
+}
+
+const SAFE_VALUE = /^[A-Za-z0-9_./:@,+=-]*$/;
+
+export function renderEnv(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([k, v]) => {
+      if (!/^BERTH_[A-Z0-9_]+$/.test(k)) throw new Error(`bad config key ${k}`);
+      if (!SAFE_VALUE.test(v)) throw new Error(`bad config value for ${k}`);
+      return `${k}=${v}\n`;
+    })
+    .join('');
+}
+
+export function writeConfigDisk(stagingDir: string, diskFile: string, input: ConfigDiskInput): void {
+  ensurePrivateDir(stagingDir);
+  const files: Record<string, string> = {
+    authorized_keys: input.authorizedKeys.trim() + '\n',
+    ssh_host_ed25519_key: input.hostPrivateKey,
+    'ssh_host_ed25519_key.pub': input.hostPublicKey.trim() + '\n',
+    'config.env': renderEnv(input.env),
+  };
+  for (const [name, content] of Object.entries(files)) writeFileAtomic(path.join(stagingDir, name), content, 0o600);
+  const tmp = `${diskFile}.tmp`;
+  tar.c({ file: tmp, cwd: stagingDir, portable: true, sync: true, noDirRecurse: true }, Object.keys(files));
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, diskFile);
+}

@@ -1,0 +1,143 @@
+/**
+ * A fake guest for unit tests: a real ssh2 server on loopback that accepts
+ * only the engine's key, forwards streamlocal channels to unix sockets on
+ * this machine (a fake dockerd), and answers exec requests with a handler.
+ */
+import crypto from 'node:crypto';
+import net from 'node:net';
+import ssh2 from 'ssh2';
+
+const { Server, utils } = ssh2;
+
+export interface ExecReply {
+  stdout?: string;
+  code?: number;
+}
+
+export interface FakeGuestOptions {
+  hostPrivateKey: string;
+  clientPublicKey: string;
+  port?: number;
+  /** guest socket path -> host unix socket that plays it */
+  sockets: Record<string, string>;
+  exec?: (command: string) => ExecReply | Promise<ExecReply>;
+}
+
+export interface FakeGuest {
+  port: number;
+  /** Every exec command received, in order. */
+  commands: string[];
+  streamlocalCount(): number;
+  /** Cut every client connection (as a sleep or sshd restart would). */
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
+  const parsed = utils.parseKey(o.clientPublicKey);
+  if (parsed instanceof Error) throw parsed;
+  const allowed = Array.isArray(parsed) ? parsed[0] : parsed;
+  const commands: string[] = [];
+  const clients = new Set<InstanceType<typeof ssh2.Connection>>();
+  let streamlocal = 0;
+
+  const server = new Server({ hostKeys: [o.hostPrivateKey] }, (client) => {
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
+    client.on('error', () => undefined);
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+      const want = allowed.getPublicSSH();
+      const ok =
+        ctx.key.algo === allowed.type &&
+        ctx.key.data.length === want.length &&
+        crypto.timingSafeEqual(ctx.key.data, want) &&
+        (!ctx.signature || allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true);
+      return ok ? ctx.accept() : ctx.reject();
+    });
+    client.on('ready', () => {
+      client.on('openssh.streamlocal', (accept, reject, info) => {
+        const target = o.sockets[info.socketPath];
+        if (!target) return reject();
+        const up = net.createConnection(target);
+        up.once('error', () => reject());
+        up.once('connect', () => {
+          streamlocal++;
+          const ch = accept();
+          up.removeAllListeners('error');
+          up.on('error', () => ch.destroy());
+          ch.on('error', () => up.destroy());
+          // Carry half-closes the way sshd does: EOF becomes shutdown(SHUT_WR).
+          ch.pipe(up);
+          up.pipe(ch);
+          up.on('close', () => ch.close());
+        });
+      });
+      client.on('session', (accept) => {
+        const session = accept();
+        session.on('exec', async (acceptExec, _reject, info) => {
+          const stream = acceptExec();
+          commands.push(info.command);
+          const r = (await o.exec?.(info.command)) ?? {};
+          if (r.stdout) stream.write(r.stdout);
+          stream.exit(r.code ?? 0);
+          stream.end();
+        });
+      });
+    });
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+
+  return {
+    port,
+    commands,
+    streamlocalCount: () => streamlocal,
+    dropAll() {
+      for (const c of clients) c.end();
+    },
+    close() {
+      for (const c of clients) c.end();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A fake dockerd: /_ping and /version over HTTP on a unix socket. */
+export async function startFakeDockerd(socketPath: string): Promise<net.Server> {
+  const http = await import('node:http');
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/_ping') return res.end('OK');
+    if (req.url?.endsWith('/version')) {
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ Version: 'fake', ApiVersion: '1.41' }));
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => srv.listen(socketPath, () => r()));
+  return srv;
+}
+
+/**
+ * A raw stream peer: reads until the client half-closes, then answers with
+ * the data upper-cased and a byte count, and closes. Proves that EOF crosses
+ * the forward while the reply still flows back.
+ */
+export async function startHalfCloseEcho(socketPath: string): Promise<net.Server> {
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.on('end', () => {
+      const all = Buffer.concat(parts);
+      const h = crypto.createHash('sha256').update(all).digest('hex');
+      s.end(`len=${all.length} sha256=${h}`);
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(socketPath, () => r()));
+  return srv;
+}

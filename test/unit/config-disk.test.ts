@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as tar from 'tar';
+import { renderEnv, writeConfigDisk } from '../../app/engine/guest/config-disk.js';
+import { ensureGuestKeys, fingerprint } from '../../app/engine/guest/keys.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+test('keys are ed25519, owner-only, and stable across starts', () => {
+  const t = shortTempDir();
+  try {
+    const k = ensureGuestKeys(path.join(t.dir, 'keys'), path.join(t.dir, 'keys/id'), path.join(t.dir, 'keys/host'), 'default');
+    assert.match(k.clientPublic, /^ssh-ed25519 /);
+    assert.match(k.hostPublic, /^ssh-ed25519 /);
+    assert.notEqual(k.clientPublic, k.hostPublic);
+    for (const f of ['id', 'id.pub', 'host', 'host.pub']) assert.equal(fs.statSync(path.join(t.dir, 'keys', f)).mode & 0o777, 0o600, f);
+    assert.equal(fs.statSync(path.join(t.dir, 'keys')).mode & 0o777, 0o700);
+    const again = ensureGuestKeys(path.join(t.dir, 'keys'), path.join(t.dir, 'keys/id'), path.join(t.dir, 'keys/host'), 'default');
+    assert.equal(again.hostPublic, k.hostPublic);
+    assert.match(fingerprint(k.hostPublic), /^SHA256:[A-Za-z0-9+/]{43}$/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the config disk is a tar the guest can read, sector-aligned and owner-only', async () => {
+  const t = shortTempDir();
+  try {
+    const disk = path.join(t.dir, 'config.tar');
+    writeConfigDisk(path.join(t.dir, 'cfg'), disk, {
+      authorizedKeys: 'ssh-ed25519 AAAA test',
+      hostPrivateKey: 'PRIVATE',
+      hostPublicKey: 'ssh-ed25519 BBBB host',
+      env: { BERTH_NET: 'static', BERTH_HOSTNAME: 'berth' },
+    });
+    assert.equal(fs.statSync(disk).size % 512, 0);
+    assert.equal(fs.statSync(disk).mode & 0o777, 0o600);
+    const seen: Record<string, string> = {};
+    await tar.t({
+      file: disk,
+      onReadEntry: (e) => {
+        const chunks: Buffer[] = [];
+        e.on('data', (d: Buffer) => chunks.push(d));
+        e.on('end', () => (seen[e.path] = Buffer.concat(chunks).toString()));
+      },
+    });
+    assert.equal(seen['authorized_keys'], 'ssh-ed25519 AAAA test\n');
+    assert.equal(seen['ssh_host_ed25519_key'], 'PRIVATE');
+    assert.equal(seen['config.env'], 'BERTH_NET=static\nBERTH_HOSTNAME=berth\n');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('config values that a shell would interpret are refused', () => {
+  assert.throws(() => renderEnv({ BERTH_X: 'a; rm -rf /' }), /bad config value/);
+  assert.throws(() => renderEnv({ BERTH_X: '$(id)' }), /bad config value/);
+  assert.throws(() => renderEnv({ PATH: '/x' }), /bad config key/);
+});

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors.js';
+import { ACCELERATORS } from '../settings/schema.js';
+import { START_PHASES, VM_STATES } from '../vm/state-machine.js';
+
+/**
+ * The one typed contract between the engine and everything that drives it:
+ * the CLI, Electron main, the renderer (through preload or the dashboard's
+ * WebSocket). Methods, their params and results, events and error codes.
+ * Params are validated with these schemas on the engine side; bad input
+ * gets BAD_REQUEST and changes nothing.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Longest request line the control server reads (a longer one is refused). */
+export const MAX_MESSAGE_BYTES = 1 << 20;
+
+export const ErrorInfoSchema = z.object({
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  hint: z.string(),
+  details: z.string().optional(),
+});
+
+export const AcceleratorSchema = z.enum(['kvm', 'tcg', 'hvf']);
+
+export const TimingsSchema = z
+  .object({
+    prepareMs: z.number(),
+    imageMs: z.number(),
+    bootMs: z.number(),
+    guestMs: z.number(),
+    dockerMs: z.number(),
+    socketMs: z.number(),
+    totalMs: z.number(),
+  })
+  .partial();
+
+export const VmStatusSchema = z.object({
+  instance: z.string(),
+  state: z.enum(VM_STATES),
+  phase: z.enum(START_PHASES).optional(),
+  error: ErrorInfoSchema.optional(),
+  driver: z.string(),
+  accel: AcceleratorSchema.optional(),
+  accelReason: z.string().optional(),
+  cpus: z.number(),
+  memoryMiB: z.number(),
+  diskGiB: z.number(),
+  dockerSocket: z.string(),
+  dockerHost: z.string(),
+  dockerContext: z.object({ name: z.string(), outcome: z.string() }).optional(),
+  enginePid: z.number(),
+  vmPid: z.number().optional(),
+  sshPort: z.number().optional(),
+  startedAt: z.string().optional(),
+  attached: z.boolean().optional(),
+  timings: TimingsSchema.optional(),
+  session: z.object({ state: z.string(), connects: z.number() }).optional(),
+  forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
+  image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),
+});
+export type VmStatus = z.infer<typeof VmStatusSchema>;
+
+export const SettingsViewSchema = z.object({
+  cpus: z.number(),
+  memoryMiB: z.number(),
+  diskGiB: z.number(),
+  accel: z.enum(ACCELERATORS),
+});
+
+const Empty = z.object({}).strict();
+
+export const methods = {
+  hello: {
+    params: z.object({ token: z.string().max(256), client: z.string().max(64).optional() }).strict(),
+    result: z.object({ protocol: z.number(), version: z.string(), instance: z.string(), pid: z.number() }),
+  },
+  'events.subscribe': { params: Empty, result: Empty },
+  'vm.status': { params: Empty, result: VmStatusSchema },
+  'vm.start': { params: Empty, result: VmStatusSchema },
+  'vm.stop': { params: z.object({ force: z.boolean().optional() }).strict(), result: VmStatusSchema },
+  'vm.restart': { params: Empty, result: VmStatusSchema },
+  'settings.get': { params: Empty, result: SettingsViewSchema },
+  'settings.update': {
+    // The patch is checked key by key by the settings schema (INVALID_SETTINGS).
+    params: z.object({ patch: z.record(z.string(), z.unknown()) }).strict(),
+    result: z.object({ settings: SettingsViewSchema, changed: z.array(z.string()), restartRequired: z.boolean() }),
+  },
+  'guest.sshEndpoint': {
+    params: Empty,
+    result: z.object({
+      host: z.string(),
+      port: z.number(),
+      user: z.string(),
+      privateKeyPath: z.string(),
+      hostPublicKey: z.string(),
+    }),
+  },
+  'guest.logs': {
+    params: z.object({ lines: z.number().int().min(1).max(10000).optional() }).strict(),
+    result: z.object({ lines: z.array(z.string()) }),
+  },
+  'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
+} as const;
+
+export type Methods = typeof methods;
+export type MethodName = keyof Methods;
+export type Params<M extends MethodName> = z.input<Methods[M]['params']>;
+export type Result<M extends MethodName> = z.infer<Methods[M]['result']>;
+
+export const events = {
+  'vm.state': z.object({
+    state: z.enum(VM_STATES),
+    previous: z.enum(VM_STATES),
+    at: z.string(),
+    error: ErrorInfoSchema.optional(),
+  }),
+  'vm.progress': z.object({ phase: z.enum(START_PHASES), message: z.string(), at: z.string() }),
+  'guest.session': z.object({ state: z.string(), at: z.string() }),
+} as const;
+
+export type EventName = keyof typeof events;
+export type EventData<E extends EventName> = z.infer<(typeof events)[E]>;
+
+/** Wire messages: one JSON object per line. */
+export const RequestSchema = z.object({
+  id: z.union([z.number().int(), z.string().max(64)]),
+  method: z.string().max(64),
+  params: z.unknown().optional(),
+});
+export type Request = z.infer<typeof RequestSchema>;
+
+export type Response =
+  | { id: Request['id'] | null; result: unknown }
+  | { id: Request['id'] | null; error: z.infer<typeof ErrorInfoSchema> };
+
+export type EventMessage = { event: EventName; data: unknown };

@@ -1,0 +1,166 @@
+import crypto from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { BerthError, toErrorInfo } from '../errors.js';
+import { describeIssues } from '../settings/schema.js';
+import { listenPrivate, prepareSocketPath } from '../forward/unix-socket.js';
+import {
+  MAX_MESSAGE_BYTES,
+  RequestSchema,
+  methods,
+  type EventName,
+  type MethodName,
+  type Params,
+  type Response,
+  type Result,
+} from './contract.js';
+import { LineReader } from './line-reader.js';
+
+export type Handlers = {
+  [M in Exclude<MethodName, 'hello' | 'events.subscribe'>]: (params: z.infer<(typeof methods)[M]['params']>) => Promise<Result<M>>;
+};
+
+interface Conn {
+  sock: net.Socket;
+  authed: boolean;
+  subscribed: boolean;
+}
+
+/**
+ * The engine's control API: the contract as JSON lines on an owner-only
+ * unix socket (a named pipe on Windows). The first request must be `hello`
+ * with the per-start token; every request's params are checked against the
+ * contract's schema before a handler sees them.
+ */
+export class ControlServer {
+  private server?: net.Server;
+  private conns = new Set<Conn>();
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly token: string,
+    private readonly handlers: Handlers,
+    private readonly info: { version: string; instance: string },
+    private readonly log: Logger,
+  ) {}
+
+  async listen(): Promise<void> {
+    await prepareSocketPath(this.socketPath, 'control socket');
+    const server = net.createServer((sock) => this.onConnection(sock));
+    await listenPrivate(server, this.socketPath);
+    this.server = server;
+  }
+
+  /** Send an event to every subscribed client. */
+  broadcast<E extends EventName>(event: E, data: unknown): void {
+    const line = JSON.stringify({ event, data }) + '\n';
+    for (const c of this.conns) if (c.subscribed && c.authed && !c.sock.destroyed) c.sock.write(line);
+  }
+
+  private onConnection(sock: net.Socket): void {
+    const conn: Conn = { sock, authed: false, subscribed: false };
+    this.conns.add(conn);
+    const reader = new LineReader(
+      MAX_MESSAGE_BYTES,
+      (line) => void this.onLine(conn, line),
+      () => {
+        this.send(conn, {
+          id: null,
+          error: {
+            code: 'BAD_REQUEST',
+            message: `request larger than ${MAX_MESSAGE_BYTES} bytes`,
+            hint: 'Send one JSON request per line, each under 1 MiB.',
+          },
+        });
+        sock.end();
+      },
+    );
+    sock.on('data', (d: Buffer) => reader.push(d));
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.conns.delete(conn));
+  }
+
+  private send(conn: Conn, msg: Response): void {
+    if (!conn.sock.destroyed) conn.sock.write(JSON.stringify(msg) + '\n');
+  }
+
+  private async onLine(conn: Conn, line: string): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return this.send(conn, {
+        id: null,
+        error: { code: 'BAD_REQUEST', message: 'the request is not valid JSON', hint: 'Send one JSON object per line.' },
+      });
+    }
+    const req = RequestSchema.safeParse(raw);
+    if (!req.success) {
+      return this.send(conn, {
+        id: null,
+        error: {
+          code: 'BAD_REQUEST',
+          message: `malformed request: ${describeIssues(req.error)}`,
+          hint: 'A request is {"id": 1, "method": "vm.status", "params": {}}.',
+        },
+      });
+    }
+    const { id, method } = req.data;
+    try {
+      const result = await this.dispatch(conn, method, req.data.params ?? {});
+      this.send(conn, { id, result });
+    } catch (err) {
+      const info = toErrorInfo(err);
+      if (info.code === 'INTERNAL') this.log.error({ err, method }, 'control request failed');
+      this.send(conn, { id, error: info });
+      if (info.code === 'UNAUTHORIZED') conn.sock.end();
+    }
+  }
+
+  private async dispatch(conn: Conn, method: string, rawParams: unknown): Promise<unknown> {
+    if (!Object.hasOwn(methods, method)) {
+      throw new BerthError('BAD_REQUEST', `unknown method "${method}"`, `Known methods: ${Object.keys(methods).join(', ')}.`);
+    }
+    const m = method as MethodName;
+    const parsed = methods[m].params.safeParse(rawParams);
+    if (!parsed.success) {
+      throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
+    }
+    if (m === 'hello') {
+      const p = parsed.data as Params<'hello'>;
+      if (!tokenMatches(p.token, this.token)) {
+        this.log.warn('control connection refused: bad token');
+        throw new BerthError(
+          'UNAUTHORIZED',
+          'the control token is wrong',
+          'Clients read the token from the instance folder; only its owner can.',
+        );
+      }
+      conn.authed = true;
+      return { protocol: 1, version: this.info.version, instance: this.info.instance, pid: process.pid };
+    }
+    if (!conn.authed) {
+      throw new BerthError('UNAUTHORIZED', 'say hello with the control token first', 'The first request must be `hello`.');
+    }
+    if (m === 'events.subscribe') {
+      conn.subscribed = true;
+      return {};
+    }
+    const handler = this.handlers[m] as (p: unknown) => Promise<unknown>;
+    return handler(parsed.data);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.sock.destroy();
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ControlClient } from '../../app/engine/api/control-client.js';
+import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
+import type { VmStatus } from '../../app/engine/api/contract.js';
+import { BerthError, isBerthError } from '../../app/engine/errors.js';
+import { silentLogger } from '../../app/engine/log.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+const t = shortTempDir('api');
+const paths = { controlSocket: path.join(t.dir, 'control.sock'), token: path.join(t.dir, 'control.token') };
+const TOKEN = 'a'.repeat(64);
+let server: ControlServer;
+let starts = 0;
+
+const status = (): VmStatus => ({
+  instance: 'default',
+  state: 'stopped',
+  driver: 'fake',
+  cpus: 2,
+  memoryMiB: 2048,
+  diskGiB: 64,
+  dockerSocket: '/x/docker.sock',
+  dockerHost: 'unix:///x/docker.sock',
+  enginePid: process.pid,
+});
+
+const handlers: Handlers = {
+  'vm.status': async () => status(),
+  'vm.start': async () => {
+    starts++;
+    server.broadcast('vm.state', { state: 'starting', previous: 'stopped', at: new Date().toISOString() });
+    return { ...status(), state: 'running' };
+  },
+  'vm.stop': async () => status(),
+  'vm.restart': async () => status(),
+  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto' }),
+  'settings.update': async () => {
+    throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
+  },
+  'guest.sshEndpoint': async () => {
+    throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
+  },
+  'guest.logs': async () => ({ lines: [] }),
+  'engine.shutdown': async () => ({}),
+};
+
+before(async () => {
+  fs.writeFileSync(paths.token, TOKEN + '\n', { mode: 0o600 });
+  server = new ControlServer(paths.controlSocket, TOKEN, handlers, { version: 't', instance: 'default' }, silentLogger());
+  await server.listen();
+});
+after(async () => {
+  await server.close();
+  t.cleanup();
+});
+
+/** A raw line-oriented connection, for sending what no real client would. */
+async function raw(): Promise<{ send: (s: string) => void; next: () => Promise<Record<string, unknown>>; closed: Promise<void>; sock: net.Socket }> {
+  const sock = net.createConnection(paths.controlSocket);
+  await new Promise((r) => sock.once('connect', r));
+  const lines: string[] = [];
+  const waiters: ((l: string) => void)[] = [];
+  let buf = '';
+  sock.on('data', (d) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const w = waiters.shift();
+      if (w) w(l);
+      else lines.push(l);
+    }
+  });
+  const closed = new Promise<void>((r) => sock.on('close', () => r()));
+  return {
+    sock,
+    send: (s) => sock.write(s),
+    next: () => new Promise((r) => (lines.length ? r(JSON.parse(lines.shift()!)) : waiters.push((l) => r(JSON.parse(l))))),
+    closed,
+  };
+}
+
+test('the socket is owner-only', () => {
+  assert.equal(fs.statSync(paths.controlSocket).mode & 0o777, 0o600);
+});
+
+test('calls before hello are refused', async () => {
+  const c = await raw();
+  c.send(JSON.stringify({ id: 1, method: 'vm.start', params: {} }) + '\n');
+  const r = await c.next();
+  assert.equal((r.error as { code: string }).code, 'UNAUTHORIZED');
+  await c.closed;
+  assert.equal(starts, 0);
+});
+
+test('a wrong token is refused and the connection closed', async () => {
+  const c = await raw();
+  c.send(JSON.stringify({ id: 1, method: 'hello', params: { token: 'b'.repeat(64) } }) + '\n');
+  assert.equal(((await c.next()).error as { code: string }).code, 'UNAUTHORIZED');
+  await c.closed;
+});
+
+test('malformed input gets BAD_REQUEST and the connection stays usable', async () => {
+  const c = await raw();
+  c.send(JSON.stringify({ id: 1, method: 'hello', params: { token: TOKEN } }) + '\n');
+  assert.ok((await c.next()).result);
+  for (const bad of ['{nope', '[]', '42', JSON.stringify({ id: {}, method: 'x' }), JSON.stringify({ id: 2, method: 7 })]) {
+    c.send(bad + '\n');
+    const r = await c.next();
+    assert.equal((r.error as { code: string }).code, 'BAD_REQUEST', bad);
+  }
+  c.send(JSON.stringify({ id: 3, method: 'no.such', params: {} }) + '\n');
+  assert.match(((await c.next()).error as { message: string }).message, /unknown method/);
+  c.send(JSON.stringify({ id: 4, method: 'vm.stop', params: { force: 'yes' } }) + '\n');
+  const r4 = await c.next();
+  assert.equal((r4.error as { code: string }).code, 'BAD_REQUEST');
+  assert.match((r4.error as { message: string }).message, /force/);
+  c.send(JSON.stringify({ id: 5, method: 'vm.status', params: { extra: 1 } }) + '\n');
+  assert.equal(((await c.next()).error as { code: string }).code, 'BAD_REQUEST');
+  c.send(JSON.stringify({ id: 6, method: 'vm.status' }) + '\n');
+  assert.equal(((await c.next()).result as { state: string }).state, 'stopped');
+  c.sock.destroy();
+});
+
+test('a huge request is refused and the connection closed', async () => {
+  const c = await raw();
+  c.send('x'.repeat(2 * 1024 * 1024));
+  const r = await c.next();
+  assert.equal((r.error as { code: string }).code, 'BAD_REQUEST');
+  await c.closed;
+});
+
+test('the typed client: calls, errors with hints, events', async () => {
+  const client = await ControlClient.connect(paths);
+  const events: string[] = [];
+  await client.subscribe((e, d) => events.push(`${e}:${(d as { state: string }).state}`));
+  const s = await client.call('vm.start', {});
+  assert.equal(s.state, 'running');
+  await assert.rejects(client.call('settings.update', { patch: { memoryMiB: 1 } }), (e) => isBerthError(e, 'INVALID_SETTINGS') && e.hint === 'Nothing was saved.');
+  await assert.rejects(client.call('guest.sshEndpoint', {}), (e) => isBerthError(e, 'VM_NOT_RUNNING'));
+  assert.deepEqual(events, ['vm.state:starting']);
+  client.close();
+});
+
+test('no engine: a clear error', async () => {
+  await assert.rejects(
+    ControlClient.connect({ controlSocket: path.join(t.dir, 'none.sock'), token: paths.token }),
+    (e) => isBerthError(e, 'ENGINE_NOT_RUNNING') && /berth start/.test(e.hint),
+  );
+});

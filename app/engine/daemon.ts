@@ -1,0 +1,156 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ControlServer } from './api/control-server.js';
+import { QemuDriver } from './drivers/qemu.js';
+import { Engine } from './engine.js';
+import { BerthError } from './errors.js';
+import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
+import { ImageStore } from './image/image-store.js';
+import { InstanceLock } from './lock.js';
+import { createEngineLogger } from './log.js';
+import { berthHome, cacheDir, instancePaths, type InstancePaths } from './paths.js';
+import { SettingsStore } from './settings/store.js';
+import { BERTH_VERSION } from './version.js';
+
+export interface DaemonOptions {
+  instance: string;
+  /** Exit once the VM has been stopped (how `berth start` runs the engine). */
+  exitOnStop: boolean;
+}
+
+export interface RunningDaemon {
+  engine: Engine;
+  paths: InstancePaths;
+  log: Logger;
+  /** Resolves when the daemon has shut down. */
+  done: Promise<void>;
+  shutdown(stopVm: boolean): Promise<void>;
+}
+
+/**
+ * The engine process of one instance: takes the instance lock, serves the
+ * control API, reattaches to a VM an earlier engine left running, and on
+ * SIGTERM/SIGINT stops the VM cleanly before it exits.
+ */
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const paths = instancePaths(opts.instance);
+  ensurePrivateDir(berthHome());
+  ensurePrivateDir(paths.dir);
+  const lock = InstanceLock.acquire(paths.lock);
+  const log = createEngineLogger(paths.engineLog);
+  log.info({ pid: process.pid, version: BERTH_VERSION, instance: opts.instance, recoveredFrom: lock.recoveredFrom }, 'engine starting');
+
+  let settings: SettingsStore | BerthError;
+  try {
+    const store = new SettingsStore(paths.settings);
+    store.persistDefaults();
+    settings = store;
+  } catch (err) {
+    if (!(err instanceof BerthError)) throw err;
+    log.error({ err: err.toInfo() }, 'settings file refused; the VM will not start until it is fixed');
+    settings = err;
+  }
+
+  const engine = new Engine({
+    paths,
+    log,
+    driver: new QemuDriver(),
+    images: new ImageStore(cacheDir()),
+    settings,
+    accelCacheFile: path.join(cacheDir(), 'accel-probe.json'),
+  });
+
+  const token = crypto.randomBytes(32).toString('hex');
+  writeFileAtomic(paths.token, token + '\n', 0o600);
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let shuttingDown = false;
+
+  const server = new ControlServer(
+    paths.controlSocket,
+    token,
+    {
+      'vm.status': async () => engine.status(),
+      'vm.start': () => engine.start(),
+      'vm.stop': (p) => engine.stop({ force: p.force }),
+      'vm.restart': () => engine.restart(),
+      'settings.get': async () => engine.settingsStore().get(),
+      'settings.update': async (p) => engine.settingsStore().update(p.patch),
+      'guest.sshEndpoint': async () => engine.sshEndpoint(),
+      'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
+      'engine.shutdown': async (p) => {
+        setImmediate(() => void shutdown(p.stopVm));
+        return {};
+      },
+    },
+    { version: BERTH_VERSION, instance: opts.instance },
+    log,
+  );
+
+  engine.on('state', (c) => server.broadcast('vm.state', c));
+  engine.on('progress', (p) => server.broadcast('vm.progress', p));
+  engine.on('session', (s) => server.broadcast('guest.session', s));
+
+  async function shutdown(stopVm: boolean): Promise<void> {
+    if (shuttingDown) return done;
+    shuttingDown = true;
+    log.info({ stopVm }, 'engine shutting down');
+    try {
+      if (stopVm) await engine.stop();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'stop during shutdown failed');
+    }
+    await server.close();
+    fs.rmSync(paths.token, { force: true });
+    if (process.platform !== 'win32') fs.rmSync(paths.controlSocket, { force: true });
+    lock.release();
+    log.info('engine stopped');
+    await new Promise<void>((r) => log.flush(() => r()));
+    resolveDone();
+  }
+
+  try {
+    await server.listen();
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+
+  if (opts.exitOnStop) {
+    engine.on('state', (c) => {
+      if (c.state === 'stopped' && c.previous === 'stopping') setImmediate(() => void shutdown(false));
+    });
+  }
+
+  // A VM left by a dead engine is taken over in the background; clients
+  // that ask meanwhile see `starting`.
+  if (fs.existsSync(paths.state)) {
+    log.info('found the state of an earlier engine; trying to reattach');
+    void engine.reattach();
+  }
+
+  return { engine, paths, log, done, shutdown };
+}
+
+/** `berth daemon`: run until stopped by a signal or `engine.shutdown`. */
+export async function runDaemonProcess(opts: DaemonOptions): Promise<void> {
+  const d = await startDaemon(opts);
+  const onSignal = (sig: NodeJS.Signals) => {
+    d.log.info({ signal: sig }, 'signal received; stopping the VM');
+    void d.shutdown(true);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => d.log.info('SIGHUP ignored'));
+  process.on('uncaughtException', (err) => {
+    // The VM keeps running; the next `berth start` reattaches to it.
+    d.log.fatal({ err }, 'uncaught exception; the engine exits and the VM keeps running');
+    d.log.flush(() => process.exit(70));
+  });
+  process.on('unhandledRejection', (err) => d.log.error({ err }, 'unhandled rejection'));
+  await d.done;
+  process.exit(0);
+}

@@ -1,0 +1,527 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { VmStatus } from './api/contract.js';
+import { chooseAccelerator, type AccelChoice } from './drivers/accel-probe.js';
+import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
+import { serialConsole } from './drivers/qemu.js';
+import { contextName, dockerHostUrl, ensureDockerContext, type ContextResult } from './docker/context.js';
+import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
+import { DockerSocketForward, pingDocker } from './forward/docker-socket.js';
+import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
+import { writeConfigDisk } from './guest/config-disk.js';
+import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
+import { GuestSession } from './guest/session.js';
+import type { GuestImage, ImageStore } from './image/image-store.js';
+import type { InstancePaths } from './paths.js';
+import { sleep } from './process-util.js';
+import type { Settings } from './settings/schema.js';
+import type { SettingsStore } from './settings/store.js';
+import { VmStateMachine, type StartPhase, type StateChange } from './vm/state-machine.js';
+
+/** What survives an engine restart so a new engine can reattach to the VM. */
+interface RunState {
+  sshPort: number;
+  accel: AccelChoice['accel'];
+  accelReason: string;
+  startedAt: string;
+  imageDir: string;
+  cpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+export interface EngineOptions {
+  paths: InstancePaths;
+  log: Logger;
+  driver: Driver;
+  images: ImageStore;
+  /** The settings store, or the error that loading it raised. */
+  settings: SettingsStore | BerthError;
+  /** Where the accelerator probe caches its verdict. */
+  accelCacheFile: string;
+}
+
+type Timings = NonNullable<VmStatus['timings']>;
+
+const env = (name: string, fallback: number) => Number(process.env[name] || fallback);
+
+/**
+ * One instance: its VM, the guest session and the docker socket. Owns the
+ * state machine; every transition and start phase is an event.
+ */
+export class Engine extends EventEmitter<{
+  state: [StateChange];
+  progress: [{ phase: StartPhase; message: string; at: string }];
+  session: [{ state: string; at: string }];
+}> {
+  readonly sm = new VmStateMachine();
+  private phase?: StartPhase;
+  private vm?: RunningVm;
+  private session?: GuestSession;
+  private forward?: DockerSocketForward;
+  private keys?: GuestKeys;
+  private image?: GuestImage;
+  private run?: RunState;
+  private context?: ContextResult;
+  private timings: Timings = {};
+  private attached = false;
+  private startPromise?: Promise<VmStatus>;
+  private stopPromise?: Promise<VmStatus>;
+  private reattaching?: Promise<boolean>;
+
+  constructor(private readonly o: EngineOptions) {
+    super();
+    this.sm.on('change', (c) => {
+      this.o.log.info({ state: c.state, previous: c.previous, error: c.error?.code }, 'vm state');
+      this.emit('state', c);
+    });
+  }
+
+  private get paths(): InstancePaths {
+    return this.o.paths;
+  }
+
+  settingsStore(): SettingsStore {
+    if (this.o.settings instanceof BerthError) throw this.o.settings;
+    return this.o.settings;
+  }
+
+  private progress(phase: StartPhase, message: string): void {
+    this.phase = phase;
+    this.o.log.info({ phase }, message);
+    this.emit('progress', { phase, message, at: new Date().toISOString() });
+  }
+
+  status(): VmStatus {
+    let s: Settings | undefined;
+    try {
+      s = this.settingsStore().get();
+    } catch {
+      s = undefined;
+    }
+    const r = this.run;
+    const st: VmStatus = {
+      instance: this.paths.name,
+      state: this.sm.state,
+      driver: this.o.driver.name,
+      cpus: r?.cpus ?? s?.cpus ?? 0,
+      memoryMiB: r?.memoryMiB ?? s?.memoryMiB ?? 0,
+      diskGiB: r?.diskGiB ?? s?.diskGiB ?? 0,
+      dockerSocket: this.paths.dockerSocket,
+      dockerHost: dockerHostUrl(this.paths.dockerSocket),
+      enginePid: process.pid,
+    };
+    if (this.sm.state === 'starting' && this.phase) st.phase = this.phase;
+    const err = this.sm.error;
+    if (err) st.error = err;
+    if (r) {
+      st.accel = r.accel;
+      st.accelReason = r.accelReason;
+      st.sshPort = r.sshPort;
+      st.startedAt = r.startedAt;
+    }
+    if (this.vm) st.vmPid = this.vm.pid;
+    if (this.attached) st.attached = true;
+    if (Object.keys(this.timings).length) st.timings = { ...this.timings };
+    if (this.context) st.dockerContext = { ...this.context };
+    if (this.session) st.session = { state: this.session.currentState, connects: this.session.connects };
+    if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
+    if (this.image) {
+      st.image = {
+        dir: this.image.dir,
+        recipeHash: this.image.manifest.recipeHash,
+        kernelRelease: this.image.manifest.kernelRelease,
+      };
+    }
+    return st;
+  }
+
+  /** Start the VM. Idempotent: running returns at once, a start in flight is joined. */
+  start(): Promise<VmStatus> {
+    if (this.sm.state === 'running') return Promise.resolve(this.status());
+    if (this.startPromise) return this.startPromise;
+    const p = (async () => {
+      if (this.reattaching) await this.reattaching;
+      if (this.sm.state === 'running') return this.status();
+      if (this.stopPromise) await this.stopPromise.catch(() => undefined);
+      // A VM still up after an error (a failed reattach) is shut down first.
+      if (this.sm.state === 'error' && this.vm) await this.doStop(false);
+      return this.doStart();
+    })();
+    this.startPromise = p.finally(() => {
+      this.startPromise = undefined;
+    });
+    return this.startPromise;
+  }
+
+  private async doStart(): Promise<VmStatus> {
+    const t0 = Date.now();
+    this.timings = {};
+    this.attached = false;
+    this.sm.to('starting');
+    try {
+      this.progress('prepare', 'preparing the instance');
+      const settings = this.settingsStore().get();
+      ensurePrivateDir(this.paths.dir);
+      this.keys = ensureGuestKeys(this.paths.keysDir, this.paths.clientKey, this.paths.hostKey, this.paths.name);
+      this.timings.prepareMs = Date.now() - t0;
+
+      const tImage = Date.now();
+      this.progress('image', 'checking the guest image');
+      const image = await this.o.images.ensure({ build: true, progress: (m) => this.progress('image', m) });
+      this.image = image;
+      const accel = await chooseAccelerator({
+        arch: this.o.images.arch,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        requested: settings.accel,
+        cacheFile: this.o.accelCacheFile,
+      });
+      this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
+      this.timings.imageMs = Date.now() - tImage;
+
+      this.prepareDisks(settings, image);
+      const sshPort = await freeLoopbackPort();
+      this.run = {
+        sshPort,
+        accel: accel.accel,
+        accelReason: accel.reason,
+        startedAt: new Date().toISOString(),
+        imageDir: image.dir,
+        cpus: settings.cpus,
+        memoryMiB: settings.memoryMiB,
+        diskGiB: settings.diskGiB,
+      };
+      const spec = this.spec(this.run, image);
+
+      const tBoot = Date.now();
+      this.progress('boot', `booting the VM (${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
+      rotate(this.paths.serialLog);
+      this.vm = await this.o.driver.start(spec);
+      this.watchVm(this.vm);
+      writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
+      this.timings.bootMs = Date.now() - tBoot;
+
+      await this.connectGuest(tBoot, accel.accel === 'tcg');
+      this.timings.totalMs = Date.now() - t0;
+      this.sm.to('running');
+      this.o.log.info({ timings: this.timings }, 'VM running');
+      return this.status();
+    } catch (err) {
+      await this.teardown(true);
+      const info = toErrorInfo(err);
+      this.o.log.error({ err: info }, 'start failed');
+      if (this.sm.state === 'starting') this.sm.to('error', info);
+      throw err instanceof BerthError ? err : new BerthError(info.code, info.message, info.hint, info.details);
+    }
+  }
+
+  /** ssh, then dockerd, then the host socket: shared by start and reattach. */
+  private async connectGuest(tBoot: number, slow: boolean): Promise<void> {
+    const vm = this.vm!;
+    const keys = this.keys!;
+    this.progress('guest', 'waiting for the guest to answer on ssh');
+    const session = new GuestSession({
+      host: '127.0.0.1',
+      port: this.run!.sshPort,
+      privateKey: keys.clientPrivate,
+      hostPublicKey: keys.hostPublic,
+      log: this.o.log,
+      vmAlive: () => vm.alive(),
+    });
+    this.session = session;
+    session.on('state', (state) => this.emit('session', { state, at: new Date().toISOString() }));
+    session.on('reconnected', () => void this.syncClock());
+    session.on('resumed', () => void this.syncClock());
+    const bootFailed = () => {
+      if (!vm.alive()) throw this.guestDied('the VM exited while booting');
+    };
+    await session.connect(env('BERTH_BOOT_TIMEOUT_MS', slow ? 240_000 : 60_000), bootFailed).catch((err) => {
+      if (err instanceof BerthError && err.code === 'GUEST_TIMEOUT') {
+        throw new BerthError(err.code, err.message, err.hint, tailFile(this.paths.serialLog, 25).join('\n'));
+      }
+      throw err;
+    });
+    this.timings.guestMs = Date.now() - tBoot;
+    void this.syncClock();
+
+    this.progress('docker', 'waiting for dockerd');
+    const deadline = Date.now() + env('BERTH_DOCKER_TIMEOUT_MS', slow ? 240_000 : 60_000);
+    while (!(await pingDocker(session))) {
+      bootFailed();
+      if (Date.now() > deadline) {
+        const log = await session.exec('/bin/busybox logread | grep dockerd | tail -n 20', { timeoutMs: 5000 }).catch(() => undefined);
+        throw new BerthError(
+          'DOCKER_TIMEOUT',
+          'dockerd in the VM did not become ready in time',
+          'The lines below are dockerd\'s last log lines; `berth logs --guest` has more. `berth restart` tries again.',
+          log?.stdout,
+        );
+      }
+      await sleep(200);
+    }
+    this.timings.dockerMs = Date.now() - tBoot;
+
+    this.progress('socket', `forwarding the docker socket at ${this.paths.dockerSocket}`);
+    const forward = new DockerSocketForward(this.paths.dockerSocket, session, this.o.log);
+    await forward.listen();
+    this.forward = forward;
+    this.timings.socketMs = Date.now() - tBoot;
+    try {
+      this.context = ensureDockerContext(this.paths.name, this.paths.dockerSocket);
+      if (this.context.outcome === 'conflict') {
+        this.o.log.warn({ context: this.context.name }, 'a docker context with our name exists and is not ours; left alone');
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not write the docker context');
+    }
+  }
+
+  private guestDied(message: string): BerthError {
+    return new BerthError(
+      'GUEST_BOOT_FAILED',
+      message,
+      'The serial console below shows what the guest printed last (`berth logs --serial` has all of it).',
+      tailFile(this.paths.serialLog, 25).join('\n'),
+    );
+  }
+
+  private spec(run: RunState, image: GuestImage): VmSpec {
+    const arch = this.o.images.arch;
+    return {
+      name: this.paths.name,
+      arch,
+      accel: run.accel,
+      cpus: run.cpus,
+      memoryMiB: run.memoryMiB,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: `console=${serialConsole(arch)} quiet panic=-1 apparmor=0`,
+      disks: [
+        { path: image.rootfs, serial: 'berth-root', readonly: true, format: 'raw' },
+        { path: this.paths.dataDisk, serial: 'berth-data', readonly: false, format: 'raw' },
+        { path: this.paths.configDisk, serial: 'berth-cfg', readonly: true, format: 'raw' },
+      ],
+      sshHostPort: run.sshPort,
+      serialLog: this.paths.serialLog,
+      pidFile: this.paths.qemuPid,
+      controlSocket: this.paths.qmpSocket,
+    };
+  }
+
+  private prepareDisks(settings: Settings, _image: GuestImage): void {
+    const want = settings.diskGiB * 1024 ** 3;
+    let size = -1;
+    try {
+      size = fs.statSync(this.paths.dataDisk).size;
+    } catch {
+      /* first start */
+    }
+    if (size < want) {
+      // Sparse: the file takes only what the guest writes. The guest grows
+      // its file system to the new size at boot.
+      const fd = fs.openSync(this.paths.dataDisk, size < 0 ? 'w' : 'r+', 0o600);
+      fs.ftruncateSync(fd, want);
+      fs.closeSync(fd);
+    }
+    writeConfigDisk(this.paths.configDir, this.paths.configDisk, {
+      authorizedKeys: this.keys!.clientPublic,
+      hostPrivateKey: this.keys!.hostPrivate,
+      hostPublicKey: this.keys!.hostPublic,
+      env: { BERTH_NET: 'static', BERTH_HOSTNAME: 'berth', BERTH_INSTANCE: this.paths.name },
+    });
+  }
+
+  private watchVm(vm: RunningVm): void {
+    vm.on('exit', ({ reason }) => {
+      if (this.vm !== vm) return;
+      this.vm = undefined;
+      if (this.sm.state === 'stopping' || this.sm.state === 'stopped') return;
+      this.o.log.error({ reason }, 'VM exited unexpectedly');
+      const wasRunning = this.sm.state === 'running';
+      void this.teardown(false).then(() => {
+        if (!wasRunning) return; // a start in flight reports its own failure
+        const info: ErrorInfo = {
+          code: 'VM_EXITED',
+          message: `the VM stopped unexpectedly (${reason})`,
+          hint: 'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.',
+          details: tailFile(this.paths.serialLog, 25).join('\n'),
+        };
+        if (this.sm.state === 'running') this.sm.to('error', info);
+      });
+    });
+  }
+
+  /** Release the socket and session; with `killVm`, force the VM off too. */
+  private async teardown(killVm: boolean): Promise<void> {
+    await this.forward?.close().catch(() => undefined);
+    this.forward = undefined;
+    this.session?.close();
+    this.session = undefined;
+    if (killVm && this.vm) {
+      const vm = this.vm;
+      this.vm = undefined;
+      await vm.kill().catch(() => undefined);
+    }
+    if (!this.vm) fs.rmSync(this.paths.state, { force: true });
+  }
+
+  private async syncClock(): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    const secs = (Date.now() / 1000).toFixed(3);
+    await s.exec(`date -u -s @${secs} >/dev/null`, { timeoutMs: 5000 }).catch((err: Error) => {
+      this.o.log.debug({ err: err.message }, 'clock sync failed');
+    });
+  }
+
+  /** Stop the VM: the guest flushes and powers off; forced after a timeout. */
+  stop(opts: { force?: boolean } = {}): Promise<VmStatus> {
+    if (this.sm.state === 'stopped' && !this.reattaching) return Promise.resolve(this.status());
+    if (this.stopPromise) return this.stopPromise;
+    const p = (async () => {
+      if (this.reattaching) await this.reattaching;
+      if (this.startPromise) await this.startPromise.catch(() => undefined);
+      if (this.sm.state === 'stopped') return this.status();
+      return this.doStop(opts.force ?? false);
+    })();
+    this.stopPromise = p.finally(() => {
+      this.stopPromise = undefined;
+    });
+    return this.stopPromise;
+  }
+
+  private async doStop(force: boolean): Promise<VmStatus> {
+    this.sm.to('stopping');
+    const vm = this.vm;
+    await this.forward?.close().catch(() => undefined);
+    this.forward = undefined;
+    if (vm && vm.alive()) {
+      let off = false;
+      if (!force && this.session?.currentState === 'connected') {
+        this.o.log.info('asking the guest to power off');
+        // The guest stops dockerd, flushes and unmounts the data disk, then
+        // powers off; the ssh connection drops on the way.
+        this.session.exec('/bin/busybox poweroff', { timeoutMs: 5000 }).catch(() => undefined);
+        this.session.expectShutdown();
+        off = await vm.waitExit(env('BERTH_STOP_TIMEOUT_MS', 60_000));
+        if (!off) this.o.log.warn('the guest did not power off in time; forcing it off');
+      }
+      if (!off) await vm.kill();
+    }
+    this.session?.close();
+    this.session = undefined;
+    this.vm = undefined;
+    this.run = undefined;
+    this.attached = false;
+    this.timings = {};
+    fs.rmSync(this.paths.state, { force: true });
+    this.sm.to('stopped');
+    return this.status();
+  }
+
+  async restart(): Promise<VmStatus> {
+    await this.stop();
+    return this.start();
+  }
+
+  /**
+   * A VM left running by an engine that died (SIGKILL, crash): take it over
+   * without restarting it, so running containers are untouched.
+   */
+  reattach(): Promise<boolean> {
+    if (!this.reattaching) {
+      this.reattaching = this.doReattach().finally(() => {
+        this.reattaching = undefined;
+      });
+    }
+    return this.reattaching;
+  }
+
+  private async doReattach(): Promise<boolean> {
+    const run = readJsonIfExists(this.paths.state) as RunState | undefined;
+    const image = run?.sshPort && run.imageDir ? await this.o.images.verify(run.imageDir).catch(() => undefined) : undefined;
+    const vm = run && image ? await this.o.driver.attach(this.spec(run, image)) : null;
+    if (!run || !image || !vm) {
+      fs.rmSync(this.paths.state, { force: true });
+      return false;
+    }
+    const t0 = Date.now();
+    this.timings = {};
+    this.sm.to('starting');
+    try {
+      this.progress('prepare', `found the VM (pid ${vm.pid}) of an earlier engine; reattaching`);
+      this.keys = ensureGuestKeys(this.paths.keysDir, this.paths.clientKey, this.paths.hostKey, this.paths.name);
+      this.run = run;
+      this.image = image;
+      this.vm = vm;
+      this.watchVm(vm);
+      this.attached = true;
+      await this.connectGuest(t0, run.accel === 'tcg');
+      this.timings.totalMs = Date.now() - t0;
+      this.sm.to('running');
+      this.o.log.info({ pid: vm.pid }, 'reattached to the running VM');
+      return true;
+    } catch (err) {
+      // Keep the VM: it may hold running containers. `stop` or `start` decide.
+      await this.teardown(false);
+      if (this.sm.state === 'starting') this.sm.to('error', toErrorInfo(err));
+      return false;
+    }
+  }
+
+  /** The ssh endpoint for `berth shell`. */
+  sshEndpoint(): { host: string; port: number; user: string; privateKeyPath: string; hostPublicKey: string } {
+    if (this.sm.state !== 'running' || !this.run || !this.keys) {
+      throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start`.');
+    }
+    return {
+      host: '127.0.0.1',
+      port: this.run.sshPort,
+      user: 'root',
+      privateKeyPath: this.paths.clientKey,
+      hostPublicKey: this.keys.hostPublic,
+    };
+  }
+
+  async guestLogs(lines: number): Promise<string[]> {
+    if (this.sm.state !== 'running' || !this.session) {
+      throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Guest logs live in the VM; start it with `berth start`.');
+    }
+    const r = await this.session.exec(`/bin/busybox logread | tail -n ${lines}`, { timeoutMs: 10_000 });
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  /** For fault-injection tests and the reliability suite. */
+  get guestSession(): GuestSession | undefined {
+    return this.session;
+  }
+
+  get dockerContextName(): string {
+    return contextName(this.paths.name);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Keep the previous boot's serial log as serial.log.1. */
+function rotate(file: string): void {
+  try {
+    fs.renameSync(file, `${file}.1`);
+  } catch {
+    /* first boot */
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The engine end to end with a fake driver and a fake guest: the state
+ * machine, start/stop idempotence, the docker socket's life cycle, and the
+ * error paths (guest never answers, VM dies while booting, image problems).
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import { after, afterEach, before, test } from 'node:test';
+import { Engine } from '../../app/engine/engine.js';
+import { isBerthError } from '../../app/engine/errors.js';
+import { ImageStore } from '../../app/engine/image/image-store.js';
+import { silentLogger } from '../../app/engine/log.js';
+import { instancePaths } from '../../app/engine/paths.js';
+import { SettingsStore } from '../../app/engine/settings/store.js';
+import type { StateChange } from '../../app/engine/vm/state-machine.js';
+import { FakeDriver, type FakeMode } from '../helpers/fake-driver.js';
+import { startFakeDockerd } from '../helpers/fake-guest.js';
+import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
+
+const t = shortTempDir('eng');
+let dockerd: net.Server;
+const dockerdSock = path.join(t.dir, 'dockerd.sock');
+const restoreEnv = withEnv({
+  BERTH_HOME: path.join(t.dir, 'home'),
+  BERTH_IMAGE_DIR: path.join(t.dir, 'img'),
+  BERTH_ACCEL: 'tcg',
+  DOCKER_CONFIG: path.join(t.dir, 'docker'),
+  BERTH_BOOT_TIMEOUT_MS: '1500',
+});
+
+before(async () => {
+  fakeImageDir(path.join(t.dir, 'img'));
+  dockerd = await startFakeDockerd(dockerdSock);
+});
+after(() => {
+  dockerd.close();
+  restoreEnv();
+  t.cleanup();
+});
+
+let n = 0;
+const engines: Engine[] = [];
+function makeEngine(mode: FakeMode) {
+  const paths = instancePaths(`e${++n}`);
+  fs.mkdirSync(paths.dir, { recursive: true });
+  const driver = new FakeDriver({
+    mode,
+    hostKeyFile: paths.hostKey,
+    clientPubFile: `${paths.clientKey}.pub`,
+    dockerSocket: dockerdSock,
+  });
+  const engine = new Engine({
+    paths,
+    log: silentLogger(),
+    driver,
+    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
+    settings: new SettingsStore(paths.settings),
+    accelCacheFile: path.join(t.dir, 'accel.json'),
+  });
+  const states: string[] = [];
+  engine.on('state', (c: StateChange) => states.push(c.state));
+  engines.push(engine);
+  return { engine, paths, driver, states };
+}
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop({ force: true }).catch(() => undefined);
+});
+
+function ping(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: '/_ping', agent: false }, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject);
+  });
+}
+
+test('start → running with the docker socket, context and timings; stop leaves nothing behind', async () => {
+  const { engine, paths, driver, states } = makeEngine('ok');
+  const s = await engine.start();
+  assert.equal(s.state, 'running');
+  assert.equal(s.accel, 'tcg');
+  assert.ok(s.timings && s.timings.totalMs! >= 0 && s.timings.socketMs! >= s.timings.guestMs!);
+  assert.equal(await ping(paths.dockerSocket), 'OK');
+  assert.equal(s.dockerContext?.name, `berth-${paths.name}`);
+  assert.ok(fs.existsSync(paths.state));
+  // the guest got the keys and settings through the config disk
+  const spec = driver.specs[0]!;
+  assert.deepEqual(spec.disks.map((d) => d.serial), ['berth-root', 'berth-data', 'berth-cfg']);
+  assert.equal(fs.statSync(paths.dataDisk).size, 64 * 1024 ** 3);
+  assert.equal(fs.statSync(paths.configDisk).mode & 0o777, 0o600);
+
+  const stopped = await engine.stop();
+  assert.equal(stopped.state, 'stopped');
+  assert.deepEqual(states, ['starting', 'running', 'stopping', 'stopped']);
+  assert.ok(!fs.existsSync(paths.dockerSocket), 'socket removed');
+  assert.ok(!fs.existsSync(paths.state), 'run state removed');
+  assert.ok(driver.vms[0]!.guest!.commands.some((c) => c.includes('poweroff')), 'asked the guest to power off');
+  assert.equal(driver.vms[0]!.alive(), false);
+});
+
+test('start twice is harmless: concurrent calls share one boot, a later call returns at once', async () => {
+  const { engine, driver } = makeEngine('ok');
+  const [a, b] = await Promise.all([engine.start(), engine.start()]);
+  assert.equal(a.state, 'running');
+  assert.equal(b.state, 'running');
+  const c = await engine.start();
+  assert.equal(c.state, 'running');
+  assert.equal(driver.specs.length, 1, 'booted once');
+  await engine.stop();
+  assert.equal((await engine.stop()).state, 'stopped', 'stop twice is harmless too');
+});
+
+test('a guest that never answers: GUEST_TIMEOUT with the serial log, the VM is killed', async () => {
+  const { engine, driver, states } = makeEngine('silent');
+  await assert.rejects(
+    engine.start(),
+    (e) => isBerthError(e, 'GUEST_TIMEOUT') && /serial/.test(e.hint) && /berth-init: waiting for the root disk/.test(e.details ?? ''),
+  );
+  assert.deepEqual(states, ['starting', 'error']);
+  assert.equal(engine.status().error?.code, 'GUEST_TIMEOUT');
+  assert.equal(driver.vms[0]!.alive(), false);
+});
+
+test('a VM that dies while booting: GUEST_BOOT_FAILED with the panic from the console', async () => {
+  const { engine } = makeEngine('dies');
+  await assert.rejects(engine.start(), (e) => isBerthError(e, 'GUEST_BOOT_FAILED') && /Kernel panic/.test(e.details ?? ''));
+  assert.equal(engine.status().state, 'error');
+});
+
+test('after an error, start works again', async () => {
+  const { engine, driver } = makeEngine('silent');
+  await assert.rejects(engine.start());
+  (driver as unknown as { o: { mode: FakeMode } }).o.mode = 'ok';
+  assert.equal((await engine.start()).state, 'running');
+});
+
+test('a VM that dies while running: error state with a hint, socket released', async () => {
+  const { engine, paths, driver, states } = makeEngine('ok');
+  await engine.start();
+  await driver.vms[0]!.exit('the QEMU process is gone');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(engine.status().state, 'error');
+  assert.equal(engine.status().error?.code, 'VM_EXITED');
+  assert.ok(!fs.existsSync(paths.dockerSocket));
+  assert.deepEqual(states, ['starting', 'running', 'error']);
+});
+
+test('a damaged image stops the start before any VM boots', async () => {
+  const { engine, driver } = makeEngine('ok');
+  const k = path.join(t.dir, 'img', 'vmlinuz');
+  const good = fs.readFileSync(k);
+  fs.writeFileSync(k, Buffer.concat([good.subarray(0, good.length - 1), Buffer.from('!')]));
+  try {
+    await assert.rejects(engine.start(), (e) => isBerthError(e, 'IMAGE_CHECKSUM'));
+    assert.equal(driver.specs.length, 0);
+  } finally {
+    fs.writeFileSync(k, good);
+  }
+});
+
+test('a busy docker socket path is reported, and the VM is not left running', async () => {
+  const { engine, paths, driver } = makeEngine('ok');
+  const other = (await import('node:net')).createServer();
+  await new Promise<void>((r) => other.listen(paths.dockerSocket, r));
+  try {
+    await assert.rejects(engine.start(), (e) => isBerthError(e, 'SOCKET_IN_USE'));
+    assert.equal(driver.vms[0]!.alive(), false);
+  } finally {
+    other.close();
+  }
+});
+
+test('invalid settings on disk block the start with a clear error', async () => {
+  const paths = instancePaths('badsettings');
+  fs.mkdirSync(paths.dir, { recursive: true });
+  fs.writeFileSync(paths.settings, '{"memoryMiB": "lots"}');
+  let err: unknown;
+  try {
+    new SettingsStore(paths.settings);
+  } catch (e) {
+    err = e;
+  }
+  const engine = new Engine({
+    paths,
+    log: silentLogger(),
+    driver: new FakeDriver({ mode: 'ok', hostKeyFile: '', clientPubFile: '', dockerSocket: '' }),
+    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
+    settings: err as never,
+    accelCacheFile: path.join(t.dir, 'accel.json'),
+  });
+  await assert.rejects(engine.start(), (e) => isBerthError(e, 'INVALID_SETTINGS'));
+  assert.equal(fs.readFileSync(paths.settings, 'utf8'), '{"memoryMiB": "lots"}');
+});

@@ -1,0 +1,344 @@
+import fs from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import type { VmStatus } from '../engine/api/contract.js';
+import type { ControlClient } from '../engine/api/control-client.js';
+import { runDaemonProcess } from '../engine/daemon.js';
+import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
+import { BerthError, isBerthError } from '../engine/errors.js';
+import { formatLogLine } from '../engine/log.js';
+import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
+import { pidAlive } from '../engine/process-util.js';
+import { SettingsStore } from '../engine/settings/store.js';
+import { BERTH_VERSION } from '../engine/version.js';
+import { connectEngine } from './engine-link.js';
+import { followFile, printTail } from './logs.js';
+import { bold, dim, formatStatus, green, printError, usageHint } from './output.js';
+import { runShell } from './shell.js';
+
+interface Globals {
+  instance: string;
+  json?: boolean;
+}
+
+const program = new Command('berth');
+program
+  .description('Linux containers on your desktop: a small VM, your own docker CLI, ports and files that just work.')
+  .version(BERTH_VERSION, '-V, --version')
+  .option('-i, --instance <name>', 'the instance to act on', (v) => parseInstance(v), process.env.BERTH_INSTANCE || 'default')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError('(run `berth --help` for usage)')
+  .exitOverride();
+
+function parseInstance(v: string): string {
+  try {
+    return validateInstanceName(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as BerthError).message);
+  }
+}
+
+function globals(cmd: Command): Globals {
+  return cmd.optsWithGlobals() as Globals;
+}
+
+/** Run an action; a BerthError prints message and hint and exits 1. */
+function action<A extends unknown[]>(fn: (g: Globals, paths: InstancePaths, ...args: A) => Promise<number | void>) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    try {
+      const code = await fn(g, instancePaths(g.instance), ...(args.slice(0, -1) as A));
+      process.exitCode = code ?? 0;
+    } catch (err) {
+      if (err instanceof UsageError) {
+        process.stderr.write(`error: ${err.message}\n(run \`berth ${cmd.name()} --help\` for usage)\n`);
+        process.exitCode = 2;
+        return;
+      }
+      printError(err, !!g.json);
+      process.exitCode = 1;
+    }
+  };
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Stream start progress while `call` runs. */
+async function withProgress(client: ControlClient, json: boolean, call: () => Promise<VmStatus>): Promise<VmStatus> {
+  const t0 = Date.now();
+  if (!json) {
+    await client.subscribe((event, data) => {
+      if (event !== 'vm.progress') return;
+      const p = data as { message: string };
+      process.stderr.write(`${dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  ${p.message}\n`);
+    });
+  }
+  return call();
+}
+
+function orphanVm(paths: InstancePaths): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(paths.qemuPid, 'utf8').trim());
+    return pidAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+program
+  .command('start')
+  .description('start the VM (and the engine) and forward the docker socket')
+  .action(
+    action(async (g, paths) => {
+      const client = await connectEngine(paths, true);
+      try {
+        const before = await client.call('vm.status', {});
+        if (!g.json && before.state !== 'running') process.stderr.write(`Starting Berth (instance ${paths.name})\n`);
+        const s = await withProgress(client, !!g.json, () => client.call('vm.start', {}));
+        if (g.json) return printJson(s);
+        const took = s.timings?.totalMs !== undefined && before.state !== 'running' ? ` in ${(s.timings.totalMs / 1000).toFixed(1)} s` : '';
+        process.stdout.write(
+          `${green('Berth is running')}${took} (${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
+        );
+        if (s.accel === 'tcg' && s.accelReason) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
+      } finally {
+        client.close();
+      }
+    }),
+  );
+
+program
+  .command('stop')
+  .description('stop the VM: containers stop, data stays on the disk')
+  .option('-f, --force', 'power the VM off at once instead of shutting it down cleanly')
+  .action(
+    action(async (g, paths, opts: { force?: boolean }) => {
+      let client: ControlClient;
+      try {
+        client = await connectEngine(paths, false);
+      } catch (err) {
+        if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+        if (!orphanVm(paths)) {
+          if (g.json) return printJson({ instance: paths.name, state: 'stopped' });
+          process.stdout.write('Berth is not running.\n');
+          return;
+        }
+        // A VM without an engine (the engine was killed): an engine
+        // reattaches to it first so it can shut it down cleanly.
+        client = await connectEngine(paths, true);
+      }
+      try {
+        if (!g.json) process.stderr.write('Stopping Berth...\n');
+        const s = await client.call('vm.stop', { force: !!opts.force });
+        if (g.json) return printJson(s);
+        process.stdout.write('Berth is stopped.\n');
+      } finally {
+        client.close();
+      }
+    }),
+  );
+
+program
+  .command('restart')
+  .description('stop and start the VM (to apply changed settings)')
+  .action(
+    action(async (g, paths) => {
+      const client = await connectEngine(paths, true);
+      try {
+        const s = await withProgress(client, !!g.json, () => client.call('vm.restart', {}));
+        if (g.json) return printJson(s);
+        process.stdout.write(`${green('Berth is running')} (${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n`);
+      } finally {
+        client.close();
+      }
+    }),
+  );
+
+program
+  .command('status')
+  .description('show the VM state, accelerator, resources and socket')
+  .action(
+    action(async (g, paths) => {
+      let client: ControlClient;
+      try {
+        client = await connectEngine(paths, false);
+      } catch (err) {
+        if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+        const orphan = orphanVm(paths);
+        const s = {
+          instance: paths.name,
+          state: 'stopped' as const,
+          engine: false,
+          dockerSocket: paths.dockerSocket,
+          dockerHost: dockerHostUrl(paths.dockerSocket),
+          ...(orphan ? { orphanVmPid: orphan } : {}),
+        };
+        if (g.json) return printJson(s);
+        process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
+        if (orphan) {
+          process.stdout.write(`A VM (pid ${orphan}) is still running without an engine; \`berth start\` reattaches to it.\n`);
+        }
+        return;
+      }
+      try {
+        const s = await client.call('vm.status', {});
+        if (g.json) return printJson(s);
+        process.stdout.write(formatStatus(s) + '\n');
+      } finally {
+        client.close();
+      }
+    }),
+  );
+
+program
+  .command('shell')
+  .description('open a shell in the VM (or run a command there)')
+  .argument('[command...]', 'command to run instead of an interactive shell (put it after `--`)')
+  .allowUnknownOption()
+  .action(
+    action(async (_g, paths, command: string[]) => {
+      const client = await connectEngine(paths, false);
+      let ep;
+      try {
+        ep = await client.call('guest.sshEndpoint', {});
+      } finally {
+        client.close();
+      }
+      return runShell(ep, command);
+    }),
+  );
+
+program
+  .command('logs')
+  .description('show logs: the engine (default), the VM serial console, or the guest system log')
+  .option('--engine', "the engine's log (default)")
+  .option('--serial', "the VM's serial console")
+  .option('--guest', "the guest's system log (sshd, dockerd)")
+  .option('-n, --lines <n>', 'how many lines', (v) => positiveInt(v), 100)
+  .option('-f, --follow', 'keep printing new lines')
+  .action(
+    action(async (g, paths, opts: { serial?: boolean; guest?: boolean; engine?: boolean; lines: number; follow?: boolean }) => {
+      const picked = [opts.engine, opts.serial, opts.guest].filter(Boolean).length;
+      if (picked > 1) throw usage('pick one of --engine, --serial and --guest');
+      if (opts.guest) {
+        if (opts.follow) throw usage('--follow works with --engine and --serial');
+        const client = await connectEngine(paths, false);
+        try {
+          const r = await client.call('guest.logs', { lines: opts.lines });
+          if (g.json) return printJson(r);
+          process.stdout.write(r.lines.join('\n') + '\n');
+        } finally {
+          client.close();
+        }
+        return;
+      }
+      const file = opts.serial ? paths.serialLog : paths.engineLog;
+      const fmt = opts.serial ? (l: string) => l : formatLogLine;
+      if (!fs.existsSync(file)) {
+        throw new BerthError('VM_NOT_RUNNING', `there is no log yet at ${file}`, 'Logs appear once Berth has been started.');
+      }
+      printTail(file, opts.lines, fmt);
+      if (opts.follow) await followFile(file, fmt);
+    }),
+  );
+
+program
+  .command('daemon')
+  .description('run the engine in the foreground (the desktop app and `berth start` use this)')
+  .option('--exit-on-stop', 'exit once the VM has been stopped')
+  .action(async (opts: { exitOnStop?: boolean }, cmd: Command) => {
+    const g = globals(cmd);
+    try {
+      await runDaemonProcess({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
+    } catch (err) {
+      printError(err, !!g.json);
+      process.exitCode = 1;
+    }
+  });
+
+const context = program.command('context').description("the docker CLI's context for Berth");
+context
+  .command('use')
+  .description("make Berth the docker CLI's current context")
+  .action(
+    action(async (g, paths) => {
+      const name = useDockerContext(paths.name);
+      if (g.json) return printJson({ context: name });
+      process.stdout.write(`The docker CLI now uses the context "${name}" (${dockerHostUrl(paths.dockerSocket)}).\n`);
+    }),
+  );
+
+const settings = program.command('settings').description('show or change the VM settings');
+settings
+  .command('show')
+  .description('show the current settings')
+  .action(
+    action(async (g, paths) => {
+      const s = await withSettings(paths, async (client) => (client ? client.call('settings.get', {}) : new SettingsStore(paths.settings).get()));
+      if (g.json) return printJson(s);
+      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
+    }),
+  );
+settings
+  .command('set')
+  .description('change settings, e.g. `berth settings set cpus=4 memoryMiB=4096`')
+  .argument('<key=value...>', 'settings to change')
+  .action(
+    action(async (g, paths, pairs: string[]) => {
+      const patch: Record<string, unknown> = {};
+      for (const p of pairs) {
+        const m = /^([A-Za-z]+)=(.*)$/.exec(p);
+        if (!m) throw usage(`"${p}" is not KEY=VALUE`);
+        patch[m[1]!] = /^-?\d+$/.test(m[2]!) ? Number(m[2]) : m[2];
+      }
+      const r = await withSettings(paths, async (client) =>
+        client ? client.call('settings.update', { patch }) : new SettingsStore(paths.settings).update(patch),
+      );
+      if (g.json) return printJson(r);
+      if (!r.changed.length) return void process.stdout.write('Nothing changed.\n');
+      process.stdout.write(`Saved: ${r.changed.map((k) => `${k}=${(r.settings as Record<string, unknown>)[k]}`).join(', ')}.\n`);
+      if (r.restartRequired) process.stdout.write('Run `berth restart` to apply them to a running VM.\n');
+    }),
+  );
+
+/** Through the engine when it runs, else straight on the file (same validation). */
+async function withSettings<T>(paths: InstancePaths, fn: (client?: ControlClient) => Promise<T>): Promise<T> {
+  let client: ControlClient | undefined;
+  try {
+    client = await connectEngine(paths, false);
+  } catch (err) {
+    if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+  }
+  try {
+    return await fn(client);
+  } finally {
+    client?.close();
+  }
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+/** Wrong arguments that commander cannot see (exit 2, like its own). */
+class UsageError extends Error {}
+function usage(message: string): UsageError {
+  return new UsageError(message);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version exit 0; every usage error exits 2.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
+  }
+}

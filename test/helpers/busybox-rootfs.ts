@@ -1,0 +1,40 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tar from 'tar';
+
+/**
+ * Why the busybox-static binary cannot be used, or undefined when it can.
+ * Tests make their container images offline from it (no registry here).
+ */
+export function busyboxProblem(bin = '/bin/busybox'): string | undefined {
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(bin);
+  } catch {
+    return `${bin} is missing (apt-get install busybox-static)`;
+  }
+  if (data.includes(Buffer.from('/lib64/ld-linux')) || data.includes(Buffer.from('/lib/ld-linux'))) {
+    return `${bin} is dynamically linked; containers need busybox-static`;
+  }
+  return undefined;
+}
+
+/** A rootfs tarball: busybox and its applet links, /tmp, /etc/passwd. */
+export function busyboxRootfsTar(workDir: string, bin = '/bin/busybox'): string {
+  const root = path.join(workDir, 'rootfs');
+  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 });
+  fs.mkdirSync(path.join(root, 'etc'));
+  fs.mkdirSync(path.join(root, 'www'));
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  fs.writeFileSync(path.join(root, 'www/index.html'), 'hello from busybox httpd\n');
+  fs.copyFileSync(bin, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  const applets = execFileSync(bin, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+  for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  const out = path.join(workDir, 'busybox-rootfs.tar');
+  tar.c({ file: out, cwd: root, sync: true, portable: true }, fs.readdirSync(root));
+  return out;
+}

@@ -1,0 +1,198 @@
+/**
+ * The real thing: `berth start` boots the guest under QEMU (TCG here), and
+ * the real docker CLI talks to it through the forwarded socket. One VM for
+ * the whole file; the tests run in order and build on each other.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
+import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
+import { berth, run } from '../helpers/run.js';
+import { shortTempDir } from '../helpers/temp.js';
+import { ensureImage, vmPrereqProblem } from './prereqs.js';
+
+const problem = vmPrereqProblem();
+if (problem) process.stdout.write(`# VM tests skipped: ${problem}\n`);
+
+describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 }, () => {
+  const t = shortTempDir('bi');
+  const home = path.join(t.dir, 'h');
+  const inst = path.join(home, 'default');
+  const sock = path.join(inst, 'docker.sock');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BERTH_HOME: home,
+    DOCKER_CONFIG: path.join(t.dir, 'docker-config'),
+    DOCKER_HOST: `unix://${sock}`,
+    BERTH_ACCEL: process.env.BERTH_ACCEL || 'tcg',
+    NO_COLOR: '1',
+  };
+  const docker = (args: string[], opts: { input?: string; timeoutMs?: number } = {}) =>
+    run('docker', args, { env, timeoutMs: opts.timeoutMs ?? 180_000, input: opts.input });
+  const ok = async (args: string[], opts: { input?: string; timeoutMs?: number } = {}) => {
+    const r = await docker(args, opts);
+    assert.equal(r.code, 0, `docker ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  const qemuPid = () => Number(fs.readFileSync(path.join(inst, 'qemu.pid'), 'utf8'));
+
+  before(async () => {
+    await ensureImage();
+  });
+
+  after(async () => {
+    // Whatever happened, leave no VM behind.
+    await berth(['stop', '--force'], env, { timeoutMs: 120_000 }).catch(() => undefined);
+    try {
+      const pid = qemuPid();
+      if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    t.cleanup();
+  });
+
+  test('berth start boots the VM and prints how to use the docker socket', async () => {
+    const r = await berth(['start'], env, { timeoutMs: 10 * 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Berth is running/);
+    assert.ok(r.stdout.includes(`export DOCKER_HOST=unix://${sock}`), r.stdout);
+    assert.match(r.stderr, /booting the VM/);
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the docker socket is owner-only');
+  });
+
+  test('docker version shows both client and server', async () => {
+    const out = await ok(['version', '--format', '{{.Client.Version}} / {{.Server.Version}} / {{.Server.Os}}']);
+    assert.match(out.trim(), /^\S+ \/ \S+ \/ linux$/);
+  });
+
+  test('docker import of a busybox rootfs, then docker run --rm echo hi', async () => {
+    const tarFile = busyboxRootfsTar(t.dir);
+    const r = await run('docker', ['import', tarFile, 'bb:1'], { env, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await ok(['run', '--rm', 'bb:1', 'echo', 'hi'])).trim(), 'hi');
+  });
+
+  test('stdin through docker run -i reaches the container and EOF ends it', async () => {
+    assert.equal((await ok(['run', '--rm', '-i', 'bb:1', 'sh', '-c', 'cat; echo done'], { input: 'from-stdin\n' })).trim(), 'from-stdin\ndone');
+  });
+
+  test('docker run -t gets a terminal', async () => {
+    assert.match(await ok(['run', '--rm', '-t', 'bb:1', 'tty']), /\/dev\/pts\/\d+/);
+  });
+
+  test('docker run -d, then docker logs -f streams', async () => {
+    const id = (await ok(['run', '-d', '--name', 'ticker', 'bb:1', 'sh', '-c', 'i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done'])).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const child = spawn('docker', ['logs', '-f', 'ticker'], { env });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const seen = await waitFor(() => /tick5/.test(out), 60_000, 100);
+    child.kill();
+    assert.ok(seen, `logs -f did not stream: ${out}`);
+  });
+
+  test('docker exec, and docker exec -i with stdin', async () => {
+    assert.equal((await ok(['exec', 'ticker', 'echo', 'exec-ok'])).trim(), 'exec-ok');
+    assert.equal((await ok(['exec', '-i', 'ticker', 'wc', '-c'], { input: '12345' })).trim(), '5');
+  });
+
+  test('docker build of a small Dockerfile on that image', async () => {
+    const ctx = path.join(t.dir, 'ctx');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM bb:1\nCOPY hello.txt /hello.txt\nRUN echo built >> /hello.txt\nCMD ["cat", "/hello.txt"]\n');
+    fs.writeFileSync(path.join(ctx, 'hello.txt'), 'from the build context\n');
+    await ok(['build', '-t', 'bb-built:1', ctx], { timeoutMs: 300_000 });
+    assert.equal((await ok(['run', '--rm', 'bb-built:1'])).trim(), 'from the build context\nbuilt');
+  });
+
+  test('docker volume create, and data written into it', async () => {
+    await ok(['volume', 'create', 'keep']);
+    await ok(['run', '--rm', '-v', 'keep:/data', 'bb:1', 'sh', '-c', 'echo persisted > /data/f && sync']);
+  });
+
+  test('berth start again is harmless: same VM, exit 0', async () => {
+    const pid = qemuPid();
+    const r = await berth(['start'], env, { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(qemuPid(), pid);
+  });
+
+  test('berth status shows state, accelerator, resources and socket', async () => {
+    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    assert.equal(s.state, 'running');
+    assert.ok(['kvm', 'tcg'].includes(s.accel));
+    assert.ok(s.cpus >= 1 && s.memoryMiB >= 512);
+    assert.equal(s.dockerSocket, sock);
+    assert.equal(s.dockerContext.name, 'berth');
+    const human = (await berth(['status'], env)).stdout;
+    assert.match(human, /state\s+running/);
+    assert.match(human, /docker socket/);
+  });
+
+  test('berth shell runs commands in the VM and passes the exit status', async () => {
+    const r = await berth(['shell', '--', 'uname', '-s'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'Linux');
+    assert.equal((await berth(['shell', '--', 'sh', '-c', 'exit 3'], env)).code, 3);
+    const i = await berth(['shell'], env, { input: 'echo interactive-$((40+2))\nexit\n' });
+    assert.match(i.stdout, /interactive-42/);
+  });
+
+  test('berth logs shows the engine, the serial console and the guest log', async () => {
+    assert.match((await berth(['logs', '-n', '50'], env)).stdout, /VM running/);
+    assert.match((await berth(['logs', '--serial'], env)).stdout, /berth-init: ready/);
+    assert.match((await berth(['logs', '--guest', '-n', '500'], env)).stdout, /dockerd/);
+  });
+
+  test('the engine killed with SIGKILL: berth start reattaches, the running container survives', async () => {
+    const vm = qemuPid();
+    const engine = Number(fs.readFileSync(path.join(inst, 'engine.lock'), 'utf8'));
+    process.kill(engine, 'SIGKILL');
+    await waitFor(() => !pidAlive(engine), 5000);
+    assert.ok(fs.existsSync(path.join(inst, 'engine.lock')), 'a stale lock is left behind');
+    assert.ok(fs.existsSync(sock), 'a stale socket is left behind');
+    const r = await berth(['start'], env, { timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(qemuPid(), vm, 'same VM, reattached');
+    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    assert.equal(s.attached, true);
+    assert.notEqual(s.enginePid, engine);
+    assert.equal((await ok(['inspect', '-f', '{{.State.Running}}', 'ticker'])).trim(), 'true');
+  });
+
+  test('berth stop leaves no qemu, engine or socket behind', async () => {
+    const vm = qemuPid();
+    const engine = Number(fs.readFileSync(path.join(inst, 'engine.lock'), 'utf8'));
+    const r = await berth(['stop'], env, { timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(await waitFor(() => !pidAlive(vm), 10_000), 'qemu exited');
+    assert.ok(await waitFor(() => !pidAlive(engine), 10_000), 'engine exited');
+    for (const f of ['docker.sock', 'control.sock', 'qmp.sock', 'engine.lock', 'qemu.pid', 'state.json']) {
+      assert.ok(!fs.existsSync(path.join(inst, f)), `${f} removed`);
+    }
+    const ps = await run('ps', ['-eo', 'args']);
+    assert.ok(!ps.stdout.includes(inst), `no process still refers to the instance:\n${ps.stdout}`);
+    assert.match(fs.readFileSync(path.join(inst, 'serial.log'), 'utf8'), /data disk flushed/);
+  });
+
+  test('after stop and start: the volume, the images and the containers are still there', async () => {
+    const r = await berth(['start'], env, { timeoutMs: 10 * 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await ok(['run', '--rm', '-v', 'keep:/data', 'bb:1', 'cat', '/data/f'])).trim(), 'persisted');
+    assert.match(await ok(['images', '--format', '{{.Repository}}:{{.Tag}}']), /bb-built:1/);
+    assert.match(await ok(['ps', '-a', '--format', '{{.Names}}']), /ticker/);
+  });
+
+  test('docker requests keep working after the guest ssh connection is cut', async () => {
+    // Killing every sshd child drops the engine's connection (as a host sleep would).
+    await berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd'], env).catch(() => undefined);
+    await sleep(500);
+    assert.equal((await ok(['run', '--rm', 'bb:1', 'echo', 'after-reconnect'])).trim(), 'after-reconnect');
+    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    assert.ok(s.session.connects >= 2, `reconnected (${s.session.connects} connects)`);
+  });
+});

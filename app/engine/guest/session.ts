@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
@@ -7,6 +8,29 @@ import { sleep } from '../process-util.js';
 import { publicKeyBlob } from './keys.js';
 
 const { Client } = ssh2;
+
+/** Resolves once something on host:port sends an SSH identification line. */
+export function waitForBanner(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection({ host, port });
+    let got = '';
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(() => done(new Error('no SSH banner yet')), timeoutMs);
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      got += d;
+      if (got.startsWith('SSH-')) done();
+      else if (got.length >= 4) done(new Error('not an SSH server'));
+    });
+    sock.on('error', (e) => done(e));
+    sock.on('close', () => done(new Error('closed before the SSH banner')));
+  });
+}
 type Client = InstanceType<typeof Client>;
 
 export interface SessionOptions {
@@ -65,13 +89,23 @@ export class GuestSession extends EventEmitter<{
     this.emit('state', s);
   }
 
-  /** One connection attempt. Resolves with a ready client or rejects. */
-  private attempt(readyTimeoutMs: number): Promise<Client> {
+  /**
+   * One connection attempt. Resolves with a ready client or rejects. While
+   * the guest boots, QEMU's user networking accepts connections before sshd
+   * (or even the guest's network) is up and then holds them silently, so an
+   * attempt first waits briefly for sshd's banner on a plain TCP connection;
+   * only a guest that speaks SSH gets the (slower) full handshake.
+   */
+  private async attempt(readyTimeoutMs: number): Promise<Client> {
+    await waitForBanner(this.opts.host, this.opts.port, 1500);
     return new Promise((resolve, reject) => {
       const c = new Client();
       let settled = false;
       c.on('ready', () => {
         settled = true;
+        // Many small request/response packets: Nagle's algorithm would hold
+        // each channel open back by a delayed ACK (~40 ms per docker call).
+        c.setNoDelay(true);
         resolve(c);
       });
       c.on('error', (err) => {

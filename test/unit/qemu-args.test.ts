@@ -46,9 +46,9 @@ test('x86_64 with KVM: q35, host CPU, resources', () => {
   assert.equal(after(a, '-name'), 'berth-default,process=berth-default');
 });
 
-test('TCG uses the "max" CPU model', () => {
+test('TCG uses the "max" CPU model and a 256 MiB translation cache', () => {
   const a = buildQemuArgs({ ...spec, accel: 'tcg' });
-  assert.equal(after(a, '-accel'), 'tcg');
+  assert.equal(after(a, '-accel'), 'tcg,tb-size=256');
   assert.equal(after(a, '-cpu'), 'max');
   assert.equal(after(a, '-machine'), 'q35');
 });
@@ -88,6 +88,12 @@ test('the only host forward is sshd, on loopback', () => {
   const net = after(a, '-netdev');
   assert.equal(net, 'user,id=net0,ipv6=off,hostfwd=tcp:127.0.0.1:40022-:22');
   assert.ok(all(a, '-device').includes('virtio-net-pci,netdev=net0,romfile='));
+});
+
+test('entropy and free page reporting devices', () => {
+  const d = all(buildQemuArgs(spec), '-device');
+  assert.ok(d.includes('virtio-rng-pci'));
+  assert.ok(d.includes('virtio-balloon-pci,free-page-reporting=on'));
 });
 
 test('serial log, QMP socket, pid file, daemonized, no reboot', () => {

@@ -2,18 +2,15 @@ import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { VmStatus } from '../engine/api/contract.js';
 import type { ControlClient } from '../engine/api/control-client.js';
-import { runDaemonProcess } from '../engine/daemon.js';
 import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
 import { BerthError, isBerthError } from '../engine/errors.js';
-import { formatLogLine } from '../engine/log.js';
+import { formatLogLine } from '../engine/log-format.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
 import { pidAlive } from '../engine/process-util.js';
-import { SettingsStore } from '../engine/settings/store.js';
 import { BERTH_VERSION } from '../engine/version.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
 import { bold, dim, formatStatus, green, printError, usageHint } from './output.js';
-import { runShell } from './shell.js';
 
 interface Globals {
   instance: string;
@@ -206,6 +203,7 @@ program
       } finally {
         client.close();
       }
+      const { runShell } = await import('./shell.js'); // ssh2 loads only here
       return runShell(ep, command);
     }),
   );
@@ -251,6 +249,7 @@ program
   .action(async (opts: { exitOnStop?: boolean }, cmd: Command) => {
     const g = globals(cmd);
     try {
+      const { runDaemonProcess } = await import('../engine/daemon.js');
       await runDaemonProcess({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
     } catch (err) {
       printError(err, !!g.json);
@@ -276,7 +275,7 @@ settings
   .description('show the current settings')
   .action(
     action(async (g, paths) => {
-      const s = await withSettings(paths, async (client) => (client ? client.call('settings.get', {}) : new SettingsStore(paths.settings).get()));
+      const s = await withSettings(paths, async (client) => (client ? client.call('settings.get', {}) : (await localSettings(paths)).get()));
       if (g.json) return printJson(s);
       for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
     }),
@@ -294,7 +293,7 @@ settings
         patch[m[1]!] = /^-?\d+$/.test(m[2]!) ? Number(m[2]) : m[2];
       }
       const r = await withSettings(paths, async (client) =>
-        client ? client.call('settings.update', { patch }) : new SettingsStore(paths.settings).update(patch),
+        client ? client.call('settings.update', { patch }) : (await localSettings(paths)).update(patch),
       );
       if (g.json) return printJson(r);
       if (!r.changed.length) return void process.stdout.write('Nothing changed.\n');
@@ -302,6 +301,12 @@ settings
       if (r.restartRequired) process.stdout.write('Run `berth restart` to apply them to a running VM.\n');
     }),
   );
+
+/** The settings file itself, when no engine runs (same schema, same checks). */
+async function localSettings(paths: InstancePaths) {
+  const { SettingsStore } = await import('../engine/settings/store.js');
+  return new SettingsStore(paths.settings);
+}
 
 /** Through the engine when it runs, else straight on the file (same validation). */
 async function withSettings<T>(paths: InstancePaths, fn: (client?: ControlClient) => Promise<T>): Promise<T> {

@@ -38,7 +38,7 @@ export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
   if (parsed instanceof Error) throw parsed;
   const allowed = Array.isArray(parsed) ? parsed[0] : parsed;
   const commands: string[] = [];
-  const clients = new Set<InstanceType<typeof ssh2.Connection>>();
+  const clients = new Set<ssh2.Connection>();
   let streamlocal = 0;
 
   const server = new Server({ hostKeys: [o.hostPrivateKey] }, (client) => {

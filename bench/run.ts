@@ -1,0 +1,235 @@
+/**
+ * `npm run bench`: Berth's speed and memory goals, measured on this machine
+ * and written to bench/results.md (a table per section). Never asserted in
+ * tests: numbers depend on the host (KVM vs TCG above all).
+ *
+ *   npm run bench -- [--runs N] [--out FILE]
+ *
+ * Uses its own BERTH_HOME in /tmp so the user's instance is untouched.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../app/engine/package-root.js';
+import { processRssKiB, sleep } from '../app/engine/process-util.js';
+import type { VmStatus } from '../app/engine/api/contract.js';
+import { measureForwardOverhead } from './forward-overhead.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+};
+const RUNS = Math.max(2, Number(opt('--runs', '3')));
+const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', 'results.md')));
+
+const home = fs.mkdtempSync('/tmp/bb-');
+const sock = path.join(home, 'default', 'docker.sock');
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  BERTH_HOME: home,
+  DOCKER_CONFIG: path.join(home, '.docker'),
+  DOCKER_HOST: `unix://${sock}`,
+  NO_COLOR: '1',
+};
+const bin = path.join(packageRoot(), 'bin', 'berth.js');
+
+function run(cmd: string, argv: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn(cmd, argv, { env });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
+    c.stdin.end(input ?? '');
+  });
+}
+const berth = (...a: string[]) => run(process.execPath, [bin, ...a]);
+async function must(p: Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>, what: string) {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+const status = async (): Promise<VmStatus> => JSON.parse((await must(berth('status', '--json'), 'berth status')).stdout);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const s1 = (ms: number) => (ms / 1000).toFixed(1) + ' s';
+const ms1 = (ms: number) => ms.toFixed(1) + ' ms';
+
+interface StartSample {
+  wallMs: number;
+  firstDockerMs: number;
+  t: NonNullable<VmStatus['timings']>;
+}
+
+/** berth start, then the first docker version through the socket. */
+async function startOnce(): Promise<StartSample> {
+  const t0 = performance.now();
+  await must(berth('start'), 'berth start');
+  const wall = performance.now() - t0;
+  await must(run('docker', ['version', '--format', '{{.Server.Version}}']), 'docker version');
+  const first = performance.now() - t0;
+  const s = await status();
+  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {} };
+}
+
+/** GET /version over a unix socket, n times, one connection each. */
+async function apiLatency(socketPath: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      http
+        .get({ socketPath, path: '/version', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        })
+        .on('error', reject);
+    });
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const rows: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
+
+  // 1. Start time: a new instance (formats the data disk), then warm starts.
+  const samples: StartSample[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    process.stderr.write(`bench: start ${i + 1}/${RUNS}\n`);
+    samples.push(await startOnce());
+    if (i < RUNS - 1) await must(berth('stop'), 'berth stop');
+  }
+  const st = await status();
+  const accel = `${st.accel} (${st.accelReason})`;
+  const warm = samples.slice(1);
+  const m = (f: (s: StartSample) => number | undefined) => median(warm.map((s) => f(s) ?? NaN));
+  rows.push(
+    '## Start: `berth start` to the first working `docker version`',
+    '',
+    `Median of ${warm.length} warm starts (instance exists; engine not running); the first start of a new instance is listed apart.`,
+    '',
+    '| phase (from `berth start`) | warm start | first start (new instance) |',
+    '|---|---|---|',
+    `| image verified, accelerator chosen | ${s1(m((s) => (s.t.prepareMs ?? 0) + (s.t.imageMs ?? 0)))} | ${s1((samples[0]!.t.prepareMs ?? 0) + (samples[0]!.t.imageMs ?? 0))} |`,
+    `| VM boot (QEMU up) | ${s1(m((s) => s.t.bootMs))} | ${s1(samples[0]!.t.bootMs ?? NaN)} |`,
+    `| guest ready (ssh answers), from boot | ${s1(m((s) => s.t.guestMs))} | ${s1(samples[0]!.t.guestMs ?? NaN)} |`,
+    `| dockerd ready, from boot | ${s1(m((s) => s.t.dockerMs))} | ${s1(samples[0]!.t.dockerMs ?? NaN)} |`,
+    `| socket ready, from boot | ${s1(m((s) => s.t.socketMs))} | ${s1(samples[0]!.t.socketMs ?? NaN)} |`,
+    `| \`berth start\` returned (wall, CLI included) | ${s1(m((s) => s.wallMs))} | ${s1(samples[0]!.wallMs)} |`,
+    `| **first successful \`docker version\`** | **${s1(m((s) => s.firstDockerMs))}** | **${s1(samples[0]!.firstDockerMs)}** |`,
+    '',
+  );
+
+  // 2. Added latency of the socket forward.
+  process.stderr.write('bench: latency\n');
+  const N = 200;
+  await apiLatency(sock, 20); // warm up
+  const host = await apiLatency(sock, N);
+  const guestRun = await must(
+    berth(
+      'shell',
+      '--',
+      'sh',
+      '-c',
+      `for i in $(seq ${N}); do curl -s -o /dev/null -w '%{time_total}\\n' --unix-socket /var/run/docker.sock http://d/version; done`,
+    ),
+    'guest curl loop',
+  );
+  const guest = guestRun.stdout
+    .trim()
+    .split('\n')
+    .map((l) => Number(l) * 1000)
+    .filter((x) => Number.isFinite(x));
+  const cliHost: number[] = [];
+  for (let i = 0; i < 10; i++) cliHost.push((await must(run('docker', ['version']), 'docker version')).ms);
+  const cliGuestRun = await must(
+    berth('shell', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do s=$(date +%s%N); docker version >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done'),
+    'guest docker loop',
+  );
+  const cliGuest = cliGuestRun.stdout.trim().split('\n').map((l) => Number(l) / 1000);
+  rows.push(
+    '## Docker socket forward: added latency',
+    '',
+    `\`GET /version\` on a new connection each time, ${N} calls: from the host through Berth's socket (ssh channel per connection) vs. inside the guest on dockerd's own socket (curl). The \`docker version\` rows include the CLI's own start-up on each side.`,
+    '',
+    '| call | host via Berth (p50 / p95) | inside the guest (p50 / p95) | added (p50) |',
+    '|---|---|---|---|',
+    `| API \`GET /version\` | ${ms1(median(host))} / ${ms1(pct(host, 95))} | ${ms1(median(guest))} / ${ms1(pct(guest, 95))} | ${ms1(median(host) - median(guest))} |`,
+    `| \`docker version\` (CLI) | ${ms1(median(cliHost))} / ${ms1(pct(cliHost, 95))} | ${ms1(median(cliGuest))} / ${ms1(pct(cliGuest, 95))} | ${ms1(median(cliHost) - median(cliGuest))} |`,
+    '',
+  );
+
+  const o = await measureForwardOverhead();
+  rows.push(
+    'The forward alone, without a VM (an ssh2 server on loopback stands in for the guest, a tiny HTTP server for dockerd), 500 calls each:',
+    '',
+    '| path | p50 | p95 |',
+    '|---|---|---|',
+    `| straight to the unix socket | ${ms1(median(o.direct))} | ${ms1(pct(o.direct, 95))} |`,
+    `| through Berth's forward, new connection per call (new ssh channel) | ${ms1(median(o.forwarded))} | ${ms1(pct(o.forwarded, 95))} |`,
+    `| through Berth's forward, keep-alive connection | ${ms1(median(o.forwardedKeepAlive))} | ${ms1(pct(o.forwardedKeepAlive, 95))} |`,
+    `| **added by the forward (new connection, p50)** | **${ms1(median(o.forwarded) - median(o.direct))}** | |`,
+    '',
+  );
+
+  // 3. Memory at idle.
+  process.stderr.write('bench: idle memory (30 s)\n');
+  await sleep(30_000);
+  const s = await status();
+  const engineRss = processRssKiB(s.enginePid);
+  const qemuRss = s.vmPid ? processRssKiB(s.vmPid) : undefined;
+  const cpuBefore = fs.readFileSync(`/proc/${s.enginePid}/stat`, 'utf8').split(' ');
+  await sleep(10_000);
+  const cpuAfter = fs.readFileSync(`/proc/${s.enginePid}/stat`, 'utf8').split(' ');
+  const ticks = Number(cpuAfter[13]) + Number(cpuAfter[14]) - Number(cpuBefore[13]) - Number(cpuBefore[14]);
+  const guestFree = (await must(berth('shell', '--', 'free', '-m'), 'free')).stdout;
+  const used = /Mem:\s+(\d+)\s+(\d+)/.exec(guestFree);
+  const mib = (k?: number) => (k === undefined ? 'n/a' : `${(k / 1024).toFixed(1)} MiB`);
+  rows.push(
+    '## Idle',
+    '',
+    'After 30 s idle with the VM running and nothing else happening.',
+    '',
+    '| what | value |',
+    '|---|---|',
+    `| engine process RSS | ${mib(engineRss)} |`,
+    `| engine CPU over 10 s idle (of one core) | ${(((ticks / 100) / 10) * 100).toFixed(2)} % |`,
+    `| QEMU process RSS (guest memory touched so far) | ${mib(qemuRss)} |`,
+    `| guest memory in use (free -m) | ${used ? `${used[2]} MiB of ${used[1]} MiB` : 'n/a'} |`,
+    '',
+  );
+
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+
+  const header = [
+    '# Berth benchmark results',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench\` on ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}.`,
+    `Accelerator: ${accel}. Under TCG (software emulation) every guest-side number is many times what KVM or Hypervisor.framework gives.`,
+    '',
+  ];
+  const text = [...header, ...rows].join('\n');
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
+  fs.writeFileSync(OUT, text);
+  process.stdout.write(text + '\n');
+}
+
+main().catch(async (err) => {
+  process.stderr.write(`bench failed: ${(err as Error).message}\n`);
+  await berth('stop', '--force').catch(() => undefined);
+  process.exitCode = 1;
+});

@@ -9,6 +9,27 @@ import { publicKeyBlob } from './keys.js';
 
 const { Client } = ssh2;
 
+const KEEPALIVE_MS = 5000;
+
+/**
+ * ssh2 counts a link as dead after keepaliveCountMax unanswered pings and
+ * ignores the data that arrives meanwhile. Under a bulk transfer the guest's
+ * answer waits behind megabytes of channel data (50 connections x 1 MiB
+ * through a TCG guest took 20 s), so a busy link was cut as "dead" and every
+ * transfer on it was lost. Traffic from the guest proves it alive: restart
+ * ssh2's keepalive countdown (its internal _resetKA, ssh2 is pinned at
+ * 1.17.0) at most once a second while data flows.
+ */
+function sockAliveResetsKeepalive(c: Client, sock: net.Socket): void {
+  let last = 0;
+  sock.on('data', () => {
+    const now = Date.now();
+    if (now - last < 1000) return;
+    last = now;
+    (c as unknown as { _resetKA?: () => void })._resetKA?.();
+  });
+}
+
 /** Resolves once something on host:port sends an SSH identification line. */
 export function waitForBanner(host: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -98,14 +119,21 @@ export class GuestSession extends EventEmitter<{
    */
   private async attempt(readyTimeoutMs: number): Promise<Client> {
     await waitForBanner(this.opts.host, this.opts.port, 1500);
+    const sock = await new Promise<net.Socket>((resolve, reject) => {
+      // TCP_NODELAY: without it Nagle's algorithm holds each new channel's
+      // first exchange for a delayed ACK (~40 ms per docker call).
+      const s = net.createConnection({ host: this.opts.host, port: this.opts.port, noDelay: true });
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
     return new Promise((resolve, reject) => {
       const c = new Client();
       let settled = false;
       c.on('ready', () => {
         settled = true;
-        // Many small request/response packets: Nagle's algorithm would hold
-        // each channel open back by a delayed ACK (~40 ms per docker call).
-        c.setNoDelay(true);
         resolve(c);
       });
       c.on('error', (err) => {
@@ -121,12 +149,11 @@ export class GuestSession extends EventEmitter<{
         }
       });
       c.connect({
-        host: this.opts.host,
-        port: this.opts.port,
+        sock,
         username: 'root',
         privateKey: this.opts.privateKey,
         readyTimeout: readyTimeoutMs,
-        keepaliveInterval: 5000,
+        keepaliveInterval: KEEPALIVE_MS,
         keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
           const ok = key.equals(this.hostBlob);
@@ -134,6 +161,7 @@ export class GuestSession extends EventEmitter<{
           return ok;
         },
       });
+      sockAliveResetsKeepalive(c, sock);
     });
   }
 
@@ -319,6 +347,11 @@ export class GuestSession extends EventEmitter<{
   /** A channel to a TCP port in the guest (direct-tcpip). */
   forwardOut(srcIp: string, srcPort: number, dstIp: string, dstPort: number): Promise<ClientChannel> {
     return this.openChannel((c, cb) => c.forwardOut(srcIp, srcPort, dstIp, dstPort, cb));
+  }
+
+  /** A command in the guest as a stream (stdin, stdout, stderr), for long-running helpers. */
+  openExec(command: string): Promise<ClientChannel> {
+    return this.openChannel((c, cb) => c.exec(command, cb));
   }
 
   /** Run a command in the guest and collect its output (capped at 4 MiB). */

@@ -10,7 +10,7 @@ import { pidAlive } from '../engine/process-util.js';
 import { BERTH_VERSION } from '../engine/version.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
-import { bold, dim, formatStatus, green, printError, usageHint } from './output.js';
+import { bold, dim, formatPorts, formatStatus, green, printError, usageHint } from './output.js';
 
 interface Globals {
   instance: string;
@@ -256,6 +256,67 @@ program
       process.exitCode = 1;
     }
   });
+
+program
+  .command('ports')
+  .description('list forwarded ports: automatic (containers, guest processes) and manual, with their state')
+  .action(
+    action(async (g, paths) => {
+      const r = await withSettings(paths, async (client) =>
+        client ? client.call('ports.list', {}) : { ports: [], manual: (await localSettings(paths)).get().ports },
+      );
+      if (g.json) return printJson(r);
+      process.stdout.write(formatPorts(r.ports, r.manual) + '\n');
+    }),
+  );
+
+const port = program.command('port').description('add or remove a manual port forward');
+port
+  .command('add')
+  .description('forward a host port to a guest port, e.g. `berth port add 8080:80` or `berth port add 5353:53/udp`')
+  .argument('<host:guest[/udp]>', 'host port, guest port, optional protocol')
+  .option('--host-ip <ip>', 'listen on this host address instead of loopback')
+  .action(
+    action(async (g, paths, spec: string, opts: { hostIp?: string }) => {
+      const m = /^(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+      if (!m) throw usage(`"${spec}" is not HOST:GUEST or HOST:GUEST/udp`);
+      const p = { hostPort: Number(m[1]), guestPort: Number(m[2]), proto: (m[3] ?? 'tcp') as 'tcp' | 'udp', ...(opts.hostIp ? { hostIp: opts.hostIp } : {}) };
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('ports.add', p);
+        const store = await localSettings(paths);
+        const others = store.get().ports.filter((x) => !(x.hostPort === p.hostPort && x.proto === p.proto));
+        store.update({ ports: [...others, p] });
+        return { ports: [], manual: store.get().ports };
+      });
+      if (g.json) return printJson(r);
+      const live = r.ports.find((x) => x.hostPort === p.hostPort && x.proto === p.proto);
+      process.stdout.write(`Forwarding host port ${p.hostPort}/${p.proto} to guest port ${p.guestPort}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when the VM runs'}.\n`);
+    }),
+  );
+port
+  .command('rm')
+  .description('remove a manual port forward, e.g. `berth port rm 8080`')
+  .argument('<host[/udp]>', 'host port, optional protocol')
+  .action(
+    action(async (g, paths, spec: string) => {
+      const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+      if (!m) throw usage(`"${spec}" is not a port or PORT/udp`);
+      const p = { hostPort: Number(m[1]), proto: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('ports.remove', p);
+        const store = await localSettings(paths);
+        const cur = store.get().ports;
+        const next = cur.filter((x) => !(x.hostPort === p.hostPort && x.proto === p.proto));
+        if (next.length === cur.length) {
+          throw new BerthError('BAD_REQUEST', `there is no manual forward of host port ${p.hostPort}/${p.proto}`, '`berth ports` lists the forwards.');
+        }
+        store.update({ ports: next });
+        return { ports: [], manual: next };
+      });
+      if (g.json) return printJson(r);
+      process.stdout.write(`Removed the forward of host port ${p.hostPort}/${p.proto}.\n`);
+    }),
+  );
 
 const context = program.command('context').description("the docker CLI's context for Berth");
 context

@@ -1,4 +1,4 @@
-import type { VmStatus } from '../engine/api/contract.js';
+import type { PortViewWire, VmStatus } from '../engine/api/contract.js';
 import { toErrorInfo, type ErrorInfo } from '../engine/errors.js';
 
 const tty = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -68,4 +68,24 @@ export function usageHint(s: VmStatus): string {
     `or switch the docker CLI's context:`,
     `  berth context use        ${dim(`(same as: docker context use ${s.dockerContext?.name ?? 'berth'})`)}`,
   ].join('\n');
+}
+
+const hostAddr = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** `berth ports`: one line per forward, then manual forwards not live yet. */
+export function formatPorts(ports: PortViewWire[], manual: { hostPort: number; guestPort: number; proto: string; hostIp?: string }[]): string {
+  const rows: string[][] = [['HOST', 'GUEST', 'PROTO', 'SOURCE', 'STATE', 'DETAILS']];
+  for (const p of ports) {
+    const state = p.state === 'active' ? green(p.state) : red(p.state);
+    const what = p.error ?? (p.container ? `${p.container.name} (container port ${p.container.port})` : p.connections ? `${p.connections} connections` : '');
+    rows.push([p.hostIps.map((ip) => hostAddr(ip, p.hostPort)).join(', '), hostAddr(p.guestIp, p.guestPort), p.proto, p.source, state, what]);
+  }
+  for (const m of manual) {
+    if (ports.some((p) => p.source === 'manual' && p.hostPort === m.hostPort && p.proto === m.proto)) continue;
+    rows.push([hostAddr(m.hostIp ?? '127.0.0.1', m.hostPort), `guest:${m.guestPort}`, m.proto, 'manual', dim('inactive'), 'applies while the VM runs']);
+  }
+  if (rows.length === 1) return 'No ports are forwarded. Publish one with `docker run -p 8080:80 ...` or add one with `berth port add 8080:80`.';
+  const strip = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '');
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => strip(r[i]!).length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - strip(c).length))).join('  ').trimEnd()).join('\n');
 }

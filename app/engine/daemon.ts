@@ -78,7 +78,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'vm.stop': (p) => engine.stop({ force: p.force }),
       'vm.restart': () => engine.restart(),
       'settings.get': async () => engine.settingsStore().get(),
-      'settings.update': async (p) => engine.settingsStore().update(p.patch),
+      'settings.update': async (p) => {
+        const r = engine.settingsStore().update(p.patch);
+        await engine.settingsChanged(r.changed);
+        return r;
+      },
+      'ports.list': async () => engine.portsList(),
+      'ports.add': (p) => engine.portsAdd(p),
+      'ports.remove': (p) => engine.portsRemove(p),
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'engine.shutdown': async (p) => {
@@ -93,6 +100,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   engine.on('state', (c) => server.broadcast('vm.state', c));
   engine.on('progress', (p) => server.broadcast('vm.progress', p));
   engine.on('session', (s) => server.broadcast('guest.session', s));
+  engine.on('ports', (ports) => server.broadcast('ports.changed', { ports }));
 
   async function shutdown(stopVm: boolean): Promise<void> {
     if (shuttingDown) return done;

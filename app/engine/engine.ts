@@ -8,7 +8,9 @@ import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
 import { serialConsole } from './drivers/qemu.js';
 import { contextName, dockerHostUrl, ensureDockerContext, type ContextResult } from './docker/context.js';
 import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
+import { DockerApi } from './docker/docker-api.js';
 import { DockerSocketForward, pingDocker } from './forward/docker-socket.js';
+import { PortManager, type PortView } from './forward/port-manager.js';
 import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
@@ -55,12 +57,14 @@ export class Engine extends EventEmitter<{
   state: [StateChange];
   progress: [{ phase: StartPhase; message: string; at: string }];
   session: [{ state: string; at: string }];
+  ports: [PortView[]];
 }> {
   readonly sm = new VmStateMachine();
   private phase?: StartPhase;
   private vm?: RunningVm;
   private session?: GuestSession;
   private forward?: DockerSocketForward;
+  private ports?: PortManager;
   private keys?: GuestKeys;
   private image?: GuestImage;
   private run?: RunState;
@@ -269,6 +273,7 @@ export class Engine extends EventEmitter<{
     await forward.listen();
     this.forward = forward;
     this.timings.socketMs = Date.now() - tBoot;
+    this.startPorts(session);
     try {
       this.context = ensureDockerContext(this.paths.name, this.paths.dockerSocket);
       if (this.context.outcome === 'conflict') {
@@ -277,6 +282,64 @@ export class Engine extends EventEmitter<{
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'could not write the docker context');
     }
+  }
+
+  /** Published ports follow the guest from now on (Docker events + socket table + manual). */
+  private startPorts(session: GuestSession): void {
+    const ports = new PortManager(session, new DockerApi(this.paths.dockerSocket), this.o.log, () => {
+      const s = this.settingsStore().get();
+      return { ports: s.ports, portBind: s.portBind };
+    });
+    ports.on('change', (list) => this.emit('ports', list));
+    this.ports = ports;
+    ports.start();
+  }
+
+  private async stopPorts(): Promise<void> {
+    const p = this.ports;
+    this.ports = undefined;
+    if (p) {
+      await p.stop().catch(() => undefined);
+      this.emit('ports', []);
+    }
+  }
+
+  portsList(): { ports: PortView[]; manual: Settings['ports'] } {
+    return { ports: this.ports?.list() ?? [], manual: this.settingsStore().get().ports };
+  }
+
+  /** Add a manual forward: saved in settings, live at once when the VM runs. */
+  async portsAdd(p: { hostPort: number; guestPort: number; proto?: 'tcp' | 'udp'; hostIp?: string }) {
+    const store = this.settingsStore();
+    const proto = p.proto ?? 'tcp';
+    const others = store.get().ports.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
+    const entry: Settings['ports'][number] = { hostPort: p.hostPort, guestPort: p.guestPort, proto };
+    if (p.hostIp) entry.hostIp = p.hostIp;
+    store.update({ ports: [...others, entry] });
+    await this.ports?.refresh();
+    return this.portsList();
+  }
+
+  async portsRemove(p: { hostPort: number; proto?: 'tcp' | 'udp' }) {
+    const store = this.settingsStore();
+    const proto = p.proto ?? 'tcp';
+    const cur = store.get().ports;
+    const next = cur.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
+    if (next.length === cur.length) {
+      throw new BerthError(
+        'BAD_REQUEST',
+        `there is no manual forward of host port ${p.hostPort}/${proto}`,
+        '`berth ports` lists the forwards; automatic ones go away with their container or process.',
+      );
+    }
+    store.update({ ports: next });
+    await this.ports?.refresh();
+    return this.portsList();
+  }
+
+  /** Settings changed through the API: apply what can be applied live. */
+  async settingsChanged(changed: string[]): Promise<void> {
+    if (changed.includes('ports') || changed.includes('portBind')) await this.ports?.refresh();
   }
 
   private guestDied(message: string): BerthError {
@@ -305,6 +368,8 @@ export class Engine extends EventEmitter<{
         { path: this.paths.configDisk, serial: 'berth-cfg', readonly: true, format: 'raw' },
       ],
       sshHostPort: run.sshPort,
+      // BERTH_QEMU_HOSTFWD=28080:18080,... adds QEMU's own loopback forwards (benchmarks).
+      extraHostForwards: (process.env.BERTH_QEMU_HOSTFWD ?? '').split(',').filter(Boolean),
       serialLog: this.paths.serialLog,
       pidFile: this.paths.qemuPid,
       controlSocket: this.paths.qmpSocket,
@@ -356,6 +421,7 @@ export class Engine extends EventEmitter<{
 
   /** Release the socket and session; with `killVm`, force the VM off too. */
   private async teardown(killVm: boolean): Promise<void> {
+    await this.stopPorts();
     await this.forward?.close().catch(() => undefined);
     this.forward = undefined;
     this.session?.close();
@@ -396,6 +462,7 @@ export class Engine extends EventEmitter<{
   private async doStop(force: boolean): Promise<VmStatus> {
     this.sm.to('stopping');
     const vm = this.vm;
+    await this.stopPorts();
     await this.forward?.close().catch(() => undefined);
     this.forward = undefined;
     if (vm && vm.alive()) {

@@ -20,9 +20,12 @@ export function busyboxProblem(bin = '/bin/busybox'): string | undefined {
   return undefined;
 }
 
-/** A rootfs tarball: busybox and its applet links, /tmp, /etc/passwd. */
-export function busyboxRootfsTar(workDir: string, bin = '/bin/busybox'): string {
-  const root = path.join(workDir, 'rootfs');
+/**
+ * A rootfs tarball: busybox and its applet links, /tmp, /etc/passwd, a /www
+ * with an index page; `extra` adds files (path in the image -> host file).
+ */
+export function busyboxRootfsTar(workDir: string, bin = '/bin/busybox', extra: Record<string, string> = {}): string {
+  const root = fs.mkdtempSync(path.join(workDir, 'rootfs-'));
   fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
   fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 });
   fs.mkdirSync(path.join(root, 'etc'));
@@ -34,6 +37,11 @@ export function busyboxRootfsTar(workDir: string, bin = '/bin/busybox'): string 
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   const applets = execFileSync(bin, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
   for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  for (const [inImage, src] of Object.entries(extra)) {
+    fs.mkdirSync(path.dirname(path.join(root, inImage)), { recursive: true });
+    fs.copyFileSync(src, path.join(root, inImage));
+    fs.chmodSync(path.join(root, inImage), 0o755);
+  }
   const out = path.join(workDir, 'busybox-rootfs.tar');
   tar.c({ file: out, cwd: root, sync: true, portable: true }, fs.readdirSync(root));
   return out;

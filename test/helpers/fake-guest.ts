@@ -73,6 +73,20 @@ export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
           up.on('close', () => ch.close());
         });
       });
+      // direct-tcpip: what the port forwards open; connect on this machine.
+      client.on('tcpip', (accept, reject, info) => {
+        const up = net.createConnection({ host: info.destIP, port: info.destPort });
+        up.once('error', () => reject());
+        up.once('connect', () => {
+          const ch = accept();
+          up.removeAllListeners('error');
+          up.on('error', () => ch.destroy());
+          ch.on('error', () => up.destroy());
+          ch.pipe(up);
+          up.pipe(ch);
+          up.on('close', () => ch.close());
+        });
+      });
       client.on('session', (accept) => {
         const session = accept();
         session.on('exec', async (acceptExec, _reject, info) => {

@@ -36,6 +36,9 @@ for (const [args, pattern] of [
   [['logs', '-n', 'many'], /positive whole number/],
   [['settings', 'set', 'nonsense'], /is not KEY=VALUE/],
   [['settings', 'set'], /missing required argument/],
+  [['port', 'add', '80'], /is not HOST:GUEST/],
+  [['port', 'add', '8080:80/sctp'], /is not HOST:GUEST/],
+  [['port', 'rm', 'x'], /is not a port/],
 ] as const) {
   test(`usage error exits 2: berth ${args.join(' ')}`, async () => {
     const r = await berth([...args], env);
@@ -87,6 +90,31 @@ test('settings: a bad value is refused and nothing is saved; a good one is', asy
   const show = JSON.parse((await berth(['settings', 'show', '--json'], env)).stdout);
   assert.equal(show.cpus, 1);
   assert.equal(show.memoryMiB, 1024);
+});
+
+test('ports while stopped: manual forwards are kept in settings and listed as inactive', async () => {
+  const e = { ...env, BERTH_INSTANCE: 'portsoff' };
+  assert.match((await berth(['ports'], e)).stdout, /No ports are forwarded/);
+  const add = await berth(['port', 'add', '18500:80'], e);
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(add.stdout, /when the VM runs/);
+  assert.equal((await berth(['port', 'add', '18501:53/udp', '--host-ip', '127.0.0.2'], e)).code, 0);
+  const list = await berth(['ports'], e);
+  assert.match(list.stdout, /127\.0\.0\.1:18500\s+guest:80\s+tcp\s+manual\s+inactive/);
+  assert.match(list.stdout, /127\.0\.0\.2:18501\s+guest:53\s+udp/);
+  const j = JSON.parse((await berth(['ports', '--json'], e)).stdout);
+  assert.deepEqual(j.manual, [
+    { hostPort: 18500, guestPort: 80, proto: 'tcp' },
+    { hostPort: 18501, guestPort: 53, proto: 'udp', hostIp: '127.0.0.2' },
+  ]);
+  const badIp = await berth(['port', 'add', '18502:80', '--host-ip', 'nope'], e);
+  assert.equal(badIp.code, 1);
+  assert.match(badIp.stderr, /hostIp: must be an IPv4 or IPv6 address/);
+  assert.equal((await berth(['port', 'rm', '18500'], e)).code, 0);
+  const missing = await berth(['port', 'rm', '18500'], e);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no manual forward/);
+  assert.equal((await berth(['port', 'rm', '18501/udp'], e)).code, 0);
 });
 
 test('start without an image: exit 1 with IMAGE_MISSING; stop then leaves no engine behind', async () => {

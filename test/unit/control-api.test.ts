@@ -37,7 +37,7 @@ const handlers: Handlers = {
   },
   'vm.stop': async () => status(),
   'vm.restart': async () => status(),
-  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto' }),
+  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [] }),
   'settings.update': async () => {
     throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
   },
@@ -45,6 +45,9 @@ const handlers: Handlers = {
     throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
   },
   'guest.logs': async () => ({ lines: [] }),
+  'ports.list': async () => ({ ports: [], manual: [] }),
+  'ports.add': async () => ({ ports: [], manual: [] }),
+  'ports.remove': async () => ({ ports: [], manual: [] }),
   'engine.shutdown': async () => ({}),
 };
 

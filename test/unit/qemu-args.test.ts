@@ -96,6 +96,11 @@ test('entropy and free page reporting devices', () => {
   assert.ok(d.includes('virtio-balloon-pci,free-page-reporting=on'));
 });
 
+test('extra hypervisor forwards (for benchmarks) stay on loopback; junk is dropped', () => {
+  const a = buildQemuArgs({ ...spec, extraHostForwards: ['28080:18080', '0.0.0.0:1-:2', 'x'] });
+  assert.equal(after(a, '-netdev'), 'user,id=net0,ipv6=off,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:28080-:18080');
+});
+
 test('serial log, QMP socket, pid file, daemonized, no reboot', () => {
   const a = buildQemuArgs(spec);
   assert.equal(after(a, '-serial'), 'file:/s/serial.log');

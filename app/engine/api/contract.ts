@@ -62,12 +62,39 @@ export const VmStatusSchema = z.object({
 });
 export type VmStatus = z.infer<typeof VmStatusSchema>;
 
+export const ManualPortViewSchema = z.object({
+  hostPort: z.number(),
+  guestPort: z.number(),
+  proto: z.enum(['tcp', 'udp']),
+  hostIp: z.string().optional(),
+});
+
 export const SettingsViewSchema = z.object({
   cpus: z.number(),
   memoryMiB: z.number(),
   diskGiB: z.number(),
   accel: z.enum(ACCELERATORS),
+  portBind: z.enum(['loopback', 'all']),
+  ports: z.array(ManualPortViewSchema),
 });
+
+export const PortViewSchema = z.object({
+  proto: z.enum(['tcp', 'udp']),
+  hostPort: z.number(),
+  hostIps: z.array(z.string()),
+  guestIp: z.string(),
+  guestPort: z.number(),
+  source: z.enum(['docker', 'guest', 'manual']),
+  container: z.object({ id: z.string(), name: z.string(), port: z.number() }).optional(),
+  state: z.enum(['active', 'conflict', 'error']),
+  error: z.string().optional(),
+  holder: z.object({ pid: z.number().optional(), command: z.string().optional() }).optional(),
+  connections: z.number(),
+});
+export type PortViewWire = z.infer<typeof PortViewSchema>;
+
+const PortNumber = z.number().int().min(1).max(65535);
+const PortsResult = z.object({ ports: z.array(PortViewSchema), manual: z.array(ManualPortViewSchema) });
 
 const Empty = z.object({}).strict();
 
@@ -101,6 +128,17 @@ export const methods = {
     params: z.object({ lines: z.number().int().min(1).max(10000).optional() }).strict(),
     result: z.object({ lines: z.array(z.string()) }),
   },
+  'ports.list': { params: Empty, result: PortsResult },
+  'ports.add': {
+    params: z
+      .object({ hostPort: PortNumber, guestPort: PortNumber, proto: z.enum(['tcp', 'udp']).optional(), hostIp: z.string().max(64).optional() })
+      .strict(),
+    result: PortsResult,
+  },
+  'ports.remove': {
+    params: z.object({ hostPort: PortNumber, proto: z.enum(['tcp', 'udp']).optional() }).strict(),
+    result: PortsResult,
+  },
   'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
 } as const;
 
@@ -118,6 +156,7 @@ export const events = {
   }),
   'vm.progress': z.object({ phase: z.enum(START_PHASES), message: z.string(), at: z.string() }),
   'guest.session': z.object({ state: z.string(), at: z.string() }),
+  'ports.changed': z.object({ ports: z.array(PortViewSchema) }),
 } as const;
 
 export type EventName = keyof typeof events;

@@ -29,6 +29,11 @@ export interface VmSpec {
   disks: DiskSpec[];
   /** Host loopback port forwarded to the guest's sshd. */
   sshHostPort: number;
+  /**
+   * More hypervisor-level TCP forwards, "HOSTPORT:GUESTPORT" on loopback.
+   * Only for measuring (npm run bench compares Berth's forwards with them).
+   */
+  extraHostForwards?: string[];
   serialLog: string;
   pidFile: string;
   /** The hypervisor's control endpoint (QMP for QEMU). */

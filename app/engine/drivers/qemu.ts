@@ -60,7 +60,12 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     args.push('-drive', drive.join(','));
     args.push('-device', `virtio-blk-pci,drive=disk${i},serial=${d.serial}`);
   });
-  args.push('-netdev', `user,id=net0,ipv6=off,hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`);
+  const fwds = [`hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`];
+  for (const f of spec.extraHostForwards ?? []) {
+    const m = /^(\d{1,5}):(\d{1,5})$/.exec(f);
+    if (m) fwds.push(`hostfwd=tcp:127.0.0.1:${m[1]}-:${m[2]}`);
+  }
+  args.push('-netdev', `user,id=net0,ipv6=off,${fwds.join(',')}`);
   // romfile= skips the iPXE option ROM: we never netboot, and it costs boot time.
   args.push('-device', 'virtio-net-pci,netdev=net0,romfile=');
   args.push('-device', 'virtio-rng-pci');

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
+import { bridge } from './bridge.js';
 import { listenPrivate, prepareSocketPath } from './unix-socket.js';
 
 export const GUEST_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -44,15 +45,7 @@ export class DockerSocketForward {
     this.session.openStreamLocal(GUEST_DOCKER_SOCKET).then(
       (ch) => {
         if (sock.destroyed) return void ch.close();
-        sock.pipe(ch);
-        ch.pipe(sock);
-        ch.on('error', () => sock.destroy());
-        ch.on('close', () => {
-          // The guest side is done; let queued bytes reach the client first.
-          if (!sock.writableEnded) sock.end();
-        });
-        sock.on('close', () => ch.destroy());
-        sock.resume();
+        bridge(sock, ch);
       },
       (err: Error) => {
         this.failed++;

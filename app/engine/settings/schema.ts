@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 
@@ -10,6 +11,21 @@ export const ACCELERATORS = ['auto', 'kvm', 'tcg', 'hvf'] as const;
 
 const hostCpus = () => Math.max(1, os.cpus().length);
 const hostMemoryMiB = () => Math.floor(os.totalmem() / (1024 * 1024));
+
+const Port = z.number().int().min(1, 'must be a port from 1 to 65535').max(65535, 'must be a port from 1 to 65535');
+
+/** A port forwarded by hand (`berth port add`), kept while the VM runs. */
+export const ManualPortSchema = z
+  .object({
+    hostPort: Port,
+    guestPort: Port,
+    proto: z.enum(['tcp', 'udp']).default('tcp'),
+    hostIp: z
+      .string()
+      .refine((ip) => net.isIP(ip) !== 0, { message: 'must be an IPv4 or IPv6 address' })
+      .optional(),
+  })
+  .strict();
 
 export const SettingsSchema = z
   .object({
@@ -31,6 +47,15 @@ export const SettingsSchema = z
       .default(() => Math.min(2048, Math.max(512, Math.floor(hostMemoryMiB() / 4)))),
     diskGiB: z.number().int().min(4, 'must be at least 4 GiB').max(4096, 'must be at most 4096 GiB').default(64),
     accel: z.enum(ACCELERATORS).default('auto'),
+    /** Where forwarded ports listen on the host: loopback only, or every interface. */
+    portBind: z.enum(['loopback', 'all']).default('loopback'),
+    ports: z
+      .array(ManualPortSchema)
+      .max(1000)
+      .default([])
+      .refine((ps) => new Set(ps.map((p) => `${p.proto}/${p.hostPort}`)).size === ps.length, {
+        message: 'each host port (and protocol) can be forwarded only once',
+      }),
   })
   .strict();
 
@@ -43,6 +68,8 @@ export const SettingsPatchSchema = z
     memoryMiB: z.number().int(),
     diskGiB: z.number().int(),
     accel: z.enum(ACCELERATORS),
+    portBind: z.enum(['loopback', 'all']),
+    ports: z.array(z.unknown()),
   })
   .partial()
   .strict();

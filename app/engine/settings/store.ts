@@ -81,7 +81,7 @@ export class SettingsStore {
       );
     }
     const changed = (Object.keys(merged.data) as (keyof Settings)[]).filter(
-      (k) => merged.data[k] !== this.current[k],
+      (k) => JSON.stringify(merged.data[k]) !== JSON.stringify(this.current[k]),
     );
     if (changed.includes('diskGiB') && merged.data.diskGiB < this.current.diskGiB) {
       throw new BerthError(

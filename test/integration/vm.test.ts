@@ -10,53 +10,27 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
-import { berth, run } from '../helpers/run.js';
-import { shortTempDir } from '../helpers/temp.js';
+import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
+import { vmFixture } from './vm-fixture.js';
 
 const problem = vmPrereqProblem();
 if (problem) process.stdout.write(`# VM tests skipped: ${problem}\n`);
 
 describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 }, () => {
-  const t = shortTempDir('bi');
-  const home = path.join(t.dir, 'h');
-  const inst = path.join(home, 'default');
-  const sock = path.join(inst, 'docker.sock');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    BERTH_HOME: home,
-    DOCKER_CONFIG: path.join(t.dir, 'docker-config'),
-    DOCKER_HOST: `unix://${sock}`,
-    BERTH_ACCEL: process.env.BERTH_ACCEL || 'tcg',
-    NO_COLOR: '1',
-  };
-  const docker = (args: string[], opts: { input?: string; timeoutMs?: number } = {}) =>
-    run('docker', args, { env, timeoutMs: opts.timeoutMs ?? 180_000, input: opts.input });
-  const ok = async (args: string[], opts: { input?: string; timeoutMs?: number } = {}) => {
-    const r = await docker(args, opts);
-    assert.equal(r.code, 0, `docker ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
-  const qemuPid = () => Number(fs.readFileSync(path.join(inst, 'qemu.pid'), 'utf8'));
+  const vm = vmFixture('bi');
+  const { env, inst, sock, ok, qemuPid } = vm;
+  const berth = vm.berth;
+  const t = { dir: vm.dir };
 
   before(async () => {
     await ensureImage();
   });
 
-  after(async () => {
-    // Whatever happened, leave no VM behind.
-    await berth(['stop', '--force'], env, { timeoutMs: 120_000 }).catch(() => undefined);
-    try {
-      const pid = qemuPid();
-      if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    t.cleanup();
-  });
+  after(() => vm.cleanup());
 
   test('berth start boots the VM and prints how to use the docker socket', async () => {
-    const r = await berth(['start'], env, { timeoutMs: 10 * 60_000 });
+    const r = await berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Berth is running/);
     assert.ok(r.stdout.includes(`export DOCKER_HOST=unix://${sock}`), r.stdout);
@@ -116,36 +90,36 @@ describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 
 
   test('berth start again is harmless: same VM, exit 0', async () => {
     const pid = qemuPid();
-    const r = await berth(['start'], env, { timeoutMs: 60_000 });
+    const r = await berth(['start'], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(qemuPid(), pid);
   });
 
   test('berth status shows state, accelerator, resources and socket', async () => {
-    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    const s = JSON.parse((await berth(['status', '--json'])).stdout);
     assert.equal(s.state, 'running');
     assert.ok(['kvm', 'tcg'].includes(s.accel));
     assert.ok(s.cpus >= 1 && s.memoryMiB >= 512);
     assert.equal(s.dockerSocket, sock);
     assert.equal(s.dockerContext.name, 'berth');
-    const human = (await berth(['status'], env)).stdout;
+    const human = (await berth(['status'])).stdout;
     assert.match(human, /state\s+running/);
     assert.match(human, /docker socket/);
   });
 
   test('berth shell runs commands in the VM and passes the exit status', async () => {
-    const r = await berth(['shell', '--', 'uname', '-s'], env);
+    const r = await berth(['shell', '--', 'uname', '-s']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'Linux');
-    assert.equal((await berth(['shell', '--', 'sh', '-c', 'exit 3'], env)).code, 3);
-    const i = await berth(['shell'], env, { input: 'echo interactive-$((40+2))\nexit\n' });
+    assert.equal((await berth(['shell', '--', 'sh', '-c', 'exit 3'])).code, 3);
+    const i = await berth(['shell'], { input: 'echo interactive-$((40+2))\nexit\n' });
     assert.match(i.stdout, /interactive-42/);
   });
 
   test('berth logs shows the engine, the serial console and the guest log', async () => {
-    assert.match((await berth(['logs', '-n', '50'], env)).stdout, /VM running/);
-    assert.match((await berth(['logs', '--serial'], env)).stdout, /berth-init: ready/);
-    assert.match((await berth(['logs', '--guest', '-n', '500'], env)).stdout, /dockerd/);
+    assert.match((await berth(['logs', '-n', '50'])).stdout, /VM running/);
+    assert.match((await berth(['logs', '--serial'])).stdout, /berth-init: ready/);
+    assert.match((await berth(['logs', '--guest', '-n', '500'])).stdout, /dockerd/);
   });
 
   test('the engine killed with SIGKILL: berth start reattaches, the running container survives', async () => {
@@ -155,10 +129,10 @@ describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 
     await waitFor(() => !pidAlive(engine), 5000);
     assert.ok(fs.existsSync(path.join(inst, 'engine.lock')), 'a stale lock is left behind');
     assert.ok(fs.existsSync(sock), 'a stale socket is left behind');
-    const r = await berth(['start'], env, { timeoutMs: 300_000 });
+    const r = await berth(['start'], { timeoutMs: 300_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(qemuPid(), vm, 'same VM, reattached');
-    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    const s = JSON.parse((await berth(['status', '--json'])).stdout);
     assert.equal(s.attached, true);
     assert.notEqual(s.enginePid, engine);
     assert.equal((await ok(['inspect', '-f', '{{.State.Running}}', 'ticker'])).trim(), 'true');
@@ -167,7 +141,7 @@ describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 
   test('berth stop leaves no qemu, engine or socket behind', async () => {
     const vm = qemuPid();
     const engine = Number(fs.readFileSync(path.join(inst, 'engine.lock'), 'utf8'));
-    const r = await berth(['stop'], env, { timeoutMs: 180_000 });
+    const r = await berth(['stop'], { timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(await waitFor(() => !pidAlive(vm), 10_000), 'qemu exited');
     assert.ok(await waitFor(() => !pidAlive(engine), 10_000), 'engine exited');
@@ -180,7 +154,7 @@ describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 
   });
 
   test('after stop and start: the volume, the images and the containers are still there', async () => {
-    const r = await berth(['start'], env, { timeoutMs: 10 * 60_000 });
+    const r = await berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await ok(['run', '--rm', '-v', 'keep:/data', 'bb:1', 'cat', '/data/f'])).trim(), 'persisted');
     assert.match(await ok(['images', '--format', '{{.Repository}}:{{.Tag}}']), /bb-built:1/);
@@ -189,10 +163,10 @@ describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 
 
   test('docker requests keep working after the guest ssh connection is cut', async () => {
     // Killing every sshd child drops the engine's connection (as a host sleep would).
-    await berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd'], env).catch(() => undefined);
+    await berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
     await sleep(500);
     assert.equal((await ok(['run', '--rm', 'bb:1', 'echo', 'after-reconnect'])).trim(), 'after-reconnect');
-    const s = JSON.parse((await berth(['status', '--json'], env)).stdout);
+    const s = JSON.parse((await berth(['status', '--json'])).stdout);
     assert.ok(s.session.connects >= 2, `reconnected (${s.session.connects} connects)`);
   });
 });

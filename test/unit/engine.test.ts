@@ -117,6 +117,16 @@ test('start twice is harmless: concurrent calls share one boot, a later call ret
   assert.equal((await engine.stop()).state, 'stopped', 'stop twice is harmless too');
 });
 
+test('restart is a clean stop and a fresh boot', async () => {
+  const { engine, driver, states } = makeEngine('ok');
+  await engine.start();
+  const s = await engine.restart();
+  assert.equal(s.state, 'running');
+  assert.equal(driver.specs.length, 2, 'booted twice');
+  assert.equal(driver.vms[0]!.alive(), false, 'the first VM is off');
+  assert.deepEqual(states, ['starting', 'running', 'stopping', 'stopped', 'starting', 'running']);
+});
+
 test('a guest that never answers: GUEST_TIMEOUT with the serial log, the VM is killed', async () => {
   const { engine, driver, states } = makeEngine('silent');
   await assert.rejects(

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 
 /**
@@ -36,8 +37,80 @@ export interface VmSpec {
   extraHostForwards?: string[];
   serialLog: string;
   pidFile: string;
-  /** The hypervisor's control endpoint (QMP for QEMU). */
+  /** The hypervisor's control endpoint (QMP for QEMU, vfkit's REST socket). */
   controlSocket: string;
+
+  // Optional, for hypervisors without QEMU's loopback hostfwd (vfkit,
+  // Hyper-V) or with boot paths of their own. QEMU ignores them.
+
+  /**
+   * MAC address of the guest's NIC ("52:54:00:12:34:56"). Drivers whose guest
+   * gets its address by DHCP find it by this MAC (vfkit NAT: the host's DHCP
+   * leases; Hyper-V: the adapter). Unset: each driver derives a stable one
+   * from the instance name.
+   */
+  macAddress?: string;
+  /**
+   * Boot through UEFI from a bootable disk (an ESP with a loader or a unified
+   * kernel image) instead of kernel/initrd/cmdline. Hyper-V generation 2
+   * can only boot this way; vfkit and QEMU can do either.
+   */
+  efi?: EfiBootSpec;
+  /** Host folders the guest mounts by tag (virtiofs where the driver has it). */
+  shares?: ShareSpec[];
+  /**
+   * Apple silicon: expose Rosetta to the guest as a virtiofs share with this
+   * tag, so amd64 binaries run through binfmt_misc. Ignored elsewhere.
+   */
+  rosetta?: { tag: string; install?: boolean };
+  /** vsock ports exposed as host unix sockets (vfkit). */
+  vsock?: VsockSpec[];
+}
+
+export interface EfiBootSpec {
+  /** Bootable disk image: raw for vfkit/QEMU, VHDX for Hyper-V. */
+  image: string;
+  /** Where the firmware keeps its variables (created when missing). */
+  variableStore: string;
+}
+
+export interface ShareSpec {
+  /** Absolute host folder. */
+  hostPath: string;
+  /** The guest mounts it with `mount -t virtiofs <tag> <dir>`. */
+  tag: string;
+  readonly?: boolean;
+}
+
+export interface VsockSpec {
+  port: number;
+  /** Host unix socket bridged to the guest's vsock port. */
+  socketPath: string;
+  /** `connect`: the host connects to a guest listener; `listen`: the reverse. */
+  direction: 'connect' | 'listen';
+}
+
+/** Where the engine reaches the guest's sshd. */
+export interface SshEndpoint {
+  host: string;
+  port: number;
+}
+
+/** What the guest image must do differently under a driver. */
+export interface GuestTraits {
+  /** Kernel console device for `console=` so the serial log shows the boot. */
+  console: string;
+  /**
+   * `static`: QEMU user networking's fixed 10.0.2.15/24; `dhcp`: the
+   * hypervisor's NAT hands out an address (vfkit, Hyper-V Default Switch).
+   */
+  network: 'static' | 'dhcp';
+  /**
+   * How the guest finds spec.disks: `virtio-serial` by the DiskSpec serial
+   * (/dev/disk/by-id/virtio-<serial>); `scsi-lun` by SCSI LUN, spec.disks[i]
+   * at LUN i+1 on controller 0 (LUN 0 is the EFI disk), as on Hyper-V.
+   */
+  disks: 'virtio-serial' | 'scsi-lun';
 }
 
 export interface VmExit {
@@ -56,6 +129,14 @@ export interface RunningVm extends EventEmitter<{ exit: [VmExit] }> {
   waitExit(timeoutMs: number): Promise<boolean>;
   /** Drop the engine's hold (monitor connection) without stopping the VM. */
   detach(): void;
+  /**
+   * Where the guest's sshd answers. Drivers without a loopback forward
+   * (vfkit, Hyper-V) find the guest's address here, waiting up to
+   * `timeoutMs` for it to appear. Absent: 127.0.0.1:spec.sshHostPort.
+   */
+  sshEndpoint?(timeoutMs?: number): Promise<SshEndpoint>;
+  /** The hypervisor's own word for the VM state ("running", "Off", ...). */
+  state?(): Promise<string>;
 }
 
 export interface Driver {
@@ -63,4 +144,34 @@ export interface Driver {
   start(spec: VmSpec): Promise<RunningVm>;
   /** A VM left running by an earlier engine for this spec, or null. */
   attach(spec: VmSpec): Promise<RunningVm | null>;
+  /** What the guest must do differently here. Absent: QEMU's traits. */
+  guestTraits?(arch: GuestArch): GuestTraits;
+}
+
+/** QEMU's guest traits: the defaults for drivers without `guestTraits`. */
+export function defaultGuestTraits(arch: GuestArch): GuestTraits {
+  return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'static', disks: 'virtio-serial' };
+}
+
+/**
+ * A stable, locally administered unicast MAC for an instance (52:54:xx, as
+ * QEMU's prefix), so its DHCP lease and so its address survive restarts.
+ */
+export function defaultMacAddress(name: string): string {
+  const h = crypto.createHash('sha256').update(`berth:${name}`).digest();
+  return [0x52, 0x54, h[0]!, h[1]!, h[2]!, h[3]!].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Where to reach the guest's sshd, whichever driver runs it. */
+export async function sshEndpointOf(vm: RunningVm, spec: VmSpec, timeoutMs?: number): Promise<SshEndpoint> {
+  return vm.sshEndpoint ? vm.sshEndpoint(timeoutMs) : { host: '127.0.0.1', port: spec.sshHostPort };
+}
+
+/** Graceful first, then forced: power-off request, wait, then kill. */
+export async function stopVm(vm: RunningVm, graceMs: number, killGraceMs?: number): Promise<'graceful' | 'forced'> {
+  if (!vm.alive()) return 'graceful';
+  await vm.requestPowerOff();
+  if (await vm.waitExit(graceMs)) return 'graceful';
+  await vm.kill(killGraceMs);
+  return 'forced';
 }

@@ -1,0 +1,627 @@
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { BerthError } from '../errors.js';
+import { sleep, waitFor } from '../process-util.js';
+import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
+
+/**
+ * Windows Hyper-V (Windows 10/11 Pro, Enterprise, Education; Windows
+ * Server): a generation 2 VM created, started, queried and stopped through
+ * the Hyper-V PowerShell module. Every operation is one script, built as
+ * text by a pure function below, run by
+ * `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command -`
+ * with the script on stdin, answering one `BERTH-RESULT:{json}` line.
+ *
+ * Hyper-V generation 2 boots only through UEFI: the spec must carry an EFI
+ * boot disk (VHDX). Disks sit on SCSI controller 0: the EFI disk at LUN 0,
+ * spec.disks[i] at LUN i+1 (SCSI disks carry no serial we could set, so the
+ * guest finds them by LUN; see guestTraits). The NIC is on the "Default
+ * Switch" (NAT with DHCP); the guest's address comes from the adapter's
+ * IPAddresses (reported by the guest's KVP daemon), else from the host's
+ * neighbour table by the MAC we assign. COM1 is a named pipe that the engine
+ * reads into the serial log.
+ */
+
+export const HYPERV_NOTE = 'Managed by Berth; removed and recreated at each start.';
+const RESULT_MARK = 'BERTH-RESULT:';
+
+/** The Hyper-V VM name for an instance. */
+export function hypervVmName(spec: Pick<VmSpec, 'name'>): string {
+  return `berth-${spec.name}`;
+}
+
+/** The named pipe Hyper-V connects COM1 to (the VM serves it while running). */
+export function comPipePath(spec: Pick<VmSpec, 'name'>): string {
+  return `\\\\.\\pipe\\berth-${spec.name}-com1`;
+}
+
+/** Where Hyper-V keeps this VM's configuration: next to the instance's files. */
+export function hypervVmDir(spec: Pick<VmSpec, 'pidFile'>): string {
+  return path.win32.join(path.win32.dirname(spec.pidFile), 'hyperv');
+}
+
+/**
+ * A PowerShell string literal for any value. Printable ASCII goes in single
+ * quotes, where nothing is special but the quote itself, doubled. PowerShell
+ * also treats the typographic quotes U+2018..U+201B as single quotes, and
+ * Windows PowerShell reads `-Command -` in the console code page, so any
+ * other character is passed as UTF-8 bytes in base64 and decoded by the
+ * script: the script text stays pure ASCII.
+ */
+export function psQuote(value: string): string {
+  if (/^[\x20-\x7e]*$/.test(value)) return `'${value.replace(/'/g, "''")}'`;
+  const b64 = Buffer.from(value, 'utf8').toString('base64');
+  return `([System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('${b64}')))`;
+}
+
+/** Hyper-V takes memory in bytes, in multiples of 2 MiB. */
+function memoryBytes(mib: number): number {
+  return Math.ceil(mib / 2) * 2 * 1024 * 1024;
+}
+
+/** "52:54:00:0a:0b:0c" -> "5254000A0B0C" (Set-VMNetworkAdapter -StaticMacAddress). */
+export function hypervMac(mac: string): string {
+  const hex = mac.replace(/[:-]/g, '').toUpperCase();
+  if (!/^[0-9A-F]{12}$/.test(hex)) {
+    throw new BerthError('VM_SPEC_UNSUPPORTED', `"${mac}" is not a MAC address`, 'Use six hex pairs, for example 52:54:00:12:34:56.');
+  }
+  return hex;
+}
+
+/**
+ * Wrap a script body: `& { ... }` so PowerShell parses it as one statement
+ * (stdin input to `-Command -` is otherwise run line by line, as typed, and
+ * a multi-line block needs a blank line to end it: PowerShell issue #3223),
+ * stop on every error, and answer exactly one result line. Non-ASCII in the
+ * JSON is escaped so the console code page cannot mangle it.
+ */
+export function wrapScript(op: string, body: string): string {
+  return [
+    `# berth:${op}`,
+    '& {',
+    "$ErrorActionPreference = 'Stop'",
+    "$ProgressPreference = 'SilentlyContinue'",
+    'function Send-BerthResult($Value) {',
+    '  $json = ConvertTo-Json -InputObject $Value -Depth 6 -Compress',
+    "  $json = [regex]::Replace($json, '[^\\x00-\\x7F]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value })",
+    `  [Console]::Out.WriteLine('${RESULT_MARK}' + $json)`,
+    '}',
+    'function Stop-Berth($Kind, $Message) { throw (New-Object System.Exception ("BERTH-FAIL:" + $Kind + ":" + $Message)) }',
+    'try {',
+    body
+      .trim()
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n'),
+    '} catch {',
+    '  $msg = $_.Exception.Message',
+    "  $kind = 'error'",
+    "  if ($msg -like 'BERTH-FAIL:*') { $parts = $msg -split ':', 3; $kind = $parts[1]; $msg = $parts[2] }",
+    '  Send-BerthResult @{ ok = $false; kind = $kind; message = $msg; category = $_.CategoryInfo.Category.ToString(); errorId = $_.FullyQualifiedErrorId }',
+    '}',
+    '}',
+    '',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Hyper-V usable by this user? The module, the management service (vmms),
+ * membership of Hyper-V Administrators (SID S-1-5-32-578, the same in every
+ * language) or an elevated administrator, and the virtual switch.
+ */
+export function preflightLines(switchName: string): string[] {
+  return [
+    'if (-not (Get-Module -ListAvailable -Name Hyper-V)) { Stop-Berth \'disabled\' \'the Hyper-V PowerShell module is not installed\' }',
+    '$vmms = Get-Service -Name vmms -ErrorAction SilentlyContinue',
+    'if (-not $vmms) { Stop-Berth \'disabled\' \'the Hyper-V Virtual Machine Management service (vmms) is not installed\' }',
+    "if ($vmms.Status -ne 'Running') { Stop-Berth 'disabled' ('the Hyper-V Virtual Machine Management service (vmms) is ' + $vmms.Status) }",
+    '$principal = New-Object System.Security.Principal.WindowsPrincipal([System.Security.Principal.WindowsIdentity]::GetCurrent())',
+    "$hvAdmins = New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-578')",
+    'if (-not ($principal.IsInRole($hvAdmins) -or $principal.IsInRole([System.Security.Principal.WindowsBuiltInRole]::Administrator))) {',
+    "  Stop-Berth 'not-admin' 'this user is not a member of Hyper-V Administrators'",
+    '}',
+    `$switchName = ${psQuote(switchName)}`,
+    "if (-not (Get-VMSwitch -Name $switchName -ErrorAction SilentlyContinue)) { Stop-Berth 'no-switch' ('there is no Hyper-V virtual switch named ' + $switchName) }",
+  ];
+}
+
+export interface HypervScriptOptions {
+  switchName: string;
+}
+
+function isVhd(p: string): boolean {
+  return /\.vhdx?$/i.test(p);
+}
+
+function requireVhd(what: string, p: string): string {
+  if (!isVhd(p)) {
+    throw new BerthError(
+      'VM_SPEC_UNSUPPORTED',
+      `the ${what} ${p} is not a VHDX/VHD file; Hyper-V attaches only virtual hard disks`,
+      'Use the Hyper-V build of the guest image (VHDX), or create the disk with `New-VHD`.',
+    );
+  }
+  if (!path.win32.isAbsolute(p) || /^[\\/](?![\\/])/.test(p)) {
+    throw new BerthError('VM_SPEC_UNSUPPORTED', `the ${what} path ${p} is not an absolute Windows path`, 'This is a bug in Berth; please report it.');
+  }
+  return p;
+}
+
+/**
+ * Create the VM for a spec and start it. A VM of the same name made by
+ * Berth and switched off is removed first (its disks stay; Remove-VM only
+ * deletes the configuration), so cpus, memory and disks always match the
+ * spec. The EFI disk and read-only disks are attached through a fresh
+ * differencing disk in the VM folder, so several instances can share one
+ * base image and nothing writes to it. Cmdlets: New-VM, Set-VM, Set-VMProcessor, Set-VMMemory,
+ * New-VHD, Add-VMHardDiskDrive, Get-VMHardDiskDrive, Set-VMFirmware,
+ * Connect-VMNetworkAdapter, Set-VMNetworkAdapter, Set-VMComPort, Start-VM.
+ */
+export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string {
+  if (!spec.efi) {
+    throw new BerthError(
+      'IMAGE_MISSING',
+      'Hyper-V boots only UEFI disk images, and this guest image has no EFI boot disk',
+      'Use a guest image built with its EFI/VHDX artifacts (`npm run image`), or another driver.',
+    );
+  }
+  const name = hypervVmName(spec);
+  const dir = hypervVmDir(spec);
+  const mem = memoryBytes(spec.memoryMiB);
+  const minMem = Math.min(mem, memoryBytes(512));
+  const lines: string[] = [...preflightLines(o.switchName)];
+  lines.push(
+    `$name = ${psQuote(name)}`,
+    `$dir = ${psQuote(dir)}`,
+    '$old = Get-VM -Name $name -ErrorAction SilentlyContinue',
+    'if ($old) {',
+    `  if ($old.Notes -ne ${psQuote(HYPERV_NOTE)}) { Stop-Berth 'name-taken' ('a Hyper-V VM named ' + $name + ' exists and was not created by Berth') }`,
+    "  if ($old.State.ToString() -ne 'Off') { Stop-Berth 'busy' ('the Hyper-V VM ' + $name + ' is already ' + $old.State.ToString()) }",
+    '  Remove-VM -Name $name -Force',
+    '}',
+    'New-Item -ItemType Directory -Force -Path $dir | Out-Null',
+    `New-VM -Name $name -Generation 2 -MemoryStartupBytes ${mem} -NoVHD -Path $dir | Out-Null`,
+    `Set-VM -Name $name -Notes ${psQuote(HYPERV_NOTE)} -AutomaticCheckpointsEnabled $false -CheckpointType Disabled -AutomaticStartAction Nothing -AutomaticStopAction ShutDown`,
+    `Set-VMProcessor -VMName $name -Count ${spec.cpus}`,
+    `Set-VMMemory -VMName $name -DynamicMemoryEnabled $true -MinimumBytes ${minMem} -StartupBytes ${mem} -MaximumBytes ${mem}`,
+  );
+  // Shared, never-written images (the EFI disk, the base system) go in
+  // through a per-VM differencing disk: Hyper-V opens an attached VHDX
+  // exclusively, and the child keeps every write away from the parent.
+  const attach = (location: number, file: string, readonly: boolean, childName: string) => {
+    if (!readonly) {
+      lines.push(`Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation ${location} -Path ${psQuote(file)}`);
+      return;
+    }
+    lines.push(
+      `$child = ${psQuote(path.win32.join(dir, `${childName}${path.win32.extname(file).toLowerCase()}`))}`,
+      'if (Test-Path -LiteralPath $child) { Remove-Item -LiteralPath $child -Force }',
+      `New-VHD -Path $child -ParentPath ${psQuote(file)} -Differencing | Out-Null`,
+      `Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation ${location} -Path $child`,
+    );
+  };
+  attach(0, requireVhd('EFI boot disk', spec.efi.image), true, 'berth-efi');
+  spec.disks.forEach((d, i) => attach(i + 1, requireVhd(`disk ${d.serial}`, d.path), d.readonly, d.serial));
+  lines.push(
+    '$bootDisk = Get-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0',
+    'Set-VMFirmware -VMName $name -EnableSecureBoot Off -FirstBootDevice $bootDisk',
+    'Connect-VMNetworkAdapter -VMName $name -SwitchName $switchName',
+    `Set-VMNetworkAdapter -VMName $name -StaticMacAddress ${psQuote(hypervMac(spec.macAddress ?? defaultMacAddress(spec.name)))}`,
+    `Set-VMComPort -VMName $name -Number 1 -Path ${psQuote(comPipePath(spec))}`,
+    'Start-VM -Name $name',
+    '$vm = Get-VM -Name $name',
+    'Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString(); id = $vm.Id.ToString(); notes = $vm.Notes }',
+  );
+  return wrapScript('create', lines.join('\n'));
+}
+
+/** The VM's state (Get-VM), and the worker process id when Hyper-V tells it. */
+export function buildStateScript(spec: Pick<VmSpec, 'name'>): string {
+  return wrapScript(
+    'state',
+    [
+      `$vm = Get-VM -Name ${psQuote(hypervVmName(spec))} -ErrorAction SilentlyContinue`,
+      'if (-not $vm) {',
+      '  Send-BerthResult @{ ok = $true; exists = $false }',
+      '} else {',
+      '  $procId = 0',
+      "  try { $procId = [int](Get-CimInstance -Namespace 'root\\virtualization\\v2' -ClassName Msvm_ComputerSystem -Filter (\"Name='\" + $vm.Id + \"'\")).ProcessID } catch { $procId = 0 }",
+      '  Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString(); notes = $vm.Notes; processId = $procId }',
+      '}',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Stop-VM: without -TurnOff it shuts the guest down through the shutdown
+ * integration service (-Force: no prompt, and a locked guest still goes
+ * down); the request runs as a job that is given a few seconds to reach
+ * Hyper-V, and the engine waits for the VM to turn off. With -TurnOff it is
+ * the power cord.
+ */
+export function buildStopScript(spec: Pick<VmSpec, 'name'>, turnOff: boolean): string {
+  const name = psQuote(hypervVmName(spec));
+  return wrapScript(
+    turnOff ? 'turnoff' : 'shutdown',
+    [
+      `$vm = Get-VM -Name ${name} -ErrorAction SilentlyContinue`,
+      "if ($vm -and $vm.State.ToString() -ne 'Off') {",
+      turnOff
+        ? `  Stop-VM -Name ${name} -TurnOff -Force`
+        : `  $job = Stop-VM -Name ${name} -Force -AsJob\n  Wait-Job -Job $job -Timeout 3 | Out-Null`,
+      `  $vm = Get-VM -Name ${name}`,
+      '}',
+      "if ($vm) { Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString() } } else { Send-BerthResult @{ ok = $true; exists = $false } }",
+    ].join('\n'),
+  );
+}
+
+/**
+ * The guest's IPv4 addresses: Get-VMNetworkAdapter's IPAddresses (from the
+ * guest's KVP daemon, hv_kvp_daemon), and the host's neighbour table for
+ * our MAC (Get-NetNeighbor) for guests without it.
+ */
+export function buildAddressScript(spec: Pick<VmSpec, 'name' | 'macAddress'>): string {
+  const mac = hypervMac(spec.macAddress ?? defaultMacAddress(spec.name)).replace(/(..)(?!$)/g, '$1-');
+  return wrapScript(
+    'address',
+    [
+      `$vm = Get-VM -Name ${psQuote(hypervVmName(spec))} -ErrorAction SilentlyContinue`,
+      "if (-not $vm) { Stop-Berth 'gone' 'the VM does not exist' }",
+      "$ips = @((Get-VMNetworkAdapter -VM $vm).IPAddresses | Where-Object { $_ -match '^\\d+\\.\\d+\\.\\d+\\.\\d+$' -and $_ -notlike '169.254.*' })",
+      '$neighbors = @()',
+      'if ($ips.Count -eq 0) {',
+      `  $neighbors = @(Get-NetNeighbor -LinkLayerAddress ${psQuote(mac)} -AddressFamily IPv4 -ErrorAction SilentlyContinue | Where-Object { $_.State -ne 'Unreachable' -and $_.IPAddress -notlike '169.254.*' } | ForEach-Object { $_.IPAddress })`,
+      '}',
+      'Send-BerthResult @{ ok = $true; state = $vm.State.ToString(); ips = $ips; neighbors = $neighbors }',
+    ].join('\n'),
+  );
+}
+
+/** What `berth doctor` needs to know about Hyper-V on this host. */
+export function buildProbeScript(switchName: string): string {
+  return wrapScript(
+    'probe',
+    [
+      '$r = @{ ok = $true }',
+      "$r.module = [bool](Get-Module -ListAvailable -Name Hyper-V)",
+      '$vmms = Get-Service -Name vmms -ErrorAction SilentlyContinue',
+      "$r.vmms = if ($vmms) { $vmms.Status.ToString() } else { 'missing' }",
+      '$principal = New-Object System.Security.Principal.WindowsPrincipal([System.Security.Principal.WindowsIdentity]::GetCurrent())',
+      "$r.hypervAdmin = $principal.IsInRole((New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-578')))",
+      '$r.elevated = $principal.IsInRole([System.Security.Principal.WindowsBuiltInRole]::Administrator)',
+      '$cs = Get-CimInstance -ClassName Win32_ComputerSystem',
+      '$r.hypervisorPresent = [bool]$cs.HypervisorPresent',
+      '$r.edition = (Get-CimInstance -ClassName Win32_OperatingSystem).Caption',
+      `$r.switchExists = if ($r.module -and $vmms) { [bool](Get-VMSwitch -Name ${psQuote(switchName)} -ErrorAction SilentlyContinue) } else { $false }`,
+      'Send-BerthResult $r',
+    ].join('\n'),
+  );
+}
+
+export type PsResult = { ok: true; [k: string]: unknown } | { ok: false; kind: string; message: string; category?: string; errorId?: string };
+
+export interface PsRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one script; injectable so tests and host-detect can stand in. */
+export type PowerShellRunner = (script: string, timeoutMs?: number) => Promise<PsRun>;
+
+export function powershellBinary(): string {
+  return process.env.BERTH_POWERSHELL || 'powershell.exe';
+}
+
+/** The command line every script runs under (script on stdin). */
+export const POWERSHELL_ARGS = ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-Command', '-'];
+
+export function spawnPowerShell(binary = powershellBinary()): PowerShellRunner {
+  return (script, timeoutMs = 120_000) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(binary, POWERSHELL_ARGS, { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8');
+      child.stderr.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => (stdout = (stdout + d).slice(-262_144)));
+      child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-65_536)));
+      const timer = setTimeout(() => child.kill(), timeoutMs);
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (err.code === 'ENOENT') {
+          reject(
+            new BerthError(
+              'POWERSHELL_MISSING',
+              `${binary} was not found`,
+              'Windows PowerShell ships with Windows; check that %SystemRoot%\\System32\\WindowsPowerShell\\v1.0 is on PATH, or set BERTH_POWERSHELL to powershell.exe or pwsh.exe.',
+            ),
+          );
+        } else reject(err);
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(script);
+    });
+}
+
+/** The script's result line, or an error built from what PowerShell said instead. */
+export function parsePsResult(run: PsRun): PsResult {
+  const line = run.stdout
+    .split(/\r?\n/)
+    .reverse()
+    .find((l) => l.startsWith(RESULT_MARK));
+  if (line) {
+    try {
+      return JSON.parse(line.slice(RESULT_MARK.length)) as PsResult;
+    } catch {
+      /* fall through */
+    }
+  }
+  const text = `${run.stderr}\n${run.stdout}`.trim();
+  if (/is not recognized as (the name of )?a cmdlet|CommandNotFoundException/i.test(text)) {
+    return { ok: false, kind: 'disabled', message: 'the Hyper-V PowerShell cmdlets are not available' };
+  }
+  if (/required permission|PermissionDenied|Access is denied/i.test(text)) {
+    return { ok: false, kind: 'not-admin', message: 'this user may not manage Hyper-V' };
+  }
+  return { ok: false, kind: 'error', message: text.split('\n').find((l) => l.trim())?.trim() || `PowerShell exited with status ${run.code}` };
+}
+
+/** The Windows account name for the hint (DOMAIN\user when Windows tells). */
+function accountName(): string {
+  const user = process.env.USERNAME || os.userInfo().username;
+  return process.env.USERDOMAIN ? `${process.env.USERDOMAIN}\\${user}` : user;
+}
+
+/** A failed script result as the error the user sees. */
+export function hypervError(r: Extract<PsResult, { ok: false }>, doing: string, switchName: string, details?: string): BerthError {
+  const kind =
+    r.category === 'PermissionDenied' || /required permission/i.test(r.message)
+      ? 'not-admin'
+      : r.errorId === 'CommandNotFoundException' || /is not recognized as (the name of )?a cmdlet/i.test(r.message)
+        ? 'disabled' // the Hyper-V module is not there
+        : r.kind;
+  switch (kind) {
+    case 'disabled':
+      return new BerthError(
+        'HYPERV_DISABLED',
+        `Hyper-V is not available: ${r.message}`,
+        'Turn Hyper-V on: in PowerShell run as administrator, `Enable-WindowsOptionalFeature -Online -FeatureName Microsoft-Hyper-V -All`, then restart Windows. Windows Home has no Hyper-V; virtualization must also be enabled in the firmware (BIOS/UEFI).',
+        details,
+      );
+    case 'not-admin':
+      return new BerthError(
+        'HYPERV_NOT_ADMIN',
+        `you may not manage Hyper-V VMs: ${r.message}`,
+        `Add your account to the Hyper-V Administrators group: in PowerShell run as administrator, \`Add-LocalGroupMember -SID S-1-5-32-578 -Member '${accountName()}'\`, then sign out and back in.`,
+        details,
+      );
+    case 'no-switch':
+      return new BerthError(
+        'HYPERV_SWITCH_MISSING',
+        `Hyper-V has no virtual switch named "${switchName}"`,
+        'Windows 10/11 creates "Default Switch" with Hyper-V; on Windows Server create a NAT switch (`New-VMSwitch -Name Berth -SwitchType Internal` plus `New-NetNat`) and set BERTH_HYPERV_SWITCH to its name.',
+        details,
+      );
+    default:
+      return new BerthError(
+        'HYPERV_FAILED',
+        `Hyper-V could not ${doing}: ${r.message}`,
+        kind === 'name-taken'
+          ? 'Rename or remove that VM in Hyper-V Manager, or use another Berth instance name.'
+          : 'Hyper-V Manager and the event log (Applications and Services Logs > Microsoft > Windows > Hyper-V-VMMS) show more; `berth logs --engine` has the script.',
+        details,
+      );
+  }
+}
+
+export interface HypervDriverOptions {
+  /** powershell.exe (default), pwsh.exe, or $BERTH_POWERSHELL. */
+  powershell?: string;
+  /** Runs scripts; replaces `powershell` (tests). */
+  run?: PowerShellRunner;
+  /** Virtual switch; default $BERTH_HYPERV_SWITCH, then "Default Switch". */
+  switchName?: string;
+  /** State poll interval while running. */
+  pollMs?: number;
+  /** COM1 pipe path for a spec (tests use a unix socket). */
+  comPipe?: (spec: VmSpec) => string;
+}
+
+type Options = Required<Omit<HypervDriverOptions, 'powershell'>>;
+
+const GONE_STATES = new Set(['Off', 'OffCritical', 'Saved', 'SavedCritical']);
+
+async function runScript(o: Options, script: string, doing: string, timeoutMs?: number): Promise<Extract<PsResult, { ok: true }>> {
+  const run = await o.run(script, timeoutMs);
+  const r = parsePsResult(run);
+  if (!r.ok) throw hypervError(r, doing, o.switchName, `${script}\n--- stderr ---\n${run.stderr.trim()}`);
+  return r;
+}
+
+/** Copies the VM's COM1 pipe into the serial log for as long as the VM runs. */
+class SerialPump {
+  private sock?: net.Socket;
+  private stopped = false;
+
+  constructor(
+    private readonly pipe: string,
+    private readonly logFile: string,
+  ) {
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      await new Promise<void>((resolve) => {
+        const sock = net.connect(this.pipe);
+        this.sock = sock;
+        sock.on('data', (d) => {
+          try {
+            fs.appendFileSync(this.logFile, d, { mode: 0o600 });
+          } catch {
+            /* log folder gone: nothing to keep */
+          }
+        });
+        sock.on('error', () => undefined);
+        sock.on('close', () => resolve());
+      });
+      if (!this.stopped) await sleep(500);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.sock?.destroy();
+  }
+}
+
+class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
+  private exited = false;
+  private poll?: NodeJS.Timeout;
+  private polling = false;
+  private readonly pump: SerialPump;
+
+  constructor(
+    readonly pid: number,
+    private readonly spec: VmSpec,
+    private readonly o: Options,
+  ) {
+    super();
+    this.pump = new SerialPump(o.comPipe(spec), spec.serialLog);
+    this.poll = setInterval(() => void this.check(), o.pollMs);
+    this.poll.unref();
+  }
+
+  private markExited(reason: string): void {
+    if (this.exited) return;
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+    this.pump.stop();
+    this.emit('exit', { reason });
+  }
+
+  /** Polls Get-VM; a VM that is off, saved or gone has exited. */
+  private async check(): Promise<string | undefined> {
+    if (this.exited || this.polling) return undefined;
+    this.polling = true;
+    try {
+      const r = await runScript(this.o, buildStateScript(this.spec), 'query the VM', 30_000);
+      if (!r.exists) this.markExited('the Hyper-V VM is gone');
+      else if (GONE_STATES.has(String(r.state))) this.markExited(`the Hyper-V VM is ${String(r.state)}`);
+      return r.exists ? String(r.state) : 'Missing';
+    } catch {
+      return undefined; // a failed poll says nothing about the VM
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  alive(): boolean {
+    return !this.exited;
+  }
+
+  async state(): Promise<string> {
+    const r = await runScript(this.o, buildStateScript(this.spec), 'query the VM', 30_000);
+    return r.exists ? String(r.state) : 'Missing';
+  }
+
+  async requestPowerOff(): Promise<void> {
+    await runScript(this.o, buildStopScript(this.spec, false), 'shut the VM down', 30_000).catch(() => undefined);
+  }
+
+  async waitExit(timeoutMs: number): Promise<boolean> {
+    return waitFor(
+      async () => {
+        await this.check();
+        return this.exited;
+      },
+      timeoutMs,
+      Math.min(1000, this.o.pollMs),
+    );
+  }
+
+  async kill(graceMs = 3000): Promise<void> {
+    if (this.exited) return;
+    const r = await runScript(this.o, buildStopScript(this.spec, true), 'turn the VM off', 60_000);
+    if (!r.exists || GONE_STATES.has(String(r.state))) this.markExited('the VM was turned off');
+    else await this.waitExit(graceMs + 10_000);
+  }
+
+  detach(): void {
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+    this.pump.stop();
+  }
+
+  async sshEndpoint(timeoutMs = 90_000): Promise<SshEndpoint> {
+    let ip: string | undefined;
+    await waitFor(
+      async () => {
+        if (this.exited) return true;
+        const r = await runScript(this.o, buildAddressScript(this.spec), 'read the VM address', 30_000).catch(() => undefined);
+        const list = (v: unknown) => (Array.isArray(v) ? v : v ? [v] : []).map(String);
+        ip = r ? [...list(r.ips), ...list(r.neighbors)][0] : undefined;
+        return ip !== undefined;
+      },
+      timeoutMs,
+      2000,
+    );
+    if (ip) return { host: ip, port: 22 };
+    if (this.exited) throw new BerthError('VM_EXITED', 'the VM exited before it got a network address', 'The serial log may say why: `berth logs --serial`.');
+    throw new BerthError(
+      'GUEST_UNREACHABLE',
+      `Hyper-V reported no address for ${hypervVmName(this.spec)} within ${Math.round(timeoutMs / 1000)} s`,
+      `The guest gets its address by DHCP on "${this.o.switchName}"; \`berth logs --serial\` shows whether it asked for one. VPN software can break the Default Switch.`,
+    );
+  }
+}
+
+export class HypervDriver implements Driver {
+  readonly name = 'hyperv';
+  private readonly o: Options;
+
+  constructor(options: HypervDriverOptions = {}) {
+    this.o = {
+      run: options.run ?? spawnPowerShell(options.powershell ?? powershellBinary()),
+      switchName: options.switchName ?? (process.env.BERTH_HYPERV_SWITCH || 'Default Switch'),
+      pollMs: options.pollMs ?? 3000,
+      comPipe: options.comPipe ?? comPipePath,
+    };
+  }
+
+  guestTraits(arch: GuestArch): GuestTraits {
+    return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'dhcp', disks: 'scsi-lun' };
+  }
+
+  async start(spec: VmSpec): Promise<RunningVm> {
+    const script = buildCreateScript(spec, { switchName: this.o.switchName });
+    const r = await runScript(this.o, script, 'create and start the VM', 180_000);
+    if (r.notes !== HYPERV_NOTE) {
+      throw new BerthError('HYPERV_FAILED', 'Hyper-V started a VM that does not carry Berth\'s note', 'This is a bug in Berth; please report it.');
+    }
+    const state = await runScript(this.o, buildStateScript(spec), 'query the VM', 30_000).catch(() => undefined);
+    return new HypervVm(Number(state?.processId) || 0, spec, this.o);
+  }
+
+  async attach(spec: VmSpec): Promise<RunningVm | null> {
+    const r = await runScript(this.o, buildStateScript(spec), 'query the VM', 30_000).catch(() => undefined);
+    if (!r?.exists || r.notes !== HYPERV_NOTE || GONE_STATES.has(String(r.state))) return null;
+    return new HypervVm(Number(r.processId) || 0, spec, this.o);
+  }
+
+  /** Is Hyper-V usable here, and if not why (for `berth doctor`). */
+  async probe(): Promise<Extract<PsResult, { ok: true }>> {
+    return runScript(this.o, buildProbeScript(this.o.switchName), 'be queried', 60_000);
+  }
+}

@@ -1,0 +1,497 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { BerthError } from '../errors.js';
+import { tailFile } from '../fs-util.js';
+import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
+
+/**
+ * macOS Virtualization.framework through vfkit (github.com/crc-org/vfkit,
+ * doc/usage.md). vfkit runs the VM in the foreground and exits when it
+ * stops; the engine starts it detached with its output in a log file, keeps
+ * its pid in spec.pidFile, and drives it through vfkit's REST API on the
+ * unix socket spec.controlSocket (GET /vm/state, POST /vm/state).
+ *
+ * Networking is Virtualization.framework NAT: the guest gets its address by
+ * DHCP from macOS's bootpd, which records it in /var/db/dhcpd_leases under
+ * the MAC address we assign; the engine's ssh goes there (sshEndpoint()).
+ *
+ * Needs macOS 13+ and vfkit 0.6.0+ (read-only virtio-blk). Disks carry their
+ * serial as vfkit's deviceId (Virtualization.framework's
+ * blockDeviceIdentifier), so the guest finds them by the same
+ * /dev/disk/by-id/virtio-<serial> names as under QEMU. On Apple silicon the
+ * Linux loader needs an uncompressed kernel (vfkit refuses a compressed one).
+ */
+
+/** macOS's sun_path is 104 bytes, NUL included (vfkit checks the same). */
+const MAX_SOCKET_PATH = 103;
+/** Virtualization.framework's blockDeviceIdentifier limit (virtio-blk serial). */
+const MAX_DEVICE_ID = 20;
+export const DHCP_LEASES_FILE = '/var/db/dhcpd_leases';
+
+/** REST state names, as vfkit returns them (doc/usage.md, "Get the virtual machine's state"). */
+export const VFKIT_RUNNING = 'VirtualMachineStateRunning';
+export const VFKIT_STOPPED = 'VirtualMachineStateStopped';
+
+export function findVfkit(explicit = process.env.BERTH_VFKIT): string {
+  const wanted = explicit || 'vfkit';
+  const found = findExecutable(wanted);
+  if (!found) {
+    throw new BerthError(
+      'VFKIT_MISSING',
+      `${wanted} was not found${explicit ? '' : ' on PATH'}`,
+      'Install vfkit with `brew install vfkit` (macOS 13 or later), or choose the QEMU driver: `berth settings set driver=qemu`.',
+    );
+  }
+  return found;
+}
+
+function unsupported(message: string, hint: string): BerthError {
+  return new BerthError('VM_SPEC_UNSUPPORTED', message, hint);
+}
+
+/**
+ * vfkit splits `--device` values on every comma with no quoting at all
+ * (pkg/config: strings.Split(opts, ",")), and `--bootloader` values on
+ * commas outside double quotes: a path with a comma or a quote cannot be
+ * expressed, so refuse it rather than boot with half a path.
+ */
+function devicePath(what: string, p: string): string {
+  if (/[,"]/.test(p)) {
+    throw unsupported(
+      `the ${what} path ${p} contains a comma or a double quote, which vfkit's command line cannot carry`,
+      'Move the Berth folder (BERTH_HOME) or the image cache (BERTH_CACHE) to a path without commas or quotes.',
+    );
+  }
+  if (!path.isAbsolute(p)) throw unsupported(`the ${what} path ${p} is not absolute`, 'This is a bug in Berth; please report it.');
+  return p;
+}
+
+/** The Linux console on vfkit is virtio-console (`virtio-serial` device): hvc0. */
+export function vfkitCmdline(cmdline: string): string {
+  const fixed = /\bconsole=(ttyS0|ttyAMA0)\b/.test(cmdline)
+    ? cmdline.replace(/\bconsole=(ttyS0|ttyAMA0)\b/g, 'console=hvc0')
+    : /\bconsole=/.test(cmdline)
+      ? cmdline
+      : `${cmdline} console=hvc0`.trim();
+  if (fixed.includes('"')) {
+    throw unsupported('the kernel command line contains a double quote, which vfkit cannot carry', 'This is a bug in Berth; please report it.');
+  }
+  return fixed;
+}
+
+/** `unix://` URI for vfkit's --restful-uri; Go's url parser decodes the escapes back. */
+export function restfulUri(socketPath: string): string {
+  return `unix://${socketPath.replace(/[%?# ]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))}`;
+}
+
+/**
+ * The vfkit command line for a spec, as data. Flags follow vfkit's
+ * doc/usage.md: --cpus, --memory (MiB), --bootloader linux|efi,
+ * --device virtio-blk|virtio-net|virtio-fs|rosetta|virtio-serial|virtio-rng|virtio-vsock,
+ * --restful-uri.
+ */
+export function buildVfkitArgs(spec: VmSpec): string[] {
+  const args: string[] = ['--cpus', String(spec.cpus), '--memory', String(spec.memoryMiB)];
+  if (spec.efi) {
+    args.push('--bootloader', `efi,variable-store=${devicePath('EFI variable store', spec.efi.variableStore)},create`);
+    args.push('--device', `virtio-blk,path=${devicePath('EFI boot disk', spec.efi.image)},deviceId=berth-efi`);
+  } else {
+    args.push(
+      '--bootloader',
+      `linux,kernel=${devicePath('kernel', spec.kernel)},initrd=${devicePath('initrd', spec.initrd)},cmdline="${vfkitCmdline(spec.cmdline)}"`,
+    );
+  }
+  for (const d of spec.disks) {
+    if (d.format !== 'raw') throw unsupported(`disk ${d.serial} is ${d.format}; Virtualization.framework takes raw images only`, 'Convert it to raw.');
+    // deviceId becomes the virtio-blk serial the guest finds the disk by
+    // (/dev/disk/by-id/virtio-<serial>), as QEMU's serial= does.
+    if (!/^[A-Za-z0-9._-]+$/.test(d.serial) || d.serial.length > MAX_DEVICE_ID) {
+      throw unsupported(`disk serial "${d.serial}" is not a valid Virtualization.framework device identifier`, 'Use up to 20 ASCII letters, digits, dots, dashes or underscores.');
+    }
+    args.push('--device', `virtio-blk,path=${devicePath('disk', d.path)}${d.readonly ? ',readonly' : ''},deviceId=${d.serial}`);
+  }
+  args.push('--device', `virtio-net,nat,mac=${normalizeMacColons(spec.macAddress ?? defaultMacAddress(spec.name))}`);
+  for (const s of spec.shares ?? []) {
+    if (!/^[A-Za-z0-9._-]+$/.test(s.tag)) throw unsupported(`share tag "${s.tag}" is not valid`, 'Use letters, digits, dots, dashes or underscores.');
+    // virtio-fs in vfkit has no read-only option: a read-only share is mounted
+    // read-only by the guest.
+    args.push('--device', `virtio-fs,sharedDir=${devicePath('shared folder', s.hostPath)},mountTag=${s.tag}`);
+  }
+  if (spec.rosetta && spec.arch === 'aarch64') {
+    args.push('--device', `rosetta,mountTag=${spec.rosetta.tag}${spec.rosetta.install ? ',install' : ''}`);
+  }
+  args.push('--device', `virtio-serial,logFilePath=${devicePath('serial log', spec.serialLog)}`);
+  args.push('--device', 'virtio-rng');
+  for (const v of spec.vsock ?? []) {
+    if (!Number.isInteger(v.port) || v.port <= 0 || v.port > 0xffffffff) throw unsupported(`vsock port ${v.port} is not valid`, 'Use 1..4294967295.');
+    args.push('--device', `virtio-vsock,port=${v.port},socketURL=${devicePath('vsock socket', v.socketPath)},${v.direction}`);
+  }
+  if (spec.controlSocket.length > MAX_SOCKET_PATH) {
+    throw new BerthError(
+      'SOCKET_PATH_TOO_LONG',
+      `the vfkit control socket path is ${spec.controlSocket.length} bytes; macOS allows ${MAX_SOCKET_PATH}`,
+      'Use a shorter BERTH_HOME (for example ~/.berth).',
+    );
+  }
+  args.push('--restful-uri', restfulUri(spec.controlSocket));
+  return args;
+}
+
+function normalizeMacColons(mac: string): string {
+  const parts = mac.toLowerCase().split(/[:-]/);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-f]{1,2}$/.test(p))) {
+    throw unsupported(`"${mac}" is not a MAC address`, 'Use six hex pairs, for example 52:54:00:12:34:56.');
+  }
+  return parts.map((p) => p.padStart(2, '0')).join(':');
+}
+
+/** bootpd writes MACs without leading zeros per octet ("52:54:0:a:b:c"). */
+export function leaseMac(mac: string): string {
+  return normalizeMacColons(mac)
+    .split(':')
+    .map((p) => p.replace(/^0(?=[0-9a-f])/, ''))
+    .join(':');
+}
+
+export interface DhcpLease {
+  name?: string;
+  ip: string;
+  /** As bootpd wrote it, minus the "1," hardware type. */
+  hwAddress: string;
+  /** Expiry, seconds since the epoch. */
+  lease: number;
+}
+
+/**
+ * /var/db/dhcpd_leases (macOS bootpd): `{ key=value ... }` blocks with
+ * name, ip_address, hw_address=1,<mac>, identifier and lease=0x<hex expiry>.
+ */
+export function parseDhcpLeases(text: string): DhcpLease[] {
+  const leases: DhcpLease[] = [];
+  for (const block of text.split('{').slice(1)) {
+    const body = block.split('}')[0] ?? '';
+    const kv = new Map<string, string>();
+    for (const line of body.split('\n')) {
+      const eq = line.indexOf('=');
+      if (eq > 0) kv.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+    }
+    const ip = kv.get('ip_address');
+    const hw = kv.get('hw_address');
+    if (!ip || !hw) continue;
+    leases.push({
+      name: kv.get('name'),
+      ip,
+      hwAddress: hw.replace(/^\d+,/, '').toLowerCase(),
+      lease: Number.parseInt(kv.get('lease') ?? '0', 16) || 0,
+    });
+  }
+  return leases;
+}
+
+/** The address bootpd gave this MAC most recently, if any. */
+export function leaseIpFor(text: string, mac: string): string | undefined {
+  const want = leaseMac(mac);
+  const mine = parseDhcpLeases(text).filter((l) => {
+    try {
+      return leaseMac(l.hwAddress) === want;
+    } catch {
+      return false;
+    }
+  });
+  mine.sort((a, b) => b.lease - a.lease);
+  return mine[0]?.ip;
+}
+
+interface RestReply {
+  status: number;
+  body: string;
+}
+
+/** vfkit's REST API over its unix socket (doc/usage.md, "RESTful API"). */
+export class VfkitRest {
+  constructor(readonly socketPath: string) {}
+
+  private request(method: 'GET' | 'POST', urlPath: string, body?: unknown, timeoutMs = 3000): Promise<RestReply> {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          path: urlPath,
+          method,
+          headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
+          timeout: timeoutMs,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`vfkit REST ${method} ${urlPath} timed out`)));
+      req.on('error', reject);
+      req.end(data);
+    });
+  }
+
+  async state(timeoutMs?: number): Promise<string> {
+    const r = await this.request('GET', '/vm/state', undefined, timeoutMs);
+    if (r.status !== 200) throw new Error(`vfkit GET /vm/state answered ${r.status}: ${r.body.trim()}`);
+    const parsed = JSON.parse(r.body) as { state?: unknown };
+    if (typeof parsed.state !== 'string') throw new Error(`vfkit GET /vm/state gave no state: ${r.body.trim()}`);
+    return parsed.state;
+  }
+
+  /** `Stop` asks the guest (VZ requestStop); `HardStop` pulls the plug. */
+  async changeState(state: 'Stop' | 'HardStop' | 'Pause' | 'Resume', timeoutMs?: number): Promise<void> {
+    const r = await this.request('POST', '/vm/state', { state }, timeoutMs);
+    if (r.status < 200 || r.status >= 300) throw new Error(`vfkit POST /vm/state ${state} answered ${r.status}: ${r.body.trim()}`);
+  }
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is `pid` the vfkit of this spec (not a recycled pid)? */
+function isOurVfkit(pid: number, spec: VmSpec): boolean {
+  if (!pidAlive(pid)) return false;
+  const cmd = processCommandLine(pid);
+  return cmd === undefined || (cmd.includes('vfkit') && cmd.includes(spec.controlSocket));
+}
+
+export interface VfkitDriverOptions {
+  /** vfkit binary (name on PATH or path); default $BERTH_VFKIT, then `vfkit`. */
+  binary?: string;
+  /** Where bootpd records leases; default /var/db/dhcpd_leases. */
+  leasesFile?: string;
+  /** How long a start may take to reach the running state. */
+  startTimeoutMs?: number;
+  /** Liveness poll interval. */
+  pollMs?: number;
+}
+
+class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
+  private exited = false;
+  private poll?: NodeJS.Timeout;
+
+  constructor(
+    readonly pid: number,
+    private readonly spec: VmSpec,
+    private readonly rest: VfkitRest,
+    private readonly o: Required<Pick<VfkitDriverOptions, 'leasesFile' | 'pollMs'>>,
+    child?: ChildProcess,
+  ) {
+    super();
+    child?.on('exit', (code, signal) => void this.checkExit(`vfkit exited (${signal ?? `status ${code}`})`));
+    this.poll = setInterval(() => void this.checkExit('the vfkit process is gone'), this.o.pollMs);
+    this.poll.unref();
+  }
+
+  private async checkExit(reason: string): Promise<void> {
+    if (this.exited) return;
+    if (!(await waitFor(() => !pidAlive(this.pid), 1000, 50))) return;
+    if (this.exited) return;
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+    fs.rmSync(this.spec.pidFile, { force: true });
+    fs.rmSync(this.spec.controlSocket, { force: true });
+    this.emit('exit', { reason });
+  }
+
+  alive(): boolean {
+    return !this.exited && pidAlive(this.pid);
+  }
+
+  async state(): Promise<string> {
+    if (!pidAlive(this.pid)) return VFKIT_STOPPED;
+    return this.rest.state();
+  }
+
+  async requestPowerOff(): Promise<void> {
+    await this.rest.changeState('Stop').catch(() => undefined);
+  }
+
+  async waitExit(timeoutMs: number): Promise<boolean> {
+    const ok = await waitFor(() => !pidAlive(this.pid), timeoutMs, 50);
+    if (ok) await this.checkExit('the VM powered off');
+    return ok;
+  }
+
+  /** HardStop through the API, then SIGTERM, then SIGKILL. */
+  async kill(graceMs = 3000): Promise<void> {
+    const signal = (s: NodeJS.Signals) => {
+      try {
+        process.kill(this.pid, s);
+      } catch {
+        /* already gone */
+      }
+    };
+    if (pidAlive(this.pid)) {
+      const asked = await this.rest.changeState('HardStop', Math.min(graceMs, 2000)).then(
+        () => true,
+        () => false,
+      );
+      if (!asked || !(await waitFor(() => !pidAlive(this.pid), graceMs, 50))) {
+        // vfkit's own SIGTERM handler asks the guest, waits 5 s, then stops
+        // it hard: give it that long when the API was not there to do it.
+        signal('SIGTERM');
+        if (!(await waitFor(() => !pidAlive(this.pid), asked ? graceMs : graceMs + 5500, 50))) {
+          signal('SIGKILL');
+          await waitFor(() => !pidAlive(this.pid), 5000, 50);
+        }
+      }
+    }
+    await this.checkExit('the VM was stopped');
+  }
+
+  detach(): void {
+    this.exited = true;
+    if (this.poll) clearInterval(this.poll);
+  }
+
+  /** The guest's address from bootpd's leases, matched by our MAC. */
+  async sshEndpoint(timeoutMs = 60_000): Promise<SshEndpoint> {
+    const mac = this.spec.macAddress ?? defaultMacAddress(this.spec.name);
+    let ip: string | undefined;
+    await waitFor(
+      () => {
+        if (!this.alive()) return true;
+        try {
+          ip = leaseIpFor(fs.readFileSync(this.o.leasesFile, 'utf8'), mac);
+        } catch {
+          ip = undefined;
+        }
+        return ip !== undefined;
+      },
+      timeoutMs,
+      250,
+    );
+    if (ip) return { host: ip, port: 22 };
+    if (!this.alive()) throw new BerthError('VM_EXITED', 'the VM exited before it got a network address', 'The serial log may say why: `berth logs --serial`.');
+    throw new BerthError(
+      'GUEST_UNREACHABLE',
+      `the guest got no DHCP lease for ${mac} within ${Math.round(timeoutMs / 1000)} s`,
+      `macOS records the VM's address in ${this.o.leasesFile}. VPN or firewall software that filters the bridge100 interface can block it; \`berth logs --serial\` shows whether the guest asked for an address.`,
+    );
+  }
+}
+
+export class VfkitDriver implements Driver {
+  readonly name = 'vfkit';
+  private readonly o: Required<Omit<VfkitDriverOptions, 'binary'>> & { binary?: string };
+
+  constructor(options: VfkitDriverOptions = {}) {
+    this.o = {
+      binary: options.binary,
+      leasesFile: options.leasesFile ?? DHCP_LEASES_FILE,
+      startTimeoutMs: options.startTimeoutMs ?? 20_000,
+      pollMs: options.pollMs ?? 2000,
+    };
+  }
+
+  guestTraits(_arch: GuestArch): GuestTraits {
+    return { console: 'hvc0', network: 'dhcp', disks: 'virtio-serial' };
+  }
+
+  /** vfkit's own stdout/stderr, next to the pid file. */
+  static logFile(spec: VmSpec): string {
+    return path.join(path.dirname(spec.pidFile), 'vfkit.log');
+  }
+
+  async start(spec: VmSpec): Promise<RunningVm> {
+    const vfkit = findVfkit(this.o.binary ?? process.env.BERTH_VFKIT);
+    const args = buildVfkitArgs(spec);
+    fs.rmSync(spec.pidFile, { force: true });
+    fs.rmSync(spec.controlSocket, { force: true });
+    const logFile = VfkitDriver.logFile(spec);
+    const log = fs.openSync(logFile, 'w', 0o600);
+    let child: ChildProcess;
+    try {
+      // Detached with its output in a file: the VM outlives the engine, as
+      // QEMU's -daemonize does, and no pipe ties vfkit to us.
+      child = spawn(vfkit, args, { detached: true, stdio: ['ignore', log, log] });
+    } finally {
+      fs.closeSync(log);
+    }
+    const spawnError = await new Promise<Error | undefined>((resolve) => {
+      child.once('error', resolve);
+      child.once('spawn', () => resolve(undefined));
+    });
+    if (spawnError || !child.pid) {
+      throw new BerthError('VFKIT_FAILED', `vfkit could not be started: ${spawnError?.message ?? 'no pid'}`, 'Check the vfkit installation (`vfkit --version`).');
+    }
+    child.unref();
+    const pid = child.pid;
+    fs.writeFileSync(spec.pidFile, `${pid}\n`, { mode: 0o600 });
+    const exited: { info?: string } = {};
+    child.once('exit', (code, signal) => (exited.info = signal ? `signal ${signal}` : `exit status ${code}`));
+
+    const rest = new VfkitRest(spec.controlSocket);
+    let lastState = '';
+    const running = await waitFor(
+      async () => {
+        if (exited.info || !pidAlive(pid)) return true;
+        lastState = await rest.state(1000).catch(() => lastState);
+        return lastState === VFKIT_RUNNING;
+      },
+      this.o.startTimeoutMs,
+      100,
+    );
+    if (exited.info || !pidAlive(pid) || !running) {
+      const tail = tailFile(logFile, 20).join('\n');
+      if (pidAlive(pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      fs.rmSync(spec.pidFile, { force: true });
+      const first = tail.split('\n').reverse().find((l) => /error|fail/i.test(l)) ?? tail.split('\n').pop() ?? '';
+      const why = exited.info ?? (running ? 'it exited right after starting' : `state ${lastState || 'unknown'} after ${this.o.startTimeoutMs / 1000} s`);
+      throw new BerthError(
+        'VFKIT_FAILED',
+        `vfkit did not start the VM (${why})${first ? `: ${first.trim()}` : ''}`,
+        'vfkit needs macOS 13 or later and a signed binary with the virtualization entitlement (`brew install vfkit`). The log below has vfkit\'s own words; `berth logs --serial` has the guest\'s.',
+        `${vfkit} ${args.join(' ')}\n${tail}`,
+      );
+    }
+    for (const f of [spec.controlSocket, spec.serialLog]) {
+      try {
+        fs.chmodSync(f, 0o600);
+      } catch {
+        /* not created (yet) */
+      }
+    }
+    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs }, child);
+  }
+
+  async attach(spec: VmSpec): Promise<RunningVm | null> {
+    const pid = readPid(spec.pidFile);
+    if (!pid) return null;
+    if (!isOurVfkit(pid, spec)) {
+      fs.rmSync(spec.pidFile, { force: true });
+      return null;
+    }
+    const rest = new VfkitRest(spec.controlSocket);
+    // A vfkit whose API does not answer is alive but useless to us; the pid
+    // poll still reports its exit, and kill() falls back to signals.
+    for (let i = 0; i < 10; i++) {
+      if (await rest.state(1000).then(() => true, () => false)) break;
+      await sleep(100);
+    }
+    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs });
+  }
+}

@@ -318,6 +318,19 @@ port
     }),
   );
 
+program
+  .command('doctor')
+  .description('which VM drivers work on this host, and what to do about the others')
+  .action(
+    action(async (g) => {
+      const { doctorReport } = await import('./doctor.js');
+      const r = await doctorReport();
+      if (g.json) printJson(r.json);
+      else process.stdout.write(r.text + '\n');
+      return r.json.ok ? 0 : 1;
+    }),
+  );
+
 const context = program.command('context').description("the docker CLI's context for Berth");
 context
   .command('use')

@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  describeHost,
+  detectDrivers,
+  realHostFacts,
+  recommendedDriver,
+  type DriverCheck,
+  type DriverName,
+  type HostDescription,
+  type HostFacts,
+} from '../engine/drivers/host-detect.js';
+import { cacheDir } from '../engine/paths.js';
+
+/**
+ * `berth doctor`: which drivers can run Berth's VM here and why the others
+ * cannot. The same JSON feeds the Troubleshoot screen.
+ */
+
+export interface DoctorJson {
+  host: HostDescription;
+  /** The accelerator probe's last verdict on this host (cached per host boot), if any. */
+  lastProbe?: { accel: string; reason: string };
+  drivers: DriverCheck[];
+  /** The driver Berth would use, or null when none is usable. */
+  recommended: DriverName | null;
+  ok: boolean;
+}
+
+export interface DoctorReport {
+  text: string;
+  json: DoctorJson;
+}
+
+const LABEL: Record<DriverName, string> = { vfkit: 'vfkit', qemu: 'QEMU', hyperv: 'Hyper-V' };
+
+function driverLines(c: DriverCheck, recommended: DriverName | null): string[] {
+  const mark = c.usable ? (c.driver === recommended ? 'ok (used)' : 'ok') : c.problem?.code === 'UNSUPPORTED_OS' ? 'n/a' : 'no';
+  const lines = [`  ${LABEL[c.driver].padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`];
+  const pad = ' '.repeat(21);
+  if (c.problem && c.problem.code !== 'UNSUPPORTED_OS') lines.push(`${pad}hint: ${c.problem.hint}`);
+  for (const w of c.warnings) lines.push(`${pad}warning: ${w}`);
+  return lines;
+}
+
+/** Render a doctor result as text for a terminal. */
+export function formatDoctor(json: DoctorJson): string {
+  const lines = [`Host: ${json.host.os} (${json.host.arch})`, ''];
+  for (const c of json.drivers) lines.push(...driverLines(c, json.recommended));
+  if (json.lastProbe) lines.push('', `Last accelerator probe: ${json.lastProbe.accel} (${json.lastProbe.reason})`);
+  lines.push('');
+  if (json.recommended) {
+    lines.push(`Berth will use: ${LABEL[json.recommended]}`);
+  } else {
+    const first = json.drivers.find((c) => c.problem && c.problem.code !== 'UNSUPPORTED_OS') ?? json.drivers[0];
+    lines.push('No driver can run the Berth VM on this host.');
+    if (first?.problem) lines.push(`Start with: ${first.problem.hint}`);
+  }
+  return lines.join('\n');
+}
+
+export async function doctorReport(opts: { facts?: HostFacts } = {}): Promise<DoctorReport> {
+  const facts = opts.facts ?? realHostFacts();
+  const [host, drivers] = await Promise.all([describeHost(facts), detectDrivers(facts)]);
+  const recommended = recommendedDriver(drivers) ?? null;
+  const json: DoctorJson = { host, drivers, recommended, ok: recommended !== null };
+  const probe = lastProbe();
+  if (probe) json.lastProbe = probe;
+  return { text: formatDoctor(json), json };
+}
+
+function lastProbe(): { accel: string; reason: string } | undefined {
+  try {
+    const p = JSON.parse(fs.readFileSync(path.join(cacheDir(), 'accel-probe.json'), 'utf8')) as { accel?: string; reason?: string };
+    return p.accel && p.reason ? { accel: p.accel, reason: p.reason } : undefined;
+  } catch {
+    return undefined;
+  }
+}

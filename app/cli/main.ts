@@ -319,6 +319,18 @@ port
   );
 
 program
+  .command('dashboard')
+  .description('open the dashboard in your browser (served on loopback, with a per-start token)')
+  .option('--no-open', 'print the address instead of opening a browser')
+  .option('--port <n>', 'loopback port to serve on (default: a free one)', (v) => positiveInt(v))
+  .action(
+    action(async (g, paths, opts: { open: boolean; port?: number }) => {
+      const { runDashboard } = await import('./dashboard.js');
+      return runDashboard({ paths, json: !!g.json, open: opts.open, port: opts.port });
+    }),
+  );
+
+program
   .command('doctor')
   .description('which VM drivers work on this host, and what to do about the others')
   .action(

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ControlServer } from './api/control-server.js';
+import { dockerHandlers } from './docker/docker-handlers.js';
+import { DockerApi } from './docker/docker-api.js';
 import { QemuDriver } from './drivers/qemu.js';
 import { Engine } from './engine.js';
 import { BerthError } from './errors.js';
@@ -69,10 +71,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const done = new Promise<void>((r) => (resolveDone = r));
   let shuttingDown = false;
 
-  const server = new ControlServer(
+  const docker = dockerHandlers({
+    api: () => {
+      if (engine.sm.state !== 'running') {
+        throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start` (or the Start button).');
+      }
+      return new DockerApi(paths.dockerSocket);
+    },
+    broadcast: (event, data) => server.broadcast(event, data),
+  });
+  const server: ControlServer = new ControlServer(
     paths.controlSocket,
     token,
     {
+      ...docker,
       'vm.status': async () => engine.status(),
       'vm.start': () => engine.start(),
       'vm.stop': (p) => engine.stop({ force: p.force }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
+import { dockerEvents, dockerMethods } from './contract-docker.js';
 import { ACCELERATORS } from '../settings/schema.js';
 import { START_PHASES, VM_STATES } from '../vm/state-machine.js';
 
@@ -140,6 +141,7 @@ export const methods = {
     result: PortsResult,
   },
   'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
+  ...dockerMethods,
 } as const;
 
 export type Methods = typeof methods;
@@ -157,6 +159,7 @@ export const events = {
   'vm.progress': z.object({ phase: z.enum(START_PHASES), message: z.string(), at: z.string() }),
   'guest.session': z.object({ state: z.string(), at: z.string() }),
   'ports.changed': z.object({ ports: z.array(PortViewSchema) }),
+  ...dockerEvents,
 } as const;
 
 export type EventName = keyof typeof events;

@@ -15,7 +15,9 @@ import path from 'node:path';
 import { packageRoot } from '../app/engine/package-root.js';
 import { processRssKiB, sleep } from '../app/engine/process-util.js';
 import type { VmStatus } from '../app/engine/api/contract.js';
+import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
 import { measureForwardOverhead } from './forward-overhead.js';
+import { benchPorts, HOSTFWD } from './ports.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -33,6 +35,8 @@ const env: NodeJS.ProcessEnv = {
   DOCKER_CONFIG: path.join(home, '.docker'),
   DOCKER_HOST: `unix://${sock}`,
   NO_COLOR: '1',
+  // QEMU's own forward to the same guest port, to compare Berth's with.
+  BERTH_QEMU_HOSTFWD: `${HOSTFWD.host}:${HOSTFWD.guest}`,
 };
 const bin = path.join(packageRoot(), 'bin', 'berth.js');
 
@@ -185,7 +189,39 @@ async function main(): Promise<void> {
     '',
   );
 
-  // 3. Memory at idle.
+  // 3. Port forwarding.
+  process.stderr.write('bench: ports\n');
+  const tarFile = busyboxRootfsTar(home);
+  await must(run('docker', ['import', tarFile, 'bench-bb:1']), 'docker import');
+  const pb = await benchPorts(
+    { docker: (a) => run('docker', a), berth: (...a) => berth(...a), enginePid: async () => (await status()).enginePid },
+    'bench-bb:1',
+  );
+  rows.push(
+    '## Port forwarding',
+    '',
+    'A busybox httpd container, published with `-p`; every request on a new connection.',
+    '',
+    '| measure | value |',
+    '|---|---|',
+    `| \`docker run -d -p\` returned → first HTTP answer on 127.0.0.1 (median of 5) | ${ms1(median(pb.firstConnectMs))} |`,
+    `| \`docker rm -f\` returned → port refused on the host (median of 5) | ${ms1(median(pb.releaseMs))} |`,
+    '',
+    `The same guest port through Berth's forward (ssh channel per connection) and through QEMU's own user-mode hostfwd, in the same run:`,
+    '',
+    '| transfer | Berth forward | QEMU hostfwd |',
+    '|---|---|---|',
+    `| 1 KiB GET, p50 / p95 (100 each) | ${ms1(median(pb.small.berth))} / ${ms1(pct(pb.small.berth, 95))} | ${ms1(median(pb.small.hostfwd))} / ${ms1(pct(pb.small.hostfwd, 95))} |`,
+    `| 100 MiB GET, MB/s (median of 3) | ${median(pb.bigMBps.berth).toFixed(1)} | ${median(pb.bigMBps.hostfwd).toFixed(1)} |`,
+    '',
+    `| idle with ${pb.idle.forwards} forwards open (30 s) | value |`,
+    '|---|---|',
+    `| engine CPU (of one core) | ${pb.idle.engineCpuPct.toFixed(2)} % |`,
+    `| guest socket-table watcher CPU (of one guest core) | ${pb.idle.guestWatcherCpuPct === undefined ? 'n/a' : `${pb.idle.guestWatcherCpuPct.toFixed(2)} %`} |`,
+    '',
+  );
+
+  // 4. Memory at idle.
   process.stderr.write('bench: idle memory (30 s)\n');
   await sleep(30_000);
   const s = await status();

@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ControlServer } from './api/control-server.js';
+import { buildDiagnostics, engineExtras } from './api/diagnostics.js';
+import { factoryReset } from './api/factory-reset.js';
+import { readLog } from './api/log-read.js';
 import { dockerHandlers } from './docker/docker-handlers.js';
 import { DockerApi } from './docker/docker-api.js';
 import { QemuDriver } from './drivers/qemu.js';
@@ -100,6 +103,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'ports.remove': (p) => engine.portsRemove(p),
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
+      'logs.read': async (p) => readLog(paths, p.source, p.lines),
+      'diagnostics.bundle': async () => buildDiagnostics({ paths, extra: await engineExtras(engine, paths.dockerSocket) }),
+      'engine.factoryReset': async () => factoryReset({ paths, state: engine.sm.state, settings: engine.settingsStore() }),
       'engine.shutdown': async (p) => {
         setImmediate(() => void shutdown(p.stopVm));
         return {};

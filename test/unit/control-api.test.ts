@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
 import type { VmStatus } from '../../app/engine/api/contract.js';
+import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { BerthError, isBerthError } from '../../app/engine/errors.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { shortTempDir } from '../helpers/temp.js';
@@ -49,6 +50,17 @@ const handlers: Handlers = {
   'ports.add': async () => ({ ports: [], manual: [] }),
   'ports.remove': async () => ({ ports: [], manual: [] }),
   'engine.shutdown': async () => ({}),
+  'logs.read': async (p) => ({ source: p.source, file: '/x/engine.log', lines: [] }),
+  'diagnostics.bundle': async () => ({ path: '/x/d.zip', fileName: 'd.zip', bytes: 0, base64: '', files: [] }),
+  'engine.factoryReset': async () => {
+    throw new BerthError('VM_BUSY', 'the VM is running', 'Stop the VM first.');
+  },
+  ...dockerHandlers({
+    api: () => {
+      throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
+    },
+    broadcast: () => undefined,
+  }),
 };
 
 before(async () => {

@@ -141,6 +141,21 @@ export const methods = {
     result: PortsResult,
   },
   'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
+  /** The last lines of the engine's log or the VM's serial console (files on the host). */
+  'logs.read': {
+    params: z.object({ source: z.enum(['engine', 'serial']), lines: z.number().int().min(1).max(10000).optional() }).strict(),
+    result: z.object({ source: z.enum(['engine', 'serial']), file: z.string(), lines: z.array(z.string()) }),
+  },
+  /** A zip of logs, settings and status with keys and tokens removed; also saved in the instance folder. */
+  'diagnostics.bundle': {
+    params: Empty,
+    result: z.object({ path: z.string(), fileName: z.string(), bytes: z.number(), base64: z.string(), files: z.array(z.string()) }),
+  },
+  /** With the VM stopped: delete the data disk (containers, images, volumes) and go back to the default settings. */
+  'engine.factoryReset': {
+    params: z.object({ confirm: z.literal(true) }).strict(),
+    result: z.object({ removed: z.array(z.string()), settings: SettingsViewSchema, kept: z.array(z.string()) }),
+  },
   ...dockerMethods,
 } as const;
 

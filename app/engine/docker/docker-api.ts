@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /**
  * The few Docker Engine API calls the engine makes itself (ports, later the
@@ -129,4 +130,97 @@ export class DockerApi {
       },
     };
   }
+
+  /**
+   * A streamed GET (logs, stats): `onData` gets the raw body as it arrives
+   * until the daemon ends it or `stop()` is called (then `onEnd` runs once,
+   * with the error when the request failed).
+   */
+  stream(path: string, onData: (d: Buffer) => void, onEnd: (err?: Error) => void): { stop: () => void } {
+    let ended = false;
+    const end = (err?: Error) => {
+      if (ended) return;
+      ended = true;
+      onEnd(err);
+    };
+    const req = http.request({ socketPath: this.socketPath, method: 'GET', path: `${DOCKER_API}${path}`, agent: false }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 400) {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => end(new DockerApiError(status, errorMessage(Buffer.concat(chunks).toString('utf8')))));
+        return;
+      }
+      res.on('data', (d: Buffer) => {
+        if (!ended) onData(d);
+      });
+      res.on('end', () => end());
+      res.on('error', (e) => end(e));
+      res.on('close', () => end());
+    });
+    req.on('error', (e) => end(e));
+    req.end();
+    return {
+      stop: () => {
+        ended = true;
+        req.destroy();
+      },
+    };
+  }
+
+  /**
+   * A hijacked request (exec start, attach): POST `body` with
+   * `Upgrade: tcp`; once dockerd answers 101 the connection is a raw
+   * two-way byte stream, returned with any bytes already read past the
+   * headers.
+   */
+  hijack(path: string, body: unknown, timeoutMs = 30_000): Promise<{ socket: Duplex; head: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const data = Buffer.from(JSON.stringify(body));
+      const req = http.request({
+        socketPath: this.socketPath,
+        method: 'POST',
+        path: `${DOCKER_API}${path}`,
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': data.length,
+          connection: 'Upgrade',
+          upgrade: 'tcp',
+        },
+      });
+      const timer = setTimeout(() => req.destroy(new Error(`docker API POST ${path} timed out`)), timeoutMs);
+      req.on('upgrade', (_res, socket, head) => {
+        clearTimeout(timer);
+        resolve({ socket, head });
+      });
+      req.on('response', (res) => {
+        // Not upgraded: an error (or a daemon too old to upgrade).
+        clearTimeout(timer);
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          reject(new DockerApiError(status >= 400 ? status : 500, status >= 400 ? errorMessage(text) : `dockerd did not upgrade the connection (HTTP ${status})`));
+        });
+      });
+      req.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end(data);
+    });
+  }
+}
+
+/** dockerd's {"message": "..."} error body, or the text itself. */
+function errorMessage(text: string): string {
+  try {
+    const m = (JSON.parse(text) as { message?: unknown }).message;
+    if (typeof m === 'string') return m;
+  } catch {
+    /* plain text */
+  }
+  return text.trim() || 'no details';
 }

@@ -1,0 +1,36 @@
+import fs from 'node:fs';
+import { BerthError } from '../errors.js';
+import type { InstancePaths } from '../paths.js';
+import { SettingsSchema, type Settings } from '../settings/schema.js';
+import type { SettingsStore } from '../settings/store.js';
+import type { VmState } from '../vm/state-machine.js';
+
+/**
+ * `engine.factoryReset`: with the VM stopped, delete what the VM wrote
+ * (the data disk: every container, image and volume; the config disk; the
+ * serial logs) and put the settings back to their defaults. The guest keys
+ * stay (the next boot would make the same kind anyway) and so does the
+ * disk size, which settings refuse to shrink while the engine runs.
+ */
+export function factoryReset(o: {
+  paths: Pick<InstancePaths, 'dataDisk' | 'configDisk' | 'serialLog' | 'state'>;
+  state: VmState;
+  settings: SettingsStore;
+}): { removed: string[]; kept: string[]; settings: Settings } {
+  if (o.state !== 'stopped') {
+    throw new BerthError('VM_BUSY', `the VM is ${o.state}`, 'Stop the VM first; a factory reset deletes its disk.');
+  }
+  const removed: string[] = [];
+  for (const f of [o.paths.dataDisk, o.paths.configDisk, o.paths.serialLog, `${o.paths.serialLog}.1`, o.paths.state]) {
+    if (fs.existsSync(f)) {
+      fs.rmSync(f, { force: true });
+      removed.push(f);
+    }
+  }
+  const current = o.settings.get();
+  const defaults = SettingsSchema.parse({});
+  const { diskGiB: _d, ...rest } = defaults;
+  const r = o.settings.update(rest);
+  const kept = current.diskGiB !== defaults.diskGiB ? [`diskGiB=${current.diskGiB}`] : [];
+  return { removed, kept, settings: r.settings };
+}

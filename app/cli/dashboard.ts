@@ -1,5 +1,16 @@
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import type { ControlClient } from '../engine/api/control-client.js';
+import { EngineGateway } from '../engine/api/engine-gateway.js';
+import { WsBridge, hostProblem } from '../engine/api/ws-bridge.js';
 import { BerthError } from '../engine/errors.js';
+import { packageRoot } from '../engine/package-root.js';
 import type { InstancePaths } from '../engine/paths.js';
+import { connectEngine } from './engine-link.js';
 
 export interface DashboardOptions {
   paths: InstancePaths;
@@ -9,7 +20,171 @@ export interface DashboardOptions {
   port?: number;
 }
 
+export interface DashboardServer {
+  url: string;
+  port: number;
+  token: string;
+  bridge: WsBridge;
+  close(): Promise<void>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+/** Where `npm run build` puts the renderer. */
+export function rendererDir(): string {
+  return process.env.BERTH_RENDERER_DIR || path.join(packageRoot(), 'dist', 'renderer');
+}
+
+/**
+ * The dashboard: the built renderer served on 127.0.0.1 (never beyond
+ * loopback) and the contract over a WebSocket with a per-start token. The
+ * engine is connected lazily, so the page works (showing the VM stopped,
+ * with a Start button) when no engine runs.
+ */
+export async function startDashboard(o: {
+  paths: InstancePaths;
+  port?: number;
+  /** How the bridge reaches the engine (default: the instance's control socket, starting the engine on vm.start). */
+  connect?: (spawn: boolean) => Promise<ControlClient>;
+  root?: string;
+}): Promise<DashboardServer> {
+  const root = path.resolve(o.root ?? rendererDir());
+  if (!fs.existsSync(path.join(root, 'index.html'))) {
+    throw new BerthError('DASHBOARD_NOT_BUILT', `the dashboard is not built (no ${path.join(root, 'index.html')})`, 'Run `npm run build` in the Berth folder first.');
+  }
+  const token = crypto.randomBytes(24).toString('base64url');
+  const connect = o.connect ?? ((spawnEngine: boolean) => connectEngine(o.paths, spawnEngine));
+  let port = 0;
+
+  const server = http.createServer((req, res) => serveStatic(root, port, req, res));
+  const bridge = new WsBridge(server, { token, port: () => port, gateway: () => new EngineGateway({ paths: o.paths, connect }) });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new BerthError('PORT_IN_USE', `port ${o.port} on 127.0.0.1 is already in use`, 'Pick another with --port, or leave it out to use a free one.')
+          : err,
+      ),
+    );
+    server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (server.address() as net.AddressInfo).port;
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  return {
+    url: `http://127.0.0.1:${port}/#token=${token}`,
+    port,
+    token,
+    bridge,
+    async close() {
+      await bridge.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function serveStatic(root: string, port: number, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const problem = hostProblem(req, port);
+  if (problem) {
+    res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+    return void res.end(`Refused: ${problem}. Open the address \`berth dashboard\` printed.\n`);
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' });
+    return void res.end();
+  }
+  let rel: string;
+  try {
+    rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  } catch {
+    res.writeHead(400);
+    return void res.end();
+  }
+  let file = path.join(root, path.normalize(rel));
+  if (!file.startsWith(root + path.sep) && file !== root) {
+    res.writeHead(404);
+    return void res.end();
+  }
+  let stat = fs.statSync(file, { throwIfNoEntry: false });
+  if (!stat || stat.isDirectory()) {
+    // The UI is one page: its own paths all get index.html; missing assets are 404s.
+    if (rel.startsWith('/assets/') || path.extname(rel)) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      return void res.end('not found\n');
+    }
+    file = path.join(root, 'index.html');
+    stat = fs.statSync(file);
+  }
+  const isIndex = path.basename(file) === 'index.html';
+  res.writeHead(200, {
+    'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+    'content-length': stat.size,
+    'cache-control': isIndex ? 'no-store' : 'public, max-age=31536000, immutable',
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+    'content-security-policy': [
+      "default-src 'self'",
+      `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port} ws://[::1]:${port}`,
+      // xterm.js sizes its rows with inline styles.
+      "style-src 'self' 'unsafe-inline'",
+      "img-src 'self' data:",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+    ].join('; '),
+  });
+  if (req.method === 'HEAD') return void res.end();
+  fs.createReadStream(file).pipe(res);
+}
+
+/** Open a URL in the default browser; false when there is no way to. */
+export function openBrowser(url: string): Promise<boolean> {
+  const [cmd, args] =
+    process.platform === 'darwin'
+      ? ['open', [url]]
+      : process.platform === 'win32'
+        ? ['cmd', ['/c', 'start', '""', url.replace(/&/g, '^&')]]
+        : ['xdg-open', [url]];
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: true });
+    child.once('error', () => resolve(false));
+    child.once('spawn', () => {
+      child.unref();
+      resolve(true);
+    });
+  });
+}
+
 /** `berth dashboard`: the renderer on loopback with a per-start token, bridged to the engine. */
-export async function runDashboard(_o: DashboardOptions): Promise<number> {
-  throw new BerthError('INTERNAL', 'the dashboard is not built yet', 'It arrives with the desktop app issue.');
+export async function runDashboard(o: DashboardOptions): Promise<number> {
+  const d = await startDashboard({ paths: o.paths, port: o.port });
+  if (o.json) process.stdout.write(JSON.stringify({ url: d.url }) + '\n');
+  else process.stdout.write(`Berth dashboard (instance ${o.paths.name}): ${d.url}\nPress Ctrl+C to stop it.\n`);
+  if (o.open && !(await openBrowser(d.url)) && !o.json) {
+    process.stderr.write('Could not open a browser here; open the address above yourself.\n');
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await d.close();
+  return 0;
 }

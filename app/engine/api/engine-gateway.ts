@@ -1,0 +1,263 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { dockerHostUrl } from '../docker/context.js';
+import { BerthError, isBerthError } from '../errors.js';
+import type { InstancePaths } from '../paths.js';
+import { pidAlive } from '../process-util.js';
+import { describeIssues } from '../settings/schema.js';
+import { SettingsStore } from '../settings/store.js';
+import type { VmState } from '../vm/state-machine.js';
+import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
+import type { ControlClient } from './control-client.js';
+import { buildDiagnostics } from './diagnostics.js';
+import { factoryReset } from './factory-reset.js';
+import { readLog } from './log-read.js';
+
+/**
+ * The contract as a UI sees it, whether or not the engine runs: what the
+ * dashboard's WebSocket and Electron main put behind the renderer.
+ *
+ * - Calls are checked against the contract before they go anywhere
+ *   (BAD_REQUEST, nothing changed); `hello` and `events.subscribe` belong
+ *   to the gateway, not to the UI.
+ * - The engine is connected lazily. With no engine, the UI still works:
+ *   the VM is `stopped`, settings and logs are read from the instance
+ *   folder, and `vm.start` starts the engine.
+ * - Events come through as the engine sends them. When the link to the
+ *   engine appears or goes, a `vm.state` event says what the state is now,
+ *   so the UI never shows a state that no longer holds.
+ * - Log streams and terminals a UI opened are closed when it goes.
+ */
+
+export interface GatewayOptions {
+  paths: InstancePaths;
+  /** Connect to the engine; start it first when `spawn` (and it is not running). */
+  connect(spawn: boolean): Promise<ControlClient>;
+  /** How often to look for an engine while there is none (0: only when called). Default 2000 ms. */
+  watchMs?: number;
+}
+
+/** Methods that bring the engine up when it is not running. */
+const SPAWNING = new Set<MethodName>(['vm.start', 'vm.restart']);
+const GATEWAY_ONLY = new Set<string>(['hello', 'events.subscribe']);
+
+export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; link: [boolean] }> {
+  private client?: ControlClient;
+  private connecting?: Promise<ControlClient>;
+  private lastState: VmState = 'stopped';
+  private ownLogs = new Set<string>();
+  private ownTerms = new Set<string>();
+  private watchTimer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly o: GatewayOptions) {
+    super();
+    this.watch();
+  }
+
+  get connected(): boolean {
+    return !!this.client;
+  }
+
+  get state(): VmState {
+    return this.lastState;
+  }
+
+  /** One contract call, from an untrusted UI: any method name, any params. */
+  async call(method: string, params: unknown): Promise<unknown> {
+    if (typeof method !== 'string' || !Object.hasOwn(methods, method) || GATEWAY_ONLY.has(method)) {
+      throw new BerthError(
+        'BAD_REQUEST',
+        `unknown method "${String(method).slice(0, 64)}"`,
+        `Known methods: ${Object.keys(methods).filter((m) => !GATEWAY_ONLY.has(m)).join(', ')}.`,
+      );
+    }
+    const m = method as MethodName;
+    const parsed = methods[m].params.safeParse(params ?? {});
+    if (!parsed.success) {
+      throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
+    }
+    const client = await this.link(SPAWNING.has(m));
+    const result = client ? await client.call(m, parsed.data as never) : await this.offline(m, parsed.data as Record<string, unknown>);
+    this.track(m, result);
+    return result;
+  }
+
+  /** The engine's client, connecting (or starting the engine) as needed; undefined when none runs. */
+  private async link(spawn: boolean): Promise<ControlClient | undefined> {
+    if (this.client) return this.client;
+    if (this.closed) throw new BerthError('ENGINE_NOT_RUNNING', 'this connection is closed', 'Reload the page.');
+    try {
+      return await this.connectOnce(false);
+    } catch (err) {
+      if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+      if (!spawn) return undefined;
+    }
+    return this.connectOnce(true);
+  }
+
+  private connectOnce(spawn: boolean): Promise<ControlClient> {
+    if (this.client) return Promise.resolve(this.client);
+    if (this.connecting) return this.connecting;
+    this.connecting = (async () => {
+      const c = await this.o.connect(spawn);
+      if (this.closed) {
+        c.close();
+        throw new BerthError('ENGINE_NOT_RUNNING', 'this connection is closed', 'Reload the page.');
+      }
+      c.on('close', () => this.onClose(c));
+      await c.subscribe((event, data) => this.onEvent(event, data));
+      this.client = c;
+      const s = await c.call('vm.status', {});
+      this.setState(s.state);
+      this.emit('link', true);
+      return c;
+    })().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private onEvent(event: EventName, data: unknown): void {
+    if (event === 'vm.state') this.lastState = (data as { state: VmState }).state;
+    if (event === 'containers.logs.end') this.ownLogs.delete((data as { stream: string }).stream);
+    if (event === 'terminal.exit') this.ownTerms.delete((data as { session: string }).session);
+    this.emit('event', event, data);
+  }
+
+  /** Tell the UI the state after a link change (a `vm.state` event, as the engine would). */
+  private setState(state: VmState, error?: { code: string; message: string; hint: string }): void {
+    const previous = this.lastState;
+    this.lastState = state;
+    const data: Record<string, unknown> = { state, previous, at: new Date().toISOString() };
+    if (error) data.error = error;
+    this.emit('event', 'vm.state', data);
+  }
+
+  private onClose(c: ControlClient): void {
+    if (this.client !== c) return;
+    this.client = undefined;
+    this.ownLogs.clear();
+    this.ownTerms.clear();
+    this.emit('link', false);
+    if (this.closed) return;
+    if (this.lastState === 'stopped') {
+      // The engine exits by itself once the VM is stopped: nothing to report.
+    } else {
+      this.setState('error', {
+        code: 'ENGINE_NOT_RUNNING',
+        message: 'the connection to the Berth engine closed',
+        hint: 'A VM that still runs is picked up again by Start. `berth logs --engine` shows why the engine stopped.',
+      });
+    }
+    this.watch();
+  }
+
+  /** While there is no engine, look for one now and then (someone may run `berth start`). */
+  private watch(): void {
+    const every = this.o.watchMs ?? 2000;
+    if (!every || this.closed || this.watchTimer) return;
+    const tick = async () => {
+      this.watchTimer = undefined;
+      if (this.closed || this.client) return;
+      await this.connectOnce(false).catch(() => undefined);
+      if (!this.client && !this.closed) {
+        this.watchTimer = setTimeout(() => void tick(), every);
+        this.watchTimer.unref();
+      }
+    };
+    this.watchTimer = setTimeout(() => void tick(), every);
+    this.watchTimer.unref();
+  }
+
+  private track(m: MethodName, result: unknown): void {
+    if (m === 'containers.logs') this.ownLogs.add((result as { stream: string }).stream);
+    if (m === 'terminal.start') this.ownTerms.add((result as { session: string }).session);
+    if (m === 'vm.status' || m === 'vm.start' || m === 'vm.stop' || m === 'vm.restart') this.lastState = (result as VmStatus).state;
+  }
+
+  /** Close the log streams and terminals this UI opened (it reloaded or went away). */
+  async releaseStreams(): Promise<void> {
+    const c = this.client;
+    const logs = [...this.ownLogs];
+    const terms = [...this.ownTerms];
+    this.ownLogs.clear();
+    this.ownTerms.clear();
+    if (!c) return;
+    await Promise.all([
+      ...logs.map((stream) => c.call('containers.logs.stop', { stream }).catch(() => undefined)),
+      ...terms.map((session) => c.call('terminal.stop', { session }).catch(() => undefined)),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.releaseStreams().catch(() => undefined);
+    this.closed = true;
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+    const c = this.client;
+    this.client = undefined;
+    c?.close();
+  }
+
+  /** What the contract answers when no engine runs. */
+  private async offline(m: MethodName, p: Record<string, unknown>): Promise<unknown> {
+    const paths = this.o.paths;
+    switch (m) {
+      case 'vm.status':
+      case 'vm.stop':
+        if (m === 'vm.stop' && orphanVmPid(paths)) {
+          // A VM without its engine: an engine takes it over so it can stop it cleanly.
+          return (await this.connectOnce(true)).call('vm.stop', p as { force?: boolean });
+        }
+        return offlineStatus(paths);
+      case 'settings.get':
+        return new SettingsStore(paths.settings).get();
+      case 'settings.update':
+        return new SettingsStore(paths.settings).update((p as { patch: unknown }).patch);
+      case 'ports.list':
+        return { ports: [], manual: new SettingsStore(paths.settings).get().ports };
+      case 'logs.read':
+        return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
+      case 'diagnostics.bundle':
+        return buildDiagnostics({ paths, extra: { 'status.json': { ...offlineStatus(paths), engine: false } } });
+      case 'engine.factoryReset': {
+        if (orphanVmPid(paths)) throw new BerthError('VM_BUSY', 'a VM of this instance still runs', 'Stop it first (Stop, or `berth stop`).');
+        return factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings) });
+      }
+      case 'engine.shutdown':
+        return {};
+      default:
+        throw new BerthError('ENGINE_NOT_RUNNING', 'Berth is not running', 'Start it first (the Start button, or `berth start`).');
+    }
+  }
+}
+
+/** The status of an instance whose engine is not running. */
+export function offlineStatus(paths: InstancePaths): VmStatus {
+  let s: { cpus: number; memoryMiB: number; diskGiB: number } = { cpus: 0, memoryMiB: 0, diskGiB: 0 };
+  try {
+    s = new SettingsStore(paths.settings).get();
+  } catch {
+    /* a bad settings file: the engine reports it on start */
+  }
+  return {
+    instance: paths.name,
+    state: 'stopped',
+    driver: '',
+    cpus: s.cpus,
+    memoryMiB: s.memoryMiB,
+    diskGiB: s.diskGiB,
+    dockerSocket: paths.dockerSocket,
+    dockerHost: dockerHostUrl(paths.dockerSocket),
+    enginePid: 0,
+  };
+}
+
+function orphanVmPid(paths: InstancePaths): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(paths.qemuPid, 'utf8').trim());
+    return pidAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

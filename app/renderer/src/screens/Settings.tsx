@@ -1,0 +1,161 @@
+import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
+import type { Result } from '../../../engine/api/contract';
+import { CallError, useApi } from '../api';
+import { ErrorNote } from '../components/ErrorNote';
+import { useVm } from '../vm';
+
+type SettingsView = Result<'settings.get'>;
+type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'portBind';
+const NUMERIC: Key[] = ['cpus', 'memoryMiB', 'diskGiB'];
+
+const FIELDS: { key: Key; label: string; help: string }[] = [
+  { key: 'cpus', label: 'CPUs', help: 'Virtual CPUs of the VM.' },
+  { key: 'memoryMiB', label: 'Memory (MiB)', help: 'At least 512; leave the host some.' },
+  { key: 'diskGiB', label: 'Disk (GiB)', help: 'The data disk for images, containers and volumes; it can only grow.' },
+  { key: 'accel', label: 'Accelerator', help: 'auto picks KVM or HVF when they work, else TCG (slow).' },
+  { key: 'portBind', label: 'Forwarded ports listen on', help: 'Loopback keeps them on this machine.' },
+];
+
+/** Which field an engine error is about: "invalid settings: memoryMiB: must be ..." → memoryMiB. */
+export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
+  const out: Partial<Record<Key, string>> = {};
+  if (err.code === 'DISK_SHRINK') out.diskGiB = err.message;
+  const body = err.message.replace(/^(invalid settings|bad params for settings\.update):\s*/, '');
+  for (const part of body.split('; ')) {
+    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|portBind)\b[^:]*:\s*(.*)$/.exec(part);
+    if (m) out[m[1] as Key] = m[2]!;
+  }
+  return out;
+}
+
+export function Settings() {
+  const api = useApi();
+  const { status, act, busy } = useVm();
+  const [saved, setSaved] = useState<SettingsView | null>(null);
+  const [form, setForm] = useState<Record<Key, string>>({ cpus: '', memoryMiB: '', diskGiB: '', accel: 'auto', portBind: 'loopback' });
+  const [error, setError] = useState<CallError | null>(null);
+  const [fields, setFields] = useState<Partial<Record<Key, string>>>({});
+  const [result, setResult] = useState<Result<'settings.update'> | null>(null);
+  const [saving, setSaving] = useState(false);
+  const id = useId();
+
+  const load = useCallback(async () => {
+    try {
+      const s = await api.call('settings.get', {});
+      setSaved(s);
+      setForm({ cpus: String(s.cpus), memoryMiB: String(s.memoryMiB), diskGiB: String(s.diskGiB), accel: s.accel, portBind: s.portBind });
+    } catch (err) {
+      setError(CallError.from(err));
+    }
+  }, [api]);
+  useEffect(() => void load(), [load]);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!saved) return;
+    setError(null);
+    setFields({});
+    setResult(null);
+    const patch: Record<string, unknown> = {};
+    const local: Partial<Record<Key, string>> = {};
+    for (const f of FIELDS) {
+      const v = form[f.key].trim();
+      if (NUMERIC.includes(f.key)) {
+        if (!/^\d+$/.test(v)) local[f.key] = 'must be a whole number';
+        else if (Number(v) !== saved[f.key]) patch[f.key] = Number(v);
+      } else if (v !== saved[f.key]) patch[f.key] = v;
+    }
+    if (Object.keys(local).length) {
+      setFields(local);
+      setError(new CallError({ code: 'INVALID_SETTINGS', message: 'some values are not valid', hint: 'Nothing was saved. Fix the fields marked below.' }));
+      return;
+    }
+    if (!Object.keys(patch).length) {
+      setResult({ settings: saved, changed: [], restartRequired: false });
+      return;
+    }
+    setSaving(true);
+    try {
+      const r = await api.call('settings.update', { patch });
+      setResult(r);
+      setSaved(r.settings);
+    } catch (err) {
+      const ce = CallError.from(err);
+      setError(ce);
+      setFields(fieldErrors(ce));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <form className="settings card" onSubmit={(e) => void submit(e)} noValidate aria-describedby={error ? `${id}-error` : undefined}>
+      {FIELDS.map((f) => {
+        const fid = `${id}-${f.key}`;
+        const ferr = fields[f.key];
+        const describedBy = [`${fid}-help`, ferr ? `${fid}-err` : ''].filter(Boolean).join(' ');
+        return (
+          <div className={`field${ferr ? ' invalid' : ''}`} key={f.key}>
+            <label htmlFor={fid}>{f.label}</label>
+            {f.key === 'accel' ? (
+              <select id={fid} value={form.accel} onChange={(e) => setForm({ ...form, accel: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
+                {['auto', 'kvm', 'hvf', 'tcg'].map((a) => (
+                  <option key={a} value={a}>
+                    {a}
+                  </option>
+                ))}
+              </select>
+            ) : f.key === 'portBind' ? (
+              <select id={fid} value={form.portBind} onChange={(e) => setForm({ ...form, portBind: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
+                <option value="loopback">loopback only (127.0.0.1, ::1)</option>
+                <option value="all">every interface</option>
+              </select>
+            ) : (
+              <input
+                id={fid}
+                name={f.key}
+                inputMode="numeric"
+                value={form[f.key]}
+                onChange={(e) => setForm({ ...form, [f.key]: e.target.value })}
+                aria-describedby={describedBy}
+                aria-invalid={!!ferr}
+              />
+            )}
+            <div className="help muted small" id={`${fid}-help`}>
+              {f.help}
+            </div>
+            {ferr && (
+              <div className="field-error" id={`${fid}-err`} data-testid={`error-${f.key}`}>
+                {ferr}
+              </div>
+            )}
+          </div>
+        );
+      })}
+      <ErrorNote error={error} id={`${id}-error`} />
+      <div className="actions">
+        <button type="submit" className="primary" disabled={saving || !saved}>
+          {saving ? 'Saving…' : 'Save'}
+        </button>
+        <button type="button" onClick={() => void load().then(() => (setFields({}), setError(null), setResult(null)))}>
+          Revert
+        </button>
+      </div>
+      {result && (
+        <div className="note" role="status" data-testid="settings-result">
+          {result.changed.length ? `Saved ${result.changed.join(', ')}.` : 'Nothing changed.'}
+          {result.restartRequired && status?.state === 'running' && (
+            <>
+              {' '}
+              The VM uses the new values after a restart.{' '}
+              <button type="button" onClick={() => void act('vm.restart')} disabled={!!busy}>
+                Restart now
+              </button>
+            </>
+          )}
+          {result.restartRequired && status?.state !== 'running' && ' They apply when the VM starts.'}
+        </div>
+      )}
+    </form>
+  );
+}

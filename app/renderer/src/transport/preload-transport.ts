@@ -1,0 +1,28 @@
+import type { ErrorInfo } from '../../../engine/errors';
+import { CallError, type Transport } from './transport';
+
+/** What app/preload puts on `window.berth` (structured-clone values only). */
+export interface PreloadBridge {
+  call(method: string, params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorInfo }>;
+  onEvent(cb: (event: string, data: unknown) => void): () => void;
+}
+
+/** Electron's transport: the contract through the preload bridge to main. */
+export class PreloadTransport implements Transport {
+  constructor(private readonly bridge: PreloadBridge) {}
+
+  async call(method: string, params: unknown): Promise<unknown> {
+    const r = await this.bridge.call(method, params ?? {});
+    if (!r.ok) throw new CallError(r.error);
+    return r.result;
+  }
+
+  onEvent(cb: (event: string, data: unknown) => void): () => void {
+    return this.bridge.onEvent(cb);
+  }
+
+  onLink(cb: (up: boolean) => void): () => void {
+    cb(true); // main is always there while the window is
+    return () => undefined;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * An engine without a VM for UI tests and the dashboard bench: the real
+ * control server, the real Docker handlers over a fake dockerd, the real
+ * settings store, logs, diagnostics and factory reset in a temporary
+ * instance folder, and a VM state machine that "boots" in a moment,
+ * reporting the start phases as the real engine does.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
+import type { VmStatus } from '../../app/engine/api/contract.js';
+import { buildDiagnostics } from '../../app/engine/api/diagnostics.js';
+import { factoryReset } from '../../app/engine/api/factory-reset.js';
+import { readLog } from '../../app/engine/api/log-read.js';
+import { DockerApi } from '../../app/engine/docker/docker-api.js';
+import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
+import { BerthError } from '../../app/engine/errors.js';
+import { silentLogger } from '../../app/engine/log.js';
+import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
+import { sleep } from '../../app/engine/process-util.js';
+import { SettingsStore } from '../../app/engine/settings/store.js';
+import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
+import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
+
+export interface FakeEngine {
+  paths: InstancePaths;
+  dockerd: FakeDockerd;
+  sm: VmStateMachine;
+  server: ControlServer;
+  close(): Promise<void>;
+}
+
+const PHASES = [
+  ['prepare', 'preparing the VM'],
+  ['image', 'checking the guest image'],
+  ['boot', 'booting the VM'],
+  ['guest', 'waiting for the guest'],
+  ['docker', 'waiting for Docker'],
+  ['socket', 'forwarding the Docker socket'],
+] as const;
+
+export async function startFakeEngine(home: string, o: { running?: boolean; phaseMs?: number } = {}): Promise<FakeEngine> {
+  const paths = instancePaths('default', home);
+  fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  const dockerd = await startFakeDockerEngine(path.join(paths.dir, 'fake-dockerd.sock'));
+  const settings = new SettingsStore(paths.settings);
+  settings.persistDefaults();
+  fs.writeFileSync(paths.engineLog, JSON.stringify({ level: 30, time: Date.now(), msg: 'engine starting (fake)' }) + '\n');
+  fs.writeFileSync(paths.serialLog, 'Linux version 6.1.0-fake\nberth-init: ready\n');
+  const sm = new VmStateMachine();
+  let phase: string | undefined;
+  const abort = new AbortController();
+  const token = 'f'.repeat(64);
+  fs.writeFileSync(paths.token, token + '\n', { mode: 0o600 });
+
+  const status = (): VmStatus => {
+    const s = settings.get();
+    const st: VmStatus = {
+      instance: 'default',
+      state: sm.state,
+      driver: 'fake',
+      cpus: s.cpus,
+      memoryMiB: s.memoryMiB,
+      diskGiB: s.diskGiB,
+      dockerSocket: dockerd.socketPath,
+      dockerHost: `unix://${dockerd.socketPath}`,
+      enginePid: process.pid,
+    };
+    if (sm.state === 'starting' && phase) st.phase = phase as never;
+    if (sm.state === 'running') {
+      st.accel = 'tcg';
+      st.dockerContext = { name: 'berth', outcome: 'created' };
+      st.timings = { totalMs: 1234 };
+    }
+    return st;
+  };
+
+  let server!: ControlServer;
+  const start = async () => {
+    if (sm.state === 'running') return status();
+    sm.to('starting');
+    for (const [p, message] of PHASES) {
+      phase = p;
+      server.broadcast('vm.progress', { phase: p, message, at: new Date().toISOString() });
+      await sleep(o.phaseMs ?? 150);
+    }
+    phase = undefined;
+    sm.to('running');
+    return status();
+  };
+  const stop = async () => {
+    if (sm.state !== 'running') return status();
+    sm.to('stopping');
+    await sleep(o.phaseMs ?? 150);
+    sm.to('stopped');
+    return status();
+  };
+  const portsList = () => ({
+    ports: [...dockerd.containers.values()]
+      .filter((c) => c.State === 'running')
+      .flatMap((c) =>
+        c.Ports.filter((p) => p.PublicPort && p.IP !== '::').map((p) => ({
+          proto: p.Type,
+          hostPort: p.PublicPort!,
+          hostIps: ['127.0.0.1', '::1'],
+          guestIp: '127.0.0.1',
+          guestPort: p.PublicPort!,
+          source: 'docker' as const,
+          container: { id: c.Id, name: c.Names[0]!.slice(1), port: p.PrivatePort },
+          state: 'active' as const,
+          connections: 0,
+        })),
+      ),
+    manual: settings.get().ports,
+  });
+
+  const handlers: Partial<Handlers> = {
+    ...dockerHandlers({
+      api: () => {
+        if (sm.state !== 'running') throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start` (or the Start button).');
+        return new DockerApi(dockerd.socketPath);
+      },
+      broadcast: (e, d) => server.broadcast(e, d),
+      signal: abort.signal,
+      watchRetryMs: 200,
+    }),
+    'vm.status': async () => status(),
+    'vm.start': start,
+    'vm.stop': stop,
+    'vm.restart': async () => (await stop(), start()),
+    'settings.get': async () => settings.get() as never,
+    'settings.update': async (p) => settings.update(p.patch) as never,
+    'ports.list': async () => portsList(),
+    'ports.add': async (p) => {
+      settings.update({ ports: [...settings.get().ports, { proto: 'tcp', ...p }] });
+      return portsList();
+    },
+    'ports.remove': async (p) => {
+      const cur = settings.get().ports;
+      const next = cur.filter((m) => !(m.hostPort === p.hostPort && m.proto === (p.proto ?? 'tcp')));
+      if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `there is no manual forward of host port ${p.hostPort}`, '`berth ports` lists the forwards.');
+      settings.update({ ports: next });
+      return portsList();
+    },
+    'guest.sshEndpoint': async () => {
+      throw new BerthError('VM_NOT_RUNNING', 'no ssh in the fake engine', 'Use a real VM.');
+    },
+    'guest.logs': async () => ({ lines: ['fake guest log'] }),
+    'logs.read': async (p) => readLog(paths, p.source, p.lines),
+    'diagnostics.bundle': async () => buildDiagnostics({ paths, extra: { 'status.json': status() } }),
+    'engine.factoryReset': async () => factoryReset({ paths, state: sm.state, settings }) as never,
+    'engine.shutdown': async () => ({}),
+  };
+  server = new ControlServer(paths.controlSocket, token, handlers as Handlers, { version: 'fake', instance: 'default' }, silentLogger());
+  sm.on('change', (c) => server.broadcast('vm.state', c));
+  await server.listen();
+  if (o.running) {
+    sm.to('starting');
+    sm.to('running');
+  }
+  return {
+    paths,
+    dockerd,
+    sm,
+    server,
+    async close() {
+      abort.abort();
+      await server.close();
+      await dockerd.close();
+    },
+  };
+}

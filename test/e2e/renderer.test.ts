@@ -1,0 +1,155 @@
+/**
+ * The renderer builds, and loads in Chromium through `berth dashboard`'s
+ * server with no console errors; every screen works against an engine
+ * without a VM (the real control server and Docker handlers over a fake
+ * dockerd); every control is labelled and reachable with the keyboard.
+ * The real-VM journey is in dashboard-vm.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
+import { ControlClient } from '../../app/engine/api/control-client.js';
+import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
+import { ROOT } from '../helpers/run.js';
+import { shortTempDir } from '../helpers/temp.js';
+import { chromiumProblem, launchBrowser, screenshot, unlabeledControls, unreachableByKeyboard, watchConsole } from './browser.js';
+
+const problem = chromiumProblem();
+if (problem) process.stdout.write(`# renderer tests skipped: ${problem}\n`);
+
+describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_000 }, () => {
+  const t = shortTempDir('rnd');
+  let engine: FakeEngine;
+  let dash: DashboardServer;
+  let browser: Browser;
+  let page: Page;
+  let problems: string[];
+  const outDir = path.join(t.dir, 'renderer');
+
+  before(async () => {
+    engine = await startFakeEngine(path.join(t.dir, 'home'), { phaseMs: 200 });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await dash?.close();
+    await engine?.close();
+    t.cleanup();
+  });
+
+  test('vite builds it', () => {
+    const r = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', path.join(ROOT, 'app/renderer/vite.config.ts'), '--outDir', outDir, '--emptyOutDir'],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.existsSync(path.join(outDir, 'index.html')));
+    assert.ok(fs.readdirSync(path.join(outDir, 'assets')).some((f) => f.endsWith('.js')));
+  });
+
+  test('it loads with no console errors and shows the VM stopped, then Start runs it through the phases', async () => {
+    dash = await startDashboard({ paths: engine.paths, root: outDir, connect: () => ControlClient.connect(engine.paths, 'test') });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    problems = watchConsole(page);
+    await page.goto(dash.url);
+    await page.getByTestId('vm-state').getByText('Stopped').waitFor();
+    assert.doesNotMatch(page.url(), /token=/, 'the token leaves the address bar');
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await page.getByRole('list', { name: 'Start progress' }).waitFor();
+    await page.getByTestId('vm-state').getByText('Running').waitFor();
+    assert.match(await page.getByTestId('docker-host').innerText(), /^export DOCKER_HOST=unix:\/\//);
+    assert.deepEqual(problems, []);
+  });
+
+  test('every screen: a screenshot, no unlabeled control, everything reachable with Tab', async () => {
+    const c = engine.dockerd.addContainer({ name: 'web', Ports: [{ IP: '0.0.0.0', PrivatePort: 80, PublicPort: 18480, Type: 'tcp' }] });
+    engine.dockerd.log(c.Id, 'hello from web\n');
+    for (const screen of ['Home', 'Containers', 'Images', 'Volumes', 'Ports', 'Settings', 'Troubleshoot']) {
+      await page.getByRole('navigation', { name: 'Screens' }).getByRole('link', { name: screen }).click();
+      await page.getByRole('heading', { level: 1, name: screen }).waitFor();
+      await page.waitForLoadState('networkidle');
+      await screenshot(page, `fake-${screen.toLowerCase()}`);
+      assert.deepEqual(await unlabeledControls(page), [], `${screen}: unlabeled controls`);
+      assert.deepEqual(await unreachableByKeyboard(page), [], `${screen}: controls Tab never reaches`);
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  test('containers appear live, logs stream and filter, the terminal answers, remove asks first', async () => {
+    await page.getByRole('link', { name: 'Containers' }).click();
+    const later = engine.dockerd.addContainer({ name: 'later' });
+    await page.locator('[data-testid=container-row][data-name=later]').waitFor();
+    await page.getByRole('button', { name: 'Logs of web' }).click();
+    const log = page.getByTestId('log-lines');
+    await log.getByText('hello from web').waitFor();
+    const web = [...engine.dockerd.containers.values()].find((x) => x.Names[0] === '/web')!;
+    engine.dockerd.log(web.Id, 'second line\n');
+    await log.getByText('second line').waitFor();
+    await page.getByRole('searchbox', { name: 'Search' }).fill('second');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=log-lines]')!.textContent!.includes('hello from web'));
+    await page.getByRole('checkbox', { name: 'Timestamps' }).check();
+    assert.match(await log.innerText(), /^\d{4}-\d\d-\d\dT\S+ second line/);
+    await page.getByRole('button', { name: 'Terminal in web' }).click();
+    await page.locator('.xterm-rows').getByText('/ #').first().waitFor();
+    await page.keyboard.type('echo term-ok-42\r');
+    await page.waitForFunction(() => /term-ok-42\s*\n?.*term-ok-42/s.test((document.querySelector('.xterm-rows') as HTMLElement).innerText));
+    await screenshot(page, 'fake-terminal');
+    await page.getByRole('button', { name: 'Remove later' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Remove later?' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.ok(engine.dockerd.containers.has(later.Id), 'cancel removes nothing');
+    await page.getByRole('button', { name: 'Remove later' }).click();
+    await dialog.getByRole('button', { name: 'Remove container' }).click();
+    await page.locator('[data-testid=container-row][data-name=later]').waitFor({ state: 'detached' });
+    assert.equal(engine.dockerd.containers.has(later.Id), false);
+    assert.deepEqual(problems, []);
+  });
+
+  test('settings: a bad value shows the engine error at the field and saves nothing; a good one is saved', async () => {
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const before = fs.readFileSync(engine.paths.settings, 'utf8');
+    const memory = page.getByRole('textbox', { name: 'Memory (MiB)' });
+    await memory.fill('100');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('error-memoryMiB').waitFor();
+    assert.match(await page.getByTestId('error-memoryMiB').innerText(), /at least 512 MiB/);
+    assert.equal(await memory.getAttribute('aria-invalid'), 'true');
+    assert.match(await page.getByRole('alert').innerText(), /Nothing was saved/);
+    assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
+    await memory.fill('abc');
+    await page.getByRole('button', { name: 'Save' }).click();
+    assert.match(await page.getByTestId('error-memoryMiB').innerText(), /whole number/);
+    await memory.fill('1024');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('settings-result').getByText('Saved memoryMiB.').waitFor();
+    assert.equal(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).memoryMiB, 1024);
+    await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).waitFor();
+    await screenshot(page, 'fake-settings-saved');
+  });
+
+  test('troubleshoot: logs, a diagnostics bundle downloaded, factory reset only when stopped', async () => {
+    await page.getByRole('link', { name: 'Troubleshoot' }).click();
+    await page.getByRole('log', { name: 'Engine log' }).getByText(/engine starting \(fake\)/).waitFor();
+    const download = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Create diagnostics bundle' }).click();
+    const d = await download;
+    assert.match(d.suggestedFilename(), /^berth-diagnostics-default-.*\.zip$/);
+    await page.getByTestId('diag-result').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Factory reset…' }).isDisabled(), true, 'not while running');
+    assert.deepEqual(problems, []);
+  });
+
+  test('with the VM stopped, the Docker screens offer to start it', async () => {
+    await page.getByRole('link', { name: 'Home' }).click();
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await page.getByTestId('vm-state').getByText('Stopped').waitFor();
+    await page.getByRole('link', { name: 'Containers' }).click();
+    await page.getByRole('button', { name: 'Start the VM' }).waitFor();
+  });
+});

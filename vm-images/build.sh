@@ -68,6 +68,11 @@ cp -a "$here/rootfs/." "$root/"
 # and sshd, which runs without PAM, still takes the engine's key), no caches.
 rm -f "$root"/etc/ssh/ssh_host_* "$root"/etc/machine-id
 sed -i 's/^root:[^:]*:/root:*:/' "$root/etc/shadow"
+# root's home lives on the data disk, not at /root: the host's home folder is
+# shared at its own path, which is /root when the host user is root, and the
+# engine's commands must not start in (or source startup files from) a share.
+sed -i 's#^root:\([^:]*\):0:0:\([^:]*\):/root:#root:\1:0:0:\2:/var/lib/berth/root:#' "$root/etc/passwd"
+grep -q '^root:[^:]*:0:0:[^:]*:/var/lib/berth/root:' "$root/etc/passwd" || die "could not move root's home"
 # Tools docker.io ships that a VM never runs.
 for f in $(grep -v '^\s*#' "$here/strip.txt"); do
 	rm -f "$root/$f"

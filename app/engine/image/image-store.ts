@@ -6,6 +6,7 @@ import readline from 'node:readline';
 import { BerthError } from '../errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import { packageRoot } from '../package-root.js';
+import { berthHome } from '../paths.js';
 import { pidAlive, sleep } from '../process-util.js';
 import type { GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
@@ -76,6 +77,26 @@ export function sha256File(file: string): Promise<string> {
       .on('error', reject)
       .on('end', () => resolve(h.digest('hex')));
   });
+}
+
+/** Image folders that an instance's running VM was started from (its state.json). */
+export function imagesInUse(home = berthHome()): Set<string> {
+  const out = new Set<string>();
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(home);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const st = JSON.parse(fs.readFileSync(path.join(home, n, 'state.json'), 'utf8')) as { imageDir?: string };
+      if (st.imageDir) out.add(path.resolve(st.imageDir));
+    } catch {
+      /* not running */
+    }
+  }
+  return out;
 }
 
 /** mmdebstrap's root mode installs packages into a folder: it needs root. */
@@ -245,9 +266,10 @@ export class ImageStore {
       fs.rmSync(tmp, { recursive: true, force: true });
       const size = IMAGE_FILES.reduce((n, f) => n + files[f].size, 0);
       progress(`guest image ready: ${(size / 1048576).toFixed(0)} MiB in ${manifest.buildSeconds} s`);
-      // Older recipes' images are dead weight now (a VM still running one
-      // keeps its open files).
-      for (const old of this.staleImages()) fs.rmSync(old, { recursive: true, force: true });
+      // Older recipes' images are dead weight now, except one a VM still
+      // runs from: its engine needs it to reattach after a crash.
+      const inUse = imagesInUse();
+      for (const old of this.staleImages()) if (!inUse.has(old)) fs.rmSync(old, { recursive: true, force: true });
       return dir;
     } finally {
       release();

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { VmStatus } from '../engine/api/contract.js';
 import type { ControlClient } from '../engine/api/control-client.js';
@@ -10,7 +11,7 @@ import { pidAlive } from '../engine/process-util.js';
 import { BERTH_VERSION } from '../engine/version.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
-import { bold, dim, formatPorts, formatStatus, green, printError, usageHint } from './output.js';
+import { bold, dim, formatPorts, formatShares, formatStatus, green, printError, usageHint } from './output.js';
 
 interface Globals {
   instance: string;
@@ -99,7 +100,7 @@ program
         process.stdout.write(
           `${green('Berth is running')}${took} (${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
         );
-        if (s.accel === 'tcg' && s.accelReason) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
+        if (s.accel === 'tcg' && s.accelReason && /slower/.test(s.accelReason)) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
       } finally {
         client.close();
       }
@@ -340,6 +341,63 @@ program
       if (g.json) printJson(r.json);
       else process.stdout.write(r.text + '\n');
       return r.json.ok ? 0 : 1;
+    }),
+  );
+
+program
+  .command('shares')
+  .description('list the shared folders, how they are mounted in the VM and their state')
+  .action(
+    action(async (g, paths) => {
+      const r = await withSettings(paths, async (client) =>
+        client ? client.call('shares.list', {}) : { shares: [], configured: (await localSettings(paths)).get().shares },
+      );
+      if (g.json) return printJson(r);
+      process.stdout.write(formatShares(r.shares, r.configured) + '\n');
+    }),
+  );
+
+const share = program.command('share').description('add or remove a shared folder');
+share
+  .command('add')
+  .description('share a host folder with the VM (at the same path unless --guest-path)')
+  .argument('<path>', 'the host folder')
+  .option('--guest-path <path>', 'where it appears in the VM')
+  .option('--read-only', 'containers can read but not change it')
+  .action(
+    action(async (g, paths, dir: string, opts: { guestPath?: string; readOnly?: boolean }) => {
+      const p = { hostPath: path.resolve(dir), ...(opts.guestPath ? { guestPath: opts.guestPath } : {}), ...(opts.readOnly ? { readOnly: true } : {}) };
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('shares.add', p);
+        const store = await localSettings(paths);
+        store.update({ shares: [...store.get().shares.filter((x) => x.hostPath !== p.hostPath), p] });
+        return { shares: [], configured: store.get().shares };
+      });
+      if (g.json) return printJson(r);
+      const live = r.shares.find((x) => x.hostPath === p.hostPath);
+      process.stdout.write(
+        `Sharing ${p.hostPath} at ${p.guestPath ?? p.hostPath} in the VM${p.readOnly ? ' (read-only)' : ''}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when it runs'}.\n`,
+      );
+    }),
+  );
+share
+  .command('rm')
+  .description('stop sharing a host folder')
+  .argument('<path>', 'the host folder')
+  .action(
+    action(async (g, paths, dir: string) => {
+      const hostPath = path.resolve(dir);
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('shares.remove', { hostPath });
+        const store = await localSettings(paths);
+        const cur = store.get().shares;
+        const next = cur.filter((x) => x.hostPath !== hostPath);
+        if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${hostPath} is not a shared folder`, '`berth shares` lists the shared folders.');
+        store.update({ shares: next });
+        return { shares: [], configured: next };
+      });
+      if (g.json) return printJson(r);
+      process.stdout.write(`Stopped sharing ${hostPath}.\n`);
     }),
   );
 

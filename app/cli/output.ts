@@ -1,4 +1,6 @@
 import type { PortViewWire, VmStatus } from '../engine/api/contract.js';
+
+type ShareViewWire = NonNullable<VmStatus['shares']>[number];
 import { toErrorInfo, type ErrorInfo } from '../engine/errors.js';
 
 const tty = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -85,6 +87,26 @@ export function formatPorts(ports: PortViewWire[], manual: { hostPort: number; g
     rows.push([hostAddr(m.hostIp ?? '127.0.0.1', m.hostPort), `guest:${m.guestPort}`, m.proto, 'manual', dim('inactive'), 'applies while the VM runs']);
   }
   if (rows.length === 1) return 'No ports are forwarded. Publish one with `docker run -p 8080:80 ...` or add one with `berth port add 8080:80`.';
+  return table(rows);
+}
+
+/** `berth shares`: live mounts, then configured shares that are not mounted (VM stopped). */
+export function formatShares(shares: ShareViewWire[], configured: { hostPath: string; guestPath?: string; readOnly?: boolean }[]): string {
+  const rows: string[][] = [['HOST FOLDER', 'IN THE VM', 'MODE', 'MECHANISM', 'STATE']];
+  for (const s of shares) {
+    const state = s.state === 'mounted' ? green(s.state) : s.state === 'error' ? red(s.state) : yellow(s.state);
+    rows.push([s.hostPath, s.guestPath, s.readOnly ? 'ro' : 'rw', s.mechanism, `${state}${s.error ? ` ${s.error}` : ''}`]);
+  }
+  for (const c of configured) {
+    if (shares.some((s) => s.hostPath === c.hostPath)) continue;
+    rows.push([c.hostPath, c.guestPath ?? c.hostPath, c.readOnly ? 'ro' : 'rw', '-', dim('not mounted (VM stopped)')]);
+  }
+  if (rows.length === 1) return 'No folders are shared. Share one with `berth share add PATH`.';
+  return table(rows);
+}
+
+/** Rows as aligned columns (colour codes do not count toward widths). */
+function table(rows: string[][]): string {
   const strip = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => strip(r[i]!).length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - strip(c).length))).join('  ').trimEnd()).join('\n');

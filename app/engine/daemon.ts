@@ -101,6 +101,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'ports.list': async () => engine.portsList(),
       'ports.add': (p) => engine.portsAdd(p),
       'ports.remove': (p) => engine.portsRemove(p),
+      'shares.list': async () => engine.sharesList(),
+      'shares.add': (p) => engine.sharesAdd(p),
+      'shares.remove': (p) => engine.sharesRemove(p),
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'logs.read': async (p) => readLog(paths, p.source, p.lines),
@@ -119,6 +122,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   engine.on('progress', (p) => server.broadcast('vm.progress', p));
   engine.on('session', (s) => server.broadcast('guest.session', s));
   engine.on('ports', (ports) => server.broadcast('ports.changed', { ports }));
+  engine.on('shares', (shares) => server.broadcast('shares.changed', { shares }));
 
   async function shutdown(stopVm: boolean): Promise<void> {
     if (shuttingDown) return done;

@@ -11,6 +11,8 @@ import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
 import { DockerApi } from './docker/docker-api.js';
 import { DockerSocketForward, pingDocker } from './forward/docker-socket.js';
 import { PortManager, type PortView } from './forward/port-manager.js';
+import { ChangeNotifier } from './share/change-notifier.js';
+import { ShareManager, type ShareView } from './share/share-manager.js';
 import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
@@ -58,6 +60,7 @@ export class Engine extends EventEmitter<{
   progress: [{ phase: StartPhase; message: string; at: string }];
   session: [{ state: string; at: string }];
   ports: [PortView[]];
+  shares: [ShareView[]];
 }> {
   readonly sm = new VmStateMachine();
   private phase?: StartPhase;
@@ -65,6 +68,8 @@ export class Engine extends EventEmitter<{
   private session?: GuestSession;
   private forward?: DockerSocketForward;
   private ports?: PortManager;
+  private shares?: ShareManager;
+  private notifier?: ChangeNotifier;
   private keys?: GuestKeys;
   private image?: GuestImage;
   private run?: RunState;
@@ -132,6 +137,7 @@ export class Engine extends EventEmitter<{
     if (this.context) st.dockerContext = { ...this.context };
     if (this.session) st.session = { state: this.session.currentState, connects: this.session.connects };
     if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
+    if (this.shares) st.shares = this.shares.list();
     if (this.image) {
       st.image = {
         dir: this.image.dir,
@@ -250,6 +256,9 @@ export class Engine extends EventEmitter<{
     });
     this.timings.guestMs = Date.now() - tBoot;
     void this.syncClock();
+    // Shared folders mount while dockerd starts, and are in place before the
+    // socket opens: `docker run -v $PWD:/src` right after start sees them.
+    const sharesMounted = this.startShares(session);
 
     this.progress('docker', 'waiting for dockerd');
     const deadline = Date.now() + env('BERTH_DOCKER_TIMEOUT_MS', slow ? 240_000 : 60_000);
@@ -267,6 +276,9 @@ export class Engine extends EventEmitter<{
       await sleep(200);
     }
     this.timings.dockerMs = Date.now() - tBoot;
+    if (this.shares?.list().some((x) => x.state === 'mounting')) this.progress('shares', 'mounting the shared folders');
+    await sharesMounted;
+    this.timings.sharesMs = Date.now() - tBoot;
 
     this.progress('socket', `forwarding the docker socket at ${this.paths.dockerSocket}`);
     const forward = new DockerSocketForward(this.paths.dockerSocket, session, this.o.log);
@@ -274,6 +286,7 @@ export class Engine extends EventEmitter<{
     this.forward = forward;
     this.timings.socketMs = Date.now() - tBoot;
     this.startPorts(session);
+    this.notifier?.start();
     try {
       this.context = ensureDockerContext(this.paths.name, this.paths.dockerSocket);
       if (this.context.outcome === 'conflict') {
@@ -282,6 +295,56 @@ export class Engine extends EventEmitter<{
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'could not write the docker context');
     }
+  }
+
+  private startShares(session: GuestSession): Promise<void> {
+    const notifier = new ChangeNotifier(session, new DockerApi(this.paths.dockerSocket), this.o.log, () =>
+      (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
+    );
+    this.notifier = notifier;
+    const shares = new ShareManager(session, this.o.log, () => this.settingsStore().get().shares, (p) => notifier.guestChanged(p));
+    shares.on('change', (list) => this.emit('shares', list));
+    this.shares = shares;
+    return shares.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'shared folders failed'));
+  }
+
+  private async stopShares(): Promise<void> {
+    this.notifier?.stop();
+    this.notifier = undefined;
+    const s = this.shares;
+    this.shares = undefined;
+    if (s) {
+      await s.stop().catch(() => undefined);
+      this.emit('shares', []);
+    }
+  }
+
+  sharesList(): { shares: ShareView[]; configured: Settings['shares'] } {
+    return { shares: this.shares?.list() ?? [], configured: this.settingsStore().get().shares };
+  }
+
+  /** Share a host folder: saved in settings, mounted at once when the VM runs. */
+  async sharesAdd(p: { hostPath: string; guestPath?: string; readOnly?: boolean }) {
+    const store = this.settingsStore();
+    const others = store.get().shares.filter((x) => x.hostPath !== p.hostPath);
+    const entry: Settings['shares'][number] = { hostPath: p.hostPath };
+    if (p.guestPath) entry.guestPath = p.guestPath;
+    if (p.readOnly) entry.readOnly = true;
+    store.update({ shares: [...others, entry] });
+    await this.shares?.refresh();
+    return this.sharesList();
+  }
+
+  async sharesRemove(p: { hostPath: string }) {
+    const store = this.settingsStore();
+    const cur = store.get().shares;
+    const next = cur.filter((x) => x.hostPath !== p.hostPath);
+    if (next.length === cur.length) {
+      throw new BerthError('BAD_REQUEST', `${p.hostPath} is not a shared folder`, '`berth shares` lists the shared folders.');
+    }
+    store.update({ shares: next });
+    await this.shares?.refresh();
+    return this.sharesList();
   }
 
   /** Published ports follow the guest from now on (Docker events + socket table + manual). */
@@ -340,6 +403,7 @@ export class Engine extends EventEmitter<{
   /** Settings changed through the API: apply what can be applied live. */
   async settingsChanged(changed: string[]): Promise<void> {
     if (changed.includes('ports') || changed.includes('portBind')) await this.ports?.refresh();
+    if (changed.includes('shares')) await this.shares?.refresh();
   }
 
   private guestDied(message: string): BerthError {
@@ -422,6 +486,7 @@ export class Engine extends EventEmitter<{
   /** Release the socket and session; with `killVm`, force the VM off too. */
   private async teardown(killVm: boolean): Promise<void> {
     await this.stopPorts();
+    await this.stopShares();
     await this.forward?.close().catch(() => undefined);
     this.forward = undefined;
     this.session?.close();
@@ -478,6 +543,7 @@ export class Engine extends EventEmitter<{
       }
       if (!off) await vm.kill();
     }
+    await this.stopShares();
     this.session?.close();
     this.session = undefined;
     this.vm = undefined;

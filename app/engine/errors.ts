@@ -51,6 +51,7 @@ export const ERROR_CODES = [
   'STREAM_NOT_FOUND',
   'DASHBOARD_NOT_BUILT',
   'PORT_IN_USE',
+  'SHARE_MOUNT_FAILED',
   'INTERNAL',
 ] as const;
 

@@ -38,7 +38,7 @@ const handlers: Handlers = {
   },
   'vm.stop': async () => status(),
   'vm.restart': async () => status(),
-  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [] }),
+  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [], shares: [] }),
   'settings.update': async () => {
     throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
   },
@@ -49,6 +49,9 @@ const handlers: Handlers = {
   'ports.list': async () => ({ ports: [], manual: [] }),
   'ports.add': async () => ({ ports: [], manual: [] }),
   'ports.remove': async () => ({ ports: [], manual: [] }),
+  'shares.list': async () => ({ shares: [], configured: [] }),
+  'shares.add': async () => ({ shares: [], configured: [] }),
+  'shares.remove': async () => ({ shares: [], configured: [] }),
   'engine.shutdown': async () => ({}),
   'logs.read': async (p) => ({ source: p.source, file: '/x/engine.log', lines: [] }),
   'diagnostics.bundle': async () => ({ path: '/x/d.zip', fileName: 'd.zip', bytes: 0, base64: '', files: [] }),

@@ -32,10 +32,23 @@ export const TimingsSchema = z
     bootMs: z.number(),
     guestMs: z.number(),
     dockerMs: z.number(),
+    sharesMs: z.number(),
     socketMs: z.number(),
     totalMs: z.number(),
   })
   .partial();
+
+export const ShareViewSchema = z.object({
+  hostPath: z.string(),
+  guestPath: z.string(),
+  readOnly: z.boolean(),
+  mechanism: z.enum(['reverse-sshfs']),
+  state: z.enum(['mounting', 'mounted', 'error']),
+  error: z.string().optional(),
+  hint: z.string().optional(),
+});
+
+export const ShareSettingSchema = z.object({ hostPath: z.string(), guestPath: z.string().optional(), readOnly: z.boolean().optional() });
 
 export const VmStatusSchema = z.object({
   instance: z.string(),
@@ -59,6 +72,7 @@ export const VmStatusSchema = z.object({
   timings: TimingsSchema.optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
+  shares: z.array(ShareViewSchema).optional(),
   image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),
 });
 export type VmStatus = z.infer<typeof VmStatusSchema>;
@@ -77,6 +91,7 @@ export const SettingsViewSchema = z.object({
   accel: z.enum(ACCELERATORS),
   portBind: z.enum(['loopback', 'all']),
   ports: z.array(ManualPortViewSchema),
+  shares: z.array(ShareSettingSchema),
 });
 
 export const PortViewSchema = z.object({
@@ -95,6 +110,7 @@ export const PortViewSchema = z.object({
 export type PortViewWire = z.infer<typeof PortViewSchema>;
 
 const PortNumber = z.number().int().min(1).max(65535);
+const SharesResult = z.object({ shares: z.array(ShareViewSchema), configured: z.array(ShareSettingSchema) });
 const PortsResult = z.object({ ports: z.array(PortViewSchema), manual: z.array(ManualPortViewSchema) });
 
 const Empty = z.object({}).strict();
@@ -140,6 +156,12 @@ export const methods = {
     params: z.object({ hostPort: PortNumber, proto: z.enum(['tcp', 'udp']).optional() }).strict(),
     result: PortsResult,
   },
+  'shares.list': { params: Empty, result: SharesResult },
+  'shares.add': {
+    params: z.object({ hostPath: z.string().min(1).max(4096), guestPath: z.string().max(4096).optional(), readOnly: z.boolean().optional() }).strict(),
+    result: SharesResult,
+  },
+  'shares.remove': { params: z.object({ hostPath: z.string().min(1).max(4096) }).strict(), result: SharesResult },
   'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
   /** The last lines of the engine's log or the VM's serial console (files on the host). */
   'logs.read': {
@@ -174,6 +196,7 @@ export const events = {
   'vm.progress': z.object({ phase: z.enum(START_PHASES), message: z.string(), at: z.string() }),
   'guest.session': z.object({ state: z.string(), at: z.string() }),
   'ports.changed': z.object({ ports: z.array(PortViewSchema) }),
+  'shares.changed': z.object({ shares: z.array(ShareViewSchema) }),
   ...dockerEvents,
 } as const;
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -26,6 +27,51 @@ export const ManualPortSchema = z
       .optional(),
   })
   .strict();
+
+/**
+ * Guest folders a share must not cover: the guest's own system, Docker's
+ * data, Berth's run state. (A share of /tmp would hide the guest's /tmp.)
+ */
+const GUEST_SYSTEM_EXACT = ['/', '/tmp', '/var', '/home', '/mnt', '/opt', '/srv', '/root/.ssh'];
+const GUEST_SYSTEM_PREFIX = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/run', '/sbin', '/sys', '/usr', '/var/lib/docker', '/var/lib/containerd', '/var/lib/berth', '/var/run', '/var/log', '/mnt/data'];
+
+export function guestPathProblem(p: string): string | undefined {
+  if (!p.startsWith('/')) return 'must be an absolute path';
+  const norm = p.replace(/\/+$/, '') || '/';
+  if (norm.split('/').some((c) => c === '..' || c === '.')) return 'must not contain . or .. components';
+  if (GUEST_SYSTEM_EXACT.includes(norm)) return `${norm} is needed by the VM itself; share a folder inside it instead`;
+  const hit = GUEST_SYSTEM_PREFIX.find((x) => norm === x || norm.startsWith(`${x}/`));
+  return hit ? `${hit} belongs to the VM's system; pick another place` : undefined;
+}
+
+/** A folder of the host shared into the guest (at the same path unless guestPath says otherwise). */
+export const ShareSchema = z
+  .object({
+    hostPath: z.string().min(1).refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
+    guestPath: z
+      .string()
+      .superRefine((p, ctx) => {
+        const why = guestPathProblem(p);
+        if (why) ctx.addIssue({ code: 'custom', message: why });
+      })
+      .optional(),
+    readOnly: z.boolean().optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.guestPath === undefined && path.sep === '/') {
+      const why = guestPathProblem(s.hostPath);
+      if (why) ctx.addIssue({ code: 'custom', path: ['hostPath'], message: `${why} (or set guestPath)` });
+    }
+  });
+
+/** The home folder, and the OS temp folder where it is not the guest's /tmp (macOS). */
+export function defaultShares(): z.infer<typeof ShareSchema>[] {
+  const out = [{ hostPath: os.homedir() }];
+  const tmp = os.tmpdir();
+  if (!guestPathProblem(tmp) && !tmp.startsWith(`${os.homedir()}/`)) out.push({ hostPath: tmp });
+  return out.filter((s) => !guestPathProblem(s.hostPath));
+}
 
 export const SettingsSchema = z
   .object({
@@ -56,6 +102,14 @@ export const SettingsSchema = z
       .refine((ps) => new Set(ps.map((p) => `${p.proto}/${p.hostPort}`)).size === ps.length, {
         message: 'each host port (and protocol) can be forwarded only once',
       }),
+    /** Folders of the host mounted in the guest (live: no restart needed). */
+    shares: z
+      .array(ShareSchema)
+      .max(64)
+      .default(defaultShares)
+      .refine((ss) => new Set(ss.map((s) => s.guestPath ?? s.hostPath)).size === ss.length, {
+        message: 'two shares cannot use the same guest path',
+      }),
   })
   .strict();
 
@@ -70,6 +124,7 @@ export const SettingsPatchSchema = z
     accel: z.enum(ACCELERATORS),
     portBind: z.enum(['loopback', 'all']),
     ports: z.array(z.unknown()),
+    shares: z.array(z.unknown()),
   })
   .partial()
   .strict();

@@ -125,6 +125,12 @@ export interface SftpServeOptions {
   remoteRoot?: string;
   readOnly?: boolean;
   log: Logger;
+  /**
+   * Called with the host path of everything the guest is about to change
+   * (before the change), so a host-side watcher can tell the guest's own
+   * writes from the host's.
+   */
+  onMutate?: (hostPath: string) => void;
 }
 
 export interface SftpSession {
@@ -199,6 +205,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   }
   const jail = new ShareJail(root, realRoot, remoteRoot);
   const readOnly = !!opts.readOnly;
+  const touched = (p: string) => opts.onMutate?.(p);
 
   const channel = openSftpChannel<SftpServerEngine>(stream, {
     server: true,
@@ -316,7 +323,13 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     if (typeof a.size === 'number') await (isPath ? fsp.truncate(target, a.size) : target.truncate(a.size));
     if (typeof a.mode === 'number') await (isPath ? fsp.chmod(target, a.mode & 0o7777) : target.chmod(a.mode & 0o7777));
     if (typeof a.atime === 'number' && typeof a.mtime === 'number') {
-      await (isPath ? fsp.utimes(target, a.atime, a.mtime) : target.utimes(a.atime, a.mtime));
+      // SFTP v3 times are whole seconds. Setting a file's own times again
+      // (what the change notifier's nudge does) must not cut the host file's
+      // sub-second times, so times equal to the current ones are left alone.
+      const st = await (isPath ? fsp.stat(target) : target.stat());
+      if (Math.floor(st.atimeMs / 1000) !== a.atime || Math.floor(st.mtimeMs / 1000) !== a.mtime) {
+        await (isPath ? fsp.utimes(target, a.atime, a.mtime) : target.utimes(a.atime, a.mtime));
+      }
     }
     // uid/gid: accepted and ignored (see the file comment).
   }
@@ -377,6 +390,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     } else {
       fh = await fsp.open((opened = await jail.resolve(filename, !excl)), flags, mode);
     }
+    if (writes) touched(opened);
     let handle: Buffer;
     try {
       handle = addHandle({ kind: 'file', fh, path: opened, append });
@@ -408,6 +422,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   on('WRITE', async (id, h: Buffer, offset: number, data: Buffer) => {
     denyWrite('write');
     const f = fileHandle(h);
+    touched(f.path);
     let done = 0;
     while (done < data.length) {
       // O_APPEND handles write at the end whatever the offset (the host may
@@ -435,13 +450,16 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
 
   on('SETSTAT', async (id, p: string, attrs: SftpInAttrs) => {
     denyWrite(`setstat ${p}`);
-    await setAttrs(await jail.resolve(p, true), attrs);
+    const target = await jail.resolve(p, true);
+    touched(target);
+    await setAttrs(target, attrs);
     ok(id);
   });
 
   on('FSETSTAT', async (id, h: Buffer, attrs: SftpInAttrs) => {
     denyWrite('fsetstat');
     const found = lookup(h);
+    touched(found.path);
     await setAttrs(found.kind === 'file' ? found.fh : found.path, attrs);
     ok(id);
   });
@@ -496,6 +514,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     denyWrite(`remove ${p}`);
     const target = await jail.resolve(p, false);
     notRoot(target, `remove ${p}`);
+    touched(target);
     await fsp.unlink(target);
     ok(id);
   });
@@ -503,6 +522,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   on('MKDIR', async (id, p: string, attrs: SftpInAttrs) => {
     denyWrite(`mkdir ${p}`);
     const target = await jail.resolve(p, false);
+    touched(target);
     await fsp.mkdir(target, { mode: typeof attrs?.mode === 'number' ? attrs.mode & 0o7777 : 0o777 });
     ok(id);
   });
@@ -511,6 +531,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     denyWrite(`rmdir ${p}`);
     const target = await jail.resolve(p, false);
     notRoot(target, `rmdir ${p}`);
+    touched(target);
     await fsp.rmdir(target);
     ok(id);
   });
@@ -541,6 +562,8 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
       (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
     );
     if (exists) throw new ShareRefusal(SFTP_STATUS.FAILURE, `${to}: already exists`);
+    touched(src);
+    touched(dst);
     await fsp.rename(src, dst);
     ok(id);
   });
@@ -556,7 +579,9 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   on('SYMLINK', async (id, linkPath: string, targetPath: string) => {
     denyWrite(`symlink ${linkPath}`);
     if (targetPath.includes('\0')) throw new ShareRefusal(SFTP_STATUS.BAD_MESSAGE, 'symlink target contains a NUL byte');
-    await fsp.symlink(targetPath, await jail.resolve(linkPath, false));
+    const link = await jail.resolve(linkPath, false);
+    touched(link);
+    await fsp.symlink(targetPath, link);
     ok(id);
   });
 
@@ -570,6 +595,8 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
         const [src, dst] = [await jail.resolve(str(a[0]!), false), await jail.resolve(str(a[1]!), false)];
         notRoot(src, `rename ${str(a[0]!)}`);
         notRoot(dst, `rename onto ${str(a[1]!)}`);
+        touched(src);
+        touched(dst);
         await fsp.rename(src, dst);
         return ok(id);
       }
@@ -581,6 +608,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
         // symlink: it must not reach a file outside the share).
         const src = await jail.resolve(str(a[0]!), true);
         const dst = await jail.resolve(str(a[1]!), false);
+        touched(dst);
         await fsp.link(src, dst);
         return ok(id);
       }

@@ -5,7 +5,7 @@ export const VM_STATES = ['stopped', 'starting', 'running', 'stopping', 'error']
 export type VmState = (typeof VM_STATES)[number];
 
 /** What `starting` is doing right now, in order. */
-export const START_PHASES = ['prepare', 'image', 'boot', 'guest', 'docker', 'socket'] as const;
+export const START_PHASES = ['prepare', 'image', 'boot', 'guest', 'docker', 'shares', 'socket'] as const;
 export type StartPhase = (typeof START_PHASES)[number];
 
 const ALLOWED: Record<VmState, readonly VmState[]> = {

@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { ClientChannel } from 'ssh2';
+import type { DockerApi } from '../docker/docker-api.js';
+import type { GuestSession } from '../guest/session.js';
+import { sleep } from '../process-util.js';
+
+/**
+ * Host edits reach containers' file watchers (webpack, vite, nodemon).
+ * None of 9p, virtiofs or sshfs carries inotify events from the host, so,
+ * as Lima and Colima do, a host watcher tells the guest which paths changed
+ * and the guest touches them: setting a file's times to their own values
+ * goes through the guest kernel (an IN_ATTRIB event every watcher on that
+ * file or its folder sees) and changes nothing on the host (the SFTP server
+ * leaves equal times alone). A path that no longer exists nudges its folder.
+ *
+ * Only folders that running containers bind-mount from a share are watched
+ * (Docker's events tell which), not whole home folders. Changes the guest
+ * made itself (reported by the SFTP server) are not echoed back.
+ */
+export const NUDGE_PERL = String.raw`
+$| = 1;
+sub nudge { my @st = lstat($_[0]) or return 0; return utime($st[8], $st[9], $_[0]); }
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($kind, $p) = split / /, $line, 2;
+  next unless defined $p && length $p;
+  (my $dir = $p) =~ s{/[^/]*$}{};
+  $dir = '/' if $dir eq '';
+  # A name that appeared, went or moved: its folder changed too.
+  nudge($p) or $kind = 'r';
+  nudge($dir) if $kind eq 'r';
+}
+`;
+
+export interface ShareMapping {
+  hostPath: string;
+  guestPath: string;
+}
+
+/** The host path a guest path stands for, when it lies in a share. */
+export function hostPathFor(guestPath: string, shares: ShareMapping[]): string | undefined {
+  let best: ShareMapping | undefined;
+  for (const s of shares) {
+    const g = s.guestPath.replace(/\/+$/, '') || '/';
+    if (guestPath === g || guestPath.startsWith(g === '/' ? '/' : `${g}/`)) {
+      if (!best || g.length > best.guestPath.length) best = { hostPath: s.hostPath, guestPath: g };
+    }
+  }
+  if (!best) return undefined;
+  return path.join(best.hostPath, ...guestPath.slice(best.guestPath.length).split('/').filter(Boolean));
+}
+
+/** The guest path of a host path inside a share. */
+export function guestPathFor(hostPath: string, shares: ShareMapping[]): string | undefined {
+  let best: ShareMapping | undefined;
+  for (const s of shares) {
+    const rel = path.relative(s.hostPath, hostPath);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) continue;
+    if (!best || s.hostPath.length > best.hostPath.length) best = s;
+  }
+  if (!best) return undefined;
+  const rel = path.relative(best.hostPath, hostPath).split(path.sep).filter(Boolean);
+  return [best.guestPath.replace(/\/+$/, ''), ...rel].join('/') || '/';
+}
+
+interface ContainerMounts {
+  Mounts?: { Type?: string; Source?: string }[];
+}
+
+export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
+  /** host folder -> [watcher, how many containers mount it] */
+  private watched = new Map<string, { watcher: fs.FSWatcher; refs: number }>();
+  private byContainer = new Map<string, string[]>();
+  /** Host paths the guest just changed itself: ignore their events until then. */
+  private quiet = new Map<string, number>();
+  /** host path -> 'c' (content or attributes changed) or 'r' (created, deleted, renamed) */
+  private pending = new Map<string, 'c' | 'r'>();
+  private flushTimer?: NodeJS.Timeout;
+  private channel?: Promise<ClientChannel>;
+  private events?: { stop: () => void };
+  private stopped = true;
+  nudges = 0;
+
+  constructor(
+    private readonly session: GuestSession,
+    private readonly docker: DockerApi,
+    private readonly log: Logger,
+    private readonly shares: () => ShareMapping[],
+  ) {
+    super();
+  }
+
+  /** The SFTP server reports what the guest changes: no echo for those. */
+  guestChanged(hostPath: string): void {
+    this.quiet.set(hostPath, Date.now() + 2000);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.subscribe();
+  }
+
+  private subscribe(): void {
+    if (this.stopped) return;
+    this.events = this.docker.events(
+      { type: ['container'], event: ['start', 'die', 'destroy'] },
+      (e) => void (e.Action === 'start' ? this.containerStarted(e.Actor.ID) : this.containerGone(e.Actor.ID)),
+      () => {
+        if (!this.stopped) void sleep(500).then(() => this.subscribe());
+      },
+    );
+    void this.docker.listContainers().then(
+      (list) => list.forEach((c) => void this.containerStarted(c.Id)),
+      () => undefined,
+    );
+  }
+
+  private async containerStarted(id: string): Promise<void> {
+    if (this.byContainer.has(id)) return;
+    let info: ContainerMounts;
+    try {
+      info = (await this.docker.request('GET', `/containers/${encodeURIComponent(id)}/json`)) as ContainerMounts;
+    } catch {
+      return;
+    }
+    const shares = this.shares();
+    const roots = (info.Mounts ?? [])
+      .filter((m) => m.Type === 'bind' && m.Source)
+      .map((m) => hostPathFor(m.Source!, shares))
+      .filter((p): p is string => !!p);
+    if (this.stopped || !roots.length) return;
+    this.byContainer.set(id, roots);
+    for (const r of roots) this.watch(r);
+  }
+
+  private containerGone(id: string): void {
+    const roots = this.byContainer.get(id);
+    if (!roots) return;
+    this.byContainer.delete(id);
+    for (const r of roots) this.unwatch(r);
+  }
+
+  private watch(root: string): void {
+    const cur = this.watched.get(root);
+    if (cur) {
+      cur.refs++;
+      return;
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(root);
+    } catch {
+      return;
+    }
+    try {
+      const watcher = fs.watch(root, { recursive: st.isDirectory(), persistent: false }, (type, name) => {
+        this.hostChanged(name ? path.join(root, name.toString()) : root, type === 'rename' ? 'r' : 'c');
+      });
+      watcher.on('error', (err) => this.log.debug({ err: err.message, root }, 'file watcher error'));
+      this.watched.set(root, { watcher, refs: 1 });
+      this.log.info({ root }, 'watching a bind-mounted folder for host changes');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, root }, 'cannot watch a shared folder');
+    }
+  }
+
+  private unwatch(root: string): void {
+    const cur = this.watched.get(root);
+    if (!cur) return;
+    if (--cur.refs > 0) return;
+    cur.watcher.close();
+    this.watched.delete(root);
+  }
+
+  private hostChanged(hostPath: string, kind: 'c' | 'r'): void {
+    const until = this.quiet.get(hostPath);
+    if (until !== undefined) {
+      if (until > Date.now()) return;
+      this.quiet.delete(hostPath);
+    }
+    if (this.pending.get(hostPath) !== 'r') this.pending.set(hostPath, kind);
+    // Coalesce a burst (an editor's save is several events) into one write.
+    this.flushTimer ??= setTimeout(() => void this.flush(), 25);
+  }
+
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const shares = this.shares();
+    const lines: string[] = [];
+    const paths: string[] = [];
+    for (const [p, kind] of this.pending) {
+      const g = guestPathFor(p, shares);
+      if (!g || g.includes('\n')) continue;
+      paths.push(g);
+      lines.push(`${kind} ${g}`);
+    }
+    this.pending.clear();
+    if (!lines.length || this.stopped) return;
+    try {
+      const ch = await this.nudger();
+      ch.write(lines.join('\n') + '\n');
+      this.nudges += paths.length;
+      this.emit('nudged', paths);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
+    }
+    // Forget old quiet marks now and then.
+    const now = Date.now();
+    for (const [p, t] of this.quiet) if (t < now) this.quiet.delete(p);
+  }
+
+  private nudger(): Promise<ClientChannel> {
+    if (!this.channel) {
+      this.channel = this.session.openExec(`exec perl -e ${shq(NUDGE_PERL)}`).then((ch) => {
+        ch.on('close', () => (this.channel = undefined));
+        ch.stderr.on('data', (d: Buffer) => this.log.debug({ stderr: d.toString() }, 'nudger'));
+        return ch;
+      });
+      this.channel.catch(() => (this.channel = undefined));
+    }
+    return this.channel;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.events?.stop();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (const w of this.watched.values()) w.watcher.close();
+    this.watched.clear();
+    this.byContainer.clear();
+    void this.channel?.then((ch) => ch.end());
+    this.channel = undefined;
+  }
+}
+
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

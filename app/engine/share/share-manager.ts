@@ -1,0 +1,227 @@
+import { EventEmitter } from 'node:events';
+import fsp from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { BerthError, toErrorInfo } from '../errors.js';
+import type { GuestSession } from '../guest/session.js';
+import { sleep } from '../process-util.js';
+import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
+
+export type ShareMechanism = 'reverse-sshfs';
+export type ShareState = 'mounting' | 'mounted' | 'error';
+
+/** A shared folder as settings hold it. */
+export interface ShareSetting {
+  hostPath: string;
+  /** Where it appears in the guest; default: the same path as on the host. */
+  guestPath?: string;
+  readOnly?: boolean;
+}
+
+export interface ShareView {
+  hostPath: string;
+  guestPath: string;
+  readOnly: boolean;
+  mechanism: ShareMechanism;
+  state: ShareState;
+  error?: string;
+  hint?: string;
+}
+
+/** Quote for the guest's /bin/sh. */
+function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export const guestPathOf = (s: ShareSetting) => s.guestPath ?? s.hostPath;
+
+/** A path as /proc/mounts writes it: space, tab, newline and backslash octal-escaped. */
+export function mountsEscape(p: string): string {
+  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/**
+ * One shared folder mounted in the guest by reverse sshfs: the guest's
+ * `sshfs -o slave` runs under an exec channel and the engine serves SFTP on
+ * it. When the channel dies (the ssh link dropped, sshfs crashed) the mount
+ * is lazily detached in the guest and made again as soon as the link is back.
+ */
+class ShareMount {
+  state: ShareState = 'mounting';
+  error?: string;
+  hint?: string;
+  private sftp?: SftpSession;
+  private stopping = false;
+  private loop?: Promise<void>;
+  private firstAttempt!: Promise<void>;
+  private settleFirst!: () => void;
+
+  constructor(
+    readonly share: ShareSetting,
+    private readonly session: GuestSession,
+    private readonly log: Logger,
+    private readonly changed: () => void,
+    private readonly onMutate?: (hostPath: string) => void,
+  ) {
+    this.firstAttempt = new Promise((r) => (this.settleFirst = r));
+  }
+
+  get guestPath(): string {
+    return guestPathOf(this.share);
+  }
+
+  /** Start mounting (and remounting); resolves after the first attempt settled. */
+  start(): Promise<void> {
+    this.loop ??= this.run();
+    return this.firstAttempt;
+  }
+
+  private set(state: ShareState, error?: string, hint?: string): void {
+    if (this.state === state && this.error === error) return;
+    this.state = state;
+    this.error = error;
+    this.hint = hint;
+    this.changed();
+  }
+
+  private async run(): Promise<void> {
+    let delay = 500;
+    while (!this.stopping) {
+      try {
+        await this.mountOnce();
+        delay = 500;
+        this.settleFirst();
+        await this.sftp!.closed;
+        if (this.stopping) break;
+        this.log.warn({ share: this.guestPath }, 'shared folder channel closed; mounting again');
+        this.set('mounting');
+      } catch (err) {
+        const info = toErrorInfo(err);
+        this.log.warn({ share: this.guestPath, err: info.message }, 'mounting a shared folder failed');
+        this.set('error', info.message, info.hint);
+        this.settleFirst();
+        if (this.stopping) break;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+  }
+
+  private async mountOnce(): Promise<void> {
+    const { hostPath, readOnly } = this.share;
+    const guest = this.guestPath;
+    const st = await fsp.stat(hostPath).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new BerthError(
+        'INVALID_HOST_PATH',
+        `the shared folder ${hostPath} does not exist on this computer`,
+        'Create it, or stop sharing it with `berth share rm`. Berth mounts it as soon as it exists.',
+      );
+    }
+    // A mount left by a dead channel answers "transport endpoint is not
+    // connected": detach it first, then (re)create the mount point.
+    const prep = await this.session.exec(`fusermount3 -u -z ${q(guest)} 2>/dev/null; mkdir -p ${q(guest)}`, { timeoutMs: 20_000 });
+    if (prep.code !== 0) {
+      throw new BerthError('SHARE_MOUNT_FAILED', `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`, 'Pick another guest path with `berth share add PATH --guest-path ...`.');
+    }
+    const ch = await this.session.openExec(`exec ${sshfsCommand(guest, guest, { readOnly })}`);
+    let stderr = '';
+    ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    this.sftp = await serveSftp(ch, { root: hostPath, remoteRoot: guest, readOnly, log: this.log, onMutate: this.onMutate });
+    // Mounted once the guest kernel lists it (sshfs mounts after the SFTP
+    // handshake). /proc/mounts, not stat: stat of a dead FUSE mount hangs.
+    const deadline = Date.now() + 30_000;
+    // Through the environment: awk -v would expand the \040 escapes itself.
+    const listed = `P=${q(mountsEscape(guest))} awk '$2 == ENVIRON["P"] && $3 ~ /^fuse/ { f = 1 } END { exit !f }' /proc/mounts`;
+    for (;;) {
+      const r = await this.session.exec(listed, { timeoutMs: 10_000 }).catch(() => undefined);
+      if (r?.code === 0) break;
+      if (Date.now() > deadline || this.stopping) {
+        await this.sftp.close().catch(() => undefined);
+        throw new BerthError(
+          'SHARE_MOUNT_FAILED',
+          `the shared folder ${hostPath} did not mount at ${guest} in the VM${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`,
+          '`berth logs --guest` may say why; Berth tries again by itself, and `berth restart` starts over.',
+        );
+      }
+      await sleep(100);
+    }
+    this.log.info({ share: guest, host: hostPath, readOnly: !!readOnly }, 'shared folder mounted (reverse sshfs)');
+    this.set('mounted');
+  }
+
+  async stop(unmountInGuest: boolean): Promise<void> {
+    this.stopping = true;
+    if (unmountInGuest && this.state === 'mounted') {
+      await this.session.exec(`fusermount3 -u -z ${q(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
+    }
+    await this.sftp?.close().catch(() => undefined);
+    this.settleFirst();
+  }
+
+  view(): ShareView {
+    const v: ShareView = {
+      hostPath: this.share.hostPath,
+      guestPath: this.guestPath,
+      readOnly: !!this.share.readOnly,
+      mechanism: 'reverse-sshfs',
+      state: this.state,
+    };
+    if (this.error) v.error = this.error;
+    if (this.hint) v.hint = this.hint;
+    return v;
+  }
+}
+
+const key = (s: ShareSetting) => `${s.hostPath}\0${guestPathOf(s)}\0${s.readOnly ? 'ro' : 'rw'}`;
+
+/**
+ * Keeps the guest's mounts equal to the shared folders in settings. Mounts
+ * are live: adding or removing a share needs no restart.
+ */
+export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
+  private mounts = new Map<string, ShareMount>();
+
+  constructor(
+    private readonly session: GuestSession,
+    private readonly log: Logger,
+    private readonly shares: () => ShareSetting[],
+    /** Told about every change the guest makes through a share (host path). */
+    private readonly onMutate?: (hostPath: string) => void,
+  ) {
+    super();
+  }
+
+  /** Mount every share; resolves once each has mounted or failed once. */
+  async start(): Promise<void> {
+    await this.refresh();
+  }
+
+  async refresh(): Promise<void> {
+    const want = new Map(this.shares().map((s) => [key(s), s]));
+    const gone = [...this.mounts].filter(([k]) => !want.has(k));
+    for (const [k, m] of gone) {
+      this.mounts.delete(k);
+      await m.stop(true);
+    }
+    const added: ShareMount[] = [];
+    // Parents before children, so a nested share mounts on top of its parent.
+    for (const [k, s] of [...want].sort((a, b) => guestPathOf(a[1]).length - guestPathOf(b[1]).length)) {
+      if (this.mounts.has(k)) continue;
+      const m = new ShareMount(s, this.session, this.log, () => this.emit('change', this.list()), this.onMutate);
+      this.mounts.set(k, m);
+      added.push(m);
+      await m.start();
+    }
+    if (gone.length || added.length) this.emit('change', this.list());
+  }
+
+  list(): ShareView[] {
+    return [...this.mounts.values()].map((m) => m.view());
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.mounts.values()];
+    this.mounts.clear();
+    await Promise.all(all.map((m) => m.stop(false)));
+  }
+}

@@ -1,0 +1,84 @@
+/** Shared folders without a VM: settings checks, path mapping, the guest's nudge script. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { isBerthError } from '../../app/engine/errors.js';
+import { NUDGE_PERL, guestPathFor, hostPathFor } from '../../app/engine/share/change-notifier.js';
+import { mountsEscape } from '../../app/engine/share/share-manager.js';
+import { defaultShares, guestPathProblem } from '../../app/engine/settings/schema.js';
+import { SettingsStore } from '../../app/engine/settings/store.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+test('the default share is the home folder (and a temp folder that is not /tmp)', () => {
+  const d = defaultShares();
+  assert.deepEqual(d[0], { hostPath: os.homedir() });
+  assert.ok(d.every((s) => s.hostPath !== '/tmp'));
+});
+
+test('guest paths the VM needs are refused', () => {
+  for (const p of ['/', '/etc', '/etc/x', '/usr/local', '/var/lib/docker', '/var/lib/docker/volumes', '/proc', '/run/berth', '/tmp', '/mnt/data']) {
+    assert.ok(guestPathProblem(p), p);
+  }
+  for (const p of ['/Users/me', '/home/me/src', '/root', '/var/folders/xy/T', '/tmp/work', '/mnt/host/c/Users']) {
+    assert.equal(guestPathProblem(p), undefined, p);
+  }
+  assert.match(guestPathProblem('relative')!, /absolute/);
+  assert.match(guestPathProblem('/a/../etc')!, /\.\./);
+});
+
+test('share settings: validated, duplicates refused, nothing saved on error', () => {
+  const t = shortTempDir();
+  try {
+    const s = new SettingsStore(path.join(t.dir, 's.json'));
+    s.update({ shares: [{ hostPath: '/srv/code' , guestPath: '/code' }, { hostPath: t.dir }] });
+    assert.equal(s.get().shares.length, 2);
+    for (const bad of [
+      [{ hostPath: 'rel' }],
+      [{ hostPath: '/x', guestPath: '/usr' }],
+      [{ hostPath: '/a', guestPath: '/same' }, { hostPath: '/b', guestPath: '/same' }],
+      [{ hostPath: '/etc' }],
+      [{ hostPath: '/x', extra: 1 }],
+    ]) {
+      assert.throws(() => s.update({ shares: bad }), (e) => isBerthError(e, 'INVALID_SETTINGS'), JSON.stringify(bad));
+    }
+    assert.equal(s.get().shares.length, 2);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('host and guest paths map through the longest matching share', () => {
+  const shares = [
+    { hostPath: '/home/me', guestPath: '/home/me' },
+    { hostPath: '/data/proj', guestPath: '/home/me/proj' },
+  ];
+  assert.equal(hostPathFor('/home/me/a/b', shares), '/home/me/a/b');
+  assert.equal(hostPathFor('/home/me/proj/src/x.ts', shares), '/data/proj/src/x.ts');
+  assert.equal(hostPathFor('/elsewhere', shares), undefined);
+  assert.equal(guestPathFor('/data/proj/src/x.ts', shares), '/home/me/proj/src/x.ts');
+  assert.equal(guestPathFor('/home/me', shares), '/home/me');
+  assert.equal(guestPathFor('/homework', shares), undefined);
+});
+
+test('/proc/mounts escaping', () => {
+  assert.equal(mountsEscape('/a b/c\td\\e'), '/a\\040b/c\\011d\\134e');
+});
+
+test('the nudge script touches a file without changing its times, and the folder of a missing one', async () => {
+  const t = shortTempDir();
+  try {
+    const f = path.join(t.dir, 'f.txt');
+    fs.writeFileSync(f, 'x');
+    fs.utimesSync(f, 1_000_000, 2_000_000);
+    const child = spawn('perl', ['-e', NUDGE_PERL]);
+    child.stdin.end(`c ${f}\nr ${path.join(t.dir, 'gone.txt')}\n`);
+    await new Promise((r) => child.on('exit', r));
+    assert.equal(fs.statSync(f).mtimeMs, 2_000_000_000);
+    assert.equal(child.exitCode, 0);
+  } finally {
+    t.cleanup();
+  }
+});

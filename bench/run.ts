@@ -18,6 +18,8 @@ import type { VmStatus } from '../app/engine/api/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
 import { measureForwardOverhead } from './forward-overhead.js';
 import { benchPorts, HOSTFWD } from './ports.js';
+import { benchShares } from './shares.js';
+import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -25,6 +27,8 @@ const opt = (name: string, def: string) => {
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
 const RUNS = Math.max(2, Number(opt('--runs', '3')));
+/** --quick: smaller file sharing workloads (1,000 files, 100 MiB, a 5,000-file tree). */
+const QUICK = args.includes('--quick');
 const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', 'results.md')));
 
 const home = fs.mkdtempSync('/tmp/bb-');
@@ -221,7 +225,34 @@ async function main(): Promise<void> {
     '',
   );
 
-  // 4. Memory at idle.
+  // 4. File sharing: a shared host folder vs the guest's own disk.
+  process.stderr.write('bench: file sharing\n');
+  const shareDir = path.join(home, 'share');
+  fs.mkdirSync(shareDir);
+  await must(berth('share', 'add', shareDir), 'berth share add');
+  const sizes = QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {};
+  const shareRows = await benchShares((script) => berth('shell', '--', 'sh', '-c', script), shareDir, '/var/lib/berth/bench', sizes);
+  const sh = (await status()).shares?.find((x) => x.hostPath === shareDir);
+  rows.push(
+    '## File sharing',
+    '',
+    `The same workloads in the VM, timed inside the guest: on a shared host folder (${sh?.mechanism ?? '?'}) and on the guest's own disk (ext4 on the data disk). Caches dropped in the guest before reads and walks.`,
+    '',
+    `| workload | guest disk | shared folder (${sh?.mechanism ?? '?'}) | ratio |`,
+    '|---|---|---|---|',
+    ...shareRows.map((r) => `| ${r.op} | ${ms1(r.nativeMs)} | ${ms1(r.sharedMs)} | ${r.ratio.toFixed(1)}× |`),
+    '',
+  );
+  process.stderr.write('bench: sftp server alone\n');
+  const local = await benchSftpLocal(QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {});
+  rows.push(
+    'The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine\'s server, against the plain folder:',
+    '',
+    sftpBenchTable(local),
+    '',
+  );
+
+  // 5. Memory at idle.
   process.stderr.write('bench: idle memory (30 s)\n');
   await sleep(30_000);
   const s = await status();

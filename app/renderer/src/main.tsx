@@ -18,7 +18,7 @@ function pickTransport(): Transport {
   if (window.berth) return new PreloadTransport(window.berth);
   const url = dashboardSocketUrl(window.location, window.sessionStorage);
   // The token is kept for reloads; the address bar shows only the screen.
-  if (/token=/.test(window.location.hash)) history.replaceState(null, '', '#/home');
+  if (/token=/.test(window.location.hash)) history.replaceState(null, '', /^#\/[a-z]+/.exec(window.location.hash)?.[0] ?? '#/home');
   return new WebSocketTransport(url);
 }
 

@@ -141,7 +141,7 @@ function serveStatic(root: string, port: number, req: http.IncomingMessage, res:
     'x-frame-options': 'DENY',
     'content-security-policy': [
       "default-src 'self'",
-      `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port} ws://[::1]:${port}`,
+      `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port}`,
       // xterm.js sizes its rows with inline styles.
       "style-src 'self' 'unsafe-inline'",
       "img-src 'self' data:",

@@ -130,6 +130,11 @@ describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_0
     await page.getByTestId('settings-result').getByText('Saved memoryMiB.').waitFor();
     assert.equal(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).memoryMiB, 1024);
     await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).waitFor();
+    await page.getByRole('textbox', { name: 'Host folder' }).fill('/srv/code');
+    await page.getByRole('checkbox', { name: 'Read-only' }).check();
+    await page.getByRole('button', { name: 'Share folder' }).click();
+    await page.getByTestId('share-row').getByText('/srv/code').first().waitFor();
+    assert.deepEqual(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares.at(-1), { hostPath: '/srv/code', readOnly: true });
     await screenshot(page, 'fake-settings-saved');
   });
 

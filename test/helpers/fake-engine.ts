@@ -142,6 +142,15 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
       settings.update({ ports: next });
       return portsList();
     },
+    'shares.list': async () => ({ shares: [], configured: settings.get().shares }),
+    'shares.add': async (p) => {
+      settings.update({ shares: [...settings.get().shares.filter((x) => x.hostPath !== p.hostPath), p] });
+      return { shares: [], configured: settings.get().shares };
+    },
+    'shares.remove': async (p) => {
+      settings.update({ shares: settings.get().shares.filter((x) => x.hostPath !== p.hostPath) });
+      return { shares: [], configured: settings.get().shares };
+    },
     'guest.sshEndpoint': async () => {
       throw new BerthError('VM_NOT_RUNNING', 'no ssh in the fake engine', 'Use a real VM.');
     },

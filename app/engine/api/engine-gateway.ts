@@ -216,6 +216,8 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         return new SettingsStore(paths.settings).update((p as { patch: unknown }).patch);
       case 'ports.list':
         return { ports: [], manual: new SettingsStore(paths.settings).get().ports };
+      case 'shares.list':
+        return { shares: [], configured: new SettingsStore(paths.settings).get().shares };
       case 'logs.read':
         return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
       case 'diagnostics.bundle':

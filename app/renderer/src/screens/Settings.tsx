@@ -3,6 +3,7 @@ import type { Result } from '../../../engine/api/contract';
 import { CallError, useApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { useVm } from '../vm';
+import { SharesPanel } from './Shares';
 
 type SettingsView = Result<'settings.get'>;
 type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'portBind';
@@ -89,6 +90,7 @@ export function Settings() {
   };
 
   return (
+    <>
     <form className="settings card" onSubmit={(e) => void submit(e)} noValidate aria-describedby={error ? `${id}-error` : undefined}>
       {FIELDS.map((f) => {
         const fid = `${id}-${f.key}`;
@@ -157,5 +159,7 @@ export function Settings() {
         </div>
       )}
     </form>
+    <SharesPanel />
+    </>
   );
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import path from 'node:path';
+import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
@@ -35,6 +35,9 @@ while (my $line = <STDIN>) {
 }
 `;
 
+/** More changed paths than this in one batch are nudged by folder. */
+const FLOOD = 500;
+
 export interface ShareMapping {
   hostPath: string;
   guestPath: string;
@@ -66,13 +69,19 @@ export function guestPathFor(hostPath: string, shares: ShareMapping[]): string |
   return [best.guestPath.replace(/\/+$/, ''), ...rel].join('/') || '/';
 }
 
+interface Watched {
+  refs: number;
+  sub?: parcelWatcher.AsyncSubscription;
+  ready?: Promise<void>;
+}
+
 interface ContainerMounts {
   Mounts?: { Type?: string; Source?: string }[];
 }
 
 export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
-  /** host folder -> [watcher, how many containers mount it] */
-  private watched = new Map<string, { watcher: fs.FSWatcher; refs: number }>();
+  /** host folder -> its watcher and how many containers mount it */
+  private watched = new Map<string, Watched>();
   private byContainer = new Map<string, string[]>();
   /** Host paths the guest just changed itself: ignore their events until then. */
   private quiet = new Map<string, number>();
@@ -150,30 +159,37 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       cur.refs++;
       return;
     }
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(root);
-    } catch {
-      return;
-    }
-    try {
-      const watcher = fs.watch(root, { recursive: st.isDirectory(), persistent: false }, (type, name) => {
-        this.hostChanged(name ? path.join(root, name.toString()) : root, type === 'rename' ? 'r' : 'c');
-      });
-      watcher.on('error', (err) => this.log.debug({ err: err.message, root }, 'file watcher error'));
-      this.watched.set(root, { watcher, refs: 1 });
-      this.log.info({ root }, 'watching a bind-mounted folder for host changes');
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, root }, 'cannot watch a shared folder');
-    }
+    const entry: Watched = { refs: 1 };
+    this.watched.set(root, entry);
+    // @parcel/watcher: native recursive watching (inotify, FSEvents,
+    // ReadDirectoryChangesW) off the event loop. Node 20's own recursive
+    // fs.watch on Linux walks folders synchronously on every event: 20,000
+    // new files in one folder blocked the engine for minutes, and a blocked
+    // engine deadlocks the SFTP mounts it serves.
+    entry.ready = parcelWatcher
+      .subscribe(root, (err, events) => {
+        if (err) return void this.log.debug({ err: err.message, root }, 'file watcher error');
+        for (const e of events) this.hostChanged(e.path, e.type === 'update' ? 'c' : 'r');
+      })
+      .then(
+        (sub) => {
+          if (this.watched.get(root) !== entry) return void sub.unsubscribe().catch(() => undefined);
+          entry.sub = sub;
+          this.log.info({ root }, 'watching a bind-mounted folder for host changes');
+        },
+        (err: Error) => {
+          this.watched.delete(root);
+          this.log.warn({ err: err.message, root }, 'cannot watch a shared folder');
+        },
+      );
   }
 
   private unwatch(root: string): void {
     const cur = this.watched.get(root);
     if (!cur) return;
     if (--cur.refs > 0) return;
-    cur.watcher.close();
     this.watched.delete(root);
+    void cur.sub?.unsubscribe().catch(() => undefined);
   }
 
   private hostChanged(hostPath: string, kind: 'c' | 'r'): void {
@@ -190,7 +206,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
     const shares = this.shares();
-    const lines: string[] = [];
+    let lines: string[] = [];
     const paths: string[] = [];
     for (const [p, kind] of this.pending) {
       const g = guestPathFor(p, shares);
@@ -199,6 +215,9 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       lines.push(`${kind} ${g}`);
     }
     this.pending.clear();
+    // A flood (a checkout, an unpacked archive): nudge the folders, not
+    // every file, so the guest is not busy for minutes with touches.
+    if (lines.length > FLOOD) lines = [...new Set(paths.map((g) => g.replace(/\/[^/]*$/, '') || '/'))].map((d) => `r ${d}/.`);
     if (!lines.length || this.stopped) return;
     try {
       const ch = await this.nudger();
@@ -230,7 +249,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     this.events?.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    for (const w of this.watched.values()) w.watcher.close();
+    for (const w of this.watched.values()) void w.sub?.unsubscribe().catch(() => undefined);
     this.watched.clear();
     this.byContainer.clear();
     void this.channel?.then((ch) => ch.end());

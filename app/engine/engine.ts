@@ -10,6 +10,7 @@ import { contextName, dockerHostUrl, ensureDockerContext, type ContextResult } f
 import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
 import { DockerApi } from './docker/docker-api.js';
 import { DockerSocketForward, pingDocker } from './forward/docker-socket.js';
+import { makeBindCheck } from './forward/docker-request-guard.js';
 import { PortManager, type PortView } from './forward/port-manager.js';
 import { ChangeNotifier } from './share/change-notifier.js';
 import { ShareManager, type ShareView } from './share/share-manager.js';
@@ -281,7 +282,15 @@ export class Engine extends EventEmitter<{
     this.timings.sharesMs = Date.now() - tBoot;
 
     this.progress('socket', `forwarding the docker socket at ${this.paths.dockerSocket}`);
-    const forward = new DockerSocketForward(this.paths.dockerSocket, session, this.o.log);
+    const forward = new DockerSocketForward(
+      this.paths.dockerSocket,
+      session,
+      this.o.log,
+      makeBindCheck(
+        () => this.settingsStore().get().shares.map((x) => x.guestPath ?? x.hostPath),
+        (p) => fs.existsSync(p),
+      ),
+    );
     await forward.listen();
     this.forward = forward;
     this.timings.socketMs = Date.now() - tBoot;

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import type { Transform } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 
 /**
@@ -6,9 +7,15 @@ import type { ClientChannel } from 'ssh2';
  * Half-closes cross over (EOF on one side becomes EOF on the other while the
  * reverse direction keeps flowing); an error or close on either side ends
  * both. The host socket must be created with allowHalfOpen and paused.
+ * `inbound`, if given, sits between the host socket and the channel.
  */
-export function bridge(sock: net.Socket, ch: ClientChannel): void {
-  sock.pipe(ch);
+export function bridge(sock: net.Socket, ch: ClientChannel, inbound?: Transform): void {
+  if (inbound) {
+    sock.pipe(inbound).pipe(ch);
+    inbound.on('error', () => sock.destroy());
+  } else {
+    sock.pipe(ch);
+  }
   ch.pipe(sock);
   ch.on('error', () => sock.destroy());
   ch.on('close', () => {

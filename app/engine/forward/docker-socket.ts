@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { bridge } from './bridge.js';
+import { DockerRequestGuard, type BindCheck } from './docker-request-guard.js';
 import { listenPrivate, prepareSocketPath } from './unix-socket.js';
 
 export const GUEST_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -20,10 +21,14 @@ export class DockerSocketForward {
   total = 0;
   failed = 0;
 
+  refused = 0;
+
   constructor(
     readonly socketPath: string,
     private readonly session: GuestSession,
     private readonly log: Logger,
+    /** Refuses binds of host folders that are not shared (Docker Desktop's "Mounts denied"). */
+    private readonly bindCheck?: BindCheck,
   ) {}
 
   get active(): number {
@@ -45,7 +50,15 @@ export class DockerSocketForward {
     this.session.openStreamLocal(GUEST_DOCKER_SOCKET).then(
       (ch) => {
         if (sock.destroyed) return void ch.close();
-        bridge(sock, ch);
+        if (!this.bindCheck) return bridge(sock, ch);
+        const guard = new DockerRequestGuard(this.bindCheck, (response) => {
+          this.refused++;
+          this.log.info('refused a container bind-mounting a folder that is not shared');
+          sock.unpipe(guard);
+          ch.destroy();
+          sock.end(response);
+        });
+        bridge(sock, ch, guard);
       },
       (err: Error) => {
         this.failed++;

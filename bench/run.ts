@@ -18,6 +18,7 @@ import type { VmStatus } from '../app/engine/api/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
 import { measureForwardOverhead } from './forward-overhead.js';
 import { benchPorts, HOSTFWD } from './ports.js';
+import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 
@@ -252,7 +253,11 @@ async function main(): Promise<void> {
     '',
   );
 
-  // 5. Memory at idle.
+  // 5. The dashboard (no VM needed: a fake dockerd holds 200 containers).
+  process.stderr.write('bench: dashboard\n');
+  rows.push(...dashboardRows(await benchDashboard({ containers: 200, runs: 3 })));
+
+  // 6. Memory at idle.
   process.stderr.write('bench: idle memory (30 s)\n');
   await sleep(30_000);
   const s = await status();

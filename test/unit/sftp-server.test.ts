@@ -223,6 +223,28 @@ describe('SFTP protocol, straight to the server', () => {
     assert.deepEqual([after.uid, after.gid], [st.uid, st.gid]);
   });
 
+  test("a nudge (a file's times set to their own values) is not reported as a guest change; a real one is", async () => {
+    const dir = path.join(tmp.dir, 'mut');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'f'), 'x');
+    const mutated: string[] = [];
+    const [serverSide, clientSide] = duplexPair();
+    const s = await serveSftp(serverSide, { root: dir, log: silentLogger(), onMutate: (p) => mutated.push(p) });
+    const m = await sftpClient(clientSide);
+    try {
+      const st = fs.statSync(path.join(dir, 'f'));
+      const [a, t] = [Math.floor(st.atimeMs / 1000), Math.floor(st.mtimeMs / 1000)];
+      await m.call((cb) => m.sftp.setstat(`${dir}/f`, { atime: a, mtime: t }, cb));
+      assert.deepEqual(mutated, [], 'the nudge marked the file as changed by the guest');
+      await m.call((cb) => m.sftp.setstat(`${dir}/f`, { atime: a - 10, mtime: t - 10 }, cb));
+      await m.call((cb) => m.sftp.setstat(`${dir}/f`, { mode: 0o600 }, cb));
+      assert.deepEqual(mutated, [path.join(dir, 'f'), path.join(dir, 'f')]);
+    } finally {
+      m.end();
+      await s.close();
+    }
+  });
+
   test('READDIR answers in batches of at most 100 and ends with EOF', async () => {
     const dir = path.join(root, 'batch');
     fs.mkdirSync(dir);

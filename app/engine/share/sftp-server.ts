@@ -317,9 +317,16 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   };
   const str = (b: Buffer) => b.toString('utf8');
 
-  async function setAttrs(target: string | FileHandle, a: SftpInAttrs) {
+  /**
+   * Apply what the guest asked for; `mark` runs before the first real
+   * change. A nudge (times set to their own values) changes nothing and so
+   * marks nothing: marking it would hide the host's next real edit of that
+   * file from the change notifier as if it were the guest's echo.
+   */
+  async function setAttrs(target: string | FileHandle, a: SftpInAttrs, mark: () => void) {
     denyWrite('setstat');
     const isPath = typeof target === 'string';
+    if (typeof a.size === 'number' || typeof a.mode === 'number') mark();
     if (typeof a.size === 'number') await (isPath ? fsp.truncate(target, a.size) : target.truncate(a.size));
     if (typeof a.mode === 'number') await (isPath ? fsp.chmod(target, a.mode & 0o7777) : target.chmod(a.mode & 0o7777));
     if (typeof a.atime === 'number' && typeof a.mtime === 'number') {
@@ -328,6 +335,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
       // sub-second times, so times equal to the current ones are left alone.
       const st = await (isPath ? fsp.stat(target) : target.stat());
       if (Math.floor(st.atimeMs / 1000) !== a.atime || Math.floor(st.mtimeMs / 1000) !== a.mtime) {
+        mark();
         await (isPath ? fsp.utimes(target, a.atime, a.mtime) : target.utimes(a.atime, a.mtime));
       }
     }
@@ -451,16 +459,14 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   on('SETSTAT', async (id, p: string, attrs: SftpInAttrs) => {
     denyWrite(`setstat ${p}`);
     const target = await jail.resolve(p, true);
-    touched(target);
-    await setAttrs(target, attrs);
+    await setAttrs(target, attrs, () => touched(target));
     ok(id);
   });
 
   on('FSETSTAT', async (id, h: Buffer, attrs: SftpInAttrs) => {
     denyWrite('fsetstat');
     const found = lookup(h);
-    touched(found.path);
-    await setAttrs(found.kind === 'file' ? found.fh : found.path, attrs);
+    await setAttrs(found.kind === 'file' ? found.fh : found.path, attrs, () => touched(found.path));
     ok(id);
   });
 

@@ -53,6 +53,11 @@ export function formatStatus(s: VmStatus): string {
   }
   if (s.vmPid) lines.push(`${bold('vm pid')}        ${s.vmPid}${s.attached ? dim(' (reattached)') : ''}`);
   lines.push(`${bold('engine pid')}    ${s.enginePid}`);
+  if (s.lastCrash) {
+    lines.push(
+      `${bold('last crash')}    ${s.lastCrash.at} ${dim(`(${s.lastCrash.reason}; ${s.lastCrash.recent} in the last 10 minutes; \`berth logs --serial\` has the console)`)}`,
+    );
+  }
   if (s.session) lines.push(`${bold('guest link')}    ${s.session.state}${s.session.connects > 1 ? ` (${s.session.connects - 1} reconnects)` : ''}`);
   if (s.timings?.totalMs !== undefined) {
     const t = s.timings;

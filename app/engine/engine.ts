@@ -51,6 +51,9 @@ export interface EngineOptions {
 type Timings = NonNullable<VmStatus['timings']>;
 
 const env = (name: string, fallback: number) => Number(process.env[name] || fallback);
+/** Unexpected VM exits restarted by themselves: fewer than this many per window. */
+const CRASH_BUDGET = 3;
+const CRASH_WINDOW_MS = 10 * 60_000;
 
 /**
  * One instance: its VM, the guest session and the docker socket. Owns the
@@ -80,6 +83,9 @@ export class Engine extends EventEmitter<{
   private startPromise?: Promise<VmStatus>;
   private stopPromise?: Promise<VmStatus>;
   private reattaching?: Promise<boolean>;
+  /** When the VM went down by itself lately (for the restart budget). */
+  private crashes: { at: number; reason: string }[] = [];
+  private recoveryTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: EngineOptions) {
     super();
@@ -134,6 +140,14 @@ export class Engine extends EventEmitter<{
     }
     if (this.vm) st.vmPid = this.vm.pid;
     if (this.attached) st.attached = true;
+    const last = this.crashes.at(-1);
+    if (last) {
+      st.lastCrash = {
+        at: new Date(last.at).toISOString(),
+        reason: last.reason,
+        recent: this.crashes.filter((c) => Date.now() - c.at < CRASH_WINDOW_MS).length,
+      };
+    }
     if (Object.keys(this.timings).length) st.timings = { ...this.timings };
     if (this.context) st.dockerContext = { ...this.context };
     if (this.session) st.session = { state: this.session.currentState, connects: this.session.connects };
@@ -487,9 +501,46 @@ export class Engine extends EventEmitter<{
           hint: 'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.',
           details: tailFile(this.paths.serialLog, 25).join('\n'),
         };
-        if (this.sm.state === 'running') this.sm.to('error', info);
+        if (this.sm.state !== 'running') return;
+        const restart = this.recoveryPlan(reason);
+        if (!restart) {
+          info.hint = `It stopped ${CRASH_BUDGET} times within ${CRASH_WINDOW_MS / 60_000} minutes, so Berth does not restart it by itself. ${info.hint}`;
+        }
+        this.sm.to('error', info);
+        if (restart) this.scheduleRecovery();
       });
     });
+  }
+
+  /** True when an unexpected exit should start the VM again (a budget per window). */
+  private recoveryPlan(reason: string): boolean {
+    const now = Date.now();
+    this.crashes = this.crashes.filter((c) => now - c.at < CRASH_WINDOW_MS);
+    this.crashes.push({ at: now, reason });
+    return this.crashes.length < CRASH_BUDGET;
+  }
+
+  /**
+   * A VM that died under a running engine (QEMU killed, a kernel panic, the
+   * hypervisor crashing) is started again, as Docker Desktop and OrbStack
+   * do: the data disk holds the containers, images and volumes, and
+   * containers with a restart policy come back with dockerd. `berth stop`
+   * in the meantime cancels it.
+   */
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      if (this.sm.state !== 'error' || this.stopPromise || this.startPromise) return;
+      this.o.log.warn({ crashes: this.crashes.length }, 'starting the VM again after it stopped unexpectedly');
+      this.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'restarting the VM after a crash failed'));
+    }, env('BERTH_RECOVERY_DELAY_MS', 2000));
+    this.recoveryTimer.unref();
+  }
+
+  private cancelRecovery(): void {
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = undefined;
   }
 
   /** Release the socket and session; with `killVm`, force the VM off too. */
@@ -519,6 +570,7 @@ export class Engine extends EventEmitter<{
 
   /** Stop the VM: the guest flushes and powers off; forced after a timeout. */
   stop(opts: { force?: boolean } = {}): Promise<VmStatus> {
+    this.cancelRecovery();
     if (this.sm.state === 'stopped' && !this.reattaching) return Promise.resolve(this.status());
     if (this.stopPromise) return this.stopPromise;
     const p = (async () => {

@@ -162,6 +162,69 @@ test('a VM that dies while running: error state with a hint, socket released', a
   assert.deepEqual(states, ['starting', 'running', 'error']);
 });
 
+test('a VM that dies while running is started again by itself, and says so in its status', async () => {
+  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '50' });
+  try {
+    const { engine, driver, states } = makeEngine('ok');
+    await engine.start();
+    await driver.vms[0]!.exit('killed by signal SIGKILL');
+    assert.ok(await waitForState(engine, 'running', 10_000), `running again (${states.join(' → ')})`);
+    assert.deepEqual(states, ['starting', 'running', 'error', 'starting', 'running']);
+    assert.equal(driver.vms.length, 2, 'a new VM');
+    const s = engine.status();
+    assert.equal(s.lastCrash?.reason, 'killed by signal SIGKILL');
+    assert.equal(s.lastCrash?.recent, 1);
+    assert.equal(await ping(s.dockerSocket), 'OK');
+  } finally {
+    restore();
+  }
+});
+
+test('a VM that keeps dying is left in error after the third time, with a hint that says why', async () => {
+  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '50' });
+  try {
+    const { engine, driver } = makeEngine('ok');
+    await engine.start();
+    for (let i = 0; i < 2; i++) {
+      await driver.vms.at(-1)!.exit('kernel panic');
+      assert.ok(await waitForState(engine, 'running', 10_000), `restart ${i + 1}`);
+    }
+    await driver.vms.at(-1)!.exit('kernel panic');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(engine.status().state, 'error');
+    assert.equal(driver.vms.length, 3);
+    assert.match(engine.status().error?.hint ?? '', /3 times within 10 minutes.*does not restart it by itself/);
+    assert.equal(engine.status().lastCrash?.recent, 3);
+  } finally {
+    restore();
+  }
+});
+
+test('berth stop right after a crash cancels the automatic restart', async () => {
+  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '300' });
+  try {
+    const { engine, driver } = makeEngine('ok');
+    await engine.start();
+    await driver.vms[0]!.exit('gone');
+    await new Promise((r) => setTimeout(r, 50));
+    await engine.stop();
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(engine.status().state, 'stopped');
+    assert.equal(driver.vms.length, 1);
+  } finally {
+    restore();
+  }
+});
+
+async function waitForState(engine: Engine, state: string, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (engine.status().state === state && engine.status().vmPid !== undefined) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
 test('a damaged image stops the start before any VM boots', async () => {
   const { engine, driver } = makeEngine('ok');
   const k = path.join(t.dir, 'img', 'vmlinuz');

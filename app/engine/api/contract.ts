@@ -69,6 +69,8 @@ export const VmStatusSchema = z.object({
   sshPort: z.number().optional(),
   startedAt: z.string().optional(),
   attached: z.boolean().optional(),
+  /** The VM's last unexpected exit under this engine, and how many in the last 10 minutes. */
+  lastCrash: z.object({ at: z.string(), reason: z.string(), recent: z.number() }).optional(),
   timings: TimingsSchema.optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
-import { buildQemuArgs, findQemu } from '../../app/engine/drivers/qemu.js';
+import { buildQemuArgs, findQemu, qemuExitReason } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { withEnv } from '../helpers/temp.js';
 
@@ -131,4 +131,14 @@ test('BERTH_QEMU pointing nowhere is reported', () => {
   } finally {
     restore();
   }
+});
+
+test("why QEMU went away, from its last SHUTDOWN event's reason (none: it was killed)", () => {
+  assert.equal(qemuExitReason(undefined), 'the QEMU process was killed or crashed');
+  // -no-reboot with panic=-1: a kernel panic resets at once and QEMU exits with guest-reset.
+  assert.equal(qemuExitReason('guest-reset'), 'the guest kernel panicked or rebooted');
+  assert.equal(qemuExitReason('guest-panic'), 'the guest kernel panicked');
+  assert.equal(qemuExitReason('guest-shutdown'), 'the guest powered off');
+  assert.equal(qemuExitReason('host-signal'), 'QEMU was stopped by a signal');
+  assert.match(qemuExitReason('snapshot-load'), /QEMU shut down \(snapshot-load\)/);
 });

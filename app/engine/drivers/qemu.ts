@@ -102,6 +102,31 @@ function isOurQemu(pid: number, spec: VmSpec): boolean {
   return cmd === undefined || (cmd.includes('qemu') && cmd.includes(spec.pidFile));
 }
 
+/**
+ * Why QEMU went away, in the user's words, from the reason of its last
+ * SHUTDOWN event (QMP reference, "SHUTDOWN": guest-shutdown, guest-reset,
+ * guest-panic, host-signal, host-qmp-quit...). With -no-reboot a kernel
+ * panic (panic=-1 on the command line) ends as guest-reset.
+ */
+export function qemuExitReason(shutdownReason: string | undefined): string {
+  switch (shutdownReason) {
+    case undefined:
+      return 'the QEMU process was killed or crashed';
+    case 'guest-panic':
+      return 'the guest kernel panicked';
+    case 'guest-reset':
+      return 'the guest kernel panicked or rebooted';
+    case 'guest-shutdown':
+      return 'the guest powered off';
+    case 'host-signal':
+      return 'QEMU was stopped by a signal';
+    case 'host-qmp-quit':
+      return 'QEMU was told to quit';
+    default:
+      return `QEMU shut down (${shutdownReason})`;
+  }
+}
+
 class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
   private exited = false;
   private poll?: NodeJS.Timeout;
@@ -117,9 +142,24 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
 
   private watch(): void {
     // The QMP socket closes when QEMU exits; a slow pid poll backs it up.
-    this.qmp?.on('close', () => void this.checkExit('the QEMU monitor connection closed'));
-    this.poll = setInterval(() => void this.checkExit('the QEMU process is gone'), 2000);
+    this.listen(this.qmp);
+    this.poll = setInterval(() => void this.checkExit(this.exitReason()), 2000);
     this.poll.unref();
+  }
+
+  /** QEMU's SHUTDOWN event says why it is going; none at all means it was killed. */
+  private shutdownReason?: string;
+
+  private listen(qmp: QmpClient | undefined): void {
+    qmp?.on('event', (name, data) => {
+      if (name === 'SHUTDOWN') this.shutdownReason ??= String((data as { reason?: unknown } | undefined)?.reason ?? 'unknown');
+      if (name === 'GUEST_PANICKED') this.shutdownReason = 'guest-panic';
+    });
+    qmp?.on('close', () => void this.checkExit(this.exitReason()));
+  }
+
+  private exitReason(): string {
+    return qemuExitReason(this.shutdownReason);
   }
 
   private async checkExit(reason: string): Promise<void> {
@@ -130,7 +170,7 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
       if (this.qmp?.isClosed) {
         // Monitor lost but QEMU lives (should not happen): try to reconnect.
         this.qmp = await QmpClient.connect(this.spec.controlSocket).catch(() => undefined);
-        this.qmp?.on('close', () => void this.checkExit('the QEMU monitor connection closed'));
+        this.listen(this.qmp);
       }
       return;
     }

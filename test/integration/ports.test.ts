@@ -6,7 +6,7 @@
  * Times are printed, not asserted: `npm run bench` measures them.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -16,6 +16,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sleep, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
+import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js';
 import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
@@ -52,27 +53,6 @@ function guestDaemon(name: string, applet: string): string {
   return `/bin/busybox ${applet} </dev/null >/dev/null 2>&1 & echo $! > /tmp/${name}.pid`;
 }
 
-/** Poll until `check` holds; returns the milliseconds it took (throws after `limitMs`). */
-async function timeUntil(what: string, check: () => Promise<boolean>, limitMs = 15_000): Promise<number> {
-  const t0 = performance.now();
-  const okay = await waitFor(check, limitMs, 25);
-  const ms = Math.round(performance.now() - t0);
-  assert.ok(okay, `${what}: not within ${limitMs} ms`);
-  process.stdout.write(`# ${what}: ${ms} ms\n`);
-  return ms;
-}
-
-function echoRoundTrip(port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ host: '127.0.0.1', port, allowHalfOpen: true });
-    const parts: Buffer[] = [];
-    s.on('data', (d: Buffer) => parts.push(d));
-    s.on('end', () => resolve(Buffer.concat(parts)));
-    s.on('error', reject);
-    s.on('connect', () => s.end(payload));
-  });
-}
-
 describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 }, () => {
   const vm = vmFixture('bp');
   const { ok } = vm;
@@ -84,13 +64,7 @@ describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     // The test image: busybox, plus a static TCP/UDP echo server built here.
-    try {
-      echoServer = path.join(vm.dir, 'echo-server');
-      execFileSync('cc', ['-static', '-O2', '-o', echoServer, path.join(import.meta.dirname, '../fixtures/echo-server.c')], { stdio: 'pipe' });
-    } catch (err) {
-      echoProblem = `cannot build the static echo server with cc (${(err as Error).message.split('\n')[0]})`;
-      echoServer = undefined;
-    }
+    ({ bin: echoServer, problem: echoProblem } = buildFixture('echo-server', vm.dir));
     const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', echoServer ? { 'bin/echo-server': echoServer } : {});
     const imp = await run('docker', ['import', tarFile, 'bbp:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(imp.code, 0, imp.stderr);

@@ -1,0 +1,46 @@
+/**
+ * Small network probes the VM tests share: an echo round trip through a
+ * forwarded port, a poll that reports how long something took, and a static
+ * helper binary built from test/fixtures with the host's cc.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { waitFor } from '../../app/engine/process-util.js';
+
+/** Send `payload`, half-close, and collect everything echoed back until the peer ends. */
+export function echoRoundTrip(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+    s.on('connect', () => s.end(payload));
+  });
+}
+
+/** Poll until `check` holds; prints and returns the milliseconds it took (throws after `limitMs`). */
+export async function timeUntil(what: string, check: () => Promise<boolean>, limitMs = 15_000): Promise<number> {
+  const t0 = performance.now();
+  const okay = await waitFor(check, limitMs, 25);
+  const ms = Math.round(performance.now() - t0);
+  assert.ok(okay, `${what}: not within ${limitMs} ms`);
+  process.stdout.write(`# ${what}: ${ms} ms\n`);
+  return ms;
+}
+
+/**
+ * Build test/fixtures/NAME.c statically into DIR; the binary's path, or why
+ * it could not be built (the caller skips with that reason, never silently).
+ */
+export function buildFixture(name: string, dir: string): { bin?: string; problem?: string } {
+  const bin = path.join(dir, name);
+  try {
+    execFileSync('cc', ['-static', '-O2', '-o', bin, path.join(import.meta.dirname, `../fixtures/${name}.c`)], { stdio: 'pipe' });
+    return { bin };
+  } catch (err) {
+    return { problem: `cannot build the static ${name} with cc (${(err as Error).message.split('\n')[0]})` };
+  }
+}

@@ -6,13 +6,14 @@
  * watchers in containers. Times are printed, not asserted.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
+import { buildFixture } from '../helpers/net-probe.js';
 import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
@@ -38,13 +39,7 @@ describe('file sharing with a real VM', { skip: problem ?? false, timeout: 30 * 
     assert.equal(add.code, 0, add.stderr);
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
-    try {
-      watcher = path.join(vm.dir, 'inotify-watch');
-      execFileSync('cc', ['-static', '-O2', '-o', watcher, path.join(import.meta.dirname, '../fixtures/inotify-watch.c')], { stdio: 'pipe' });
-    } catch (err) {
-      watcherProblem = `cannot build the static inotify watcher with cc (${(err as Error).message.split('\n')[0]})`;
-      watcher = undefined;
-    }
+    ({ bin: watcher, problem: watcherProblem } = buildFixture('inotify-watch', vm.dir));
     const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', watcher ? { 'bin/inotify-watch': watcher } : {});
     const imp = await run('docker', ['import', tarFile, 'bbs:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(imp.code, 0, imp.stderr);
@@ -201,6 +196,45 @@ describe('file sharing with a real VM', { skip: problem ?? false, timeout: 30 * 
     }
   });
 
+  test('stopping the VM in the middle of a write storm corrupts nothing', async () => {
+    const storm = path.join(share, 'storm');
+    fs.mkdirSync(storm);
+    // A container writes files through the share (each written to a temporary
+    // name, synced, then renamed into place) while the host writes its own.
+    const writer = (
+      await ok([
+        'run', '-d', '-v', `${share}:/src`, 'bbs:1', 'sh', '-c',
+        'i=0; while true; do head -c 4096 /dev/urandom > /src/storm/.c$i.tmp && sync && mv /src/storm/.c$i.tmp /src/storm/c$i; i=$((i+1)); done',
+      ])
+    ).trim();
+    const hostFiles = new Map<string, string>();
+    let hostRunning = true;
+    const hostWriter = (async () => {
+      for (let i = 0; hostRunning; i++) {
+        const data = `${i} `.repeat(1000);
+        fs.writeFileSync(path.join(storm, `h${i}`), data);
+        hostFiles.set(`h${i}`, data);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 8000));
+    const stop = await vm.berth(['stop'], { timeoutMs: 180_000 });
+    hostRunning = false;
+    await hostWriter;
+    assert.equal(stop.code, 0, stop.stderr);
+    // Every file the host wrote is there, whole.
+    for (const [name, data] of hostFiles) assert.equal(fs.readFileSync(path.join(storm, name), 'utf8'), data, name);
+    // Every file the container finished is whole (4096 bytes); half-written
+    // ones only ever exist under their temporary names.
+    const done = fs.readdirSync(storm).filter((n) => n.startsWith('c'));
+    assert.ok(done.length > 0, 'the container wrote something');
+    for (const n of done) assert.equal(fs.statSync(path.join(storm, n)).size, 4096, n);
+    process.stdout.write(`# write storm: ${hostFiles.size} host files, ${done.length} container files intact\n`);
+    const again = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
+    assert.equal(again.code, 0, again.stderr);
+    await vm.docker(['rm', '-f', writer]);
+  });
+
   test('bad shares are refused with a clear error and change nothing', async () => {
     const bad = await vm.berth(['share', 'add', share, '--guest-path', '/etc']);
     assert.equal(bad.code, 1);
@@ -209,5 +243,20 @@ describe('file sharing with a real VM', { skip: problem ?? false, timeout: 30 * 
     const rel = await vm.berth(['share', 'rm', '/not/shared']);
     assert.equal(rel.code, 1);
     assert.match(rel.stderr, /is not a shared folder/);
+  });
+
+  test('docker run -v of a host folder that is not shared fails with the fix, instead of an empty folder', async () => {
+    const outside = fs.mkdtempSync(path.join('/var/tmp', 'berth-unshared-'));
+    try {
+      fs.writeFileSync(path.join(outside, 'x'), 'data');
+      const r = await vm.docker(['run', '--rm', '-v', `${outside}:/o`, 'bbs:1', 'ls', '/o']);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /is not shared with the Berth VM/);
+      assert.match(r.stderr, /berth share add/);
+      // A named volume and a shared folder still work on the same socket.
+      assert.equal((await ok(['run', '--rm', '-v', `${share}:/s`, 'bbs:1', 'echo', 'fine'])).trim(), 'fine');
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -449,7 +449,7 @@ settings
 /** The settings file itself, when no engine runs (same schema, same checks). */
 async function localSettings(paths: InstancePaths) {
   const { SettingsStore } = await import('../engine/settings/store.js');
-  return new SettingsStore(paths.settings);
+  return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
 }
 
 /** Through the engine when it runs, else straight on the file (same validation). */

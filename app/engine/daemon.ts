@@ -49,7 +49,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let settings: SettingsStore | BerthError;
   try {
-    const store = new SettingsStore(paths.settings);
+    const store = new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
     store.persistDefaults();
     settings = store;
   } catch (err) {

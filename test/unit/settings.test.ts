@@ -85,6 +85,22 @@ test('the data disk never shrinks', () => {
   }
 });
 
+test('a new instance (no data disk yet) takes any disk size; once the disk exists it only grows', () => {
+  const t = shortTempDir();
+  try {
+    const disk = path.join(t.dir, 'data.img');
+    const s = new SettingsStore(path.join(t.dir, 's.json'), { dataDisk: disk });
+    assert.equal(s.update({ diskGiB: 8 }).settings.diskGiB, 8, 'smaller than the 64 GiB default before the first start');
+    // The engine creates the disk (sparse) at the first start.
+    fs.writeFileSync(disk, '');
+    fs.truncateSync(disk, 8 * 2 ** 30);
+    assert.throws(() => s.update({ diskGiB: 4 }), (e) => isBerthError(e, 'DISK_SHRINK') && /from 8 GiB to 4 GiB/.test(e.message));
+    assert.equal(s.update({ diskGiB: 16 }).settings.diskGiB, 16);
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a corrupt file is reported, not overwritten', () => {
   const t = shortTempDir();
   try {

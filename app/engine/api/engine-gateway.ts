@@ -213,7 +213,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
       case 'settings.get':
         return new SettingsStore(paths.settings).get();
       case 'settings.update':
-        return new SettingsStore(paths.settings).update((p as { patch: unknown }).patch);
+        return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }).update((p as { patch: unknown }).patch);
       case 'ports.list':
         return { ports: [], manual: new SettingsStore(paths.settings).get().ports };
       case 'shares.list':
@@ -224,7 +224,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         return buildDiagnostics({ paths, extra: { 'status.json': { ...offlineStatus(paths), engine: false } } });
       case 'engine.factoryReset': {
         if (orphanVmPid(paths)) throw new BerthError('VM_BUSY', 'a VM of this instance still runs', 'Stop it first (Stop, or `berth stop`).');
-        return factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings) });
+        return factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }) });
       }
       case 'engine.shutdown':
         return {};

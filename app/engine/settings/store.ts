@@ -25,8 +25,25 @@ export interface UpdateResult {
 export class SettingsStore {
   private current: Settings;
 
-  constructor(private readonly file: string) {
+  /**
+   * `dataDisk`: the instance's data disk, if it has one yet: the disk size
+   * can only grow from the size of that file (a new instance takes any size).
+   */
+  constructor(
+    private readonly file: string,
+    private readonly opts: { dataDisk?: string } = {},
+  ) {
     this.current = SettingsStore.load(file);
+  }
+
+  /** The size the data disk has on the host, in GiB; undefined before the first start. */
+  private diskFloorGiB(): number | undefined {
+    if (!this.opts.dataDisk) return this.current.diskGiB;
+    try {
+      return Math.ceil(fs.statSync(this.opts.dataDisk).size / 2 ** 30);
+    } catch {
+      return undefined;
+    }
   }
 
   static load(file: string): Settings {
@@ -83,10 +100,11 @@ export class SettingsStore {
     const changed = (Object.keys(merged.data) as (keyof Settings)[]).filter(
       (k) => JSON.stringify(merged.data[k]) !== JSON.stringify(this.current[k]),
     );
-    if (changed.includes('diskGiB') && merged.data.diskGiB < this.current.diskGiB) {
+    const floor = changed.includes('diskGiB') ? this.diskFloorGiB() : undefined;
+    if (floor !== undefined && merged.data.diskGiB < floor) {
       throw new BerthError(
         'DISK_SHRINK',
-        `the data disk cannot shrink from ${this.current.diskGiB} GiB to ${merged.data.diskGiB} GiB`,
+        `the data disk cannot shrink from ${floor} GiB to ${merged.data.diskGiB} GiB`,
         'Disks only grow. To start over with a smaller disk, delete the instance (its containers, images and volumes go with it).',
       );
     }

@@ -9,6 +9,7 @@ import { formatLogLine } from '../engine/log-format.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
 import { pidAlive } from '../engine/process-util.js';
 import { BERTH_VERSION } from '../engine/version.js';
+import { addPort, addShare, removePort, removeShare } from '../engine/settings/edits.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
 import { bold, dim, formatPorts, formatShares, formatStatus, green, printError, usageHint } from './output.js';
@@ -284,10 +285,7 @@ port
       const p = { hostPort: Number(m[1]), guestPort: Number(m[2]), proto: (m[3] ?? 'tcp') as 'tcp' | 'udp', ...(opts.hostIp ? { hostIp: opts.hostIp } : {}) };
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('ports.add', p);
-        const store = await localSettings(paths);
-        const others = store.get().ports.filter((x) => !(x.hostPort === p.hostPort && x.proto === p.proto));
-        store.update({ ports: [...others, p] });
-        return { ports: [], manual: store.get().ports };
+        return { ports: [], manual: addPort(await localSettings(paths), p) };
       });
       if (g.json) return printJson(r);
       const live = r.ports.find((x) => x.hostPort === p.hostPort && x.proto === p.proto);
@@ -305,14 +303,7 @@ port
       const p = { hostPort: Number(m[1]), proto: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('ports.remove', p);
-        const store = await localSettings(paths);
-        const cur = store.get().ports;
-        const next = cur.filter((x) => !(x.hostPort === p.hostPort && x.proto === p.proto));
-        if (next.length === cur.length) {
-          throw new BerthError('BAD_REQUEST', `there is no manual forward of host port ${p.hostPort}/${p.proto}`, '`berth ports` lists the forwards.');
-        }
-        store.update({ ports: next });
-        return { ports: [], manual: next };
+        return { ports: [], manual: removePort(await localSettings(paths), p) };
       });
       if (g.json) return printJson(r);
       process.stdout.write(`Removed the forward of host port ${p.hostPort}/${p.proto}.\n`);
@@ -369,9 +360,7 @@ share
       const p = { hostPath: path.resolve(dir), ...(opts.guestPath ? { guestPath: opts.guestPath } : {}), ...(opts.readOnly ? { readOnly: true } : {}) };
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('shares.add', p);
-        const store = await localSettings(paths);
-        store.update({ shares: [...store.get().shares.filter((x) => x.hostPath !== p.hostPath), p] });
-        return { shares: [], configured: store.get().shares };
+        return { shares: [], configured: addShare(await localSettings(paths), p) };
       });
       if (g.json) return printJson(r);
       const live = r.shares.find((x) => x.hostPath === p.hostPath);
@@ -389,12 +378,7 @@ share
       const hostPath = path.resolve(dir);
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('shares.remove', { hostPath });
-        const store = await localSettings(paths);
-        const cur = store.get().shares;
-        const next = cur.filter((x) => x.hostPath !== hostPath);
-        if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${hostPath} is not a shared folder`, '`berth shares` lists the shared folders.');
-        store.update({ shares: next });
-        return { shares: [], configured: next };
+        return { shares: [], configured: removeShare(await localSettings(paths), hostPath) };
       });
       if (g.json) return printJson(r);
       process.stdout.write(`Stopped sharing ${hostPath}.\n`);

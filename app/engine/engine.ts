@@ -14,6 +14,7 @@ import { makeBindCheck } from './forward/docker-request-guard.js';
 import { PortManager, type PortView } from './forward/port-manager.js';
 import { ChangeNotifier } from './share/change-notifier.js';
 import { ShareManager, type ShareView } from './share/share-manager.js';
+import { addPort, addShare, removePort, removeShare } from './settings/edits.js';
 import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
@@ -348,24 +349,13 @@ export class Engine extends EventEmitter<{
 
   /** Share a host folder: saved in settings, mounted at once when the VM runs. */
   async sharesAdd(p: { hostPath: string; guestPath?: string; readOnly?: boolean }) {
-    const store = this.settingsStore();
-    const others = store.get().shares.filter((x) => x.hostPath !== p.hostPath);
-    const entry: Settings['shares'][number] = { hostPath: p.hostPath };
-    if (p.guestPath) entry.guestPath = p.guestPath;
-    if (p.readOnly) entry.readOnly = true;
-    store.update({ shares: [...others, entry] });
+    addShare(this.settingsStore(), p);
     await this.shares?.refresh();
     return this.sharesList();
   }
 
   async sharesRemove(p: { hostPath: string }) {
-    const store = this.settingsStore();
-    const cur = store.get().shares;
-    const next = cur.filter((x) => x.hostPath !== p.hostPath);
-    if (next.length === cur.length) {
-      throw new BerthError('BAD_REQUEST', `${p.hostPath} is not a shared folder`, '`berth shares` lists the shared folders.');
-    }
-    store.update({ shares: next });
+    removeShare(this.settingsStore(), p.hostPath);
     await this.shares?.refresh();
     return this.sharesList();
   }
@@ -396,29 +386,13 @@ export class Engine extends EventEmitter<{
 
   /** Add a manual forward: saved in settings, live at once when the VM runs. */
   async portsAdd(p: { hostPort: number; guestPort: number; proto?: 'tcp' | 'udp'; hostIp?: string }) {
-    const store = this.settingsStore();
-    const proto = p.proto ?? 'tcp';
-    const others = store.get().ports.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
-    const entry: Settings['ports'][number] = { hostPort: p.hostPort, guestPort: p.guestPort, proto };
-    if (p.hostIp) entry.hostIp = p.hostIp;
-    store.update({ ports: [...others, entry] });
+    addPort(this.settingsStore(), p);
     await this.ports?.refresh();
     return this.portsList();
   }
 
   async portsRemove(p: { hostPort: number; proto?: 'tcp' | 'udp' }) {
-    const store = this.settingsStore();
-    const proto = p.proto ?? 'tcp';
-    const cur = store.get().ports;
-    const next = cur.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
-    if (next.length === cur.length) {
-      throw new BerthError(
-        'BAD_REQUEST',
-        `there is no manual forward of host port ${p.hostPort}/${proto}`,
-        '`berth ports` lists the forwards; automatic ones go away with their container or process.',
-      );
-    }
-    store.update({ ports: next });
+    removePort(this.settingsStore(), p);
     await this.ports?.refresh();
     return this.portsList();
   }

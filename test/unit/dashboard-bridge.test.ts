@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
@@ -333,6 +334,18 @@ describe('without an engine', () => {
       assert.deepEqual(good.result.changed, ['memoryMiB']);
       assert.equal(good.result.restartRequired, true);
       assert.match((await p.call('logs.read', { source: 'engine', lines: 5 })).result.lines[0], /INFO engine stopped/);
+      // Shares and manual forwards are settings: edited while stopped, as the CLI does.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-offline-share-'));
+      try {
+        const added = await p.call('shares.add', { hostPath: dir, readOnly: true });
+        assert.ok(added.result.configured.some((x: { hostPath: string; readOnly?: boolean }) => x.hostPath === dir && x.readOnly));
+        assert.equal((await p.call('shares.remove', { hostPath: '/not/shared' })).error.code, 'BAD_REQUEST');
+        assert.ok(!(await p.call('shares.remove', { hostPath: dir })).result.configured.some((x: { hostPath: string }) => x.hostPath === dir));
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      assert.deepEqual((await p.call('ports.add', { hostPort: 18999, guestPort: 80 })).result.manual, [{ hostPort: 18999, guestPort: 80, proto: 'tcp' }]);
+      assert.deepEqual((await p.call('ports.remove', { hostPort: 18999 })).result.manual, []);
       const nr = await p.call('containers.list', {});
       assert.equal(nr.error.code, 'ENGINE_NOT_RUNNING');
       assert.match(nr.error.hint, /Start/);

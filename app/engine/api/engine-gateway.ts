@@ -6,6 +6,7 @@ import type { InstancePaths } from '../paths.js';
 import { pidAlive } from '../process-util.js';
 import { describeIssues } from '../settings/schema.js';
 import { SettingsStore } from '../settings/store.js';
+import { addPort, addShare, removePort, removeShare } from '../settings/edits.js';
 import type { VmState } from '../vm/state-machine.js';
 import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
 import type { ControlClient } from './control-client.js';
@@ -218,6 +219,16 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         return { ports: [], manual: new SettingsStore(paths.settings).get().ports };
       case 'shares.list':
         return { shares: [], configured: new SettingsStore(paths.settings).get().shares };
+      // Shares and manual forwards are settings: edited on the file while
+      // nothing runs, and live from the next start (as `berth share add` does).
+      case 'shares.add':
+        return { shares: [], configured: addShare(new SettingsStore(paths.settings), p as Parameters<typeof addShare>[1]) };
+      case 'shares.remove':
+        return { shares: [], configured: removeShare(new SettingsStore(paths.settings), p.hostPath as string) };
+      case 'ports.add':
+        return { ports: [], manual: addPort(new SettingsStore(paths.settings), p as Parameters<typeof addPort>[1]) };
+      case 'ports.remove':
+        return { ports: [], manual: removePort(new SettingsStore(paths.settings), p as Parameters<typeof removePort>[1]) };
       case 'logs.read':
         return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
       case 'diagnostics.bundle':

@@ -1,0 +1,49 @@
+import { BerthError } from '../errors.js';
+import type { Settings } from './schema.js';
+import type { SettingsStore } from './store.js';
+
+/**
+ * The edits behind `berth share add|rm` and `berth port add|rm`, one place
+ * for all callers: the engine (live), and the CLI and the dashboard's
+ * gateway when no engine runs (straight on the settings file). The store
+ * validates and persists; nothing changes when it refuses.
+ */
+type Share = Settings['shares'][number];
+type ManualPort = Settings['ports'][number];
+
+export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?: string; readOnly?: boolean }): Share[] {
+  const entry: Share = { hostPath: p.hostPath };
+  if (p.guestPath) entry.guestPath = p.guestPath;
+  if (p.readOnly) entry.readOnly = true;
+  const others = store.get().shares.filter((x) => x.hostPath !== p.hostPath);
+  return store.update({ shares: [...others, entry] }).settings.shares;
+}
+
+export function removeShare(store: SettingsStore, hostPath: string): Share[] {
+  const cur = store.get().shares;
+  const next = cur.filter((x) => x.hostPath !== hostPath);
+  if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${hostPath} is not a shared folder`, '`berth shares` lists the shared folders.');
+  return store.update({ shares: next }).settings.shares;
+}
+
+export function addPort(store: SettingsStore, p: { hostPort: number; guestPort: number; proto?: 'tcp' | 'udp'; hostIp?: string }): ManualPort[] {
+  const proto = p.proto ?? 'tcp';
+  const entry: ManualPort = { hostPort: p.hostPort, guestPort: p.guestPort, proto };
+  if (p.hostIp) entry.hostIp = p.hostIp;
+  const others = store.get().ports.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
+  return store.update({ ports: [...others, entry] }).settings.ports;
+}
+
+export function removePort(store: SettingsStore, p: { hostPort: number; proto?: 'tcp' | 'udp' }): ManualPort[] {
+  const proto = p.proto ?? 'tcp';
+  const cur = store.get().ports;
+  const next = cur.filter((m) => !(m.hostPort === p.hostPort && m.proto === proto));
+  if (next.length === cur.length) {
+    throw new BerthError(
+      'BAD_REQUEST',
+      `there is no manual forward of host port ${p.hostPort}/${proto}`,
+      '`berth ports` lists the forwards; automatic ones go away with their container or process.',
+    );
+  }
+  return store.update({ ports: next }).settings.ports;
+}

@@ -77,3 +77,13 @@ test('factory reset: refused unless the VM is stopped; then the data disk goes a
   assert.equal(new SettingsStore(paths.settings).get().memoryMiB, SettingsStore.load('/nonexistent').memoryMiB);
   assert.ok(fs.existsSync(paths.clientKey), 'keys stay');
 });
+
+test('factory reset puts a grown disk size back to the default (the disk is gone)', () => {
+  fs.writeFileSync(paths.dataDisk, '');
+  fs.truncateSync(paths.dataDisk, 2 ** 30);
+  fs.writeFileSync(paths.settings, JSON.stringify({ diskGiB: 100 }));
+  const store = new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
+  const r = factoryReset({ paths, state: 'stopped', settings: store });
+  assert.equal(r.settings.diskGiB, 64);
+  assert.deepEqual(r.kept, []);
+});

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { BerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../errors.js';
 import type { InstancePaths } from '../paths.js';
 import { SettingsSchema, type Settings } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
@@ -8,9 +8,9 @@ import type { VmState } from '../vm/state-machine.js';
 /**
  * `engine.factoryReset`: with the VM stopped, delete what the VM wrote
  * (the data disk: every container, image and volume; the config disk; the
- * serial logs) and put the settings back to their defaults. The guest keys
- * stay (the next boot would make the same kind anyway) and so does the
- * disk size, which settings refuse to shrink while the engine runs.
+ * serial logs) and put the settings back to their defaults, the disk size
+ * included. The guest keys stay (the next boot would make the same kind
+ * anyway).
  */
 export function factoryReset(o: {
   paths: Pick<InstancePaths, 'dataDisk' | 'configDisk' | 'serialLog' | 'state'>;
@@ -29,8 +29,14 @@ export function factoryReset(o: {
   }
   const current = o.settings.get();
   const defaults = SettingsSchema.parse({});
+  // The disk is gone, so its size goes back to the default too; a store
+  // that cannot see the disk refuses the shrink, and then the size is kept.
+  try {
+    return { removed, kept: [], settings: o.settings.update(defaults).settings };
+  } catch (err) {
+    if (!isBerthError(err, 'DISK_SHRINK')) throw err;
+  }
   const { diskGiB: _d, ...rest } = defaults;
   const r = o.settings.update(rest);
-  const kept = current.diskGiB !== defaults.diskGiB ? [`diskGiB=${current.diskGiB}`] : [];
-  return { removed, kept, settings: r.settings };
+  return { removed, kept: [`diskGiB=${current.diskGiB}`], settings: r.settings };
 }

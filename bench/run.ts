@@ -3,7 +3,9 @@
  * and written to bench/results.md (a table per section). Never asserted in
  * tests: numbers depend on the host (KVM vs TCG above all).
  *
- *   npm run bench -- [--runs N] [--out FILE]
+ *   npm run bench -- [--runs N] [--quick] [--out FILE]
+ *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
+ *     written to bench/soak-results.md by default)
  *
  * Uses its own BERTH_HOME in /tmp so the user's instance is untouched.
  */
@@ -21,6 +23,7 @@ import { benchPorts, HOSTFWD } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
+import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -30,7 +33,13 @@ const opt = (name: string, def: string) => {
 const RUNS = Math.max(2, Number(opt('--runs', '3')));
 /** --quick: smaller file sharing workloads (1,000 files, 100 MiB, a 5,000-file tree). */
 const QUICK = args.includes('--quick');
-const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', 'results.md')));
+const SOAK = args.includes('--soak');
+const SOAK_MINUTES = Number(opt('--soak-minutes', '30'));
+if (!(SOAK_MINUTES > 0)) {
+  process.stderr.write('bench: --soak-minutes takes a number of minutes above 0, e.g. --soak-minutes 30\n');
+  process.exit(2);
+}
+const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', SOAK ? 'soak-results.md' : 'results.md')));
 
 const home = fs.mkdtempSync('/tmp/bb-');
 const sock = path.join(home, 'default', 'docker.sock');
@@ -109,9 +118,52 @@ async function apiLatency(socketPath: string, n: number): Promise<number[]> {
   return out;
 }
 
-async function main(): Promise<void> {
-  const rows: string[] = [];
+function header(accel: string): string[] {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return [
+    '# Berth benchmark results',
+    '',
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench${SOAK ? ' -- --soak' : ''}\` on ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}.`,
+    `Accelerator: ${accel}. Under TCG (software emulation) every guest-side number is many times what KVM or Hypervisor.framework gives.`,
+    '',
+  ];
+}
+
+function writeResults(rows: string[], accel: string): void {
+  const text = [...header(accel), ...rows].join('\n');
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
+  fs.writeFileSync(OUT, text);
+  process.stdout.write(text + '\n');
+}
+
+/** --soak: start, then only the soak. */
+async function soak(): Promise<void> {
+  process.stderr.write(`bench: soak for ${SOAK_MINUTES} min, BERTH_HOME=${home}\n`);
+  await must(berth('start'), 'berth start');
+  const st = await status();
+  await must(run('docker', ['import', busyboxRootfsTar(home), 'bench-bb:1']), 'docker import');
+  const shareDir = path.join(home, 'share');
+  fs.mkdirSync(shareDir);
+  await must(berth('share', 'add', shareDir), 'berth share add');
+  const r = await runSoak(
+    {
+      docker: (a) => run('docker', a),
+      guest: async (script) => (await must(berth('shell', '--', 'sh', '-c', script), 'berth shell')).stdout,
+      enginePid: async () => (await status()).enginePid,
+      qemuPid: async () => (await status()).vmPid,
+      dockerSocket: sock,
+    },
+    { minutes: SOAK_MINUTES, image: 'bench-bb:1', shareDir, port: 18280, log: (m) => process.stderr.write(`bench: ${m}\n`) },
+  );
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+  writeResults(soakRows(r), `${st.accel} (${st.accelReason})`);
+  if (r.engineGrowthMiB > SOAK_BOUNDS.engineMiB || r.guestGrowthMiB > SOAK_BOUNDS.guestMiB || r.errors > 0) process.exitCode = 1;
+}
+
+async function main(): Promise<void> {
+  if (SOAK) return soak();
+  const rows: string[] = [];
   process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
 
   // 1. Start time: a new instance (formats the data disk), then warm starts.
@@ -287,17 +339,7 @@ async function main(): Promise<void> {
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });
 
-  const header = [
-    '# Berth benchmark results',
-    '',
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench\` on ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}.`,
-    `Accelerator: ${accel}. Under TCG (software emulation) every guest-side number is many times what KVM or Hypervisor.framework gives.`,
-    '',
-  ];
-  const text = [...header, ...rows].join('\n');
-  fs.mkdirSync(path.dirname(OUT), { recursive: true });
-  fs.writeFileSync(OUT, text);
-  process.stdout.write(text + '\n');
+  writeResults(rows, accel);
 }
 
 main().catch(async (err) => {

@@ -21,8 +21,14 @@ export function contextName(instance: string): string {
   return instance === 'default' ? 'berth' : `berth-${instance}`;
 }
 
-export function dockerHostUrl(socketPath: string): string {
-  return process.platform === 'win32' ? `npipe://${socketPath.replace(/\\/g, '/')}` : `unix://${socketPath}`;
+/**
+ * DOCKER_HOST for the socket: unix:///path, or on Windows npipe:// and the
+ * pipe name with forward slashes (\\.\pipe\berth_docker ->
+ * npipe:////./pipe/berth_docker), the form the docker CLI's own default
+ * npipe:////./pipe/docker_engine has.
+ */
+export function dockerHostUrl(socketPath: string, platform: NodeJS.Platform = process.platform): string {
+  return platform === 'win32' ? `npipe://${socketPath.replace(/\\/g, '/')}` : `unix://${socketPath}`;
 }
 
 function metaFile(name: string): string {
@@ -43,10 +49,10 @@ export interface ContextResult {
 }
 
 /** Create or refresh Berth's context for an instance; another owner's context wins. */
-export function ensureDockerContext(instance: string, socketPath: string): ContextResult {
+export function ensureDockerContext(instance: string, socketPath: string, platform: NodeJS.Platform = process.platform): ContextResult {
   const name = contextName(instance);
   const file = metaFile(name);
-  const host = dockerHostUrl(socketPath);
+  const host = dockerHostUrl(socketPath, platform);
   let existing: ContextMeta | undefined;
   try {
     existing = readJsonIfExists(file) as ContextMeta | undefined;

@@ -6,6 +6,7 @@ import { BerthError } from '../errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import type { Accelerator, GuestArch } from './driver.js';
 import { findQemu, serialConsole } from './qemu.js';
+import { hardwareAccel, nativeGuestArch, thisHost, type QemuHost } from './qemu-host.js';
 
 export interface AccelChoice {
   accel: Accelerator;
@@ -25,14 +26,11 @@ interface ProbeInput {
   requested: Accelerator | 'auto';
   cacheFile: string;
   timeoutMs?: number;
+  /** The host QEMU runs on (tests simulate others); default this one. */
+  host?: QemuHost;
 }
 
-/** Native accelerator of this host, if the OS has one. */
-function nativeAccel(): Accelerator | undefined {
-  if (process.platform === 'linux') return 'kvm';
-  if (process.platform === 'darwin') return 'hvf';
-  return undefined;
-}
+const HOST_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
 
 /** Changes at every host boot, so a cached verdict never outlives a reboot. */
 function bootId(): string {
@@ -62,12 +60,33 @@ export async function chooseAccelerator(input: ProbeInput): Promise<AccelChoice>
     }
     return { accel: env as Accelerator, reason: 'set by BERTH_ACCEL', cached: false };
   }
+  const host = input.host ?? thisHost();
+  // Hardware acceleration runs only guests of the host's own architecture;
+  // anything else is emulated by TCG, whatever the OS offers.
+  const hw = hardwareAccel(host, input.arch);
+  const hostArch = HOST_ARCH[host.arch] ?? host.arch;
   if (input.requested !== 'auto') {
+    if (input.requested !== 'tcg' && input.requested !== hw) {
+      const why =
+        nativeGuestArch(host.arch) !== input.arch
+          ? `an ${input.arch} guest cannot use ${input.requested} on this ${hostArch} host (hardware acceleration runs only the host's own architecture)`
+          : `${input.requested} is not this host's accelerator (${hw ?? 'it has none QEMU can use'})`;
+      throw new BerthError(
+        'ACCEL_UNAVAILABLE',
+        `the accelerator set in settings cannot be used: ${why}`,
+        `Let Berth pick: \`berth settings set accel=auto\` (or accel=tcg${hw ? ` or accel=${hw}` : ''}).`,
+      );
+    }
     return { accel: input.requested, reason: 'set in settings', cached: false };
   }
-  const native = nativeAccel();
-  if (!native) return { accel: 'tcg', reason: 'no hardware accelerator on this OS', cached: false };
-  if (native === 'hvf') return { accel: 'hvf', reason: 'macOS Hypervisor.framework', cached: false };
+  if (!hw) {
+    const reason =
+      nativeGuestArch(host.arch) !== input.arch
+        ? `an ${input.arch} guest on this ${hostArch} host has no hardware acceleration; using TCG (emulation), which is much slower`
+        : 'no hardware accelerator QEMU can use on this OS; using TCG, which is much slower';
+    return { accel: 'tcg', reason, cached: false };
+  }
+  if (hw === 'hvf') return { accel: 'hvf', reason: 'macOS Hypervisor.framework', cached: false };
 
   try {
     fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);

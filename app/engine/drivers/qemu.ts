@@ -5,6 +5,7 @@ import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
 import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
+import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, thisHost, type QemuHost } from './qemu-host.js';
 import { QmpClient } from './qmp.js';
 
 /** The QEMU binary for a guest architecture; $BERTH_QEMU overrides. */
@@ -226,14 +227,33 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
   }
 }
 
+/** buildQemuArgs adapted to the host (macOS CPU model, EFI firmware): see qemu-host.ts. */
+function hostQemuArgs(spec: VmSpec, qemu: string, host: QemuHost): string[] {
+  const firmware = spec.efi ? findEdk2Firmware(spec.arch, qemu) : undefined;
+  if (spec.efi) {
+    if (!firmware) {
+      throw new BerthError(
+        'QEMU_FAILED',
+        `EFI boot needs QEMU's edk2 firmware for ${spec.arch}, and it was not found`,
+        'Homebrew\'s `qemu` ships it; on Debian/Ubuntu install `ovmf` (x86_64) or `qemu-efi-aarch64` (arm64).',
+      );
+    }
+    ensureVariableStore(spec.efi, firmware);
+  }
+  return adaptQemuArgsForHost(buildQemuArgs(spec), spec, { host, firmware });
+}
+
 export class QemuDriver implements Driver {
   readonly name = 'qemu';
+
+  /** `host`: the OS and CPU QEMU runs on (tests simulate a Mac); default this one. */
+  constructor(private readonly host: QemuHost = thisHost()) {}
 
   async start(spec: VmSpec): Promise<RunningVm> {
     const qemu = findQemu(spec.arch);
     fs.rmSync(spec.pidFile, { force: true });
     fs.rmSync(spec.controlSocket, { force: true });
-    const args = buildQemuArgs(spec);
+    const args = hostQemuArgs(spec, qemu, this.host);
     // With -daemonize the first process exits once the VM is set up: a bad
     // flag, a missing file or an unusable accelerator shows up as its exit
     // status and stderr.
@@ -248,12 +268,15 @@ export class QemuDriver implements Driver {
     if (code !== 0) {
       const first = stderr.trim().split('\n')[0] || `exit status ${code}`;
       const kvm = /kvm/i.test(stderr);
+      const hvf = !kvm && /\bhvf\b|HV_ERROR|HV_UNSUPPORTED|HV_DENIED/i.test(stderr);
       throw new BerthError(
-        kvm ? 'KVM_UNUSABLE' : 'QEMU_FAILED',
+        kvm ? 'KVM_UNUSABLE' : hvf ? 'ACCEL_UNAVAILABLE' : 'QEMU_FAILED',
         `QEMU did not start: ${first}`,
         kvm
           ? 'KVM is not usable here. Check that your user can open /dev/kvm (the kvm group), or set the accelerator to tcg: `berth settings set accel=tcg`.'
-          : 'Check the QEMU installation; `berth logs --engine` shows the full command line.',
+          : hvf
+            ? 'Hypervisor.framework refused the VM (inside another VM it needs nested virtualization). Set the accelerator to tcg: `berth settings set accel=tcg`, or use vfkit: `berth settings set driver=vfkit`.'
+            : 'Check the QEMU installation; `berth logs --engine` shows the full command line.',
         `${qemu} ${args.join(' ')}\n${stderr.trim()}`,
       );
     }

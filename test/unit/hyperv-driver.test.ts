@@ -172,6 +172,21 @@ test('Hyper-V needs an EFI VHDX image and VHD(X) disks', () => {
   assert.throws(() => hypervMac('zz:00'), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'));
 });
 
+test('a data disk with a size is made by Hyper-V: dynamic VHDX when missing, grown when smaller', () => {
+  const sized: VmSpec = { ...spec, disks: [spec.disks[0]!, { ...spec.disks[1]!, sizeBytes: 64 * 1024 ** 3 }] };
+  const lines = body(buildCreateScript(sized, { switchName: 'Default Switch' }));
+  const at = lines.indexOf("$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'");
+  assert.ok(at > 0, lines.join('\n'));
+  assert.deepEqual(lines.slice(at + 1, at + 4), [
+    'if (-not (Test-Path -LiteralPath $disk)) { New-VHD -Path $disk -SizeBytes 68719476736 -Dynamic | Out-Null }',
+    'elseif ((Get-VHD -Path $disk).Size -lt 68719476736) { Resize-VHD -Path $disk -SizeBytes 68719476736 }',
+    "Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 2 -Path 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
+  ]);
+  // Read-only disks are never created or resized.
+  const ro = body(buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, sizeBytes: 1 }] }, { switchName: 'x' })).join('\n');
+  assert.doesNotMatch(ro, /New-VHD -Path \$disk/);
+});
+
 test('stop: graceful through the shutdown service as a job, forced with -TurnOff', () => {
   const graceful = body(buildStopScript(spec, false)).join('\n');
   assert.match(graceful, /\$job = Stop-VM -Name 'berth-default' -Force -AsJob\n {2}Wait-Job -Job \$job -Timeout 3 \| Out-Null/);

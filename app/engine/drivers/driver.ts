@@ -7,7 +7,8 @@ import type { EventEmitter } from 'node:events';
  * It knows nothing about Docker, ssh sessions or sockets.
  */
 export type GuestArch = 'x86_64' | 'aarch64';
-export type Accelerator = 'kvm' | 'tcg' | 'hvf';
+/** QEMU's accelerators, and `hyperv` for the Hyper-V driver (vfkit runs on hvf). */
+export type Accelerator = 'kvm' | 'tcg' | 'hvf' | 'hyperv';
 
 export interface DiskSpec {
   path: string;
@@ -15,6 +16,11 @@ export interface DiskSpec {
   serial: string;
   readonly: boolean;
   format: 'raw';
+  /**
+   * Drivers that make the disk themselves (Hyper-V: a dynamic VHDX) create
+   * it at this size when it is missing and grow it when it is smaller.
+   */
+  sizeBytes?: number;
 }
 
 export interface VmSpec {

@@ -146,7 +146,10 @@ function requireVhd(what: string, p: string): string {
       'Use the Hyper-V build of the guest image (VHDX), or create the disk with `New-VHD`.',
     );
   }
-  if (!path.win32.isAbsolute(p) || /^[\\/](?![\\/])/.test(p)) {
+  // A drive or UNC path. Off Windows (the contract tests simulate Hyper-V
+  // on Linux) the host's own absolute paths pass too.
+  const windowsAbsolute = path.win32.isAbsolute(p) && !/^[\\/](?![\\/])/.test(p);
+  if (!windowsAbsolute && !(process.platform !== 'win32' && path.posix.isAbsolute(p))) {
     throw new BerthError('VM_SPEC_UNSUPPORTED', `the ${what} path ${p} is not an absolute Windows path`, 'This is a bug in Berth; please report it.');
   }
   return p;
@@ -206,7 +209,11 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
     );
   };
   attach(0, requireVhd('EFI boot disk', spec.efi.image), true, 'berth-efi');
-  spec.disks.forEach((d, i) => attach(i + 1, requireVhd(`disk ${d.serial}`, d.path), d.readonly, d.serial));
+  spec.disks.forEach((d, i) => {
+    const file = requireVhd(`disk ${d.serial}`, d.path);
+    if (d.sizeBytes !== undefined && !d.readonly) lines.push(...ensureVhdLines(file, d.sizeBytes));
+    attach(i + 1, file, d.readonly, d.serial);
+  });
   lines.push(
     '$bootDisk = Get-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0',
     'Set-VMFirmware -VMName $name -EnableSecureBoot Off -FirstBootDevice $bootDisk',
@@ -218,6 +225,21 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
     'Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString(); id = $vm.Id.ToString(); notes = $vm.Notes }',
   );
   return wrapScript('create', lines.join('\n'));
+}
+
+/**
+ * A writable disk Hyper-V makes itself: a dynamic VHDX (New-VHD -Dynamic,
+ * space taken as the guest writes) created when missing and grown
+ * (Resize-VHD) when smaller than asked; never shrunk. VHDX sizes are whole
+ * MiB.
+ */
+export function ensureVhdLines(file: string, sizeBytes: number): string[] {
+  const size = Math.ceil(sizeBytes / (1024 * 1024)) * 1024 * 1024;
+  return [
+    `$disk = ${psQuote(file)}`,
+    `if (-not (Test-Path -LiteralPath $disk)) { New-VHD -Path $disk -SizeBytes ${size} -Dynamic | Out-Null }`,
+    `elseif ((Get-VHD -Path $disk).Size -lt ${size}) { Resize-VHD -Path $disk -SizeBytes ${size} }`,
+  ];
 }
 
 /** The VM's state (Get-VM), and the worker process id when Hyper-V tells it. */
@@ -436,6 +458,8 @@ export interface HypervDriverOptions {
   pollMs?: number;
   /** COM1 pipe path for a spec (tests use a unix socket). */
   comPipe?: (spec: VmSpec) => string;
+  /** The guest's sshd port (22; tests point it at a fake guest). */
+  sshPort?: number;
 }
 
 type Options = Required<Omit<HypervDriverOptions, 'powershell'>>;
@@ -577,7 +601,7 @@ class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
       timeoutMs,
       2000,
     );
-    if (ip) return { host: ip, port: 22 };
+    if (ip) return { host: ip, port: this.o.sshPort };
     if (this.exited) throw new BerthError('VM_EXITED', 'the VM exited before it got a network address', 'The serial log may say why: `berth logs --serial`.');
     throw new BerthError(
       'GUEST_UNREACHABLE',
@@ -597,6 +621,7 @@ export class HypervDriver implements Driver {
       switchName: options.switchName ?? (process.env.BERTH_HYPERV_SWITCH || 'Default Switch'),
       pollMs: options.pollMs ?? 3000,
       comPipe: options.comPipe ?? comPipePath,
+      sshPort: options.sshPort ?? 22,
     };
   }
 

@@ -280,6 +280,8 @@ export interface VfkitDriverOptions {
   startTimeoutMs?: number;
   /** Liveness poll interval. */
   pollMs?: number;
+  /** The guest's sshd port (22; tests point it at a fake guest). */
+  sshPort?: number;
 }
 
 class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
@@ -290,7 +292,7 @@ class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
     readonly pid: number,
     private readonly spec: VmSpec,
     private readonly rest: VfkitRest,
-    private readonly o: Required<Pick<VfkitDriverOptions, 'leasesFile' | 'pollMs'>>,
+    private readonly o: Required<Pick<VfkitDriverOptions, 'leasesFile' | 'pollMs' | 'sshPort'>>,
     child?: ChildProcess,
   ) {
     super();
@@ -378,7 +380,7 @@ class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
       timeoutMs,
       250,
     );
-    if (ip) return { host: ip, port: 22 };
+    if (ip) return { host: ip, port: this.o.sshPort };
     if (!this.alive()) throw new BerthError('VM_EXITED', 'the VM exited before it got a network address', 'The serial log may say why: `berth logs --serial`.');
     throw new BerthError(
       'GUEST_UNREACHABLE',
@@ -398,6 +400,7 @@ export class VfkitDriver implements Driver {
       leasesFile: options.leasesFile ?? DHCP_LEASES_FILE,
       startTimeoutMs: options.startTimeoutMs ?? 20_000,
       pollMs: options.pollMs ?? 2000,
+      sshPort: options.sshPort ?? 22,
     };
   }
 
@@ -475,7 +478,7 @@ export class VfkitDriver implements Driver {
         /* not created (yet) */
       }
     }
-    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs }, child);
+    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs, sshPort: this.o.sshPort }, child);
   }
 
   async attach(spec: VmSpec): Promise<RunningVm | null> {
@@ -492,6 +495,6 @@ export class VfkitDriver implements Driver {
       if (await rest.state(1000).then(() => true, () => false)) break;
       await sleep(100);
     }
-    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs });
+    return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs, sshPort: this.o.sshPort });
   }
 }

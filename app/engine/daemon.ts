@@ -8,7 +8,7 @@ import { factoryReset } from './api/factory-reset.js';
 import { readLog } from './api/log-read.js';
 import { dockerHandlers } from './docker/docker-handlers.js';
 import { DockerApi } from './docker/docker-api.js';
-import { QemuDriver } from './drivers/qemu.js';
+import { driverFactory } from './drivers/driver-select.js';
 import { Engine } from './engine.js';
 import { BerthError } from './errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
@@ -61,7 +61,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const engine = new Engine({
     paths,
     log,
-    driver: new QemuDriver(),
+    drivers: driverFactory(),
     images: new ImageStore(cacheDir()),
     settings,
     accelCacheFile: path.join(cacheDir(), 'accel-probe.json'),

@@ -4,8 +4,11 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { VmStatus } from './api/contract.js';
 import { chooseAccelerator, type AccelChoice } from './drivers/accel-probe.js';
-import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
-import { serialConsole } from './drivers/qemu.js';
+import { defaultGuestTraits, sshEndpointOf, type Driver, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec } from './drivers/driver.js';
+import type { DriverChoice, DriverFactory } from './drivers/driver-select.js';
+import type { DriverName } from './drivers/host-detect.js';
+import { writeFixedVhd } from './drivers/vhd.js';
+import { buildVmSpec } from './drivers/vm-spec.js';
 import { contextName, dockerHostUrl, ensureDockerContext, type ContextResult } from './docker/context.js';
 import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
 import { DockerApi } from './docker/docker-api.js';
@@ -28,7 +31,13 @@ import { VmStateMachine, type StartPhase, type StateChange } from './vm/state-ma
 
 /** What survives an engine restart so a new engine can reattach to the VM. */
 interface RunState {
+  /** The driver that runs the VM (absent in state files of older engines: qemu). */
+  driver?: string;
+  driverReason?: string;
+  /** QEMU's loopback forward to the guest's sshd (unused by vfkit and Hyper-V). */
   sshPort: number;
+  /** Where the guest's sshd answered. */
+  ssh?: SshEndpoint;
   accel: AccelChoice['accel'];
   accelReason: string;
   startedAt: string;
@@ -41,7 +50,12 @@ interface RunState {
 export interface EngineOptions {
   paths: InstancePaths;
   log: Logger;
-  driver: Driver;
+  /**
+   * Where drivers come from: the `driver` setting and the host decide
+   * (driver-select.ts). Tests may give one fixed `driver` instead.
+   */
+  drivers?: DriverFactory;
+  driver?: Driver;
   images: ImageStore;
   /** The settings store, or the error that loading it raised. */
   settings: SettingsStore | BerthError;
@@ -84,6 +98,10 @@ export class Engine extends EventEmitter<{
   private startPromise?: Promise<VmStatus>;
   private stopPromise?: Promise<VmStatus>;
   private reattaching?: Promise<boolean>;
+  /** The driver of the VM that runs or starts, and why it was chosen. */
+  private driver?: Driver;
+  private driverChoice?: Pick<DriverChoice, 'reason' | 'warnings'>;
+  private vmSpec?: VmSpec;
   /** When the VM went down by itself lately (for the restart budget). */
   private crashes: { at: number; reason: string }[] = [];
   private recoveryTimer?: NodeJS.Timeout;
@@ -122,7 +140,7 @@ export class Engine extends EventEmitter<{
     const st: VmStatus = {
       instance: this.paths.name,
       state: this.sm.state,
-      driver: this.o.driver.name,
+      driver: this.driver?.name ?? this.o.driver?.name ?? s?.driver ?? 'auto',
       cpus: r?.cpus ?? s?.cpus ?? 0,
       memoryMiB: r?.memoryMiB ?? s?.memoryMiB ?? 0,
       diskGiB: r?.diskGiB ?? s?.diskGiB ?? 0,
@@ -133,10 +151,13 @@ export class Engine extends EventEmitter<{
     if (this.sm.state === 'starting' && this.phase) st.phase = this.phase;
     const err = this.sm.error;
     if (err) st.error = err;
+    const why = this.driver ? this.driverChoice?.reason : undefined;
+    if (why) st.driverReason = why;
     if (r) {
       st.accel = r.accel;
       st.accelReason = r.accelReason;
-      st.sshPort = r.sshPort;
+      st.sshPort = r.ssh?.port ?? r.sshPort;
+      if (r.ssh) st.sshHost = r.ssh.host;
       st.startedAt = r.startedAt;
     }
     if (this.vm) st.vmPid = this.vm.pid;
@@ -192,25 +213,24 @@ export class Engine extends EventEmitter<{
       const settings = this.settingsStore().get();
       ensurePrivateDir(this.paths.dir);
       this.keys = ensureGuestKeys(this.paths.keysDir, this.paths.clientKey, this.paths.hostKey, this.paths.name);
+      // The driver first: a driver that cannot run here fails before any image work.
+      const driver = await this.selectDriver(settings);
       this.timings.prepareMs = Date.now() - t0;
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
       const image = await this.o.images.ensure({ build: true, progress: (m) => this.progress('image', m) });
       this.image = image;
-      const accel = await chooseAccelerator({
-        arch: this.o.images.arch,
-        kernel: image.kernel,
-        initrd: image.initrd,
-        requested: settings.accel,
-        cacheFile: this.o.accelCacheFile,
-      });
+      const accel = await this.chooseAccel(driver, settings, image);
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
       this.timings.imageMs = Date.now() - tImage;
 
-      this.prepareDisks(settings, image);
+      const traits = this.traits(driver);
+      this.prepareDisks(settings, traits, driver.name);
       const sshPort = await freeLoopbackPort();
       this.run = {
+        driver: driver.name,
+        driverReason: this.driverChoice?.reason,
         sshPort,
         accel: accel.accel,
         accelReason: accel.reason,
@@ -220,12 +240,13 @@ export class Engine extends EventEmitter<{
         memoryMiB: settings.memoryMiB,
         diskGiB: settings.diskGiB,
       };
-      const spec = this.spec(this.run, image);
+      const spec = this.spec(this.run, image, driver);
+      this.vmSpec = spec;
 
       const tBoot = Date.now();
-      this.progress('boot', `booting the VM (${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
+      this.progress('boot', `booting the VM (${driver.name}, ${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
       rotate(this.paths.serialLog);
-      this.vm = await this.o.driver.start(spec);
+      this.vm = await driver.start(spec);
       this.watchVm(this.vm);
       writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
       this.timings.bootMs = Date.now() - tBoot;
@@ -248,10 +269,19 @@ export class Engine extends EventEmitter<{
   private async connectGuest(tBoot: number, slow: boolean): Promise<void> {
     const vm = this.vm!;
     const keys = this.keys!;
+    const bootTimeout = env('BERTH_BOOT_TIMEOUT_MS', slow ? 240_000 : 60_000);
     this.progress('guest', 'waiting for the guest to answer on ssh');
+    // QEMU forwards a loopback port; vfkit and Hyper-V guests are reached at
+    // the address their NAT's DHCP gave them, which the driver finds.
+    const endpoint = await sshEndpointOf(vm, this.vmSpec!, bootTimeout).catch((err: unknown) => {
+      if (!vm.alive()) throw this.guestDied('the VM exited while booting');
+      throw err;
+    });
+    this.run!.ssh = endpoint;
+    if (endpoint.host !== '127.0.0.1') this.o.log.info({ endpoint }, 'guest address');
     const session = new GuestSession({
-      host: '127.0.0.1',
-      port: this.run!.sshPort,
+      host: endpoint.host,
+      port: endpoint.port,
       privateKey: keys.clientPrivate,
       hostPublicKey: keys.hostPublic,
       log: this.o.log,
@@ -264,7 +294,7 @@ export class Engine extends EventEmitter<{
     const bootFailed = () => {
       if (!vm.alive()) throw this.guestDied('the VM exited while booting');
     };
-    await session.connect(env('BERTH_BOOT_TIMEOUT_MS', slow ? 240_000 : 60_000), bootFailed).catch((err) => {
+    await session.connect(bootTimeout, bootFailed).catch((err) => {
       if (err instanceof BerthError && err.code === 'GUEST_TIMEOUT') {
         throw new BerthError(err.code, err.message, err.hint, tailFile(this.paths.serialLog, 25).join('\n'));
       }
@@ -412,33 +442,80 @@ export class Engine extends EventEmitter<{
     );
   }
 
-  private spec(run: RunState, image: GuestImage): VmSpec {
-    const arch = this.o.images.arch;
-    return {
-      name: this.paths.name,
-      arch,
+  /** The driver for this start: fixed by the caller (tests), else the setting and the host decide. */
+  private async selectDriver(settings: Settings): Promise<Driver> {
+    if (this.o.driver) {
+      this.driver = this.o.driver;
+      this.driverChoice = { reason: `${this.o.driver.name}, given by the caller`, warnings: [] };
+      return this.o.driver;
+    }
+    if (!this.o.drivers) throw new BerthError('INTERNAL', 'the engine has no driver factory', 'This is a bug in Berth; please report it.');
+    this.progress('prepare', settings.driver === 'auto' ? 'choosing the VM driver for this host' : `checking the ${settings.driver} driver`);
+    const sel = await this.o.drivers.select(settings.driver, this.o.images.arch);
+    this.driver = sel.driver;
+    this.driverChoice = sel.choice;
+    this.o.log.info({ driver: sel.choice.name, reason: sel.choice.reason, warnings: sel.choice.warnings }, 'driver');
+    return sel.driver;
+  }
+
+  /** The driver that runs the VM an earlier engine left (its state file names it). */
+  private driverFor(run: RunState): Driver {
+    if (this.o.driver) return this.o.driver;
+    if (!this.o.drivers) throw new BerthError('INTERNAL', 'the engine has no driver factory', 'This is a bug in Berth; please report it.');
+    return this.o.drivers.byName((run.driver ?? 'qemu') as DriverName);
+  }
+
+  /** QEMU picks its accelerator (probe, setting); vfkit and Hyper-V have their own hypervisor. */
+  private async chooseAccel(driver: Driver, settings: Settings, image: GuestImage): Promise<AccelChoice> {
+    if (driver.name === 'vfkit' || driver.name === 'hyperv') {
+      if (settings.accel !== 'auto') this.o.log.warn({ accel: settings.accel, driver: driver.name }, 'the accel setting applies to the QEMU driver only; ignored');
+      return driver.name === 'vfkit'
+        ? { accel: 'hvf', reason: 'Virtualization.framework (through vfkit)', cached: false }
+        : { accel: 'hyperv', reason: 'the Windows hypervisor (Hyper-V)', cached: false };
+    }
+    return chooseAccelerator({
+      arch: this.o.images.arch,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      requested: settings.accel,
+      cacheFile: this.o.accelCacheFile,
+      host: this.o.drivers?.host,
+    });
+  }
+
+  private traits(driver: Driver): GuestTraits {
+    return driver.guestTraits?.(this.o.images.arch) ?? defaultGuestTraits(this.o.images.arch);
+  }
+
+  private spec(run: RunState, image: GuestImage, driver: Driver): VmSpec {
+    return buildVmSpec(driver.name, this.traits(driver), {
+      paths: this.paths,
+      image,
+      arch: this.o.images.arch,
       accel: run.accel,
       cpus: run.cpus,
       memoryMiB: run.memoryMiB,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      cmdline: `console=${serialConsole(arch)} quiet panic=-1 apparmor=0`,
-      disks: [
-        { path: image.rootfs, serial: 'berth-root', readonly: true, format: 'raw' },
-        { path: this.paths.dataDisk, serial: 'berth-data', readonly: false, format: 'raw' },
-        { path: this.paths.configDisk, serial: 'berth-cfg', readonly: true, format: 'raw' },
-      ],
+      diskGiB: run.diskGiB,
       sshHostPort: run.sshPort,
       // BERTH_QEMU_HOSTFWD=28080:18080,... adds QEMU's own loopback forwards (benchmarks).
       extraHostForwards: (process.env.BERTH_QEMU_HOSTFWD ?? '').split(',').filter(Boolean),
-      serialLog: this.paths.serialLog,
-      pidFile: this.paths.qemuPid,
-      controlSocket: this.paths.qmpSocket,
-    };
+    });
   }
 
-  private prepareDisks(settings: Settings, _image: GuestImage): void {
-    const want = settings.diskGiB * 1024 ** 3;
+  private prepareDisks(settings: Settings, traits: GuestTraits, driver: string): void {
+    // Hyper-V makes its data disk itself (a dynamic VHDX, hyperv.ts).
+    if (driver !== 'hyperv') this.growRawDataDisk(settings.diskGiB);
+    writeConfigDisk(this.paths.configDir, this.paths.configDisk, {
+      authorizedKeys: this.keys!.clientPublic,
+      hostPrivateKey: this.keys!.hostPrivate,
+      hostPublicKey: this.keys!.hostPublic,
+      env: { BERTH_NET: traits.network, BERTH_HOSTNAME: 'berth', BERTH_INSTANCE: this.paths.name },
+    });
+    if (driver === 'hyperv') writeFixedVhd(this.paths.configDisk, this.paths.configVhd);
+  }
+
+  private growRawDataDisk(diskGiB: number): void {
+    const want = diskGiB * 1024 ** 3;
     let size = -1;
     try {
       size = fs.statSync(this.paths.dataDisk).size;
@@ -452,12 +529,6 @@ export class Engine extends EventEmitter<{
       fs.ftruncateSync(fd, want);
       fs.closeSync(fd);
     }
-    writeConfigDisk(this.paths.configDir, this.paths.configDisk, {
-      authorizedKeys: this.keys!.clientPublic,
-      hostPrivateKey: this.keys!.hostPrivate,
-      hostPublicKey: this.keys!.hostPublic,
-      env: { BERTH_NET: 'static', BERTH_HOSTNAME: 'berth', BERTH_INSTANCE: this.paths.name },
-    });
   }
 
   private watchVm(vm: RunningVm): void {
@@ -583,6 +654,9 @@ export class Engine extends EventEmitter<{
     this.session = undefined;
     this.vm = undefined;
     this.run = undefined;
+    this.driver = undefined;
+    this.driverChoice = undefined;
+    this.vmSpec = undefined;
     this.attached = false;
     this.timings = {};
     fs.rmSync(this.paths.state, { force: true });
@@ -611,8 +685,10 @@ export class Engine extends EventEmitter<{
   private async doReattach(): Promise<boolean> {
     const run = readJsonIfExists(this.paths.state) as RunState | undefined;
     const image = run?.sshPort && run.imageDir ? await this.o.images.verify(run.imageDir).catch(() => undefined) : undefined;
-    const vm = run && image ? await this.o.driver.attach(this.spec(run, image)) : null;
-    if (!run || !image || !vm) {
+    const driver = run && image ? this.driverFor(run) : undefined;
+    const spec = run && image && driver ? this.spec(run, image, driver) : undefined;
+    const vm = driver && spec ? await driver.attach(spec) : null;
+    if (!run || !image || !vm || !driver) {
       fs.rmSync(this.paths.state, { force: true });
       return false;
     }
@@ -625,6 +701,9 @@ export class Engine extends EventEmitter<{
       this.run = run;
       this.image = image;
       this.vm = vm;
+      this.driver = driver;
+      this.driverChoice = { reason: run.driverReason ?? `${driver.name} (reattached)`, warnings: [] };
+      this.vmSpec = spec;
       this.watchVm(vm);
       this.attached = true;
       await this.connectGuest(t0, run.accel === 'tcg');
@@ -646,8 +725,8 @@ export class Engine extends EventEmitter<{
       throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start`.');
     }
     return {
-      host: '127.0.0.1',
-      port: this.run.sshPort,
+      host: this.run.ssh?.host ?? '127.0.0.1',
+      port: this.run.ssh?.port ?? this.run.sshPort,
       user: 'root',
       privateKeyPath: this.paths.clientKey,
       hostPublicKey: this.keys.hostPublic,

@@ -38,7 +38,7 @@ const handlers: Handlers = {
   },
   'vm.stop': async () => status(),
   'vm.restart': async () => status(),
-  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [], shares: [] }),
+  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', driver: 'auto', portBind: 'loopback', ports: [], shares: [] }),
   'settings.update': async () => {
     throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
   },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
-import { ACCELERATORS } from '../settings/schema.js';
+import { ACCELERATORS, DRIVER_SETTINGS } from '../settings/schema.js';
 import { START_PHASES, VM_STATES } from '../vm/state-machine.js';
 
 /**
@@ -23,7 +23,7 @@ export const ErrorInfoSchema = z.object({
   details: z.string().optional(),
 });
 
-export const AcceleratorSchema = z.enum(['kvm', 'tcg', 'hvf']);
+export const AcceleratorSchema = z.enum(['kvm', 'tcg', 'hvf', 'hyperv']);
 
 export const TimingsSchema = z
   .object({
@@ -55,7 +55,10 @@ export const VmStatusSchema = z.object({
   state: z.enum(VM_STATES),
   phase: z.enum(START_PHASES).optional(),
   error: ErrorInfoSchema.optional(),
+  /** The driver running the VM; while none runs, the `driver` setting. */
   driver: z.string(),
+  /** Why that driver (auto's choice and what it passed over, or the setting). */
+  driverReason: z.string().optional(),
   accel: AcceleratorSchema.optional(),
   accelReason: z.string().optional(),
   cpus: z.number(),
@@ -67,6 +70,8 @@ export const VmStatusSchema = z.object({
   enginePid: z.number(),
   vmPid: z.number().optional(),
   sshPort: z.number().optional(),
+  /** Where the engine reaches the guest's sshd (loopback for QEMU, the guest's address for vfkit and Hyper-V). */
+  sshHost: z.string().optional(),
   startedAt: z.string().optional(),
   attached: z.boolean().optional(),
   /** The VM's last unexpected exit under this engine, and how many in the last 10 minutes. */
@@ -91,6 +96,7 @@ export const SettingsViewSchema = z.object({
   memoryMiB: z.number(),
   diskGiB: z.number(),
   accel: z.enum(ACCELERATORS),
+  driver: z.enum(DRIVER_SETTINGS),
   portBind: z.enum(['loopback', 'all']),
   ports: z.array(ManualPortViewSchema),
   shares: z.array(ShareSettingSchema),

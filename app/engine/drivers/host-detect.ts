@@ -5,6 +5,7 @@ import path from 'node:path';
 import { BerthError, type ErrorInfo } from '../errors.js';
 import { findExecutable } from '../process-util.js';
 import { buildProbeScript, hypervError, parsePsResult, POWERSHELL_ARGS } from './hyperv.js';
+import type { GuestArch } from './driver.js';
 import { nativeGuestArch } from './qemu-host.js';
 
 /**
@@ -137,17 +138,42 @@ async function hvSupport(f: HostFacts): Promise<boolean | undefined> {
   return r.stdout.trim() === '1';
 }
 
-async function checkQemu(f: HostFacts): Promise<DriverCheck> {
+/** What the drivers are checked for: the guest image's architecture (default: the host's own). */
+export interface DetectOptions {
+  guestArch?: GuestArch;
+}
+
+/**
+ * Virtualization.framework and Hyper-V run guests of the host's own
+ * architecture only (Rosetta runs amd64 programs inside an arm64 guest, not
+ * an amd64 guest); QEMU emulates the others with TCG.
+ */
+function foreignGuest(driver: DriverName, f: HostFacts, guest: GuestArch | undefined): DriverCheck | undefined {
+  const native = nativeGuestArch(f.arch);
+  if (!guest || !native || guest === native) return undefined;
+  const what = driver === 'vfkit' ? 'Virtualization.framework' : 'Hyper-V';
+  return unusable(
+    driver,
+    problem(
+      'UNSUPPORTED_HOST',
+      `${what} cannot run an ${guest} guest on this ${native} host`,
+      `Use the ${native} guest image, or the QEMU driver, which emulates ${guest} (much slower): \`berth settings set driver=qemu\`.`,
+    ),
+  );
+}
+
+async function checkQemu(f: HostFacts, guestArch?: GuestArch): Promise<DriverCheck> {
   if (f.platform === 'win32') {
     return unusable(
       'qemu',
       problem('UNSUPPORTED_OS', 'the QEMU driver runs on Linux and macOS', 'On Windows Berth runs its VM with Hyper-V.'),
     );
   }
-  const guest = nativeGuestArch(f.arch);
-  if (!guest) {
+  const native = nativeGuestArch(f.arch);
+  if (!native) {
     return unusable('qemu', problem('UNSUPPORTED_HOST', `a ${f.arch} host is not supported`, 'Berth runs on x86_64 and arm64 hosts.'));
   }
+  const guest = guestArch ?? native;
   const wanted = f.env.BERTH_QEMU || (guest === 'aarch64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
   const binary = f.which(wanted);
   if (!binary) {
@@ -176,7 +202,9 @@ async function checkQemu(f: HostFacts): Promise<DriverCheck> {
   details.version = version;
   if (Number(version.split('.')[0]) < 7) warnings.push(`QEMU ${version} is old; Berth is tested with 7.2 and later`);
   let accel = 'tcg';
-  if (f.platform === 'linux') {
+  if (guest !== native) {
+    warnings.push(`an ${guest} guest on this ${native} host runs under emulation (TCG), much slower`);
+  } else if (f.platform === 'linux') {
     const kvm = f.access('/dev/kvm');
     if (kvm === 'rw') accel = 'kvm';
     else if (kvm === 'exists') warnings.push('/dev/kvm is not accessible to this user (add yourself to the kvm group); VMs run under TCG, much slower');
@@ -204,10 +232,12 @@ function olderThan(version: string, min: string): boolean {
   return false;
 }
 
-async function checkVfkit(f: HostFacts): Promise<DriverCheck> {
+async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCheck> {
   if (f.platform !== 'darwin') {
     return unusable('vfkit', problem('UNSUPPORTED_OS', 'vfkit runs only on macOS (Virtualization.framework)', 'Use the QEMU driver on Linux and Hyper-V on Windows.'));
   }
+  const foreign = foreignGuest('vfkit', f, guestArch);
+  if (foreign) return foreign;
   const macos = await macosVersion(f);
   const details: DriverCheck['details'] = {};
   if (macos) details.macos = macos;
@@ -265,7 +295,7 @@ async function checkVfkit(f: HostFacts): Promise<DriverCheck> {
 /** Windows 10 1709 (build 16299) brought the Default Switch. */
 const MIN_WINDOWS_BUILD = 16299;
 
-async function checkHyperv(f: HostFacts): Promise<DriverCheck> {
+async function checkHyperv(f: HostFacts, guestArch?: GuestArch): Promise<DriverCheck> {
   if (f.platform !== 'win32') {
     return unusable('hyperv', problem('UNSUPPORTED_OS', 'Hyper-V is a Windows feature', 'Use vfkit or QEMU on macOS and QEMU on Linux.'));
   }
@@ -282,6 +312,8 @@ async function checkHyperv(f: HostFacts): Promise<DriverCheck> {
   if (!nativeGuestArch(f.arch)) {
     return unusable('hyperv', problem('UNSUPPORTED_HOST', `a ${f.arch} host is not supported`, 'Berth runs on x86_64 and arm64 hosts.'), details);
   }
+  const foreign = foreignGuest('hyperv', f, guestArch);
+  if (foreign) return foreign;
   const ps = f.which(f.env.BERTH_POWERSHELL || 'powershell.exe');
   if (!ps) {
     return unusable(
@@ -326,7 +358,7 @@ async function checkHyperv(f: HostFacts): Promise<DriverCheck> {
 }
 
 /** Every driver's verdict for this host, in the order Berth would prefer them. */
-export async function detectDrivers(facts: HostFacts = realHostFacts()): Promise<DriverCheck[]> {
+export async function detectDrivers(facts: HostFacts = realHostFacts(), opts: DetectOptions = {}): Promise<DriverCheck[]> {
   const safe = async (name: DriverName, fn: () => Promise<DriverCheck>): Promise<DriverCheck> => {
     try {
       return await fn();
@@ -338,7 +370,12 @@ export async function detectDrivers(facts: HostFacts = realHostFacts()): Promise
       return unusable(name, info);
     }
   };
-  const checks = await Promise.all([safe('vfkit', () => checkVfkit(facts)), safe('hyperv', () => checkHyperv(facts)), safe('qemu', () => checkQemu(facts))]);
+  const g = opts.guestArch;
+  const checks = await Promise.all([
+    safe('vfkit', () => checkVfkit(facts, g)),
+    safe('hyperv', () => checkHyperv(facts, g)),
+    safe('qemu', () => checkQemu(facts, g)),
+  ]);
   const order: DriverName[] = facts.platform === 'darwin' ? ['vfkit', 'qemu', 'hyperv'] : facts.platform === 'win32' ? ['hyperv', 'qemu', 'vfkit'] : ['qemu', 'vfkit', 'hyperv'];
   return order.map((d) => checks.find((c) => c.driver === d)!);
 }

@@ -9,6 +9,13 @@ import { z } from 'zod';
  * must not be silently ignored.
  */
 export const ACCELERATORS = ['auto', 'kvm', 'tcg', 'hvf'] as const;
+/**
+ * The hypervisor driver. `auto` picks per host: vfkit on macOS 13+ when it
+ * is installed, else QEMU with hvf; Hyper-V on Windows; QEMU (KVM when a
+ * probe boot proves it, else TCG) on Linux. `accel` applies to QEMU only.
+ */
+export const DRIVER_SETTINGS = ['auto', 'qemu', 'vfkit', 'hyperv'] as const;
+export type DriverSetting = (typeof DRIVER_SETTINGS)[number];
 
 const hostCpus = () => Math.max(1, os.cpus().length);
 const hostMemoryMiB = () => Math.floor(os.totalmem() / (1024 * 1024));
@@ -93,6 +100,7 @@ export const SettingsSchema = z
       .default(() => Math.min(2048, Math.max(512, Math.floor(hostMemoryMiB() / 4)))),
     diskGiB: z.number().int().min(4, 'must be at least 4 GiB').max(4096, 'must be at most 4096 GiB').default(64),
     accel: z.enum(ACCELERATORS).default('auto'),
+    driver: z.enum(DRIVER_SETTINGS).default('auto'),
     /** Where forwarded ports listen on the host: loopback only, or every interface. */
     portBind: z.enum(['loopback', 'all']).default('loopback'),
     ports: z
@@ -122,6 +130,7 @@ export const SettingsPatchSchema = z
     memoryMiB: z.number().int(),
     diskGiB: z.number().int(),
     accel: z.enum(ACCELERATORS),
+    driver: z.enum(DRIVER_SETTINGS),
     portBind: z.enum(['loopback', 'all']),
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),
@@ -132,7 +141,7 @@ export const SettingsPatchSchema = z
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 /** Settings whose change needs a VM restart to take effect. */
-export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel'];
+export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver'];
 
 export function defaultSettings(): Settings {
   return SettingsSchema.parse({});

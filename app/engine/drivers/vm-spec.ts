@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { BerthError } from '../errors.js';
+import type { InstancePaths } from '../paths.js';
+import type { Accelerator, DiskSpec, GuestArch, GuestTraits, VmSpec } from './driver.js';
+
+/**
+ * The VM spec for a driver: the same instance, image and resources, laid
+ * out the way that hypervisor takes them. QEMU and vfkit boot the kernel
+ * and initramfs directly and attach the raw disks; Hyper-V (generation 2)
+ * boots only through UEFI and attaches only virtual hard disks, so it gets
+ * the image's Hyper-V build (efi.vhdx, rootfs.vhdx), a dynamic VHDX data
+ * disk it makes itself, and the config disk as a fixed VHD.
+ */
+
+/** The Hyper-V build of a guest image, next to its raw files. */
+export const HYPERV_IMAGE_FILES = { efi: 'efi.vhdx', rootfs: 'rootfs.vhdx' } as const;
+
+export interface SpecInputs {
+  paths: Pick<
+    InstancePaths,
+    'name' | 'dir' | 'dataDisk' | 'configDisk' | 'serialLog' | 'qemuPid' | 'qmpSocket' | 'vfkitPid' | 'vfkitSocket' | 'dataVhdx' | 'configVhd'
+  >;
+  image: { dir: string; kernel: string; initrd: string; rootfs: string };
+  arch: GuestArch;
+  accel: Accelerator;
+  cpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+  sshHostPort: number;
+  extraHostForwards?: string[];
+}
+
+export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, exists: (p: string) => boolean = fs.existsSync): VmSpec {
+  const p = i.paths;
+  const base: VmSpec = {
+    name: p.name,
+    arch: i.arch,
+    accel: i.accel,
+    cpus: i.cpus,
+    memoryMiB: i.memoryMiB,
+    kernel: i.image.kernel,
+    initrd: i.image.initrd,
+    cmdline: `console=${traits.console} quiet panic=-1 apparmor=0`,
+    disks: [
+      { path: i.image.rootfs, serial: 'berth-root', readonly: true, format: 'raw' },
+      { path: p.dataDisk, serial: 'berth-data', readonly: false, format: 'raw' },
+      { path: p.configDisk, serial: 'berth-cfg', readonly: true, format: 'raw' },
+    ],
+    sshHostPort: i.sshHostPort,
+    serialLog: p.serialLog,
+    pidFile: p.qemuPid,
+    controlSocket: p.qmpSocket,
+  };
+  if (driver === 'vfkit') return { ...base, pidFile: p.vfkitPid, controlSocket: p.vfkitSocket };
+  if (driver !== 'hyperv') return { ...base, extraHostForwards: i.extraHostForwards ?? [] };
+
+  const efi = path.join(i.image.dir, HYPERV_IMAGE_FILES.efi);
+  const rootfs = path.join(i.image.dir, HYPERV_IMAGE_FILES.rootfs);
+  const missing = [efi, rootfs].filter((f) => !exists(f));
+  if (missing.length) {
+    throw new BerthError(
+      'IMAGE_MISSING',
+      `this guest image has no Hyper-V build (${missing.map((f) => path.basename(f)).join(', ')} missing in ${i.image.dir})`,
+      'Hyper-V boots the EFI build of the guest image as VHDX files; the vm-images recipe makes them (qemu-img convert -O vhdx) and a release ships them. QEMU and vfkit boot this image as it is.',
+    );
+  }
+  const disks: DiskSpec[] = [
+    { path: rootfs, serial: 'berth-root', readonly: true, format: 'raw' },
+    { path: p.dataVhdx, serial: 'berth-data', readonly: false, format: 'raw', sizeBytes: i.diskGiB * 1024 ** 3 },
+    { path: p.configVhd, serial: 'berth-cfg', readonly: true, format: 'raw' },
+  ];
+  return {
+    ...base,
+    disks,
+    efi: { image: efi, variableStore: path.join(p.dir, 'efi-vars.fd') },
+    pidFile: path.join(p.dir, 'hyperv.pid'),
+    controlSocket: path.join(p.dir, 'hyperv.control'),
+  };
+}

@@ -47,6 +47,7 @@ import {
   wrapScript,
 } from '../../app/engine/drivers/hyperv.js';
 import { isBerthError } from '../../app/engine/errors.js';
+import { installFake } from '../helpers/fake-hypervisors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 const spec: VmSpec = {
@@ -244,66 +245,9 @@ test('results: the marker line wins; PowerShell\'s own errors are classified', (
 
 // ------------------------------------------------------------ fake PowerShell
 
-const FAKE_PS = String.raw`#!/usr/bin/env node
-// Fake powershell.exe: records argv and the script read from stdin, answers
-// from the state file. The operation is the script's first line, # berth:<op>.
-const fs = require('fs');
-const stateFile = process.env.FAKE_PS_STATE;
-let script = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => (script += d));
-process.stdin.on('end', () => {
-  const st = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
-  fs.appendFileSync(process.env.FAKE_PS_RECORD, JSON.stringify({ argv: process.argv.slice(2), script }) + '\n');
-  const op = (/^# berth:(\w+)/.exec(script) || [])[1];
-  const name = (/(?:\$name = |Get-VM -Name )'([^']+)'/.exec(script) || [])[1];
-  const vm = st.vms[name];
-  const out = (o) => console.log('BERTH-RESULT:' + JSON.stringify(o));
-  const save = () => fs.writeFileSync(stateFile, JSON.stringify(st));
-  if (st.mode === 'raw-missing') {
-    console.error("Get-VM : The term 'Get-VM' is not recognized as the name of a cmdlet, function, script file, or operable program.");
-    process.exit(1);
-  }
-  if (op === 'create' || op === 'probe') {
-    if (st.mode === 'disabled') return out({ ok: false, kind: 'disabled', message: 'the Hyper-V PowerShell module is not installed', category: 'NotSpecified' });
-    if (st.mode === 'not-admin') return out({ ok: false, kind: 'not-admin', message: 'this user is not a member of Hyper-V Administrators', category: 'NotSpecified' });
-    if (st.mode === 'no-switch') return out({ ok: false, kind: 'no-switch', message: 'there is no Hyper-V virtual switch named Default Switch', category: 'NotSpecified' });
-  }
-  if (st.mode === 'denied') {
-    return out({ ok: false, kind: 'error', category: 'PermissionDenied', message: "You do not have the required permission to complete this task. Contact the administrator of the authorization policy for the computer 'PC'." });
-  }
-  switch (op) {
-    case 'create': {
-      if (vm && vm.state !== 'Off') return out({ ok: false, kind: 'busy', message: 'the Hyper-V VM ' + name + ' is already ' + vm.state });
-      const notes = (/-Notes '([^']*)'/.exec(script) || [])[1];
-      st.vms[name] = { state: 'Running', notes };
-      save();
-      return out({ ok: true, exists: true, state: 'Running', id: '6d0b6f3c-0000-4000-8000-000000000001', notes });
-    }
-    case 'state':
-      return out(vm ? { ok: true, exists: true, state: vm.state, notes: vm.notes, processId: 4242 } : { ok: true, exists: false });
-    case 'shutdown':
-      if (vm && st.mode !== 'hang-stop') { vm.state = 'Off'; save(); }
-      return out(vm ? { ok: true, exists: true, state: vm.state } : { ok: true, exists: false });
-    case 'turnoff':
-      if (vm) { vm.state = 'Off'; save(); }
-      return out(vm ? { ok: true, exists: true, state: 'Off' } : { ok: true, exists: false });
-    case 'address':
-      st.addressCalls = (st.addressCalls || 0) + 1;
-      save();
-      if (st.addressCalls < 2) return out({ ok: true, state: 'Running', ips: [], neighbors: [] });
-      return out({ ok: true, state: 'Running', ips: ['172.29.112.5'], neighbors: [] });
-    default:
-      console.error('unknown op ' + op);
-      process.exit(1);
-  }
-});
-`;
-
 const t = shortTempDir('hyv');
 const bin = path.join(t.dir, 'bin');
-fs.mkdirSync(bin);
-fs.writeFileSync(path.join(bin, 'powershell.exe'), FAKE_PS, { mode: 0o755 });
+installFake(bin, ['powershell.exe']);
 const stateFile = path.join(t.dir, 'state.json');
 const record = path.join(t.dir, 'scripts.jsonl');
 const restoreEnv = withEnv({

@@ -36,6 +36,7 @@ import {
 } from '../../app/engine/drivers/vfkit.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
+import { installFake } from '../helpers/fake-hypervisors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 const spec: VmSpec = {
@@ -170,66 +171,9 @@ test('DHCP leases: bootpd drops leading zeros; the newest lease wins', () => {
 
 // ---------------------------------------------------------------- fake vfkit
 
-const FAKE_VFKIT = String.raw`#!/usr/bin/env node
-// Fake vfkit: records argv, serves the REST API on the --restful-uri unix
-// socket, writes the serial log and a bootpd lease; FAKE_VFKIT_MODE picks
-// ok | crash-start | crash-later | hang-stop | hang-all.
-const fs = require('fs');
-const http = require('http');
-const argv = process.argv.slice(2);
-const mode = process.env.FAKE_VFKIT_MODE || 'ok';
-if (process.env.FAKE_VFKIT_RECORD) fs.appendFileSync(process.env.FAKE_VFKIT_RECORD, JSON.stringify(argv) + '\n');
-const opt = (flag) => argv[argv.indexOf(flag) + 1];
-const devices = argv.flatMap((a, i) => (argv[i - 1] === '--device' ? [a] : []));
-const serial = (devices.find((d) => d.startsWith('virtio-serial,')) || '').split('logFilePath=')[1];
-const mac = ((devices.find((d) => d.startsWith('virtio-net,')) || '').split('mac=')[1] || '').split(',')[0];
-const sock = decodeURIComponent(opt('--restful-uri').replace(/^unix:\/\//, ''));
-const say = (line) => serial && fs.appendFileSync(serial, line + '\n');
-if (mode === 'crash-start') {
-  console.error('time="x" level=fatal msg="Error Domain=VZErrorDomain Code=2 Description=\\"Virtualization is not available on this hardware.\\""');
-  process.exit(1);
-}
-let state = 'VirtualMachineStateStarting';
-const quit = (code) => { say('reboot: Power down'); try { fs.rmSync(sock, { force: true }); } catch {} process.exit(code); };
-process.on('SIGTERM', () => { if (mode !== 'hang-all') quit(0); });
-const server = http.createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => {
-    if (req.url === '/vm/state' && req.method === 'GET') {
-      res.setHeader('content-type', 'application/json');
-      return res.end(JSON.stringify({ state, canStart: false, canPause: true, canResume: false, canStop: true, canHardStop: true }));
-    }
-    if (req.url === '/vm/state' && req.method === 'POST') {
-      const want = JSON.parse(body).state;
-      if (process.env.FAKE_VFKIT_RECORD) fs.appendFileSync(process.env.FAKE_VFKIT_RECORD, JSON.stringify({ post: want }) + '\n');
-      res.end();
-      if (want === 'Stop' && mode !== 'hang-stop' && mode !== 'hang-all') { state = 'VirtualMachineStateStopping'; setTimeout(() => quit(0), 100); }
-      if (want === 'HardStop' && mode !== 'hang-all') setTimeout(() => quit(0), 20);
-      return;
-    }
-    res.statusCode = 404;
-    res.end('not found');
-  });
-});
-server.listen(sock, () => {
-  console.error('level=info msg="virtual machine is running"');
-  say('Linux version 6.1.0 (fake vfkit)');
-  setTimeout(() => {
-    state = 'VirtualMachineStateRunning';
-    if (process.env.FAKE_VFKIT_LEASES && mac) {
-      const hw = mac.split(':').map((p) => p.replace(/^0(?=.)/, '')).join(':');
-      fs.appendFileSync(process.env.FAKE_VFKIT_LEASES, '{\n\tname=berth\n\tip_address=192.168.64.42\n\thw_address=1,' + hw + '\n\tidentifier=1,' + hw + '\n\tlease=0x7fffffff\n}\n');
-    }
-  }, 150);
-  if (mode === 'crash-later') setTimeout(() => { say('Kernel panic - not syncing: fake'); process.exit(3); }, 400);
-});
-`;
-
 const t = shortTempDir('vfk');
 const bin = path.join(t.dir, 'bin');
-fs.mkdirSync(bin);
-fs.writeFileSync(path.join(bin, 'vfkit'), FAKE_VFKIT, { mode: 0o755 });
+installFake(bin, ['vfkit']);
 const record = path.join(t.dir, 'argv.jsonl');
 const leases = path.join(t.dir, 'dhcpd_leases');
 const restoreEnv = withEnv({

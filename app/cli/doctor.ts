@@ -11,6 +11,7 @@ import {
   type HostFacts,
 } from '../engine/drivers/host-detect.js';
 import { cacheDir } from '../engine/paths.js';
+import type { DriverSetting } from '../engine/settings/schema.js';
 
 /**
  * `berth doctor`: which drivers can run Berth's VM here and why the others
@@ -22,8 +23,14 @@ export interface DoctorJson {
   /** The accelerator probe's last verdict on this host (cached per host boot), if any. */
   lastProbe?: { accel: string; reason: string };
   drivers: DriverCheck[];
-  /** The driver Berth would use, or null when none is usable. */
+  /** The driver `auto` would pick, or null when none is usable. */
   recommended: DriverName | null;
+  /** The instance's `driver` setting. */
+  setting: DriverSetting;
+  /** The driver the next start uses (the setting, or auto's pick), or null when it cannot run. */
+  selected: DriverName | null;
+  /** The driver running the VM now, and why it was chosen (from the engine). */
+  live?: { driver: string; reason?: string; state: string };
   ok: boolean;
 }
 
@@ -34,8 +41,8 @@ export interface DoctorReport {
 
 const LABEL: Record<DriverName, string> = { vfkit: 'vfkit', qemu: 'QEMU', hyperv: 'Hyper-V' };
 
-function driverLines(c: DriverCheck, recommended: DriverName | null): string[] {
-  const mark = c.usable ? (c.driver === recommended ? 'ok (used)' : 'ok') : c.problem?.code === 'UNSUPPORTED_OS' ? 'n/a' : 'no';
+function driverLines(c: DriverCheck, selected: DriverName | null): string[] {
+  const mark = c.usable ? (c.driver === selected ? 'ok (used)' : 'ok') : c.problem?.code === 'UNSUPPORTED_OS' ? 'n/a' : 'no';
   const lines = [`  ${LABEL[c.driver].padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`];
   const pad = ' '.repeat(21);
   if (c.problem && c.problem.code !== 'UNSUPPORTED_OS') lines.push(`${pad}hint: ${c.problem.hint}`);
@@ -46,11 +53,19 @@ function driverLines(c: DriverCheck, recommended: DriverName | null): string[] {
 /** Render a doctor result as text for a terminal. */
 export function formatDoctor(json: DoctorJson): string {
   const lines = [`Host: ${json.host.os} (${json.host.arch})`, ''];
-  for (const c of json.drivers) lines.push(...driverLines(c, json.recommended));
+  for (const c of json.drivers) lines.push(...driverLines(c, json.selected));
   if (json.lastProbe) lines.push('', `Last accelerator probe: ${json.lastProbe.accel} (${json.lastProbe.reason})`);
   lines.push('');
-  if (json.recommended) {
-    lines.push(`Berth will use: ${LABEL[json.recommended]}`);
+  if (json.live) {
+    const name = (LABEL as Record<string, string>)[json.live.driver] ?? json.live.driver;
+    lines.push(`Running now: ${name}${json.live.reason ? ` (${json.live.reason})` : ''}`);
+  }
+  const wanted = json.setting === 'auto' ? undefined : json.drivers.find((c) => c.driver === json.setting);
+  if (wanted && !wanted.usable) {
+    lines.push(`Settings ask for ${LABEL[wanted.driver]}, which cannot run here: ${wanted.summary}`);
+    lines.push(`Start with: ${wanted.problem?.hint ?? ''} Or let Berth pick: \`berth settings set driver=auto\`${json.recommended ? ` (it would use ${LABEL[json.recommended]})` : ''}.`);
+  } else if (json.selected) {
+    lines.push(`Berth will use: ${LABEL[json.selected]}${wanted ? ' (set in settings)' : ''}`);
   } else {
     const first = json.drivers.find((c) => c.problem && c.problem.code !== 'UNSUPPORTED_OS') ?? json.drivers[0];
     lines.push('No driver can run the Berth VM on this host.');
@@ -59,11 +74,22 @@ export function formatDoctor(json: DoctorJson): string {
   return lines.join('\n');
 }
 
-export async function doctorReport(opts: { facts?: HostFacts } = {}): Promise<DoctorReport> {
+export interface DoctorOptions {
+  facts?: HostFacts;
+  /** The instance's `driver` setting (default auto). */
+  setting?: DriverSetting;
+  /** What the running engine says about its driver. */
+  live?: DoctorJson['live'];
+}
+
+export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorReport> {
   const facts = opts.facts ?? realHostFacts();
   const [host, drivers] = await Promise.all([describeHost(facts), detectDrivers(facts)]);
   const recommended = recommendedDriver(drivers) ?? null;
-  const json: DoctorJson = { host, drivers, recommended, ok: recommended !== null };
+  const setting = opts.setting ?? 'auto';
+  const selected = setting === 'auto' ? recommended : drivers.find((c) => c.driver === setting)?.usable ? setting : null;
+  const json: DoctorJson = { host, drivers, recommended, setting, selected, ok: selected !== null };
+  if (opts.live) json.live = opts.live;
   const probe = lastProbe();
   if (probe) json.lastProbe = probe;
   return { text: formatDoctor(json), json };

@@ -77,13 +77,17 @@ async function withProgress(client: ControlClient, json: boolean, call: () => Pr
   return call();
 }
 
+/** A VM (QEMU or vfkit) left running without an engine. Hyper-V VMs live in vmms, not as our child. */
 function orphanVm(paths: InstancePaths): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(paths.qemuPid, 'utf8').trim());
-    return pidAlive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
+  for (const file of [paths.qemuPid, paths.vfkitPid]) {
+    try {
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      if (pidAlive(pid)) return pid;
+    } catch {
+      /* no pid file */
+    }
   }
+  return undefined;
 }
 
 program
@@ -99,7 +103,7 @@ program
         if (g.json) return printJson(s);
         const took = s.timings?.totalMs !== undefined && before.state !== 'running' ? ` in ${(s.timings.totalMs / 1000).toFixed(1)} s` : '';
         process.stdout.write(
-          `${green('Berth is running')}${took} (${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
+          `${green('Berth is running')}${took} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
         );
         if (s.accel === 'tcg' && s.accelReason && /slower/.test(s.accelReason)) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
       } finally {
@@ -148,7 +152,7 @@ program
       try {
         const s = await withProgress(client, !!g.json, () => client.call('vm.restart', {}));
         if (g.json) return printJson(s);
-        process.stdout.write(`${green('Berth is running')} (${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n`);
+        process.stdout.write(`${green('Berth is running')} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n`);
       } finally {
         client.close();
       }
@@ -166,16 +170,22 @@ program
       } catch (err) {
         if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
         const orphan = orphanVm(paths);
+        const driver = await localSettings(paths).then(
+          (st) => st.get().driver,
+          () => undefined,
+        );
         const s = {
           instance: paths.name,
           state: 'stopped' as const,
           engine: false,
+          ...(driver ? { driver } : {}),
           dockerSocket: paths.dockerSocket,
           dockerHost: dockerHostUrl(paths.dockerSocket),
           ...(orphan ? { orphanVmPid: orphan } : {}),
         };
         if (g.json) return printJson(s);
         process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
+        if (driver) process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
         if (orphan) {
           process.stdout.write(`A VM (pid ${orphan}) is still running without an engine; \`berth start\` reattaches to it.\n`);
         }
@@ -326,9 +336,26 @@ program
   .command('doctor')
   .description('which VM drivers work on this host, and what to do about the others')
   .action(
-    action(async (g) => {
+    action(async (g, paths) => {
       const { doctorReport } = await import('./doctor.js');
-      const r = await doctorReport();
+      // The instance's setting, and the live driver when its engine runs.
+      const setting = await localSettings(paths).then(
+        (st) => st.get().driver,
+        () => undefined,
+      );
+      let live: { driver: string; reason?: string; state: string } | undefined;
+      try {
+        const client = await connectEngine(paths, false);
+        try {
+          const st = await client.call('vm.status', {});
+          if (st.state !== 'stopped' && st.driverReason) live = { driver: st.driver, reason: st.driverReason, state: st.state };
+        } finally {
+          client.close();
+        }
+      } catch {
+        // No engine (or one we may not talk to): doctor still judges the host.
+      }
+      const r = await doctorReport({ setting, live });
       if (g.json) printJson(r.json);
       else process.stdout.write(r.text + '\n');
       return r.json.ok ? 0 : 1;

@@ -43,6 +43,8 @@ export function formatStatus(s: VmStatus): string {
     lines.push(`${bold('error')}         ${s.error.message} [${s.error.code}]`);
     lines.push(`${bold('hint')}          ${s.error.hint}`);
   }
+  const live = s.state !== 'stopped' && s.driverReason;
+  lines.push(`${bold('driver')}        ${s.driver}${live ? dim(` (${s.driverReason})`) : s.driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}`);
   if (s.accel) lines.push(`${bold('accelerator')}   ${s.accel}${s.accelReason ? dim(` (${s.accelReason})`) : ''}`);
   lines.push(`${bold('resources')}     ${s.cpus} CPUs, ${s.memoryMiB} MiB memory, ${s.diskGiB} GiB disk`);
   lines.push(`${bold('docker socket')} ${s.dockerSocket}`);

@@ -92,6 +92,20 @@ test('settings: a bad value is refused and nothing is saved; a good one is', asy
   assert.equal(show.memoryMiB, 1024);
 });
 
+test('the driver setting: a driver that does not exist is refused with the choices; status shows the setting', async () => {
+  const bad = await berth(['settings', 'set', 'driver=virtualbox'], env);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /INVALID_SETTINGS/);
+  assert.match(bad.stderr, /driver: .*"auto".*"qemu".*"vfkit".*"hyperv"/);
+  const good = await berth(['settings', 'set', 'driver=qemu'], env);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /Saved: driver=qemu/);
+  const st = await berth(['status'], env);
+  assert.match(st.stdout, /^driver {8}qemu$/m);
+  assert.equal(JSON.parse((await berth(['status', '--json'], env)).stdout).driver, 'qemu');
+  await berth(['settings', 'set', 'driver=auto'], env);
+});
+
 test('ports while stopped: manual forwards are kept in settings and listed as inactive', async () => {
   const e = { ...env, BERTH_INSTANCE: 'portsoff' };
   assert.match((await berth(['ports'], e)).stdout, /No ports are forwarded/);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { dockerHostUrl, ensureDockerContext } from '../../app/engine/docker/context.js';
 import { isBerthError } from '../../app/engine/errors.js';
+import { listenError } from '../../app/engine/forward/unix-socket.js';
 import { checkSocketPath, controlPipeName, dockerPipeName, instancePaths } from '../../app/engine/paths.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
@@ -78,4 +79,14 @@ test('the longest instance name still fits under the sun_path limit from a typic
   const name = 'a'.repeat(31);
   const p = instancePaths(name, '/Users/someone-long/.berth', 'darwin');
   for (const s of [p.dockerSocket, p.controlSocket, p.vfkitSocket, p.qmpSocket]) checkSocketPath(s, 'darwin');
+});
+
+test('a pipe another process serves is SOCKET_IN_USE with a hint; other listen errors pass through', () => {
+  const inUse = Object.assign(new Error('listen EADDRINUSE: address already in use \\\\.\\pipe\\berth_docker'), { code: 'EADDRINUSE' });
+  const e = listenError(inUse, '\\\\.\\pipe\\berth_docker');
+  assert.ok(isBerthError(e, 'SOCKET_IN_USE'));
+  assert.match(e.message, /berth_docker/);
+  assert.match(e.hint, /--instance NAME/);
+  const other = Object.assign(new Error('listen EACCES'), { code: 'EACCES' });
+  assert.equal(listenError(other, '/x'), other);
 });

@@ -49,13 +49,28 @@ export async function prepareSocketPath(socketPath: string, what: string): Promi
   fs.rmSync(socketPath, { force: true });
 }
 
+/**
+ * A listen failure as the user should meet it. On Windows a pipe name is
+ * taken while any process serves it (libuv creates the first instance with
+ * FILE_FLAG_FIRST_PIPE_INSTANCE and reports EADDRINUSE), and there is no
+ * stale file to clean up as prepareSocketPath does for unix sockets.
+ */
+export function listenError(err: NodeJS.ErrnoException, socketPath: string): Error {
+  if (err.code !== 'EADDRINUSE') return err;
+  return new BerthError(
+    'SOCKET_IN_USE',
+    `another process is already serving ${socketPath}`,
+    'Another Berth engine (or another tool) owns this socket or named pipe. Stop it, or use another instance with `--instance NAME`.',
+  );
+}
+
 /** Listen on a unix socket that is owner-only from its first moment. */
 export function listenPrivate(server: net.Server, socketPath: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const old = process.platform === 'win32' ? undefined : process.umask(0o177);
-    const onError = (err: Error) => {
+    const onError = (err: NodeJS.ErrnoException) => {
       if (old !== undefined) process.umask(old);
-      reject(err);
+      reject(listenError(err, socketPath));
     };
     server.once('error', onError);
     server.listen(socketPath, () => {

@@ -14,15 +14,36 @@ export interface GuestKeys {
   hostPublic: string;
 }
 
+/** Both halves parse as OpenSSH keys. */
+function parses(priv: string, pub: string): boolean {
+  return !(utils.parseKey(priv) instanceof Error) && !(utils.parseKey(pub) instanceof Error);
+}
+
+/**
+ * ssh2's generateKeyPairSync('ed25519') writes about one key in 170 with its
+ * 32-byte public half cut to 31 bytes when it starts with a zero byte
+ * (`AAAAH...` instead of `AAAAI...`); ssh2 itself then refuses that key as
+ * "Malformed OpenSSH public key". Such a pair is made again, and one already
+ * on disk is replaced (the guest learns both keys from the config disk at
+ * every start, so nothing else holds them).
+ */
 function ensurePair(file: string, comment: string): { priv: string; pub: string } {
   const pubFile = `${file}.pub`;
   if (fs.existsSync(file) && fs.existsSync(pubFile)) {
-    return { priv: fs.readFileSync(file, 'utf8'), pub: fs.readFileSync(pubFile, 'utf8').trim() };
+    const priv = fs.readFileSync(file, 'utf8');
+    const pub = fs.readFileSync(pubFile, 'utf8').trim();
+    if (parses(priv, pub)) return { priv, pub };
   }
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  writeFileAtomic(file, pair.private, 0o600);
-  writeFileAtomic(pubFile, pair.public.trim() + '\n', 0o600);
-  return { priv: pair.private, pub: pair.public.trim() };
+  for (let i = 0; ; i++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!parses(pair.private, pair.public.trim())) {
+      if (i < 20) continue;
+      throw new Error('ssh2 keeps generating ed25519 keys it cannot parse');
+    }
+    writeFileAtomic(file, pair.private, 0o600);
+    writeFileAtomic(pubFile, pair.public.trim() + '\n', 0o600);
+    return { priv: pair.private, pub: pair.public.trim() };
+  }
 }
 
 /** ed25519 keys of an instance, generated on first start, owner-only. */

@@ -79,6 +79,7 @@ after(async () => {
 /** A raw line-oriented connection, for sending what no real client would. */
 async function raw(): Promise<{ send: (s: string) => void; next: () => Promise<Record<string, unknown>>; closed: Promise<void>; sock: net.Socket }> {
   const sock = net.createConnection(paths.controlSocket);
+  sock.on('error', () => undefined); // EPIPE when writing on after the engine hung up
   await new Promise((r) => sock.once('connect', r));
   const lines: string[] = [];
   const waiters: ((l: string) => void)[] = [];

@@ -16,6 +16,7 @@ import {
   type Result,
 } from './contract.js';
 import { LineReader } from './line-reader.js';
+import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
 
 export type Handlers = {
   [M in Exclude<MethodName, 'hello' | 'events.subscribe'>]: (params: z.infer<(typeof methods)[M]['params']>) => Promise<Result<M>>;
@@ -25,6 +26,8 @@ interface Conn {
   sock: net.Socket;
   authed: boolean;
   subscribed: boolean;
+  /** Hung up: nothing more is read from it or sent to it. */
+  done: boolean;
 }
 
 /**
@@ -59,30 +62,49 @@ export class ControlServer {
   }
 
   private onConnection(sock: net.Socket): void {
-    const conn: Conn = { sock, authed: false, subscribed: false };
+    const conn: Conn = { sock, authed: false, subscribed: false, done: false };
     this.conns.add(conn);
     const reader = new LineReader(
       MAX_MESSAGE_BYTES,
-      (line) => void this.onLine(conn, line),
-      () => {
-        this.send(conn, {
+      (line) => {
+        if (!conn.done) void this.onLine(conn, line);
+      },
+      () =>
+        this.hangUp(conn, {
           id: null,
           error: {
             code: 'BAD_REQUEST',
             message: `request larger than ${MAX_MESSAGE_BYTES} bytes`,
             hint: 'Send one JSON request per line, each under 1 MiB.',
           },
-        });
-        sock.end();
-      },
+        }),
     );
-    sock.on('data', (d: Buffer) => reader.push(d));
+    sock.on('data', (d: Buffer) => {
+      if (!conn.done) reader.push(d);
+    });
     sock.on('error', () => undefined);
     sock.on('close', () => this.conns.delete(conn));
   }
 
   private send(conn: Conn, msg: Response): void {
-    if (!conn.sock.destroyed) conn.sock.write(JSON.stringify(msg) + '\n');
+    if (!conn.done && !conn.sock.destroyed) conn.sock.write(JSON.stringify(msg) + '\n');
+  }
+
+  /**
+   * Send a last answer and close the connection for good: a client that
+   * keeps its side half-open gets nothing more read (no request after a
+   * refused hello or an oversized line is ever executed).
+   */
+  private hangUp(conn: Conn, msg: Response): void {
+    if (conn.done) return;
+    this.send(conn, msg);
+    conn.done = true;
+    conn.authed = false;
+    conn.subscribed = false;
+    const sock = conn.sock;
+    sock.end(() => sock.destroy());
+    // A peer that never reads would keep the socket open; do not wait for it.
+    setTimeout(() => sock.destroy(), 2000).unref();
   }
 
   private async onLine(conn: Conn, line: string): Promise<void> {
@@ -95,6 +117,7 @@ export class ControlServer {
         error: { code: 'BAD_REQUEST', message: 'the request is not valid JSON', hint: 'Send one JSON object per line.' },
       });
     }
+    if (nestedTooDeep(raw)) return this.send(conn, { id: null, error: TOO_DEEP });
     const req = RequestSchema.safeParse(raw);
     if (!req.success) {
       return this.send(conn, {
@@ -113,8 +136,8 @@ export class ControlServer {
     } catch (err) {
       const info = toErrorInfo(err);
       if (info.code === 'INTERNAL') this.log.error({ err, method }, 'control request failed');
-      this.send(conn, { id, error: info });
-      if (info.code === 'UNAUTHORIZED') conn.sock.end();
+      if (info.code === 'UNAUTHORIZED') this.hangUp(conn, { id, error: info });
+      else this.send(conn, { id, error: info });
     }
   }
 

@@ -13,6 +13,7 @@ import type { ControlClient } from './control-client.js';
 import { buildDiagnostics } from './diagnostics.js';
 import { factoryReset } from './factory-reset.js';
 import { readLog } from './log-read.js';
+import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
 
 /**
  * The contract as a UI sees it, whether or not the engine runs: what the
@@ -74,6 +75,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
       );
     }
     const m = method as MethodName;
+    if (nestedTooDeep(params)) throw new BerthError(TOO_DEEP.code, TOO_DEEP.message, TOO_DEEP.hint);
     const parsed = methods[m].params.safeParse(params ?? {});
     if (!parsed.success) {
       throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');

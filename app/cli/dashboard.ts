@@ -66,7 +66,16 @@ export async function startDashboard(o: {
   const connect = o.connect ?? ((spawnEngine: boolean) => connectEngine(o.paths, spawnEngine));
   let port = 0;
 
-  const server = http.createServer((req, res) => serveStatic(root, port, req, res));
+  const server = http.createServer((req, res) => {
+    try {
+      serveStatic(root, port, req, res);
+    } catch {
+      // A path the file system refuses (a NUL byte, a name too long, a file
+      // used as a folder): the page is not there. Never take the server down.
+      if (!res.headersSent) res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    }
+  });
   const bridge = new WsBridge(server, { token, port: () => port, gateway: () => new EngineGateway({ paths: o.paths, connect }) });
 
   await new Promise<void>((resolve, reject) => {
@@ -117,11 +126,16 @@ function serveStatic(root: string, port: number, req: http.IncomingMessage, res:
     return void res.end();
   }
   let file = path.join(root, path.normalize(rel));
-  if (!file.startsWith(root + path.sep) && file !== root) {
+  if ((!file.startsWith(root + path.sep) && file !== root) || file.includes('\0')) {
     res.writeHead(404);
     return void res.end();
   }
-  let stat = fs.statSync(file, { throwIfNoEntry: false });
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(file, { throwIfNoEntry: false });
+  } catch {
+    stat = undefined; // ENOTDIR, ENAMETOOLONG, EACCES: not a file we serve
+  }
   if (!stat || stat.isDirectory()) {
     // The UI is one page: its own paths all get index.html; missing assets are 404s.
     if (rel.startsWith('/assets/') || path.extname(rel)) {
@@ -151,7 +165,9 @@ function serveStatic(root: string, port: number, req: http.IncomingMessage, res:
     ].join('; '),
   });
   if (req.method === 'HEAD') return void res.end();
-  fs.createReadStream(file).pipe(res);
+  fs.createReadStream(file)
+    .on('error', () => res.destroy())
+    .pipe(res);
 }
 
 /** Open a URL in the default browser; false when there is no way to. */

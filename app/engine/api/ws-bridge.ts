@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { toErrorInfo, type ErrorInfo } from '../errors.js';
 import { MAX_MESSAGE_BYTES, RequestSchema } from './contract.js';
 import type { EngineGateway } from './engine-gateway.js';
+import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
 
 /**
  * The browser dashboard's transport: the contract's JSON messages over a
@@ -49,10 +50,12 @@ function tokenOk(given: string | null, expected: string): boolean {
   return a.length === b.length && crypto.timingSafeEqual(a, b);
 }
 
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found' };
+
 function refuse(socket: Duplex, status: number, error: ErrorInfo): void {
   const body = JSON.stringify({ error });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Not Found'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -75,7 +78,12 @@ export class WsBridge {
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
-    const url = new URL(req.url ?? '/', 'http://x');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      return refuse(socket, 400, { code: 'BAD_REQUEST', message: 'the request target is not a valid URL', hint: `The contract is at ${this.path}.` });
+    }
     if (url.pathname !== this.path) {
       return refuse(socket, 404, { code: 'BAD_REQUEST', message: `nothing to upgrade at ${url.pathname}`, hint: `The contract is at ${this.path}.` });
     }
@@ -108,6 +116,7 @@ export class WsBridge {
       } catch {
         return send({ id: null, error: { code: 'BAD_REQUEST', message: 'the message is not valid JSON text', hint: 'Send one JSON request per message.' } });
       }
+      if (nestedTooDeep(msg)) return send({ id: null, error: TOO_DEEP });
       const req = RequestSchema.safeParse(msg);
       if (!req.success) {
         return send({

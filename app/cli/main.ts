@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import type { VmStatus } from '../engine/api/contract.js';
+import type { Result, VmStatus } from '../engine/api/contract.js';
 import type { ControlClient } from '../engine/api/control-client.js';
 import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
 import { BerthError, isBerthError } from '../engine/errors.js';
@@ -12,7 +12,7 @@ import { BERTH_VERSION } from '../engine/version.js';
 import { addPort, addShare, removePort, removeShare } from '../engine/settings/edits.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
-import { bold, dim, formatPorts, formatShares, formatStatus, green, printError, usageHint } from './output.js';
+import { bold, dim, formatPorts, formatShares, formatStatus, green, printError, usageHint, yellow } from './output.js';
 
 interface Globals {
   instance: string;
@@ -193,6 +193,7 @@ program
       }
       try {
         const s = await client.call('vm.status', {});
+        if (s.settingsProblem) printWarning(s.settingsProblem);
         if (g.json) return printJson(s);
         process.stdout.write(formatStatus(s) + '\n');
       } finally {
@@ -430,9 +431,12 @@ settings
   .description('show the current settings')
   .action(
     action(async (g, paths) => {
-      const s = await withSettings(paths, async (client) => (client ? client.call('settings.get', {}) : (await localSettings(paths)).get()));
+      const s = await withSettings(paths, async (client) =>
+        client ? client.call('settings.get', {}) : settingsView(await localSettings(paths)),
+      );
+      if (s.problem) printWarning(s.problem);
       if (g.json) return printJson(s);
-      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
+      for (const [k, v] of Object.entries(s)) if (k !== 'problem') process.stdout.write(`${k.padEnd(10)} ${JSON.stringify(v)}\n`);
     }),
   );
 settings
@@ -450,8 +454,9 @@ settings
       const r = await withSettings(paths, async (client) =>
         client ? client.call('settings.update', { patch }) : (await localSettings(paths)).update(patch),
       );
+      if (r.notice) process.stderr.write(`${yellow('note:')} ${r.notice}\n`);
       if (g.json) return printJson(r);
-      if (!r.changed.length) return void process.stdout.write('Nothing changed.\n');
+      if (!r.changed.length) return void process.stdout.write(r.notice ? 'Saved.\n' : 'Nothing changed.\n');
       process.stdout.write(`Saved: ${r.changed.map((k) => `${k}=${(r.settings as Record<string, unknown>)[k]}`).join(', ')}.\n`);
       if (r.restartRequired) process.stdout.write('Run `berth restart` to apply them to a running VM.\n');
     }),
@@ -461,6 +466,16 @@ settings
 async function localSettings(paths: InstancePaths) {
   const { SettingsStore } = await import('../engine/settings/store.js');
   return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
+}
+
+function settingsView(store: Awaited<ReturnType<typeof localSettings>>): Result<'settings.get'> {
+  const s = store.get();
+  return store.problem ? { ...s, problem: store.problem.toInfo() } : s;
+}
+
+/** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */
+function printWarning(p: { code: string; message: string; hint: string }): void {
+  process.stderr.write(`${yellow('warning:')} ${p.message} ${dim(`[${p.code}]`)}\n${yellow('hint:')} ${p.hint}\n`);
 }
 
 /** Through the engine when it runs, else straight on the file (same validation). */

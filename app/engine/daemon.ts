@@ -9,6 +9,7 @@ import { readLog } from './api/log-read.js';
 import { dockerHandlers } from './docker/docker-handlers.js';
 import { DockerApi } from './docker/docker-api.js';
 import { driverFactory } from './drivers/driver-select.js';
+import type { Driver } from './drivers/driver.js';
 import { Engine } from './engine.js';
 import { BerthError } from './errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
@@ -16,13 +17,15 @@ import { ImageStore } from './image/image-store.js';
 import { InstanceLock } from './lock.js';
 import { createEngineLogger } from './log.js';
 import { berthHome, cacheDir, instancePaths, type InstancePaths } from './paths.js';
-import { SettingsStore } from './settings/store.js';
+import { SettingsStore, settingsView } from './settings/store.js';
 import { BERTH_VERSION } from './version.js';
 
 export interface DaemonOptions {
   instance: string;
   /** Exit once the VM has been stopped (how `berth start` runs the engine). */
   exitOnStop: boolean;
+  /** The hypervisor driver (tests pass a fake one). */
+  driver?: Driver;
 }
 
 export interface RunningDaemon {
@@ -47,21 +50,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = createEngineLogger(paths.engineLog);
   log.info({ pid: process.pid, version: BERTH_VERSION, instance: opts.instance, recoveredFrom: lock.recoveredFrom }, 'engine starting');
 
-  let settings: SettingsStore | BerthError;
+  // A broken settings file never stops the engine: it goes on with the
+  // last good settings (or, with none, refuses to start the VM and says why).
+  const settings = new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
   try {
-    const store = new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
-    store.persistDefaults();
-    settings = store;
+    settings.persistDefaults();
   } catch (err) {
-    if (!(err instanceof BerthError)) throw err;
-    log.error({ err: err.toInfo() }, 'settings file refused; the VM will not start until it is fixed');
-    settings = err;
+    log.warn({ err: (err as Error).message }, 'could not write the default settings');
+  }
+  if (settings.problem) {
+    let usable = true;
+    try {
+      settings.get();
+    } catch {
+      usable = false;
+    }
+    log.error(
+      { err: settings.problem.toInfo() },
+      usable ? 'settings file refused; going on with the last good settings' : 'settings file refused; the VM will not start until it is fixed',
+    );
   }
 
   const engine = new Engine({
     paths,
     log,
-    drivers: driverFactory(),
+    ...(opts.driver ? { driver: opts.driver } : { drivers: driverFactory() }),
     images: new ImageStore(cacheDir()),
     settings,
     accelCacheFile: path.join(cacheDir(), 'accel-probe.json'),
@@ -92,7 +105,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'vm.start': () => engine.start(),
       'vm.stop': (p) => engine.stop({ force: p.force }),
       'vm.restart': () => engine.restart(),
-      'settings.get': async () => engine.settingsStore().get(),
+      'settings.get': async () => settingsView(engine.settingsStore()),
       'settings.update': async (p) => {
         const r = engine.settingsStore().update(p.patch);
         await engine.settingsChanged(r.changed);

@@ -148,6 +148,8 @@ export class Engine extends EventEmitter<{
       dockerHost: dockerHostUrl(this.paths.dockerSocket),
       enginePid: process.pid,
     };
+    const settingsProblem = this.o.settings instanceof BerthError ? this.o.settings : this.o.settings.problem;
+    if (settingsProblem) st.settingsProblem = settingsProblem.toInfo();
     if (this.sm.state === 'starting' && this.phase) st.phase = this.phase;
     const err = this.sm.error;
     if (err) st.error = err;

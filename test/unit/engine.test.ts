@@ -254,18 +254,12 @@ test('invalid settings on disk block the start with a clear error', async () => 
   const paths = instancePaths('badsettings');
   fs.mkdirSync(paths.dir, { recursive: true });
   fs.writeFileSync(paths.settings, '{"memoryMiB": "lots"}');
-  let err: unknown;
-  try {
-    new SettingsStore(paths.settings);
-  } catch (e) {
-    err = e;
-  }
   const engine = new Engine({
     paths,
     log: silentLogger(),
     driver: new FakeDriver({ mode: 'ok', hostKeyFile: '', clientPubFile: '', dockerSocket: '' }),
     images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
-    settings: err as never,
+    settings: new SettingsStore(paths.settings), // never good: no last good settings to go on with
     accelCacheFile: path.join(t.dir, 'accel.json'),
   });
   await assert.rejects(engine.start(), (e) => isBerthError(e, 'INVALID_SETTINGS'));

@@ -81,6 +81,8 @@ export const VmStatusSchema = z.object({
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
   shares: z.array(ShareViewSchema).optional(),
   image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),
+  /** The settings file is broken: what is wrong; the engine goes on with the last good settings. */
+  settingsProblem: ErrorInfoSchema.optional(),
 });
 export type VmStatus = z.infer<typeof VmStatusSchema>;
 
@@ -100,6 +102,8 @@ export const SettingsViewSchema = z.object({
   portBind: z.enum(['loopback', 'all']),
   ports: z.array(ManualPortViewSchema),
   shares: z.array(ShareSettingSchema),
+  /** Set when the file on disk is broken and these are the last good settings. */
+  problem: ErrorInfoSchema.optional(),
 });
 
 export const PortViewSchema = z.object({
@@ -137,7 +141,13 @@ export const methods = {
   'settings.update': {
     // The patch is checked key by key by the settings schema (INVALID_SETTINGS).
     params: z.object({ patch: z.record(z.string(), z.unknown()) }).strict(),
-    result: z.object({ settings: SettingsViewSchema, changed: z.array(z.string()), restartRequired: z.boolean() }),
+    result: z.object({
+      settings: SettingsViewSchema,
+      changed: z.array(z.string()),
+      restartRequired: z.boolean(),
+      /** Said when a broken settings file had to be moved aside to save. */
+      notice: z.string().optional(),
+    }),
   },
   'guest.sshEndpoint': {
     params: Empty,

@@ -5,7 +5,7 @@ import { BerthError, isBerthError } from '../errors.js';
 import type { InstancePaths } from '../paths.js';
 import { pidAlive } from '../process-util.js';
 import { describeIssues } from '../settings/schema.js';
-import { SettingsStore } from '../settings/store.js';
+import { SettingsStore, settingsView } from '../settings/store.js';
 import { addPort, addShare, removePort, removeShare } from '../settings/edits.js';
 import type { VmState } from '../vm/state-machine.js';
 import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
@@ -214,7 +214,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         }
         return offlineStatus(paths);
       case 'settings.get':
-        return new SettingsStore(paths.settings).get();
+        return settingsView(new SettingsStore(paths.settings));
       case 'settings.update':
         return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }).update((p as { patch: unknown }).patch);
       case 'ports.list':
@@ -250,12 +250,14 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
 /** The status of an instance whose engine is not running. */
 export function offlineStatus(paths: InstancePaths): VmStatus {
   let s: { cpus: number; memoryMiB: number; diskGiB: number } = { cpus: 0, memoryMiB: 0, diskGiB: 0 };
+  const store = new SettingsStore(paths.settings);
   try {
-    s = new SettingsStore(paths.settings).get();
+    s = store.get();
   } catch {
-    /* a bad settings file: the engine reports it on start */
+    /* a broken settings file and no last good copy: the problem says why */
   }
   return {
+    ...(store.problem ? { settingsProblem: store.problem.toInfo() } : {}),
     instance: paths.name,
     state: 'stopped',
     driver: '',

@@ -27,16 +27,19 @@ export function factoryReset(o: {
       removed.push(f);
     }
   }
-  const current = o.settings.get();
   const defaults = SettingsSchema.parse({});
   // The disk is gone, so its size goes back to the default too; a store
   // that cannot see the disk refuses the shrink, and then the size is kept.
   try {
-    return { removed, kept: [], settings: o.settings.update(defaults).settings };
+    const r = o.settings.update(defaults);
+    return { removed, kept: r.notice ? [r.notice] : [], settings: r.settings };
   } catch (err) {
     if (!isBerthError(err, 'DISK_SHRINK')) throw err;
   }
   const { diskGiB: _d, ...rest } = defaults;
+  // A broken settings file is moved aside by the update (never deleted) and listed as kept.
   const r = o.settings.update(rest);
-  return { removed, kept: [`diskGiB=${current.diskGiB}`], settings: r.settings };
+  const kept = [`diskGiB=${r.settings.diskGiB}`];
+  if (r.notice) kept.push(r.notice);
+  return { removed, kept, settings: r.settings };
 }

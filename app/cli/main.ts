@@ -25,7 +25,8 @@ program
   .version(BERTH_VERSION, '-V, --version')
   .option('-i, --instance <name>', 'the instance to act on', (v) => parseInstance(v), process.env.BERTH_INSTANCE || 'default')
   .option('--json', 'print machine-readable JSON')
-  .showHelpAfterError('(run `berth --help` for usage)')
+  // Every usage error prints the failing command's own usage (inherited by subcommands).
+  .showHelpAfterError(true)
   .exitOverride();
 
 function parseInstance(v: string): string {
@@ -50,7 +51,7 @@ function action<A extends unknown[]>(fn: (g: Globals, paths: InstancePaths, ...a
       process.exitCode = code ?? 0;
     } catch (err) {
       if (err instanceof UsageError) {
-        process.stderr.write(`error: ${err.message}\n(run \`berth ${cmd.name()} --help\` for usage)\n`);
+        process.stderr.write(`error: ${err.message}\n${cmd.helpInformation()}`);
         process.exitCode = 2;
         return;
       }
@@ -209,6 +210,13 @@ program
   .allowUnknownOption()
   .action(
     action(async (_g, paths, command: string[]) => {
+      // Options before the command are Berth's: an unknown one is a typo, not a guest command.
+      const raw = argvSeen;
+      const dashdash = raw.indexOf('--');
+      const first = command[0];
+      if (first?.startsWith('-') && (dashdash < 0 || raw.indexOf(first) < dashdash)) {
+        throw usage(`unknown option '${first}' (put a command for the VM after \`--\`: berth shell -- ${command.join(' ')})`);
+      }
       const client = await connectEngine(paths, false);
       let ep;
       try {
@@ -505,7 +513,11 @@ function usage(message: string): UsageError {
   return new UsageError(message);
 }
 
+/** The arguments `main` was called with (shell needs to know where `--` was). */
+let argvSeen: string[] = [];
+
 export async function main(argv: string[]): Promise<void> {
+  argvSeen = argv;
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -44,6 +44,9 @@ export interface RunningDaemon {
  */
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const paths = instancePaths(opts.instance);
+  // Everything the engine and its children (QEMU) create is owner-only
+  // from its first moment: logs, sockets, disks, pid files, the token.
+  if (process.platform !== 'win32') process.umask(0o077);
   ensurePrivateDir(berthHome());
   ensurePrivateDir(paths.dir);
   const lock = InstanceLock.acquire(paths.lock);

@@ -51,6 +51,8 @@ export class FakeDriver implements Driver {
       hostKeyFile: string;
       clientPubFile: string;
       dockerSocket: string;
+      /** Answer guest commands first (e.g. the socket watcher's); undefined falls through. */
+      exec?: (command: string) => { stdout?: string; code?: number } | undefined;
     },
   ) {}
 
@@ -73,6 +75,8 @@ export class FakeDriver implements Driver {
       clientPublicKey: fs.readFileSync(this.o.clientPubFile, 'utf8'),
       sockets: { '/var/run/docker.sock': this.o.dockerSocket },
       exec: (cmd) => {
+        const own = this.o.exec?.(cmd);
+        if (own) return own;
         if (cmd.includes('poweroff')) setTimeout(() => void vm.exit('the VM powered off'), 50);
         return { code: 0 };
       },

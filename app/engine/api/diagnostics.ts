@@ -37,6 +37,9 @@ export function redact(text: string, secrets: string[] = []): string {
   for (const s of secrets) if (s.length >= 8) out = out.split(s).join('<redacted>');
   return out
     .replace(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g, '<private key redacted>')
+    // A log tail can start inside a key: an END with no BEGIN before it
+    // takes everything from the start of the text with it.
+    .replace(/^[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/, (m) => (m.includes('<private key redacted>') ? m : '<private key redacted>'))
     .replace(/\b(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+)\s+AAAA[A-Za-z0-9+/=]+/g, '$1 <key redacted>')
     .replace(/("?(?:token|password|passwd|secret|auth|authorization|api[_-]?key)"?\s*[:=]\s*)("[^"]*"|[^\s,}&]+)/gi, '$1<redacted>')
     .replace(/([?&#]token=)[^&\s"']+/gi, '$1<redacted>');

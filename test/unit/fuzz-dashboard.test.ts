@@ -119,7 +119,10 @@ function rawHttp(data: string | Buffer, ms = 3000): Promise<string> {
     const c = net.createConnection(dash.port, '127.0.0.1');
     let out = '';
     const timer = setTimeout(() => c.destroy(), ms);
-    c.on('data', (d) => (out += d.toString('latin1')));
+    c.on('data', (d) => {
+      out += d.toString('latin1');
+      if (out.includes('\r\n')) c.destroy(); // the status line is all we need (keep-alive would hold it open)
+    });
     c.on('error', () => undefined);
     c.on('close', () => {
       clearTimeout(timer);

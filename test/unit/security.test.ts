@@ -190,7 +190,7 @@ describe('the daemon on the fake guest', () => {
   });
 
   test('a new start makes a new token, and the old one stops working', async () => {
-    await d.shutdown(false);
+    await d.shutdown(true);
     await d.done;
     assert.ok(!fs.existsSync(paths.token), 'the token is removed at shutdown');
     d = await startDaemon({ instance: 'sec', exitOnStop: false, driver });

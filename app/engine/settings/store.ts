@@ -65,7 +65,7 @@ function readDisk(file: string): DiskRead {
     raw = JSON.parse(text);
   } catch (err) {
     const msg = (err as Error).message;
-    const truncated = /end of (JSON )?input/i.test(msg);
+    const truncated = /end of (JSON )?input|unterminated string/i.test(msg);
     return {
       kind: 'bad',
       error: new BerthError(

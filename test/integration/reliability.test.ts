@@ -78,6 +78,16 @@ describe('reliability: faults and load with a real VM', { skip: problem ?? false
   let echoProblem: string | undefined;
 
   const status = async () => JSON.parse((await vm.berth(['status', '--json'])).stdout);
+  /** Wait until the engine runs a new VM (not `oldQemu`) by itself. */
+  const runningAgain = (after: string, oldQemu: number) =>
+    timeUntil(
+      `running again ${after}`,
+      async () => {
+        const s = await status().catch(() => undefined);
+        return s?.state === 'running' && s.vmPid !== oldQemu;
+      },
+      5 * 60_000,
+    );
   const guestNow = async () => Number((await vm.berth(['shell', '--', 'date', '+%s'])).stdout.trim());
 
   /** What must survive every fault: an image, a volume's data, a container that restarts. */
@@ -194,14 +204,7 @@ describe('reliability: faults and load with a real VM', { skip: problem ?? false
     const qemu = vm.qemuPid();
     process.kill(qemu, 'SIGKILL');
     assert.ok(await waitFor(() => !pidAlive(qemu), 10_000));
-    await timeUntil(
-      'running again after QEMU was killed',
-      async () => {
-        const s = await status().catch(() => undefined);
-        return s?.state === 'running' && s.vmPid !== qemu;
-      },
-      5 * 60_000,
-    );
+    await runningAgain('after QEMU was killed', qemu);
     const s = await status();
     assert.equal(s.lastCrash.reason, 'the QEMU process was killed or crashed');
     await assertNothingLost('after QEMU was killed');
@@ -211,14 +214,7 @@ describe('reliability: faults and load with a real VM', { skip: problem ?? false
   test('the guest kernel panics: the engine starts the VM again, the panic is in the serial log, nothing lost', async () => {
     const qemu = vm.qemuPid();
     await vm.berth(['shell', '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger'], { timeoutMs: 30_000 }).catch(() => undefined);
-    await timeUntil(
-      'running again after a kernel panic',
-      async () => {
-        const s = await status().catch(() => undefined);
-        return s?.state === 'running' && s.vmPid !== qemu;
-      },
-      5 * 60_000,
-    );
+    await runningAgain('after a kernel panic', qemu);
     const crash = (await status()).lastCrash;
     assert.match(crash.reason, /panicked/);
     assert.equal(crash.recent, 2);

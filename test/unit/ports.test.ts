@@ -20,6 +20,7 @@ import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import { startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
+import { echoRoundTrip } from '../helpers/net-probe.js';
 
 // Real lines from a guest's /proc/net/tcp, tcp6 and udp.
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -169,17 +170,6 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ host: '127.0.0.1', port, allowHalfOpen: true });
-    const parts: Buffer[] = [];
-    s.on('data', (d: Buffer) => parts.push(d));
-    s.on('end', () => resolve(Buffer.concat(parts)));
-    s.on('error', reject);
-    s.on('connect', () => s.end(data));
-  });
-}
-
 test('a TCP forward carries bytes both ways, with half-close, for many connections at once', async () => {
   const hostPort = await freePort();
   const spec: ForwardSpec = { proto: 'tcp', hostPort, hostIps: ['127.0.0.1', '::1'], guestIp: '127.0.0.1', guestPort: echoPort, source: 'manual' };
@@ -191,13 +181,13 @@ test('a TCP forward carries bytes both ways, with half-close, for many connectio
     await Promise.all(
       Array.from({ length: 50 }, async () => {
         const data = crypto.randomBytes(1 << 20);
-        assert.ok((await roundTrip(hostPort, data)).equals(data));
+        assert.ok((await echoRoundTrip(hostPort, data)).equals(data));
       }),
     );
   } finally {
     await f.close();
   }
-  await assert.rejects(roundTrip(hostPort, Buffer.from('x')), /ECONNREFUSED/, 'closed means closed');
+  await assert.rejects(echoRoundTrip(hostPort, Buffer.from('x')), /ECONNREFUSED/, 'closed means closed');
 });
 
 test('a host port in use is a conflict naming its holder; it opens once freed', async () => {

@@ -2,6 +2,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { syncPathProblem } from '../share/sync-paths.js';
 
 /**
  * Engine settings of one instance. Every field has a default, so an empty
@@ -80,6 +81,17 @@ export function defaultShares(): z.infer<typeof ShareSchema>[] {
   return out.filter((s) => !guestPathProblem(s.hostPath));
 }
 
+/**
+ * A folder kept in sync between the host and the guest's own disk (`berth
+ * sync add`): it must lie inside a shared folder, and synced folders do not
+ * nest (checked against the shares in SettingsSchema).
+ */
+export const SyncSettingSchema = z
+  .object({
+    hostPath: z.string().min(1).refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
+  })
+  .strict();
+
 export const SettingsSchema = z
   .object({
     cpus: z
@@ -118,8 +130,21 @@ export const SettingsSchema = z
       .refine((ss) => new Set(ss.map((s) => s.guestPath ?? s.hostPath)).size === ss.length, {
         message: 'two shares cannot use the same guest path',
       }),
+    /** Folders inside shares kept in sync with a copy on the guest's disk (live). */
+    sync: z.array(SyncSettingSchema).max(16, 'at most 16 folders can be synced').default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const all = s.sync.map((x) => path.resolve(x.hostPath));
+    s.sync.forEach((x, i) => {
+      if (all.indexOf(all[i]!) !== i) {
+        ctx.addIssue({ code: 'custom', path: ['sync', i, 'hostPath'], message: `${x.hostPath} is listed twice` });
+        return;
+      }
+      const why = syncPathProblem(x.hostPath, s.shares, all.filter((_, j) => j !== i));
+      if (why) ctx.addIssue({ code: 'custom', path: ['sync', i, 'hostPath'], message: `${why.message} (${why.hint})` });
+    });
+  });
 
 export type Settings = z.infer<typeof SettingsSchema>;
 
@@ -134,6 +159,7 @@ export const SettingsPatchSchema = z
     portBind: z.enum(['loopback', 'all']),
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),
+    sync: z.array(z.unknown()),
   })
   .partial()
   .strict();

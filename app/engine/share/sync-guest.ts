@@ -1,0 +1,337 @@
+/**
+ * The guest side of a synced folder, driven over the ssh session:
+ *
+ * - a small Perl agent (Perl is in the guest image) scans the guest copy
+ *   and applies changes with the just-in-time check (the target must still
+ *   be what the scan saw), reporting each result and the new signature;
+ * - file contents travel as tar streams: GNU tar in the guest, node-tar on
+ *   the host. Files for the guest are unpacked into a staging folder next to
+ *   the copy and renamed into place by the agent, so a container never sees
+ *   half a file;
+ * - inotifywait (inotify-tools) tells the engine when something changed.
+ *
+ * Every signature of the guest's side is made by the agent's one `ent`
+ * function, so a scan and the result of a change always agree.
+ */
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ClientChannel } from 'ssh2';
+import type { GuestSession } from '../guest/session.js';
+import type { Entry, EntryKind, Snapshot } from './sync-plan.js';
+import { shq, SYNC_TEMP_PREFIX } from './sync-paths.js';
+
+export const AGENT_PERL = String.raw`
+use strict; use warnings;
+use Time::HiRes ();
+use Fcntl qw(S_ISDIR S_ISLNK S_ISREG);
+use File::Path ();
+my ($mode, $root, $stage) = @ARGV;
+chdir $root or die "cannot enter $root: $!\n";
+binmode STDIN; binmode STDOUT;
+my $TMP = '${SYNC_TEMP_PREFIX}';
+my $n = 0;
+sub ent {
+  my ($p) = @_;
+  my @st = Time::HiRes::lstat($p);
+  return () unless @st;
+  my $m = $st[2];
+  if (S_ISLNK($m)) { my $t = readlink($p); $t = '' unless defined $t; return ('link', "l:$t", $t); }
+  if (S_ISDIR($m)) { return ('dir', '', ''); }
+  if (S_ISREG($m)) { return ('file', sprintf('%d:%.6f:%d:%s', $st[7], $st[9], $st[1], ($m & 0111) ? 'x' : '-'), $st[7]); }
+  return ('other', '', '');
+}
+sub out { print join("\0", @_), "\0"; }
+sub matches {
+  my ($p, $ek, $es) = @_;
+  my ($k, $s) = ent($p);
+  return !defined $k if $ek eq '';
+  return defined $k && $k eq $ek && ($k eq 'dir' || $s eq $es);
+}
+sub parent {
+  my ($p) = @_;
+  my $i = rindex($p, '/');
+  return 1 if $i < 0;
+  my $d = substr($p, 0, $i);
+  return 1 if -d $d;
+  eval { File::Path::make_path($d); 1 } or return 0;
+  return -d $d;
+}
+if ($mode eq 'scan') {
+  my @dirs = ('');
+  while (@dirs) {
+    my $d = shift @dirs;
+    opendir(my $dh, $d eq '' ? '.' : $d) or next;
+    my @names = grep { $_ ne '.' && $_ ne '..' && index($_, $TMP) != 0 } readdir($dh);
+    closedir $dh;
+    for my $name (@names) {
+      my $p = $d eq '' ? $name : "$d/$name";
+      my ($k, $sig, $x) = ent($p);
+      next unless defined $k && $k ne 'other';
+      out($k, $p, $sig, $x);
+      push @dirs, $p if $k eq 'dir';
+    }
+  }
+  exit 0;
+}
+if ($mode eq 'hash') {
+  require Digest::SHA;
+  local $/ = "\0";
+  while (my $p = <STDIN>) {
+    chomp $p;
+    my $h = eval { Digest::SHA->new(256)->addfile($p, 'b')->hexdigest } // '';
+    out($p, $h);
+  }
+  exit 0;
+}
+if ($mode eq 'apply') {
+  local $/;
+  my @f = split /\0/, <STDIN> // '', -1;
+  pop @f if @f && $f[-1] eq '';
+  my %arity = (save => 4, del => 3, mkdir => 1, place => 3, link => 4);
+  while (@f) {
+    my $op = shift @f;
+    my $k = $arity{$op} or die "unknown op $op\n";
+    my @a = splice(@f, 0, $k);
+    my $p = $a[0];
+    my ($st, $info) = ('ok', '');
+    if ($op eq 'save') {
+      my ($to, $ek, $es) = @a[1..3];
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif (-e $to || -l $to) { ($st, $info) = ('skip', 'taken'); }
+      elsif (!rename($p, $to)) { ($st, $info) = ('err', "$!"); }
+    } elsif ($op eq 'del') {
+      my ($ek, $es) = @a[1..2];
+      my ($k) = ent($p);
+      if (!defined $k) { }
+      elsif (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif ($k eq 'dir') { rmdir($p) or ($st, $info) = ($!{ENOTEMPTY} || $!{EEXIST} ? 'skip' : 'err', "$!"); }
+      else { unlink($p) or ($st, $info) = ('err', "$!"); }
+    } elsif ($op eq 'mkdir') {
+      my ($k) = ent($p);
+      if (defined $k && $k ne 'dir') { ($st, $info) = ('skip', 'taken'); }
+      elsif (!defined $k) { eval { File::Path::make_path($p); 1 } or ($st, $info) = ('err', "$@"); }
+    } elsif ($op eq 'place') {
+      my ($ek, $es) = @a[1..2];
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); unlink("$stage/$p"); }
+      elsif (!parent($p)) { ($st, $info) = ('err', 'cannot make its folder'); }
+      elsif (!rename("$stage/$p", $p)) { ($st, $info) = ('err', "$!"); }
+      else { (undef, $info) = ent($p); }
+    } elsif ($op eq 'link') {
+      my ($t, $ek, $es) = @a[1..3];
+      my $tmp = $p =~ m{^(.*/)} ? "$1$TMP$$-" . $n++ : "$TMP$$-" . $n++;
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif (!parent($p)) { ($st, $info) = ('err', 'cannot make its folder'); }
+      elsif (!symlink($t, $tmp)) { ($st, $info) = ('err', "$!"); }
+      elsif (!rename($tmp, $p)) { ($st, $info) = ('err', "$!"); unlink($tmp); }
+      else { (undef, $info) = ent($p); }
+    }
+    out($st, $p, $info);
+  }
+  exit 0;
+}
+die "unknown mode $mode\n";
+`;
+
+/** The shell command that runs the agent in `mode` on `root`. */
+export function agentCommand(mode: 'scan' | 'hash' | 'apply', root: string, stage = ''): string {
+  return `exec perl -e ${shq(AGENT_PERL)} ${mode} ${shq(root)} ${shq(stage || root)}`;
+}
+
+/** Splits a byte stream into NUL-terminated UTF-8 fields. */
+export class NulFields {
+  private rest: Buffer = Buffer.alloc(0);
+  push(chunk: Buffer, onField: (f: string) => void): void {
+    let buf = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
+    let i: number;
+    while ((i = buf.indexOf(0)) >= 0) {
+      onField(buf.subarray(0, i).toString('utf8'));
+      buf = buf.subarray(i + 1);
+    }
+    this.rest = Buffer.from(buf);
+  }
+}
+
+/** Turn the agent's scan output (kind, path, sig, extra per entry) into a snapshot. */
+export function parseScan(fields: string[]): Snapshot {
+  const snap: Snapshot = new Map();
+  for (let i = 0; i + 3 < fields.length; i += 4) {
+    const kind = fields[i] as EntryKind;
+    const p = fields[i + 1]!;
+    const sig = fields[i + 2]!;
+    const extra = fields[i + 3]!;
+    const e: Entry = { kind, sig };
+    if (kind === 'file') e.size = Number(extra);
+    if (kind === 'link') e.target = extra;
+    snap.set(p, e);
+  }
+  return snap;
+}
+
+export interface GuestRun {
+  code: number | null;
+  stderr: string;
+}
+
+/** Run a guest command, feeding `input`, handing stdout's NUL fields to `onField`. */
+export async function runGuest(
+  session: GuestSession,
+  command: string,
+  input: Buffer | Readable | undefined,
+  onField?: (f: string) => void,
+  onStdout?: (chunk: Buffer) => void,
+): Promise<GuestRun> {
+  const ch = await session.openExec(command);
+  return new Promise((resolve, reject) => {
+    const fields = new NulFields();
+    let stderr = '';
+    let code: number | null = null;
+    ch.on('data', (d: Buffer) => {
+      if (onStdout) onStdout(d);
+      else if (onField) fields.push(d, onField);
+    });
+    ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    ch.on('exit', (c: number | null) => (code = c));
+    ch.on('close', () => resolve({ code, stderr }));
+    ch.on('error', reject);
+    if (input === undefined) ch.end();
+    else if (Buffer.isBuffer(input)) ch.end(input);
+    else {
+      input.on('error', (err) => {
+        ch.close();
+        reject(err);
+      });
+      input.pipe(ch);
+    }
+  });
+}
+
+export async function scanGuest(session: GuestSession, root: string): Promise<Snapshot> {
+  const fields: string[] = [];
+  const r = await runGuest(session, agentCommand('scan', root), undefined, (f) => fields.push(f));
+  if (r.code !== 0) throw new Error(`scanning the guest copy ${root} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return parseScan(fields);
+}
+
+export async function hashGuest(session: GuestSession, root: string, paths: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (!paths.length) return out;
+  const fields: string[] = [];
+  const input = Buffer.from(paths.map((p) => `${p}\0`).join(''), 'utf8');
+  const r = await runGuest(session, agentCommand('hash', root), input, (f) => fields.push(f));
+  if (r.code !== 0) throw new Error(`hashing in the guest failed: ${r.stderr.trim()}`);
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i + 1]) out.set(fields[i]!, fields[i + 1]!);
+  return out;
+}
+
+export type GuestOp =
+  | { op: 'save'; path: string; to: string; expect: Entry }
+  | { op: 'del'; path: string; expect: Entry }
+  | { op: 'mkdir'; path: string }
+  | { op: 'place'; path: string; expect?: Entry }
+  | { op: 'link'; path: string; target: string; expect?: Entry };
+
+export interface OpResult {
+  status: 'ok' | 'skip' | 'err';
+  path: string;
+  /** ok place/link: the new signature; skip/err: why. */
+  info: string;
+}
+
+const exp = (e?: Entry) => [e?.kind ?? '', e?.sig ?? ''];
+
+export function encodeOps(ops: GuestOp[]): Buffer {
+  const fields: string[] = [];
+  for (const o of ops) {
+    switch (o.op) {
+      case 'save':
+        fields.push('save', o.path, o.to, ...exp(o.expect));
+        break;
+      case 'del':
+        fields.push('del', o.path, ...exp(o.expect));
+        break;
+      case 'mkdir':
+        fields.push('mkdir', o.path);
+        break;
+      case 'place':
+        fields.push('place', o.path, ...exp(o.expect));
+        break;
+      case 'link':
+        fields.push('link', o.path, o.target, ...exp(o.expect));
+        break;
+    }
+  }
+  return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
+}
+
+/** Apply `ops` in order in the guest copy; one result per op. */
+export async function applyGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[]): Promise<OpResult[]> {
+  if (!ops.length) return [];
+  const fields: string[] = [];
+  const r = await runGuest(session, agentCommand('apply', root, stage), encodeOps(ops), (f) => fields.push(f));
+  const out: OpResult[] = [];
+  for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
+  if (r.code !== 0 && out.length < ops.length) throw new Error(`applying changes in the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return out;
+}
+
+/**
+ * Watches the guest copy with inotifywait and says when something changed.
+ * The channel is opened again after it drops (an ssh reconnect), and
+ * `reopened` tells the owner to rescan (events may have been missed).
+ */
+export class GuestWatcher extends EventEmitter<{ changed: []; reopened: []; unavailable: [string] }> {
+  private ch?: ClientChannel;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  private opened = 0;
+
+  constructor(
+    private readonly session: GuestSession,
+    private readonly root: string,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.open();
+  }
+
+  private async open(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const ch = await this.session.openExec(
+        `command -v inotifywait >/dev/null || { echo 'inotifywait is missing in the guest' >&2; exit 127; }; ` +
+          `exec inotifywait -m -r -q -e modify,attrib,close_write,move,create,delete --format x ${shq(this.root)}`,
+      );
+      if (this.stopped) return void ch.close();
+      this.ch = ch;
+      let stderr = '';
+      ch.on('data', () => this.emit('changed'));
+      ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+      ch.on('exit', (code: number | null) => {
+        if (code === 127) this.emit('unavailable', stderr.trim());
+      });
+      ch.on('close', () => {
+        if (this.ch === ch) this.ch = undefined;
+        if (this.stopped) return;
+        this.log.debug({ root: this.root, stderr: stderr.trim() }, 'guest watcher ended; watching again');
+        this.timer = setTimeout(() => void this.open(), 1000);
+      });
+      if (this.opened++ > 0) this.emit('reopened');
+    } catch (err) {
+      if (this.stopped) return;
+      this.log.debug({ err: (err as Error).message }, 'cannot start the guest watcher; trying again');
+      this.timer = setTimeout(() => void this.open(), 2000);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.ch?.close();
+    this.ch = undefined;
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The host side of a synced folder: scanning it, hashing, and applying
+ * changes with the just-in-time check (the target must still be what the
+ * scan saw). Files arrive from the guest as a tar stream and are written to
+ * a temporary name next to their target, then renamed over it, so an editor
+ * or build on the host never sees half a file. Everything the engine writes
+ * belongs to the host user (the engine runs as that user).
+ *
+ * Only node:fs/promises: the engine also serves the sshfs mounts and must
+ * never block its event loop.
+ */
+import crypto from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { Parser, type ReadEntry } from 'tar';
+import type { Entry, Snapshot } from './sync-plan.js';
+import { safeRelative, SYNC_TEMP_PREFIX } from './sync-paths.js';
+
+const abs = (root: string, rel: string) => path.join(root, ...rel.split('/'));
+
+/** The host's signature of a path (undefined: nothing there; null: a kind we do not sync). */
+export async function hostEntry(file: string): Promise<Entry | undefined | null> {
+  let st;
+  try {
+    st = await fsp.lstat(file, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  if (st.isSymbolicLink()) {
+    const target = await fsp.readlink(file);
+    return { kind: 'link', sig: `l:${target}`, target };
+  }
+  if (st.isDirectory()) return { kind: 'dir', sig: '' };
+  if (st.isFile()) {
+    const x = st.mode & 0o111n ? 'x' : '-';
+    return { kind: 'file', sig: `${st.size}:${st.mtimeNs}:${st.ino}:${x}`, size: Number(st.size) };
+  }
+  return null;
+}
+
+/** Every file, folder and link under `root`, by relative POSIX path. */
+export async function scanHost(root: string): Promise<Snapshot> {
+  const snap: Snapshot = new Map();
+  const walk = async (rel: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await fsp.readdir(rel ? abs(root, rel) : root);
+    } catch (err) {
+      if (!rel) throw err;
+      return; // a folder that went away (or unreadable) mid-scan
+    }
+    const dirs: string[] = [];
+    await Promise.all(
+      names.map(async (n) => {
+        if (n.startsWith(SYNC_TEMP_PREFIX)) return;
+        const p = rel ? `${rel}/${n}` : n;
+        const e = await hostEntry(abs(root, p)).catch(() => null);
+        if (!e) return;
+        snap.set(p, e);
+        if (e.kind === 'dir') dirs.push(p);
+      }),
+    );
+    // Folders one at a time per level keeps the open-file count low.
+    for (let i = 0; i < dirs.length; i += 8) await Promise.all(dirs.slice(i, i + 8).map(walk));
+  };
+  await walk('');
+  return snap;
+}
+
+export async function hashHost(root: string, paths: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const p of paths) {
+    try {
+      const h = crypto.createHash('sha256');
+      await pipeline(createReadStream(abs(root, p)), h);
+      out.set(p, h.digest('hex'));
+    } catch {
+      /* gone: no match */
+    }
+  }
+  return out;
+}
+
+const matches = (cur: Entry | undefined | null, expect: Entry | undefined) =>
+  expect === undefined ? cur === undefined : !!cur && cur.kind === expect.kind && (cur.kind === 'dir' || cur.sig === expect.sig);
+
+export type HostOp = { op: 'del'; path: string; expect: Entry } | { op: 'mkdir'; path: string } | { op: 'link'; path: string; target: string; expect?: Entry };
+
+export interface HostResult {
+  status: 'ok' | 'skip' | 'err';
+  path: string;
+  info: string;
+  entry?: Entry;
+}
+
+const tmpName = (file: string) => path.join(path.dirname(file), `${SYNC_TEMP_PREFIX}${crypto.randomBytes(6).toString('hex')}`);
+
+export async function applyHostOp(root: string, o: HostOp): Promise<HostResult> {
+  if (!safeRelative(o.path)) return { status: 'err', path: o.path, info: 'unsafe path' };
+  const file = abs(root, o.path);
+  try {
+    const cur = await hostEntry(file);
+    switch (o.op) {
+      case 'del':
+        if (cur === undefined) return { status: 'ok', path: o.path, info: '' };
+        if (!matches(cur, o.expect)) return { status: 'skip', path: o.path, info: 'changed' };
+        if (cur!.kind === 'dir') {
+          try {
+            await fsp.rmdir(file);
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === 'ENOTEMPTY' || code === 'EEXIST') return { status: 'skip', path: o.path, info: 'not empty' };
+            throw err;
+          }
+        } else await fsp.unlink(file);
+        return { status: 'ok', path: o.path, info: '' };
+      case 'mkdir':
+        if (cur && cur.kind !== 'dir') return { status: 'skip', path: o.path, info: 'taken' };
+        if (!cur) await fsp.mkdir(file, { recursive: true });
+        return { status: 'ok', path: o.path, info: '', entry: { kind: 'dir', sig: '' } };
+      case 'link': {
+        if (!matches(cur, o.expect)) return { status: 'skip', path: o.path, info: 'changed' };
+        await fsp.mkdir(path.dirname(file), { recursive: true });
+        const tmp = tmpName(file);
+        await fsp.symlink(o.target, tmp);
+        await fsp.rename(tmp, file).catch(async (err) => {
+          await fsp.unlink(tmp).catch(() => undefined);
+          throw err;
+        });
+        return { status: 'ok', path: o.path, info: '', entry: (await hostEntry(file)) ?? undefined };
+      }
+    }
+  } catch (err) {
+    return { status: 'err', path: o.path, info: (err as Error).message };
+  }
+}
+
+export interface Incoming {
+  /** What the host holds there now, as the scan saw it (undefined: nothing). */
+  expect?: Entry;
+}
+
+/**
+ * Write the files of a tar stream (GNU tar from the guest) under `root`:
+ * each to a temporary name, then renamed over its target if the target is
+ * still what `wanted` expects. Entries not in `wanted` are skipped.
+ */
+export async function receiveTar(
+  root: string,
+  stream: Readable,
+  wanted: Map<string, Incoming>,
+  onFile?: (r: HostResult, bytes: number) => void,
+): Promise<HostResult[]> {
+  const results: HostResult[] = [];
+  const parser = new Parser();
+  const jobs: Promise<void>[] = [];
+  let chain = Promise.resolve();
+  parser.on('entry', (entry: ReadEntry) => {
+    const rel = entry.path.replace(/^\.\//, '').replace(/\/$/, '');
+    const want = wanted.get(rel);
+    if (!want || entry.type !== 'File' || !safeRelative(rel)) {
+      entry.resume();
+      return;
+    }
+    const file = abs(root, rel);
+    const tmp = tmpName(file);
+    const mode = (entry.mode ?? 0o644) & 0o777;
+    const mtime = entry.mtime;
+    const size = entry.size ?? 0;
+    // Start writing now (the entry streams as the parser reads it), finish in order.
+    const written = (async () => {
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      await pipeline(entry, createWriteStream(tmp, { mode }));
+    })();
+    written.catch(() => entry.resume());
+    const job = (chain = chain.then(async () => {
+      let r: HostResult;
+      try {
+        await written;
+        await fsp.chmod(tmp, mode);
+        if (mtime) await fsp.utimes(tmp, mtime, mtime);
+        const cur = await hostEntry(file);
+        if (!matches(cur, want.expect)) {
+          await fsp.unlink(tmp).catch(() => undefined);
+          r = { status: 'skip', path: rel, info: 'changed' };
+        } else {
+          await fsp.rename(tmp, file);
+          r = { status: 'ok', path: rel, info: '', entry: (await hostEntry(file)) ?? undefined };
+        }
+      } catch (err) {
+        await fsp.unlink(tmp).catch(() => undefined);
+        r = { status: 'err', path: rel, info: (err as Error).message };
+      }
+      results.push(r);
+      onFile?.(r, size);
+    }));
+    jobs.push(job);
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    stream.on('error', reject);
+    stream.pipe(parser);
+  });
+  await Promise.all(jobs);
+  return results;
+}

@@ -12,7 +12,7 @@ import { BERTH_VERSION } from '../engine/version.js';
 import { addPort, addShare, removePort, removeShare } from '../engine/settings/edits.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
-import { bold, dim, formatPorts, formatShares, formatStatus, green, printError, usageHint, yellow } from './output.js';
+import { bold, dim, formatPorts, formatShares, formatStatus, formatSync, green, printError, usageHint, yellow } from './output.js';
 
 interface Globals {
   instance: string;
@@ -418,6 +418,66 @@ share
       });
       if (g.json) return printJson(r);
       process.stdout.write(`Stopped sharing ${hostPath}.\n`);
+    }),
+  );
+
+const sync = program
+  .command('sync')
+  .description('folders kept in sync with a copy on the VM\'s disk (builds in containers at native disk speed): list them with their state and conflicts')
+  .action(
+    action(async (g, paths) => {
+      const r = await withSettings(paths, async (client) =>
+        client ? client.call('sync.list', {}) : { syncs: [], configured: (await localSettings(paths)).get().sync },
+      );
+      if (g.json) return printJson(r);
+      process.stdout.write(formatSync(r.syncs, r.configured) + '\n');
+    }),
+  );
+sync
+  .command('add')
+  .description('keep a folder inside a shared folder in sync with a copy on the VM\'s disk; `docker run -v` of it (or of a folder in it) then uses the copy')
+  .argument('<path>', 'the host folder')
+  .action(
+    action(async (g, paths, dir: string) => {
+      const hostPath = path.resolve(dir);
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('sync.add', { hostPath });
+        const store = await localSettings(paths);
+        const cur = store.get().sync;
+        if (!cur.some((x) => x.hostPath === hostPath)) {
+          const { checkSyncable } = await import('../engine/share/sync-paths.js');
+          checkSyncable(hostPath, store.get());
+          store.update({ sync: [...cur, { hostPath }] });
+        }
+        return { syncs: [], configured: store.get().sync };
+      });
+      if (g.json) return printJson(r);
+      const live = r.syncs.find((x) => x.hostPath === hostPath);
+      process.stdout.write(
+        live
+          ? `Syncing ${hostPath} with a copy on the VM's disk (${live.state}${live.error ? `: ${live.error}` : ''}). \`berth sync\` shows its progress.\n`
+          : `Syncing ${hostPath} with a copy on the VM's disk once the VM runs.\n`,
+      );
+    }),
+  );
+sync
+  .command('rm')
+  .description('stop syncing a folder: a last sync, then the VM\'s copy is deleted (the host folder stays as it is)')
+  .argument('<path>', 'the host folder')
+  .action(
+    action(async (g, paths, dir: string) => {
+      const hostPath = path.resolve(dir);
+      const r = await withSettings(paths, async (client) => {
+        if (client) return client.call('sync.remove', { hostPath });
+        const store = await localSettings(paths);
+        const cur = store.get().sync;
+        const next = cur.filter((x) => x.hostPath !== hostPath);
+        if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${hostPath} is not a synced folder`, '`berth sync` lists the synced folders.');
+        store.update({ sync: next });
+        return { syncs: [], configured: next };
+      });
+      if (g.json) return printJson(r);
+      process.stdout.write(`Stopped syncing ${hostPath}; containers see it through the shared folder again.\n`);
     }),
   );
 

@@ -1,4 +1,4 @@
-import type { PortViewWire, VmStatus } from '../engine/api/contract.js';
+import type { PortViewWire, SyncViewWire, VmStatus } from '../engine/api/contract.js';
 
 type ShareViewWire = NonNullable<VmStatus['shares']>[number];
 import { toErrorInfo, type ErrorInfo } from '../engine/errors.js';
@@ -110,6 +110,30 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
   }
   if (rows.length === 1) return 'No folders are shared. Share one with `berth share add PATH`.';
   return table(rows);
+}
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+/** `berth sync`: each synced folder, its state, then its conflicts; configured ones not live yet. */
+export function formatSync(syncs: SyncViewWire[], configured: { hostPath: string }[]): string {
+  const rows: string[][] = [['FOLDER', 'STATE', 'FILES', 'LAST SYNC', 'DETAILS']];
+  const notes: string[] = [];
+  for (const s of syncs) {
+    const state = s.state === 'watching' ? green(s.state) : s.state === 'error' ? red(s.state) : yellow(s.state);
+    let details = s.mounted ? `mounted at ${s.guestPath} in the VM` : dim('not mounted yet (containers see the shared folder)');
+    if (s.initial) details = `first copy: ${s.initial.files}/${s.initial.totalFiles} files, ${mib(s.initial.bytes)} of ${mib(s.initial.totalBytes)}`;
+    if (s.error) details = `${s.error}${s.hint ? ` ${dim(s.hint)}` : ''}`;
+    if (s.conflicts.length) details += red(` ${s.conflicts.length} conflict${s.conflicts.length > 1 ? 's' : ''}`);
+    rows.push([s.hostPath, state, String(s.entries), s.lastSyncAt ? new Date(s.lastSyncAt).toLocaleTimeString() : '-', details]);
+    for (const c of s.conflicts) notes.push(`  ${c.path}\n    changed on both sides; the host's version kept the name, the VM's is ${c.guestCopy}`);
+  }
+  for (const c of configured) {
+    if (syncs.some((s) => s.hostPath === c.hostPath)) continue;
+    rows.push([c.hostPath, dim('stopped'), '-', '-', 'syncs while the VM runs']);
+  }
+  if (rows.length === 1) return 'No folders are synced. Sync one inside a shared folder with `berth sync add PATH`.';
+  const out = table(rows);
+  return notes.length ? `${out}\n\n${bold('Conflicts')} (delete or rename the copy once resolved):\n${notes.join('\n')}` : out;
 }
 
 /** Rows as aligned columns (colour codes do not count toward widths). */

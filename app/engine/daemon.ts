@@ -120,6 +120,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'shares.list': async () => engine.sharesList(),
       'shares.add': (p) => engine.sharesAdd(p),
       'shares.remove': (p) => engine.sharesRemove(p),
+      'sync.list': async () => engine.syncList(),
+      'sync.add': (p) => engine.syncAdd(p),
+      'sync.remove': (p) => engine.syncRemove(p),
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'logs.read': async (p) => readLog(paths, p.source, p.lines),
@@ -139,6 +142,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   engine.on('session', (s) => server.broadcast('guest.session', s));
   engine.on('ports', (ports) => server.broadcast('ports.changed', { ports }));
   engine.on('shares', (shares) => server.broadcast('shares.changed', { shares }));
+  engine.on('sync', (syncs) => server.broadcast('sync.changed', { syncs }));
+  engine.on('syncConflict', (c) => server.broadcast('sync.conflict', c));
 
   async function shutdown(stopVm: boolean): Promise<void> {
     if (shuttingDown) return done;

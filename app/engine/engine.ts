@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { VmStatus } from './api/contract.js';
 import { chooseAccelerator, type AccelChoice } from './drivers/accel-probe.js';
@@ -18,6 +19,9 @@ import { PortManager, type PortView } from './forward/port-manager.js';
 import { ChangeNotifier } from './share/change-notifier.js';
 import { ShareManager, type ShareView } from './share/share-manager.js';
 import { addPort, addShare, removePort, removeShare } from './settings/edits.js';
+import { SyncManager } from './share/sync-manager.js';
+import { checkSyncable, within } from './share/sync-paths.js';
+import type { SyncConflictView, SyncView } from './share/sync-session.js';
 import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
@@ -80,6 +84,8 @@ export class Engine extends EventEmitter<{
   session: [{ state: string; at: string }];
   ports: [PortView[]];
   shares: [ShareView[]];
+  sync: [SyncView[]];
+  syncConflict: [{ hostPath: string; conflict: SyncConflictView }];
 }> {
   readonly sm = new VmStateMachine();
   private phase?: StartPhase;
@@ -89,6 +95,7 @@ export class Engine extends EventEmitter<{
   private ports?: PortManager;
   private shares?: ShareManager;
   private notifier?: ChangeNotifier;
+  private sync?: SyncManager;
   private keys?: GuestKeys;
   private image?: GuestImage;
   private run?: RunState;
@@ -177,6 +184,7 @@ export class Engine extends EventEmitter<{
     if (this.session) st.session = { state: this.session.currentState, connects: this.session.connects };
     if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
     if (this.shares) st.shares = this.shares.list();
+    if (this.sync) st.sync = this.sync.list();
     if (this.image) {
       st.image = {
         dir: this.image.dir,
@@ -326,6 +334,10 @@ export class Engine extends EventEmitter<{
     this.timings.dockerMs = Date.now() - tBoot;
     if (this.shares?.list().some((x) => x.state === 'mounting')) this.progress('shares', 'mounting the shared folders');
     await sharesMounted;
+    // Synced folders: those synced before are brought up to date and their
+    // guest copies mounted before the socket opens; first copies go on in
+    // the background.
+    await this.startSync(session);
     this.timings.sharesMs = Date.now() - tBoot;
 
     this.progress('socket', `forwarding the docker socket at ${this.paths.dockerSocket}`);
@@ -354,14 +366,83 @@ export class Engine extends EventEmitter<{
   }
 
   private startShares(session: GuestSession): Promise<void> {
-    const notifier = new ChangeNotifier(session, new DockerApi(this.paths.dockerSocket), this.o.log, () =>
-      (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
+    const notifier = new ChangeNotifier(
+      session,
+      new DockerApi(this.paths.dockerSocket),
+      this.o.log,
+      () => (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
+      // Synced folders' guest copies get real writes (and real inotify events) from the sync.
+      (hostPath) => this.settingsStore().get().sync.some((x) => within(hostPath, x.hostPath)),
     );
     this.notifier = notifier;
     const shares = new ShareManager(session, this.o.log, () => this.settingsStore().get().shares, (p) => notifier.guestChanged(p));
-    shares.on('change', (list) => this.emit('shares', list));
+    shares.on('change', (list) => {
+      this.emit('shares', list);
+      this.sync?.sharesChanged();
+    });
     this.shares = shares;
     return shares.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'shared folders failed'));
+  }
+
+  private async startSync(session: GuestSession): Promise<void> {
+    const sync = new SyncManager({
+      session,
+      log: this.o.log,
+      stateDir: path.join(this.paths.dir, 'sync'),
+      syncs: () => this.settingsStore().get().sync,
+      shares: () => this.settingsStore().get().shares,
+      shareMounted: (g) => (this.shares?.list() ?? []).some((x) => x.guestPath === g && x.state === 'mounted'),
+    });
+    sync.on('change', (list) => this.emit('sync', list));
+    sync.on('conflict', (c) => this.emit('syncConflict', c));
+    this.sync = sync;
+    // Bounded: a slow guest must not hold the start forever (the sync goes on).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      sync.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'synced folders failed')),
+      new Promise((r) => (timer = setTimeout(r, env('BERTH_SYNC_START_TIMEOUT_MS', 120_000)))),
+    ]);
+    if (timer) clearTimeout(timer);
+  }
+
+  private async stopSync(): Promise<void> {
+    const s = this.sync;
+    this.sync = undefined;
+    if (s) {
+      await s.stop().catch(() => undefined);
+      this.emit('sync', []);
+    }
+  }
+
+  syncList(): { syncs: SyncView[]; configured: Settings['sync'] } {
+    return { syncs: this.sync?.list() ?? [], configured: this.settingsStore().get().sync };
+  }
+
+  /** Sync a folder inside a share: saved in settings, copied at once when the VM runs. */
+  async syncAdd(p: { hostPath: string }) {
+    const store = this.settingsStore();
+    const hostPath = path.resolve(p.hostPath);
+    const cur = store.get().sync;
+    if (!cur.some((x) => path.resolve(x.hostPath) === hostPath)) {
+      checkSyncable(hostPath, store.get());
+      store.update({ sync: [...cur, { hostPath }] });
+    }
+    await this.sync?.refresh();
+    return this.syncList();
+  }
+
+  /** Stop syncing a folder: a last sync both ways, then the guest copy is deleted. */
+  async syncRemove(p: { hostPath: string }) {
+    const store = this.settingsStore();
+    const hostPath = path.resolve(p.hostPath);
+    const cur = store.get().sync;
+    const next = cur.filter((x) => path.resolve(x.hostPath) !== hostPath);
+    if (next.length === cur.length) {
+      throw new BerthError('BAD_REQUEST', `${hostPath} is not a synced folder`, '`berth sync` lists the synced folders.');
+    }
+    store.update({ sync: next });
+    await this.sync?.refresh();
+    return this.syncList();
   }
 
   private async stopShares(): Promise<void> {
@@ -433,6 +514,7 @@ export class Engine extends EventEmitter<{
   async settingsChanged(changed: string[]): Promise<void> {
     if (changed.includes('ports') || changed.includes('portBind')) await this.ports?.refresh();
     if (changed.includes('shares')) await this.shares?.refresh();
+    if (changed.includes('sync') || changed.includes('shares')) await this.sync?.refresh();
   }
 
   private guestDied(message: string): BerthError {
@@ -593,6 +675,7 @@ export class Engine extends EventEmitter<{
   /** Release the socket and session; with `killVm`, force the VM off too. */
   private async teardown(killVm: boolean): Promise<void> {
     await this.stopPorts();
+    await this.stopSync();
     await this.stopShares();
     await this.forward?.close().catch(() => undefined);
     this.forward = undefined;
@@ -638,6 +721,11 @@ export class Engine extends EventEmitter<{
     await this.stopPorts();
     await this.forward?.close().catch(() => undefined);
     this.forward = undefined;
+    if (!force && this.sync && this.session?.currentState === 'connected') {
+      // What containers wrote in synced folders reaches the host before the VM goes.
+      await this.sync.flush(env('BERTH_SYNC_STOP_TIMEOUT_MS', 60_000));
+    }
+    await this.stopSync();
     if (vm && vm.alive()) {
       let off = false;
       if (!force && this.session?.currentState === 'connected') {

@@ -50,6 +50,36 @@ export const ShareViewSchema = z.object({
 
 export const ShareSettingSchema = z.object({ hostPath: z.string(), guestPath: z.string().optional(), readOnly: z.boolean().optional() });
 
+export const SyncConflictSchema = z.object({
+  /** The host file both sides changed; it holds the host's version. */
+  path: z.string(),
+  /** Where the guest's version was kept (a host path; the same name in the guest). */
+  guestCopy: z.string(),
+  at: z.string(),
+});
+
+export const SyncViewSchema = z.object({
+  hostPath: z.string(),
+  /** Where containers see the folder in the VM (the guest copy is mounted there). */
+  guestPath: z.string(),
+  /** The guest copy on the VM's data disk. */
+  copyPath: z.string(),
+  state: z.enum(['starting', 'copying', 'watching', 'syncing', 'error', 'stopped']),
+  mounted: z.boolean(),
+  initial: z.object({ files: z.number(), totalFiles: z.number(), bytes: z.number(), totalBytes: z.number() }).optional(),
+  entries: z.number(),
+  cycles: z.number(),
+  lastSyncAt: z.string().optional(),
+  lastCycleMs: z.number().optional(),
+  lastChanges: z.object({ toGuest: z.number(), toHost: z.number(), deleted: z.number() }).optional(),
+  conflicts: z.array(SyncConflictSchema),
+  error: z.string().optional(),
+  hint: z.string().optional(),
+});
+export type SyncViewWire = z.infer<typeof SyncViewSchema>;
+
+export const SyncSettingSchema = z.object({ hostPath: z.string() });
+
 export const VmStatusSchema = z.object({
   instance: z.string(),
   state: z.enum(VM_STATES),
@@ -80,6 +110,7 @@ export const VmStatusSchema = z.object({
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
   shares: z.array(ShareViewSchema).optional(),
+  sync: z.array(SyncViewSchema).optional(),
   image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),
   /** The settings file is broken: what is wrong; the engine goes on with the last good settings. */
   settingsProblem: ErrorInfoSchema.optional(),
@@ -104,6 +135,8 @@ export const SettingsViewSchema = z.object({
   shares: z.array(ShareSettingSchema),
   /** Set when the file on disk is broken and these are the last good settings. */
   problem: ErrorInfoSchema.optional(),
+  /** Synced folders (absent from engines older than sync mode). */
+  sync: z.array(SyncSettingSchema).optional(),
 });
 
 export const PortViewSchema = z.object({
@@ -123,6 +156,7 @@ export type PortViewWire = z.infer<typeof PortViewSchema>;
 
 const PortNumber = z.number().int().min(1).max(65535);
 const SharesResult = z.object({ shares: z.array(ShareViewSchema), configured: z.array(ShareSettingSchema) });
+const SyncResult = z.object({ syncs: z.array(SyncViewSchema), configured: z.array(SyncSettingSchema) });
 const PortsResult = z.object({ ports: z.array(PortViewSchema), manual: z.array(ManualPortViewSchema) });
 
 const Empty = z.object({}).strict();
@@ -180,6 +214,12 @@ export const methods = {
     result: SharesResult,
   },
   'shares.remove': { params: z.object({ hostPath: z.string().min(1).max(4096) }).strict(), result: SharesResult },
+  /** Folders kept in sync with a copy on the VM's disk, with their state and conflicts. */
+  'sync.list': { params: Empty, result: SyncResult },
+  /** Start syncing a folder inside a share (saved in settings; copied at once when the VM runs). */
+  'sync.add': { params: z.object({ hostPath: z.string().min(1).max(4096) }).strict(), result: SyncResult },
+  /** Stop syncing: a last sync, then the guest copy is deleted (the host folder is untouched). */
+  'sync.remove': { params: z.object({ hostPath: z.string().min(1).max(4096) }).strict(), result: SyncResult },
   'engine.shutdown': { params: z.object({ stopVm: z.boolean() }).strict(), result: Empty },
   /** The last lines of the engine's log or the VM's serial console (files on the host). */
   'logs.read': {
@@ -215,6 +255,9 @@ export const events = {
   'guest.session': z.object({ state: z.string(), at: z.string() }),
   'ports.changed': z.object({ ports: z.array(PortViewSchema) }),
   'shares.changed': z.object({ shares: z.array(ShareViewSchema) }),
+  'sync.changed': z.object({ syncs: z.array(SyncViewSchema) }),
+  /** Both sides changed a synced file: both versions were kept. */
+  'sync.conflict': z.object({ hostPath: z.string(), conflict: SyncConflictSchema }),
   ...dockerEvents,
 } as const;
 

@@ -231,6 +231,8 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         return { ports: [], manual: addPort(new SettingsStore(paths.settings), p as Parameters<typeof addPort>[1]) };
       case 'ports.remove':
         return { ports: [], manual: removePort(new SettingsStore(paths.settings), p as Parameters<typeof removePort>[1]) };
+      case 'sync.list':
+        return { syncs: [], configured: new SettingsStore(paths.settings).get().sync };
       case 'logs.read':
         return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
       case 'diagnostics.bundle':

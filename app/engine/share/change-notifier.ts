@@ -98,6 +98,8 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     private readonly docker: DockerApi,
     private readonly log: Logger,
     private readonly shares: () => ShareMapping[],
+    /** Host folders not to nudge (synced folders: their guest copies get real events). */
+    private readonly skip: (hostPath: string) => boolean = () => false,
   ) {
     super();
   }
@@ -140,7 +142,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     const roots = (info.Mounts ?? [])
       .filter((m) => m.Type === 'bind' && m.Source)
       .map((m) => hostPathFor(m.Source!, shares))
-      .filter((p): p is string => !!p);
+      .filter((p): p is string => !!p && !this.skip(p));
     if (this.stopped || !roots.length) return;
     this.byContainer.set(id, roots);
     for (const r of roots) this.watch(r);

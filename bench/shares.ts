@@ -1,8 +1,10 @@
 /**
  * File sharing numbers for `npm run bench`: the same workloads in the VM on
- * a shared host folder (each available mechanism) and on the guest's own
- * disk, in one run, timed inside the guest so the ssh round trip of the
- * command itself does not count.
+ * a shared host folder (each available mechanism), on a synced folder (sync
+ * mode: the guest copy on the guest's disk) and on the guest's own disk, in
+ * one run, timed inside the guest so the ssh round trip of the command
+ * itself does not count. For sync mode, how long the sync takes to bring a
+ * burst of changes to the other side is measured too.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,22 @@ export interface ShareBenchRow {
   nativeMs: number;
   sharedMs: number;
   ratio: number;
+  /** Sync mode (when measured): the same workload on the synced folder. */
+  syncMs?: number;
+  syncRatio?: number;
+}
+
+/** How long sync mode takes to carry a burst of changes across. */
+export interface SyncSettleRow {
+  what: string;
+  ms: number;
+}
+
+/** A synced folder (at the same path on host and guest) and how to poll the guest. */
+export interface SyncedTarget {
+  dir: string;
+  /** Files under `dir` in the guest (find -type f | wc -l). */
+  guestFiles: (sub: string) => Promise<number>;
 }
 
 export interface ShareBenchOptions {
@@ -65,7 +83,13 @@ function parse(out: string): Map<string, number> {
  * `shell` runs a script in the guest as root; `sharedHost` is a host folder
  * shared at the same path; `nativeGuest` a folder on the guest's data disk.
  */
-export async function benchShares(shell: Shell, sharedHost: string, nativeGuest: string, opts: ShareBenchOptions = {}): Promise<ShareBenchRow[]> {
+export async function benchShares(
+  shell: Shell,
+  sharedHost: string,
+  nativeGuest: string,
+  opts: ShareBenchOptions = {},
+  synced?: SyncedTarget,
+): Promise<{ rows: ShareBenchRow[]; settle: SyncSettleRow[] }> {
   const o: Required<ShareBenchOptions> = { smallFiles: opts.smallFiles ?? 5000, bigMiB: opts.bigMiB ?? 500, treeFiles: opts.treeFiles ?? 20_000 };
   const runIn = async (dir: string) => {
     const r = await shell(workload(dir, o));
@@ -74,6 +98,7 @@ export async function benchShares(shell: Shell, sharedHost: string, nativeGuest:
   };
   const native = await runIn(nativeGuest);
   const shared = await runIn(sharedHost);
+  const sync = synced ? await runIn(synced.dir) : undefined;
   // The walk: the shared tree is made on the host (as a checkout would be),
   // the native one in the guest; neither is timed.
   makeTreeLocal(path.join(sharedHost, 'walk'), o.treeFiles);
@@ -87,12 +112,47 @@ export async function benchShares(shell: Shell, sharedHost: string, nativeGuest:
     );
     return parse(r.stdout).get('walk') ?? NaN;
   };
-  native.set(`walk a ${o.treeFiles}-file tree (git status-like)`, await walk(nativeGuest));
-  shared.set(`walk a ${o.treeFiles}-file tree (git status-like)`, await walk(sharedHost));
+  const walkOp = `walk a ${o.treeFiles}-file tree (git status-like)`;
+  native.set(walkOp, await walk(nativeGuest));
+  shared.set(walkOp, await walk(sharedHost));
+  const settle: SyncSettleRow[] = [];
+  if (synced && sync) {
+    // The same tree made on the host (a checkout): time until the guest copy has all of it.
+    const want = 100 * Math.ceil(o.treeFiles / 100);
+    const t0 = performance.now();
+    makeTreeLocal(path.join(synced.dir, 'walk'), o.treeFiles);
+    const made = performance.now() - t0;
+    await until(async () => (await synced.guestFiles('walk')) >= want);
+    settle.push({ what: `${want} files made on the host → all in the guest copy (host writes took ${Math.round(made)} ms)`, ms: performance.now() - t0 });
+    sync.set(walkOp, await walk(synced.dir));
+    // Files made in the guest (a build): time until the host has all of them.
+    const n = o.smallFiles;
+    const t1 = performance.now();
+    const mk = await shell(`set -e; mkdir -p '${synced.dir}/out'; cd '${synced.dir}/out'; i=0; while [ $i -lt ${n} ]; do echo "built $i" > o$i; i=$((i+1)); done`);
+    if (mk.code !== 0) throw new Error(`making files in the synced folder failed: ${mk.stderr}`);
+    const wrote = performance.now() - t1;
+    await until(() => (fs.readdirSync(path.join(synced.dir, 'out')).length >= n));
+    settle.push({ what: `${n} files made in the guest → all on the host (guest writes and the command took ${Math.round(wrote)} ms)`, ms: performance.now() - t1 });
+  }
   await shell(`rm -rf '${nativeGuest}'`);
   fs.rmSync(path.join(sharedHost, 'walk'), { recursive: true, force: true });
-  return [...native].map(([op, nativeMs]) => {
+  const rows = [...native].map(([op, nativeMs]) => {
     const sharedMs = shared.get(op) ?? NaN;
-    return { op, nativeMs, sharedMs, ratio: sharedMs / Math.max(1, nativeMs) };
+    const row: ShareBenchRow = { op, nativeMs, sharedMs, ratio: sharedMs / Math.max(1, nativeMs) };
+    if (sync) {
+      row.syncMs = sync.get(op) ?? NaN;
+      row.syncRatio = row.syncMs / Math.max(1, nativeMs);
+    }
+    return row;
   });
+  return { rows, settle };
+}
+
+/** Poll until `check` holds (10 minutes at most: TCG is slow, but not that slow). */
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('the synced folder did not settle within 10 minutes');
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

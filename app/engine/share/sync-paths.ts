@@ -29,8 +29,8 @@ export function syncId(hostPath: string): string {
   return crypto.createHash('sha256').update(path.resolve(hostPath)).digest('hex').slice(0, 16);
 }
 
-export function guestSyncDirs(id: string): { base: string; tree: string; stage: string; token: string } {
-  const base = `${GUEST_SYNC_ROOT}/${id}`;
+export function guestSyncDirs(id: string, root = GUEST_SYNC_ROOT): { base: string; tree: string; stage: string; token: string } {
+  const base = `${root}/${id}`;
   return { base, tree: `${base}/tree`, stage: `${base}/stage`, token: `${base}/token` };
 }
 

@@ -89,6 +89,8 @@ export interface SyncSessionOptions {
   log: Logger;
   /** Host folder for the state files. */
   stateDir: string;
+  /** Where guest copies live (tests run the "guest" on this machine). */
+  guestRoot?: string;
 }
 
 export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConflictView] }> {
@@ -122,7 +124,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     super();
     this.hostPath = path.resolve(o.hostPath);
     this.id = syncId(this.hostPath);
-    this.dirs = guestSyncDirs(this.id);
+    this.dirs = guestSyncDirs(this.id, o.guestRoot);
   }
 
   get stateFile(): string {
@@ -318,6 +320,14 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
           this.failures = 0;
         } catch (err) {
           this.failures++;
+          // A file that went away between the scan and the copy (a build or
+          // a checkout on the host): look again rather than report an error.
+          const code = (err as NodeJS.ErrnoException).code;
+          if ((code === 'ENOENT' || code === 'ENOTDIR') && this.failures < 5) {
+            this.log.debug({ folder: this.hostPath, err: (err as Error).message }, 'a file changed during the sync; again');
+            this.dirty = true;
+            continue;
+          }
           this.fail(err);
           this.armSafety();
           break;

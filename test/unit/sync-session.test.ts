@@ -1,0 +1,160 @@
+/**
+ * A whole synced folder without a VM: the "guest" is this machine behind a
+ * real ssh2 exec channel (test/helpers/exec-guest.ts), so the engine's Perl
+ * agent, GNU tar and the cycles run for real; only the mount over the share
+ * is left out. Without inotifywait here, the guest side falls back to
+ * rescanning every 2 s, which this test also covers.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import ssh2 from 'ssh2';
+import { GuestSession } from '../../app/engine/guest/session.js';
+import { silentLogger } from '../../app/engine/log.js';
+import { findExecutable, waitFor } from '../../app/engine/process-util.js';
+import { syncId } from '../../app/engine/share/sync-paths.js';
+import { SyncSession, type SyncConflictView } from '../../app/engine/share/sync-session.js';
+import { startExecGuest, type ExecGuest } from '../helpers/exec-guest.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+const missing = ['perl', 'tar'].filter((x) => !findExecutable(x));
+
+describe('a synced folder over a real ssh exec channel', { skip: missing.length ? `needs ${missing.join(', ')} on this host` : false }, () => {
+  const t = shortTempDir('bsys');
+  const host = path.join(t.dir, 'host');
+  const guestRoot = path.join(t.dir, 'guest');
+  const stateDir = path.join(t.dir, 'state');
+  let guest: ExecGuest;
+  let gs: GuestSession;
+  let sync: SyncSession;
+  const conflicts: SyncConflictView[] = [];
+  const copy = (...p: string[]) => path.join(guestRoot, syncId(host), 'tree', ...p);
+  const h = (...p: string[]) => path.join(host, ...p);
+  const make = () => {
+    const s = new SyncSession({ hostPath: host, guestPath: () => host, shareMounted: () => false, session: gs, log: silentLogger(), stateDir, guestRoot });
+    s.on('conflict', (c) => conflicts.push(c));
+    return s;
+  };
+  const settle = (what: string, check: () => boolean) =>
+    waitFor(check, 20_000, 50).then((ok) => assert.ok(ok, `${what} did not happen within 20 s`));
+
+  before(async () => {
+    fs.mkdirSync(path.join(host, 'src'), { recursive: true });
+    fs.writeFileSync(h('a.txt'), 'A');
+    fs.writeFileSync(h('src', 'b.sh'), 'B', { mode: 0o755 });
+    fs.symlinkSync('a.txt', h('link'));
+    const client = ssh2.utils.generateKeyPairSync('ed25519');
+    const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+    guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public });
+    gs = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
+    await gs.connect(5000);
+    sync = make();
+    await sync.start();
+  });
+
+  after(async () => {
+    await sync?.stop();
+    gs?.close();
+    await guest?.close();
+    t.cleanup();
+  });
+
+  test('the first copy brings everything to the guest, with modes and links', () => {
+    const v = sync.view();
+    assert.equal(v.state, 'watching');
+    assert.equal(v.entries, 4);
+    assert.equal(fs.readFileSync(copy('a.txt'), 'utf8'), 'A');
+    assert.ok(fs.statSync(copy('src', 'b.sh')).mode & 0o100);
+    assert.equal(fs.readlinkSync(copy('link')), 'a.txt');
+    assert.ok(fs.existsSync(path.join(stateDir, `${syncId(host)}.json`)), 'the ancestor is saved');
+  });
+
+  test('edits, deletes and renames go both ways', async () => {
+    fs.writeFileSync(h('a.txt'), 'A2');
+    fs.renameSync(h('src', 'b.sh'), h('src', 'c.sh'));
+    fs.writeFileSync(copy('from-guest.txt'), 'G');
+    fs.mkdirSync(copy('dist'));
+    fs.writeFileSync(copy('dist', 'x.js'), 'x');
+    fs.rmSync(copy('link'));
+    await settle('both ways', () =>
+      fs.existsSync(h('dist', 'x.js')) && fs.existsSync(h('from-guest.txt')) && !fs.existsSync(h('link')) &&
+      fs.existsSync(copy('src', 'c.sh')) && !fs.existsSync(copy('src', 'b.sh')) && fs.readFileSync(copy('a.txt'), 'utf8') === 'A2',
+    );
+    assert.equal(fs.readFileSync(h('from-guest.txt'), 'utf8'), 'G');
+    assert.ok(fs.statSync(copy('src', 'c.sh')).mode & 0o100, 'a rename keeps the executable bit');
+  });
+
+  test('a conflict keeps both versions, reported once', async () => {
+    // Stop watching so both edits happen before the next cycle.
+    await sync.stop();
+    fs.writeFileSync(h('a.txt'), 'host edit');
+    fs.writeFileSync(copy('a.txt'), 'guest edit!');
+    sync = make();
+    await sync.start();
+    assert.equal(conflicts.length, 1);
+    const c = conflicts[0]!;
+    assert.equal(c.path, h('a.txt'));
+    assert.equal(fs.readFileSync(h('a.txt'), 'utf8'), 'host edit');
+    assert.equal(fs.readFileSync(copy('a.txt'), 'utf8'), 'host edit');
+    assert.equal(fs.readFileSync(c.guestCopy, 'utf8'), 'guest edit!');
+    assert.equal(fs.readFileSync(copy(path.basename(c.guestCopy)), 'utf8'), 'guest edit!');
+    assert.deepEqual(sync.view().conflicts.map((x) => x.path), [h('a.txt')]);
+    fs.rmSync(c.guestCopy);
+    await settle('the resolved conflict leaves the report', () => sync.view().conflicts.length === 0 && !fs.existsSync(copy(path.basename(c.guestCopy))));
+  });
+
+  test('the same edit on both sides is no conflict', async () => {
+    await sync.stop();
+    fs.writeFileSync(h('same.txt'), 'same');
+    fs.writeFileSync(copy('same.txt'), 'same');
+    sync = make();
+    await sync.start();
+    assert.equal(conflicts.length, 1, 'no new conflict');
+  });
+
+  test('changes made while nothing ran are picked up on start (a restart)', async () => {
+    await sync.stop();
+    fs.writeFileSync(h('while-off.txt'), 'w');
+    fs.rmSync(h('from-guest.txt'));
+    sync = make();
+    await sync.start();
+    assert.equal(fs.readFileSync(copy('while-off.txt'), 'utf8'), 'w');
+    assert.ok(!fs.existsSync(copy('from-guest.txt')));
+  });
+
+  test('a guest copy that is not the one last synced is copied again, never read as deletes', async () => {
+    await sync.stop();
+    fs.rmSync(path.join(guestRoot, syncId(host)), { recursive: true });
+    sync = make();
+    await sync.start();
+    assert.ok(fs.existsSync(h('a.txt')), 'the host keeps its files');
+    assert.equal(fs.readFileSync(copy('a.txt'), 'utf8'), 'host edit');
+    assert.ok(fs.existsSync(copy('dist', 'x.js')));
+  });
+
+  test('a missing host folder stops the sync with an error; the guest copy stays', async () => {
+    await sync.stop();
+    fs.renameSync(host, `${host}.away`);
+    try {
+      sync = make();
+      await sync.start();
+      const v = sync.view();
+      assert.equal(v.state, 'error');
+      assert.match(v.error!, /does not exist/);
+      assert.ok(fs.existsSync(copy('a.txt')));
+    } finally {
+      await sync.stop();
+      fs.renameSync(`${host}.away`, host);
+    }
+  });
+
+  test('remove deletes the guest copy and the state, not the host folder', async () => {
+    sync = make();
+    await sync.start();
+    await sync.remove();
+    assert.ok(!fs.existsSync(path.join(guestRoot, syncId(host))));
+    assert.ok(!fs.existsSync(path.join(stateDir, `${syncId(host)}.json`)));
+    assert.ok(fs.existsSync(h('a.txt')));
+  });
+});

@@ -60,6 +60,11 @@ export function formatStatus(s: VmStatus): string {
       `${bold('last crash')}    ${s.lastCrash.at} ${dim(`(${s.lastCrash.reason}; ${s.lastCrash.recent} in the last 10 minutes; \`berth logs --serial\` has the console)`)}`,
     );
   }
+  if (s.sync?.length) {
+    const conflicts = s.sync.reduce((n, x) => n + x.conflicts.length, 0);
+    const states = s.sync.map((x) => x.state).join(', ');
+    lines.push(`${bold('synced')}        ${s.sync.length} folder${s.sync.length > 1 ? 's' : ''} (${states})${conflicts ? red(` ${conflicts} conflicts: see \`berth sync\``) : ''}`);
+  }
   if (s.session) lines.push(`${bold('guest link')}    ${s.session.state}${s.session.connects > 1 ? ` (${s.session.connects - 1} reconnects)` : ''}`);
   if (s.timings?.totalMs !== undefined) {
     const t = s.timings;

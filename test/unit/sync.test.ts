@@ -234,3 +234,12 @@ test('berth sync: state, first-copy progress, conflicts and folders not live yet
   assert.match(out, /\/h\/later\s+stopped/);
   assert.match(out, /Conflicts[\s\S]*\/h\/app\/a\.txt\n.*a\.txt\.conflict-guest-20250101-000000/);
 });
+
+test('files go to the guest in batches of at most 1,000 files or 64 MiB', async () => {
+  const { batches } = await import('../../app/engine/share/sync-session.js');
+  const f = (size: number) => ({ entry: { kind: 'file', size } });
+  assert.deepEqual(batches([]), []);
+  assert.deepEqual(batches(Array.from({ length: 2500 }, () => f(1))).map((b) => b.length), [1000, 1000, 500]);
+  assert.deepEqual(batches([f(40 * 2 ** 20), f(40 * 2 ** 20), f(200 * 2 ** 20), f(1)]).map((b) => b.length), [1, 1, 1, 1], 'a big file goes alone');
+  assert.deepEqual(batches([{ entry: { kind: 'link' } }, f(1)]).map((b) => b.length), [2]);
+});

@@ -210,7 +210,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       if (!st?.isDirectory()) throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`.');
       const d = this.dirs;
       const r = await this.o.session.exec(
-        `mkdir -p ${shq(d.tree)} ${shq(d.stage)} && cat ${shq(d.token)} 2>/dev/null; true`,
+        // Staging leftovers of a push the link dropped under are removed (best effort).
+        `mkdir -p ${shq(d.tree)} && { rm -rf ${shq(d.stage)}; mkdir -p ${shq(d.stage)}; cat ${shq(d.token)} 2>/dev/null; true; }`,
         { timeoutMs: 30_000 },
       );
       const guestToken = r.stdout.trim();
@@ -440,18 +441,31 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.initial = { files: 0, totalFiles: files.length, bytes: 0, totalBytes: files.reduce((s, a) => s + (a.entry.size ?? 0), 0) };
       this.set('copying');
     }
-    if (files.length) await this.push(files.map((a) => a.path));
-    const placeOps: GuestOp[] = toGuest.map((a) =>
-      a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
-    );
-    const pres = await applyGuest(this.o.session, this.dirs.tree, this.dirs.stage, placeOps);
-    pres.forEach((r, i) => {
-      const a = toGuest[i]!;
-      if (!note(r)) return;
-      out.toGuest++;
-      anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
-    });
-    if (files.length) await this.o.session.exec(`rm -rf ${shq(this.dirs.stage)} && mkdir -p ${shq(this.dirs.stage)}`, { timeoutMs: 60_000 }).catch(() => undefined);
+    // In batches, each recorded as it lands: a link that drops in the middle
+    // of a big first copy costs one batch, not the whole copy.
+    for (const batch of batches(toGuest)) {
+      // Each push stages into a folder of its own: a tar that outlived a
+      // dropped link may still be writing into an earlier one.
+      const stage = `${this.dirs.stage}/${crypto.randomBytes(6).toString('hex')}`;
+      const bfiles = batch.filter((a) => a.entry.kind === 'file');
+      if (bfiles.length) await this.push(bfiles.map((a) => a.path), stage);
+      const placeOps: GuestOp[] = batch.map((a) =>
+        a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
+      );
+      const pres = await applyGuest(this.o.session, this.dirs.tree, stage, placeOps);
+      pres.forEach((r, i) => {
+        const a = batch[i]!;
+        if (!note(r)) return;
+        out.toGuest++;
+        anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
+      });
+      if (bfiles.length) await this.o.session.exec(`rm -rf ${shq(stage)}`, { timeoutMs: 60_000 }).catch(() => undefined);
+      if (this.initial) {
+        this.initial.files = Math.min(this.initial.totalFiles, this.initial.files + bfiles.length);
+        this.emit('change');
+        await this.saveState();
+      }
+    }
 
     // 3. Guest -> host: links directly, files as one tar stream from the guest.
     const toHost = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'guest');
@@ -479,17 +493,14 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   /** Send host files (relative paths) into the guest's staging folder as one tar stream. */
-  private async push(files: string[]): Promise<void> {
-    const stage = this.dirs.stage;
+  private async push(files: string[], stage: string): Promise<void> {
     const pack = tarCreate({ cwd: this.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
-    let bytes = 0;
     let lastEmit = 0;
     const counter = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
-        bytes += chunk.length;
         if (this.initial) {
-          this.initial.bytes = Math.min(bytes, this.initial.totalBytes);
-          this.initial.files = Math.min(this.initial.totalFiles, Math.round((this.initial.totalFiles * this.initial.bytes) / Math.max(1, this.initial.totalBytes)));
+          // Tar headers and padding count too: close enough for progress.
+          this.initial.bytes = Math.min(this.initial.bytes + chunk.length, this.initial.totalBytes);
           if (Date.now() - lastEmit > 500) {
             lastEmit = Date.now();
             this.emit('change');
@@ -502,7 +513,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     pack.pipe(counter);
     const r = await runGuest(
       this.o.session,
-      `rm -rf ${shq(stage)} && mkdir -p ${shq(stage)} && cd ${shq(stage)} && exec tar -x -f - --no-same-owner`,
+      `mkdir -p ${shq(stage)} && cd ${shq(stage)} && exec tar -x -f - --no-same-owner`,
       counter,
     );
     if (r.code !== 0) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -587,6 +598,27 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';
   }
+}
+
+/** Files and links to send, cut into tar streams of at most 1,000 files or 64 MiB (a bigger file goes alone). */
+export function batches<T extends { entry: { kind: string; size?: number } }>(items: T[], maxFiles = 1000, maxBytes = 64 * 2 ** 20): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let files = 0;
+  let bytes = 0;
+  for (const it of items) {
+    const size = it.entry.kind === 'file' ? (it.entry.size ?? 0) : 0;
+    if (cur.length && (files + 1 > maxFiles || bytes + size > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      files = bytes = 0;
+    }
+    cur.push(it);
+    files++;
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 class SyncProblem extends Error {

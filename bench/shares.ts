@@ -131,7 +131,7 @@ export async function benchShares(
     const mk = await shell(`set -e; mkdir -p '${synced.dir}/out'; cd '${synced.dir}/out'; i=0; while [ $i -lt ${n} ]; do echo "built $i" > o$i; i=$((i+1)); done`);
     if (mk.code !== 0) throw new Error(`making files in the synced folder failed: ${mk.stderr}`);
     const wrote = performance.now() - t1;
-    await until(() => (fs.readdirSync(path.join(synced.dir, 'out')).length >= n));
+    await until(() => ((fs.existsSync(path.join(synced.dir, 'out')) ? fs.readdirSync(path.join(synced.dir, 'out')).length : 0) >= n));
     settle.push({ what: `${n} files made in the guest → all on the host (guest writes and the command took ${Math.round(wrote)} ms)`, ms: performance.now() - t1 });
   }
   await shell(`rm -rf '${nativeGuest}'`);

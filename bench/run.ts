@@ -321,7 +321,7 @@ async function main(): Promise<void> {
       (r) => `| ${r.op} | ${ms1(r.nativeMs)} | ${ms1(r.sharedMs)} | ${r.ratio.toFixed(1)}× | ${r.syncMs === undefined ? 'n/a' : ms1(r.syncMs)} | ${r.syncRatio === undefined ? 'n/a' : `${r.syncRatio.toFixed(1)}×`} |`,
     ),
     '',
-    'Sync mode carries changes across in the background; how long a burst takes to reach the other side (polled every 250 ms):',
+    'Sync mode carries changes across in the background; how long a burst takes to reach the other side (the host polled every 250 ms, the guest every 2 s):',
     '',
     '| burst | until the other side has all of it |',
     '|---|---|',

@@ -122,7 +122,9 @@ export async function benchShares(
     const t0 = performance.now();
     makeTreeLocal(path.join(synced.dir, 'walk'), o.treeFiles);
     const made = performance.now() - t0;
-    await until(async () => (await synced.guestFiles('walk')) >= want);
+    // Polled every 2 s: each look is a CLI start, an ssh session and a find
+    // in the guest, and polling faster slowed the sync it measures.
+    await until(async () => (await synced.guestFiles('walk')) >= want, 2000);
     settle.push({ what: `${want} files made on the host → all in the guest copy (host writes took ${Math.round(made)} ms)`, ms: performance.now() - t0 });
     sync.set(walkOp, await walk(synced.dir));
     // Files made in the guest (a build): time until the host has all of them.
@@ -149,10 +151,10 @@ export async function benchShares(
 }
 
 /** Poll until `check` holds (10 minutes at most: TCG is slow, but not that slow). */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, everyMs = 250): Promise<void> {
   const deadline = Date.now() + 600_000;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('the synced folder did not settle within 10 minutes');
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -151,6 +151,15 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
       settings.update({ shares: settings.get().shares.filter((x) => x.hostPath !== p.hostPath) });
       return { shares: [], configured: settings.get().shares };
     },
+    'sync.list': async () => ({ syncs: [], configured: settings.get().sync ?? [] }),
+    'sync.add': async (p) => {
+      settings.update({ sync: [...(settings.get().sync ?? []).filter((x) => x.hostPath !== p.hostPath), { hostPath: p.hostPath }] });
+      return { syncs: [], configured: settings.get().sync ?? [] };
+    },
+    'sync.remove': async (p) => {
+      settings.update({ sync: (settings.get().sync ?? []).filter((x) => x.hostPath !== p.hostPath) });
+      return { syncs: [], configured: settings.get().sync ?? [] };
+    },
     'guest.sshEndpoint': async () => {
       throw new BerthError('VM_NOT_RUNNING', 'no ssh in the fake engine', 'Use a real VM.');
     },

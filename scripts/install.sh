@@ -35,6 +35,10 @@ command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v mksquashfs >/dev/null || missing+=(squashfs-tools)
 command -v cpio >/dev/null || missing+=(cpio)
 [ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || missing+=(kmod)
+# The image's EFI disk: GPT, FAT and its files.
+[ -x /sbin/sfdisk ] || [ -x /usr/sbin/sfdisk ] || missing+=(fdisk)
+[ -x /sbin/mkfs.vfat ] || [ -x /usr/sbin/mkfs.vfat ] || missing+=(dosfstools)
+command -v mcopy >/dev/null || missing+=(mtools)
 if [ ${#missing[@]} -gt 0 ]; then
 	command -v apt-get >/dev/null || die "missing: ${missing[*]}" "Install them with your package manager, then run this again."
 	say "installing ${missing[*]}"

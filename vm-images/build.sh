@@ -3,10 +3,13 @@
 #
 #   build.sh OUTDIR SOURCES_FILE [ARCH]
 #
-# OUTDIR gets vmlinuz, initrd.img and rootfs.squashfs. SOURCES_FILE is an apt
-# sources file (one-line or deb822) taken from the host's own apt setup; no
-# mirror is named here. Needs root (mmdebstrap's root mode), mmdebstrap,
-# mksquashfs, cpio and kmod's modprobe. Progress lines start with "== ".
+# OUTDIR gets vmlinuz, initrd.img and rootfs.squashfs (direct kernel boot),
+# and efi.img and efi.vhdx (UEFI boot, see make-efi-image.sh). SOURCES_FILE
+# is an apt sources file (one-line or deb822) taken from the host's own apt
+# setup; no mirror is named here. ARCH (amd64, arm64) defaults to the host's;
+# another one is built through qemu-user-static's binfmt handlers. Needs root
+# (mmdebstrap's root mode), mmdebstrap, mksquashfs, cpio, kmod's modprobe and
+# what make-efi-image.sh needs. Progress lines start with "== ".
 set -euo pipefail
 
 out=${1:?usage: build.sh OUTDIR SOURCES_FILE [ARCH]}
@@ -25,6 +28,19 @@ die() {
 for t in mmdebstrap mksquashfs cpio modprobe; do
 	command -v "$t" >/dev/null || die "missing $t (apt-get install mmdebstrap squashfs-tools cpio kmod)"
 done
+for t in sfdisk mkfs.vfat mcopy qemu-img; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install fdisk dosfstools mtools qemu-utils)"
+done
+# A foreign architecture's maintainer scripts run through qemu-user.
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+	case "$arch" in
+	arm64) qarch=aarch64 ;;
+	amd64) qarch=x86_64 ;;
+	*) die "no guest image for architecture $arch" ;;
+	esac
+	grep -qx enabled "/proc/sys/fs/binfmt_misc/qemu-$qarch" 2>/dev/null ||
+		die "building for $arch here needs qemu-user-static's binfmt handler qemu-$qarch: apt-get install qemu-user-static binfmt-support, mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc, update-binfmts --enable qemu-$qarch"
+fi
 
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-image.XXXXXX")
@@ -46,14 +62,22 @@ mmdebstrap --mode=root --variant=minbase --arch="$arch" \
 	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/lintian/*' \
 	--include="$packages" \
-	--customize-hook="\"$here/hooks/fetch-kernel.sh\" \"\$1\" $kernel_meta \"$work/kernel.deb\"" \
+	--customize-hook="\"$here/hooks/fetch-debs.sh\" \"\$1\" \"$work/debs\" $kernel_meta systemd-boot-efi" \
 	"$suite" "$root" "$sources" 2>&1 | sed -u 's/^/   /'
 
-step "kernel from $(dpkg-deb -f "$work/kernel.deb" Package) $(dpkg-deb -f "$work/kernel.deb" Version)"
+kdeb=$work/debs/kernel.deb
+step "kernel from $(dpkg-deb -f "$kdeb" Package) $(dpkg-deb -f "$kdeb" Version)"
 mkdir -p "$work/kernel"
-dpkg-deb -x "$work/kernel.deb" "$work/kernel"
+dpkg-deb -x "$kdeb" "$work/kernel"
 kver=$(ls "$work/kernel/lib/modules")
-cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
+# UEFI (systemd-boot starts the kernel as an EFI application) and vfkit's
+# Linux loader on arm64 both need an uncompressed kernel. Debian's arm64
+# vmlinuz is the plain Image today; should it come gzipped, unpack it.
+if [ "$(od -An -tx1 -N2 "$work/kernel/boot/vmlinuz-$kver" | tr -d ' ')" = 1f8b ]; then
+	gzip -dc "$work/kernel/boot/vmlinuz-$kver" >"$out/vmlinuz"
+else
+	cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
+fi
 moddir=$work/kernel/lib/modules/$kver
 for d in $(sed -n 's/^drop://p' "$here/modules.txt"); do
 	rm -rf "${moddir:?}/kernel/$d"
@@ -99,9 +123,14 @@ cp "$here/initramfs/init" "$ird/init"
 chmod 0755 "$ird/init"
 : >"$ird/modules/order"
 # shellcheck disable=SC2046
-for m in $(sed -n 's/^initrd://p' "$here/modules.txt"); do
-	modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
-done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+{
+	for m in $(sed -n 's/^initrd://p' "$here/modules.txt"); do
+		modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
+	done
+	for m in $(sed -n 's/^initrd?://p' "$here/modules.txt"); do
+		modprobe -d "$work/kernel" -S "$kver" --show-depends "$m" 2>/dev/null || echo "   (no module $m in this kernel)" >&2
+	done
+} | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
 	cp "$ko" "$ird/modules/"
 	basename "$ko" >>"$ird/modules/order"
 done
@@ -112,4 +141,6 @@ rm -f "$out/rootfs.squashfs"
 mksquashfs "$root" "$out/rootfs.squashfs" -comp zstd -Xcompression-level 15 -noappend -quiet -no-progress \
 	-all-time 0 -mkfs-time 0 >/dev/null
 echo "$kver" >"$out/kernel-release"
+
+"$here/make-efi-image.sh" "$out" "$arch" "$work/debs/systemd-boot-efi.deb"
 step "done: $(du -sh "$out" | cut -f1) in $out"

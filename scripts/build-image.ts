@@ -1,14 +1,19 @@
 /**
- * `npm run image`: build the guest image for this host's architecture into
- * the cache (keyed by the recipe's hash), or say that it is already there.
- *   --force   rebuild even if the current recipe's image exists
+ * `npm run image`: build the guest image (every artifact: direct-kernel
+ * files, the EFI disk and its VHDX) for this host's architecture into the
+ * cache (keyed by the recipe's hash), or say that it is already there.
+ *   --force          rebuild even if the current recipe's image exists
+ *   --arch=aarch64   build for the other architecture (BERTH_GUEST_ARCH does
+ *                    the same); a foreign one needs qemu-user-static's binfmt
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../app/engine/errors.js';
-import { ImageStore } from '../app/engine/image/image-store.js';
+import { IMAGE_FILES, ImageStore } from '../app/engine/image/image-store.js';
 import { cacheDir } from '../app/engine/paths.js';
 
+const archArg = process.argv.find((a) => a.startsWith('--arch='))?.slice('--arch='.length);
+if (archArg) process.env.BERTH_GUEST_ARCH = archArg;
 const store = new ImageStore(cacheDir());
 const dir = store.expectedDir();
 const force = process.argv.includes('--force');
@@ -22,13 +27,14 @@ try {
   } else {
     await store.build(say);
   }
-  const img = await store.verify(dir, say);
+  const img = await store.verify(dir, say, 'all');
   const m = img.manifest;
   const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-  say(
-    `kernel ${m.kernelRelease}: vmlinuz ${mib(m.files.vmlinuz.size)}, initrd ${mib(m.files['initrd.img'].size)}, ` +
-      `rootfs ${mib(m.files['rootfs.squashfs'].size)}; built in ${m.buildSeconds} s`,
-  );
+  say(`kernel ${m.kernelRelease}, ${m.arch}, built in ${m.buildSeconds} s`);
+  for (const f of IMAGE_FILES) {
+    const e = m.files[f];
+    say(`  ${f.padEnd(16)} ${e ? `${mib(e.size).padStart(10)}  sha256 ${e.sha256}` : 'missing'}`);
+  }
   process.stdout.write(`${dir}\n`);
 } catch (err) {
   if (err instanceof BerthError) {

@@ -3,7 +3,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isBerthError } from '../../app/engine/errors.js';
-import { ImageStore, checkBuildPrivileges, recipeHash } from '../../app/engine/image/image-store.js';
+import {
+  BOOT_FILES,
+  ImageStore,
+  bootModeFor,
+  checkBuildPrivileges,
+  guestArchFor,
+  guestBoot,
+  recipeHash,
+  sha256Sums,
+  type ImageManifest,
+} from '../../app/engine/image/image-store.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 
 test('the recipe hash is stable and changes with any recipe file', () => {
@@ -83,4 +93,138 @@ test('building needs root, and says how', () => {
   assert.throws(() => checkBuildPrivileges(1000), (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT') && /sudo npm run image/.test(e.hint));
   assert.throws(() => checkBuildPrivileges(undefined), (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT'));
   checkBuildPrivileges(0);
+});
+
+test('each driver boots its artifact: QEMU and vfkit the kernel, Hyper-V the VHDX; BERTH_BOOT overrides', () => {
+  assert.equal(bootModeFor('qemu', {}), 'kernel');
+  assert.equal(bootModeFor('vfkit', {}), 'kernel');
+  assert.equal(bootModeFor('hyperv', {}), 'vhdx');
+  assert.equal(bootModeFor('qemu', { BERTH_BOOT: 'efi' }), 'efi');
+  assert.equal(bootModeFor('vfkit', { BERTH_BOOT: 'efi' }), 'efi');
+  assert.throws(() => bootModeFor('qemu', { BERTH_BOOT: 'bios' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /kernel, efi, vhdx/.test(e.hint));
+  assert.throws(() => bootModeFor('hyperv', { BERTH_BOOT: 'kernel' }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
+  assert.deepEqual(BOOT_FILES.kernel, ['vmlinuz', 'initrd.img', 'rootfs.squashfs']);
+  assert.deepEqual(BOOT_FILES.efi, ['vmlinuz', 'initrd.img', 'efi.img']);
+  assert.deepEqual(BOOT_FILES.vhdx, ['efi.vhdx']);
+});
+
+test('the guest architecture is the host\'s (x64 -> x86_64, arm64 -> aarch64) unless BERTH_GUEST_ARCH asks for the other', () => {
+  assert.equal(guestArchFor('x64', {}), 'x86_64');
+  assert.equal(guestArchFor('arm64', {}), 'aarch64');
+  assert.equal(guestArchFor('x64', { BERTH_GUEST_ARCH: 'aarch64' }), 'aarch64');
+  assert.equal(guestArchFor('x64', { BERTH_GUEST_ARCH: 'arm64' }), 'aarch64');
+  assert.equal(guestArchFor('arm64', { BERTH_GUEST_ARCH: 'amd64' }), 'x86_64');
+  assert.throws(() => guestArchFor('x64', { BERTH_GUEST_ARCH: 'riscv64' }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
+  assert.throws(() => guestArchFor('ia32', {}), (e) => isBerthError(e, 'UNSUPPORTED_HOST'));
+  const t = shortTempDir();
+  try {
+    const x = new ImageStore(t.dir, 'x86_64');
+    const a = new ImageStore(t.dir, 'aarch64');
+    const restore = withEnv({ BERTH_IMAGE_DIR: undefined });
+    try {
+      assert.match(path.basename(x.expectedDir()), /^x86_64-[0-9a-f]{16}$/);
+      assert.match(path.basename(a.expectedDir()), /^aarch64-[0-9a-f]{16}$/);
+      assert.notEqual(path.basename(x.expectedDir()).slice(7), path.basename(a.expectedDir()).slice(8));
+    } finally {
+      restore();
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('verifying checks only the chosen boot mode\'s files; a VHDX-only copy (a Windows release) verifies for Hyper-V', async () => {
+  const t = shortTempDir();
+  try {
+    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const store = new ImageStore(t.dir, 'x86_64');
+    const all = await store.verify(dir, undefined, 'all');
+    assert.equal(all.efiImage, path.join(dir, 'efi.img'));
+    assert.equal(all.vhdx, path.join(dir, 'efi.vhdx'));
+    // A damaged VHDX does not stop a direct kernel boot, and the reverse.
+    fs.writeFileSync(path.join(dir, 'efi.vhdx'), 'damaged');
+    assert.equal((await store.verify(dir, undefined, 'kernel')).boot, 'kernel');
+    assert.equal((await store.verify(dir, undefined, 'efi')).boot, 'efi');
+    await assert.rejects(store.verify(dir, undefined, 'vhdx'), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /efi\.vhdx/.test(e.message));
+    fs.rmSync(dir, { recursive: true });
+    fakeImageDir(dir);
+    for (const f of ['vmlinuz', 'initrd.img', 'rootfs.squashfs', 'efi.img']) fs.rmSync(path.join(dir, f));
+    assert.equal((await store.verify(dir, undefined, 'vhdx')).vhdx, path.join(dir, 'efi.vhdx'));
+    await assert.rejects(store.verify(dir, undefined, 'efi'), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /missing/.test(e.message));
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an image built before the EFI artifacts boots directly, and is told to be rebuilt for EFI', async () => {
+  const t = shortTempDir();
+  try {
+    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const mf = path.join(dir, 'manifest.json');
+    const m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ImageManifest;
+    delete m.files['efi.img'];
+    delete m.files['efi.vhdx'];
+    fs.writeFileSync(mf, JSON.stringify(m));
+    const store = new ImageStore(t.dir, 'x86_64');
+    await store.verify(dir, undefined, 'kernel');
+    await assert.rejects(store.verify(dir, undefined, 'efi'), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /not in its manifest/.test(e.message));
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an image of the other architecture is refused', async () => {
+  const t = shortTempDir();
+  try {
+    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    await assert.rejects(new ImageStore(t.dir, 'aarch64').verify(dir), (e) => isBerthError(e, 'IMAGE_MISSING') && /x86_64, not aarch64/.test(e.message));
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the VM spec\'s boot part: the root disk for direct boot, the EFI disk (raw or VHDX) otherwise', async () => {
+  const t = shortTempDir();
+  try {
+    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const store = new ImageStore(t.dir, 'x86_64');
+    const vars = path.join(t.dir, 'efi-vars.fd');
+    const k = guestBoot(await store.verify(dir, undefined, 'kernel'), 'console=ttyS0', vars);
+    assert.deepEqual(k, {
+      kernel: path.join(dir, 'vmlinuz'),
+      initrd: path.join(dir, 'initrd.img'),
+      cmdline: 'console=ttyS0',
+      rootDisks: [{ path: path.join(dir, 'rootfs.squashfs'), serial: 'berth-root', readonly: true, format: 'raw' }],
+    });
+    const e = guestBoot(await store.verify(dir, undefined, 'efi'), 'console=ttyS0', vars);
+    assert.deepEqual(e.rootDisks, [], 'the root image is a partition of the EFI disk');
+    assert.deepEqual(e.efi, { image: path.join(dir, 'efi.img'), variableStore: vars });
+    assert.equal(e.kernel, path.join(dir, 'vmlinuz'), 'the KVM probe still boots the kernel directly');
+    const h = guestBoot(await store.verify(dir, undefined, 'vhdx'), 'console=ttyS0', vars);
+    assert.deepEqual(h.efi, { image: path.join(dir, 'efi.vhdx'), variableStore: vars });
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('SHA256SUMS lists every artifact in sha256sum(1) format', () => {
+  const files = { vmlinuz: { sha256: 'a'.repeat(64), size: 1 }, 'efi.vhdx': { sha256: 'b'.repeat(64), size: 2 } };
+  assert.equal(sha256Sums(files), `${'a'.repeat(64)}  vmlinuz\n${'b'.repeat(64)}  efi.vhdx\n`);
+});
+
+test('stale images are the same architecture\'s older recipes only: the other architecture\'s image stays', () => {
+  const t = shortTempDir();
+  const restore = withEnv({ BERTH_IMAGE_DIR: undefined });
+  try {
+    const x = new ImageStore(t.dir, 'x86_64');
+    const a = new ImageStore(t.dir, 'aarch64');
+    for (const d of [x.expectedDir(), a.expectedDir(), path.join(x.imagesDir, 'x86_64-0000000000000000'), path.join(x.imagesDir, '.build-x')]) {
+      fs.mkdirSync(d, { recursive: true });
+    }
+    assert.deepEqual(x.staleImages(), [path.join(x.imagesDir, 'x86_64-0000000000000000')]);
+    assert.deepEqual(a.staleImages(), []);
+  } finally {
+    restore();
+    t.cleanup();
+  }
 });

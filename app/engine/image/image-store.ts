@@ -8,11 +8,56 @@ import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import { packageRoot } from '../package-root.js';
 import { berthHome } from '../paths.js';
 import { pidAlive, sleep } from '../process-util.js';
-import type { GuestArch } from '../drivers/driver.js';
+import type { DiskSpec, EfiBootSpec, GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
 
-export const IMAGE_FILES = ['vmlinuz', 'initrd.img', 'rootfs.squashfs'] as const;
+/**
+ * Every artifact one build of the recipe makes, for one architecture:
+ *  - vmlinuz, initrd.img, rootfs.squashfs: direct kernel boot (QEMU, vfkit's
+ *    Linux loader), the root image on its own disk;
+ *  - efi.img: a GPT disk that UEFI firmware boots by itself (an ESP with
+ *    systemd-boot and one boot entry, the root image as partition
+ *    "berth-root"): QEMU with edk2, vfkit's EFI loader;
+ *  - efi.vhdx: the same disk as a VHDX, for Hyper-V generation 2.
+ */
+export const IMAGE_FILES = ['vmlinuz', 'initrd.img', 'rootfs.squashfs', 'efi.img', 'efi.vhdx'] as const;
+export type ImageFile = (typeof IMAGE_FILES)[number];
 export const GUEST_SUITE = 'bookworm';
+
+/** How a driver boots the guest, and so which artifacts it needs. */
+export type BootMode = 'kernel' | 'efi' | 'vhdx';
+export const BOOT_MODES: readonly BootMode[] = ['kernel', 'efi', 'vhdx'];
+
+/**
+ * The files each boot mode reads (and so the ones verified before a boot).
+ * EFI boot keeps the kernel and initramfs too: the KVM probe boots them
+ * directly, which is quicker than going through the firmware.
+ */
+export const BOOT_FILES: Record<BootMode, readonly ImageFile[]> = {
+  kernel: ['vmlinuz', 'initrd.img', 'rootfs.squashfs'],
+  efi: ['vmlinuz', 'initrd.img', 'efi.img'],
+  vhdx: ['efi.vhdx'],
+};
+
+/**
+ * The artifact a driver boots. QEMU and vfkit boot the kernel directly
+ * (no firmware: the fastest start), Hyper-V generation 2 only boots UEFI
+ * disks and attaches only VHD(X) files. $BERTH_BOOT overrides it (QEMU and
+ * vfkit can boot `efi` too; the integration tests boot it that way).
+ */
+export function bootModeFor(driver: string, env: NodeJS.ProcessEnv = process.env): BootMode {
+  const asked = env.BERTH_BOOT;
+  if (asked) {
+    if (!(BOOT_MODES as readonly string[]).includes(asked)) {
+      throw new BerthError('INVALID_SETTINGS', `BERTH_BOOT=${asked} is not a boot mode`, `Use BERTH_BOOT=${BOOT_MODES.join(', ')}, or unset it.`);
+    }
+    if (driver === 'hyperv' && asked !== 'vhdx') {
+      throw new BerthError('INVALID_SETTINGS', `the hyperv driver cannot boot BERTH_BOOT=${asked}`, 'Hyper-V boots only the VHDX image; unset BERTH_BOOT.');
+    }
+    return asked as BootMode;
+  }
+  return driver === 'hyperv' ? 'vhdx' : 'kernel';
+}
 
 export interface ImageManifest {
   recipeHash: string;
@@ -20,27 +65,73 @@ export interface ImageManifest {
   kernelRelease: string;
   builtAt: string;
   buildSeconds: number;
-  files: Record<(typeof IMAGE_FILES)[number], { sha256: string; size: number }>;
+  /** Every artifact with its SHA-256 (images built before EFI have the first three only). */
+  files: Partial<Record<ImageFile, { sha256: string; size: number }>>;
 }
 
 export interface GuestImage {
   dir: string;
+  /** The boot mode whose files were verified. */
+  boot: BootMode;
   kernel: string;
   initrd: string;
   rootfs: string;
+  /** The UEFI-bootable raw disk (efi.img). */
+  efiImage: string;
+  /** The same disk as VHDX (efi.vhdx). */
+  vhdx: string;
   manifest: ImageManifest;
+}
+
+/** What of a VmSpec the image decides: how to boot and the root disk. */
+export interface GuestBoot {
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  /** The root image's own disk (direct kernel boot); none when it is on the EFI disk. */
+  rootDisks: DiskSpec[];
+  efi?: EfiBootSpec;
+}
+
+/**
+ * The boot part of a VmSpec for an image: direct kernel boot with the root
+ * image as a disk (serial berth-root), or the EFI disk, which carries the
+ * root image as a partition and its own command line.
+ */
+export function guestBoot(image: GuestImage, cmdline: string, variableStore: string): GuestBoot {
+  const base = { kernel: image.kernel, initrd: image.initrd, cmdline };
+  if (image.boot === 'kernel') {
+    return { ...base, rootDisks: [{ path: image.rootfs, serial: 'berth-root', readonly: true, format: 'raw' }] };
+  }
+  return { ...base, rootDisks: [], efi: { image: image.boot === 'vhdx' ? image.vhdx : image.efiImage, variableStore } };
 }
 
 export type ImageProgress = (message: string) => void;
 
-export function hostGuestArch(): GuestArch {
-  if (process.arch === 'x64') return 'x86_64';
-  if (process.arch === 'arm64') return 'aarch64';
+export function hostGuestArch(hostArch: string = process.arch): GuestArch {
+  if (hostArch === 'x64') return 'x86_64';
+  if (hostArch === 'arm64') return 'aarch64';
   throw new BerthError(
     'UNSUPPORTED_HOST',
-    `Berth has no guest image for ${process.arch} hosts`,
+    `Berth has no guest image for ${hostArch} hosts`,
     'Berth runs on x86_64 and arm64 (Apple silicon) hosts.',
   );
+}
+
+/**
+ * The guest architecture to run: the host's own, or $BERTH_GUEST_ARCH
+ * (x86_64 or aarch64) to run the other one emulated, as the arm64 tests do
+ * on an x86_64 machine.
+ */
+export function guestArchFor(hostArch: string = process.arch, env: NodeJS.ProcessEnv = process.env): GuestArch {
+  const asked = env.BERTH_GUEST_ARCH;
+  if (asked) {
+    if (asked === 'x86_64' || asked === 'aarch64') return asked;
+    if (asked === 'amd64') return 'x86_64';
+    if (asked === 'arm64') return 'aarch64';
+    throw new BerthError('INVALID_SETTINGS', `BERTH_GUEST_ARCH=${asked} is not a guest architecture`, 'Use BERTH_GUEST_ARCH=x86_64 or aarch64, or unset it.');
+  }
+  return hostGuestArch(hostArch);
 }
 
 export function debianArch(arch: GuestArch): string {
@@ -77,6 +168,11 @@ export function sha256File(file: string): Promise<string> {
       .on('error', reject)
       .on('end', () => resolve(h.digest('hex')));
   });
+}
+
+/** `sha256sum -c` input for a manifest's files. */
+export function sha256Sums(files: ImageManifest['files']): string {
+  return IMAGE_FILES.flatMap((f) => (files[f] ? [`${files[f].sha256}  ${f}\n`] : [])).join('');
 }
 
 /** Image folders that an instance's running VM was started from (its state.json). */
@@ -123,7 +219,7 @@ export class ImageStore {
     private readonly cacheRoot: string,
     arch?: GuestArch,
   ) {
-    this.arch = arch ?? hostGuestArch();
+    this.arch = arch ?? guestArchFor();
   }
 
   get imagesDir(): string {
@@ -136,8 +232,11 @@ export class ImageStore {
     return path.join(this.imagesDir, `${this.arch}-${recipeHash(this.arch)}`);
   }
 
-  /** The image, verified; built first when missing and `build` allows it. */
-  async ensure(opts: { build: boolean; progress?: ImageProgress }): Promise<GuestImage> {
+  /**
+   * The image, verified for `boot` (default: direct kernel boot); built
+   * first when missing and `build` allows it.
+   */
+  async ensure(opts: { build: boolean; boot?: BootMode; progress?: ImageProgress }): Promise<GuestImage> {
     const dir = this.expectedDir();
     if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
       if (!opts.build || process.env.BERTH_IMAGE_DIR) {
@@ -145,24 +244,35 @@ export class ImageStore {
           'IMAGE_MISSING',
           `no guest image in ${dir}`,
           process.env.BERTH_IMAGE_DIR
-            ? 'BERTH_IMAGE_DIR must name a folder with a built image (manifest.json, vmlinuz, initrd.img, rootfs.squashfs).'
+            ? `BERTH_IMAGE_DIR must name a folder with a built image (manifest.json, ${BOOT_FILES[opts.boot ?? 'kernel'].join(', ')}).`
             : 'Build it with `npm run image` (Linux, needs root and mmdebstrap), then start again.',
         );
       }
       await this.build(opts.progress ?? (() => undefined));
     }
-    return this.verify(dir, opts.progress);
+    return this.verify(dir, opts.progress, opts.boot);
   }
 
-  /** Check every file against the manifest. Throws IMAGE_CHECKSUM on any difference. */
-  async verify(dir: string, progress?: ImageProgress): Promise<GuestImage> {
+  /**
+   * Check the files a boot mode reads against the manifest (`all`: every
+   * artifact). Throws IMAGE_CHECKSUM on any difference.
+   */
+  async verify(dir: string, progress?: ImageProgress, boot: BootMode | 'all' = 'kernel'): Promise<GuestImage> {
     const manifest = readJsonIfExists(path.join(dir, 'manifest.json')) as ImageManifest | undefined;
     if (!manifest?.files) {
       throw new BerthError('IMAGE_MISSING', `${dir} has no readable manifest.json`, 'Rebuild the image with `npm run image`.');
     }
+    if (manifest.arch && manifest.arch !== this.arch) {
+      throw new BerthError(
+        'IMAGE_MISSING',
+        `the guest image in ${dir} is for ${manifest.arch}, not ${this.arch}`,
+        'Point BERTH_IMAGE_DIR at an image for this architecture, or unset BERTH_GUEST_ARCH.',
+      );
+    }
     progress?.('verifying the guest image');
+    const names = boot === 'all' ? IMAGE_FILES : BOOT_FILES[boot];
     await Promise.all(
-      IMAGE_FILES.map(async (name) => {
+      names.map(async (name) => {
         const want = manifest.files[name];
         const file = path.join(dir, name);
         const fail = (why: string) =>
@@ -171,21 +281,25 @@ export class ImageStore {
             `the guest image file ${file} ${why}`,
             `The image is damaged or was changed. Delete ${dir} and run \`npm run image\` (or \`berth start\`) to rebuild it.`,
           );
+        if (!want) throw fail(`is not in its manifest (an image built before ${name} existed)`);
         let st: fs.Stats;
         try {
           st = fs.statSync(file);
         } catch {
           throw fail('is missing');
         }
-        if (!want || st.size !== want.size) throw fail('has the wrong size');
+        if (st.size !== want.size) throw fail('has the wrong size');
         if ((await sha256File(file)) !== want.sha256) throw fail('does not match its checksum');
       }),
     );
     return {
       dir,
+      boot: boot === 'all' ? 'kernel' : boot,
       kernel: path.join(dir, 'vmlinuz'),
       initrd: path.join(dir, 'initrd.img'),
       rootfs: path.join(dir, 'rootfs.squashfs'),
+      efiImage: path.join(dir, 'efi.img'),
+      vhdx: path.join(dir, 'efi.vhdx'),
       manifest,
     };
   }
@@ -247,11 +361,13 @@ export class ImageStore {
         );
       }
       progress('computing checksums');
-      const files = {} as ImageManifest['files'];
+      const files: ImageManifest['files'] = {};
       for (const name of IMAGE_FILES) {
         const f = path.join(out, name);
         files[name] = { sha256: await sha256File(f), size: fs.statSync(f).size };
       }
+      // The same checksums in sha256sum(1)'s format, for a release's users.
+      fs.writeFileSync(path.join(out, 'SHA256SUMS'), sha256Sums(files));
       const manifest: ImageManifest = {
         recipeHash: recipeHash(this.arch),
         arch: this.arch,
@@ -264,8 +380,8 @@ export class ImageStore {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(out, dir);
       fs.rmSync(tmp, { recursive: true, force: true });
-      const size = IMAGE_FILES.reduce((n, f) => n + files[f].size, 0);
-      progress(`guest image ready: ${(size / 1048576).toFixed(0)} MiB in ${manifest.buildSeconds} s`);
+      const mib = (f: ImageFile) => `${f} ${((files[f]?.size ?? 0) / 1048576).toFixed(0)} MiB`;
+      progress(`guest image ready in ${manifest.buildSeconds} s: ${IMAGE_FILES.map(mib).join(', ')}`);
       // Older recipes' images are dead weight now, except one a VM still
       // runs from: its engine needs it to reattach after a crash.
       const inUse = imagesInUse();
@@ -298,13 +414,17 @@ export class ImageStore {
     }
   }
 
-  /** Cached images other than the current recipe's, for `berth doctor`/cleanup. */
+  /**
+   * Cached images of this architecture other than the current recipe's, for
+   * `berth doctor`/cleanup. The other architecture's images are not stale:
+   * a machine may keep both (the arm64 tests on an x86_64 host do).
+   */
   staleImages(): string[] {
     const current = path.basename(this.expectedDir());
     try {
       return fs
         .readdirSync(this.imagesDir)
-        .filter((n) => !n.startsWith('.') && n !== current)
+        .filter((n) => n.startsWith(`${this.arch}-`) && n !== current)
         .map((n) => path.join(this.imagesDir, n));
     } catch {
       return [];

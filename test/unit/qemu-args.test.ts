@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
-import { buildQemuArgs, findQemu, qemuExitReason } from '../../app/engine/drivers/qemu.js';
+import { buildQemuArgs, findQemu, qemuExitReason, serialConsole } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { withEnv } from '../helpers/temp.js';
 
@@ -141,4 +141,41 @@ test("why QEMU went away, from its last SHUTDOWN event's reason (none: it was ki
   assert.equal(qemuExitReason('guest-shutdown'), 'the guest powered off');
   assert.equal(qemuExitReason('host-signal'), 'QEMU was stopped by a signal');
   assert.match(qemuExitReason('snapshot-load'), /QEMU shut down \(snapshot-load\)/);
+});
+
+/*
+ * aarch64 guests (docs/system/arm/virt.rst; docs/system/arm/cpu-features.rst):
+ * `-machine virt` (PL011 UART = the first -serial = ttyAMA0, a PCIe host
+ * bridge for the same virtio-*-pci devices as q35), `-cpu max` under TCG with
+ * `pauth-impdef=on` (QEMU's cheap pointer-authentication algorithm instead of
+ * the architected QARMA5, which dominates emulated boot time), `-cpu host`
+ * under KVM/hvf.
+ */
+const arm: VmSpec = { ...spec, arch: 'aarch64', accel: 'tcg', kernel: '/img/vmlinuz', cmdline: 'console=ttyAMA0 quiet' };
+
+test('aarch64 under TCG: virt, max with the cheap pointer authentication, and the same virtio-pci devices', () => {
+  const a = buildQemuArgs(arm);
+  assert.equal(after(a, '-machine'), 'virt');
+  assert.equal(after(a, '-accel'), 'tcg,tb-size=256');
+  assert.equal(after(a, '-cpu'), 'max,pauth-impdef=on');
+  assert.equal(after(a, '-append'), 'console=ttyAMA0 quiet');
+  assert.deepEqual(all(a, '-device'), [
+    'virtio-blk-pci,drive=disk0,serial=berth-root',
+    'virtio-blk-pci,drive=disk1,serial=berth-data',
+    'virtio-net-pci,netdev=net0,romfile=',
+    'virtio-rng-pci',
+    'virtio-balloon-pci,free-page-reporting=on',
+  ]);
+  assert.equal(after(a, '-serial'), 'file:/s/serial.log');
+});
+
+test('aarch64 under KVM or hvf: virt with the host CPU; x86_64 keeps max under TCG', () => {
+  assert.equal(after(buildQemuArgs({ ...arm, accel: 'kvm' }), '-cpu'), 'host');
+  assert.equal(after(buildQemuArgs({ ...arm, accel: 'kvm' }), '-machine'), 'virt');
+  assert.equal(after(buildQemuArgs({ ...spec, accel: 'tcg' }), '-cpu'), 'max');
+});
+
+test('the kernel console follows the architecture', () => {
+  assert.equal(serialConsole('aarch64'), 'ttyAMA0');
+  assert.equal(serialConsole('x86_64'), 'ttyS0');
 });

@@ -23,6 +23,8 @@ import {
   hardwareAccel,
   nativeGuestArch,
   qemuCpu,
+  qemuMachine,
+  tcgCpu,
 } from '../../app/engine/drivers/qemu-host.js';
 import { findExecutable } from '../../app/engine/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
@@ -148,49 +150,76 @@ test('the EFI variable store is a copy of the template, made once and kept', () 
   }
 });
 
-test('QEMU itself accepts the EFI command line (x86_64 with OVMF)', async (t) => {
-  const qemu = findExecutable('qemu-system-x86_64');
-  const firmware = qemu ? findEdk2Firmware('x86_64', qemu) : undefined;
-  if (!qemu || !firmware) {
-    t.skip(`needs qemu-system-x86_64 and OVMF (Debian: qemu-system-x86 ovmf); found qemu=${qemu ?? 'no'} firmware=${firmware ? 'yes' : 'no'}`);
-    return;
-  }
-  const tmp = shortTempDir('qe');
-  try {
-    const img = path.join(tmp.dir, 'efi.img');
-    const disk = path.join(tmp.dir, 'data.img');
-    fs.writeFileSync(img, Buffer.alloc(1024 * 1024));
-    fs.writeFileSync(disk, Buffer.alloc(1024 * 1024));
-    const s: VmSpec = {
-      ...spec,
-      arch: 'x86_64',
-      accel: 'tcg',
-      memoryMiB: 256,
-      cpus: 1,
-      disks: [{ path: disk, serial: 'berth-data', readonly: false, format: 'raw' }],
-      serialLog: path.join(tmp.dir, 'serial.log'),
-      pidFile: path.join(tmp.dir, 'qemu.pid'),
-      controlSocket: path.join(tmp.dir, 'qmp.sock'),
-      sshHostPort: 0,
-      efi: { image: img, variableStore: path.join(tmp.dir, 'vars.fd') },
-    };
-    ensureVariableStore(s.efi!, firmware);
-    // Paused (-S) and in the foreground: QEMU parses and sets up every
-    // device, then waits; a bad option makes it exit at once.
-    const args = adaptQemuArgsForHost(buildQemuArgs(s), s, { host: { platform: 'linux', arch: 'x64' }, firmware }).filter((a) => a !== '-daemonize');
-    const child = spawn(qemu, [...args, '-S'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = await new Promise<number | null | 'running'>((resolve) => {
-      const timer = setTimeout(() => resolve('running'), 1500);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        resolve(code);
+for (const [arch, bin, pkgs] of [
+  ['x86_64', 'qemu-system-x86_64', 'qemu-system-x86 ovmf'],
+  ['aarch64', 'qemu-system-aarch64', 'qemu-system-arm qemu-efi-aarch64'],
+] as const) {
+  test(`QEMU itself accepts the EFI command line (${arch}, TCG, Debian's firmware)`, async (t) => {
+    const qemu = findExecutable(bin);
+    const firmware = qemu ? findEdk2Firmware(arch, qemu) : undefined;
+    if (!qemu || !firmware) {
+      t.skip(`needs ${bin} and its UEFI firmware (Debian: ${pkgs}); found qemu=${qemu ?? 'no'} firmware=${firmware ? 'yes' : 'no'}`);
+      return;
+    }
+    const tmp = shortTempDir('qe');
+    try {
+      const img = path.join(tmp.dir, 'efi.img');
+      const disk = path.join(tmp.dir, 'data.img');
+      fs.writeFileSync(img, Buffer.alloc(1024 * 1024));
+      fs.writeFileSync(disk, Buffer.alloc(1024 * 1024));
+      const s: VmSpec = {
+        ...spec,
+        arch,
+        accel: 'tcg',
+        memoryMiB: 256,
+        cpus: 1,
+        disks: [{ path: disk, serial: 'berth-data', readonly: false, format: 'raw' }],
+        serialLog: path.join(tmp.dir, 'serial.log'),
+        pidFile: path.join(tmp.dir, 'qemu.pid'),
+        controlSocket: path.join(tmp.dir, 'qmp.sock'),
+        sshHostPort: 0,
+        efi: { image: img, variableStore: path.join(tmp.dir, 'vars.fd') },
+      };
+      ensureVariableStore(s.efi!, firmware);
+      // Paused (-S) and in the foreground: QEMU parses and sets up every
+      // device, then waits; a bad option makes it exit at once.
+      const args = adaptQemuArgsForHost(buildQemuArgs(s), s, { host: { platform: 'linux', arch: 'x64' }, firmware }).filter((a) => a !== '-daemonize');
+      if (arch === 'aarch64') assert.equal(args[args.indexOf('-cpu') + 1], 'max,pauth-impdef=on');
+      const child = spawn(qemu, [...args, '-S'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const exited = await new Promise<number | null | 'running'>((resolve) => {
+        const timer = setTimeout(() => resolve('running'), 1500);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
       });
-    });
-    child.kill('SIGKILL');
-    assert.equal(exited, 'running', `QEMU refused the command line: ${stderr.trim()}`);
-  } finally {
-    tmp.cleanup();
-  }
+      child.kill('SIGKILL');
+      assert.equal(exited, 'running', `QEMU refused the command line: ${stderr.trim()}`);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+}
+
+test('TCG CPU and machine per guest architecture', () => {
+  assert.equal(tcgCpu('aarch64'), 'max,pauth-impdef=on');
+  assert.equal(tcgCpu('x86_64'), 'max');
+  assert.equal(qemuCpu({ platform: 'linux', arch: 'x64' }, 'aarch64', 'tcg'), 'max,pauth-impdef=on');
+  assert.equal(qemuMachine('aarch64', 'tcg'), 'virt');
+  assert.equal(qemuMachine('aarch64', 'hvf'), 'virt');
+  assert.equal(qemuMachine('x86_64', 'tcg'), 'q35');
+  assert.equal(qemuMachine('x86_64', 'kvm'), 'q35,vmport=off');
+});
+
+test('an arm64 guest on an x86_64 Linux host: TCG, virt, and the EFI disk with AAVMF', () => {
+  const aavmf = { code: '/usr/share/AAVMF/AAVMF_CODE.fd', varsTemplate: '/usr/share/AAVMF/AAVMF_VARS.fd' };
+  const s: VmSpec = { ...efiSpec, accel: 'tcg' };
+  assert.equal(hardwareAccel({ platform: 'linux', arch: 'x64' }, 'aarch64'), undefined);
+  const a = adaptQemuArgsForHost(buildQemuArgs(s), s, { host: { platform: 'linux', arch: 'x64' }, firmware: aavmf });
+  assert.equal(after(a, '-machine'), 'virt');
+  assert.equal(after(a, '-cpu'), 'max,pauth-impdef=on');
+  assert.equal(after(a, '-drive'), 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd');
+  assert.ok(a.includes('virtio-blk-pci,drive=efidisk,bootindex=0'));
 });

@@ -6,7 +6,7 @@ import { BerthError } from '../errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import type { Accelerator, GuestArch } from './driver.js';
 import { findQemu, serialConsole } from './qemu.js';
-import { hardwareAccel, nativeGuestArch, thisHost, type QemuHost } from './qemu-host.js';
+import { hardwareAccel, nativeGuestArch, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 
 export interface AccelChoice {
   accel: Accelerator;
@@ -132,9 +132,8 @@ export function probeBoot(
   accel: Accelerator,
   timeoutMs: number,
 ): Promise<{ ok: true; ms: number } | { ok: false; why: string }> {
-  const machine = input.arch === 'aarch64' ? 'virt' : 'q35';
   const args = [
-    '-machine', machine, '-accel', accel, '-cpu', accel === 'tcg' ? 'max' : 'host', '-m', '256M',
+    '-machine', qemuMachine(input.arch, accel), '-accel', accel, '-cpu', accel === 'tcg' ? tcgCpu(input.arch) : 'host', '-m', '256M',
     '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
     '-kernel', input.kernel, '-initrd', input.initrd,
     '-append', `console=${serialConsole(input.arch)} quiet panic=-1 berth.probe=1`,

@@ -54,9 +54,31 @@ export function hardwareAccel(host: QemuHost, guest: GuestArch): Accelerator | u
   return undefined;
 }
 
+/**
+ * `-machine` for a guest: x86_64 `q35` (no VMware port under a hardware
+ * accelerator), aarch64 `virt` (docs/system/arm/virt.rst: PL011 UART as
+ * ttyAMA0, PCIe for the virtio-*-pci devices, UEFI from pflash).
+ */
+export function qemuMachine(guest: GuestArch, accel: Accelerator): string {
+  if (guest === 'aarch64') return 'virt';
+  return accel === 'tcg' ? 'q35' : 'q35,vmport=off';
+}
+
+/**
+ * The CPU model an emulated (TCG) guest gets: `max`, all the features QEMU
+ * can emulate. On aarch64 `max` signs pointers with the architected QARMA5
+ * algorithm, which is costly to emulate; `pauth-impdef=on` swaps it for
+ * QEMU's own cheap one (docs/system/arm/cpu-features.rst, "TCG VCPU
+ * Features"; QEMU's own aarch64 boot tests run this way). The guest cannot
+ * tell: it only checks that signatures verify.
+ */
+export function tcgCpu(guest: GuestArch): string {
+  return guest === 'aarch64' ? 'max,pauth-impdef=on' : 'max';
+}
+
 /** `-cpu` for an accelerator on a host. */
 export function qemuCpu(host: QemuHost, guest: GuestArch, accel: Accelerator): string {
-  if (accel === 'tcg') return 'max';
+  if (accel === 'tcg') return tcgCpu(guest);
   if (host.platform === 'darwin' && accel === 'hvf' && guest === 'x86_64') return 'host,-pdpe1gb';
   return 'host';
 }

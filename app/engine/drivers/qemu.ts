@@ -5,7 +5,7 @@ import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
 import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
-import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, thisHost, type QemuHost } from './qemu-host.js';
+import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { QmpClient } from './qmp.js';
 
 /** The QEMU binary for a guest architecture; $BERTH_QEMU overrides. */
@@ -37,19 +37,20 @@ export function serialConsole(arch: GuestArch): string {
 /**
  * The QEMU command line for a spec, as data. Flags follow QEMU's own
  * documentation (qemu-system-x86_64(1), "Invocation"): direct kernel boot,
+ * the same virtio-*-pci devices on x86_64's q35 and aarch64's virt (PCIe on
+ * both; the first -serial is the 16550 ttyS0 or the PL011 ttyAMA0),
  * virtio-blk disks found by serial, user-mode networking whose only host
  * forward is sshd on loopback, serial console into a file, QMP on a unix
  * socket, and daemonized with a pid file so the VM outlives the engine.
  */
 export function buildQemuArgs(spec: VmSpec): string[] {
   const args: string[] = [];
-  const machine = spec.arch === 'aarch64' ? 'virt' : 'q35';
   args.push('-name', `berth-${spec.name},process=berth-${spec.name}`);
-  args.push('-machine', spec.accel === 'tcg' || spec.arch === 'aarch64' ? machine : `${machine},vmport=off`);
+  args.push('-machine', qemuMachine(spec.arch, spec.accel));
   // TCG's translation cache defaults to 1 GiB; 256 MiB cut QEMU's RSS after
   // boot from 945 to 665 MiB here, and starts were no slower (bench/).
   args.push('-accel', spec.accel === 'tcg' ? 'tcg,tb-size=256' : spec.accel);
-  args.push('-cpu', spec.accel === 'tcg' ? 'max' : 'host');
+  args.push('-cpu', spec.accel === 'tcg' ? tcgCpu(spec.arch) : 'host');
   args.push('-smp', String(spec.cpus));
   args.push('-m', `${spec.memoryMiB}M`);
   args.push('-nodefaults', '-no-user-config', '-display', 'none');

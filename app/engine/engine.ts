@@ -26,7 +26,7 @@ import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from '.
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
 import { GuestSession } from './guest/session.js';
-import type { GuestImage, ImageStore } from './image/image-store.js';
+import { bootModeFor, type GuestImage, type ImageStore } from './image/image-store.js';
 import type { InstancePaths } from './paths.js';
 import { sleep } from './process-util.js';
 import type { Settings } from './settings/schema.js';
@@ -229,7 +229,7 @@ export class Engine extends EventEmitter<{
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
-      const image = await this.o.images.ensure({ build: true, progress: (m) => this.progress('image', m) });
+      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.name), progress: (m) => this.progress('image', m) });
       this.image = image;
       const accel = await this.chooseAccel(driver, settings, image);
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
@@ -774,8 +774,12 @@ export class Engine extends EventEmitter<{
 
   private async doReattach(): Promise<boolean> {
     const run = readJsonIfExists(this.paths.state) as RunState | undefined;
-    const image = run?.sshPort && run.imageDir ? await this.o.images.verify(run.imageDir).catch(() => undefined) : undefined;
-    const driver = run && image ? this.driverFor(run) : undefined;
+    const runDriver = run ? this.driverFor(run) : undefined;
+    const image =
+      run?.sshPort && run.imageDir && runDriver
+        ? await this.o.images.verify(run.imageDir, undefined, bootModeFor(runDriver.name)).catch(() => undefined)
+        : undefined;
+    const driver = image ? runDriver : undefined;
     const spec = run && image && driver ? this.spec(run, image, driver) : undefined;
     const vm = driver && spec ? await driver.attach(spec) : null;
     if (!run || !image || !vm || !driver) {

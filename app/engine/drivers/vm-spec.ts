@@ -21,7 +21,12 @@ export interface SpecInputs {
     InstancePaths,
     'name' | 'dir' | 'dataDisk' | 'configDisk' | 'serialLog' | 'qemuPid' | 'qmpSocket' | 'vfkitPid' | 'vfkitSocket' | 'dataVhdx' | 'configVhd'
   >;
-  image: { dir: string; kernel: string; initrd: string; rootfs: string };
+  /**
+   * `boot: 'efi'` (BERTH_BOOT=efi, see image-store bootModeFor): QEMU or
+   * vfkit boot `efiImage` through UEFI; it carries the root image as a GPT
+   * partition, so there is no root disk.
+   */
+  image: { dir: string; kernel: string; initrd: string; rootfs: string; boot?: string; efiImage?: string };
   arch: GuestArch;
   accel: Accelerator;
   cpus: number;
@@ -52,6 +57,10 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
     pidFile: p.qemuPid,
     controlSocket: p.qmpSocket,
   };
+  if (driver !== 'hyperv' && i.image.boot === 'efi' && i.image.efiImage) {
+    base.disks = base.disks.filter((d) => d.serial !== 'berth-root');
+    base.efi = { image: i.image.efiImage, variableStore: path.join(p.dir, 'efi-vars.fd') };
+  }
   if (driver === 'vfkit') return { ...base, pidFile: p.vfkitPid, controlSocket: p.vfkitSocket };
   if (driver !== 'hyperv') return { ...base, extraHostForwards: i.extraHostForwards ?? [] };
 

@@ -73,7 +73,8 @@ let dockerd: net.Server;
 before(async () => {
   fakeImageDir(imgDir);
   // Hyper-V boots the image's VHDX build (not checksummed by the fake manifest).
-  for (const f of Object.values(HYPERV_IMAGE_FILES)) fs.writeFileSync(path.join(imgDir, f), 'fake vhdx\n');
+  // efi.vhdx is in the fake manifest (checksummed) since every build makes it.
+  for (const f of Object.values(HYPERV_IMAGE_FILES)) if (!fs.existsSync(path.join(imgDir, f))) fs.writeFileSync(path.join(imgDir, f), 'fake vhdx\n');
   dockerd = await startFakeDockerd(dockerdSock);
 });
 after(() => {

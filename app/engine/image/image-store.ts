@@ -262,13 +262,6 @@ export class ImageStore {
     if (!manifest?.files) {
       throw new BerthError('IMAGE_MISSING', `${dir} has no readable manifest.json`, 'Rebuild the image with `npm run image`.');
     }
-    if (manifest.arch && manifest.arch !== this.arch) {
-      throw new BerthError(
-        'IMAGE_MISSING',
-        `the guest image in ${dir} is for ${manifest.arch}, not ${this.arch}`,
-        'Point BERTH_IMAGE_DIR at an image for this architecture, or unset BERTH_GUEST_ARCH.',
-      );
-    }
     progress?.('verifying the guest image');
     const names = boot === 'all' ? IMAGE_FILES : BOOT_FILES[boot];
     await Promise.all(

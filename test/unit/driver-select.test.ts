@@ -181,7 +181,7 @@ test('spec for Hyper-V: EFI boot from the image\'s VHDX build, a VHDX data disk 
   // path.join on this host joins with its own separator; compare by basename.
   assert.equal(path.basename(s.efi!.image), HYPERV_IMAGE_FILES.efi);
   assert.deepEqual(s.disks.map((d) => [d.serial, path.win32.basename(d.path), d.readonly, d.sizeBytes]), [
-    ['berth-root', 'rootfs.vhdx', true, undefined],
+    // No separate root disk: efi.vhdx carries the root image as its `berth-root` partition.
     ['berth-data', 'data.vhdx', false, 64 * 1024 ** 3],
     ['berth-cfg', 'config.vhd', true, undefined],
   ]);

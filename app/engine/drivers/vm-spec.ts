@@ -9,12 +9,13 @@ import type { Accelerator, DiskSpec, GuestArch, GuestTraits, VmSpec } from './dr
  * out the way that hypervisor takes them. QEMU and vfkit boot the kernel
  * and initramfs directly and attach the raw disks; Hyper-V (generation 2)
  * boots only through UEFI and attaches only virtual hard disks, so it gets
- * the image's Hyper-V build (efi.vhdx, rootfs.vhdx), a dynamic VHDX data
+ * the image's Hyper-V build (efi.vhdx: the EFI disk, whose second
+ * partition `berth-root` is the root image), a dynamic VHDX data
  * disk it makes itself, and the config disk as a fixed VHD.
  */
 
 /** The Hyper-V build of a guest image, next to its raw files. */
-export const HYPERV_IMAGE_FILES = { efi: 'efi.vhdx', rootfs: 'rootfs.vhdx' } as const;
+export const HYPERV_IMAGE_FILES = { efi: 'efi.vhdx' } as const;
 
 export interface SpecInputs {
   paths: Pick<
@@ -65,8 +66,7 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
   if (driver !== 'hyperv') return { ...base, extraHostForwards: i.extraHostForwards ?? [] };
 
   const efi = path.join(i.image.dir, HYPERV_IMAGE_FILES.efi);
-  const rootfs = path.join(i.image.dir, HYPERV_IMAGE_FILES.rootfs);
-  const missing = [efi, rootfs].filter((f) => !exists(f));
+  const missing = [efi].filter((f) => !exists(f));
   if (missing.length) {
     throw new BerthError(
       'IMAGE_MISSING',
@@ -75,7 +75,6 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
     );
   }
   const disks: DiskSpec[] = [
-    { path: rootfs, serial: 'berth-root', readonly: true, format: 'raw' },
     { path: p.dataVhdx, serial: 'berth-data', readonly: false, format: 'raw', sizeBytes: i.diskGiB * 1024 ** 3 },
     { path: p.configVhd, serial: 'berth-cfg', readonly: true, format: 'raw' },
   ];

@@ -9,7 +9,6 @@
  * Hyper-V Administrators (S-1-5-32-578).
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { doctorReport, formatDoctor } from '../../app/cli/doctor.js';
 import { buildProbeScript, POWERSHELL_ARGS } from '../../app/engine/drivers/hyperv.js';
@@ -21,44 +20,9 @@ import {
   windowsBuild,
   type CommandResult,
   type DriverCheck,
-  type HostFacts,
 } from '../../app/engine/drivers/host-detect.js';
 
-type Handler = CommandResult | ((args: string[], input?: string) => CommandResult);
-
-interface FakeHost {
-  platform: NodeJS.Platform;
-  release: string;
-  arch?: string;
-  env?: NodeJS.ProcessEnv;
-  /** name -> path of executables "on PATH". */
-  bins?: Record<string, string>;
-  /** "basename arg arg" (or just basename) -> result. */
-  commands?: Record<string, Handler>;
-  files?: Record<string, 'rw' | 'exists'>;
-}
-
-const ok = (stdout: string): CommandResult => ({ code: 0, stdout, stderr: '' });
-
-function fakeFacts(h: FakeHost): HostFacts & { calls: { cmd: string; args: string[]; input?: string }[] } {
-  const calls: { cmd: string; args: string[]; input?: string }[] = [];
-  return {
-    calls,
-    platform: h.platform,
-    release: h.release,
-    arch: h.arch ?? 'x64',
-    env: h.env ?? {},
-    which: (name) => h.bins?.[name] ?? (Object.values(h.bins ?? {}).includes(name) ? name : undefined),
-    access: (p) => h.files?.[p] ?? 'missing',
-    run: async (cmd, args, opts = {}) => {
-      calls.push({ cmd, args, input: opts.input });
-      const base = path.win32.basename(cmd); // splits on / and \
-      const handler = h.commands?.[[base, ...args].join(' ')] ?? h.commands?.[base];
-      if (!handler) return { code: null, stdout: '', stderr: `spawn ${cmd} ENOENT` };
-      return typeof handler === 'function' ? handler(args, opts.input) : handler;
-    },
-  };
-}
+import { fakeFacts, ok, type FakeHost, type Handler } from '../helpers/fake-host.js';
 
 const byName = (checks: DriverCheck[], d: string) => checks.find((c) => c.driver === d)!;
 

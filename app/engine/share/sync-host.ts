@@ -34,6 +34,11 @@ export async function hostEntry(file: string): Promise<Entry | undefined | null>
     const target = await fsp.readlink(file);
     return { kind: 'link', sig: `l:${target}`, target };
   }
+  return plainEntry(st);
+}
+
+/** The signature of a folder or regular file (null: a kind we do not sync). */
+function plainEntry(st: fs.BigIntStats): Entry | null {
   if (st.isDirectory()) return { kind: 'dir', sig: '' };
   if (st.isFile()) {
     const x = st.mode & 0o111n ? 'x' : '-';
@@ -59,12 +64,7 @@ function hostEntrySync(file: string): Entry | undefined | null {
     }
     return { kind: 'link', sig: `l:${target}`, target };
   }
-  if (st.isDirectory()) return { kind: 'dir', sig: '' };
-  if (st.isFile()) {
-    const x = st.mode & 0o111n ? 'x' : '-';
-    return { kind: 'file', sig: `${st.size}:${st.mtimeNs}:${st.ino}:${x}`, size: Number(st.size) };
-  }
-  return null;
+  return plainEntry(st);
 }
 
 /** Entries stat'ed between two turns of the event loop. */

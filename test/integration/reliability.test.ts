@@ -29,7 +29,7 @@ if (problem) process.stdout.write(`# reliability tests skipped: ${problem}\n`);
 const GiB = 2 ** 30;
 /**
  * 512 MiB each way by default: through ssh inside a TCG guest docker cp
- * moves 1.5-4 MB/s here, so the 2 GiB of the issue (BERTH_CP_BYTES=2147483648)
+ * moves 1.4-4.1 MB/s here, so the 2 GiB of the issue (BERTH_CP_BYTES=2147483648)
  * takes 20-45 minutes and does not fit CI's budget next to the other VM tests.
  */
 const CP_BYTES = Number(process.env.BERTH_CP_BYTES || GiB / 2);

@@ -7,11 +7,11 @@
  * exec channel.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import ssh2 from 'ssh2';
+import { onlyKey } from './fake-guest.js';
 
-const { Server, utils } = ssh2;
+const { Server } = ssh2;
 
 export interface ExecGuest {
   port: number;
@@ -21,9 +21,7 @@ export interface ExecGuest {
 }
 
 export async function startExecGuest(o: { hostPrivateKey: string; clientPublicKey: string }): Promise<ExecGuest> {
-  const parsed = utils.parseKey(o.clientPublicKey);
-  if (parsed instanceof Error) throw parsed;
-  const allowed = Array.isArray(parsed) ? parsed[0] : parsed;
+  const auth = onlyKey(o.clientPublicKey);
   const commands: string[] = [];
   const clients = new Set<ssh2.Connection>();
   const children = new Set<ChildProcess>();
@@ -32,16 +30,7 @@ export async function startExecGuest(o: { hostPrivateKey: string; clientPublicKe
     clients.add(client);
     client.on('close', () => clients.delete(client));
     client.on('error', () => undefined);
-    client.on('authentication', (ctx) => {
-      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
-      const want = allowed.getPublicSSH();
-      const ok =
-        ctx.key.algo === allowed.type &&
-        ctx.key.data.length === want.length &&
-        crypto.timingSafeEqual(ctx.key.data, want) &&
-        (!ctx.signature || allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true);
-      return ok ? ctx.accept() : ctx.reject();
-    });
+    client.on('authentication', auth);
     client.on('ready', () => {
       client.on('session', (accept) => {
         accept().on('exec', (acceptExec, _reject, info) => {

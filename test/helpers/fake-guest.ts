@@ -33,10 +33,25 @@ export interface FakeGuest {
   close(): Promise<void>;
 }
 
-export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
-  const parsed = utils.parseKey(o.clientPublicKey);
+/** An ssh2 server's authentication handler that accepts only this public key (as the guest's sshd does). */
+export function onlyKey(clientPublicKey: string): (ctx: ssh2.AuthContext) => void {
+  const parsed = utils.parseKey(clientPublicKey);
   if (parsed instanceof Error) throw parsed;
-  const allowed = Array.isArray(parsed) ? parsed[0] : parsed;
+  const allowed = Array.isArray(parsed) ? parsed[0]! : parsed;
+  return (ctx) => {
+    if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+    const want = allowed.getPublicSSH();
+    const ok =
+      ctx.key.algo === allowed.type &&
+      ctx.key.data.length === want.length &&
+      crypto.timingSafeEqual(ctx.key.data, want) &&
+      (!ctx.signature || allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true);
+    return ok ? ctx.accept() : ctx.reject();
+  };
+}
+
+export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
+  const auth = onlyKey(o.clientPublicKey);
   const commands: string[] = [];
   const clients = new Set<ssh2.Connection>();
   let streamlocal = 0;
@@ -45,16 +60,7 @@ export async function startFakeGuest(o: FakeGuestOptions): Promise<FakeGuest> {
     clients.add(client);
     client.on('close', () => clients.delete(client));
     client.on('error', () => undefined);
-    client.on('authentication', (ctx) => {
-      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
-      const want = allowed.getPublicSSH();
-      const ok =
-        ctx.key.algo === allowed.type &&
-        ctx.key.data.length === want.length &&
-        crypto.timingSafeEqual(ctx.key.data, want) &&
-        (!ctx.signature || allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true);
-      return ok ? ctx.accept() : ctx.reject();
-    });
+    client.on('authentication', auth);
     client.on('ready', () => {
       client.on('openssh.streamlocal', (accept, reject, info) => {
         const target = o.sockets[info.socketPath];

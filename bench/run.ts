@@ -242,7 +242,17 @@ async function main(): Promise<void> {
     `| straight to the unix socket | ${ms1(median(o.direct))} | ${ms1(pct(o.direct, 95))} |`,
     `| through Berth's forward, new connection per call (new ssh channel) | ${ms1(median(o.forwarded))} | ${ms1(pct(o.forwarded, 95))} |`,
     `| through Berth's forward, keep-alive connection | ${ms1(median(o.forwardedKeepAlive))} | ${ms1(pct(o.forwardedKeepAlive, 95))} |`,
+    `| through Berth's forward with the bind guard (as the engine runs it), new connection | ${ms1(median(o.guarded))} | ${ms1(pct(o.guarded, 95))} |`,
     `| **added by the forward (new connection, p50)** | **${ms1(median(o.forwarded) - median(o.direct))}** | |`,
+    `| **added by the guard on top (p50)** | **${ms1(median(o.guarded) - median(o.forwarded))}** | |`,
+    '',
+    `A ${Math.round(o.bulk.bytes / 2 ** 20)} MiB upload (PUT with a Content-Length body, as \`docker cp\` into a container sends its archive), median of ${o.bulk.direct.length}:`,
+    '',
+    '| path | MB/s |',
+    '|---|---|',
+    `| straight to the unix socket | ${median(o.bulk.direct).toFixed(0)} |`,
+    `| through Berth's forward | ${median(o.bulk.forwarded).toFixed(0)} |`,
+    `| through Berth's forward with the bind guard | ${median(o.bulk.guarded).toFixed(0)} |`,
     '',
   );
 

@@ -131,6 +131,11 @@ export async function startFakeDockerd(socketPath: string): Promise<net.Server> 
   const http = await import('node:http');
   const srv = http.createServer((req, res) => {
     if (req.url === '/_ping') return res.end('OK');
+    if (req.method === 'PUT') {
+      // An archive upload (docker cp into a container): read it all, then 200.
+      req.resume();
+      return void req.on('end', () => res.end());
+    }
     if (req.url?.endsWith('/version')) {
       res.setHeader('content-type', 'application/json');
       return res.end(JSON.stringify({ Version: 'fake', ApiVersion: '1.41' }));

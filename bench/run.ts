@@ -23,6 +23,7 @@ import { benchPorts, HOSTFWD } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
+import { benchSyncLocal } from './sync-local.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
 
 const args = process.argv.slice(2);
@@ -344,6 +345,17 @@ async function main(): Promise<void> {
     'The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine\'s server, against the plain folder:',
     '',
     sftpBenchTable(local),
+    '',
+  );
+  process.stderr.write('bench: sync alone\n');
+  const sl = await benchSyncLocal(QUICK ? 1000 : 5000);
+  rows.push(
+    'Sync mode alone, without a VM (this machine behind a real ssh channel plays the guest: the same Perl agent, tar and cycles at native speed):',
+    '',
+    '| what | time |',
+    '|---|---|',
+    `| \`berth sync add\` of a folder with ${sl.files.toLocaleString('en')} small files, first copy done | ${(sl.initialMs / 1000).toFixed(1)} s |`,
+    `| ${sl.files.toLocaleString('en')} more files written on the host, all in the copy | ${(sl.liveMs / 1000).toFixed(1)} s |`,
     '',
   );
 

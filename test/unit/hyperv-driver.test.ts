@@ -60,8 +60,8 @@ const spec: VmSpec = {
   initrd: '',
   cmdline: '',
   disks: [
-    { path: 'C:\\Users\\me\\AppData\\Local\\berth\\cache\\abc\\rootfs.vhdx', serial: 'berth-root', readonly: true, format: 'raw' },
     { path: 'C:\\Users\\me\\.berth\\default\\data.vhdx', serial: 'berth-data', readonly: false, format: 'raw' },
+    { path: 'C:\\Users\\me\\.berth\\default\\config.vhd', serial: 'berth-cfg', readonly: true, format: 'raw' },
   ],
   sshHostPort: 0,
   serialLog: 'C:\\Users\\me\\.berth\\default\\serial.log',
@@ -93,7 +93,7 @@ test('PowerShell quoting: single quotes doubled, anything non-ASCII as base64 UT
 });
 
 test('every script is pure ASCII, one `& { }` statement, ending in a blank line', () => {
-  const weird: VmSpec = { ...spec, name: 'x', disks: [{ ...spec.disks[1]!, path: "C:\\Users\\Zoë O'Neil\\data.vhdx" }] };
+  const weird: VmSpec = { ...spec, name: 'x', disks: [{ ...spec.disks[0]!, path: "C:\\Users\\Zoë O'Neil\\data.vhdx" }] };
   for (const s of [buildCreateScript(weird, { switchName: 'Default Switch' }), buildStateScript(weird), buildStopScript(weird, false), buildAddressScript(weird)]) {
     assert.match(s, /^[\x00-\x7f]*$/);
     const lines = s.split('\n');
@@ -125,11 +125,11 @@ test('the exact create script for a spec', () => {
     'if (Test-Path -LiteralPath $child) { Remove-Item -LiteralPath $child -Force }',
     "New-VHD -Path $child -ParentPath 'C:\\Users\\me\\AppData\\Local\\berth\\cache\\abc\\efi.vhdx' -Differencing | Out-Null",
     'Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0 -Path $child',
-    "$child = 'C:\\Users\\me\\.berth\\default\\hyperv\\berth-root.vhdx'",
+    "Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 1 -Path 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
+    "$child = 'C:\\Users\\me\\.berth\\default\\hyperv\\berth-cfg.vhd'",
     'if (Test-Path -LiteralPath $child) { Remove-Item -LiteralPath $child -Force }',
-    "New-VHD -Path $child -ParentPath 'C:\\Users\\me\\AppData\\Local\\berth\\cache\\abc\\rootfs.vhdx' -Differencing | Out-Null",
-    'Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 1 -Path $child',
-    "Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 2 -Path 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
+    "New-VHD -Path $child -ParentPath 'C:\\Users\\me\\.berth\\default\\config.vhd' -Differencing | Out-Null",
+    'Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 2 -Path $child',
     '$bootDisk = Get-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0',
     'Set-VMFirmware -VMName $name -EnableSecureBoot Off -FirstBootDevice $bootDisk',
     'Connect-VMNetworkAdapter -VMName $name -SwitchName $switchName',
@@ -163,28 +163,28 @@ test('memory is rounded up to Hyper-V\'s 2 MiB granularity', () => {
 test('Hyper-V needs an EFI VHDX image and VHD(X) disks', () => {
   assert.throws(() => buildCreateScript({ ...spec, efi: undefined }, { switchName: 'x' }), (e) => isBerthError(e, 'IMAGE_MISSING'));
   assert.throws(
-    () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[1]!, path: 'C:\\x\\data.img' }] }, { switchName: 'x' }),
+    () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, path: 'C:\\x\\data.img' }] }, { switchName: 'x' }),
     (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED') && /VHDX/.test(e.message),
   );
   assert.throws(
-    () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[1]!, path: 'data.vhdx' }] }, { switchName: 'x' }),
+    () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, path: 'data.vhdx' }] }, { switchName: 'x' }),
     (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
   );
   assert.throws(() => hypervMac('zz:00'), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'));
 });
 
 test('a data disk with a size is made by Hyper-V: dynamic VHDX when missing, grown when smaller', () => {
-  const sized: VmSpec = { ...spec, disks: [spec.disks[0]!, { ...spec.disks[1]!, sizeBytes: 64 * 1024 ** 3 }] };
+  const sized: VmSpec = { ...spec, disks: [{ ...spec.disks[0]!, sizeBytes: 64 * 1024 ** 3 }, spec.disks[1]!] };
   const lines = body(buildCreateScript(sized, { switchName: 'Default Switch' }));
   const at = lines.indexOf("$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'");
   assert.ok(at > 0, lines.join('\n'));
   assert.deepEqual(lines.slice(at + 1, at + 4), [
     'if (-not (Test-Path -LiteralPath $disk)) { New-VHD -Path $disk -SizeBytes 68719476736 -Dynamic | Out-Null }',
     'elseif ((Get-VHD -Path $disk).Size -lt 68719476736) { Resize-VHD -Path $disk -SizeBytes 68719476736 }',
-    "Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 2 -Path 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
+    "Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 1 -Path 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
   ]);
   // Read-only disks are never created or resized.
-  const ro = body(buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, sizeBytes: 1 }] }, { switchName: 'x' })).join('\n');
+  const ro = body(buildCreateScript({ ...spec, disks: [{ ...spec.disks[1]!, sizeBytes: 1 }] }, { switchName: 'x' })).join('\n');
   assert.doesNotMatch(ro, /New-VHD -Path \$disk/);
 });
 

@@ -113,8 +113,10 @@ export interface GuestTraits {
   network: 'static' | 'dhcp';
   /**
    * How the guest finds spec.disks: `virtio-serial` by the DiskSpec serial
-   * (/dev/disk/by-id/virtio-<serial>); `scsi-lun` by SCSI LUN, spec.disks[i]
-   * at LUN i+1 on controller 0 (LUN 0 is the EFI disk), as on Hyper-V.
+   * (/sys/block/<dev>/serial); `scsi-lun` by SCSI LUN on controller 0, a
+   * fixed LUN per serial (HYPERV_DISK_LUNS; LUN 0 is the EFI disk), as on
+   * Hyper-V. The guest tries the serial first and the LUN after
+   * (vm-images/rootfs/etc/berth/disks.sh), so it needs no telling which.
    */
   disks: 'virtio-serial' | 'scsi-lun';
 }

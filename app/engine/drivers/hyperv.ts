@@ -17,9 +17,9 @@ import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type 
  * with the script on stdin, answering one `BERTH-RESULT:{json}` line.
  *
  * Hyper-V generation 2 boots only through UEFI: the spec must carry an EFI
- * boot disk (VHDX). Disks sit on SCSI controller 0: the EFI disk at LUN 0,
- * spec.disks[i] at LUN i+1 (SCSI disks carry no serial we could set, so the
- * guest finds them by LUN; see guestTraits). The NIC is on the "Default
+ * boot disk (VHDX). Disks sit on SCSI controller 0, each at the LUN
+ * HYPERV_DISK_LUNS gives its name (SCSI disks carry no serial we could set,
+ * so the guest finds them by LUN; see guestTraits). The NIC is on the "Default
  * Switch" (NAT with DHCP); the guest's address comes from the adapter's
  * IPAddresses (reported by the guest's KVP daemon), else from the host's
  * neighbour table by the MAC we assign. COM1 is a named pipe that the engine
@@ -27,6 +27,34 @@ import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type 
  */
 
 export const HYPERV_NOTE = 'Managed by Berth; removed and recreated at each start.';
+
+/**
+ * Where each disk sits on SCSI controller 0 (Add-VMHardDiskDrive
+ * -ControllerLocation), by the name (DiskSpec serial) the guest looks for.
+ * Hyper-V's synthetic SCSI disks have no serial we can set, so the guest
+ * reads the place instead: Linux's storvsc driver shows a disk at
+ * ControllerLocation N of a controller as SCSI address H:0:0:N (channel 0,
+ * target 0, LUN = the location), the way Azure's udev rules name data disks
+ * by LUN (Azure/azure-vm-utils udev/80-azure-disk.rules reads the 4th field
+ * of /sys/class/block/<dev>/device; learn.microsoft.com, "Troubleshoot
+ * Linux VM device name changes": the LUN a data disk was attached at). The
+ * guest's copy of this table is berth_disk_lun in
+ * vm-images/rootfs/etc/berth/disks.sh; a unit test keeps them equal.
+ */
+export const HYPERV_DISK_LUNS = { 'berth-efi': 0, 'berth-data': 1, 'berth-cfg': 2 } as const;
+export type HypervDiskName = keyof typeof HYPERV_DISK_LUNS;
+
+/** The LUN for a disk name, or a clear error for a disk the guest could not find. */
+export function hypervDiskLun(serial: string): number {
+  if (!Object.hasOwn(HYPERV_DISK_LUNS, serial)) {
+    throw new BerthError(
+      'VM_SPEC_UNSUPPORTED',
+      `Hyper-V has no place for a disk named ${serial}: the guest finds its disks by SCSI LUN, and only ${Object.keys(HYPERV_DISK_LUNS).join(', ')} have one`,
+      'This is a bug in Berth; please report it.',
+    );
+  }
+  return HYPERV_DISK_LUNS[serial as HypervDiskName];
+}
 const RESULT_MARK = 'BERTH-RESULT:';
 
 /** The Hyper-V VM name for an instance. */
@@ -208,14 +236,17 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
       `Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation ${location} -Path $child`,
     );
   };
-  attach(0, requireVhd('EFI boot disk', spec.efi.image), true, 'berth-efi');
-  spec.disks.forEach((d, i) => {
+  const efiLun = HYPERV_DISK_LUNS['berth-efi'];
+  attach(efiLun, requireVhd('EFI boot disk', spec.efi.image), true, 'berth-efi');
+  for (const d of spec.disks) {
+    const lun = hypervDiskLun(d.serial);
+    if (lun === efiLun) throw new BerthError('VM_SPEC_UNSUPPORTED', `the disk ${d.serial} would take the EFI boot disk's LUN ${efiLun}`, 'This is a bug in Berth; please report it.');
     const file = requireVhd(`disk ${d.serial}`, d.path);
     if (d.sizeBytes !== undefined && !d.readonly) lines.push(...ensureVhdLines(file, d.sizeBytes));
-    attach(i + 1, file, d.readonly, d.serial);
-  });
+    attach(lun, file, d.readonly, d.serial);
+  }
   lines.push(
-    '$bootDisk = Get-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation 0',
+    `$bootDisk = Get-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation ${efiLun}`,
     'Set-VMFirmware -VMName $name -EnableSecureBoot Off -FirstBootDevice $bootDisk',
     'Connect-VMNetworkAdapter -VMName $name -SwitchName $switchName',
     `Set-VMNetworkAdapter -VMName $name -StaticMacAddress ${psQuote(hypervMac(spec.macAddress ?? defaultMacAddress(spec.name)))}`,

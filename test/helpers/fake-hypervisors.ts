@@ -102,6 +102,18 @@ process.stdin.on('end', () => {
       return out({ ok: true, module: true, vmms: 'Running', hypervAdmin: true, elevated: false, hypervisorPresent: true, edition: 'Microsoft Windows 11 Pro', switchExists: true });
     case 'create': {
       if (vm && vm.state !== 'Off') return out({ ok: false, kind: 'busy', message: 'the Hyper-V VM ' + name + ' is already ' + vm.state });
+      // Writable disks Hyper-V makes (st.disks: path -> virtual size in
+      // bytes): the script refuses a shrink before touching the VM, else
+      // creates or grows them, as New-VHD and Resize-VHD would.
+      st.disks = st.disks || {};
+      const sized = [...script.matchAll(/\$disk = '([^']+)'\n[\s\S]*?\$have -gt (\d+)\)/g)];
+      for (const [, file, want] of sized) {
+        const have = st.disks[file];
+        if (have !== undefined && have > Number(want)) {
+          return out({ ok: false, kind: 'disk-shrink', message: 'the data disk ' + file + ' is ' + Math.ceil(have / 2 ** 30) + ' GiB, and Hyper-V cannot shrink it to the ' + Number(want) / 2 ** 30 + ' GiB in settings', category: 'OperationStopped' });
+        }
+      }
+      for (const [, file, want] of sized) st.disks[file] = Math.max(st.disks[file] || 0, Number(want));
       const notes = (/-Notes '([^']*)'/.exec(script) || [])[1];
       st.vms[name] = { state: 'Running', notes };
       save();

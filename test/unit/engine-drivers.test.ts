@@ -412,6 +412,31 @@ test('Hyper-V: a VM that turns off by itself is an error with a hint', async () 
   assert.match(e.message, /Hyper-V VM is Off/);
 });
 
+test('Hyper-V: a smaller diskGiB is refused at start with DISK_SHRINK before the VM is made; the old size starts again', async () => {
+  resetPs();
+  const r = await hypervRig();
+  await r.engine.start();
+  assert.equal((await r.engine.stop()).state, 'stopped');
+  // `berth settings set diskGiB=32`: no data.img on Hyper-V, so the
+  // settings store cannot see the disk's size; only Hyper-V can.
+  new SettingsStore(r.paths.settings, { dataDisk: r.paths.dataDisk }).update({ diskGiB: 32 });
+  fs.rmSync(process.env.FAKE_PS_RECORD!, { force: true });
+  await assert.rejects(r.engine.start(), (e) => {
+    assert.ok(isBerthError(e, 'DISK_SHRINK'), String(e));
+    assert.match(e.message, /data\.vhdx is 64 GiB, and Hyper-V cannot shrink it to the 32 GiB in settings/);
+    assert.match(e.hint, /berth settings set diskGiB=64/);
+    return true;
+  });
+  assert.equal(r.engine.status().state, 'error');
+  assert.equal(r.engine.status().error?.code, 'DISK_SHRINK');
+  assert.deepEqual(psOps(), ['probe', 'create'], 'the create script stopped itself; nothing ran after it');
+  const st = JSON.parse(fs.readFileSync(psState, 'utf8')) as { vms: Record<string, { state: string }> };
+  assert.equal(st.vms[`berth-${r.paths.name}`]!.state, 'Off', 'the VM was neither recreated nor started');
+  new SettingsStore(r.paths.settings, { dataDisk: r.paths.dataDisk }).update({ diskGiB: 64 });
+  for (const g of r.guests.splice(0)) await g.close(); // the first start's fake guest holds the port
+  assert.equal((await r.engine.start()).state, 'running');
+});
+
 test('Hyper-V turned off: no driver can run, and the error says how to turn it on', async () => {
   resetPs('disabled');
   const r = await hypervRig();

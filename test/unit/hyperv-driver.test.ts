@@ -114,8 +114,8 @@ test('the exact create script for a spec', () => {
     'if ($old) {',
     `  if ($old.Notes -ne '${HYPERV_NOTE}') { Stop-Berth 'name-taken' ('a Hyper-V VM named ' + $name + ' exists and was not created by Berth') }`,
     "  if ($old.State.ToString() -ne 'Off') { Stop-Berth 'busy' ('the Hyper-V VM ' + $name + ' is already ' + $old.State.ToString()) }",
-    '  Remove-VM -Name $name -Force',
     '}',
+    'if ($old) { Remove-VM -Name $name -Force }',
     'New-Item -ItemType Directory -Force -Path $dir | Out-Null',
     'New-VM -Name $name -Generation 2 -MemoryStartupBytes 4294967296 -NoVHD -Path $dir | Out-Null',
     `Set-VM -Name $name -Notes '${HYPERV_NOTE}' -AutomaticCheckpointsEnabled $false -CheckpointType Disabled -AutomaticStartAction Nothing -AutomaticStopAction ShutDown`,
@@ -176,7 +176,7 @@ test('Hyper-V needs an EFI VHDX image and VHD(X) disks', () => {
 test('a data disk with a size is made by Hyper-V: dynamic VHDX when missing, grown when smaller', () => {
   const sized: VmSpec = { ...spec, disks: [{ ...spec.disks[0]!, sizeBytes: 64 * 1024 ** 3 }, spec.disks[1]!] };
   const lines = body(buildCreateScript(sized, { switchName: 'Default Switch' }));
-  const at = lines.indexOf("$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'");
+  const at = lines.lastIndexOf("$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'");
   assert.ok(at > 0, lines.join('\n'));
   assert.deepEqual(lines.slice(at + 1, at + 4), [
     'if (-not (Test-Path -LiteralPath $disk)) { New-VHD -Path $disk -SizeBytes 68719476736 -Dynamic | Out-Null }',
@@ -186,6 +186,34 @@ test('a data disk with a size is made by Hyper-V: dynamic VHDX when missing, gro
   // Read-only disks are never created or resized.
   const ro = body(buildCreateScript({ ...spec, disks: [{ ...spec.disks[1]!, sizeBytes: 1 }] }, { switchName: 'x' })).join('\n');
   assert.doesNotMatch(ro, /New-VHD -Path \$disk/);
+  assert.doesNotMatch(ro, /disk-shrink/);
+});
+
+test('a data disk larger than asked stops the script before the old VM is removed or a new one made', () => {
+  const sized: VmSpec = { ...spec, disks: [{ ...spec.disks[0]!, sizeBytes: 32 * 1024 ** 3 }, spec.disks[1]!] };
+  const lines = body(buildCreateScript(sized, { switchName: 'Default Switch' }));
+  const at = lines.indexOf("$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'");
+  assert.deepEqual(lines.slice(at, at + 5), [
+    "$disk = 'C:\\Users\\me\\.berth\\default\\data.vhdx'",
+    'if (Test-Path -LiteralPath $disk) {',
+    '  $have = (Get-VHD -Path $disk).Size',
+    "  if ($have -gt 34359738368) { Stop-Berth 'disk-shrink' ('the data disk ' + $disk + ' is ' + [math]::Ceiling($have / 1GB) + ' GiB, and Hyper-V cannot shrink it to the 32 GiB in settings') }",
+    '}',
+  ]);
+  const first = (re: RegExp) => lines.findIndex((l) => re.test(l));
+  assert.ok(first(/\$old\.State/) < at, 'a busy VM is reported first');
+  assert.ok(at < first(/Remove-VM/), 'checked before the old VM goes');
+  assert.ok(first(/Remove-VM/) < first(/^New-VM /));
+  assert.ok(first(/^New-VM /) < first(/New-VHD -Path \$disk/), 'the disk is made or grown after');
+  const e = hypervError(
+    { ok: false, kind: 'disk-shrink', message: 'the data disk C:\\d\\data.vhdx is 64 GiB, and Hyper-V cannot shrink it to the 32 GiB in settings' },
+    'create and start the VM',
+    'Default Switch',
+  );
+  assert.equal(e.code, 'DISK_SHRINK');
+  assert.match(e.hint, /berth settings set diskGiB=64/);
+  assert.match(e.hint, /Factory reset/);
+  assert.match(e.hint, /only grows/);
 });
 
 test('stop: graceful through the shutdown service as a job, forced with -TurnOff', () => {
@@ -381,6 +409,28 @@ test('attach finds a running Berth VM, and ignores a stopped one', async () => {
   assert.equal(await driver.attach({ ...spec, name: 'down' }), null);
   assert.equal(await driver.attach({ ...spec, name: 'alien' }), null);
   assert.equal(await driver.attach({ ...spec, name: 'none' }), null);
+});
+
+test('a smaller diskGiB than the data disk has: DISK_SHRINK with a hint, and the old VM is left as it was', async () => {
+  const data = spec.disks[0]!.path;
+  reset('ok', { 'berth-small': { state: 'Off', notes: HYPERV_NOTE } });
+  const st = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(stateFile, JSON.stringify({ ...st, disks: { [data]: 64 * 1024 ** 3 } }));
+  const s: VmSpec = { ...liveSpec(), name: 'small', disks: [{ ...spec.disks[0]!, sizeBytes: 32 * 1024 ** 3 }, spec.disks[1]!] };
+  await assert.rejects(driver.start(s), (e) => {
+    assert.ok(isBerthError(e, 'DISK_SHRINK'), String(e));
+    assert.equal(e.message, `the data disk ${data} is 64 GiB, and Hyper-V cannot shrink it to the 32 GiB in settings`);
+    assert.match(e.hint, /`berth settings set diskGiB=64`/);
+    assert.match(e.details ?? '', /# berth:create/, 'the script is in the details');
+    return true;
+  });
+  const after = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { vms: Record<string, { state: string }>; disks: Record<string, number> };
+  assert.equal(after.vms['berth-small']!.state, 'Off', 'not recreated, not started');
+  assert.equal(after.disks[data], 64 * 1024 ** 3, 'the disk is untouched');
+  // The same size, or more, starts.
+  const vm = await driver.start({ ...s, disks: [{ ...spec.disks[0]!, sizeBytes: 80 * 1024 ** 3 }, spec.disks[1]!] });
+  vms.push(vm);
+  assert.equal((JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { disks: Record<string, number> }).disks[data], 80 * 1024 ** 3, 'grown');
 });
 
 test('starting over a running VM of the same name is refused', async () => {

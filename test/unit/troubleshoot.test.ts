@@ -78,6 +78,15 @@ test('factory reset: refused unless the VM is stopped; then the data disk goes a
   assert.ok(fs.existsSync(paths.clientKey), 'keys stay');
 });
 
+test('factory reset deletes Hyper-V\'s data and config disks too', () => {
+  fs.writeFileSync(paths.dataVhdx, 'vhdx');
+  fs.writeFileSync(paths.configVhd, 'vhd');
+  const r = factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings) });
+  assert.ok(r.removed.includes(paths.dataVhdx) && r.removed.includes(paths.configVhd));
+  assert.equal(fs.existsSync(paths.dataVhdx), false);
+  assert.equal(fs.existsSync(paths.configVhd), false);
+});
+
 test('factory reset puts a grown disk size back to the default (the disk is gone)', () => {
   fs.writeFileSync(paths.dataDisk, '');
   fs.truncateSync(paths.dataDisk, 2 ** 30);

@@ -7,13 +7,13 @@ import type { VmState } from '../vm/state-machine.js';
 
 /**
  * `engine.factoryReset`: with the VM stopped, delete what the VM wrote
- * (the data disk: every container, image and volume; the config disk; the
- * serial logs) and put the settings back to their defaults, the disk size
- * included. The guest keys stay (the next boot would make the same kind
+ * (the data disk: every container, image and volume, data.img or Hyper-V's
+ * data.vhdx; the config disk; the serial logs) and put the settings back to
+ * their defaults, the disk size included. The guest keys stay (the next boot would make the same kind
  * anyway).
  */
 export function factoryReset(o: {
-  paths: Pick<InstancePaths, 'dataDisk' | 'configDisk' | 'serialLog' | 'state'>;
+  paths: Pick<InstancePaths, 'dataDisk' | 'configDisk' | 'dataVhdx' | 'configVhd' | 'serialLog' | 'state'>;
   state: VmState;
   settings: SettingsStore;
 }): { removed: string[]; kept: string[]; settings: Settings } {
@@ -21,7 +21,7 @@ export function factoryReset(o: {
     throw new BerthError('VM_BUSY', `the VM is ${o.state}`, 'Stop the VM first; a factory reset deletes its disk.');
   }
   const removed: string[] = [];
-  for (const f of [o.paths.dataDisk, o.paths.configDisk, o.paths.serialLog, `${o.paths.serialLog}.1`, o.paths.state]) {
+  for (const f of [o.paths.dataDisk, o.paths.dataVhdx, o.paths.configDisk, o.paths.configVhd, o.paths.serialLog, `${o.paths.serialLog}.1`, o.paths.state]) {
     if (fs.existsSync(f)) {
       fs.rmSync(f, { force: true });
       removed.push(f);

@@ -18,7 +18,8 @@ export interface DiskSpec {
   format: 'raw';
   /**
    * Drivers that make the disk themselves (Hyper-V: a dynamic VHDX) create
-   * it at this size when it is missing and grow it when it is smaller.
+   * it at this size when it is missing and grow it when it is smaller; a
+   * larger one is DISK_SHRINK, before the VM is made.
    */
   sizeBytes?: number;
 }

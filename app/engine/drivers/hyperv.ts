@@ -187,7 +187,8 @@ function requireVhd(what: string, p: string): string {
  * Create the VM for a spec and start it. A VM of the same name made by
  * Berth and switched off is removed first (its disks stay; Remove-VM only
  * deletes the configuration), so cpus, memory and disks always match the
- * spec. The EFI disk and read-only disks are attached through a fresh
+ * spec. Before anything is removed or made, a data disk larger than the
+ * spec asks for stops the script (see vhdShrinkCheckLines). The EFI disk and read-only disks are attached through a fresh
  * differencing disk in the VM folder, so several instances can share one
  * base image and nothing writes to it. Cmdlets: New-VM, Set-VM, Set-VMProcessor, Set-VMMemory,
  * New-VHD, Add-VMHardDiskDrive, Get-VMHardDiskDrive, Set-VMFirmware,
@@ -213,8 +214,13 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
     'if ($old) {',
     `  if ($old.Notes -ne ${psQuote(HYPERV_NOTE)}) { Stop-Berth 'name-taken' ('a Hyper-V VM named ' + $name + ' exists and was not created by Berth') }`,
     "  if ($old.State.ToString() -ne 'Off') { Stop-Berth 'busy' ('the Hyper-V VM ' + $name + ' is already ' + $old.State.ToString()) }",
-    '  Remove-VM -Name $name -Force',
     '}',
+  );
+  for (const d of spec.disks) {
+    if (d.sizeBytes !== undefined && !d.readonly) lines.push(...vhdShrinkCheckLines(requireVhd(`disk ${d.serial}`, d.path), d.sizeBytes));
+  }
+  lines.push(
+    'if ($old) { Remove-VM -Name $name -Force }',
     'New-Item -ItemType Directory -Force -Path $dir | Out-Null',
     `New-VM -Name $name -Generation 2 -MemoryStartupBytes ${mem} -NoVHD -Path $dir | Out-Null`,
     `Set-VM -Name $name -Notes ${psQuote(HYPERV_NOTE)} -AutomaticCheckpointsEnabled $false -CheckpointType Disabled -AutomaticStartAction Nothing -AutomaticStopAction ShutDown`,
@@ -258,18 +264,42 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
   return wrapScript('create', lines.join('\n'));
 }
 
+/** VHDX sizes are whole MiB. */
+function vhdBytes(sizeBytes: number): number {
+  return Math.ceil(sizeBytes / (1024 * 1024)) * 1024 * 1024;
+}
+
 /**
  * A writable disk Hyper-V makes itself: a dynamic VHDX (New-VHD -Dynamic,
  * space taken as the guest writes) created when missing and grown
- * (Resize-VHD) when smaller than asked; never shrunk. VHDX sizes are whole
- * MiB.
+ * (Resize-VHD) when smaller than asked. Never shrunk: vhdShrinkCheckLines
+ * refuses that first.
  */
 export function ensureVhdLines(file: string, sizeBytes: number): string[] {
-  const size = Math.ceil(sizeBytes / (1024 * 1024)) * 1024 * 1024;
+  const size = vhdBytes(sizeBytes);
   return [
     `$disk = ${psQuote(file)}`,
     `if (-not (Test-Path -LiteralPath $disk)) { New-VHD -Path $disk -SizeBytes ${size} -Dynamic | Out-Null }`,
     `elseif ((Get-VHD -Path $disk).Size -lt ${size}) { Resize-VHD -Path $disk -SizeBytes ${size} }`,
+  ];
+}
+
+/**
+ * An existing disk larger than the spec asks for (the diskGiB setting was
+ * lowered) stops the script before the VM is touched. Hyper-V's Resize-VHD
+ * shrinks a VHDX only down to the end of its last partition, and the guest's
+ * ext4 spans the whole disk, so it cannot be made smaller without losing
+ * what is on it; quietly starting at the old size would hide that the
+ * setting did nothing. Get-VHD's Size is the virtual size in bytes.
+ */
+export function vhdShrinkCheckLines(file: string, sizeBytes: number): string[] {
+  const size = vhdBytes(sizeBytes);
+  return [
+    `$disk = ${psQuote(file)}`,
+    'if (Test-Path -LiteralPath $disk) {',
+    '  $have = (Get-VHD -Path $disk).Size',
+    `  if ($have -gt ${size}) { Stop-Berth 'disk-shrink' ('the data disk ' + $disk + ' is ' + [math]::Ceiling($have / 1GB) + ' GiB, and Hyper-V cannot shrink it to the ${Math.round((size / 1024 ** 3) * 10) / 10} GiB in settings') }`,
+    '}',
   ];
 }
 
@@ -466,6 +496,15 @@ export function hypervError(r: Extract<PsResult, { ok: false }>, doing: string, 
         'Windows 10/11 creates "Default Switch" with Hyper-V; on Windows Server create a NAT switch (`New-VMSwitch -Name Berth -SwitchType Internal` plus `New-NetNat`) and set BERTH_HYPERV_SWITCH to its name.',
         details,
       );
+    case 'disk-shrink': {
+      const have = /is (\d+) GiB/.exec(r.message)?.[1];
+      return new BerthError(
+        'DISK_SHRINK',
+        r.message,
+        `A Hyper-V disk (VHDX) only grows: Resize-VHD cannot shrink it below the file system on it, and that takes the whole disk. To keep your images, containers and volumes, set the size back: \`berth settings set diskGiB=${have ?? '<its size>'}\`. To start over with a smaller disk, stop Berth and use Troubleshoot > Factory reset (or delete that file): everything Docker kept on it is lost.`,
+        details,
+      );
+    }
     default:
       return new BerthError(
         'HYPERV_FAILED',

@@ -3,7 +3,8 @@
 #
 #   build.sh OUTDIR SOURCES_FILE [ARCH]
 #
-# OUTDIR gets vmlinuz, initrd.img and rootfs.squashfs (direct kernel boot),
+# OUTDIR gets vmlinuz (on arm64 the uncompressed Image, see unpack-kernel.sh),
+# initrd.img and rootfs.squashfs (direct kernel boot),
 # and efi.img and efi.vhdx (UEFI boot, see make-efi-image.sh). SOURCES_FILE
 # is an apt sources file (one-line or deb822) taken from the host's own apt
 # setup; no mirror is named here. ARCH (amd64, arm64) defaults to the host's;
@@ -70,14 +71,10 @@ step "kernel from $(dpkg-deb -f "$kdeb" Package) $(dpkg-deb -f "$kdeb" Version)"
 mkdir -p "$work/kernel"
 dpkg-deb -x "$kdeb" "$work/kernel"
 kver=$(ls "$work/kernel/lib/modules")
-# UEFI (systemd-boot starts the kernel as an EFI application) and vfkit's
-# Linux loader on arm64 both need an uncompressed kernel. Debian's arm64
-# vmlinuz is the plain Image today; should it come gzipped, unpack it.
-if [ "$(od -An -tx1 -N2 "$work/kernel/boot/vmlinuz-$kver" | tr -d ' ')" = 1f8b ]; then
-	gzip -dc "$work/kernel/boot/vmlinuz-$kver" >"$out/vmlinuz"
-else
-	cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
-fi
+# One kernel for every boot path: on arm64 always the uncompressed Image,
+# which vfkit's Linux loader on Apple silicon requires (see unpack-kernel.sh).
+"$here/unpack-kernel.sh" "$arch" "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz" | sed -u 's/^/== /'
+
 moddir=$work/kernel/lib/modules/$kver
 for d in $(sed -n 's/^drop://p' "$here/modules.txt"); do
 	rm -rf "${moddir:?}/kernel/$d"

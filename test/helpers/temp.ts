@@ -12,12 +12,25 @@ export function shortTempDir(prefix = 'bt'): { dir: string; cleanup: () => void 
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The 64-byte header of an uncompressed arm64 kernel Image (magic "ARM\x64"
+ * at 0x38, Documentation/arch/arm64/booting.rst) and some filler: what
+ * vfkit's kernel check takes for a bootable arm64 kernel.
+ */
+export function fakeArm64Image(fill = 'fake Image\n'): Buffer {
+  const head = Buffer.alloc(64);
+  head.write('MZ', 0, 'latin1');
+  head.write('ARM\x64', 0x38, 'latin1');
+  return Buffer.concat([head, Buffer.from(fill.repeat(100))]);
+}
+
 /** A tiny image folder with a valid manifest (not bootable): for checksum and engine tests. */
 export function fakeImageDir(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const files = {} as ImageManifest['files'];
   for (const name of IMAGE_FILES) {
-    const data = Buffer.from(`fake ${name}\n`.repeat(100));
+    // vmlinuz passes vfkit's arm64 kernel check; nothing looks inside the others.
+    const data = name === 'vmlinuz' ? fakeArm64Image(`fake ${name}\n`) : Buffer.from(`fake ${name}\n`.repeat(100));
     fs.writeFileSync(path.join(dir, name), data);
     files[name] = { sha256: crypto.createHash('sha256').update(data).digest('hex'), size: data.length };
   }

@@ -26,7 +26,9 @@ import { after, afterEach, test } from 'node:test';
 import { defaultMacAddress, stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
 import {
   buildVfkitArgs,
+  checkVfkitKernel,
   findVfkit,
+  kernelKind,
   leaseIpFor,
   leaseMac,
   parseDhcpLeases,
@@ -37,7 +39,7 @@ import {
 import { isBerthError } from '../../app/engine/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
-import { shortTempDir, withEnv } from '../helpers/temp.js';
+import { fakeArm64Image, shortTempDir, withEnv } from '../helpers/temp.js';
 
 const spec: VmSpec = {
   name: 'default',
@@ -200,6 +202,7 @@ let n = 0;
 function liveSpec(): VmSpec {
   const dir = path.join(t.dir, `i${++n}`);
   fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'Image'), fakeArm64Image());
   return {
     ...spec,
     name: `vm${n}`,
@@ -319,6 +322,47 @@ test('attach finds a running vfkit by its pid file; a stale pid file is dropped'
   fs.writeFileSync(stale.pidFile, '999999\n');
   assert.equal(await driver.attach(stale), null);
   assert.ok(!fs.existsSync(stale.pidFile));
+});
+
+test('kernel files told apart by their headers', () => {
+  assert.equal(kernelKind(fakeArm64Image()), 'arm64-image');
+  assert.equal(kernelKind(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0])), 'gzip');
+  const zboot = Buffer.alloc(64);
+  zboot.write('MZ', 0, 'latin1');
+  zboot.write('zimg', 4, 'latin1');
+  assert.equal(kernelKind(zboot), 'efi-zboot');
+  const bz = Buffer.alloc(0x300);
+  bz.write('HdrS', 0x202, 'latin1');
+  assert.equal(kernelKind(bz), 'x86-bzimage');
+  assert.equal(kernelKind(Buffer.from('hello')), 'unknown');
+  assert.equal(kernelKind(Buffer.alloc(0)), 'unknown');
+});
+
+test('an arm64 kernel that is not the plain Image is refused before vfkit runs (it would hang the VM)', async () => {
+  for (const [name, data, what] of [
+    ['Image.gz', Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), /gzip-compressed/],
+    ['zboot', Buffer.concat([Buffer.from('MZ\0\0zimg'), Buffer.alloc(56)]), /EFI zboot/],
+    ['garbage', Buffer.from('not a kernel at all\n'.repeat(10)), /not a kernel image vfkit can boot/],
+  ] as const) {
+    fs.rmSync(record, { force: true });
+    const s = liveSpec();
+    fs.writeFileSync(s.kernel, data);
+    await assert.rejects(driver.start(s), (e) => {
+      assert.ok(isBerthError(e, 'VM_SPEC_UNSUPPORTED'), `${name}: ${String(e)}`);
+      assert.match(e.message, what);
+      assert.match(e.message, /uncompressed arm64 Image \(the VM would hang\)/);
+      assert.match(e.hint, /BERTH_BOOT=efi/);
+      return true;
+    });
+    assert.equal(fs.existsSync(record), false, `${name}: vfkit never ran`);
+  }
+  const missing = liveSpec();
+  fs.rmSync(missing.kernel);
+  await assert.rejects(driver.start(missing), (e) => isBerthError(e, 'IMAGE_MISSING'));
+  // Only the arm64 Linux loader is picky: EFI boot and x86_64 guests are not checked.
+  const gz = { ...liveSpec(), kernel: '/nonexistent/Image.gz' };
+  assert.doesNotThrow(() => checkVfkitKernel({ ...gz, efi: { image: '/img/efi.img', variableStore: '/v' } }));
+  assert.doesNotThrow(() => checkVfkitKernel({ ...gz, arch: 'x86_64' }));
 });
 
 test('missing vfkit is reported with an install hint', () => {

@@ -23,7 +23,11 @@ import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type 
  * serial as vfkit's deviceId (Virtualization.framework's
  * blockDeviceIdentifier), so the guest finds them by the same
  * /dev/disk/by-id/virtio-<serial> names as under QEMU. On Apple silicon the
- * Linux loader needs an uncompressed kernel (vfkit refuses a compressed one).
+ * Linux loader needs an uncompressed kernel (doc/usage.md: "The kernel
+ * *must* be uncompressed or the VM will hang"): the image build always
+ * writes the plain arm64 Image (vm-images/unpack-kernel.sh), and start()
+ * checks the file's header so a foreign image fails with a reason instead
+ * of a hung VM.
  */
 
 /** macOS's sun_path is 104 bytes, NUL included (vfkit checks the same). */
@@ -81,6 +85,57 @@ export function vfkitCmdline(cmdline: string): string {
     throw unsupported('the kernel command line contains a double quote, which vfkit cannot carry', 'This is a bug in Berth; please report it.');
   }
   return fixed;
+}
+
+export type KernelKind = 'arm64-image' | 'gzip' | 'efi-zboot' | 'x86-bzimage' | 'unknown';
+
+/**
+ * What a kernel file is, from its first 1 KiB: the arm64 Image header's
+ * magic "ARM\x64" at 0x38 (Documentation/arch/arm64/booting.rst), gzip's
+ * 1f 8b, an EFI zboot image ("MZ" then "zimg" at 4,
+ * drivers/firmware/efi/libstub/zboot-header.S), or the x86 setup header's
+ * "HdrS" at 0x202 (Documentation/arch/x86/boot.rst).
+ */
+export function kernelKind(head: Buffer): KernelKind {
+  if (head.length >= 0x3c && head.subarray(0x38, 0x3c).toString('latin1') === 'ARM\x64') return 'arm64-image';
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 8 && head.subarray(0, 2).toString('latin1') === 'MZ' && head.subarray(4, 8).toString('latin1') === 'zimg') return 'efi-zboot';
+  if (head.length >= 0x206 && head.subarray(0x202, 0x206).toString('latin1') === 'HdrS') return 'x86-bzimage';
+  return 'unknown';
+}
+
+const KERNEL_KIND_TEXT: Record<KernelKind, string> = {
+  'arm64-image': 'an uncompressed arm64 Image',
+  gzip: 'gzip-compressed (Image.gz)',
+  'efi-zboot': 'an EFI zboot image (compressed)',
+  'x86-bzimage': 'an x86 bzImage',
+  unknown: 'not a kernel image vfkit can boot',
+};
+
+/**
+ * Refuse, before vfkit runs, an arm64 direct kernel boot of anything but
+ * the plain Image: Virtualization.framework would hang on it with no word.
+ */
+export function checkVfkitKernel(spec: Pick<VmSpec, 'arch' | 'kernel' | 'efi'>): void {
+  if (spec.efi || spec.arch !== 'aarch64') return;
+  let head: Buffer;
+  try {
+    const fd = fs.openSync(spec.kernel, 'r');
+    try {
+      head = Buffer.alloc(1024);
+      head = head.subarray(0, fs.readSync(fd, head, 0, head.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw new BerthError('IMAGE_MISSING', `the guest kernel ${spec.kernel} cannot be read: ${(err as Error).message}`, 'Rebuild the guest image with `npm run image`.');
+  }
+  const kind = kernelKind(head);
+  if (kind === 'arm64-image') return;
+  throw unsupported(
+    `the guest kernel ${spec.kernel} is ${KERNEL_KIND_TEXT[kind]}; Virtualization.framework's Linux loader boots only an uncompressed arm64 Image (the VM would hang)`,
+    'Use a guest image built by this version of Berth (its build writes the uncompressed Image), or boot the EFI disk instead: BERTH_BOOT=efi.',
+  );
 }
 
 /** `unix://` URI for vfkit's --restful-uri; Go's url parser decodes the escapes back. */
@@ -416,6 +471,7 @@ export class VfkitDriver implements Driver {
   async start(spec: VmSpec): Promise<RunningVm> {
     const vfkit = findVfkit(this.o.binary ?? process.env.BERTH_VFKIT);
     const args = buildVfkitArgs(spec);
+    checkVfkitKernel(spec);
     fs.rmSync(spec.pidFile, { force: true });
     fs.rmSync(spec.controlSocket, { force: true });
     const logFile = VfkitDriver.logFile(spec);

@@ -10,6 +10,8 @@ import {
   type HostDescription,
   type HostFacts,
 } from '../engine/drivers/host-detect.js';
+import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
+import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../engine/paths.js';
 import type { DriverSetting } from '../engine/settings/schema.js';
 
@@ -31,6 +33,12 @@ export interface DoctorJson {
   selected: DriverName | null;
   /** The driver running the VM now, and why it was chosen (from the engine). */
   live?: { driver: string; reason?: string; state: string };
+  /**
+   * Rosetta for amd64 binaries, on Apple silicon: the setting, whether the
+   * next start gives the VM Rosetta, and if the setting is on but cannot
+   * be, why. Absent on other hosts while the setting is off.
+   */
+  rosetta?: { setting: boolean; usable: boolean; note?: string };
   ok: boolean;
 }
 
@@ -60,6 +68,16 @@ export function formatDoctor(json: DoctorJson): string {
     const name = (LABEL as Record<string, string>)[json.live.driver] ?? json.live.driver;
     lines.push(`Running now: ${name}${json.live.reason ? ` (${json.live.reason})` : ''}`);
   }
+  if (json.rosetta) {
+    const r = json.rosetta;
+    lines.push(
+      r.setting
+        ? r.usable
+          ? 'Rosetta: on; x86_64 binaries in the VM run through it'
+          : `Rosetta: ${r.note ?? 'on in settings, but not usable here'}`
+        : 'Rosetta: off; `berth settings set rosetta=true` runs x86_64 (amd64) binaries in the VM through it',
+    );
+  }
   const wanted = json.setting === 'auto' ? undefined : json.drivers.find((c) => c.driver === json.setting);
   if (wanted && !wanted.usable) {
     lines.push(`Settings ask for ${LABEL[wanted.driver]}, which cannot run here: ${wanted.summary}`);
@@ -80,6 +98,8 @@ export interface DoctorOptions {
   setting?: DriverSetting;
   /** What the running engine says about its driver. */
   live?: DoctorJson['live'];
+  /** The instance's `rosetta` setting (default off). */
+  rosetta?: boolean;
 }
 
 export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorReport> {
@@ -90,6 +110,8 @@ export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorRepo
   const selected = setting === 'auto' ? recommended : drivers.find((c) => c.driver === setting)?.usable ? setting : null;
   const json: DoctorJson = { host, drivers, recommended, setting, selected, ok: selected !== null };
   if (opts.live) json.live = opts.live;
+  const rosetta = rosettaView(facts, drivers, selected, opts.rosetta ?? false);
+  if (rosetta) json.rosetta = rosetta;
   const probe = lastProbe();
   if (probe) json.lastProbe = probe;
   return { text: formatDoctor(json), json };
@@ -102,4 +124,18 @@ function lastProbe(): { accel: string; reason: string } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What the rosetta setting does on this host with the driver the next start uses. */
+function rosettaView(facts: HostFacts, drivers: DriverCheck[], selected: DriverName | null, setting: boolean): DoctorJson['rosetta'] {
+  const vfkit = drivers.find((c) => c.driver === 'vfkit');
+  const appleSilicon = facts.platform === 'darwin' && facts.arch === 'arm64';
+  // Off, and nothing to offer: say nothing (Linux, Windows, Intel Macs).
+  if (!setting && !(appleSilicon && vfkit?.usable)) return undefined;
+  const arch = facts.env.BERTH_GUEST_ARCH === 'x86_64' || facts.env.BERTH_GUEST_ARCH === 'amd64' ? 'x86_64' : (nativeGuestArch(facts.arch) ?? 'x86_64');
+  const installed = typeof vfkit?.details.rosetta === 'boolean' ? vfkit.details.rosetta : undefined;
+  if (!setting) return { setting, usable: false };
+  if (!selected) return { setting, usable: false, note: 'on in settings; no driver can run the VM here (see above)' };
+  const plan = rosettaPlan(true, selected, arch, installed);
+  return plan.note ? { setting, usable: plan.use, note: plan.note } : { setting, usable: plan.use };
 }

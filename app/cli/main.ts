@@ -348,10 +348,11 @@ program
     action(async (g, paths) => {
       const { doctorReport } = await import('./doctor.js');
       // The instance's setting, and the live driver when its engine runs.
-      const setting = await localSettings(paths).then(
-        (st) => st.get().driver,
+      const settings = await localSettings(paths).then(
+        (st) => st.get(),
         () => undefined,
       );
+      const setting = settings?.driver;
       let live: { driver: string; reason?: string; state: string } | undefined;
       try {
         const client = await connectEngine(paths, false);
@@ -364,7 +365,7 @@ program
       } catch {
         // No engine (or one we may not talk to): doctor still judges the host.
       }
-      const r = await doctorReport({ setting, live });
+      const r = await doctorReport({ setting, live, rosetta: settings?.rosetta });
       if (g.json) printJson(r.json);
       else process.stdout.write(r.text + '\n');
       return r.json.ok ? 0 : 1;
@@ -509,7 +510,7 @@ settings
   );
 settings
   .command('set')
-  .description('change settings, e.g. `berth settings set cpus=4 memoryMiB=4096`')
+  .description('change settings, e.g. `berth settings set cpus=4 memoryMiB=4096 rosetta=true`')
   .argument('<key=value...>', 'settings to change')
   .action(
     action(async (g, paths, pairs: string[]) => {
@@ -517,7 +518,9 @@ settings
       for (const p of pairs) {
         const m = /^([A-Za-z]+)=(.*)$/.exec(p);
         if (!m) throw usage(`"${p}" is not KEY=VALUE`);
-        patch[m[1]!] = /^-?\d+$/.test(m[2]!) ? Number(m[2]) : m[2];
+        // Numbers and true/false as JSON would have them; the schema says whether they fit the key.
+        const v = m[2]!;
+        patch[m[1]!] = /^-?\d+$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
       }
       const r = await withSettings(paths, async (client) =>
         client ? client.call('settings.update', { patch }) : (await localSettings(paths)).update(patch),

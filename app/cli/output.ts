@@ -46,6 +46,7 @@ export function formatStatus(s: VmStatus): string {
   const live = s.state !== 'stopped' && s.driverReason;
   lines.push(`${bold('driver')}        ${s.driver}${live ? dim(` (${s.driverReason})`) : s.driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}`);
   if (s.accel) lines.push(`${bold('accelerator')}   ${s.accel}${s.accelReason ? dim(` (${s.accelReason})`) : ''}`);
+  if (s.rosetta) lines.push(`${bold('rosetta')}       ${s.rosetta.active ? 'on (x86_64 binaries run through Rosetta)' : yellow(`not used: ${s.rosetta.note ?? 'see `berth doctor`'}`)}`);
   lines.push(`${bold('resources')}     ${s.cpus} CPUs, ${s.memoryMiB} MiB memory, ${s.diskGiB} GiB disk`);
   lines.push(`${bold('docker socket')} ${s.dockerSocket}`);
   if (s.dockerContext) {

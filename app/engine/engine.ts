@@ -9,7 +9,7 @@ import { defaultGuestTraits, sshEndpointOf, type Driver, type GuestTraits, type 
 import type { DriverChoice, DriverFactory } from './drivers/driver-select.js';
 import type { DriverName } from './drivers/host-detect.js';
 import { writeFixedVhd } from './drivers/vhd.js';
-import { buildVmSpec } from './drivers/vm-spec.js';
+import { buildVmSpec, ROSETTA_TAG, rosettaPlan, type RosettaPlan } from './drivers/vm-spec.js';
 import { contextName, dockerHostUrl, ensureDockerContext, type ContextResult } from './docker/context.js';
 import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
 import { DockerApi } from './docker/docker-api.js';
@@ -49,6 +49,8 @@ interface RunState {
   cpus: number;
   memoryMiB: number;
   diskGiB: number;
+  /** The rosetta setting was on at start: whether the VM got Rosetta, and if not why. */
+  rosetta?: { active: boolean; note?: string };
 }
 
 export interface EngineOptions {
@@ -107,7 +109,7 @@ export class Engine extends EventEmitter<{
   private reattaching?: Promise<boolean>;
   /** The driver of the VM that runs or starts, and why it was chosen. */
   private driver?: Driver;
-  private driverChoice?: Pick<DriverChoice, 'reason' | 'warnings'>;
+  private driverChoice?: Pick<DriverChoice, 'reason' | 'warnings'> & Partial<Pick<DriverChoice, 'checks'>>;
   private vmSpec?: VmSpec;
   /** When the VM went down by itself lately (for the restart budget). */
   private crashes: { at: number; reason: string }[] = [];
@@ -165,6 +167,7 @@ export class Engine extends EventEmitter<{
     if (r) {
       st.accel = r.accel;
       st.accelReason = r.accelReason;
+      if (r.rosetta) st.rosetta = { ...r.rosetta };
       st.sshPort = r.ssh?.port ?? r.sshPort;
       if (r.ssh) st.sshHost = r.ssh.host;
       st.startedAt = r.startedAt;
@@ -235,8 +238,9 @@ export class Engine extends EventEmitter<{
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
       this.timings.imageMs = Date.now() - tImage;
 
+      const rosetta = this.rosettaPlan(settings, driver);
       const traits = this.traits(driver);
-      this.prepareDisks(settings, traits, driver.name);
+      this.prepareDisks(settings, traits, driver.name, rosetta);
       const sshPort = await freeLoopbackPort();
       this.run = {
         driver: driver.name,
@@ -250,6 +254,7 @@ export class Engine extends EventEmitter<{
         memoryMiB: settings.memoryMiB,
         diskGiB: settings.diskGiB,
       };
+      if (settings.rosetta) this.run.rosetta = rosetta.note ? { active: rosetta.use, note: rosetta.note } : { active: rosetta.use };
       const spec = this.spec(this.run, image, driver);
       this.vmSpec = spec;
 
@@ -583,17 +588,34 @@ export class Engine extends EventEmitter<{
       sshHostPort: run.sshPort,
       // BERTH_QEMU_HOSTFWD=28080:18080,... adds QEMU's own loopback forwards (benchmarks).
       extraHostForwards: (process.env.BERTH_QEMU_HOSTFWD ?? '').split(',').filter(Boolean),
+      rosetta: run.rosetta?.active ?? false,
     });
   }
 
-  private prepareDisks(settings: Settings, traits: GuestTraits, driver: string): void {
+  /** Rosetta for this start: the setting, the driver, the guest and whether the Mac has it (host-detect). */
+  private rosettaPlan(settings: Settings, driver: Driver): RosettaPlan {
+    const vfkit = this.driverChoice?.checks?.find((c) => c.driver === 'vfkit');
+    const installed = typeof vfkit?.details.rosetta === 'boolean' ? vfkit.details.rosetta : undefined;
+    const plan = rosettaPlan(settings.rosetta, driver.name, this.o.images.arch, installed);
+    if (plan.note) this.o.log.warn({ driver: driver.name, arch: this.o.images.arch }, plan.note);
+    else if (plan.use) this.o.log.info('Rosetta: x86_64 binaries run through Rosetta');
+    return plan;
+  }
+
+  private prepareDisks(settings: Settings, traits: GuestTraits, driver: string, rosetta: RosettaPlan): void {
     // Hyper-V makes its data disk itself (a dynamic VHDX, hyperv.ts).
     if (driver !== 'hyperv') this.growRawDataDisk(settings.diskGiB);
     writeConfigDisk(this.paths.configDir, this.paths.configDisk, {
       authorizedKeys: this.keys!.clientPublic,
       hostPrivateKey: this.keys!.hostPrivate,
       hostPublicKey: this.keys!.hostPublic,
-      env: { BERTH_NET: traits.network, BERTH_HOSTNAME: 'berth', BERTH_INSTANCE: this.paths.name },
+      env: {
+        BERTH_NET: traits.network,
+        BERTH_HOSTNAME: 'berth',
+        BERTH_INSTANCE: this.paths.name,
+        // The guest mounts this virtiofs tag and registers Rosetta (rosetta.sh).
+        ...(rosetta.use ? { BERTH_ROSETTA: ROSETTA_TAG } : {}),
+      },
     });
     if (driver === 'hyperv') writeFixedVhd(this.paths.configDisk, this.paths.configVhd);
   }

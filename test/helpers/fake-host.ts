@@ -41,8 +41,8 @@ export function fakeFacts(h: FakeHost): HostFacts & { calls: { cmd: string; args
   };
 }
 
-/** A Mac (Apple silicon unless `arch`), macOS 14.5, with vfkit and/or QEMU installed. */
-export function macHost(o: { vfkit?: boolean; qemu?: boolean; arch?: string } = {}) {
+/** A Mac (Apple silicon unless `arch`), macOS 14.5, with vfkit and/or QEMU (and Rosetta unless `rosetta: false`) installed. */
+export function macHost(o: { vfkit?: boolean; qemu?: boolean; arch?: string; rosetta?: boolean } = {}) {
   const bins: Record<string, string> = {};
   if (o.vfkit !== false) bins.vfkit = '/opt/homebrew/bin/vfkit';
   if (o.qemu !== false) {
@@ -61,7 +61,7 @@ export function macHost(o: { vfkit?: boolean; qemu?: boolean; arch?: string } = 
       'qemu-system-aarch64 --version': ok('QEMU emulator version 9.1.0\n'),
       'qemu-system-x86_64 --version': ok('QEMU emulator version 9.1.0\n'),
     },
-    files: { '/Library/Apple/usr/libexec/oah/libRosettaRuntime': 'exists' },
+    files: o.rosetta === false ? {} : { '/Library/Apple/usr/libexec/oah/libRosettaRuntime': 'exists' },
   });
 }
 

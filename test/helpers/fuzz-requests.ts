@@ -14,7 +14,7 @@ function shapeOf(method: string): string[] {
   return s?.shape ? Object.keys(s.shape) : [];
 }
 
-const SETTINGS_KEYS = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'portBind', 'ports', 'shares'];
+const SETTINGS_KEYS = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'ports', 'shares'];
 
 /** A plausible but probably bad settings patch. */
 export function randomPatch(r: Rng): Record<string, unknown> {
@@ -24,7 +24,8 @@ export function randomPatch(r: Rng): Record<string, unknown> {
     p[k] = r.pick([
       () => randomJson(r, 2),
       () => r.pick([-1, 0, 1, 3, 511, 100_000_000, 1.5, 2 ** 40]),
-      () => r.pick(['kvm', 'warp', 'all', 'loopback', '', 'auto']),
+      () => r.pick(['kvm', 'warp', 'all', 'loopback', '', 'auto', 'vfkit', 'hyperv', 'true']),
+      () => r.pick([true, false, null]),
       () => [{ hostPort: r.pick([0, 80, 70000]), guestPort: r.pick([80, -1, '80']), proto: r.pick(['tcp', 'udp', 'sctp']) }],
       () => [{ hostPath: r.pick(['relative', '/', '/etc', '/tmp/x', '']), guestPath: r.pick([undefined, '/var/lib/docker', 'x']) }],
     ])();

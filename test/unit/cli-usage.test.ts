@@ -126,7 +126,7 @@ test('`berth settings set` with bad values changes nothing, whether the file is 
   for (const broken of [undefined, '{"cpus": 1, "memoryMiB": 10']) {
     if (broken) fs.writeFileSync(file, broken);
     const before = fs.readFileSync(file, 'utf8');
-    for (const bad of [['memoryMiB=100'], ['cpus=0'], ['cpus=abc'], ['diskGiB=99999999'], ['accel=warp'], ['portBind=everywhere'], ['nosuchkey=1'], ['cpus=1', 'memoryMiB=1']]) {
+    for (const bad of [['memoryMiB=100'], ['cpus=0'], ['cpus=abc'], ['diskGiB=99999999'], ['accel=warp'], ['portBind=everywhere'], ['rosetta=yes'], ['rosetta=1'], ['driver=true'], ['nosuchkey=1'], ['cpus=1', 'memoryMiB=1']]) {
       const r = await berth(['settings', 'set', ...bad], e);
       assert.equal(r.code, 1, `${bad.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /INVALID_SETTINGS/);
@@ -144,4 +144,21 @@ test('`berth settings set` with bad values changes nothing, whether the file is 
   const aside = /moved to (\S+) and/.exec(fix.stderr)?.[1];
   assert.ok(aside && fs.readFileSync(aside, 'utf8') === '{"cpus": 1, "memoryMiB": 10', `moved aside intact: ${fix.stderr}`);
   assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).memoryMiB, 2048);
+});
+
+test('`berth settings set` takes true and false for a boolean setting (rosetta), and shows it back', async () => {
+  const e = { ...env, BERTH_INSTANCE: 'setbool' };
+  const file = path.join(env.BERTH_HOME, 'setbool', 'settings.json');
+  const on = await berth(['settings', 'set', 'rosetta=true'], e);
+  assert.equal(on.code, 0, on.stderr);
+  assert.match(on.stdout, /^Saved: rosetta=true\.$/m);
+  assert.match(on.stdout, /berth restart/, 'it applies at the next start');
+  assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).rosetta, true);
+  const show = await berth(['settings', 'show'], e);
+  assert.match(show.stdout, /^rosetta +true$/m);
+  const off = await berth(['settings', 'set', 'rosetta=false', 'driver=vfkit'], e);
+  assert.equal(off.code, 0, off.stderr);
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(saved.rosetta, false);
+  assert.equal(saved.driver, 'vfkit');
 });

@@ -70,3 +70,41 @@ test('doctor: the driver running now, as the engine reports it', async () => {
   assert.deepEqual(r.json.live, { driver: 'qemu', reason: 'set in settings; QEMU 9.1.0', state: 'running' });
   assert.equal(formatDoctor(r.json), r.text);
 });
+
+test('status: whether the VM got Rosetta, and if the setting is on but it did not, why', () => {
+  assert.doesNotMatch(formatStatus(base), /rosetta/, 'nothing while the setting is off');
+  assert.match(formatStatus({ ...base, rosetta: { active: true } }), /^rosetta {7}on \(x86_64 binaries run through Rosetta\)$/m);
+  const note = 'Rosetta is on in settings but not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`';
+  assert.match(formatStatus({ ...base, rosetta: { active: false, note } }), /^rosetta {7}not used: Rosetta is on in settings but not installed/m);
+});
+
+test('doctor: Rosetta with the driver the next start uses, on Apple silicon and elsewhere', async () => {
+  const on = await doctorReport({ facts: macHost(), rosetta: true });
+  assert.deepEqual(on.json.rosetta, { setting: true, usable: true });
+  assert.match(on.text, /^Rosetta: on; x86_64 binaries in the VM run through it$/m);
+  assert.equal(on.text.split('\n').at(-1), 'Berth will use: vfkit');
+
+  const off = await doctorReport({ facts: macHost() });
+  assert.deepEqual(off.json.rosetta, { setting: false, usable: false });
+  assert.match(off.text, /^Rosetta: off; `berth settings set rosetta=true` runs x86_64/m, 'offered where it would work');
+
+  const missing = await doctorReport({ facts: macHost({ rosetta: false }), rosetta: true });
+  assert.equal(missing.json.rosetta?.usable, false);
+  assert.match(missing.json.rosetta?.note ?? '', /not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`/);
+  assert.equal(missing.json.ok, true, 'the VM still starts');
+
+  for (const [facts, setting] of [
+    [macHost({ vfkit: false }), 'auto'],
+    [macHost(), 'qemu'],
+    [linuxHost(), 'auto'],
+  ] as const) {
+    const r = await doctorReport({ facts, setting, rosetta: true });
+    assert.equal(r.json.rosetta?.usable, false);
+    assert.match(r.json.rosetta?.note ?? '', /only the vfkit driver .* offers it, and this VM runs on qemu/);
+    assert.match(r.text, /^Rosetta: Rosetta is on in settings but not used/m);
+  }
+  const intel = await doctorReport({ facts: macHost({ arch: 'x64' }), rosetta: true });
+  assert.match(intel.json.rosetta?.note ?? '', /this guest is x86_64/);
+  assert.equal((await doctorReport({ facts: linuxHost() })).json.rosetta, undefined, 'not mentioned where it cannot be');
+  assert.equal((await doctorReport({ facts: macHost({ arch: 'x64' }) })).json.rosetta, undefined);
+});

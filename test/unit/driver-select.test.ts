@@ -13,7 +13,7 @@ import { chooseDriver, createDriver, driverFactory } from '../../app/engine/driv
 import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { findVfkit, VfkitDriver } from '../../app/engine/drivers/vfkit.js';
-import { buildVmSpec, HYPERV_IMAGE_FILES, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
+import { buildVmSpec, HYPERV_IMAGE_FILES, ROSETTA_TAG, rosettaPlan, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { SettingsSchema } from '../../app/engine/settings/schema.js';
@@ -190,4 +190,29 @@ test('spec for Hyper-V: EFI boot from the image\'s VHDX build, a VHDX data disk 
     () => buildVmSpec('hyperv', traits, { ...inputs, image: img }, (p) => !p.endsWith(HYPERV_IMAGE_FILES.efi)),
     (e) => isBerthError(e, 'IMAGE_MISSING') && /efi\.vhdx missing/.test(e.message) && /QEMU and vfkit boot this image/.test(e.hint),
   );
+});
+
+test('Rosetta in the spec: only vfkit with an arm64 guest, as the tag the guest mounts', () => {
+  const withRosetta = { ...inputs, rosetta: true };
+  assert.deepEqual(buildVmSpec('vfkit', new VfkitDriver().guestTraits('aarch64'), withRosetta).rosetta, { tag: ROSETTA_TAG });
+  assert.equal(buildVmSpec('vfkit', new VfkitDriver().guestTraits('aarch64'), inputs).rosetta, undefined, 'off unless asked');
+  assert.equal(buildVmSpec('vfkit', new VfkitDriver().guestTraits('x86_64'), { ...withRosetta, arch: 'x86_64' }).rosetta, undefined);
+  assert.equal(buildVmSpec('qemu', defaultGuestTraits('aarch64'), withRosetta).rosetta, undefined);
+});
+
+test('rosettaPlan: used with vfkit, an arm64 guest and Rosetta on the Mac; otherwise a note that says why', () => {
+  assert.deepEqual(rosettaPlan(false, 'qemu', 'aarch64', undefined), { use: false }, 'off: nothing to say');
+  assert.deepEqual(rosettaPlan(true, 'vfkit', 'aarch64', true), { use: true });
+  assert.deepEqual(rosettaPlan(true, 'vfkit', 'aarch64', undefined), { use: true }, 'unknown (a driver given by a caller): try');
+  const cases: [string, ReturnType<typeof rosettaPlan>, RegExp][] = [
+    ['qemu', rosettaPlan(true, 'qemu', 'aarch64', true), /only the vfkit driver .* this VM runs on qemu.*brew install vfkit.*driver=vfkit/],
+    ['hyperv', rosettaPlan(true, 'hyperv', 'x86_64', undefined), /this VM runs on hyperv/],
+    ['x86_64 guest', rosettaPlan(true, 'vfkit', 'x86_64', true), /this guest is x86_64/],
+    ['not installed', rosettaPlan(true, 'vfkit', 'aarch64', false), /not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`, then `berth restart`/],
+  ];
+  for (const [name, plan, why] of cases) {
+    assert.equal(plan.use, false, name);
+    assert.match(plan.note ?? '', why, name);
+    assert.match(plan.note ?? '', /`berth settings set rosetta=false`/, `${name}: how to silence it`);
+  }
 });

@@ -230,14 +230,21 @@ const signalGuestOff = (_spec: VmSpec, vm: RunningVm) => {
     /* gone */
   }
 };
-const vfkitRig = () =>
+const vfkitRig = (settings?: Record<string, unknown>, facts: HostFacts = mac()) =>
   rig({
-    facts: mac(),
+    facts,
     arch: 'aarch64',
     bin: bins.mac,
     driver: (port) => ({ vfkit: { leasesFile: leases, pollMs: 100, startTimeoutMs: 5000, sshPort: port } }),
     powerOff: signalGuestOff,
+    settings,
   });
+/** This Mac has Rosetta (host-detect looks for its runtime). */
+const withRosetta = (f: HostFacts, installed = true): HostFacts => ({
+  ...f,
+  access: (p) => (p === '/Library/Apple/usr/libexec/oah/libRosettaRuntime' ? (installed ? 'exists' : 'missing') : f.access(p)),
+});
+const devices = (argv: string[]) => argv.flatMap((a, i) => (argv[i - 1] === '--device' ? [a] : []));
 
 test('vfkit (auto on macOS 14): start -> running at the DHCP address -> clean stop', async () => {
   const r = await vfkitRig();
@@ -263,6 +270,37 @@ test('vfkit (auto on macOS 14): start -> running at the DHCP address -> clean st
   assert.ok(!pidAlive(r.vms[0]!.vm.pid));
   assert.ok(!fs.existsSync(r.paths.dockerSocket));
   assert.equal(r.engine.status().driver, 'auto', 'stopped: the setting again');
+});
+
+test('vfkit with rosetta=true on a Mac with Rosetta: the share on vfkit\'s command line, the tag in config.env, status says on', async () => {
+  const r = await vfkitRig({ rosetta: true }, withRosetta(mac()));
+  const s = await r.engine.start();
+  assert.equal(s.state, 'running');
+  assert.deepEqual(s.rosetta, { active: true });
+  const argv = lines(process.env.FAKE_VFKIT_RECORD!)[0] as string[];
+  assert.ok(devices(argv).includes('rosetta,mountTag=rosetta'), devices(argv).join('\n'));
+  assert.ok(!devices(argv).some((d) => d.includes('install')), 'never asks macOS to install it from a background engine');
+  assert.match(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /^BERTH_ROSETTA=rosetta$/m);
+  assert.ok(r.logs.some((l) => l.includes('x86_64 binaries run through Rosetta')));
+});
+
+test('vfkit with rosetta=true but no Rosetta on the Mac: the VM starts without it, and status says how to get it', async () => {
+  const r = await vfkitRig({ rosetta: true }, withRosetta(mac(), false));
+  const s = await r.engine.start();
+  assert.equal(s.state, 'running');
+  assert.equal(s.rosetta?.active, false);
+  assert.match(s.rosetta?.note ?? '', /not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`/);
+  const argv = lines(process.env.FAKE_VFKIT_RECORD!)[0] as string[];
+  assert.ok(!devices(argv).some((d) => d.startsWith('rosetta')));
+  assert.doesNotMatch(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_ROSETTA/);
+});
+
+test('rosetta off (the default): no share, no tag, nothing in status', async () => {
+  const r = await vfkitRig(undefined, withRosetta(mac()));
+  const s = await r.engine.start();
+  assert.equal(s.rosetta, undefined);
+  assert.ok(!devices(lines(process.env.FAKE_VFKIT_RECORD!)[0] as string[]).some((d) => d.startsWith('rosetta')));
+  assert.doesNotMatch(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_ROSETTA/);
 });
 
 test('vfkit: a guest that ignores the shutdown is forced off (HardStop) after the timeout', async () => {
@@ -301,7 +339,18 @@ test('vfkit refusing to start: VFKIT_FAILED with its own words, and the error st
 
 // ------------------------------------------------------------ QEMU + hvf
 
-const qemuMacRig = () => rig({ facts: mac(), arch: 'aarch64', bin: bins.macNoVfkit, powerOff: signalGuestOff });
+const qemuMacRig = (settings?: Record<string, unknown>) => rig({ facts: mac(), arch: 'aarch64', bin: bins.macNoVfkit, powerOff: signalGuestOff, settings });
+
+test('QEMU on a Mac with rosetta=true: started anyway, without Rosetta, and status says why', async () => {
+  const r = await qemuMacRig({ rosetta: true });
+  const s = await r.engine.start();
+  assert.equal(s.state, 'running');
+  assert.equal(s.driver, 'qemu');
+  assert.equal(s.rosetta?.active, false);
+  assert.match(s.rosetta?.note ?? '', /only the vfkit driver .* this VM runs on qemu/);
+  assert.doesNotMatch(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_ROSETTA/);
+  assert.ok(r.logs.some((l) => l.includes('"level":40') && l.includes('Rosetta is on in settings but not used')), 'a warning in the engine log');
+});
 
 test('QEMU on a Mac without vfkit: -accel hvf, loopback ssh forward, clean stop', async () => {
   const r = await qemuMacRig();

@@ -58,6 +58,7 @@ const CASES: [name: string, write: (file: string) => void, code: RegExp, why: Re
   ['a huge disk', (f) => fs.writeFileSync(f, JSON.stringify({ diskGiB: 1e9 })), /INVALID_SETTINGS/, /diskGiB: must be at most/],
   ['a port out of range', (f) => fs.writeFileSync(f, JSON.stringify({ ports: [{ hostPort: 70000, guestPort: 80 }] })), /INVALID_SETTINGS/, /ports\.0\.hostPort/],
   ['an unknown accelerator', (f) => fs.writeFileSync(f, JSON.stringify({ accel: 'warp' })), /INVALID_SETTINGS/, /accel/],
+  ['rosetta not a boolean', (f) => fs.writeFileSync(f, JSON.stringify({ rosetta: 'yes' })), /INVALID_SETTINGS/, /rosetta: .*boolean/],
   ['JSON null', (f) => fs.writeFileSync(f, 'null'), /INVALID_SETTINGS/, /top level/],
   ['a JSON array', (f) => fs.writeFileSync(f, '[]'), /INVALID_SETTINGS/, /top level/],
   ['binary garbage', (f) => fs.writeFileSync(f, Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x0a, 0x80])), /SETTINGS_FILE_CORRUPT/, /not valid JSON/],

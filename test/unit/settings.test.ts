@@ -14,7 +14,24 @@ test('defaults are valid and fit the host', () => {
   assert.ok(d.memoryMiB >= 512);
   assert.equal(d.diskGiB, 64);
   assert.equal(d.accel, 'auto');
+  assert.equal(d.rosetta, false, 'Rosetta is opt-in');
   assert.deepEqual(SettingsSchema.parse(d), d);
+});
+
+test('rosetta: a boolean, applied at the next start; a file from before the setting reads as off', () => {
+  const t = shortTempDir();
+  try {
+    const file = path.join(t.dir, 's.json');
+    fs.writeFileSync(file, JSON.stringify({ cpus: 1 }));
+    const s = new SettingsStore(file);
+    assert.equal(s.get().rosetta, false);
+    const r = s.update({ rosetta: true });
+    assert.deepEqual(r.changed, ['rosetta']);
+    assert.equal(r.restartRequired, true);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).rosetta, true);
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('a missing or empty file means defaults', () => {
@@ -53,6 +70,8 @@ for (const [name, patch, pattern] of [
   ['a string', { memoryMiB: 'lots' }, /memoryMiB/],
   ['an unknown key', { memory: 1024 }, /memory/],
   ['an unknown accelerator', { accel: 'warp' }, /accel/],
+  ['rosetta as a string', { rosetta: 'true' }, /rosetta: .*boolean/],
+  ['rosetta as a number', { rosetta: 1 }, /rosetta/],
 ] as const) {
   test(`refused and nothing saved: ${name}`, () => {
     const t = shortTempDir();

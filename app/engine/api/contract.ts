@@ -91,6 +91,12 @@ export const VmStatusSchema = z.object({
   driverReason: z.string().optional(),
   accel: AcceleratorSchema.optional(),
   accelReason: z.string().optional(),
+  /**
+   * The rosetta setting is on: whether this VM runs amd64 binaries through
+   * Rosetta, and when not, why (another driver, an x86_64 guest, no Rosetta
+   * on the Mac).
+   */
+  rosetta: z.object({ active: z.boolean(), note: z.string().optional() }).optional(),
   cpus: z.number(),
   memoryMiB: z.number(),
   diskGiB: z.number(),
@@ -130,6 +136,8 @@ export const SettingsViewSchema = z.object({
   diskGiB: z.number(),
   accel: z.enum(ACCELERATORS),
   driver: z.enum(DRIVER_SETTINGS),
+  /** Rosetta for amd64 binaries (absent from engines older than the setting). */
+  rosetta: z.boolean().optional(),
   portBind: z.enum(['loopback', 'all']),
   ports: z.array(ManualPortViewSchema),
   shares: z.array(ShareSettingSchema),

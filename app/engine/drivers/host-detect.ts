@@ -287,7 +287,7 @@ async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCh
   if (f.arch === 'arm64') {
     const rosetta = f.access('/Library/Apple/usr/libexec/oah/libRosettaRuntime') !== 'missing';
     details.rosetta = rosetta;
-    if (!rosetta) warnings.push('Rosetta is not installed: amd64 images run under QEMU emulation in the guest (`softwareupdate --install-rosetta`)');
+    if (!rosetta) warnings.push('Rosetta is not installed, so the rosetta setting cannot run amd64 binaries in the VM (`softwareupdate --install-rosetta --agree-to-license`)');
   }
   return { driver: 'vfkit', usable: true, summary: `vfkit ${version ?? '(unknown version)'} on macOS ${macos}`, warnings, details };
 }

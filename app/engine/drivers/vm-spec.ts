@@ -35,6 +35,8 @@ export interface SpecInputs {
   diskGiB: number;
   sshHostPort: number;
   extraHostForwards?: string[];
+  /** Give the guest Rosetta (rosettaPlan's `use`; vfkit only). */
+  rosetta?: boolean;
 }
 
 export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, exists: (p: string) => boolean = fs.existsSync): VmSpec {
@@ -62,7 +64,9 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
     base.disks = base.disks.filter((d) => d.serial !== 'berth-root');
     base.efi = { image: i.image.efiImage, variableStore: path.join(p.dir, 'efi-vars.fd') };
   }
-  if (driver === 'vfkit') return { ...base, pidFile: p.vfkitPid, controlSocket: p.vfkitSocket };
+  if (driver === 'vfkit') {
+    return { ...base, pidFile: p.vfkitPid, controlSocket: p.vfkitSocket, ...(i.rosetta && i.arch === 'aarch64' ? { rosetta: { tag: ROSETTA_TAG } } : {}) };
+  }
   if (driver !== 'hyperv') return { ...base, extraHostForwards: i.extraHostForwards ?? [] };
 
   const efi = path.join(i.image.dir, HYPERV_IMAGE_FILES.efi);
@@ -85,4 +89,48 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
     pidFile: path.join(p.dir, 'hyperv.pid'),
     controlSocket: path.join(p.dir, 'hyperv.control'),
   };
+}
+
+/**
+ * The virtiofs tag of Apple's Rosetta share (vfkit's `--device
+ * rosetta,mountTag=`); the engine tells the guest through the config disk
+ * (BERTH_ROSETTA), and rc.sysinit mounts it and registers the interpreter.
+ */
+export const ROSETTA_TAG = 'rosetta';
+
+export interface RosettaPlan {
+  /** Give this VM Rosetta. */
+  use: boolean;
+  /** The setting is on but this VM cannot have it: why, and what to do. */
+  note?: string;
+}
+
+/**
+ * Whether a VM gets Rosetta. Only Virtualization.framework offers it (Apple,
+ * "Running Intel Binaries in Linux VMs with Rosetta"), so only the vfkit
+ * driver with an arm64 guest on a Mac that has Rosetta installed. Elsewhere
+ * the setting is a note, not an error, as `accel` is for non-QEMU drivers:
+ * the same settings can meet a Mac without vfkit (auto picks QEMU) or an
+ * x86_64 guest, and refusing to start there would break a VM that works,
+ * only without amd64 binaries.
+ */
+export function rosettaPlan(setting: boolean, driver: string, arch: GuestArch, hostHasRosetta: boolean | undefined): RosettaPlan {
+  if (!setting) return { use: false };
+  const off = '`berth settings set rosetta=false` turns this note off.';
+  if (driver !== 'vfkit') {
+    return {
+      use: false,
+      note: `Rosetta is on in settings but not used: only the vfkit driver (Virtualization.framework, Apple silicon) offers it, and this VM runs on ${driver}. Install vfkit (\`brew install vfkit\`) and use \`berth settings set driver=vfkit\` (or auto), or ${off}`,
+    };
+  }
+  if (arch !== 'aarch64') {
+    return { use: false, note: `Rosetta is on in settings but not used: it runs amd64 binaries in an arm64 guest, and this guest is ${arch}. ${off}` };
+  }
+  if (hostHasRosetta === false) {
+    return {
+      use: false,
+      note: `Rosetta is on in settings but not installed on this Mac: run \`softwareupdate --install-rosetta --agree-to-license\`, then \`berth restart\`. Or ${off}`,
+    };
+  }
+  return { use: true };
 }

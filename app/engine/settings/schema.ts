@@ -113,6 +113,14 @@ export const SettingsSchema = z
     diskGiB: z.number().int().min(4, 'must be at least 4 GiB').max(4096, 'must be at most 4096 GiB').default(64),
     accel: z.enum(ACCELERATORS).default('auto'),
     driver: z.enum(DRIVER_SETTINGS).default('auto'),
+    /**
+     * Apple silicon: run amd64 (x86_64) binaries in the arm64 VM through
+     * Rosetta. Takes effect with the vfkit driver and an arm64 guest; with
+     * another driver, a guest of another architecture, or no Rosetta on the
+     * Mac, the VM starts without it and `berth status` and `berth doctor`
+     * say why (vm-spec.ts rosettaPlan).
+     */
+    rosetta: z.boolean().default(false),
     /** Where forwarded ports listen on the host: loopback only, or every interface. */
     portBind: z.enum(['loopback', 'all']).default('loopback'),
     ports: z
@@ -156,6 +164,7 @@ export const SettingsPatchSchema = z
     diskGiB: z.number().int(),
     accel: z.enum(ACCELERATORS),
     driver: z.enum(DRIVER_SETTINGS),
+    rosetta: z.boolean(),
     portBind: z.enum(['loopback', 'all']),
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),
@@ -167,7 +176,7 @@ export const SettingsPatchSchema = z
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 /** Settings whose change needs a VM restart to take effect. */
-export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver'];
+export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta'];
 
 export function defaultSettings(): Settings {
   return SettingsSchema.parse({});

@@ -65,7 +65,10 @@ function readDisk(file: string): DiskRead {
     raw = JSON.parse(text);
   } catch (err) {
     const msg = (err as Error).message;
-    const truncated = /end of (JSON )?input|unterminated string/i.test(msg);
+    // V8 says "Unexpected end of JSON input" for most cuts, but a file cut
+    // right after a comma fails "at position <its length>" instead.
+    const at = /at position (\d+)/.exec(msg)?.[1];
+    const truncated = /end of (JSON )?input|unterminated string/i.test(msg) || (at !== undefined && Number(at) >= text.trimEnd().length);
     return {
       kind: 'bad',
       error: new BerthError(

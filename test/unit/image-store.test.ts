@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { defaultGuestTraits } from '../../app/engine/drivers/driver.js';
+import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
+import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/engine/errors.js';
+import { instancePaths } from '../../app/engine/paths.js';
 import {
   BOOT_FILES,
   ImageStore,
   bootModeFor,
   checkBuildPrivileges,
   guestArchFor,
-  guestBoot,
   recipeHash,
   sha256Sums,
   type ImageManifest,
@@ -173,25 +176,30 @@ test('an image built before the EFI artifacts boots directly, and is told to be 
   }
 });
 
-test('the VM spec\'s boot part: the root disk for direct boot, the EFI disk (raw or VHDX) otherwise', async () => {
+test('the VM spec boots what the image store verified: the root disk for direct boot, the EFI disk (raw or VHDX) otherwise', async () => {
   const t = shortTempDir();
   try {
     const dir = fakeImageDir(path.join(t.dir, 'img'));
     const store = new ImageStore(t.dir, 'x86_64');
-    const vars = path.join(t.dir, 'efi-vars.fd');
-    const k = guestBoot(await store.verify(dir, undefined, 'kernel'), 'console=ttyS0', vars);
-    assert.deepEqual(k, {
-      kernel: path.join(dir, 'vmlinuz'),
-      initrd: path.join(dir, 'initrd.img'),
-      cmdline: 'console=ttyS0',
-      rootDisks: [{ path: path.join(dir, 'rootfs.squashfs'), serial: 'berth-root', readonly: true, format: 'raw' }],
-    });
-    const e = guestBoot(await store.verify(dir, undefined, 'efi'), 'console=ttyS0', vars);
-    assert.deepEqual(e.rootDisks, [], 'the root image is a partition of the EFI disk');
-    assert.deepEqual(e.efi, { image: path.join(dir, 'efi.img'), variableStore: vars });
+    const paths = instancePaths('default', path.join(t.dir, 'home'));
+    const inputs = (image: SpecInputs['image']): SpecInputs => ({ paths, image, arch: 'x86_64', accel: 'tcg', cpus: 1, memoryMiB: 1024, diskGiB: 8, sshHostPort: 2222 });
+    const traits = defaultGuestTraits('x86_64');
+
+    const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor('qemu', {}))));
+    assert.equal(k.kernel, path.join(dir, 'vmlinuz'));
+    assert.equal(k.initrd, path.join(dir, 'initrd.img'));
+    assert.deepEqual(k.disks[0], { path: path.join(dir, 'rootfs.squashfs'), serial: 'berth-root', readonly: true, format: 'raw' });
+    assert.equal(k.efi, undefined);
+
+    const e = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor('qemu', { BERTH_BOOT: 'efi' }))));
+    assert.ok(!e.disks.some((d) => d.serial === 'berth-root'), 'the root image is a partition of the EFI disk');
+    assert.deepEqual(e.efi, { image: path.join(dir, 'efi.img'), variableStore: path.join(paths.dir, 'efi-vars.fd') });
     assert.equal(e.kernel, path.join(dir, 'vmlinuz'), 'the KVM probe still boots the kernel directly');
-    const h = guestBoot(await store.verify(dir, undefined, 'vhdx'), 'console=ttyS0', vars);
-    assert.deepEqual(h.efi, { image: path.join(dir, 'efi.vhdx'), variableStore: vars });
+
+    const hv = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) });
+    const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor('hyperv', {}))));
+    assert.equal(h.efi?.image, path.join(dir, 'efi.vhdx'));
+    assert.deepEqual(h.disks.map((d) => d.serial), ['berth-data', 'berth-cfg']);
   } finally {
     t.cleanup();
   }

@@ -8,7 +8,7 @@ import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import { packageRoot } from '../package-root.js';
 import { berthHome } from '../paths.js';
 import { pidAlive, sleep } from '../process-util.js';
-import type { DiskSpec, EfiBootSpec, GuestArch } from '../drivers/driver.js';
+import type { GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
 
 /**
@@ -40,7 +40,9 @@ export const BOOT_FILES: Record<BootMode, readonly ImageFile[]> = {
 };
 
 /**
- * The artifact a driver boots. QEMU and vfkit boot the kernel directly
+ * The artifact a driver boots (what is verified before a start; how the VM
+ * spec uses it, root disk or EFI disk, is decided in one place:
+ * drivers/vm-spec.ts). QEMU and vfkit boot the kernel directly
  * (no firmware: the fastest start), Hyper-V generation 2 only boots UEFI
  * disks and attaches only VHD(X) files. $BERTH_BOOT overrides it (QEMU and
  * vfkit can boot `efi` too; the integration tests boot it that way).
@@ -81,29 +83,6 @@ export interface GuestImage {
   /** The same disk as VHDX (efi.vhdx). */
   vhdx: string;
   manifest: ImageManifest;
-}
-
-/** What of a VmSpec the image decides: how to boot and the root disk. */
-export interface GuestBoot {
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  /** The root image's own disk (direct kernel boot); none when it is on the EFI disk. */
-  rootDisks: DiskSpec[];
-  efi?: EfiBootSpec;
-}
-
-/**
- * The boot part of a VmSpec for an image: direct kernel boot with the root
- * image as a disk (serial berth-root), or the EFI disk, which carries the
- * root image as a partition and its own command line.
- */
-export function guestBoot(image: GuestImage, cmdline: string, variableStore: string): GuestBoot {
-  const base = { kernel: image.kernel, initrd: image.initrd, cmdline };
-  if (image.boot === 'kernel') {
-    return { ...base, rootDisks: [{ path: image.rootfs, serial: 'berth-root', readonly: true, format: 'raw' }] };
-  }
-  return { ...base, rootDisks: [], efi: { image: image.boot === 'vhdx' ? image.vhdx : image.efiImage, variableStore } };
 }
 
 export type ImageProgress = (message: string) => void;

@@ -130,6 +130,34 @@ describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_0
     await page.getByTestId('settings-result').getByText('Saved memoryMiB.').waitFor();
     assert.equal(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).memoryMiB, 1024);
     await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).waitFor();
+
+    // The driver and Rosetta, shown and saved like the others.
+    const driver = page.getByRole('combobox', { name: 'VM driver' });
+    assert.equal(await driver.inputValue(), 'auto');
+    assert.deepEqual(await driver.locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), ['auto', 'vfkit', 'qemu', 'hyperv']);
+    const rosetta = page.getByRole('checkbox', { name: 'Run amd64 (x86_64) binaries with Rosetta' });
+    assert.equal(await rosetta.isChecked(), false);
+    const helpId = (await rosetta.getAttribute('aria-describedby'))!.split(' ')[0]!;
+    assert.match(await page.locator(`[id="${helpId}"]`).innerText(), /Apple silicon with the vfkit driver/, 'its help is tied to it');
+    await driver.selectOption('qemu');
+    await rosetta.check();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('settings-result').getByText('Saved driver, rosetta.').waitFor();
+    const saved = JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8'));
+    assert.equal(saved.driver, 'qemu');
+    assert.equal(saved.rosetta, true, 'a boolean, not the string "true"');
+    await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).click();
+    await page.getByRole('link', { name: 'Home' }).click();
+    await page.getByTestId('rosetta-state').getByText(/^not used\. Rosetta is on in settings but not used: only the vfkit driver/).waitFor();
+    await page.getByRole('link', { name: 'Settings' }).click();
+    assert.equal(await page.getByRole('combobox', { name: 'VM driver' }).inputValue(), 'qemu', 'read back from the engine');
+    assert.equal(await page.getByRole('checkbox', { name: 'Run amd64 (x86_64) binaries with Rosetta' }).isChecked(), true);
+    await page.getByRole('checkbox', { name: 'Run amd64 (x86_64) binaries with Rosetta' }).uncheck();
+    await page.getByRole('combobox', { name: 'VM driver' }).selectOption('auto');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('settings-result').getByText('Saved driver, rosetta.').waitFor();
+    assert.equal(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).rosetta, false);
+
     await page.getByRole('textbox', { name: 'Host folder' }).fill('/srv/code');
     await page.getByRole('checkbox', { name: 'Read-only' }).check();
     await page.getByRole('button', { name: 'Share folder' }).click();

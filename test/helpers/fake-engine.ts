@@ -18,6 +18,7 @@ import { BerthError } from '../../app/engine/errors.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
 import { sleep } from '../../app/engine/process-util.js';
+import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
 import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
@@ -69,6 +70,9 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     if (sm.state === 'starting' && phase) st.phase = phase as never;
     if (sm.state === 'running') {
       st.accel = 'tcg';
+      // What the real engine says with the setting on and a driver without Rosetta.
+      const plan = rosettaPlan(s.rosetta, 'fake', 'x86_64', undefined);
+      if (s.rosetta) st.rosetta = plan.note ? { active: plan.use, note: plan.note } : { active: plan.use };
       st.dockerContext = { name: 'berth', outcome: 'created' };
       st.timings = { totalMs: 1234 };
     }

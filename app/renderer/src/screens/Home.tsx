@@ -115,6 +115,12 @@ function Resources() {
             <dd title={status.accelReason}>{status.accel}</dd>
           </>
         )}
+        {status.rosetta && (
+          <>
+            <dt>Rosetta</dt>
+            <dd data-testid="rosetta-state">{status.rosetta.active ? 'on: x86_64 binaries run through Rosetta' : `not used. ${status.rosetta.note ?? ''}`}</dd>
+          </>
+        )}
         {info && (
           <>
             <dt>Containers</dt>

@@ -6,16 +6,46 @@ import { useVm } from '../vm';
 import { SharesPanel } from './Shares';
 
 type SettingsView = Result<'settings.get'>;
-type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'portBind';
+type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind';
+const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind'];
 const NUMERIC: Key[] = ['cpus', 'memoryMiB', 'diskGiB'];
+/** Form values are strings; these are true/false. */
+const BOOLEAN: Key[] = ['rosetta'];
 
-const FIELDS: { key: Key; label: string; help: string }[] = [
+/** Every value of the driver setting (typed by the engine's DRIVER_SETTINGS: one missing here does not compile). */
+const DRIVER_LABEL: Record<SettingsView['driver'], string> = {
+  auto: 'auto (pick for this host)',
+  vfkit: 'vfkit (macOS Virtualization.framework)',
+  qemu: 'QEMU',
+  hyperv: 'Hyper-V (Windows)',
+};
+const DRIVERS = Object.keys(DRIVER_LABEL) as SettingsView['driver'][];
+
+/** `check`: a checkbox's own text (the label names the row). */
+const FIELDS: { key: Key; label: string; help: string; check?: string }[] = [
   { key: 'cpus', label: 'CPUs', help: 'Virtual CPUs of the VM.' },
   { key: 'memoryMiB', label: 'Memory (MiB)', help: 'At least 512; leave the host some.' },
   { key: 'diskGiB', label: 'Disk (GiB)', help: 'The data disk for images, containers and volumes; it can only grow.' },
-  { key: 'accel', label: 'Accelerator', help: 'auto picks KVM or HVF when they work, else TCG (slow).' },
+  { key: 'accel', label: 'Accelerator', help: 'auto picks KVM or HVF when they work, else TCG (slow). QEMU only.' },
+  {
+    key: 'driver',
+    label: 'VM driver',
+    help: 'auto: vfkit on macOS 13+ (else QEMU), Hyper-V on Windows, QEMU on Linux. Troubleshoot shows which can run here.',
+  },
+  {
+    key: 'rosetta',
+    label: 'Rosetta',
+    check: 'Run amd64 (x86_64) binaries with Rosetta',
+    help: 'Apple silicon with the vfkit driver. Elsewhere the VM starts without it and Home says why.',
+  },
   { key: 'portBind', label: 'Forwarded ports listen on', help: 'Loopback keeps them on this machine.' },
 ];
+
+/** The form's text for a saved value (true/false for booleans; a setting older engines lack is off). */
+function formValue(s: SettingsView, k: Key): string {
+  const v = s[k];
+  return BOOLEAN.includes(k) ? String(v === true) : String(v);
+}
 
 /** Which field an engine error is about: "invalid settings: memoryMiB: must be ..." → memoryMiB. */
 export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
@@ -23,7 +53,7 @@ export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
   if (err.code === 'DISK_SHRINK') out.diskGiB = err.message;
   const body = err.message.replace(/^(invalid settings|bad params for settings\.update):\s*/, '');
   for (const part of body.split('; ')) {
-    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|portBind)\b[^:]*:\s*(.*)$/.exec(part);
+    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind)\b[^:]*:\s*(.*)$/.exec(part);
     if (m) out[m[1] as Key] = m[2]!;
   }
   return out;
@@ -33,7 +63,7 @@ export function Settings() {
   const api = useApi();
   const { status, act, busy } = useVm();
   const [saved, setSaved] = useState<SettingsView | null>(null);
-  const [form, setForm] = useState<Record<Key, string>>({ cpus: '', memoryMiB: '', diskGiB: '', accel: 'auto', portBind: 'loopback' });
+  const [form, setForm] = useState<Record<Key, string>>({ cpus: '', memoryMiB: '', diskGiB: '', accel: 'auto', driver: 'auto', rosetta: 'false', portBind: 'loopback' });
   const [error, setError] = useState<CallError | null>(null);
   const [fields, setFields] = useState<Partial<Record<Key, string>>>({});
   const [result, setResult] = useState<Result<'settings.update'> | null>(null);
@@ -44,7 +74,7 @@ export function Settings() {
     try {
       const s = await api.call('settings.get', {});
       setSaved(s);
-      setForm({ cpus: String(s.cpus), memoryMiB: String(s.memoryMiB), diskGiB: String(s.diskGiB), accel: s.accel, portBind: s.portBind });
+      setForm(Object.fromEntries(KEYS.map((k) => [k, formValue(s, k)])) as Record<Key, string>);
     } catch (err) {
       setError(CallError.from(err));
     }
@@ -64,6 +94,8 @@ export function Settings() {
       if (NUMERIC.includes(f.key)) {
         if (!/^\d+$/.test(v)) local[f.key] = 'must be a whole number';
         else if (Number(v) !== saved[f.key]) patch[f.key] = Number(v);
+      } else if (BOOLEAN.includes(f.key)) {
+        if (v !== formValue(saved, f.key)) patch[f.key] = v === 'true';
       } else if (v !== saved[f.key]) patch[f.key] = v;
     }
     if (Object.keys(local).length) {
@@ -98,12 +130,33 @@ export function Settings() {
         const describedBy = [`${fid}-help`, ferr ? `${fid}-err` : ''].filter(Boolean).join(' ');
         return (
           <div className={`field${ferr ? ' invalid' : ''}`} key={f.key}>
-            <label htmlFor={fid}>{f.label}</label>
-            {f.key === 'accel' ? (
+            {f.check ? <span className="field-name">{f.label}</span> : <label htmlFor={fid}>{f.label}</label>}
+            {f.check ? (
+              <label htmlFor={fid} className="check">
+                <input
+                  id={fid}
+                  type="checkbox"
+                  name={f.key}
+                  checked={form[f.key] === 'true'}
+                  onChange={(e) => setForm({ ...form, [f.key]: String(e.target.checked) })}
+                  aria-describedby={describedBy}
+                  aria-invalid={!!ferr}
+                />{' '}
+                {f.check}
+              </label>
+            ) : f.key === 'accel' ? (
               <select id={fid} value={form.accel} onChange={(e) => setForm({ ...form, accel: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
                 {['auto', 'kvm', 'hvf', 'tcg'].map((a) => (
                   <option key={a} value={a}>
                     {a}
+                  </option>
+                ))}
+              </select>
+            ) : f.key === 'driver' ? (
+              <select id={fid} value={form.driver} onChange={(e) => setForm({ ...form, driver: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
+                {DRIVERS.map((d) => (
+                  <option key={d} value={d}>
+                    {DRIVER_LABEL[d]}
                   </option>
                 ))}
               </select>

@@ -262,3 +262,11 @@ describe('the LUN table: guest and engine agree', () => {
     assert.doesNotMatch(rc, /find_disk\(\)/, 'no second copy of the finder');
   });
 });
+
+test('Hyper-V: the KVP daemon is in the image and starts only where Hyper-V offers its channel', () => {
+  const packages = fs.readFileSync(path.join(ROOT, 'vm-images/packages.txt'), 'utf8');
+  assert.match(packages, /^hyperv-daemons$/m, 'hv_kvp_daemon: the guest addresses Get-VMNetworkAdapter reports');
+  const rc = fs.readFileSync(RC_SYSINIT, 'utf8');
+  assert.match(rc, /^\[ -e \/dev\/vmbus\/hv_kvp \] && hv_kvp_daemon$/m);
+  assert.ok(rc.indexOf('hv_kvp_daemon') > rc.indexOf('xargs modprobe -aq'), 'after coldplug loaded hv_utils');
+});

@@ -41,6 +41,29 @@ async function startAndDockerVersion(vm: VmFixture, label: string): Promise<stri
   return out.trim();
 }
 
+/**
+ * Inside the guest: the data disk mounted at /mnt/data and the config disk
+ * read, both found by their virtio serial (disks.sh), and neither Hyper-V's
+ * KVP daemon nor Rosetta set up under QEMU.
+ */
+async function checkGuestDisks(vm: VmFixture): Promise<void> {
+  const script = [
+    `awk '$2 == "/mnt/data" { print "data", $1, $3 }' /proc/mounts`,
+    'ls /run/berth/cfg | tr "\\n" " "; echo',
+    'grep -c BERTH_ROSETTA /run/berth/cfg/config.env || true',
+    'pidof hv_kvp_daemon || echo no-kvp',
+    'test -e /proc/sys/fs/binfmt_misc/rosetta && echo rosetta || echo no-rosetta',
+  ].join('; ');
+  const r = await vm.berth(['shell', '--', 'sh', '-c', script], { timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const [data, cfg, rosettaEnv, kvp, binfmt] = r.stdout.trim().split('\n').map((l) => l.trim());
+  assert.match(data!, /^data \/dev\/vd[a-z] ext4$/, 'the data disk, found by serial berth-data');
+  assert.match(cfg!, /\bauthorized_keys\b.*\bconfig\.env\b/, 'the config disk, found by serial berth-cfg');
+  assert.equal(rosettaEnv, '0', 'the engine asked for no Rosetta');
+  assert.equal(kvp, 'no-kvp', 'no Hyper-V KVP daemon outside Hyper-V');
+  assert.equal(binfmt, 'no-rosetta');
+}
+
 describe('arm64 guest on qemu-system-aarch64 (TCG, virt)', { skip: armProblem ?? false, timeout: 60 * 60_000 }, () => {
   const vm = vmFixture('ba');
   vm.env.BERTH_GUEST_ARCH = 'aarch64';
@@ -71,6 +94,19 @@ describe('arm64 guest on qemu-system-aarch64 (TCG, virt)', { skip: armProblem ??
     const info = await vm.ok(['info', '--format', '{{.Architecture}} {{.OSType}} {{.KernelVersion}}']);
     assert.match(info.trim(), /^aarch64 linux \S+-arm64$/);
   });
+
+  test('it booted the plain, uncompressed arm64 Image that vfkit needs', async () => {
+    const dir = await ensureImage('aarch64');
+    const head = Buffer.alloc(64);
+    const fd = fs.openSync(path.join(dir, 'vmlinuz'), 'r');
+    fs.readSync(fd, head, 0, 64, 0);
+    fs.closeSync(fd);
+    assert.equal(head.subarray(0x38, 0x3c).toString('latin1'), 'ARM\x64', 'the arm64 Image magic at 0x38');
+    assert.notEqual(head.readUInt16BE(0), 0x1f8b, 'not gzip');
+    assert.match(qemuArgv(vm)[qemuArgv(vm).indexOf('-kernel') + 1]!, /\/vmlinuz$/, 'QEMU boots the same file');
+  });
+
+  test('the guest found its data and config disks', () => checkGuestDisks(vm));
 
   test('berth stop powers it off cleanly', async () => {
     const r = await vm.berth(['stop'], { timeoutMs: 180_000 });
@@ -118,6 +154,8 @@ describe('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot i
     assert.equal(fw, 'uefi');
     assert.match(cmdline!, /console=hvc0 console=ttyS0 quiet panic=-1/, 'the command line is the ESP entry\'s (efi/cmdline.txt)');
   });
+
+  test('the guest found its data and config disks', () => checkGuestDisks(vm));
 
   test('berth stop powers it off cleanly', async () => {
     const r = await vm.berth(['stop'], { timeoutMs: 180_000 });

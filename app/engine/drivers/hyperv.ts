@@ -501,7 +501,7 @@ export function hypervError(r: Extract<PsResult, { ok: false }>, doing: string, 
       return new BerthError(
         'DISK_SHRINK',
         r.message,
-        `A Hyper-V disk (VHDX) only grows: Resize-VHD cannot shrink it below the file system on it, and that takes the whole disk. To keep your images, containers and volumes, set the size back: \`berth settings set diskGiB=${have ?? '<its size>'}\`. To start over with a smaller disk, stop Berth and use Troubleshoot > Factory reset (or delete that file): everything Docker kept on it is lost.`,
+        `A Hyper-V disk (VHDX) only grows: Resize-VHD cannot shrink it below the file system on it, and that takes the whole disk. To keep your images, containers and volumes, set the size back: \`berth settings set diskGiB=${have ?? '<its size>'}\`. To start over with a smaller disk, \`berth stop\`, then Troubleshoot > Factory reset (or delete that file): everything Docker kept on it is lost.`,
         details,
       );
     }

@@ -113,6 +113,8 @@ describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_0
 
   test('settings: a bad value shows the engine error at the field and saves nothing; a good one is saved', async () => {
     await page.getByRole('link', { name: 'Settings' }).click();
+    const loaded = () => page.waitForFunction(() => (document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value !== '');
+    await loaded(); // the form shows the engine's settings before anything is typed
     const before = fs.readFileSync(engine.paths.settings, 'utf8');
     const memory = page.getByRole('textbox', { name: 'Memory (MiB)' });
     await memory.fill('100');
@@ -150,6 +152,7 @@ describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_0
     await page.getByRole('link', { name: 'Home' }).click();
     await page.getByTestId('rosetta-state').getByText(/^not used\. Rosetta is on in settings but not used: only the vfkit driver/).waitFor();
     await page.getByRole('link', { name: 'Settings' }).click();
+    await loaded();
     assert.equal(await page.getByRole('combobox', { name: 'VM driver' }).inputValue(), 'qemu', 'read back from the engine');
     assert.equal(await page.getByRole('checkbox', { name: 'Run amd64 (x86_64) binaries with Rosetta' }).isChecked(), true);
     await page.getByRole('checkbox', { name: 'Run amd64 (x86_64) binaries with Rosetta' }).uncheck();

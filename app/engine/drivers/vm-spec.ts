@@ -120,7 +120,7 @@ export function rosettaPlan(setting: boolean, driver: string, arch: GuestArch, h
   if (driver !== 'vfkit') {
     return {
       use: false,
-      note: `Rosetta is on in settings but not used: only the vfkit driver (Virtualization.framework, Apple silicon) offers it, and this VM runs on ${driver}. Install vfkit (\`brew install vfkit\`) and use \`berth settings set driver=vfkit\` (or auto), or ${off}`,
+      note: `Rosetta is on in settings but not used: only the vfkit driver (Virtualization.framework, on Apple silicon Macs) offers it, and this VM runs on ${driver}. On such a Mac, install vfkit (\`brew install vfkit\`) and use \`berth settings set driver=vfkit\` (or auto). ${off}`,
     };
   }
   if (arch !== 'aarch64') {

@@ -56,11 +56,15 @@ function link(target: string, at: string): void {
   fs.symlinkSync(path.relative(path.dirname(at), target), at);
 }
 
-/** A virtio-blk disk as under QEMU or vfkit: /sys/block/<dev>/serial. */
-function virtioDisk(root: string, dev: string, serial: string): void {
+/**
+ * A virtio-blk disk as under QEMU or vfkit: /sys/block/<dev>/serial, which
+ * the kernel writes with no trailing newline (virtio_blk.c serial_show
+ * returns strlen of the id), unlike most sysfs attributes.
+ */
+function virtioDisk(root: string, dev: string, serial: string, newline = false): void {
   const dir = path.join(root, `devices/pci0000:00/0000:00:0${n}.0/virtio${dev.charCodeAt(2)}/block`, dev);
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'serial'), `${serial}\n`);
+  fs.writeFileSync(path.join(dir, 'serial'), newline ? `${serial}\n` : serial);
   link(dir, path.join(root, 'block', dev));
 }
 
@@ -113,6 +117,26 @@ for (const shell of SHELLS) {
       assert.deepEqual(find(shell, root, 'berth-data'), { status: 0, stdout: '/dev/vdc', stderr: '' });
       assert.deepEqual(find(shell, root, 'berth-cfg'), { status: 0, stdout: '/dev/vda', stderr: '' });
       assert.equal(find(shell, root, 'berth-nope').status, 1);
+      // A serial with a newline (not what virtio_blk writes, but harmless) is found too.
+      const nl = sysfs();
+      virtioDisk(nl, 'vda', 'berth-data', true);
+      assert.equal(find(shell, nl, 'berth-data').stdout, '/dev/vda');
+    });
+
+    test('the serial file as the kernel writes it, read from real sysfs where it exists', (ctx) => {
+      const real = fs.existsSync('/sys/block') ? fs.readdirSync('/sys/block').find((d) => fs.existsSync(`/sys/block/${d}/serial`)) : undefined;
+      if (!real) {
+        ctx.skip('no block device with a serial on this machine');
+        process.stdout.write('# real-sysfs serial check not run: no /sys/block/*/serial here\n');
+        return;
+      }
+      const serial = fs.readFileSync(`/sys/block/${real}/serial`, 'utf8');
+      if (!serial.trim()) {
+        ctx.skip(`${real} has an empty serial`);
+        return;
+      }
+      const r = sh(shell, '/sys', 'berth_disk_by_serial "$1"', serial.trim());
+      assert.deepEqual([r.status, r.stdout], [0, `/dev/${real}`], `serial ${JSON.stringify(serial)}`);
     });
 
     test('no disk with the name and no Hyper-V controller: no wait at all', () => {

@@ -38,7 +38,10 @@ berth_disk_by_serial() {
 	local s v d
 	for s in "$BERTH_SYSFS"/block/*/serial; do
 		[ -f "$s" ] || continue
-		read -r v <"$s" || v=""
+		# virtio-blk's serial has no trailing newline: `read` then fails
+		# at end of file but has read the value all the same.
+		v=""
+		read -r v <"$s"
 		if [ "$v" = "$1" ]; then
 			d=${s%/serial}
 			echo "/dev/${d##*/}"
@@ -51,7 +54,8 @@ berth_disk_by_serial() {
 # True when the SCSI host number $1 is a Hyper-V storage controller.
 berth_storvsc_host() {
 	local p
-	read -r p <"$BERTH_SYSFS/class/scsi_host/host$1/proc_name" 2>/dev/null || return 1
+	p=""
+	read -r p <"$BERTH_SYSFS/class/scsi_host/host$1/proc_name" 2>/dev/null
 	[ "$p" = storvsc ]
 }
 

@@ -53,6 +53,7 @@ export const ERROR_CODES = [
   'DASHBOARD_NOT_BUILT',
   'PORT_IN_USE',
   'SHARE_MOUNT_FAILED',
+  'VIRTIOFSD_FAILED',
   'INTERNAL',
 ] as const;
 

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import type { VirtiofsSupport } from '../share/virtiofs.js';
 
 /**
  * The driver interface: a driver turns a VmSpec into its hypervisor's own
@@ -87,6 +88,12 @@ export interface ShareSpec {
   /** The guest mounts it with `mount -t virtiofs <tag> <dir>`. */
   tag: string;
   readonly?: boolean;
+  /**
+   * QEMU: the vhost-user socket its virtiofsd listens on (owner-only, in the
+   * instance folder). Drivers whose hypervisor serves the files itself
+   * (vfkit) ignore it.
+   */
+  socketPath?: string;
 }
 
 export interface VsockSpec {
@@ -146,6 +153,12 @@ export interface RunningVm extends EventEmitter<{ exit: [VmExit] }> {
   sshEndpoint?(timeoutMs?: number): Promise<SshEndpoint>;
   /** The hypervisor's own word for the VM state ("running", "Off", ...). */
   state?(): Promise<string>;
+  /**
+   * Drivers with a separate file server per share (QEMU's virtiofsd): call
+   * `cb` when one exits while the VM runs. The device cannot come back
+   * without a reboot; the engine mounts that share another way.
+   */
+  onShareLost?(cb: (tag: string, reason: string) => void): void;
 }
 
 export interface Driver {
@@ -155,6 +168,8 @@ export interface Driver {
   attach(spec: VmSpec): Promise<RunningVm | null>;
   /** What the guest must do differently here. Absent: QEMU's traits. */
   guestTraits?(arch: GuestArch): GuestTraits;
+  /** Whether spec.shares can be virtio-fs devices here. Absent: never (reverse sshfs). */
+  virtiofs?(): Promise<VirtiofsSupport>;
 }
 
 /** QEMU's guest traits: the defaults for drivers without `guestTraits`. */

@@ -1,0 +1,107 @@
+/**
+ * virtiofs shares without a VM: stable tags within the virtio-fs limit,
+ * the guest's mount command, and which shares a start gives virtio-fs
+ * devices (and why the others go by reverse sshfs).
+ *
+ * Limits checked against their sources: the virtio-fs tag field is 36
+ * bytes (virtio 1.2, 5.11.4 "Device configuration layout": u8 tag[36]);
+ * `mount -t virtiofs TAG DIR` (Linux Documentation/filesystems/virtiofs.rst);
+ * vfkit's `--device virtio-fs,sharedDir=...,mountTag=...` has no read-only
+ * option and splits on every comma (vfkit doc/usage.md, "File Sharing");
+ * Linux's sun_path holds 107 bytes and a NUL (unix(7)).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MAX_TAG_BYTES, planShares, routeOf, shareKey, virtiofsMountCommand, virtiofsTag, type PlanInputs } from '../../app/engine/share/virtiofs.js';
+
+test('tags: at most 36 bytes of [a-z0-9-], stable, one per share identity', () => {
+  const shares = [
+    { hostPath: '/home/me' },
+    { hostPath: '/home/me', readOnly: true },
+    { hostPath: '/home/me', guestPath: '/work' },
+    { hostPath: '/Users/me/Projects/a very long folder name with ünïcödé and spaces that goes on and on' },
+    { hostPath: '/' },
+    { hostPath: '/srv/日本語' },
+    { hostPath: 'C:\\Users\\me' },
+  ];
+  const tags = shares.map(virtiofsTag);
+  for (const t of tags) {
+    assert.ok(Buffer.byteLength(t) <= MAX_TAG_BYTES, `${t} is ${Buffer.byteLength(t)} bytes`);
+    assert.match(t, /^berth-[a-z0-9-]+$/);
+    assert.doesNotMatch(t, /--|-$/);
+  }
+  assert.equal(new Set(tags).size, tags.length, 'every share its own tag');
+  assert.deepEqual(shares.map(virtiofsTag), tags, 'the same on every start');
+  assert.match(tags[0]!, /^berth-me-[0-9a-f]{10}$/);
+  assert.match(tags[5]!, /^berth-[0-9a-f]{10}$/, 'a name with no ASCII letters keeps only the hash');
+  assert.match(tags[6]!, /^berth-me-/, 'Windows paths name the last folder');
+});
+
+test('the guest mounts by tag at the share path, read-only shares ro, paths quoted', () => {
+  assert.equal(virtiofsMountCommand('berth-me-0123456789', '/home/me', false), "mkdir -p '/home/me' && mount -t virtiofs berth-me-0123456789 '/home/me'");
+  assert.equal(
+    virtiofsMountCommand('t', "/it's here", true),
+    `mkdir -p '/it'\\''s here' && mount -t virtiofs -o ro t '/it'\\''s here'`,
+  );
+  assert.throws(() => virtiofsMountCommand('bad tag', '/x', false));
+  assert.throws(() => virtiofsMountCommand('a'.repeat(37), '/x', false));
+  assert.throws(() => virtiofsMountCommand('t', 'relative', false));
+});
+
+const base: PlanInputs = {
+  shares: [{ hostPath: '/home/me' }, { hostPath: '/srv/data', readOnly: true }, { hostPath: '/gone' }],
+  setting: 'auto',
+  driver: 'qemu',
+  support: { ok: true, how: 'virtiofsd 7.2.22 as root', needsSocket: true, readOnlyDevice: true },
+  socketDir: '/home/me/.berth/default/virtiofs',
+  isDir: (p) => p !== '/gone',
+};
+
+test('QEMU with virtiofsd: a device and a socket per share; a missing folder goes by sshfs', () => {
+  const p = planShares(base);
+  assert.deepEqual(
+    p.devices.map((d) => ({ ...d, tag: d.tag.replace(/[0-9a-f]{10}$/, 'H') })),
+    [
+      { hostPath: '/home/me', tag: 'berth-me-H', socketPath: `/home/me/.berth/default/virtiofs/${virtiofsTag({ hostPath: '/home/me' })}.sock` },
+      { hostPath: '/srv/data', tag: 'berth-data-H', readonly: true, socketPath: `/home/me/.berth/default/virtiofs/${virtiofsTag(base.shares[1]!)}.sock` },
+    ],
+  );
+  assert.deepEqual(routeOf(p, base.shares[0]!), { mechanism: 'virtiofs', reason: 'virtiofsd 7.2.22 as root', tag: virtiofsTag(base.shares[0]!) });
+  const gone = routeOf(p, { hostPath: '/gone' });
+  assert.equal(gone.mechanism, 'reverse-sshfs');
+  assert.match(gone.reason, /did not exist at start/);
+  const later = routeOf(p, { hostPath: '/added/later' });
+  assert.equal(later.mechanism, 'reverse-sshfs');
+  assert.match(later.reason, /next restart/);
+  assert.equal(shareKey({ hostPath: '/a' }), shareKey({ hostPath: '/a', guestPath: '/a' }));
+});
+
+test('sshfs in settings, or no virtio-fs here: every share by reverse sshfs, with the reason', () => {
+  const forced = planShares({ ...base, setting: 'sshfs', settingSource: 'BERTH_SHARE_MECHANISM' });
+  assert.deepEqual(forced.devices, []);
+  assert.equal(routeOf(forced, base.shares[0]!).reason, 'shareMechanism=sshfs (BERTH_SHARE_MECHANISM)');
+  const none = planShares({ ...base, support: { ok: false, reason: 'virtiofsd is not installed' } });
+  assert.deepEqual(none.devices, []);
+  assert.equal(routeOf(none, base.shares[0]!).reason, 'virtiofsd is not installed');
+  assert.equal(routeOf(none, { hostPath: '/later' }).reason, 'virtiofsd is not installed');
+  const asked = planShares({ ...base, setting: 'virtiofs', support: { ok: false, reason: 'virtiofsd is not installed' } });
+  assert.equal(routeOf(asked, base.shares[0]!).reason, 'shareMechanism=virtiofs (settings), but virtiofsd is not installed');
+});
+
+test('vfkit: no sockets; read-only shares and paths vfkit cannot carry go by reverse sshfs', () => {
+  const p = planShares({
+    ...base,
+    driver: 'vfkit',
+    shares: [{ hostPath: '/Users/me' }, { hostPath: '/Users/me/ro', readOnly: true }, { hostPath: '/Users/me/a,b' }],
+    support: { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false },
+  });
+  assert.deepEqual(p.devices, [{ hostPath: '/Users/me', tag: virtiofsTag({ hostPath: '/Users/me' }) }]);
+  assert.match(routeOf(p, { hostPath: '/Users/me/ro', readOnly: true }).reason, /cannot be read-only/);
+  assert.match(routeOf(p, { hostPath: '/Users/me/a,b' }).reason, /comma/);
+});
+
+test('a socket path too long for Linux: that share goes by reverse sshfs, saying how to fix it', () => {
+  const p = planShares({ ...base, shares: [{ hostPath: '/home/me' }], socketDir: `/${'x'.repeat(100)}` });
+  assert.deepEqual(p.devices, []);
+  assert.match(routeOf(p, { hostPath: '/home/me' }).reason, /socket path would be \d+ bytes.*BERTH_HOME/);
+});

@@ -1,0 +1,223 @@
+/**
+ * virtiofsd for QEMU's virtio-fs shares, without a VM: which virtiofsd it
+ * is, whether it can run for this user, its command line, and the process
+ * life cycle (a fake virtiofsd, and the real one when it is installed).
+ *
+ * Flags checked against the tools' own documentation:
+ * - QEMU 7.2's C virtiofsd (docs/tools/virtiofsd.rst, `virtiofsd --help`):
+ *   --socket-path=PATH, -o source=PATH, -o cache=none|auto|always,
+ *   -o announce_submounts, -o posix_lock|no_posix_lock, -o flock|no_flock,
+ *   -o xattr|no_xattr, -o modcaps=CAPLIST (e.g. +sys_admin:-chown),
+ *   -o sandbox=namespace|chroot, --rlimit-nofile=NUM (0 leaves it), and the
+ *   version line "virtiofsd version 7.2.22 (...)"; option values use
+ *   libfuse's fuse_opt escapes (`\,`, `\\`).
+ * - The Rust virtiofsd (README.md, "Usage"): --socket-path, --shared-dir,
+ *   --cache=auto, --announce-submounts, --sandbox=namespace, --modcaps,
+ *   --rlimit-nofile; `--version` prints "virtiofsd 1.10.1".
+ * - util-linux 2.38 unshare(1): --user --map-root-user
+ *   --map-users=OUTER,INNER,COUNT --map-groups=... (through newuidmap),
+ *   --mount --propagation private; subuid(5) "name-or-uid:start:count".
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import {
+  findBackends,
+  fuseOptEscape,
+  parseVirtiofsdVersion,
+  probeVirtiofsd,
+  startBackends,
+  stopBackends,
+  subordinateRange,
+  virtiofsdArgs,
+  virtiofsdCommand,
+  wrapperScript,
+  type ProbeHost,
+  type VirtiofsdProbe,
+} from '../../app/engine/drivers/virtiofsd.js';
+import { isBerthError } from '../../app/engine/errors.js';
+import { pidAlive } from '../../app/engine/process-util.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () => {
+  assert.deepEqual(
+    parseVirtiofsdVersion('virtiofsd version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022 Fabrice Bellard\nusing FUSE kernel interface version 7.36\n'),
+    { flavor: 'qemu-c', version: '7.2.22' },
+  );
+  assert.deepEqual(parseVirtiofsdVersion('virtiofsd 1.10.1\n'), { flavor: 'rust', version: '1.10.1' });
+  assert.equal(parseVirtiofsdVersion('something else 1.0'), undefined);
+});
+
+test('subordinate ids: by name or uid, big enough ranges only', () => {
+  const text = 'alice:100000:65536\nbob:165536:1000\n1001:300000:65536\n# comment\n';
+  assert.equal(subordinateRange(text, { name: 'alice', id: 1000 }), 100000);
+  assert.equal(subordinateRange(text, { name: 'bob', id: 1002 }), undefined, '1000 ids are too few');
+  assert.equal(subordinateRange(text, { name: 'carol', id: 1001 }), 300000);
+  assert.equal(subordinateRange('', { name: 'alice', id: 1000 }), undefined);
+});
+
+test('the C virtiofsd: cache=auto, submounts, no locks or xattrs passed through, no mknod, escaped source', () => {
+  assert.equal(fuseOptEscape('/a,b\\c'), '/a\\,b\\\\c');
+  assert.deepEqual(virtiofsdArgs({ flavor: 'qemu-c' }, { socketPath: '/i/virtiofs/t.sock', source: '/home/me,x', readOnly: false }, { kind: 'root' }), [
+    '--socket-path=/i/virtiofs/t.sock',
+    '-o', 'source=/home/me\\,x',
+    '-o', 'cache=auto',
+    '-o', 'announce_submounts',
+    '-o', 'no_posix_lock',
+    '-o', 'no_flock',
+    '-o', 'no_xattr',
+    '-o', 'modcaps=-mknod:-setfcap',
+    '-o', 'sandbox=namespace',
+  ]);
+  const userns = virtiofsdArgs({ flavor: 'qemu-c' }, { socketPath: '/s', source: '/x', readOnly: false }, { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 100000 });
+  assert.equal(userns.at(-1), '--rlimit-nofile=0', 'in a user namespace it leaves the open-files limit to the wrapper');
+});
+
+test('the Rust virtiofsd: the same choices in its long options', () => {
+  assert.deepEqual(virtiofsdArgs({ flavor: 'rust' }, { socketPath: '/s.sock', source: '/home/me,x', readOnly: false }, { kind: 'root' }), [
+    '--socket-path=/s.sock',
+    '--shared-dir=/home/me,x',
+    '--cache=auto',
+    '--announce-submounts',
+    '--sandbox=namespace',
+    '--modcaps=-mknod:-setfcap',
+  ]);
+});
+
+test('as root, a read-write share runs virtiofsd itself; a read-only one behind a read-only bind mount', () => {
+  const d = { path: '/usr/lib/qemu/virtiofsd', flavor: 'qemu-c' as const, version: '7.2.22' };
+  const rw = virtiofsdCommand(d, { socketPath: '/s', source: '/src', readOnly: false }, { kind: 'root' });
+  assert.equal(rw.file, '/usr/lib/qemu/virtiofsd');
+  const ro = virtiofsdCommand(d, { socketPath: '/s', source: '/src', readOnly: true }, { kind: 'root' });
+  assert.equal(ro.file, 'unshare');
+  assert.deepEqual(ro.args.slice(0, 6), ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && exec "$@"']);
+  assert.deepEqual(ro.args.slice(6, 9), ['berth-virtiofsd', '/src', '/usr/lib/qemu/virtiofsd']);
+});
+
+test('as a user: a user namespace where the user is root and guest ids 1-65536 are its subordinate ids', () => {
+  const d = { path: '/usr/lib/qemu/virtiofsd', flavor: 'qemu-c' as const, version: '7.2.22' };
+  const mode = { kind: 'userns' as const, uid: 1000, gid: 1000, subuid: 100000, subgid: 200000 };
+  const c = virtiofsdCommand(d, { socketPath: '/s', source: '/src', readOnly: false }, mode);
+  assert.equal(c.file, 'unshare');
+  assert.deepEqual(c.args.slice(0, 7), ['--user', '--map-root-user', '--map-users=100000,1,65536', '--map-groups=200000,1,65536', '--mount', '--propagation', 'private']);
+  assert.equal(wrapperScript(mode, false), 'mount -t tmpfs -o mode=0755 berth-virtiofsd /var/run && mkdir -p /var/run/virtiofsd && ulimit -n "$(ulimit -H -n)" 2>/dev/null && shift && exec "$@"');
+});
+
+const host = (over: Partial<ProbeHost>): ProbeHost => ({
+  platform: 'linux',
+  uid: 0,
+  gid: 0,
+  userName: 'root',
+  find: () => '/usr/lib/qemu/virtiofsd',
+  run: (file) => (file === 'unshare' ? { code: 0, out: '' } : { code: 0, out: 'virtiofsd version 7.2.22 (Debian)\n' }),
+  readFile: () => undefined,
+  ...over,
+});
+
+test('can virtiofsd run here: root yes; a user with subordinate ids and working user namespaces yes; else why not', () => {
+  const root = probeVirtiofsd(host({}));
+  assert.deepEqual(root.support, { ok: true, how: 'virtiofsd 7.2.22 as root', needsSocket: true, readOnlyDevice: true });
+  assert.deepEqual(root.mode, { kind: 'root' });
+
+  const mac = probeVirtiofsd(host({ platform: 'darwin' }));
+  assert.equal(mac.support.ok, false);
+
+  const missing = probeVirtiofsd(host({ find: () => undefined }));
+  assert.ok(!missing.support.ok && /not installed.*qemu-system-common/.test(missing.support.reason));
+
+  const user = { uid: 1000, gid: 1000, userName: 'me' };
+  const noSub = probeVirtiofsd(host(user));
+  assert.ok(!noSub.support.ok && /subordinate/.test(noSub.support.reason));
+
+  const sub = (p: string) => (p.endsWith('subuid') ? 'me:100000:65536\n' : p.endsWith('subgid') ? 'me:200000:65536\n' : undefined);
+  const ok = probeVirtiofsd(host({ ...user, readFile: sub }));
+  assert.equal(ok.support.ok, true);
+  assert.deepEqual(ok.mode, { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 200000 });
+
+  const blocked = probeVirtiofsd(host({ ...user, readFile: sub, run: (file) => (file === 'unshare' ? { code: 1, out: 'unshare: write failed /proc/self/uid_map: Operation not permitted' } : { code: 0, out: 'virtiofsd 1.10.1' }) }));
+  assert.ok(!blocked.support.ok && /Operation not permitted/.test(blocked.support.reason));
+});
+
+/** A fake virtiofsd: listens on --socket-path (or fails as asked) and stays up. */
+function fakeVirtiofsd(dir: string, behaviour: 'listen' | 'fail'): string {
+  const f = path.join(dir, 'fake-virtiofsd');
+  const js =
+    behaviour === 'fail'
+      ? `process.stderr.write('fuse: unknown option(s): oops\\n'); process.exit(1);`
+      : `const net = require('node:net'); const a = process.argv.find((x) => x.startsWith('--socket-path=')).slice(14); net.createServer().listen(a); setInterval(() => {}, 1000);`;
+  fs.writeFileSync(f, `#!/bin/sh\nexec ${process.execPath} -e ${JSON.stringify(js)} -- "$@"\n`, { mode: 0o755 });
+  return f;
+}
+
+const rootProbe = (bin: string): VirtiofsdProbe => ({
+  support: { ok: true, how: 'fake', needsSocket: true, readOnlyDevice: true },
+  binary: { path: bin, flavor: 'qemu-c', version: '7.2.22' },
+  mode: { kind: 'root' },
+});
+
+test('virtiofsd per share: started detached, owner-only socket and pid file, found again, stopped', async () => {
+  const t = shortTempDir('vfd');
+  try {
+    const bin = fakeVirtiofsd(t.dir, 'listen');
+    const shares = [
+      { hostPath: t.dir, tag: 'berth-a-1', socketPath: path.join(t.dir, 'virtiofs', 'berth-a-1.sock') },
+      { hostPath: t.dir, tag: 'berth-b-2', socketPath: path.join(t.dir, 'virtiofs', 'berth-b-2.sock') },
+    ];
+    const backends = await startBackends(shares, rootProbe(bin));
+    assert.equal(backends.length, 2);
+    for (const b of backends) {
+      assert.ok(pidAlive(b.pid));
+      assert.equal(fs.statSync(b.socketPath).mode & 0o777, 0o600);
+      assert.equal(fs.statSync(path.join(t.dir, 'virtiofs', `${b.tag}.pid`)).mode & 0o777, 0o600);
+    }
+    assert.equal(fs.statSync(path.join(t.dir, 'virtiofs')).mode & 0o777, 0o700);
+    assert.deepEqual(findBackends(shares).map((b) => b.pid), backends.map((b) => b.pid), 'a reattaching engine finds them');
+    await stopBackends(backends);
+    for (const b of backends) {
+      assert.ok(!pidAlive(b.pid));
+      assert.ok(!fs.existsSync(b.socketPath));
+    }
+    assert.deepEqual(findBackends(shares), []);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a virtiofsd that fails: VIRTIOFSD_FAILED with its own words, and the ones started before are stopped', async () => {
+  const t = shortTempDir('vfd');
+  try {
+    const good = fakeVirtiofsd(t.dir, 'listen');
+    const bad = path.join(t.dir, 'bad');
+    fs.mkdirSync(bad);
+    const badBin = fakeVirtiofsd(bad, 'fail');
+    const first = { hostPath: t.dir, tag: 'berth-a-1', socketPath: path.join(t.dir, 'v', 'berth-a-1.sock') };
+    const started = await startBackends([first], rootProbe(good));
+    await assert.rejects(
+      startBackends([{ hostPath: t.dir, tag: 'berth-b-2', socketPath: path.join(t.dir, 'v', 'berth-b-2.sock') }], rootProbe(badBin)),
+      (e) => isBerthError(e, 'VIRTIOFSD_FAILED') && /exit status 1/.test(e.message) && /unknown option/.test(e.details ?? ''),
+    );
+    await stopBackends(started);
+  } finally {
+    t.cleanup();
+  }
+});
+
+const real = probeVirtiofsd();
+test('the real virtiofsd of this host listens on its socket and stops', { skip: real.support.ok ? false : `no usable virtiofsd here: ${real.support.ok ? '' : real.support.reason}` }, async () => {
+  const t = shortTempDir('vfr');
+  try {
+    const src = path.join(t.dir, 'src');
+    fs.mkdirSync(src);
+    for (const readonly of [false, true]) {
+      const tag = readonly ? 'berth-ro-1' : 'berth-rw-1';
+      const [b] = await startBackends([{ hostPath: src, tag, readonly, socketPath: path.join(t.dir, 'v', `${tag}.sock`) }], real);
+      assert.ok(b && pidAlive(b.pid), `${tag} runs`);
+      assert.ok(fs.statSync(b.socketPath).isSocket());
+      await stopBackends([b]);
+      assert.ok(!pidAlive(b.pid));
+    }
+  } finally {
+    t.cleanup();
+  }
+});

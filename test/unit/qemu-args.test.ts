@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
-import { buildQemuArgs, findQemu, qemuExitReason, serialConsole } from '../../app/engine/drivers/qemu.js';
+import { buildQemuArgs, findQemu, QemuDriver, qemuExitReason, serialConsole } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { withEnv } from '../helpers/temp.js';
 
@@ -178,4 +178,51 @@ test('aarch64 under KVM or hvf: virt with the host CPU; x86_64 keeps max under T
 test('the kernel console follows the architecture', () => {
   assert.equal(serialConsole('aarch64'), 'ttyAMA0');
   assert.equal(serialConsole('x86_64'), 'ttyS0');
+});
+
+test('virtio-fs shares: guest RAM as shared memfd, a vhost-user socket chardev and vhost-user-fs-pci device each', () => {
+  // qemu-system-x86_64(1): -object memory-backend-memfd,id=ID,size=SIZE,share=on;
+  // -machine memory-backend=ID; -chardev socket,id=ID,path=PATH; QEMU's
+  // docs/system/devices/vhost-user.rst: -device vhost-user-fs-pci,chardev=ID,tag=TAG,
+  // and "vhost-user ... requires the guest memory to be shared".
+  const a = buildQemuArgs({
+    ...spec,
+    accel: 'tcg',
+    shares: [
+      { hostPath: '/home/me', tag: 'berth-me-0123456789', socketPath: '/s/virtiofs/berth-me-0123456789.sock' },
+      { hostPath: '/srv', tag: 'berth-srv-abcdef0123', readonly: true, socketPath: '/s,odd/virtiofs/b.sock' },
+    ],
+  });
+  assert.equal(after(a, '-machine'), 'q35,memory-backend=mem');
+  assert.equal(after(a, '-m'), '2048M');
+  assert.deepEqual(all(a, '-object'), ['memory-backend-memfd,id=mem,size=2048M,share=on']);
+  assert.deepEqual(all(a, '-chardev'), ['socket,id=vfs0,path=/s/virtiofs/berth-me-0123456789.sock', 'socket,id=vfs1,path=/s,,odd/virtiofs/b.sock']);
+  assert.deepEqual(
+    all(a, '-device').filter((d) => d.startsWith('vhost-user-fs')),
+    ['vhost-user-fs-pci,chardev=vfs0,tag=berth-me-0123456789', 'vhost-user-fs-pci,chardev=vfs1,tag=berth-srv-abcdef0123'],
+  );
+  const aarch = buildQemuArgs({ ...spec, arch: 'aarch64', accel: 'tcg', shares: [{ hostPath: '/h', tag: 't', socketPath: '/s/t.sock' }] });
+  assert.equal(after(aarch, '-machine'), 'virt,memory-backend=mem');
+});
+
+test('without shares: private RAM, no vhost-user devices', () => {
+  const a = buildQemuArgs(spec);
+  assert.equal(a.indexOf('-object'), -1);
+  assert.equal(a.indexOf('-chardev'), -1);
+  assert.ok(!after(a, '-machine')!.includes('memory-backend'));
+});
+
+test('a share without a socket or with a bad tag is a bug, not a boot with half a device', () => {
+  assert.throws(() => buildQemuArgs({ ...spec, shares: [{ hostPath: '/h', tag: 't' }] }), /no virtiofsd socket/);
+  assert.throws(() => buildQemuArgs({ ...spec, shares: [{ hostPath: '/h', tag: 'a b', socketPath: '/s' }] }), /not valid/);
+});
+
+test('QEMU has virtio-fs only on Linux hosts, where virtiofsd can run', async () => {
+  const mac = new QemuDriver({ platform: 'darwin', arch: 'arm64' }, () => {
+    throw new Error('not probed on macOS');
+  });
+  const s = await mac.virtiofs();
+  assert.ok(!s.ok && /macOS/.test(s.reason));
+  const linux = new QemuDriver({ platform: 'linux', arch: 'x64' }, () => ({ support: { ok: false, reason: 'virtiofsd is not installed' } }));
+  assert.deepEqual(await linux.virtiofs(), { ok: false, reason: 'virtiofsd is not installed' });
 });

@@ -383,3 +383,8 @@ test('BERTH_VFKIT selects the binary', async () => {
     restore();
   }
 });
+
+test('vfkit always has virtio-fs (Virtualization.framework serves it), but no read-only device', async () => {
+  const s = await new VfkitDriver().virtiofs();
+  assert.deepEqual(s, { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false });
+});

@@ -4,9 +4,11 @@ import fs from 'node:fs';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import type { VirtiofsSupport } from '../share/virtiofs.js';
 import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { QmpClient } from './qmp.js';
+import { findBackends, probeVirtiofsd, startBackends, stopBackends, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
 
 /** The QEMU binary for a guest architecture; $BERTH_QEMU overrides. */
 export function qemuBinaryName(arch: GuestArch): string {
@@ -45,14 +47,21 @@ export function serialConsole(arch: GuestArch): string {
  */
 export function buildQemuArgs(spec: VmSpec): string[] {
   const args: string[] = [];
+  const shares = spec.shares ?? [];
   args.push('-name', `berth-${spec.name},process=berth-${spec.name}`);
-  args.push('-machine', qemuMachine(spec.arch, spec.accel));
+  // vhost-user devices (virtiofsd) read and write guest memory themselves,
+  // so guest RAM must be shared memory they can map: a memfd backend with
+  // share=on as the machine's RAM (qemu-system-x86_64(1): -machine
+  // memory-backend=id, -object memory-backend-memfd,...,share=on; QEMU's
+  // docs/system/devices/vhost-user.rst, "Shared memory object").
+  args.push('-machine', `${qemuMachine(spec.arch, spec.accel)}${shares.length ? ',memory-backend=mem' : ''}`);
   // TCG's translation cache defaults to 1 GiB; 256 MiB cut QEMU's RSS after
   // boot from 945 to 665 MiB here, and starts were no slower (bench/).
   args.push('-accel', spec.accel === 'tcg' ? 'tcg,tb-size=256' : spec.accel);
   args.push('-cpu', spec.accel === 'tcg' ? tcgCpu(spec.arch) : 'host');
   args.push('-smp', String(spec.cpus));
   args.push('-m', `${spec.memoryMiB}M`);
+  if (shares.length) args.push('-object', `memory-backend-memfd,id=mem,size=${spec.memoryMiB}M,share=on`);
   args.push('-nodefaults', '-no-user-config', '-display', 'none');
   args.push('-kernel', spec.kernel, '-initrd', spec.initrd, '-append', spec.cmdline);
   spec.disks.forEach((d, i) => {
@@ -74,6 +83,15 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   // Free page reporting: memory the guest frees goes back to the host, so an
   // idle VM does not keep the peak of its last build.
   args.push('-device', 'virtio-balloon-pci,free-page-reporting=on');
+  // One vhost-user-fs device per share, its virtiofsd on the other end of
+  // the socket (docs/system/devices/vhost-user.rst; the device's properties:
+  // chardev, tag).
+  shares.forEach((s, i) => {
+    if (!s.socketPath) throw new Error(`share ${s.tag} has no virtiofsd socket`);
+    if (!/^[A-Za-z0-9._-]{1,36}$/.test(s.tag)) throw new Error(`share tag "${s.tag}" is not valid for virtio-fs`);
+    args.push('-chardev', `socket,id=vfs${i},path=${qemuEscape(s.socketPath)}`);
+    args.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
+  });
   args.push('-serial', `file:${spec.serialLog}`);
   args.push('-qmp', `unix:${qemuEscape(spec.controlSocket)},server=on,wait=off`);
   args.push('-pidfile', spec.pidFile);
@@ -133,19 +151,42 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
   private exited = false;
   private poll?: NodeJS.Timeout;
 
+  private shareLost?: (tag: string, reason: string) => void;
+
   constructor(
     readonly pid: number,
     private readonly spec: VmSpec,
     private qmp: QmpClient | undefined,
+    /** The virtiofsd of each virtio-fs share (still running). */
+    private backends: RunningBackend[] = [],
   ) {
     super();
     this.watch();
   }
 
+  onShareLost(cb: (tag: string, reason: string) => void): void {
+    this.shareLost = cb;
+  }
+
+  /** A virtiofsd that exited while QEMU runs: its share is dead until a reboot. */
+  private checkBackends(): void {
+    if (this.exited || !pidAlive(this.pid)) return;
+    const gone = this.backends.filter((b) => !pidAlive(b.pid));
+    if (!gone.length) return;
+    this.backends = this.backends.filter((b) => !gone.includes(b));
+    for (const b of gone) {
+      const last = tailFile(b.log, 3).join(' ').trim();
+      this.shareLost?.(b.tag, `its virtiofsd (pid ${b.pid}) exited${last ? `: ${last}` : ''}`);
+    }
+  }
+
   private watch(): void {
     // The QMP socket closes when QEMU exits; a slow pid poll backs it up.
     this.listen(this.qmp);
-    this.poll = setInterval(() => void this.checkExit(this.exitReason()), 2000);
+    this.poll = setInterval(() => {
+      void this.checkExit(this.exitReason());
+      this.checkBackends();
+    }, 2000);
     this.poll.unref();
   }
 
@@ -182,6 +223,9 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
     this.qmp?.close();
     fs.rmSync(this.spec.pidFile, { force: true });
     fs.rmSync(this.spec.controlSocket, { force: true });
+    // Each virtiofsd exits when QEMU closes its socket; make sure.
+    await stopBackends(this.backends, 1000).catch(() => undefined);
+    this.backends = [];
     this.emit('exit', { reason });
   }
 
@@ -246,15 +290,46 @@ function hostQemuArgs(spec: VmSpec, qemu: string, host: QemuHost): string[] {
 
 export class QemuDriver implements Driver {
   readonly name = 'qemu';
+  private probed?: VirtiofsdProbe;
 
-  /** `host`: the OS and CPU QEMU runs on (tests simulate a Mac); default this one. */
-  constructor(private readonly host: QemuHost = thisHost()) {}
+  /**
+   * `host`: the OS and CPU QEMU runs on (tests simulate a Mac); default this
+   * one. `virtiofsd`: how to find and run virtiofsd (tests give a fake).
+   */
+  constructor(
+    private readonly host: QemuHost = thisHost(),
+    private readonly probe: () => VirtiofsdProbe = probeVirtiofsd,
+  ) {}
+
+  private virtiofsd(): VirtiofsdProbe {
+    // Asked again at each start: virtiofsd may have been installed since.
+    this.probed =
+      this.host.platform === 'linux'
+        ? this.probe()
+        : { support: { ok: false, reason: `QEMU on ${this.host.platform === 'darwin' ? 'macOS' : this.host.platform} has no virtio-fs file server (virtiofsd is Linux-only)` } };
+    return this.probed;
+  }
+
+  async virtiofs(): Promise<VirtiofsSupport> {
+    return this.virtiofsd().support;
+  }
 
   async start(spec: VmSpec): Promise<RunningVm> {
     const qemu = findQemu(spec.arch);
     fs.rmSync(spec.pidFile, { force: true });
     fs.rmSync(spec.controlSocket, { force: true });
     const args = hostQemuArgs(spec, qemu, this.host);
+    // virtiofsd listens first; QEMU connects to it while it sets up.
+    const backends = spec.shares?.length ? await startBackends(spec.shares, this.probed ?? this.virtiofsd()) : [];
+    try {
+      return await this.startQemu(spec, qemu, args, backends);
+    } catch (err) {
+      await stopBackends(backends);
+      throw err;
+    }
+  }
+
+  private async startQemu(spec: VmSpec, qemu: string, args: string[], backends: RunningBackend[]): Promise<RunningVm> {
     // With -daemonize the first process exits once the VM is set up: a bad
     // flag, a missing file or an unusable accelerator shows up as its exit
     // status and stderr.
@@ -304,7 +379,7 @@ export class QemuDriver implements Driver {
       qmp = await QmpClient.connect(spec.controlSocket).catch(() => undefined);
       if (!qmp) await sleep(50);
     }
-    return new QemuVm(pid, spec, qmp);
+    return new QemuVm(pid, spec, qmp, backends);
   }
 
   async attach(spec: VmSpec): Promise<RunningVm | null> {
@@ -315,6 +390,6 @@ export class QemuDriver implements Driver {
       return null;
     }
     const qmp = await QmpClient.connect(spec.controlSocket).catch(() => undefined);
-    return new QemuVm(pid, spec, qmp);
+    return new QemuVm(pid, spec, qmp, findBackends(spec.shares ?? []));
   }
 }

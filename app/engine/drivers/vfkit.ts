@@ -6,6 +6,7 @@ import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import type { VirtiofsSupport } from '../share/virtiofs.js';
 import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 
 /**
@@ -461,6 +462,17 @@ export class VfkitDriver implements Driver {
 
   guestTraits(_arch: GuestArch): GuestTraits {
     return { console: 'hvc0', network: 'dhcp', disks: 'virtio-serial' };
+  }
+
+  /**
+   * Virtualization.framework serves virtio-fs itself, as the user running
+   * vfkit (VZVirtioFileSystemDevice: files are read and written with that
+   * user's id, and shown to each guest user as their own, as Lima issue
+   * #1513 observed). vfkit's virtio-fs device has only sharedDir and
+   * mountTag (doc/usage.md, "File Sharing"): no read-only device.
+   */
+  async virtiofs(): Promise<VirtiofsSupport> {
+    return { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false };
   }
 
   /** vfkit's own stdout/stderr, next to the pid file. */

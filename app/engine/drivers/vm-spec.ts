@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../errors.js';
 import type { InstancePaths } from '../paths.js';
-import type { Accelerator, DiskSpec, GuestArch, GuestTraits, VmSpec } from './driver.js';
+import type { Accelerator, DiskSpec, GuestArch, GuestTraits, ShareSpec, VmSpec } from './driver.js';
 
 /**
  * The VM spec for a driver: the same instance, image and resources, laid
@@ -37,6 +37,8 @@ export interface SpecInputs {
   extraHostForwards?: string[];
   /** Give the guest Rosetta (rosettaPlan's `use`; vfkit only). */
   rosetta?: boolean;
+  /** virtio-fs devices (share/virtiofs.ts planShares); QEMU and vfkit only. */
+  shares?: ShareSpec[];
 }
 
 export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, exists: (p: string) => boolean = fs.existsSync): VmSpec {
@@ -60,6 +62,7 @@ export function buildVmSpec(driver: string, traits: GuestTraits, i: SpecInputs, 
     pidFile: p.qemuPid,
     controlSocket: p.qmpSocket,
   };
+  if (driver !== 'hyperv' && i.shares?.length) base.shares = i.shares;
   if (driver !== 'hyperv' && i.image.boot === 'efi' && i.image.efiImage) {
     base.disks = base.disks.filter((d) => d.serial !== 'berth-root');
     base.efi = { image: i.image.efiImage, variableStore: path.join(p.dir, 'efi-vars.fd') };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
-import { ACCELERATORS, DRIVER_SETTINGS } from '../settings/schema.js';
+import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../settings/schema.js';
 import { START_PHASES, VM_STATES } from '../vm/state-machine.js';
 
 /**
@@ -42,7 +42,9 @@ export const ShareViewSchema = z.object({
   hostPath: z.string(),
   guestPath: z.string(),
   readOnly: z.boolean(),
-  mechanism: z.enum(['reverse-sshfs']),
+  mechanism: z.enum(['virtiofs', 'reverse-sshfs']),
+  /** Why this mechanism: how virtiofs is served, or why reverse sshfs (the fallback). */
+  mechanismReason: z.string().optional(),
   state: z.enum(['mounting', 'mounted', 'error']),
   error: z.string().optional(),
   hint: z.string().optional(),
@@ -139,6 +141,8 @@ export const SettingsViewSchema = z.object({
   /** Rosetta for amd64 binaries (absent from engines older than the setting). */
   rosetta: z.boolean().optional(),
   portBind: z.enum(['loopback', 'all']),
+  /** Absent from engines older than virtiofs. */
+  shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).optional(),
   ports: z.array(ManualPortViewSchema),
   shares: z.array(ShareSettingSchema),
   /** Set when the file on disk is broken and these are the last good settings. */

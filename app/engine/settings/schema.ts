@@ -17,6 +17,14 @@ export const ACCELERATORS = ['auto', 'kvm', 'tcg', 'hvf'] as const;
  */
 export const DRIVER_SETTINGS = ['auto', 'qemu', 'vfkit', 'hyperv'] as const;
 export type DriverSetting = (typeof DRIVER_SETTINGS)[number];
+/**
+ * How shared folders reach the VM. `auto`: virtio-fs where the driver has
+ * it (vfkit; QEMU on Linux when virtiofsd can run for this user), reverse
+ * sshfs elsewhere and as the fallback. `virtiofs` is the same, said
+ * outright; `sshfs` keeps every share on reverse sshfs. Applies at start
+ * (BERTH_SHARE_MECHANISM overrides it).
+ */
+export const SHARE_MECHANISM_SETTINGS = ['auto', 'virtiofs', 'sshfs'] as const;
 
 const hostCpus = () => Math.max(1, os.cpus().length);
 const hostMemoryMiB = () => Math.floor(os.totalmem() / (1024 * 1024));
@@ -123,6 +131,7 @@ export const SettingsSchema = z
     rosetta: z.boolean().default(false),
     /** Where forwarded ports listen on the host: loopback only, or every interface. */
     portBind: z.enum(['loopback', 'all']).default('loopback'),
+    shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).default('auto'),
     ports: z
       .array(ManualPortSchema)
       .max(1000)
@@ -166,6 +175,7 @@ export const SettingsPatchSchema = z
     driver: z.enum(DRIVER_SETTINGS),
     rosetta: z.boolean(),
     portBind: z.enum(['loopback', 'all']),
+    shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS),
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),
     sync: z.array(z.unknown()),
@@ -176,7 +186,7 @@ export const SettingsPatchSchema = z
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 /** Settings whose change needs a VM restart to take effect. */
-export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta'];
+export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'shareMechanism'];
 
 export function defaultSettings(): Settings {
   return SettingsSchema.parse({});

@@ -6,8 +6,8 @@ import { useVm } from '../vm';
 import { SharesPanel } from './Shares';
 
 type SettingsView = Result<'settings.get'>;
-type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind';
-const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind'];
+type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind' | 'shareMechanism';
+const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'shareMechanism'];
 const NUMERIC: Key[] = ['cpus', 'memoryMiB', 'diskGiB'];
 /** Form values are strings; these are true/false. */
 const BOOLEAN: Key[] = ['rosetta'];
@@ -39,12 +39,17 @@ const FIELDS: { key: Key; label: string; help: string; check?: string }[] = [
     help: 'Apple silicon with the vfkit driver. Elsewhere the VM starts without it and Home says why.',
   },
   { key: 'portBind', label: 'Forwarded ports listen on', help: 'Loopback keeps them on this machine.' },
+  {
+    key: 'shareMechanism',
+    label: 'Shared folders use',
+    help: 'auto: virtiofs where the VM driver has it, reverse sshfs elsewhere and as the fallback. Applies at the next start.',
+  },
 ];
 
-/** The form's text for a saved value (true/false for booleans; a setting older engines lack is off). */
+/** The form's text for a saved value (true/false for booleans; a setting older engines lack is off, or auto). */
 function formValue(s: SettingsView, k: Key): string {
   const v = s[k];
-  return BOOLEAN.includes(k) ? String(v === true) : String(v);
+  return BOOLEAN.includes(k) ? String(v === true) : String(v ?? 'auto');
 }
 
 /** Which field an engine error is about: "invalid settings: memoryMiB: must be ..." → memoryMiB. */
@@ -53,7 +58,7 @@ export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
   if (err.code === 'DISK_SHRINK') out.diskGiB = err.message;
   const body = err.message.replace(/^(invalid settings|bad params for settings\.update):\s*/, '');
   for (const part of body.split('; ')) {
-    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind)\b[^:]*:\s*(.*)$/.exec(part);
+    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind|shareMechanism)\b[^:]*:\s*(.*)$/.exec(part);
     if (m) out[m[1] as Key] = m[2]!;
   }
   return out;
@@ -63,7 +68,16 @@ export function Settings() {
   const api = useApi();
   const { status, act, busy } = useVm();
   const [saved, setSaved] = useState<SettingsView | null>(null);
-  const [form, setForm] = useState<Record<Key, string>>({ cpus: '', memoryMiB: '', diskGiB: '', accel: 'auto', driver: 'auto', rosetta: 'false', portBind: 'loopback' });
+  const [form, setForm] = useState<Record<Key, string>>({
+    cpus: '',
+    memoryMiB: '',
+    diskGiB: '',
+    accel: 'auto',
+    driver: 'auto',
+    rosetta: 'false',
+    portBind: 'loopback',
+    shareMechanism: 'auto',
+  });
   const [error, setError] = useState<CallError | null>(null);
   const [fields, setFields] = useState<Partial<Record<Key, string>>>({});
   const [result, setResult] = useState<Result<'settings.update'> | null>(null);
@@ -96,7 +110,7 @@ export function Settings() {
         else if (Number(v) !== saved[f.key]) patch[f.key] = Number(v);
       } else if (BOOLEAN.includes(f.key)) {
         if (v !== formValue(saved, f.key)) patch[f.key] = v === 'true';
-      } else if (v !== saved[f.key]) patch[f.key] = v;
+      } else if (v !== formValue(saved, f.key)) patch[f.key] = v;
     }
     if (Object.keys(local).length) {
       setFields(local);
@@ -164,6 +178,12 @@ export function Settings() {
               <select id={fid} value={form.portBind} onChange={(e) => setForm({ ...form, portBind: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
                 <option value="loopback">loopback only (127.0.0.1, ::1)</option>
                 <option value="all">every interface</option>
+              </select>
+            ) : f.key === 'shareMechanism' ? (
+              <select id={fid} value={form.shareMechanism} onChange={(e) => setForm({ ...form, shareMechanism: e.target.value })} aria-describedby={describedBy} aria-invalid={!!ferr}>
+                <option value="auto">auto (virtiofs where available)</option>
+                <option value="virtiofs">virtiofs</option>
+                <option value="sshfs">reverse sshfs</option>
               </select>
             ) : (
               <input

@@ -61,6 +61,11 @@ export function formatStatus(s: VmStatus): string {
       `${bold('last crash')}    ${s.lastCrash.at} ${dim(`(${s.lastCrash.reason}; ${s.lastCrash.recent} in the last 10 minutes; \`berth logs --serial\` has the console)`)}`,
     );
   }
+  (s.shares ?? []).forEach((x, i) => {
+    const state = x.state === 'mounted' ? x.state : x.state === 'error' ? red(x.state) : yellow(x.state);
+    const label = i ? ' '.repeat(14) : `${bold('shares')}        `;
+    lines.push(`${label}${x.hostPath} ${x.mechanism} ${state}${x.mechanismReason ? dim(` (${x.mechanismReason})`) : ''}`);
+  });
   if (s.sync?.length) {
     const conflicts = s.sync.reduce((n, x) => n + x.conflicts.length, 0);
     const states = s.sync.map((x) => x.state).join(', ');
@@ -115,7 +120,8 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
     rows.push([c.hostPath, c.guestPath ?? c.hostPath, c.readOnly ? 'ro' : 'rw', '-', dim('not mounted (VM stopped)')]);
   }
   if (rows.length === 1) return 'No folders are shared. Share one with `berth share add PATH`.';
-  return table(rows);
+  const why = shares.filter((s) => s.mechanismReason).map((s) => `${s.hostPath}: ${s.mechanism}, ${s.mechanismReason}`);
+  return why.length ? `${table(rows)}\n\n${dim(why.join('\n'))}` : table(rows);
 }
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;

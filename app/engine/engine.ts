@@ -18,6 +18,7 @@ import { makeBindCheck } from './forward/docker-request-guard.js';
 import { PortManager, type PortView } from './forward/port-manager.js';
 import { ChangeNotifier } from './share/change-notifier.js';
 import { ShareManager, type ShareView } from './share/share-manager.js';
+import { planShares, routeOf, type ShareMechanismSetting, type SharePlan } from './share/virtiofs.js';
 import { addPort, addShare, removePort, removeShare } from './settings/edits.js';
 import { SyncManager } from './share/sync-manager.js';
 import { checkSyncable, within } from './share/sync-paths.js';
@@ -51,6 +52,8 @@ interface RunState {
   diskGiB: number;
   /** The rosetta setting was on at start: whether the VM got Rosetta, and if not why. */
   rosetta?: { active: boolean; note?: string };
+  /** Which shares are virtio-fs devices of this VM, and why the others are not. */
+  sharePlan?: SharePlan;
 }
 
 export interface EngineOptions {
@@ -253,15 +256,26 @@ export class Engine extends EventEmitter<{
         cpus: settings.cpus,
         memoryMiB: settings.memoryMiB,
         diskGiB: settings.diskGiB,
+        sharePlan: await this.planShares(driver, settings),
       };
       if (settings.rosetta) this.run.rosetta = rosetta.note ? { active: rosetta.use, note: rosetta.note } : { active: rosetta.use };
-      const spec = this.spec(this.run, image, driver);
+      let spec = this.spec(this.run, image, driver);
       this.vmSpec = spec;
 
       const tBoot = Date.now();
       this.progress('boot', `booting the VM (${driver.name}, ${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
       rotate(this.paths.serialLog);
-      this.vm = await driver.start(spec);
+      try {
+        this.vm = await driver.start(spec);
+      } catch (err) {
+        // virtiofsd would not start: the shares go by reverse sshfs instead.
+        if (!(err instanceof BerthError && err.code === 'VIRTIOFSD_FAILED') || !spec.shares?.length) throw err;
+        this.o.log.warn({ err: err.toInfo() }, 'virtiofsd failed; sharing folders by reverse sshfs for this start');
+        this.run.sharePlan = await this.planShares(driver, settings, `virtiofsd failed to start (${err.message})`);
+        spec = this.spec(this.run, image, driver);
+        this.vmSpec = spec;
+        this.vm = await driver.start(spec);
+      }
       this.watchVm(this.vm);
       writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
       this.timings.bootMs = Date.now() - tBoot;
@@ -380,7 +394,15 @@ export class Engine extends EventEmitter<{
       (hostPath) => this.settingsStore().get().sync.some((x) => within(hostPath, x.hostPath)),
     );
     this.notifier = notifier;
-    const shares = new ShareManager(session, this.o.log, () => this.settingsStore().get().shares, (p) => notifier.guestChanged(p));
+    const plan = this.run?.sharePlan ?? { routes: {}, later: 'reverse sshfs (this VM was started without a share plan)' };
+    const shares = new ShareManager(
+      session,
+      this.o.log,
+      () => this.settingsStore().get().shares,
+      (p) => notifier.guestChanged(p),
+      (s) => routeOf(plan, s),
+    );
+    this.vm?.onShareLost?.((tag, reason) => shares.virtiofsLost(tag, reason));
     shares.on('change', (list) => {
       this.emit('shares', list);
       this.sync?.sharesChanged();
@@ -576,8 +598,50 @@ export class Engine extends EventEmitter<{
     return driver.guestTraits?.(this.o.images.arch) ?? defaultGuestTraits(this.o.images.arch);
   }
 
+  /**
+   * Which shares become virtio-fs devices at this start (share/virtiofs.ts):
+   * the shareMechanism setting (BERTH_SHARE_MECHANISM overrides it), what
+   * the driver can do here, and each share's own limits. `failed`: virtio-fs
+   * was tried and failed, so reverse sshfs for every share, saying why.
+   */
+  private async planShares(driver: Driver, settings: Settings, failed?: string): Promise<SharePlan> {
+    const env = process.env.BERTH_SHARE_MECHANISM;
+    const fromEnv = env === 'auto' || env === 'virtiofs' || env === 'sshfs';
+    if (env && !fromEnv) this.o.log.warn({ BERTH_SHARE_MECHANISM: env }, 'BERTH_SHARE_MECHANISM must be auto, virtiofs or sshfs; ignored');
+    const setting: ShareMechanismSetting = fromEnv ? env : settings.shareMechanism;
+    const support =
+      failed !== undefined
+        ? { ok: false as const, reason: failed }
+        : setting === 'sshfs'
+          ? { ok: false as const, reason: 'not asked' }
+          : driver.virtiofs
+            ? await driver.virtiofs().catch((err: Error) => ({ ok: false as const, reason: `checking virtio-fs failed: ${err.message}` }))
+            : { ok: false as const, reason: `the ${driver.name} driver has no virtio-fs` };
+    const plan = planShares({
+      shares: settings.shares,
+      setting,
+      settingSource: fromEnv ? 'BERTH_SHARE_MECHANISM' : 'settings',
+      driver: driver.name,
+      support,
+      socketDir: path.join(this.paths.dir, 'virtiofs'),
+      isDir: (p) => {
+        try {
+          return fs.statSync(p).isDirectory();
+        } catch {
+          return false;
+        }
+      },
+    });
+    this.o.log.info(
+      { setting, virtiofs: plan.devices.map((d) => ({ host: d.hostPath, tag: d.tag })), support: support.ok ? support.how : support.reason },
+      'file sharing plan',
+    );
+    return plan;
+  }
+
   private spec(run: RunState, image: GuestImage, driver: Driver): VmSpec {
     return buildVmSpec(driver.name, this.traits(driver), {
+      shares: run.sharePlan?.devices,
       paths: this.paths,
       image,
       arch: this.o.images.arch,

@@ -11,7 +11,12 @@
  * Linux's sun_path holds 107 bytes and a NUL (unix(7)).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import type { GuestSession } from '../../app/engine/guest/session.js';
+import { silentLogger } from '../../app/engine/log.js';
+import { waitFor } from '../../app/engine/process-util.js';
+import { ShareManager } from '../../app/engine/share/share-manager.js';
+import { shortTempDir } from '../helpers/temp.js';
 import { MAX_TAG_BYTES, planShares, routeOf, shareKey, virtiofsMountCommand, virtiofsTag, type PlanInputs } from '../../app/engine/share/virtiofs.js';
 
 test('tags: at most 36 bytes of [a-z0-9-], stable, one per share identity', () => {
@@ -104,4 +109,71 @@ test('a socket path too long for Linux: that share goes by reverse sshfs, saying
   const p = planShares({ ...base, shares: [{ hostPath: '/home/me' }], socketDir: `/${'x'.repeat(100)}` });
   assert.deepEqual(p.devices, []);
   assert.match(routeOf(p, { hostPath: '/home/me' }).reason, /socket path would be \d+ bytes.*BERTH_HOME/);
+});
+
+/** A guest session that runs nothing: records exec scripts, answers by rule; no exec channels. */
+function fakeSession(answer: (script: string) => { code: number; stderr?: string }) {
+  const scripts: string[] = [];
+  const session = {
+    exec: async (script: string) => {
+      scripts.push(script);
+      const a = answer(script);
+      return { code: a.code, stdout: '', stderr: a.stderr ?? '' };
+    },
+    openExec: async () => {
+      throw new Error('no exec channels in this fake');
+    },
+  };
+  return { session: session as unknown as GuestSession, scripts };
+}
+
+describe('the share manager with virtiofs routes', () => {
+  const t = shortTempDir('vsm');
+  after(() => t.cleanup());
+  const share = { hostPath: t.dir };
+  const plan = planShares({ ...base, shares: [share], isDir: () => true });
+  const tag = virtiofsTag(share);
+
+  test('mounts by tag at the share path, and shows virtiofs and how it is served', async () => {
+    const { session, scripts } = fakeSession(() => ({ code: 0 }));
+    const m = new ShareManager(session, silentLogger(), () => [share], undefined, (s) => routeOf(plan, s));
+    await m.start();
+    assert.deepEqual(m.list(), [{ hostPath: t.dir, guestPath: t.dir, readOnly: false, mechanism: 'virtiofs', mechanismReason: 'virtiofsd 7.2.22 as root', state: 'mounted' }]);
+    assert.ok(scripts[0]!.includes(`mount -t virtiofs ${tag} '${t.dir}'`), scripts[0]);
+    assert.ok(scripts[0]!.includes('$3 == "virtiofs"'), 'an existing mount of the tag (reattach) is kept');
+    await m.stop();
+  });
+
+  test('a virtiofs mount that fails falls back to reverse sshfs, saying why', async () => {
+    const { session } = fakeSession((s) => (s.includes('mount -t virtiofs') ? { code: 32, stderr: 'mount: unknown filesystem type virtiofs' } : { code: 0 }));
+    const m = new ShareManager(session, silentLogger(), () => [share], undefined, (s) => routeOf(plan, s));
+    await m.start();
+    const v = m.list()[0]!;
+    assert.equal(v.mechanism, 'reverse-sshfs');
+    assert.match(v.mechanismReason!, /the virtiofs mount failed \(mount: unknown filesystem type virtiofs\); reverse sshfs until the next restart/);
+    await m.stop();
+  });
+
+  test("a share whose file server went away is detached and goes by reverse sshfs; removing a virtiofs share unmounts only its own mount", async () => {
+    const { session, scripts } = fakeSession(() => ({ code: 0 }));
+    let shares = [share];
+    const m = new ShareManager(session, silentLogger(), () => shares, undefined, (s) => routeOf(plan, s));
+    await m.start();
+    m.virtiofsLost('some-other-tag', 'not ours');
+    assert.equal(m.list()[0]!.mechanism, 'virtiofs');
+    m.virtiofsLost(tag, 'its virtiofsd (pid 42) exited');
+    await waitFor(() => m.list()[0]!.mechanism === 'reverse-sshfs', 5000);
+    assert.match(m.list()[0]!.mechanismReason!, /its virtiofsd \(pid 42\) exited; reverse sshfs until the next restart/);
+    assert.ok(scripts.some((s) => s.startsWith('umount -l ')), 'the dead mount is detached');
+    await m.stop();
+
+    const second = fakeSession(() => ({ code: 0 }));
+    const m2 = new ShareManager(second.session, silentLogger(), () => shares, undefined, (s) => routeOf(plan, s));
+    await m2.start();
+    shares = [];
+    await m2.refresh();
+    const last = second.scripts.at(-1)!;
+    assert.ok(last.includes(`T='${tag}'`) && last.includes(`umount -l '${t.dir}'`), last);
+    await m2.stop();
+  });
 });

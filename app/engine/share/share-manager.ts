@@ -5,8 +5,9 @@ import { BerthError, toErrorInfo } from '../errors.js';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../process-util.js';
 import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
+import { shareKey, virtiofsMountCommand, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
 
-export type ShareMechanism = 'reverse-sshfs';
+export type ShareMechanism = ShareMechanismName;
 export type ShareState = 'mounting' | 'mounted' | 'error';
 
 /** A shared folder as settings hold it. */
@@ -22,10 +23,14 @@ export interface ShareView {
   guestPath: string;
   readOnly: boolean;
   mechanism: ShareMechanism;
+  /** Why this mechanism (virtiofs: how it is served; reverse-sshfs: why not virtiofs). */
+  mechanismReason?: string;
   state: ShareState;
   error?: string;
   hint?: string;
 }
+
+const SSHFS_ONLY: ShareRoute = { mechanism: 'reverse-sshfs', reason: 'reverse sshfs is the only mechanism here' };
 
 /** Quote for the guest's /bin/sh. */
 function q(s: string): string {
@@ -40,10 +45,16 @@ export function mountsEscape(p: string): string {
 }
 
 /**
- * One shared folder mounted in the guest by reverse sshfs: the guest's
- * `sshfs -o slave` runs under an exec channel and the engine serves SFTP on
- * it. When the channel dies (the ssh link dropped, sshfs crashed) the mount
- * is lazily detached in the guest and made again as soon as the link is back.
+ * One shared folder mounted in the guest, by one of two mechanisms:
+ * - virtiofs: the VM has a virtio-fs device for it (made at boot, see
+ *   virtiofs.ts); the guest mounts it by tag. Nothing to keep alive on our
+ *   side: a dropped ssh link leaves it mounted. If it cannot be mounted, or
+ *   its file server goes (QEMU's virtiofsd exited), the share falls back to
+ *   reverse sshfs until the next restart, and says why.
+ * - reverse sshfs: the guest's `sshfs -o slave` runs under an exec channel
+ *   and the engine serves SFTP on it. When the channel dies (the ssh link
+ *   dropped, sshfs crashed) the mount is lazily detached in the guest and
+ *   made again as soon as the link is back.
  */
 class ShareMount {
   state: ShareState = 'mounting';
@@ -54,15 +65,36 @@ class ShareMount {
   private loop?: Promise<void>;
   private firstAttempt!: Promise<void>;
   private settleFirst!: () => void;
+  /** While a virtiofs mount stands: ends the wait with why it is lost (undefined: stopping). */
+  private lose?: (why: string | undefined) => void;
+  private lostReason?: string;
 
   constructor(
     readonly share: ShareSetting,
+    private route: ShareRoute,
     private readonly session: GuestSession,
     private readonly log: Logger,
     private readonly changed: () => void,
     private readonly onMutate?: (hostPath: string) => void,
   ) {
     this.firstAttempt = new Promise((r) => (this.settleFirst = r));
+  }
+
+  get tag(): string | undefined {
+    return this.route.mechanism === 'virtiofs' ? this.route.tag : undefined;
+  }
+
+  /** The virtio-fs device went away: reverse sshfs from now on. */
+  virtiofsLost(reason: string): void {
+    if (this.route.mechanism !== 'virtiofs') return;
+    this.lostReason = reason;
+    this.lose?.(reason);
+  }
+
+  private fallBack(why: string): void {
+    this.log.warn({ share: this.guestPath, why }, 'shared folder: falling back to reverse sshfs');
+    this.route = { mechanism: 'reverse-sshfs', reason: `${why}; reverse sshfs until the next restart` };
+    this.changed();
   }
 
   get guestPath(): string {
@@ -86,6 +118,24 @@ class ShareMount {
   private async run(): Promise<void> {
     let delay = 500;
     while (!this.stopping) {
+      if (this.route.mechanism === 'virtiofs') {
+        try {
+          await this.mountVirtiofs();
+        } catch (err) {
+          if (this.stopping) break;
+          this.fallBack(`the virtiofs mount failed (${(err as Error).message})`);
+          continue;
+        }
+        this.settleFirst();
+        const why = this.lostReason ?? (await new Promise<string | undefined>((r) => (this.lose = r)));
+        this.lose = undefined;
+        if (this.stopping || why === undefined) break;
+        this.set('mounting');
+        // Requests to a device whose server is gone would hang: detach it.
+        await this.session.exec(`umount -l ${q(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
+        this.fallBack(why);
+        continue;
+      }
       try {
         await this.mountOnce();
         delay = 500;
@@ -149,9 +199,37 @@ class ShareMount {
     this.set('mounted');
   }
 
+  /** Mount the share's virtio-fs device by tag (already mounted after a reattach: kept). */
+  private async mountVirtiofs(): Promise<void> {
+    if (this.lostReason) throw new Error(this.lostReason);
+    const { hostPath, readOnly } = this.share;
+    const guest = this.guestPath;
+    const tag = this.route.tag!;
+    const st = await fsp.stat(hostPath).catch(() => undefined);
+    if (!st?.isDirectory()) throw new Error(`the shared folder ${hostPath} does not exist on this computer`);
+    const script = [
+      `P=${q(mountsEscape(guest))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts && exit 0`,
+      // A reverse sshfs mount left at this path by an earlier engine.
+      `fusermount3 -u -z ${q(guest)} 2>/dev/null`,
+      virtiofsMountCommand(tag, guest, !!readOnly),
+    ].join('\n');
+    const r = await this.session.exec(script, { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error((r.stderr.trim() || r.stdout.trim() || `exit status ${r.code}`).split('\n').pop());
+    this.log.info({ share: guest, host: hostPath, tag, readOnly: !!readOnly }, 'shared folder mounted (virtiofs)');
+    this.set('mounted');
+  }
+
   async stop(unmountInGuest: boolean): Promise<void> {
     this.stopping = true;
-    if (unmountInGuest && this.state === 'mounted') {
+    this.lose?.(undefined);
+    if (unmountInGuest && this.state === 'mounted' && this.route.mechanism === 'virtiofs') {
+      const guest = this.guestPath;
+      const tag = this.route.tag!;
+      // Only our own device at exactly that path.
+      await this.session
+        .exec(`P=${q(mountsEscape(guest))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] { f = 1 } END { exit !f }' /proc/mounts && umount -l ${q(guest)}`, { timeoutMs: 5000 })
+        .catch(() => undefined);
+    } else if (unmountInGuest && this.state === 'mounted') {
       await this.session.exec(`fusermount3 -u -z ${q(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
     }
     await this.sftp?.close().catch(() => undefined);
@@ -163,7 +241,8 @@ class ShareMount {
       hostPath: this.share.hostPath,
       guestPath: this.guestPath,
       readOnly: !!this.share.readOnly,
-      mechanism: 'reverse-sshfs',
+      mechanism: this.route.mechanism,
+      mechanismReason: this.route.reason,
       state: this.state,
     };
     if (this.error) v.error = this.error;
@@ -172,7 +251,7 @@ class ShareMount {
   }
 }
 
-const key = (s: ShareSetting) => `${s.hostPath}\0${guestPathOf(s)}\0${s.readOnly ? 'ro' : 'rw'}`;
+const key = shareKey;
 
 /**
  * Keeps the guest's mounts equal to the shared folders in settings. Mounts
@@ -187,8 +266,15 @@ export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
     private readonly shares: () => ShareSetting[],
     /** Told about every change the guest makes through a share (host path). */
     private readonly onMutate?: (hostPath: string) => void,
+    /** How each share is mounted (virtiofs.ts routeOf); default reverse sshfs. */
+    private readonly route: (s: ShareSetting) => ShareRoute = () => SSHFS_ONLY,
   ) {
     super();
+  }
+
+  /** A virtio-fs device's file server went away: those shares fall back to reverse sshfs. */
+  virtiofsLost(tag: string, reason: string): void {
+    for (const m of this.mounts.values()) if (m.tag === tag) m.virtiofsLost(reason);
   }
 
   /** Mount every share; resolves once each has mounted or failed once. */
@@ -207,7 +293,7 @@ export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
     // Parents before children, so a nested share mounts on top of its parent.
     for (const [k, s] of [...want].sort((a, b) => guestPathOf(a[1]).length - guestPathOf(b[1]).length)) {
       if (this.mounts.has(k)) continue;
-      const m = new ShareMount(s, this.session, this.log, () => this.emit('change', this.list()), this.onMutate);
+      const m = new ShareMount(s, this.route(s), this.session, this.log, () => this.emit('change', this.list()), this.onMutate);
       this.mounts.set(k, m);
       added.push(m);
       await m.start();

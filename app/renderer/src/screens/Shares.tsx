@@ -85,6 +85,12 @@ export function SharesPanel() {
                   </td>
                   <td>
                     {s ? <span className={`pill port-${s.state === 'mounted' ? 'active' : s.state === 'error' ? 'error' : 'conflict'}`}>{s.state}</span> : <span className="muted">when the VM runs</span>}
+                    {s && (
+                      <div className="small muted" data-testid="share-mechanism" title={s.mechanismReason}>
+                        {s.mechanism}
+                        {s.mechanism === 'reverse-sshfs' && s.mechanismReason ? `: ${s.mechanismReason}` : ''}
+                      </div>
+                    )}
                     {s?.error && <div className="small warn">{s.error}</div>}
                     {s?.hint && <div className="small muted">{s.hint}</div>}
                   </td>

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isBerthError } from '../../app/engine/errors.js';
-import { NUDGE_PERL, guestPathFor, hostPathFor } from '../../app/engine/share/change-notifier.js';
+import { NUDGE_PERL, guestPathFor, hostPathFor, nudgeLine } from '../../app/engine/share/change-notifier.js';
 import { mountsEscape } from '../../app/engine/share/share-manager.js';
 import { defaultShares, guestPathProblem } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
@@ -67,18 +67,39 @@ test('/proc/mounts escaping', () => {
   assert.equal(mountsEscape('/a b/c\td\\e'), '/a\\040b/c\\011d\\134e');
 });
 
-test('the nudge script touches a file without changing its times, and the folder of a missing one', async () => {
+test('the nudge script sets a file to its own times, to the nanosecond, both ways of telling them', async () => {
   const t = shortTempDir();
   try {
     const f = path.join(t.dir, 'f.txt');
+    const g = path.join(t.dir, 'g.txt');
     fs.writeFileSync(f, 'x');
-    fs.utimesSync(f, 1_000_000, 2_000_000);
+    fs.writeFileSync(g, 'y');
+    const before = fs.lstatSync(f, { bigint: true });
+    // `h`: the engine's (host) times; `f`: the file server's current ones
+    // (statx past the cache), whatever the line says; a missing path is skipped.
+    const lines = [
+      nudgeLine('h', before, f),
+      `f 1 0 2 0 ${g}`,
+      nudgeLine('h', before, path.join(t.dir, 'gone.txt')),
+      'garbage',
+    ];
+    const gBefore = fs.lstatSync(g, { bigint: true });
     const child = spawn('perl', ['-e', NUDGE_PERL]);
-    child.stdin.end(`c ${f}\nr ${path.join(t.dir, 'gone.txt')}\n`);
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdin.end(lines.join('\n') + '\n');
     await new Promise((r) => child.on('exit', r));
-    assert.equal(fs.statSync(f).mtimeMs, 2_000_000_000);
-    assert.equal(child.exitCode, 0);
+    assert.equal(child.exitCode, 0, err);
+    const after = fs.lstatSync(f, { bigint: true });
+    assert.equal(after.mtimeNs, before.mtimeNs);
+    assert.equal(after.atimeNs, before.atimeNs);
+    assert.ok(after.ctimeNs >= before.ctimeNs, 'the times were set (ctime moves)');
+    assert.equal(fs.lstatSync(g, { bigint: true }).mtimeNs, gBefore.mtimeNs, '`f` used the file\'s own times, not the line\'s');
   } finally {
     t.cleanup();
   }
+});
+
+test('nudge lines carry seconds and nanoseconds apart', () => {
+  assert.equal(nudgeLine('f', { atimeNs: 1_700_000_000_123_456_789n, mtimeNs: 5n }, '/a b/c'), 'f 1700000000 123456789 0 5 /a b/c');
 });

@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import type { BigIntStats } from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
@@ -11,27 +13,56 @@ import { sleep } from '../process-util.js';
  * Host edits reach containers' file watchers (webpack, vite, nodemon).
  * None of 9p, virtiofs or sshfs carries inotify events from the host, so,
  * as Lima and Colima do, a host watcher tells the guest which paths changed
- * and the guest touches them: setting a file's times to their own values
- * goes through the guest kernel (an IN_ATTRIB event every watcher on that
- * file or its folder sees) and changes nothing on the host (the SFTP server
- * leaves equal times alone). A path that no longer exists nudges its folder.
+ * and the guest touches them: setting a file's times goes through the
+ * guest kernel (an IN_ATTRIB event every watcher on that file or its folder
+ * sees). The times set are the file's own, to the nanosecond, so nothing
+ * changes on the host:
+ * - reverse sshfs: the engine sends the host file's times (the guest's
+ *   cached ones may be a second old); the SFTP server leaves times equal to
+ *   the current ones alone.
+ * - virtiofs: the guest asks the file server for the current times
+ *   (statx with AT_STATX_FORCE_SYNC, past its attribute cache) and sets
+ *   exactly those (utimensat). virtiofsd does set them on the host, which
+ *   changes only the file's ctime; the host watcher then reports that
+ *   change, and the notifier drops it because the file is as it nudged it
+ *   (same inode, size, mtime and mode): no echo.
+ * A path that no longer exists nudges its folder.
  *
  * Only folders that running containers bind-mount from a share are watched
  * (Docker's events tell which), not whole home folders. Changes the guest
- * made itself (reported by the SFTP server) are not echoed back.
+ * made through reverse sshfs (reported by the SFTP server) are not echoed
+ * back; over virtiofs they are nudged once more (an extra attribute event).
+ *
+ * One line per path: `HOW ASEC ANSEC MSEC MNSEC PATH`, HOW `f` (ask the
+ * file server, fall back to the given times) or `h` (the given times).
  */
 export const NUDGE_PERL = String.raw`
 $| = 1;
-sub nudge { my @st = lstat($_[0]) or return 0; return utime($st[8], $st[9], $_[0]); }
+my ($nr_statx, $nr_utimensat);
+eval { require 'syscall.ph'; $nr_statx = &SYS_statx; $nr_utimensat = &SYS_utimensat; 1 };
+# statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_ATIME|STATX_MTIME): the
+# current times from the file server, not the guest's attribute cache.
+sub fresh {
+  my ($p) = @_;
+  return () unless $nr_statx;
+  my $buf = "\0" x 256;
+  return () unless syscall($nr_statx, -100, $p, 0x2000, 0x60, $buf) == 0;
+  my ($as, $ans) = unpack('q L', substr($buf, 64, 12));
+  my ($ms, $mns) = unpack('q L', substr($buf, 112, 12));
+  return ($as, $ans, $ms, $mns);
+}
+sub settimes {
+  my ($p, $as, $ans, $ms, $mns) = @_;
+  return syscall($nr_utimensat, -100, $p, pack('q4', $as, $ans, $ms, $mns), 0) == 0 if $nr_utimensat;
+  return utime($as + $ans / 1e9, $ms + $mns / 1e9, $p);
+}
 while (my $line = <STDIN>) {
   chomp $line;
-  my ($kind, $p) = split / /, $line, 2;
+  my ($how, $as, $ans, $ms, $mns, $p) = split / /, $line, 6;
   next unless defined $p && length $p;
-  (my $dir = $p) =~ s{/[^/]*$}{};
-  $dir = '/' if $dir eq '';
-  # A name that appeared, went or moved: its folder changed too.
-  nudge($p) or $kind = 'r';
-  nudge($dir) if $kind eq 'r';
+  my @t = $how eq 'f' ? fresh($p) : ();
+  @t = ($as, $ans, $ms, $mns) unless @t;
+  settimes($p, @t);
 }
 `;
 
@@ -41,6 +72,8 @@ const FLOOD = 500;
 export interface ShareMapping {
   hostPath: string;
   guestPath: string;
+  /** virtiofs shares get `f` nudges (times from the file server). */
+  mechanism?: string;
 }
 
 /** The host path a guest path stands for, when it lies in a share. */
@@ -56,17 +89,34 @@ export function hostPathFor(guestPath: string, shares: ShareMapping[]): string |
   return path.join(best.hostPath, ...guestPath.slice(best.guestPath.length).split('/').filter(Boolean));
 }
 
-/** The guest path of a host path inside a share. */
-export function guestPathFor(hostPath: string, shares: ShareMapping[]): string | undefined {
+/** The share holding a host path (the innermost one). */
+function shareOf(hostPath: string, shares: ShareMapping[]): ShareMapping | undefined {
   let best: ShareMapping | undefined;
   for (const s of shares) {
     const rel = path.relative(s.hostPath, hostPath);
     if (rel.startsWith('..') || path.isAbsolute(rel)) continue;
     if (!best || s.hostPath.length > best.hostPath.length) best = s;
   }
+  return best;
+}
+
+/** The guest path of a host path inside a share. */
+export function guestPathFor(hostPath: string, shares: ShareMapping[]): string | undefined {
+  const best = shareOf(hostPath, shares);
   if (!best) return undefined;
   const rel = path.relative(best.hostPath, hostPath).split(path.sep).filter(Boolean);
   return [best.guestPath.replace(/\/+$/, ''), ...rel].join('/') || '/';
+}
+
+/** What a nudge leaves as it was: a later event with the same signature is its echo. */
+function signature(st: BigIntStats): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
+}
+
+/** One nudge line (see NUDGE_PERL). */
+export function nudgeLine(how: 'f' | 'h', st: Pick<BigIntStats, 'atimeNs' | 'mtimeNs'>, guestPath: string): string {
+  const split = (ns: bigint) => `${ns / 1_000_000_000n} ${ns % 1_000_000_000n}`;
+  return `${how} ${split(st.atimeNs)} ${split(st.mtimeNs)} ${guestPath}`;
 }
 
 interface Watched {
@@ -87,6 +137,8 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   private quiet = new Map<string, number>();
   /** host path -> 'c' (content or attributes changed) or 'r' (created, deleted, renamed) */
   private pending = new Map<string, 'c' | 'r'>();
+  /** host path -> what it was when last nudged (its echo is dropped). */
+  private nudged = new Map<string, { sig: string; at: number }>();
   private flushTimer?: NodeJS.Timeout;
   private channel?: Promise<ClientChannel>;
   private events?: { stop: () => void };
@@ -208,30 +260,51 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
     const shares = this.shares();
-    let lines: string[] = [];
-    const paths: string[] = [];
-    for (const [p, kind] of this.pending) {
-      const g = guestPathFor(p, shares);
-      if (!g || g.includes('\n')) continue;
-      paths.push(g);
-      lines.push(`${kind} ${g}`);
-    }
+    const pending = [...this.pending];
     this.pending.clear();
-    // A flood (a checkout, an unpacked archive): nudge the folders, not
-    // every file, so the guest is not busy for minutes with touches.
-    if (lines.length > FLOOD) lines = [...new Set(paths.map((g) => g.replace(/\/[^/]*$/, '') || '/'))].map((d) => `r ${d}/.`);
+    const lines: string[] = [];
+    const paths: string[] = [];
+    const now = Date.now();
+    const stat = (p: string) => fsp.lstat(p, { bigint: true }).catch(() => undefined);
+    /** Nudge `hostPath` (it exists) unless the event was our own nudge's echo. */
+    const nudge = async (hostPath: string, kind: 'c' | 'r', st?: BigIntStats): Promise<boolean> => {
+      st ??= await stat(hostPath);
+      const share = shareOf(hostPath, shares);
+      const g = guestPathFor(hostPath, shares);
+      if (!st || !share || !g || g.includes('\n')) return false;
+      const sig = signature(st);
+      const last = this.nudged.get(hostPath);
+      if (kind === 'c' && last?.sig === sig) return true;
+      this.nudged.set(hostPath, { sig, at: now });
+      lines.push(nudgeLine(share.mechanism === 'virtiofs' ? 'f' : 'h', st, g));
+      return true;
+    };
+    if (pending.length > FLOOD) {
+      // A flood (a checkout, an unpacked archive): nudge the folders, not
+      // every file, so the guest is not busy for minutes with touches.
+      for (const d of new Set(pending.map(([p]) => path.dirname(p)))) if (await nudge(d, 'r')) paths.push(d);
+    } else {
+      for (const [p, kind] of pending) {
+        if (!guestPathFor(p, shares)) continue;
+        const st = await stat(p);
+        // A name that appeared, went or moved: its folder changed too.
+        if (st) await nudge(p, kind, st);
+        if (!st || kind === 'r') await nudge(path.dirname(p), 'r');
+        paths.push(p);
+      }
+    }
+    // Forget old marks now and then.
+    for (const [p, t] of this.quiet) if (t < now) this.quiet.delete(p);
+    for (const [p, n] of this.nudged) if (now - n.at > 30_000) this.nudged.delete(p);
     if (!lines.length || this.stopped) return;
     try {
       const ch = await this.nudger();
       ch.write(lines.join('\n') + '\n');
       this.nudges += paths.length;
-      this.emit('nudged', paths);
+      this.emit('nudged', paths.map((p) => guestPathFor(p, shares) ?? p));
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
     }
-    // Forget old quiet marks now and then.
-    const now = Date.now();
-    for (const [p, t] of this.quiet) if (t < now) this.quiet.delete(p);
   }
 
   private nudger(): Promise<ClientChannel> {

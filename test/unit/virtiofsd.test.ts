@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
+  cVirtiofsdPidFile,
   findBackends,
   fuseOptEscape,
   parseVirtiofsdVersion,
@@ -216,6 +217,7 @@ test('the real virtiofsd of this host listens on its socket and stops', { skip: 
       assert.ok(fs.statSync(b.socketPath).isSocket());
       await stopBackends([b]);
       assert.ok(!pidAlive(b.pid));
+      assert.ok(!fs.existsSync(cVirtiofsdPidFile(b.socketPath)), 'its own pid file in /var/run/virtiofsd goes too');
     }
   } finally {
     t.cleanup();

@@ -373,5 +373,17 @@ export async function stopBackends(backends: RunningBackend[], graceMs = 2000): 
     if (!b.socketPath) continue;
     fs.rmSync(b.socketPath, { force: true });
     fs.rmSync(backendFiles({ socketPath: b.socketPath, tag: b.tag }).pid, { force: true });
+    // The C virtiofsd's own pid file (a lock against a second daemon on the
+    // socket), which it never removes: /var/run/virtiofsd/<path, / as .>.pid.
+    // As an ordinary user it lives in the wrapper's private /var/run.
+    try {
+      fs.rmSync(cVirtiofsdPidFile(b.socketPath), { force: true });
+    } catch {
+      /* not ours to remove */
+    }
   }
+}
+
+export function cVirtiofsdPidFile(socketPath: string): string {
+  return path.join('/var/run/virtiofsd', `${socketPath.replace(/\//g, '.')}.pid`);
 }

@@ -37,9 +37,11 @@ import {
   type ProbeHost,
   type VirtiofsdProbe,
 } from '../../app/engine/drivers/virtiofsd.js';
+import type { VmSpec } from '../../app/engine/drivers/driver.js';
+import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
-import { shortTempDir } from '../helpers/temp.js';
+import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () => {
   assert.deepEqual(
@@ -220,6 +222,44 @@ test('the real virtiofsd of this host listens on its socket and stops', { skip: 
       assert.ok(!fs.existsSync(cVirtiofsdPidFile(b.socketPath)), 'its own pid file in /var/run/virtiofsd goes too');
     }
   } finally {
+    t.cleanup();
+  }
+});
+
+test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts again without it), and its virtiofsd is stopped', async () => {
+  const t = shortTempDir('vfq');
+  const restore = withEnv({ BERTH_QEMU: path.join(t.dir, 'qemu-system-x86_64') });
+  try {
+    fs.writeFileSync(
+      path.join(t.dir, 'qemu-system-x86_64'),
+      `#!/bin/sh\necho "qemu-system-x86_64: -device vhost-user-fs-pci,chardev=vfs0,tag=t: 'vhost-user-fs-pci' is not a valid device model name" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const bin = fakeVirtiofsd(t.dir, 'listen');
+    const driver = new QemuDriver({ platform: 'linux', arch: 'x64' }, () => rootProbe(bin));
+    assert.equal((await driver.virtiofs()).ok, true);
+    const socketPath = path.join(t.dir, 'v', 'berth-a-1.sock');
+    const spec: VmSpec = {
+      name: 'vfq',
+      arch: 'x86_64',
+      accel: 'tcg',
+      cpus: 1,
+      memoryMiB: 512,
+      kernel: '/k',
+      initrd: '/i',
+      cmdline: 'quiet',
+      disks: [],
+      sshHostPort: 40022,
+      serialLog: path.join(t.dir, 'serial.log'),
+      pidFile: path.join(t.dir, 'qemu.pid'),
+      controlSocket: path.join(t.dir, 'qmp.sock'),
+      shares: [{ hostPath: t.dir, tag: 'berth-a-1', socketPath }],
+    };
+    await assert.rejects(driver.start(spec), (e) => isBerthError(e, 'VIRTIOFSD_FAILED') && /not a valid device model name/.test(e.message));
+    assert.ok(!fs.existsSync(socketPath), 'the virtiofsd it started is gone');
+    assert.deepEqual(findBackends(spec.shares!), []);
+  } finally {
+    restore();
     t.cleanup();
   }
 });

@@ -343,6 +343,16 @@ export class QemuDriver implements Driver {
     });
     if (code !== 0) {
       const first = stderr.trim().split('\n')[0] || `exit status ${code}`;
+      // Its virtio-fs part (a QEMU without vhost-user-fs, no memfd, a
+      // socket it could not reach): the engine starts again without it.
+      if (spec.shares?.length && /vhost-user|vhost_user|chardev|vfs\d|memory-backend|memfd/i.test(stderr)) {
+        throw new BerthError(
+          'VIRTIOFSD_FAILED',
+          `QEMU could not set up virtio-fs: ${first}`,
+          'Berth shares the folders by reverse sshfs for this start instead. `berth settings set shareMechanism=sshfs` stops trying virtiofs.',
+          `${qemu} ${args.join(' ')}\n${stderr.trim()}`,
+        );
+      }
       const kvm = /kvm/i.test(stderr);
       const hvf = !kvm && /\bhvf\b|HV_ERROR|HV_UNSUPPORTED|HV_DENIED/i.test(stderr);
       throw new BerthError(

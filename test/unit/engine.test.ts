@@ -10,7 +10,8 @@ import type net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { Engine } from '../../app/engine/engine.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import type { VmSpec } from '../../app/engine/drivers/driver.js';
+import { BerthError, isBerthError } from '../../app/engine/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { instancePaths } from '../../app/engine/paths.js';
@@ -264,4 +265,71 @@ test('invalid settings on disk block the start with a clear error', async () => 
   });
   await assert.rejects(engine.start(), (e) => isBerthError(e, 'INVALID_SETTINGS'));
   assert.equal(fs.readFileSync(paths.settings, 'utf8'), '{"memoryMiB": "lots"}');
+});
+
+/** A fake driver with virtio-fs, whose start can fail in its virtio-fs part like QEMU's. */
+class VirtiofsFakeDriver extends FakeDriver {
+  failVirtiofs = false;
+  async virtiofs() {
+    return { ok: true as const, how: 'fake virtio-fs', needsSocket: true, readOnlyDevice: true };
+  }
+  override async start(spec: VmSpec) {
+    if (this.failVirtiofs && spec.shares?.length) {
+      this.specs.push(spec);
+      throw new BerthError('VIRTIOFSD_FAILED', 'virtiofsd did not start for /x (exit status 1)', 'fake');
+    }
+    return super.start(spec);
+  }
+}
+
+function makeVirtiofsEngine(failVirtiofs: boolean) {
+  const paths = instancePaths(`v${++n}`);
+  fs.mkdirSync(paths.dir, { recursive: true });
+  const shared = fs.mkdtempSync(path.join(t.dir, 'shared-'));
+  const settings = new SettingsStore(paths.settings);
+  settings.update({ shares: [{ hostPath: shared }] });
+  const driver = new VirtiofsFakeDriver({ mode: 'ok', hostKeyFile: paths.hostKey, clientPubFile: `${paths.clientKey}.pub`, dockerSocket: dockerdSock });
+  driver.failVirtiofs = failVirtiofs;
+  const engine = new Engine({ paths, log: silentLogger(), driver, images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'), settings, accelCacheFile: path.join(t.dir, 'accel.json') });
+  engines.push(engine);
+  return { engine, paths, driver, shared };
+}
+
+test('shares get virtio-fs devices at start, kept in the run state, mounted by tag and shown as virtiofs', async () => {
+  const { engine, paths, driver, shared } = makeVirtiofsEngine(false);
+  const s = await engine.start();
+  const spec = driver.specs[0]!;
+  assert.deepEqual(spec.shares?.map((x) => x.hostPath), [shared]);
+  assert.equal(spec.shares![0]!.socketPath, path.join(paths.dir, 'virtiofs', `${spec.shares![0]!.tag}.sock`));
+  const run = JSON.parse(fs.readFileSync(paths.state, 'utf8'));
+  assert.equal(run.sharePlan.devices[0].tag, spec.shares![0]!.tag, 'a reattaching engine rebuilds the same spec');
+  assert.deepEqual(
+    s.shares?.map((x) => [x.hostPath, x.mechanism, x.mechanismReason]),
+    [[shared, 'virtiofs', 'fake virtio-fs']],
+  );
+  assert.ok(driver.vms[0]!.guest!.commands.some((c) => c.includes(`mount -t virtiofs ${spec.shares![0]!.tag}`)));
+});
+
+test('BERTH_SHARE_MECHANISM=sshfs: no devices, every share by reverse sshfs, saying so', async () => {
+  const restore = withEnv({ BERTH_SHARE_MECHANISM: 'sshfs' });
+  try {
+    const { engine, driver } = makeVirtiofsEngine(false);
+    const s = await engine.start();
+    assert.equal(driver.specs[0]!.shares, undefined);
+    assert.equal(s.shares?.[0]?.mechanism, 'reverse-sshfs');
+    assert.equal(s.shares?.[0]?.mechanismReason, 'shareMechanism=sshfs (BERTH_SHARE_MECHANISM)');
+  } finally {
+    restore();
+  }
+});
+
+test('virtiofsd failing at start: the VM starts again without virtio-fs and the shares say why', async () => {
+  const { engine, driver } = makeVirtiofsEngine(true);
+  const s = await engine.start();
+  assert.equal(s.state, 'running');
+  assert.equal(driver.specs.length, 2);
+  assert.equal(driver.specs[0]!.shares?.length, 1);
+  assert.equal(driver.specs[1]!.shares, undefined);
+  assert.equal(s.shares?.[0]?.mechanism, 'reverse-sshfs');
+  assert.match(s.shares![0]!.mechanismReason!, /virtiofsd failed to start \(virtiofsd did not start for \/x/);
 });

@@ -14,7 +14,7 @@ function shapeOf(method: string): string[] {
   return s?.shape ? Object.keys(s.shape) : [];
 }
 
-const SETTINGS_KEYS = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'ports', 'shares'];
+const SETTINGS_KEYS = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'shareMechanism', 'ports', 'shares'];
 
 /** A plausible but probably bad settings patch. */
 export function randomPatch(r: Rng): Record<string, unknown> {

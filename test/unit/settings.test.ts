@@ -143,3 +143,18 @@ test('an out-of-range value in the file is reported with its key', () => {
     t.cleanup();
   }
 });
+
+test('shareMechanism: auto by default, auto|virtiofs|sshfs only, and a change applies at the next start', () => {
+  const t = shortTempDir();
+  try {
+    const s = new SettingsStore(path.join(t.dir, 'settings.json'));
+    assert.equal(defaultSettings().shareMechanism, 'auto');
+    const r = s.update({ shareMechanism: 'sshfs' });
+    assert.equal(r.settings.shareMechanism, 'sshfs');
+    assert.equal(r.restartRequired, true);
+    assert.throws(() => s.update({ shareMechanism: 'nfs' as never }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /shareMechanism/.test(e.message));
+    assert.equal(s.get().shareMechanism, 'sshfs');
+  } finally {
+    t.cleanup();
+  }
+});

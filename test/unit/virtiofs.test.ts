@@ -166,7 +166,7 @@ describe('the share manager with virtiofs routes', () => {
     assert.equal(m.list()[0]!.mechanism, 'virtiofs');
     m.virtiofsLost(tag, 'its virtiofsd (pid 42) exited');
     await waitFor(() => m.list()[0]!.mechanism === 'reverse-sshfs', 5000);
-    assert.match(m.list()[0]!.mechanismReason!, /its virtiofsd \(pid 42\) exited; reverse sshfs until the next restart/);
+    assert.match(m.list()[0]!.mechanismReason!, /its virtiofsd \(pid 42\) exited \(restart the VM soon.*\); reverse sshfs until the next restart/);
     assert.ok(scripts.some((s) => s.startsWith('umount -l ')), 'the dead mount is detached');
     await m.stop();
 

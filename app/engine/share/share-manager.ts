@@ -131,9 +131,13 @@ class ShareMount {
         this.lose = undefined;
         if (this.stopping || why === undefined) break;
         this.set('mounting');
-        // Requests to a device whose server is gone would hang: detach it.
-        await this.session.exec(`umount -l ${q(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
-        this.fallBack(why);
+        // Requests to a device whose server is gone would hang: detach it
+        // (the umount itself may wait forever for the device; the path is
+        // free at once). What is still pending on it, and a VM-wide sync,
+        // waits until the VM restarts: the reason says so.
+        void this.session.exec(`umount -l ${q(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
+        await sleep(500);
+        this.fallBack(`${why} (restart the VM soon with \`berth restart\`: until then, anything still waiting on the old device, and a VM-wide sync, hangs)`);
         continue;
       }
       try {

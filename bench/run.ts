@@ -4,6 +4,8 @@
  * tests: numbers depend on the host (KVM vs TCG above all).
  *
  *   npm run bench -- [--runs N] [--quick] [--out FILE]
+ *   npm run bench -- --only shares [--quick] [--out FILE]   (one start, then
+ *     only the file sharing section; bench/results-shares.md by default)
  *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
  *     written to bench/soak-results.md by default)
  *
@@ -40,7 +42,13 @@ if (!(SOAK_MINUTES > 0)) {
   process.stderr.write('bench: --soak-minutes takes a number of minutes above 0, e.g. --soak-minutes 30\n');
   process.exit(2);
 }
-const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', SOAK ? 'soak-results.md' : 'results.md')));
+/** --only SECTION: one start, then only that section (now: shares). */
+const ONLY = opt('--only', '');
+if (ONLY && ONLY !== 'shares') {
+  process.stderr.write(`bench: --only takes a section name: shares (not ${JSON.stringify(ONLY)})\n`);
+  process.exit(2);
+}
+const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', SOAK ? 'soak-results.md' : ONLY ? `results-${ONLY}.md` : 'results.md')));
 
 const home = fs.mkdtempSync('/tmp/bb-');
 const sock = path.join(home, 'default', 'docker.sock');
@@ -162,10 +170,118 @@ async function soak(): Promise<void> {
   if (r.engineGrowthMiB > SOAK_BOUNDS.engineMiB || r.guestGrowthMiB > SOAK_BOUNDS.guestMiB || r.errors > 0) process.exitCode = 1;
 }
 
+/**
+ * The shares section's folders: one shared before the start (virtiofs
+ * where the host has it: virtio-fs devices are made at boot) and one added
+ * while running (reverse sshfs until a restart), so both mechanisms are
+ * measured in one run; plus a synced folder inside the second.
+ */
+const vfsDir = path.join(home, 'share-vfs');
+
+async function addBootShare(): Promise<void> {
+  fs.mkdirSync(vfsDir);
+  await must(berth('share', 'add', vfsDir), 'berth share add');
+}
+
+/** --only shares: one start, the file sharing section, stop. */
+async function onlyShares(): Promise<void> {
+  process.stderr.write(`bench: BERTH_HOME=${home}, only the file sharing section\n`);
+  await addBootShare();
+  await must(berth('start'), 'berth start');
+  const st = await status();
+  const rows = await sharesSection();
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+  writeResults(rows, `${st.accel} (${st.accelReason})`);
+}
+
+async function sharesSection(): Promise<string[]> {
+  const rows: string[] = [];
+  process.stderr.write('bench: file sharing\n');
+  const shareDir = path.join(home, 'share');
+  fs.mkdirSync(shareDir);
+  await must(berth('share', 'add', shareDir), 'berth share add');
+  const sizes = QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {};
+  // Sync mode: a folder inside the share kept in sync with a copy on the guest's disk.
+  const syncDir = path.join(shareDir, 'synced');
+  fs.mkdirSync(syncDir);
+  await must(berth('sync', 'add', syncDir), 'berth sync add');
+  const syncDeadline = Date.now() + 300_000;
+  for (;;) {
+    const v = JSON.parse((await must(berth('sync', '--json'), 'berth sync')).stdout) as { syncs: { hostPath: string; state: string; mounted: boolean; error?: string }[] };
+    const me = v.syncs.find((x) => x.hostPath === syncDir);
+    if (me?.state === 'watching' && me.mounted) break;
+    if (Date.now() > syncDeadline) throw new Error(`the synced folder did not come up: ${JSON.stringify(me)}`);
+    await sleep(500);
+  }
+  const guestFiles = async (sub: string) => {
+    const r = await berth('shell', '--', 'sh', '-c', `find '${syncDir}/${sub}' -type f 2>/dev/null | wc -l`);
+    return Number(r.stdout.trim()) || 0;
+  };
+  const views = (await status()).shares ?? [];
+  const mech = (dir: string) => views.find((x) => x.hostPath === dir);
+  const targets = [
+    { label: mech(vfsDir)?.mechanism ?? '?', dir: vfsDir, why: mech(vfsDir)?.mechanismReason },
+    { label: mech(shareDir)?.mechanism ?? '?', dir: shareDir, why: mech(shareDir)?.mechanismReason },
+  ].filter((t, i, all) => all.findIndex((x) => x.label === t.label) === i);
+  process.stderr.write(`bench: mechanisms measured: ${targets.map((t) => `${t.label} (${t.why ?? '?'})`).join(', ')}\n`);
+  const { rows: shareRows, settle } = await benchShares(
+    (script) => berth('shell', '--', 'sh', '-c', script),
+    targets,
+    '/var/lib/berth/bench',
+    sizes,
+    { dir: syncDir, guestFiles },
+  );
+  await must(berth('sync', 'rm', syncDir), 'berth sync rm');
+  fs.rmSync(syncDir, { recursive: true, force: true });
+  const cols = targets.map((t) => t.label);
+  rows.push(
+    '## File sharing',
+    '',
+    `The same workloads in the VM, timed inside the guest: on a shared host folder for each mechanism this host has (${targets.map((t) => `${t.label}: ${t.why ?? '?'}`).join('; ')}), on a synced folder (sync mode: \`berth sync add\`, the guest copy on the data disk mounted at the folder's path, kept in sync with the host in the background) and on the guest's own disk (ext4 on the data disk). Caches dropped in the guest before reads and walks.${QUICK ? ' `--quick` sizes.' : ''}`,
+    '',
+    `| workload | guest disk | ${cols.map((c) => `${c} | ratio`).join(' | ')} | synced folder | ratio |`,
+    `|---|---|${cols.map(() => '---|---|').join('')}---|---|`,
+    ...shareRows.map(
+      (r) =>
+        `| ${r.op} | ${ms1(r.nativeMs)} | ${r.shared.map((x) => `${ms1(x.ms)} | ${x.ratio.toFixed(1)}×`).join(' | ')} | ${r.syncMs === undefined ? 'n/a' : ms1(r.syncMs)} | ${r.syncRatio === undefined ? 'n/a' : `${r.syncRatio.toFixed(1)}×`} |`,
+    ),
+    '',
+    'Sync mode carries changes across in the background; how long a burst takes to reach the other side (the host polled every 250 ms, the guest every 2 s):',
+    '',
+    '| burst | until the other side has all of it |',
+    '|---|---|',
+    ...settle.map((x) => `| ${x.what} | ${s1(x.ms)} |`),
+    '',
+  );
+  process.stderr.write('bench: sftp server alone\n');
+  const local = await benchSftpLocal(QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {});
+  rows.push(
+    'The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine\'s server, against the plain folder:',
+    '',
+    sftpBenchTable(local),
+    '',
+  );
+  process.stderr.write('bench: sync alone\n');
+  const sl = await benchSyncLocal(QUICK ? 1000 : 5000);
+  rows.push(
+    'Sync mode alone, without a VM (this machine behind a real ssh channel plays the guest: the same Perl agent, tar and cycles at native speed):',
+    '',
+    '| what | time |',
+    '|---|---|',
+    `| \`berth sync add\` of a folder with ${sl.files.toLocaleString('en')} small files, first copy done | ${(sl.initialMs / 1000).toFixed(1)} s |`,
+    `| ${sl.files.toLocaleString('en')} more files written on the host, all in the copy | ${(sl.liveMs / 1000).toFixed(1)} s |`,
+    '',
+  );
+  return rows;
+}
+
 async function main(): Promise<void> {
   if (SOAK) return soak();
+  if (ONLY === 'shares') return onlyShares();
   const rows: string[] = [];
   process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
+  await addBootShare();
 
   // 1. Start time: a new instance (formats the data disk), then warm starts.
   const samples: StartSample[] = [];
@@ -289,75 +405,8 @@ async function main(): Promise<void> {
     '',
   );
 
-  // 4. File sharing: a shared host folder vs the guest's own disk.
-  process.stderr.write('bench: file sharing\n');
-  const shareDir = path.join(home, 'share');
-  fs.mkdirSync(shareDir);
-  await must(berth('share', 'add', shareDir), 'berth share add');
-  const sizes = QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {};
-  // Sync mode: a folder inside the share kept in sync with a copy on the guest's disk.
-  const syncDir = path.join(shareDir, 'synced');
-  fs.mkdirSync(syncDir);
-  await must(berth('sync', 'add', syncDir), 'berth sync add');
-  const syncDeadline = Date.now() + 300_000;
-  for (;;) {
-    const v = JSON.parse((await must(berth('sync', '--json'), 'berth sync')).stdout) as { syncs: { hostPath: string; state: string; mounted: boolean; error?: string }[] };
-    const me = v.syncs.find((x) => x.hostPath === syncDir);
-    if (me?.state === 'watching' && me.mounted) break;
-    if (Date.now() > syncDeadline) throw new Error(`the synced folder did not come up: ${JSON.stringify(me)}`);
-    await sleep(500);
-  }
-  const guestFiles = async (sub: string) => {
-    const r = await berth('shell', '--', 'sh', '-c', `find '${syncDir}/${sub}' -type f 2>/dev/null | wc -l`);
-    return Number(r.stdout.trim()) || 0;
-  };
-  const { rows: shareRows, settle } = await benchShares(
-    (script) => berth('shell', '--', 'sh', '-c', script),
-    shareDir,
-    '/var/lib/berth/bench',
-    sizes,
-    { dir: syncDir, guestFiles },
-  );
-  await must(berth('sync', 'rm', syncDir), 'berth sync rm');
-  fs.rmSync(syncDir, { recursive: true, force: true });
-  const sh = (await status()).shares?.find((x) => x.hostPath === shareDir);
-  rows.push(
-    '## File sharing',
-    '',
-    `The same workloads in the VM, timed inside the guest: on a shared host folder (${sh?.mechanism ?? '?'}), on a synced folder (sync mode: \`berth sync add\`, the guest copy on the data disk mounted at the folder's path, kept in sync with the host in the background) and on the guest's own disk (ext4 on the data disk). Caches dropped in the guest before reads and walks.`,
-    '',
-    `| workload | guest disk | shared folder (${sh?.mechanism ?? '?'}) | ratio | synced folder | ratio |`,
-    '|---|---|---|---|---|---|',
-    ...shareRows.map(
-      (r) => `| ${r.op} | ${ms1(r.nativeMs)} | ${ms1(r.sharedMs)} | ${r.ratio.toFixed(1)}× | ${r.syncMs === undefined ? 'n/a' : ms1(r.syncMs)} | ${r.syncRatio === undefined ? 'n/a' : `${r.syncRatio.toFixed(1)}×`} |`,
-    ),
-    '',
-    'Sync mode carries changes across in the background; how long a burst takes to reach the other side (the host polled every 250 ms, the guest every 2 s):',
-    '',
-    '| burst | until the other side has all of it |',
-    '|---|---|',
-    ...settle.map((x) => `| ${x.what} | ${s1(x.ms)} |`),
-    '',
-  );
-  process.stderr.write('bench: sftp server alone\n');
-  const local = await benchSftpLocal(QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {});
-  rows.push(
-    'The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine\'s server, against the plain folder:',
-    '',
-    sftpBenchTable(local),
-    '',
-  );
-  process.stderr.write('bench: sync alone\n');
-  const sl = await benchSyncLocal(QUICK ? 1000 : 5000);
-  rows.push(
-    'Sync mode alone, without a VM (this machine behind a real ssh channel plays the guest: the same Perl agent, tar and cycles at native speed):',
-    '',
-    '| what | time |',
-    '|---|---|',
-    `| \`berth sync add\` of a folder with ${sl.files.toLocaleString('en')} small files, first copy done | ${(sl.initialMs / 1000).toFixed(1)} s |`,
-    `| ${sl.files.toLocaleString('en')} more files written on the host, all in the copy | ${(sl.liveMs / 1000).toFixed(1)} s |`,
-    '',
-  );
+  // 4. File sharing: shared host folders (each mechanism) vs the guest's own disk.
+  rows.push(...(await sharesSection()));
 
   // 5. The dashboard (no VM needed: a fake dockerd holds 200 containers).
   process.stderr.write('bench: dashboard\n');

@@ -1,10 +1,11 @@
 /**
  * File sharing numbers for `npm run bench`: the same workloads in the VM on
- * a shared host folder (each available mechanism), on a synced folder (sync
- * mode: the guest copy on the guest's disk) and on the guest's own disk, in
- * one run, timed inside the guest so the ssh round trip of the command
- * itself does not count. For sync mode, how long the sync takes to bring a
- * burst of changes to the other side is measured too.
+ * shared host folders (one per available mechanism: virtiofs, reverse
+ * sshfs), on a synced folder (sync mode: the guest copy on the guest's
+ * disk) and on the guest's own disk, in one run, timed inside the guest so
+ * the ssh round trip of the command itself does not count. For sync mode,
+ * how long the sync takes to bring a burst of changes to the other side is
+ * measured too.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,8 +13,8 @@ import path from 'node:path';
 export interface ShareBenchRow {
   op: string;
   nativeMs: number;
-  sharedMs: number;
-  ratio: number;
+  /** One per shared folder measured, in the order given. */
+  shared: { label: string; ms: number; ratio: number }[];
   /** Sync mode (when measured): the same workload on the synced folder. */
   syncMs?: number;
   syncRatio?: number;
@@ -79,13 +80,19 @@ function parse(out: string): Map<string, number> {
   return m;
 }
 
+/** A host folder shared at the same path, and what to call its column (its mechanism). */
+export interface SharedTarget {
+  label: string;
+  dir: string;
+}
+
 /**
- * `shell` runs a script in the guest as root; `sharedHost` is a host folder
+ * `shell` runs a script in the guest as root; `sharedHost` are host folders
  * shared at the same path; `nativeGuest` a folder on the guest's data disk.
  */
 export async function benchShares(
   shell: Shell,
-  sharedHost: string,
+  sharedHost: SharedTarget[],
   nativeGuest: string,
   opts: ShareBenchOptions = {},
   synced?: SyncedTarget,
@@ -97,11 +104,12 @@ export async function benchShares(
     return parse(r.stdout);
   };
   const native = await runIn(nativeGuest);
-  const shared = await runIn(sharedHost);
+  const shared: Map<string, number>[] = [];
+  for (const t of sharedHost) shared.push(await runIn(t.dir));
   const sync = synced ? await runIn(synced.dir) : undefined;
-  // The walk: the shared tree is made on the host (as a checkout would be),
-  // the native one in the guest; neither is timed.
-  makeTreeLocal(path.join(sharedHost, 'walk'), o.treeFiles);
+  // The walk: the shared trees are made on the host (as a checkout would
+  // be), the native one in the guest; none is timed.
+  for (const t of sharedHost) makeTreeLocal(path.join(t.dir, 'walk'), o.treeFiles);
   const mk = await shell(
     `set -e; mkdir -p '${nativeGuest}/walk'; cd '${nativeGuest}/walk'; for a in 0 1 2 3 4 5 6 7 8 9; do for b in 0 1 2 3 4 5 6 7 8 9; do mkdir -p d$a/e$b; i=0; while [ $i -lt ${Math.ceil(o.treeFiles / 100)} ]; do echo x > d$a/e$b/f$i.txt; i=$((i+1)); done; done; done`,
   );
@@ -114,7 +122,7 @@ export async function benchShares(
   };
   const walkOp = `walk a ${o.treeFiles}-file tree (git status-like)`;
   native.set(walkOp, await walk(nativeGuest));
-  shared.set(walkOp, await walk(sharedHost));
+  for (const [i, t] of sharedHost.entries()) shared[i]!.set(walkOp, await walk(t.dir));
   const settle: SyncSettleRow[] = [];
   if (synced && sync) {
     // The same tree made on the host (a checkout): time until the guest copy has all of it.
@@ -137,10 +145,16 @@ export async function benchShares(
     settle.push({ what: `${n} files made in the guest → all on the host (guest writes and the command took ${Math.round(wrote)} ms)`, ms: performance.now() - t1 });
   }
   await shell(`rm -rf '${nativeGuest}'`);
-  fs.rmSync(path.join(sharedHost, 'walk'), { recursive: true, force: true });
+  for (const t of sharedHost) fs.rmSync(path.join(t.dir, 'walk'), { recursive: true, force: true });
   const rows = [...native].map(([op, nativeMs]) => {
-    const sharedMs = shared.get(op) ?? NaN;
-    const row: ShareBenchRow = { op, nativeMs, sharedMs, ratio: sharedMs / Math.max(1, nativeMs) };
+    const row: ShareBenchRow = {
+      op,
+      nativeMs,
+      shared: sharedHost.map((t, i) => {
+        const ms = shared[i]!.get(op) ?? NaN;
+        return { label: t.label, ms, ratio: ms / Math.max(1, nativeMs) };
+      }),
+    };
     if (sync) {
       row.syncMs = sync.get(op) ?? NaN;
       row.syncRatio = row.syncMs / Math.max(1, nativeMs);

@@ -1,7 +1,8 @@
 /**
  * Sync mode with a real VM and the real docker CLI: a folder inside a share
  * is copied to the guest's disk and mounted at its own path in the VM, so
- * `docker run -v "$PWD":/src` uses the guest copy (ext4, not sshfs); edits,
+ * `docker run -v "$PWD":/src` uses the guest copy (ext4, not the share's
+ * virtiofs or sshfs mount, which it is bind-mounted over); edits,
  * deletes and renames go both ways; files containers make belong to the host
  * user; a conflict keeps both versions and is reported; a restart keeps the
  * guest copy and syncs what changed meanwhile. Times are printed, never
@@ -79,7 +80,7 @@ describe('sync mode with a real VM', { skip: problem ?? false, timeout: 40 * 60_
     assert.equal(s.guestPath, proj);
     assert.match(s.copyPath, /^\/var\/lib\/berth\/sync\/[0-9a-f]{16}\/tree$/);
     const out = await inContainer("grep ' /src ' /proc/mounts; cat README.md; ./build.sh; readlink link-to-a; cat link-to-a; ls src | wc -l");
-    assert.match(out, / \/src ext4 /, `the container gets the guest copy (ext4), not sshfs:\n${out}`);
+    assert.match(out, / \/src ext4 /, `the container gets the guest copy (ext4), not the share's mount:\n${out}`);
     assert.match(out, /hello from the host/);
     assert.match(out, /built/);
     assert.match(out, /src\/deep\/a\.txt\nA\n/);
@@ -208,7 +209,8 @@ describe('sync mode with a real VM', { skip: problem ?? false, timeout: 40 * 60_
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await syncs()).length, 0);
     const out = await inContainer("grep ' /src ' /proc/mounts; cat README.md");
-    assert.match(out, / \/src fuse\.sshfs /);
+    // The share's own mount again: virtiofs (QEMU with virtiofsd) or reverse sshfs.
+    assert.match(out, / \/src (virtiofs|fuse\.sshfs) /);
     assert.match(out, /edited on the host/);
     const left = await vm.berth(['shell', '--', 'sh', '-c', 'ls /var/lib/berth/sync | wc -l']);
     assert.equal(left.stdout.trim(), '0');

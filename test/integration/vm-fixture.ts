@@ -24,6 +24,26 @@ export interface VmFixture {
   cleanup: () => Promise<void>;
 }
 
+/**
+ * BERTH_TEST_KEEP_LOGS=DIR: the instance's logs (engine, serial, vfkit,
+ * virtiofsd) are copied to DIR/<prefix>-<time>/ before the fixture's
+ * folder goes, so a failed VM test can be read afterwards.
+ */
+function keepLogs(inst: string, prefix: string): void {
+  const to = process.env.BERTH_TEST_KEEP_LOGS;
+  if (!to) return;
+  try {
+    const dest = path.join(to, `${prefix}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    fs.mkdirSync(dest, { recursive: true });
+    for (const dir of [inst, path.join(inst, 'virtiofs')]) {
+      if (!fs.existsSync(dir)) continue;
+      for (const f of fs.readdirSync(dir)) if (/\.log(\.\d+)?$/.test(f)) fs.copyFileSync(path.join(dir, f), path.join(dest, f));
+    }
+  } catch {
+    /* best effort */
+  }
+}
+
 export function vmFixture(prefix: string): VmFixture {
   const t = shortTempDir(prefix);
   const home = path.join(t.dir, 'h');
@@ -55,6 +75,7 @@ export function vmFixture(prefix: string): VmFixture {
     },
     qemuPid,
     cleanup: async () => {
+      keepLogs(inst, prefix);
       await berth(['stop', '--force'], env, { timeoutMs: 120_000 }).catch(() => undefined);
       try {
         const pid = qemuPid();

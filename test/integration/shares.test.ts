@@ -365,9 +365,10 @@ for (const variant of variants) describe(`file sharing with a real VM (${variant
     assert.equal(fs.readFileSync(path.join(lossShare, 'y.txt'), 'utf8'), 'after\n');
     // The other shares are untouched.
     assert.ok((await list()).some((x) => x.hostPath === share && x.mechanism === 'virtiofs' && x.state === 'mounted'));
-    // What the dead device still costs until a restart: a global sync waits on it.
-    const sync = await vm.berth(['shell', '--', 'sh', '-c', 'timeout 10 sync; echo "sync rc=$?"']);
-    process.stdout.write(`# after a virtiofsd died: ${sync.stdout.trim()} (124: still waiting after 10 s)\n`);
+    // What the dead device still costs until a restart: a VM-wide sync waits
+    // on it, uninterruptibly (so in the background, and only looked at).
+    const sync = await vm.berth(['shell', '--', 'sh', '-c', 'sync >/dev/null 2>&1 </dev/null & p=$!; sleep 5; if kill -0 $p 2>/dev/null; then echo "sync still waiting after 5 s"; else echo "sync done"; fi'], { timeoutMs: 60_000 });
+    process.stdout.write(`# after a virtiofsd died: ${sync.stdout.trim()}\n`);
   });
 
 });

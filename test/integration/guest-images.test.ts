@@ -83,11 +83,23 @@ describe('arm64 guest on qemu-system-aarch64 (TCG, virt)', { skip: armProblem ??
     assert.match(await startAndDockerVersion(vm, 'arm64, direct kernel, TCG'), /^\S+ linux\/arm64$/);
     const argv = qemuArgv(vm);
     assert.match(argv[0]!, /qemu-system-aarch64$/);
-    assert.equal(argv[argv.indexOf('-machine') + 1], 'virt');
+    // virt, with guest memory QEMU can share with virtiofsd when the shares use virtio-fs.
+    const machine = argv[argv.indexOf('-machine') + 1];
+    assert.match(machine!, /^virt(,memory-backend=mem)?$/);
     assert.equal(argv[argv.indexOf('-cpu') + 1], 'max,pauth-impdef=on');
     assert.match(argv[argv.indexOf('-append') + 1]!, /console=ttyAMA0/);
     const st = JSON.parse((await vm.berth(['status', '--json'])).stdout) as { accel?: string; accelReason?: string };
     assert.equal(st.accel, 'tcg');
+  });
+
+  test('the shared folders are mounted, by virtio-fs when QEMU got its devices', async () => {
+    const machine = qemuArgv(vm)[qemuArgv(vm).indexOf('-machine') + 1]!;
+    const r = JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; state: string; mechanism: string }[] };
+    assert.ok(r.shares.length > 0);
+    for (const s of r.shares) {
+      assert.equal(s.state, 'mounted', JSON.stringify(s));
+      assert.equal(s.mechanism, machine.includes('memory-backend') ? 'virtiofs' : 'reverse-sshfs', JSON.stringify(s));
+    }
   });
 
   test('the guest kernel is arm64 and dockerd runs its containers there', async () => {

@@ -169,6 +169,35 @@ describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_0
     await screenshot(page, 'fake-settings-saved');
   });
 
+  test('a broken settings file: Home and Settings warn, Berth goes on with the last good ones, Save writes them anew', async () => {
+    const good = fs.readFileSync(engine.paths.settings, 'utf8');
+    fs.writeFileSync(engine.paths.settings, good.slice(0, 40)); // an editor that died mid-save
+    await page.getByRole('link', { name: 'Home' }).click();
+    const homeWarning = page.getByTestId('settings-problem');
+    await homeWarning.getByText(/is not valid JSON \(it ends too early: truncated\?\)/).waitFor();
+    assert.match(await homeWarning.innerText(), /last good settings/, 'with the hint');
+    assert.equal(await homeWarning.getAttribute('role'), 'status', 'a warning, not an alert: Berth goes on');
+    await screenshot(page, 'fake-home-settings-problem');
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByTestId('settings-problem').waitFor();
+    await page.waitForFunction(() => (document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value !== '');
+    assert.equal(await page.getByRole('textbox', { name: 'Memory (MiB)' }).inputValue(), String(JSON.parse(good).memoryMiB), 'the last good values');
+    assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), good.slice(0, 40), 'the broken file is left as it is until the user saves');
+    await page.getByRole('button', { name: 'Save' }).click(); // nothing changed, but the file is broken: saved anew
+    const result = page.getByTestId('settings-result');
+    await result.getByText(/was broken .* it was moved to .*settings\.json\.broken-/).waitFor();
+    assert.deepEqual(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')), JSON.parse(good));
+    const aside = fs.readdirSync(path.dirname(engine.paths.settings)).filter((f) => f.startsWith('settings.json.broken-'));
+    assert.equal(aside.length, 1);
+    assert.equal(fs.readFileSync(path.join(path.dirname(engine.paths.settings), aside[0]!), 'utf8'), good.slice(0, 40), 'nothing lost');
+    await page.getByTestId('settings-problem').waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: 'Home' }).click();
+    await page.getByTestId('vm-state').waitFor();
+    await page.getByTestId('settings-problem').waitFor({ state: 'detached' });
+    assert.deepEqual(problems, []);
+  });
+
   test('troubleshoot: logs, a diagnostics bundle downloaded, factory reset only when stopped', async () => {
     await page.getByRole('link', { name: 'Troubleshoot' }).click();
     await page.getByRole('log', { name: 'Engine log' }).getByText(/engine starting \(fake\)/).waitFor();

@@ -19,7 +19,7 @@ import { silentLogger } from '../../app/engine/log.js';
 import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
 import { sleep } from '../../app/engine/process-util.js';
 import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
-import { SettingsStore } from '../../app/engine/settings/store.js';
+import { SettingsStore, settingsView } from '../../app/engine/settings/store.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
 import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
 
@@ -67,6 +67,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
       dockerHost: `unix://${dockerd.socketPath}`,
       enginePid: process.pid,
     };
+    if (settings.problem) st.settingsProblem = settings.problem.toInfo();
     if (sm.state === 'starting' && phase) st.phase = phase as never;
     if (sm.state === 'running') {
       st.accel = 'tcg';
@@ -132,7 +133,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     'vm.start': start,
     'vm.stop': stop,
     'vm.restart': async () => (await stop(), start()),
-    'settings.get': async () => settings.get() as never,
+    'settings.get': async () => settingsView(settings) as never,
     'settings.update': async (p) => settings.update(p.patch) as never,
     'ports.list': async () => portsList(),
     'ports.add': async (p) => {

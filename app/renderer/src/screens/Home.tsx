@@ -7,7 +7,9 @@ import { PHASE_LABELS, START_PHASES, STATE_LABELS, formatBytes } from '../format
 import { useVm } from '../vm';
 
 export function Home() {
-  const { status, statusError, progress, busy, actionError, clearActionError, act } = useVm();
+  const { status, statusError, progress, busy, actionError, clearActionError, act, refresh } = useVm();
+  // Events keep the state current, not the settings file's health: read it anew each time Home shows.
+  useEffect(() => void refresh(), [refresh]);
   const state = status?.state;
   const transitional = state === 'starting' || state === 'stopping' || !!busy;
   return (
@@ -20,6 +22,7 @@ export function Home() {
         </p>
         <ErrorNote error={statusError} />
         {state === 'error' && status?.error && <ErrorNote error={CallError.from(status.error)} />}
+        {status?.settingsProblem && <ErrorNote warning testId="settings-problem" error={CallError.from(status.settingsProblem)} />}
         <div className="actions">
           {(state === 'stopped' || state === 'error' || !state) && (
             <button type="button" className="primary" onClick={() => void act('vm.start')} disabled={transitional || !state}>

@@ -66,7 +66,7 @@ export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
 
 export function Settings() {
   const api = useApi();
-  const { status, act, busy } = useVm();
+  const { status, act, busy, refresh } = useVm();
   const [saved, setSaved] = useState<SettingsView | null>(null);
   const [form, setForm] = useState<Record<Key, string>>({
     cpus: '',
@@ -117,7 +117,9 @@ export function Settings() {
       setError(new CallError({ code: 'INVALID_SETTINGS', message: 'some values are not valid', hint: 'Nothing was saved. Fix the fields marked below.' }));
       return;
     }
-    if (!Object.keys(patch).length) {
+    // A broken file on disk is saved anew (and moved aside) even with
+    // nothing changed: that is how the user gets rid of the warning.
+    if (!Object.keys(patch).length && !saved.problem) {
       setResult({ settings: saved, changed: [], restartRequired: false });
       return;
     }
@@ -126,6 +128,7 @@ export function Settings() {
       const r = await api.call('settings.update', { patch });
       setResult(r);
       setSaved(r.settings);
+      if (saved.problem) void refresh(); // the status's settingsProblem is gone too
     } catch (err) {
       const ce = CallError.from(err);
       setError(ce);
@@ -138,6 +141,12 @@ export function Settings() {
   return (
     <>
     <form className="settings card" onSubmit={(e) => void submit(e)} noValidate aria-describedby={error ? `${id}-error` : undefined}>
+      {saved?.problem && (
+        <>
+          <ErrorNote warning testId="settings-problem" error={CallError.from(saved.problem)} />
+          <p className="muted small">Save writes the settings below anew; the broken file is moved aside, not deleted.</p>
+        </>
+      )}
       {FIELDS.map((f) => {
         const fid = `${id}-${f.key}`;
         const ferr = fields[f.key];
@@ -218,7 +227,8 @@ export function Settings() {
       </div>
       {result && (
         <div className="note" role="status" data-testid="settings-result">
-          {result.changed.length ? `Saved ${result.changed.join(', ')}.` : 'Nothing changed.'}
+          {result.changed.length ? `Saved ${result.changed.join(', ')}.` : result.notice ? 'Saved.' : 'Nothing changed.'}
+          {result.notice && ` ${result.notice}`}
           {result.restartRequired && status?.state === 'running' && (
             <>
               {' '}

@@ -13,6 +13,27 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** The pid in a pid file, or undefined when there is none (no file, not a number). */
+export function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Is `pid` alive and still the process a pid file named (not a recycled pid
+ * of something else): its command line holds every one of `marks`. Where
+ * the OS won't tell the command line, the pid file is trusted.
+ */
+export function isProcessOf(pid: number, ...marks: string[]): boolean {
+  if (!pidAlive(pid)) return false;
+  const cmd = processCommandLine(pid);
+  return cmd === undefined || marks.every((m) => cmd.includes(m));
+}
+
 /** The command line of a live process, or undefined where the OS won't tell. */
 export function processCommandLine(pid: number): string | undefined {
   if (process.platform === 'linux') {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
-import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
 import type { VirtiofsSupport } from '../share/virtiofs.js';
 import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
@@ -105,21 +105,9 @@ function qemuEscape(value: string): string {
   return value.replace(/,/g, ',,');
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Is `pid` the QEMU of this spec (not a recycled pid of something else)? */
 function isOurQemu(pid: number, spec: VmSpec): boolean {
-  if (!pidAlive(pid)) return false;
-  const cmd = processCommandLine(pid);
-  // Where the OS won't tell, trust the pid file.
-  return cmd === undefined || (cmd.includes('qemu') && cmd.includes(spec.pidFile));
+  return isProcessOf(pid, 'qemu', spec.pidFile);
 }
 
 /**
@@ -366,7 +354,7 @@ export class QemuDriver implements Driver {
         `${qemu} ${args.join(' ')}\n${stderr.trim()}`,
       );
     }
-    const pid = readPid(spec.pidFile);
+    const pid = readPidFile(spec.pidFile);
     if (!pid || !pidAlive(pid)) {
       throw new BerthError(
         'QEMU_FAILED',
@@ -393,7 +381,7 @@ export class QemuDriver implements Driver {
   }
 
   async attach(spec: VmSpec): Promise<RunningVm | null> {
-    const pid = readPid(spec.pidFile);
+    const pid = readPidFile(spec.pidFile);
     if (!pid) return null;
     if (!isOurQemu(pid, spec)) {
       fs.rmSync(spec.pidFile, { force: true });

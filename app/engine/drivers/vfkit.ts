@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
-import { findExecutable, pidAlive, processCommandLine, sleep, waitFor } from '../process-util.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
 import type { VirtiofsSupport } from '../share/virtiofs.js';
 import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 
@@ -311,20 +311,9 @@ export class VfkitRest {
   }
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Is `pid` the vfkit of this spec (not a recycled pid)? */
 function isOurVfkit(pid: number, spec: VmSpec): boolean {
-  if (!pidAlive(pid)) return false;
-  const cmd = processCommandLine(pid);
-  return cmd === undefined || (cmd.includes('vfkit') && cmd.includes(spec.controlSocket));
+  return isProcessOf(pid, 'vfkit', spec.controlSocket);
 }
 
 export interface VfkitDriverOptions {
@@ -550,7 +539,7 @@ export class VfkitDriver implements Driver {
   }
 
   async attach(spec: VmSpec): Promise<RunningVm | null> {
-    const pid = readPid(spec.pidFile);
+    const pid = readPidFile(spec.pidFile);
     if (!pid) return null;
     if (!isOurVfkit(pid, spec)) {
       fs.rmSync(spec.pidFile, { force: true });

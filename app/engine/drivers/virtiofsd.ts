@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
-import { findExecutable, pidAlive, processCommandLine, waitFor } from '../process-util.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../process-util.js';
 import type { VirtiofsSupport } from '../share/virtiofs.js';
 import type { ShareSpec } from './driver.js';
 
@@ -258,20 +258,9 @@ export interface RunningBackend {
   log: string;
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Is `pid` the virtiofsd of this socket (not a recycled pid)? */
 function isOurs(pid: number, socketPath: string): boolean {
-  if (!pidAlive(pid)) return false;
-  const cmd = processCommandLine(pid);
-  return cmd === undefined || cmd.includes(socketPath);
+  return isProcessOf(pid, socketPath);
 }
 
 /**
@@ -339,7 +328,7 @@ async function startOne(s: ShareSpec, probe: VirtiofsdProbe, timeoutMs: number):
 /** A virtiofsd left by an earlier run on this socket (its QEMU is gone): stop it. */
 async function stopStale(s: ShareSpec): Promise<void> {
   const files = backendFiles(s);
-  const pid = readPid(files.pid);
+  const pid = readPidFile(files.pid);
   if (pid && isOurs(pid, s.socketPath!)) await stopBackends([{ tag: s.tag, pid, socketPath: s.socketPath!, log: files.log }]);
   fs.rmSync(files.pid, { force: true });
 }
@@ -350,7 +339,7 @@ export function findBackends(shares: ShareSpec[]): RunningBackend[] {
   for (const s of shares) {
     if (!s.socketPath) continue;
     const files = backendFiles(s);
-    const pid = readPid(files.pid);
+    const pid = readPidFile(files.pid);
     if (pid && isOurs(pid, s.socketPath)) out.push({ tag: s.tag, pid, socketPath: s.socketPath, log: files.log });
   }
   return out;

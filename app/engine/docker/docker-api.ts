@@ -81,6 +81,55 @@ export class DockerApi {
     });
   }
 
+  /**
+   * Follow containers starting and going, for as long as the caller wants:
+   * `event` for each start, die and destroy; `list` with the running
+   * containers after each (re)subscription (subscribed first, then listed,
+   * so an event between the two is not lost). A stream that ends (dockerd
+   * restarted, the guest went away) is opened again after `retryMs`.
+   */
+  followContainers(h: {
+    event(action: 'start' | 'die' | 'destroy', id: string): void;
+    list(containers: ContainerSummary[]): void;
+    /** The stream ended (and will be opened again), or listing failed. */
+    trouble?(what: 'events' | 'list', err?: Error): void;
+    retryMs?: number;
+  }): { stop: () => void } {
+    let stopped = false;
+    let stream: { stop: () => void } | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const subscribe = () => {
+      if (stopped) return;
+      stream = this.events(
+        { type: ['container'], event: ['start', 'die', 'destroy'] },
+        (e) => {
+          if (!stopped && (e.Action === 'start' || e.Action === 'die' || e.Action === 'destroy')) h.event(e.Action, e.Actor.ID);
+        },
+        (err) => {
+          if (stopped) return;
+          h.trouble?.('events', err);
+          retry = setTimeout(subscribe, h.retryMs ?? 500);
+        },
+      );
+      this.listContainers().then(
+        (list) => {
+          if (!stopped) h.list(list);
+        },
+        (err: Error) => {
+          if (!stopped) h.trouble?.('list', err);
+        },
+      );
+    };
+    subscribe();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(retry);
+        stream?.stop();
+      },
+    };
+  }
+
   listContainers(all = false): Promise<ContainerSummary[]> {
     return this.request('GET', `/containers/json${all ? '?all=1' : ''}`) as Promise<ContainerSummary[]>;
   }

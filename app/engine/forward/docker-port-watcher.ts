@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerSummary, DockerApi } from '../docker/docker-api.js';
-import { sleep } from '../process-util.js';
 
 /** A port a running container publishes. */
 export interface PublishedPort {
@@ -56,37 +55,19 @@ export class DockerPortWatcher extends EventEmitter<{ change: [] }> {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.subscribe();
-  }
-
-  private subscribe(): void {
-    if (this.stopped) return;
-    this.stream = this.api.events(
-      { type: ['container'], event: ['start', 'die', 'destroy'] },
-      (e) => void this.onEvent(e.Action, e.Actor.ID),
-      (err) => {
-        if (this.stopped) return;
-        this.log.debug({ err: err?.message }, 'docker event stream ended; resubscribing');
-        void sleep(500).then(() => this.subscribe());
+    this.stream = this.api.followContainers({
+      event: (action, id) => void this.onEvent(action, id),
+      list: (list) => {
+        this.byContainer.clear();
+        for (const c of list) {
+          const ports = publishedPorts(c);
+          if (ports.length) this.byContainer.set(c.Id, ports);
+        }
+        this.emit('change');
       },
-    );
-    // Subscribed first, then listed: an event between the two is not lost.
-    void this.resync();
-  }
-
-  private async resync(): Promise<void> {
-    try {
-      const list = await this.api.listContainers();
-      if (this.stopped) return;
-      this.byContainer.clear();
-      for (const c of list) {
-        const ports = publishedPorts(c);
-        if (ports.length) this.byContainer.set(c.Id, ports);
-      }
-      this.emit('change');
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'listing containers failed');
-    }
+      trouble: (what, err) =>
+        this.log.debug({ err: err?.message }, what === 'events' ? 'docker event stream ended; resubscribing' : 'listing containers failed'),
+    });
   }
 
   private async onEvent(action: string, id: string): Promise<void> {

@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
-import { sleep } from '../process-util.js';
 
 /**
  * Host edits reach containers' file watchers (webpack, vite, nodemon).
@@ -164,22 +163,10 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.subscribe();
-  }
-
-  private subscribe(): void {
-    if (this.stopped) return;
-    this.events = this.docker.events(
-      { type: ['container'], event: ['start', 'die', 'destroy'] },
-      (e) => void (e.Action === 'start' ? this.containerStarted(e.Actor.ID) : this.containerGone(e.Actor.ID)),
-      () => {
-        if (!this.stopped) void sleep(500).then(() => this.subscribe());
-      },
-    );
-    void this.docker.listContainers().then(
-      (list) => list.forEach((c) => void this.containerStarted(c.Id)),
-      () => undefined,
-    );
+    this.events = this.docker.followContainers({
+      event: (action, id) => void (action === 'start' ? this.containerStarted(id) : this.containerGone(id)),
+      list: (list) => list.forEach((c) => void this.containerStarted(c.Id)),
+    });
   }
 
   private async containerStarted(id: string): Promise<void> {

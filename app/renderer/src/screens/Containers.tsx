@@ -4,6 +4,7 @@ import type { PortViewWire } from '../../../engine/api/contract';
 import { CallError, useApi, useEvent } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';
+import { ListTable } from '../components/ListTable';
 import { LogViewer } from '../components/LogViewer';
 import { TerminalView } from '../components/TerminalView';
 import { shortId } from '../format';
@@ -119,106 +120,93 @@ export function Containers() {
         </p>
       )}
       {shown.length > 0 && (
-        <table className="list" aria-label="Containers">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Image</th>
-              <th scope="col">State</th>
-              <th scope="col">Ports</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((c) => {
-              const b = busy[c.id];
-              const isRunning = c.state === 'running';
-              return (
-                <tr key={c.id} data-testid="container-row" data-name={c.name} className={panel?.id === c.id ? 'selected' : undefined}>
-                  <td>
-                    <div className="name">{c.name}</div>
-                    <div className="muted small">
-                      {shortId(c.id)}
-                      {c.project ? ` · ${c.project}` : ''}
-                    </div>
-                  </td>
-                  <td className="image">{c.image}</td>
-                  <td>
-                    <span className={`pill state-${c.state}`} data-testid="container-state">
-                      {c.state}
-                    </span>
-                    <div className="muted small">{c.status}</div>
-                  </td>
-                  <td className="ports">
-                    {c.ports
-                      .filter((p) => p.publicPort)
-                      .map((p) => {
-                        const conflict = conflicts.get(p.publicPort!);
-                        return (
-                          <div key={`${p.publicPort}/${p.proto}`}>
-                            {p.url ? (
-                              <a href={p.url} target="_blank" rel="noreferrer" aria-label={`Open port ${p.publicPort} of ${c.name} in the browser`}>
-                                localhost:{p.publicPort}
-                              </a>
-                            ) : (
-                              <span>
-                                {p.publicPort}/{p.proto}
-                              </span>
-                            )}
-                            <span className="muted small"> → {p.privatePort}</span>
-                            {conflict && (
-                              <span className="warn small" title={conflict.error}>
-                                {' '}
-                                ({conflict.state}
-                                {conflict.holder?.command ? `: held by ${conflict.holder.command}` : ''})
-                              </span>
-                            )}
-                          </div>
-                        );
-                      })}
-                  </td>
-                  <td className="row-actions">
-                    {isRunning ? (
-                      <button type="button" onClick={() => void act(c, 'stop')} disabled={!!b} aria-label={`Stop ${c.name}`}>
-                        {b === 'stop' ? 'Stopping…' : 'Stop'}
-                      </button>
-                    ) : (
-                      <button type="button" onClick={() => void act(c, 'start')} disabled={!!b} aria-label={`Start ${c.name}`}>
-                        {b === 'start' ? 'Starting…' : 'Start'}
-                      </button>
-                    )}
-                    <button type="button" onClick={() => void act(c, 'restart')} disabled={!!b} aria-label={`Restart ${c.name}`}>
-                      {b === 'restart' ? 'Restarting…' : 'Restart'}
+        <ListTable label="Containers" columns={['Name', 'Image', 'State', 'Ports']}>
+          {shown.map((c) => {
+            const b = busy[c.id];
+            const isRunning = c.state === 'running';
+            return (
+              <tr key={c.id} data-testid="container-row" data-name={c.name} className={panel?.id === c.id ? 'selected' : undefined}>
+                <td>
+                  <div className="name">{c.name}</div>
+                  <div className="muted small">
+                    {shortId(c.id)}
+                    {c.project ? ` · ${c.project}` : ''}
+                  </div>
+                </td>
+                <td className="image">{c.image}</td>
+                <td>
+                  <span className={`pill state-${c.state}`} data-testid="container-state">
+                    {c.state}
+                  </span>
+                  <div className="muted small">{c.status}</div>
+                </td>
+                <td className="ports">
+                  {c.ports
+                    .filter((p) => p.publicPort)
+                    .map((p) => {
+                      const conflict = conflicts.get(p.publicPort!);
+                      return (
+                        <div key={`${p.publicPort}/${p.proto}`}>
+                          {p.url ? (
+                            <a href={p.url} target="_blank" rel="noreferrer" aria-label={`Open port ${p.publicPort} of ${c.name} in the browser`}>
+                              localhost:{p.publicPort}
+                            </a>
+                          ) : (
+                            <span>
+                              {p.publicPort}/{p.proto}
+                            </span>
+                          )}
+                          <span className="muted small"> → {p.privatePort}</span>
+                          {conflict && (
+                            <span className="warn small" title={conflict.error}>
+                              {' '}
+                              ({conflict.state}
+                              {conflict.holder?.command ? `: held by ${conflict.holder.command}` : ''})
+                            </span>
+                          )}
+                        </div>
+                      );
+                    })}
+                </td>
+                <td className="row-actions">
+                  {isRunning ? (
+                    <button type="button" onClick={() => void act(c, 'stop')} disabled={!!b} aria-label={`Stop ${c.name}`}>
+                      {b === 'stop' ? 'Stopping…' : 'Stop'}
                     </button>
-                    <button
-                      type="button"
-                      onClick={() => setPanel({ id: c.id, name: c.name, tab: 'logs' })}
-                      aria-label={`Logs of ${c.name}`}
-                      aria-pressed={panel?.id === c.id && panel.tab === 'logs'}
-                    >
-                      Logs
+                  ) : (
+                    <button type="button" onClick={() => void act(c, 'start')} disabled={!!b} aria-label={`Start ${c.name}`}>
+                      {b === 'start' ? 'Starting…' : 'Start'}
                     </button>
-                    <button
-                      type="button"
-                      onClick={() => setPanel({ id: c.id, name: c.name, tab: 'terminal' })}
-                      disabled={!isRunning}
-                      aria-label={`Terminal in ${c.name}`}
-                      aria-pressed={panel?.id === c.id && panel.tab === 'terminal'}
-                    >
-                      Terminal
-                    </button>
-                    <button type="button" className="danger" onClick={() => setRemoving(c)} disabled={!!b} aria-label={`Remove ${c.name}`}>
-                      {b === 'remove' ? 'Removing…' : 'Remove'}
-                    </button>
-                    {rowError?.id === c.id && <ErrorNote error={rowError.error} onDismiss={() => setRowError(null)} />}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+                  )}
+                  <button type="button" onClick={() => void act(c, 'restart')} disabled={!!b} aria-label={`Restart ${c.name}`}>
+                    {b === 'restart' ? 'Restarting…' : 'Restart'}
+                  </button>
+                  <button
+                    type="button"
+                    onClick={() => setPanel({ id: c.id, name: c.name, tab: 'logs' })}
+                    aria-label={`Logs of ${c.name}`}
+                    aria-pressed={panel?.id === c.id && panel.tab === 'logs'}
+                  >
+                    Logs
+                  </button>
+                  <button
+                    type="button"
+                    onClick={() => setPanel({ id: c.id, name: c.name, tab: 'terminal' })}
+                    disabled={!isRunning}
+                    aria-label={`Terminal in ${c.name}`}
+                    aria-pressed={panel?.id === c.id && panel.tab === 'terminal'}
+                  >
+                    Terminal
+                  </button>
+                  <button type="button" className="danger" onClick={() => setRemoving(c)} disabled={!!b} aria-label={`Remove ${c.name}`}>
+                    {b === 'remove' ? 'Removing…' : 'Remove'}
+                  </button>
+                  {rowError?.id === c.id && <ErrorNote error={rowError.error} onDismiss={() => setRowError(null)} />}
+                </td>
+              </tr>
+            );
+          })}
+        </ListTable>
       )}
 
       {panel && (

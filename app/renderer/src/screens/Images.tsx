@@ -1,49 +1,23 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { ImageView } from '../../../engine/api/contract-docker';
-import { CallError, useApi, useEvent } from '../api';
+import { useApi, type Api } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';
+import { ListTable, RemoveButton } from '../components/ListTable';
+import { Note } from '../components/Note';
 import { formatBytes, shortId, timeAgo } from '../format';
+import { useList } from '../list';
 import { useVm } from '../vm';
 import { NotRunning } from './Containers';
+
+const listImages = async (api: Api) => (await api.call('images.list', {})).images;
 
 export function Images() {
   const api = useApi();
   const running = useVm().status?.state === 'running';
-  const [list, setList] = useState<ImageView[] | null>(null);
-  const [error, setError] = useState<CallError | null>(null);
-  const [actionError, setActionError] = useState<CallError | null>(null);
+  const { data: list, loadError, busy, note, actionError, clearActionError, run } = useList(listImages, { enabled: running, reloadOn: ['images.changed', 'containers.changed'] });
   const [removing, setRemoving] = useState<ImageView | null>(null);
   const [pruning, setPruning] = useState<'dangling' | 'unused' | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [note, setNote] = useState('');
-
-  const load = useCallback(async () => {
-    if (!running) return setList(null);
-    try {
-      setList((await api.call('images.list', {})).images);
-      setError(null);
-    } catch (err) {
-      setError(CallError.from(err));
-    }
-  }, [api, running]);
-  useEffect(() => void load(), [load]);
-  useEvent('images.changed', () => void load());
-  useEvent('containers.changed', () => void load());
-
-  const run = async (what: () => Promise<string>) => {
-    setBusy(true);
-    setActionError(null);
-    setNote('');
-    try {
-      setNote(await what());
-      await load();
-    } catch (err) {
-      setActionError(CallError.from(err));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   if (!running) return <NotRunning what="images" />;
   const total = list?.reduce((a, i) => a + i.size, 0) ?? 0;
@@ -58,50 +32,30 @@ export function Images() {
           Remove unused images
         </button>
       </div>
-      <ErrorNote error={error} />
-      <ErrorNote error={actionError} onDismiss={() => setActionError(null)} />
-      {note && (
-        <p className="note" role="status">
-          {note}
-        </p>
-      )}
+      <ErrorNote error={loadError} />
+      <ErrorNote error={actionError} onDismiss={clearActionError} />
+      <Note text={note} />
       {list && list.length === 0 && <p className="empty">No images. `docker pull`, `docker build` or `docker import` make some.</p>}
       {list && list.length > 0 && (
-        <table className="list" aria-label="Images">
-          <thead>
-            <tr>
-              <th scope="col">Image</th>
-              <th scope="col">Id</th>
-              <th scope="col">Size</th>
-              <th scope="col">Created</th>
-              <th scope="col">In use</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((i) => {
-              const label = i.tags[0] ?? shortId(i.id);
-              return (
-                <tr key={i.id} data-testid="image-row">
-                  <td>{i.tags.length ? i.tags.join(', ') : <span className="muted">&lt;none&gt;</span>}</td>
-                  <td>
-                    <code>{shortId(i.id)}</code>
-                  </td>
-                  <td>{formatBytes(i.size)}</td>
-                  <td>{timeAgo(i.created)}</td>
-                  <td>{i.inUse ? 'yes' : 'no'}</td>
-                  <td className="row-actions">
-                    <button type="button" className="danger" onClick={() => setRemoving(i)} disabled={busy} aria-label={`Remove image ${label}`}>
-                      Remove
-                    </button>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <ListTable label="Images" columns={['Image', 'Id', 'Size', 'Created', 'In use']}>
+          {list.map((i) => {
+            const label = i.tags[0] ?? shortId(i.id);
+            return (
+              <tr key={i.id} data-testid="image-row">
+                <td>{i.tags.length ? i.tags.join(', ') : <span className="muted">&lt;none&gt;</span>}</td>
+                <td>
+                  <code>{shortId(i.id)}</code>
+                </td>
+                <td>{formatBytes(i.size)}</td>
+                <td>{timeAgo(i.created)}</td>
+                <td>{i.inUse ? 'yes' : 'no'}</td>
+                <td className="row-actions">
+                  <RemoveButton label={`Remove image ${label}`} onClick={() => setRemoving(i)} disabled={busy} />
+                </td>
+              </tr>
+            );
+          })}
+        </ListTable>
       )}
       <ConfirmDialog
         open={!!removing}
@@ -114,7 +68,7 @@ export function Images() {
           setRemoving(null);
           void run(async () => {
             const r = await api.call('images.remove', { id: i.tags[0] ?? i.id });
-            return `Removed: ${r.untagged.length} tags, ${r.deleted.length} layers.`;
+            return { note: `Removed: ${r.untagged.length} tags, ${r.deleted.length} layers.` };
           });
         }}
       >
@@ -131,7 +85,7 @@ export function Images() {
           setPruning(null);
           void run(async () => {
             const r = await api.call('images.prune', { all });
-            return `Removed ${r.deleted} images, freed ${formatBytes(r.reclaimedBytes)}.`;
+            return { note: `Removed ${r.deleted} images, freed ${formatBytes(r.reclaimedBytes)}.` };
           });
         }}
       >

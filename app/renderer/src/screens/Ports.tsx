@@ -1,87 +1,57 @@
-import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent } from 'react';
 import type { PortViewWire, Result } from '../../../engine/api/contract';
-import { CallError, useApi, useEvent } from '../api';
+import { CallError, useApi, useEvent, type Api } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
+import { ListTable, RemoveButton } from '../components/ListTable';
+import { useList } from '../list';
+
+const listPorts = (api: Api) => api.call('ports.list', {});
 
 /** Forwarded ports: automatic (containers, guest processes) and manual, with their state and conflicts. */
 export function Ports() {
   const api = useApi();
-  const [data, setData] = useState<Result<'ports.list'> | null>(null);
-  const [error, setError] = useState<CallError | null>(null);
-  const [rowError, setRowError] = useState<{ key: string; error: CallError } | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setData(await api.call('ports.list', {}));
-      setError(null);
-    } catch (err) {
-      setError(CallError.from(err));
-    }
-  }, [api]);
-  useEffect(() => void load(), [load]);
+  const { data, setData, loadError, errorOf, run } = useList(listPorts, { reloadOn: ['vm.state'] });
   useEvent('ports.changed', (e) => setData((d) => (d ? { ...d, ports: e.ports } : d)));
-  useEvent('vm.state', () => void load());
 
-  const remove = async (hostPort: number, proto: 'tcp' | 'udp') => {
-    setRowError(null);
-    try {
-      setData(await api.call('ports.remove', { hostPort, proto }));
-    } catch (err) {
-      setRowError({ key: `${proto}/${hostPort}`, error: CallError.from(err) });
-    }
-  };
+  const remove = (hostPort: number, proto: 'tcp' | 'udp') => void run(async () => ({ data: await api.call('ports.remove', { hostPort, proto }) }), `${proto}/${hostPort}`);
 
   const live = new Map((data?.ports ?? []).map((p) => [`${p.proto}/${p.hostPort}`, p]));
   const manualOnly = (data?.manual ?? []).filter((m) => !live.has(`${m.proto}/${m.hostPort}`));
   return (
     <div>
-      <ErrorNote error={error} />
-      <table className="list" aria-label="Forwarded ports">
-        <thead>
-          <tr>
-            <th scope="col">Host port</th>
-            <th scope="col">To</th>
-            <th scope="col">Source</th>
-            <th scope="col">State</th>
-            <th scope="col">
-              <span className="visually-hidden">Actions</span>
-            </th>
+      <ErrorNote error={loadError} />
+      <ListTable label="Forwarded ports" columns={['Host port', 'To', 'Source', 'State']}>
+        {(data?.ports ?? []).map((p) => (
+          <PortRow key={`${p.proto}/${p.hostPort}`} p={p} onRemove={p.source === 'manual' ? () => remove(p.hostPort, p.proto) : undefined} error={errorOf(`${p.proto}/${p.hostPort}`)} />
+        ))}
+        {manualOnly.map((m) => (
+          <tr key={`m-${m.proto}/${m.hostPort}`} data-testid="port-row">
+            <td>
+              {m.hostPort}/{m.proto}
+            </td>
+            <td>guest port {m.guestPort}</td>
+            <td>manual</td>
+            <td className="muted">when the VM runs</td>
+            <td className="row-actions">
+              <RemoveButton label={`Remove the forward of host port ${m.hostPort}/${m.proto}`} onClick={() => remove(m.hostPort, m.proto)} />
+              <ErrorNote error={errorOf(`${m.proto}/${m.hostPort}`)} />
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {(data?.ports ?? []).map((p) => (
-            <PortRow key={`${p.proto}/${p.hostPort}`} p={p} onRemove={p.source === 'manual' ? () => void remove(p.hostPort, p.proto) : undefined} error={rowError?.key === `${p.proto}/${p.hostPort}` ? rowError.error : undefined} />
-          ))}
-          {manualOnly.map((m) => (
-            <tr key={`m-${m.proto}/${m.hostPort}`} data-testid="port-row">
-              <td>
-                {m.hostPort}/{m.proto}
-              </td>
-              <td>guest port {m.guestPort}</td>
-              <td>manual</td>
-              <td className="muted">when the VM runs</td>
-              <td className="row-actions">
-                <button type="button" className="danger" onClick={() => void remove(m.hostPort, m.proto)} aria-label={`Remove the forward of host port ${m.hostPort}/${m.proto}`}>
-                  Remove
-                </button>
-                {rowError?.key === `${m.proto}/${m.hostPort}` && <ErrorNote error={rowError.error} />}
-              </td>
-            </tr>
-          ))}
-          {data && data.ports.length + manualOnly.length === 0 && (
-            <tr>
-              <td colSpan={5} className="empty">
-                Nothing is forwarded. Published container ports (<code>docker run -p 8080:80</code>) appear here by themselves.
-              </td>
-            </tr>
-          )}
-        </tbody>
-      </table>
+        ))}
+        {data && data.ports.length + manualOnly.length === 0 && (
+          <tr>
+            <td colSpan={5} className="empty">
+              Nothing is forwarded. Published container ports (<code>docker run -p 8080:80</code>) appear here by themselves.
+            </td>
+          </tr>
+        )}
+      </ListTable>
       <AddForward onAdded={setData} />
     </div>
   );
 }
 
-function PortRow({ p, onRemove, error }: { p: PortViewWire; onRemove?: () => void; error?: CallError }) {
+function PortRow({ p, onRemove, error }: { p: PortViewWire; onRemove?: () => void; error: CallError | null }) {
   const target = p.container ? `${p.container.name}:${p.container.port}` : `guest ${p.guestIp}:${p.guestPort}`;
   return (
     <tr data-testid="port-row">
@@ -109,12 +79,8 @@ function PortRow({ p, onRemove, error }: { p: PortViewWire; onRemove?: () => voi
         )}
       </td>
       <td className="row-actions">
-        {onRemove && (
-          <button type="button" className="danger" onClick={onRemove} aria-label={`Remove the forward of host port ${p.hostPort}/${p.proto}`}>
-            Remove
-          </button>
-        )}
-        {error && <ErrorNote error={error} />}
+        {onRemove && <RemoveButton label={`Remove the forward of host port ${p.hostPort}/${p.proto}`} onClick={onRemove} />}
+        <ErrorNote error={error} />
       </td>
     </tr>
   );

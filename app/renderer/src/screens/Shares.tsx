@@ -1,118 +1,79 @@
-import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
-import type { Result } from '../../../engine/api/contract';
-import { CallError, useApi, useEvent } from '../api';
+import { useId, useState, type FormEvent } from 'react';
+import { useApi, useEvent, type Api } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
+import { ListTable, RemoveButton } from '../components/ListTable';
+import { useList } from '../list';
 
-type SharesResult = Result<'shares.list'>;
+const listShares = (api: Api) => api.call('shares.list', {});
 
 /** Shared folders: host paths visible in the VM (the home folder by default), with their mount state. */
 export function SharesPanel() {
   const api = useApi();
   const id = useId();
-  const [data, setData] = useState<SharesResult | null>(null);
-  const [error, setError] = useState<CallError | null>(null);
-  const [formError, setFormError] = useState<CallError | null>(null);
+  const { data, setData, loadError, busy, errorOf, run } = useList(listShares, { reloadOn: ['vm.state'] });
   const [hostPath, setHostPath] = useState('');
   const [guestPath, setGuestPath] = useState('');
   const [readOnly, setReadOnly] = useState(false);
-  const [busy, setBusy] = useState(false);
-
-  const load = useCallback(async () => {
-    try {
-      setData(await api.call('shares.list', {}));
-      setError(null);
-    } catch (err) {
-      setError(CallError.from(err));
-    }
-  }, [api]);
-  useEffect(() => void load(), [load]);
   useEvent('shares.changed', (e) => setData((d) => (d ? { ...d, shares: e.shares } : d)));
-  useEvent('vm.state', () => void load());
 
-  const add = async (e: FormEvent) => {
+  const add = (e: FormEvent) => {
     e.preventDefault();
-    setFormError(null);
-    setBusy(true);
-    try {
-      setData(await api.call('shares.add', { hostPath: hostPath.trim(), ...(guestPath.trim() ? { guestPath: guestPath.trim() } : {}), ...(readOnly ? { readOnly } : {}) }));
+    void run(async () => {
+      const added = await api.call('shares.add', { hostPath: hostPath.trim(), ...(guestPath.trim() ? { guestPath: guestPath.trim() } : {}), ...(readOnly ? { readOnly } : {}) });
       setHostPath('');
       setGuestPath('');
       setReadOnly(false);
-    } catch (err) {
-      setFormError(CallError.from(err));
-    } finally {
-      setBusy(false);
-    }
+      return { data: added };
+    }, 'add');
   };
-  const remove = async (p: string) => {
-    setError(null);
-    try {
-      setData(await api.call('shares.remove', { hostPath: p }));
-    } catch (err) {
-      setError(CallError.from(err));
-    }
-  };
+  const remove = (p: string) => void run(async () => ({ data: await api.call('shares.remove', { hostPath: p }) }), 'remove');
 
   const live = new Map((data?.shares ?? []).map((s) => [s.hostPath, s]));
   return (
     <section className="card" aria-labelledby={`${id}-h`}>
       <h2 id={`${id}-h`}>Shared folders</h2>
       <p className="muted small">Host folders visible in the VM (at the same path unless you say otherwise), so `docker run -v "$PWD":/src` works.</p>
-      <ErrorNote error={error} />
+      <ErrorNote error={errorOf('remove') ?? loadError} />
       {data && (
-        <table className="list" aria-label="Shared folders">
-          <thead>
-            <tr>
-              <th scope="col">Host folder</th>
-              <th scope="col">In the VM</th>
-              <th scope="col">State</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.configured.map((c) => {
-              const s = live.get(c.hostPath);
-              return (
-                <tr key={c.hostPath} data-testid="share-row">
-                  <td>
-                    <code>{c.hostPath}</code>
-                    {c.readOnly ? <span className="muted small"> (read-only)</span> : null}
-                  </td>
-                  <td>
-                    <code>{s?.guestPath ?? c.guestPath ?? c.hostPath}</code>
-                  </td>
-                  <td>
-                    {s ? <span className={`pill port-${s.state === 'mounted' ? 'active' : s.state === 'error' ? 'error' : 'conflict'}`}>{s.state}</span> : <span className="muted">when the VM runs</span>}
-                    {s && (
-                      <div className="small muted" data-testid="share-mechanism" title={s.mechanismReason}>
-                        {s.mechanism}
-                        {s.mechanism === 'reverse-sshfs' && s.mechanismReason ? `: ${s.mechanismReason}` : ''}
-                      </div>
-                    )}
-                    {s?.error && <div className="small warn">{s.error}</div>}
-                    {s?.hint && <div className="small muted">{s.hint}</div>}
-                  </td>
-                  <td className="row-actions">
-                    <button type="button" className="danger" onClick={() => void remove(c.hostPath)} aria-label={`Stop sharing ${c.hostPath}`}>
-                      Remove
-                    </button>
-                  </td>
-                </tr>
-              );
-            })}
-            {data.configured.length === 0 && (
-              <tr>
-                <td colSpan={4} className="empty">
-                  No folder is shared.
+        <ListTable label="Shared folders" columns={['Host folder', 'In the VM', 'State']}>
+          {data.configured.map((c) => {
+            const s = live.get(c.hostPath);
+            return (
+              <tr key={c.hostPath} data-testid="share-row">
+                <td>
+                  <code>{c.hostPath}</code>
+                  {c.readOnly ? <span className="muted small"> (read-only)</span> : null}
+                </td>
+                <td>
+                  <code>{s?.guestPath ?? c.guestPath ?? c.hostPath}</code>
+                </td>
+                <td>
+                  {s ? <span className={`pill port-${s.state === 'mounted' ? 'active' : s.state === 'error' ? 'error' : 'conflict'}`}>{s.state}</span> : <span className="muted">when the VM runs</span>}
+                  {s && (
+                    <div className="small muted" data-testid="share-mechanism" title={s.mechanismReason}>
+                      {s.mechanism}
+                      {s.mechanism === 'reverse-sshfs' && s.mechanismReason ? `: ${s.mechanismReason}` : ''}
+                    </div>
+                  )}
+                  {s?.error && <div className="small warn">{s.error}</div>}
+                  {s?.hint && <div className="small muted">{s.hint}</div>}
+                </td>
+                <td className="row-actions">
+                  <RemoveButton label={`Stop sharing ${c.hostPath}`} onClick={() => remove(c.hostPath)} />
                 </td>
               </tr>
-            )}
-          </tbody>
-        </table>
+            );
+          })}
+          {data.configured.length === 0 && (
+            <tr>
+              <td colSpan={4} className="empty">
+                No folder is shared.
+              </td>
+            </tr>
+          )}
+        </ListTable>
       )}
-      <form className="form-inline" onSubmit={(e) => void add(e)} aria-label="Share a folder">
+      <form className="form-inline" onSubmit={add} aria-label="Share a folder">
         <label htmlFor={`${id}-host`}>Host folder</label>
         <input id={`${id}-host`} value={hostPath} onChange={(e) => setHostPath(e.target.value)} required placeholder="/home/you/src" style={{ width: 220 }} />
         <label htmlFor={`${id}-guest`}>Path in the VM</label>
@@ -123,7 +84,7 @@ export function SharesPanel() {
         <button type="submit" className="primary" disabled={busy || !hostPath.trim()}>
           Share folder
         </button>
-        <ErrorNote error={formError} />
+        <ErrorNote error={errorOf('add')} />
       </form>
     </section>
   );

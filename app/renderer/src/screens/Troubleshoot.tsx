@@ -3,6 +3,7 @@ import type { Result } from '../../../engine/api/contract';
 import { CallError, useApi } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';
+import { Note } from '../components/Note';
 import { formatBytes } from '../format';
 import { useVm } from '../vm';
 
@@ -132,11 +133,7 @@ function Maintenance() {
       </p>
       <ErrorNote error={actionError} />
       <ErrorNote error={error} />
-      {note && (
-        <p className="note" role="status">
-          {note}
-        </p>
-      )}
+      <Note text={note} />
       <ConfirmDialog open={confirm} title="Factory reset?" confirmLabel="Delete everything and reset" danger busy={resetting} onCancel={() => setConfirm(false)} onConfirm={() => void reset()}>
         <p>All containers, images and volumes in the VM are deleted, and the settings go back to their defaults. This cannot be undone.</p>
       </ConfirmDialog>

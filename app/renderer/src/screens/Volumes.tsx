@@ -1,48 +1,23 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { VolumeView } from '../../../engine/api/contract-docker';
-import { CallError, useApi, useEvent } from '../api';
+import { useApi, type Api } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';
+import { ListTable, RemoveButton } from '../components/ListTable';
+import { Note } from '../components/Note';
 import { formatBytes } from '../format';
+import { useList } from '../list';
 import { useVm } from '../vm';
 import { NotRunning } from './Containers';
+
+const listVolumes = async (api: Api) => (await api.call('volumes.list', {})).volumes;
 
 export function Volumes() {
   const api = useApi();
   const running = useVm().status?.state === 'running';
-  const [list, setList] = useState<VolumeView[] | null>(null);
-  const [error, setError] = useState<CallError | null>(null);
-  const [actionError, setActionError] = useState<CallError | null>(null);
+  const { data: list, loadError, busy, note, actionError, clearActionError, run } = useList(listVolumes, { enabled: running, reloadOn: ['volumes.changed'] });
   const [removing, setRemoving] = useState<VolumeView | null>(null);
   const [pruning, setPruning] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [note, setNote] = useState('');
-
-  const load = useCallback(async () => {
-    if (!running) return setList(null);
-    try {
-      setList((await api.call('volumes.list', {})).volumes);
-      setError(null);
-    } catch (err) {
-      setError(CallError.from(err));
-    }
-  }, [api, running]);
-  useEffect(() => void load(), [load]);
-  useEvent('volumes.changed', () => void load());
-
-  const run = async (what: () => Promise<string>) => {
-    setBusy(true);
-    setActionError(null);
-    setNote('');
-    try {
-      setNote(await what());
-      await load();
-    } catch (err) {
-      setActionError(CallError.from(err));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   if (!running) return <NotRunning what="volumes" />;
   return (
@@ -53,43 +28,24 @@ export function Volumes() {
           Remove unused volumes
         </button>
       </div>
-      <ErrorNote error={error} />
-      <ErrorNote error={actionError} onDismiss={() => setActionError(null)} />
-      {note && (
-        <p className="note" role="status">
-          {note}
-        </p>
-      )}
+      <ErrorNote error={loadError} />
+      <ErrorNote error={actionError} onDismiss={clearActionError} />
+      <Note text={note} />
       {list && list.length === 0 && <p className="empty">No volumes. `docker volume create` or `docker run -v name:/path` make one.</p>}
       {list && list.length > 0 && (
-        <table className="list" aria-label="Volumes">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Driver</th>
-              <th scope="col">Size</th>
-              <th scope="col">Used by</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
+        <ListTable label="Volumes" columns={['Name', 'Driver', 'Size', 'Used by']}>
+          {list.map((v) => (
+            <tr key={v.name} data-testid="volume-row">
+              <td>{v.name}</td>
+              <td>{v.driver}</td>
+              <td>{formatBytes(v.size)}</td>
+              <td>{v.refCount === undefined ? '—' : `${v.refCount} container${v.refCount === 1 ? '' : 's'}`}</td>
+              <td className="row-actions">
+                <RemoveButton label={`Remove volume ${v.name}`} onClick={() => setRemoving(v)} disabled={busy} />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {list.map((v) => (
-              <tr key={v.name} data-testid="volume-row">
-                <td>{v.name}</td>
-                <td>{v.driver}</td>
-                <td>{formatBytes(v.size)}</td>
-                <td>{v.refCount === undefined ? '—' : `${v.refCount} container${v.refCount === 1 ? '' : 's'}`}</td>
-                <td className="row-actions">
-                  <button type="button" className="danger" onClick={() => setRemoving(v)} disabled={busy} aria-label={`Remove volume ${v.name}`}>
-                    Remove
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </ListTable>
       )}
       <ConfirmDialog
         open={!!removing}
@@ -102,7 +58,7 @@ export function Volumes() {
           setRemoving(null);
           void run(async () => {
             await api.call('volumes.remove', { name: v.name });
-            return `Removed volume ${v.name}.`;
+            return { note: `Removed volume ${v.name}.` };
           });
         }}
       >
@@ -118,7 +74,7 @@ export function Volumes() {
           setPruning(false);
           void run(async () => {
             const r = await api.call('volumes.prune', {});
-            return `Removed ${r.deleted} volumes, freed ${formatBytes(r.reclaimedBytes)}.`;
+            return { note: `Removed ${r.deleted} volumes, freed ${formatBytes(r.reclaimedBytes)}.` };
           });
         }}
       >

@@ -23,6 +23,7 @@ import { buildVmSpec } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { ROOT } from '../helpers/run.js';
+import { guestShells } from '../helpers/guest-shells.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const DISKS_SH = path.join(ROOT, 'vm-images/rootfs/etc/berth/disks.sh');
@@ -31,16 +32,7 @@ const RC_SYSINIT = path.join(ROOT, 'vm-images/rootfs/etc/berth/rc.sysinit');
 const t = shortTempDir('gdk');
 after(() => t.cleanup());
 
-/** The shells the script must work in: dash here, busybox ash in the guest. */
-const SHELLS: { name: string; argv: string[] }[] = [];
-for (const [name, argv] of [
-  ['dash', ['/bin/sh']],
-  ['busybox sh', ['/bin/busybox', 'sh']],
-] as const) {
-  if (spawnSync(argv[0], [...argv.slice(1), '-c', 'exit 0']).status === 0) SHELLS.push({ name, argv: [...argv] });
-  else process.stdout.write(`# guest disk tests: ${argv[0]} is not usable here, so ${name} is not tested (apt-get install busybox-static)\n`);
-}
-assert.ok(SHELLS.length > 0, 'no POSIX shell to run disks.sh with');
+const SHELLS = guestShells('disks.sh');
 
 let n = 0;
 /** A fresh fake sysfs root. */

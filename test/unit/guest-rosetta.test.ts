@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ROOT } from '../helpers/run.js';
+import { guestShells } from '../helpers/guest-shells.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const ROSETTA_SH = path.join(ROOT, 'vm-images/rootfs/etc/berth/rosetta.sh');
@@ -28,15 +29,7 @@ const RC_SYSINIT = path.join(ROOT, 'vm-images/rootfs/etc/berth/rc.sysinit');
 const t = shortTempDir('gro');
 after(() => t.cleanup());
 
-const SHELLS: { name: string; argv: string[] }[] = [];
-for (const [name, argv] of [
-  ['dash', ['/bin/sh']],
-  ['busybox sh', ['/bin/busybox', 'sh']],
-] as const) {
-  if (spawnSync(argv[0], [...argv.slice(1), '-c', 'exit 0']).status === 0) SHELLS.push({ name, argv: [...argv] });
-  else process.stdout.write(`# guest Rosetta tests: ${argv[0]} is not usable here, so ${name} is not tested (apt-get install busybox-static)\n`);
-}
-assert.ok(SHELLS.length > 0, 'no POSIX shell to run rosetta.sh with');
+const SHELLS = guestShells('rosetta.sh');
 
 /** Stand-ins for mount and modprobe: record argv; mounts make what the kernel would show. */
 const bin = path.join(t.dir, 'bin');

@@ -200,6 +200,14 @@ test('Rosetta in the spec: only vfkit with an arm64 guest, as the tag the guest 
   assert.equal(buildVmSpec('qemu', defaultGuestTraits('aarch64'), withRosetta).rosetta, undefined);
 });
 
+test('the spec carries the virtio-fs devices for QEMU and vfkit; Hyper-V has none', () => {
+  const withShares: SpecInputs = { ...inputs, shares: [{ hostPath: '/Users/me', tag: 'berth-me-0123456789' }] };
+  assert.deepEqual(buildVmSpec('qemu', defaultGuestTraits('aarch64'), withShares).shares, withShares.shares);
+  assert.deepEqual(buildVmSpec('vfkit', defaultGuestTraits('aarch64'), withShares).shares, withShares.shares);
+  assert.equal(buildVmSpec('hyperv', defaultGuestTraits('x86_64'), withShares, () => true).shares, undefined);
+  assert.equal(buildVmSpec('qemu', defaultGuestTraits('aarch64'), { ...inputs, shares: [] }).shares, undefined);
+});
+
 test('rosettaPlan: used with vfkit, an arm64 guest and Rosetta on the Mac; otherwise a note that says why', () => {
   assert.deepEqual(rosettaPlan(false, 'qemu', 'aarch64', undefined), { use: false }, 'off: nothing to say');
   assert.deepEqual(rosettaPlan(true, 'vfkit', 'aarch64', true), { use: true });

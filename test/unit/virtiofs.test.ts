@@ -12,10 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { defaultGuestTraits } from '../../app/engine/drivers/driver.js';
-import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import type { GuestSession } from '../../app/engine/guest/session.js';
-import { instancePaths } from '../../app/engine/paths.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import { ShareManager } from '../../app/engine/share/share-manager.js';
@@ -179,23 +176,4 @@ describe('the share manager with virtiofs routes', () => {
     assert.ok(last.includes(`T='${tag}'`) && last.includes(`umount -l '${t.dir}'`), last);
     await m2.stop();
   });
-});
-
-test('the spec carries the virtio-fs devices for QEMU and vfkit; Hyper-V has none', () => {
-  const paths = instancePaths('default', '/Users/me/.berth', 'darwin');
-  const inputs: SpecInputs = {
-    paths,
-    image: { dir: '/cache/img', kernel: '/cache/img/vmlinuz', initrd: '/cache/img/initrd.img', rootfs: '/cache/img/rootfs.squashfs' },
-    arch: 'aarch64',
-    accel: 'hvf',
-    cpus: 2,
-    memoryMiB: 2048,
-    diskGiB: 64,
-    sshHostPort: 40022,
-    shares: [{ hostPath: '/Users/me', tag: 'berth-me-0123456789' }],
-  };
-  assert.deepEqual(buildVmSpec('qemu', defaultGuestTraits('aarch64'), inputs).shares, inputs.shares);
-  assert.deepEqual(buildVmSpec('vfkit', defaultGuestTraits('aarch64'), inputs).shares, inputs.shares);
-  assert.equal(buildVmSpec('hyperv', defaultGuestTraits('x86_64'), inputs, () => true).shares, undefined);
-  assert.equal(buildVmSpec('qemu', defaultGuestTraits('aarch64'), { ...inputs, shares: [] }).shares, undefined);
 });

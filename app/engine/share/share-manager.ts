@@ -44,6 +44,11 @@ export function mountsEscape(p: string): string {
   return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
+/** Guest shell: true when the virtio-fs device `tag` is mounted at exactly `guestPath`. */
+function virtiofsMounted(guestPath: string, tag: string): string {
+  return `P=${q(mountsEscape(guestPath))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts`;
+}
+
 /**
  * One shared folder mounted in the guest, by one of two mechanisms:
  * - virtiofs: the VM has a virtio-fs device for it (made at boot, see
@@ -212,7 +217,7 @@ class ShareMount {
     const st = await fsp.stat(hostPath).catch(() => undefined);
     if (!st?.isDirectory()) throw new Error(`the shared folder ${hostPath} does not exist on this computer`);
     const script = [
-      `P=${q(mountsEscape(guest))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts && exit 0`,
+      `${virtiofsMounted(guest, tag)} && exit 0`,
       // A reverse sshfs mount left at this path by an earlier engine.
       `fusermount3 -u -z ${q(guest)} 2>/dev/null`,
       virtiofsMountCommand(tag, guest, !!readOnly),
@@ -231,7 +236,7 @@ class ShareMount {
       const tag = this.route.tag!;
       // Only our own device at exactly that path.
       await this.session
-        .exec(`P=${q(mountsEscape(guest))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] { f = 1 } END { exit !f }' /proc/mounts && umount -l ${q(guest)}`, { timeoutMs: 5000 })
+        .exec(`${virtiofsMounted(guest, tag)} && umount -l ${q(guest)}`, { timeoutMs: 5000 })
         .catch(() => undefined);
     } else if (unmountInGuest && this.state === 'mounted') {
       await this.session.exec(`fusermount3 -u -z ${q(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
@@ -254,8 +259,6 @@ class ShareMount {
     return v;
   }
 }
-
-const key = shareKey;
 
 /**
  * Keeps the guest's mounts equal to the shared folders in settings. Mounts
@@ -287,7 +290,7 @@ export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
   }
 
   async refresh(): Promise<void> {
-    const want = new Map(this.shares().map((s) => [key(s), s]));
+    const want = new Map(this.shares().map((s) => [shareKey(s), s]));
     const gone = [...this.mounts].filter(([k]) => !want.has(k));
     for (const [k, m] of gone) {
       this.mounts.delete(k);

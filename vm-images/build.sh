@@ -39,6 +39,8 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
 	amd64) qarch=x86_64 ;;
 	*) die "no guest image for architecture $arch" ;;
 	esac
+	# mmdebstrap asks arch-test whether the foreign architecture can run here.
+	command -v arch-test >/dev/null || die "building for $arch here needs arch-test (apt-get install arch-test)"
 	grep -qx enabled "/proc/sys/fs/binfmt_misc/qemu-$qarch" 2>/dev/null ||
 		die "building for $arch here needs qemu-user-static's binfmt handler qemu-$qarch: apt-get install qemu-user-static binfmt-support, mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc, update-binfmts --enable qemu-$qarch"
 fi

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install what the tests need on this machine, then run every suite: unit,
+# the VM tests (which build the guest images when none is cached, and boot
+# them), and the browser tests. This is the README's test command, and
+# .ci/run runs exactly it.
+#   ./scripts/test.sh              install, build, run everything
+#   ./scripts/test.sh unit e2e     install, build, run only these suites
+# Installing packages needs root (it uses sudo when you are not root).
+# Under CI=true a suite whose prerequisite is missing fails; elsewhere it is
+# skipped, counted test by test, and named in the last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+die() {
+	printf 'error: %s\nhint: %s\n' "$1" "$2" >&2
+	exit 1
+}
+
+[ "$(uname -s)" = Linux ] || die "the test suite runs on Linux hosts" "Run it on Debian 12 (or a VM with it)."
+command -v node >/dev/null || die "Node.js is not installed" "Install Node.js 20 or newer."
+command -v apt-get >/dev/null || die "apt-get is not here" "The tests install Debian packages; run them on Debian 12 or Ubuntu."
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null || die "installing the test packages needs root" "Run this as root, or install sudo."
+	sudo="sudo"
+	say "installing packages needs root: sudo may ask for your password"
+fi
+
+# What each package is for:
+#   qemu-system-x86, qemu-utils: run the VM, make disks and the VHDX
+#   mmdebstrap, squashfs-tools, cpio, kmod: build the guest image
+#   fdisk, dosfstools, mtools: the image's EFI disk
+#   qemu-system-arm, qemu-user-static, binfmt-support, arch-test: build and
+#     boot the arm64 guest (mmdebstrap needs arch-test for a foreign arch)
+#   ovmf, qemu-efi-aarch64: UEFI firmware to boot the EFI disks
+#   busybox-static: the tests' offline container images
+#   sshfs: the SFTP server's tests mount through the real sshfs
+#   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
+#   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
+#   chromium, fonts-dejavu-core: the dashboard's browser tests
+packages=(
+	qemu-system-x86 qemu-utils mmdebstrap squashfs-tools cpio kmod ca-certificates
+	fdisk dosfstools mtools
+	qemu-system-arm qemu-user-static binfmt-support arch-test
+	ovmf qemu-efi-aarch64
+	busybox-static sshfs gcc libc6-dev perl zstd util-linux
+	chromium fonts-dejavu-core
+)
+say "installing the test packages: ${packages[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# The arm64 image's package scripts run through qemu-user: its binfmt handler
+# must be registered (a container may start without binfmt_misc mounted).
+if [ "$(dpkg --print-architecture)" != arm64 ]; then
+	[ -e /proc/sys/fs/binfmt_misc/register ] || $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+		echo "warning: cannot mount binfmt_misc; the arm64 image cannot be built here" >&2
+	$sudo update-binfmts --enable qemu-aarch64 || echo "warning: cannot enable the qemu-aarch64 binfmt handler" >&2
+fi
+
+say "installing Node packages"
+npm ci --no-fund --no-audit
+say "building Berth and running the tests"
+npm test -- "$@"

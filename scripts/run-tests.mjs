@@ -2,7 +2,10 @@
 // `npm test`: every test file in one `node --test` run (unit first, then the
 // VM integration tests), the spec report on stdout, and a last line
 // "N passed, N failed, N skipped" for CI. `node scripts/run-tests.mjs unit`
-// runs only the unit tests.
+// runs only the unit tests. A suite or test whose prerequisite is missing
+// (test/helpers/prereq-gate.ts) fails under CI=true; elsewhere it is skipped,
+// each of its tests is counted, and one more line after the count names what
+// was skipped and why.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +28,9 @@ if (!files.length) {
   process.exit(1);
 }
 
-const tap = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tests-')), 'results.tap');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tests-'));
+const tap = path.join(work, 'results.tap');
+const skipLog = path.join(work, 'skipped.jsonl');
 const args = [
   '--import', 'tsx',
   '--test',
@@ -35,7 +40,7 @@ const args = [
   '--test-reporter=tap', `--test-reporter-destination=${tap}`,
   ...files,
 ];
-const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
+const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, BERTH_TEST_SKIP_LOG: skipLog } });
 child.on('close', (code, signal) => {
   let counts = { pass: 0, fail: 0, skipped: 0, cancelled: 0, todo: 0 };
   try {
@@ -47,8 +52,30 @@ child.on('close', (code, signal) => {
   } catch {
     counts.fail = Math.max(counts.fail, 1);
   }
-  fs.rmSync(path.dirname(tap), { recursive: true, force: true });
+  const skips = skippedPrereqs();
+  fs.rmSync(work, { recursive: true, force: true });
   const failed = counts.fail + counts.cancelled;
   console.log(`\n${counts.pass} passed, ${failed} failed, ${counts.skipped + counts.todo} skipped`);
+  if (skips) console.log(`skipped for a missing prerequisite (./scripts/test.sh installs them all): ${skips}`);
   process.exit(code ?? (signal ? 1 : 0));
 });
+
+/** "suite (why); other suite (why)" from the gate's log, or '' when nothing was skipped for a prerequisite. */
+function skippedPrereqs() {
+  let lines = [];
+  try {
+    lines = fs.readFileSync(skipLog, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return '';
+  }
+  const seen = new Set();
+  for (const line of lines) {
+    try {
+      const { what, why } = JSON.parse(line);
+      seen.add(`${what} (${why})`);
+    } catch {
+      /* a line cut short by a killed test process */
+    }
+  }
+  return [...seen].join('; ');
+}

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { Browser, Page } from 'playwright-core';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { BERTH_BIN } from '../helpers/run.js';
@@ -19,12 +19,11 @@ import { vmFixture } from '../integration/vm-fixture.js';
 import { chromiumProblem, ensureRendererBuilt, launchBrowser, screenshot, unlabeledControls, watchConsole } from './browser.js';
 
 const problem = vmPrereqProblem() ?? chromiumProblem();
-if (problem) process.stdout.write(`# dashboard end-to-end tests skipped: ${problem}\n`);
 
 const PORT = 18480;
 const MIN = 60_000;
 
-describe('the dashboard with a real VM', { skip: problem ?? false, timeout: 30 * MIN }, () => {
+gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () => {
   const vm = vmFixture('bd');
   let dashboard: ChildProcess | undefined;
   let url = '';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { Browser, Page } from 'playwright-core';
 import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
 import { ControlClient } from '../../app/engine/api/control-client.js';
@@ -19,9 +19,8 @@ import { shortTempDir } from '../helpers/temp.js';
 import { chromiumProblem, launchBrowser, screenshot, unlabeledControls, unreachableByKeyboard, watchConsole } from './browser.js';
 
 const problem = chromiumProblem();
-if (problem) process.stdout.write(`# renderer tests skipped: ${problem}\n`);
 
-describe('the renderer in Chromium', { skip: problem ?? false, timeout: 5 * 60_000 }, () => {
+gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
   const t = shortTempDir('rnd');
   let engine: FakeEngine;
   let dash: DashboardServer;

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';
 import { arm64PrereqProblem, efiPrereqProblem, ensureImage, vmPrereqProblem } from './prereqs.js';
@@ -23,9 +23,6 @@ const base = vmPrereqProblem();
 const armProblem = base ?? arm64PrereqProblem();
 const efiProblem = base ?? efiPrereqProblem('x86_64');
 const armEfiProblem = armProblem ?? efiPrereqProblem('aarch64');
-if (armProblem) process.stdout.write(`# arm64 guest tests skipped: ${armProblem}\n`);
-if (efiProblem) process.stdout.write(`# EFI boot tests skipped: ${efiProblem}\n`);
-if (armEfiProblem) process.stdout.write(`# arm64 EFI boot tests skipped: ${armEfiProblem}\n`);
 
 function qemuArgv(vm: VmFixture): string[] {
   return fs.readFileSync(`/proc/${vm.qemuPid()}/cmdline`, 'utf8').split('\0');
@@ -64,7 +61,7 @@ async function checkGuestDisks(vm: VmFixture): Promise<void> {
   assert.equal(binfmt, 'no-rosetta');
 }
 
-describe('arm64 guest on qemu-system-aarch64 (TCG, virt)', { skip: armProblem ?? false, timeout: 60 * 60_000 }, () => {
+gatedSuite('arm64 guest on qemu-system-aarch64 (TCG, virt)', armProblem, { timeout: 60 * 60_000 }, () => {
   const vm = vmFixture('ba');
   vm.env.BERTH_GUEST_ARCH = 'aarch64';
   vm.env.BERTH_ACCEL = 'tcg';
@@ -126,7 +123,7 @@ describe('arm64 guest on qemu-system-aarch64 (TCG, virt)', { skip: armProblem ??
   });
 });
 
-describe('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot it)', { skip: efiProblem ?? false, timeout: 30 * 60_000 }, () => {
+gatedSuite('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot it)', efiProblem, { timeout: 30 * 60_000 }, () => {
   const vm = vmFixture('be');
   vm.env.BERTH_BOOT = 'efi';
   let imageDir = '';
@@ -175,7 +172,7 @@ describe('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot i
   });
 });
 
-describe('arm64 EFI disk on qemu-system-aarch64 with AAVMF (as vfkit EFI boots it on Apple silicon)', { skip: armEfiProblem ?? false, timeout: 60 * 60_000 }, () => {
+gatedSuite('arm64 EFI disk on qemu-system-aarch64 with AAVMF (as vfkit EFI boots it on Apple silicon)', armEfiProblem, { timeout: 60 * 60_000 }, () => {
   const vm = vmFixture('bf');
   vm.env.BERTH_GUEST_ARCH = 'aarch64';
   vm.env.BERTH_ACCEL = 'tcg';

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
 import { sleep, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js';
@@ -22,7 +22,6 @@ import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
 
 const problem = vmPrereqProblem();
-if (problem) process.stdout.write(`# port tests skipped: ${problem}\n`);
 
 /** GET / on a host port; the status code, or undefined when nothing answers. */
 function httpStatus(port: number, host = '127.0.0.1'): Promise<number | undefined> {
@@ -53,7 +52,7 @@ function guestDaemon(name: string, applet: string): string {
   return `/bin/busybox ${applet} </dev/null >/dev/null 2>&1 & echo $! > /tmp/${name}.pid`;
 }
 
-describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 }, () => {
+gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, () => {
   const vm = vmFixture('bp');
   const { ok } = vm;
   let echoServer: string | undefined;
@@ -135,7 +134,7 @@ describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30
   });
 
   test('-p X:Y/udp: datagrams reach the container and the replies come back', async (t) => {
-    if (echoProblem) return t.skip(echoProblem);
+    if (needNow(t, echoProblem)) return;
     await ok(['run', '-d', '--name', 'udp', '-p', '18084:5353/udp', 'bbp:1', 'echo-server', 'udp', '5353']);
     await timeUntil('udp port forwarded', async () => (await portsJson()).ports.some((x) => x.hostPort === 18084 && x.proto === 'udp' && x.state === 'active'));
     const sock = dgram.createSocket('udp4');
@@ -160,7 +159,7 @@ describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30
   test('50 concurrent connections with 1 MiB each way arrive intact', async (t) => {
     // busybox nc's listen backlog drops a burst of 50 connects inside the
     // container (SYN cookies), which would test nc, not Berth.
-    if (echoProblem) return t.skip(echoProblem);
+    if (needNow(t, echoProblem)) return;
     await ok(['run', '-d', '--name', 'echo', '-p', '18085:7', 'bbp:1', 'echo-server', 'tcp', '7']);
     await timeUntil('echo port forwarded', async () => (await echoRoundTrip(18085, Buffer.from('x')).catch(() => Buffer.alloc(0))).toString() === 'x');
     const t0 = performance.now();
@@ -205,7 +204,7 @@ describe('port forwarding with a real VM', { skip: problem ?? false, timeout: 30
   });
 
   test('forwards survive the ssh connection dropping while one is in use', async (t) => {
-    if (echoProblem) return t.skip(echoProblem);
+    if (needNow(t, echoProblem)) return;
     // A connection in use when the link drops ends; the forward itself stays
     // and the next connection works after the automatic reconnect.
     const inUse = net.createConnection({ host: '127.0.0.1', port: 18085 });

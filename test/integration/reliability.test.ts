@@ -16,7 +16,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
 import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js';
@@ -24,7 +24,6 @@ import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
 
 const problem = vmPrereqProblem();
-if (problem) process.stdout.write(`# reliability tests skipped: ${problem}\n`);
 
 const GiB = 2 ** 30;
 /**
@@ -77,7 +76,7 @@ function sha256File(file: string): Promise<string> {
   });
 }
 
-describe('reliability: faults and load with a real VM', { skip: problem ?? false, timeout: 60 * 60_000 }, () => {
+gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60 * 60_000 }, () => {
   const vm = vmFixture('br');
   const { ok } = vm;
   let echoServer: string | undefined;
@@ -134,7 +133,7 @@ describe('reliability: faults and load with a real VM', { skip: problem ?? false
   });
 
   test('100 connections at once through a forwarded port, 256 KiB each way, arrive intact', async (t) => {
-    if (echoProblem) return t.skip(echoProblem);
+    if (needNow(t, echoProblem)) return;
     await ok(['run', '-d', '--name', 'echo', '-p', '18185:7', 'bbr:1', 'echo-server', 'tcp', '7']);
     await timeUntil('echo port forwarded', async () => (await echoRoundTrip(18185, Buffer.from('x')).catch(() => Buffer.alloc(0))).toString() === 'x');
     const t0 = performance.now();
@@ -180,7 +179,7 @@ describe('reliability: faults and load with a real VM', { skip: problem ?? false
   // ---- faults -------------------------------------------------------------
 
   test('the ssh link drops while docker logs -f, docker exec -it and a port forward are in use: all come back', async (t) => {
-    if (echoProblem) return t.skip(echoProblem);
+    if (needNow(t, echoProblem)) return;
     await ok(['run', '-d', '--name', 'talker', 'bbr:1', 'sh', '-c', 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done']);
     const logs = spawn('docker', ['logs', '-f', 'talker'], { env: vm.env });
     let logOut = '';

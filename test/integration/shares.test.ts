@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
 import { probeVirtiofsd } from '../../app/engine/drivers/virtiofsd.js';
 import { pidAlive, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
@@ -29,23 +29,24 @@ import { vmFixture } from './vm-fixture.js';
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 const problem = vmPrereqProblem();
-if (problem) process.stdout.write(`# file sharing tests skipped: ${problem}\n`);
 const vfs = probeVirtiofsd();
 const vfsProblem = problem ?? (vfs.support.ok ? undefined : `virtiofs cannot run here: ${vfs.support.reason}`);
-if (!problem && vfsProblem) process.stdout.write(`# file sharing tests with virtiofs skipped: ${vfsProblem}\n`);
 
 type Mechanism = 'virtiofs' | 'reverse-sshfs';
 // BERTH_TEST_SHARES_ONLY=virtiofs|reverse-sshfs runs one of the two (to chase a failure).
 const only = process.env.BERTH_TEST_SHARES_ONLY;
-type Variant = { mechanism: Mechanism; env: string; skip: string | false };
-const variants: Variant[] = (
-  [
-    { mechanism: 'virtiofs', env: 'auto', skip: vfsProblem ?? false },
-    { mechanism: 'reverse-sshfs', env: 'sshfs', skip: problem ?? false },
-  ] as Variant[]
-).map((v): Variant => (only && only !== v.mechanism && !v.skip ? { ...v, skip: `BERTH_TEST_SHARES_ONLY=${only}` } : v));
+const variants: { mechanism: Mechanism; env: string; problem: string | undefined }[] = [
+  { mechanism: 'virtiofs', env: 'auto', problem: vfsProblem },
+  { mechanism: 'reverse-sshfs', env: 'sshfs', problem },
+];
 
-for (const variant of variants) describe(`file sharing with a real VM (${variant.mechanism})`, { skip: variant.skip, timeout: 30 * 60_000 }, () => {
+for (const variant of variants) {
+  const name = `file sharing with a real VM (${variant.mechanism})`;
+  if (only && only !== variant.mechanism) describe(name, { skip: `BERTH_TEST_SHARES_ONLY=${only}` }, () => undefined);
+  else gatedSuite(name, variant.problem, { timeout: 30 * 60_000 }, () => sharesSuite(variant));
+}
+
+function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
   const vm = vmFixture('bs');
   const { ok } = vm;
   const virtiofs = variant.mechanism === 'virtiofs';
@@ -201,7 +202,7 @@ for (const variant of variants) describe(`file sharing with a real VM (${variant
   });
 
   test('a file watcher in a container sees host-side create, modify, rename and delete', async (t) => {
-    if (watcherProblem) return t.skip(watcherProblem);
+    if (needNow(t, watcherProblem)) return;
     const dir = path.join(share, 'watched');
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'app.js'), 'v1');
@@ -370,5 +371,4 @@ for (const variant of variants) describe(`file sharing with a real VM (${variant
     const sync = await vm.berth(['shell', '--', 'sh', '-c', 'sync >/dev/null 2>&1 </dev/null & p=$!; sleep 5; if kill -0 $p 2>/dev/null; then echo "sync still waiting after 5 s"; else echo "sync done"; fi'], { timeoutMs: 60_000 });
     process.stdout.write(`# after a virtiofsd died: ${sync.stdout.trim()}\n`);
   });
-
-});
+}

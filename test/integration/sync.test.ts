@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import type { SyncViewWire } from '../../app/engine/api/contract.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
@@ -20,11 +20,10 @@ import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
 
 const problem = vmPrereqProblem();
-if (problem) process.stdout.write(`# sync mode tests skipped: ${problem}\n`);
 
 const say = (s: string) => process.stdout.write(`# ${s}\n`);
 
-describe('sync mode with a real VM', { skip: problem ?? false, timeout: 40 * 60_000 }, () => {
+gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => {
   const vm = vmFixture('bsy');
   const { ok } = vm;
   const share = path.join(vm.dir, 'share');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';
@@ -15,9 +15,8 @@ import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
 
 const problem = vmPrereqProblem();
-if (problem) process.stdout.write(`# VM tests skipped: ${problem}\n`);
 
-describe('berth with a real VM', { skip: problem ?? false, timeout: 30 * 60_000 }, () => {
+gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
   const vm = vmFixture('bi');
   const { env, inst, sock, ok, qemuPid } = vm;
   const berth = vm.berth;

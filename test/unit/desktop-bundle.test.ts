@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { needNow, test } from '../helpers/prereq-gate.js';
 import { ROOT } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
 
@@ -76,11 +76,7 @@ Module._load = function (request, ...rest) {
 
 test('dist/electron/main.cjs loads, starts a real engine, shows its state in the tray, and Quit shuts the engine down', { timeout: 120_000 }, async (t) => {
   const bin = path.join(ROOT, 'dist', 'app', 'cli', 'main.js');
-  if (!fs.existsSync(bin)) {
-    t.skip('the CLI is not built (npm run build): this test runs the real `berth daemon`');
-    process.stdout.write('# desktop bundle test skipped: dist/app/cli/main.js is missing (npm run build)\n');
-    return;
-  }
+  if (needNow(t, fs.existsSync(bin) ? undefined : 'dist/app/cli/main.js is missing (npm run build): this test runs the real `berth daemon`')) return;
   const main = path.join(ROOT, 'dist', 'electron', 'main.cjs');
   const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', path.join(ROOT, 'app/main/vite.config.ts')], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, `vite build of main failed:\n${r.stderr}`);

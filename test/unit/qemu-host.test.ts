@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { needNow, test } from '../helpers/prereq-gate.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { buildQemuArgs } from '../../app/engine/drivers/qemu.js';
 import {
@@ -158,7 +158,7 @@ for (const [arch, bin, pkgs] of [
     const qemu = findExecutable(bin);
     const firmware = qemu ? findEdk2Firmware(arch, qemu) : undefined;
     if (!qemu || !firmware) {
-      t.skip(`needs ${bin} and its UEFI firmware (Debian: ${pkgs}); found qemu=${qemu ?? 'no'} firmware=${firmware ? 'yes' : 'no'}`);
+      needNow(t, `needs ${bin} and its UEFI firmware (apt-get install ${pkgs}); found qemu=${qemu ?? 'no'} firmware=${firmware ? 'yes' : 'no'}`);
       return;
     }
     const tmp = shortTempDir('qe');

@@ -14,7 +14,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { after, test } from 'node:test';
+import { after } from 'node:test';
+import { needNow, test } from '../helpers/prereq-gate.js';
 import { findExecutable } from '../../app/engine/process-util.js';
 import { ROOT } from '../helpers/run.js';
 import { fakeArm64Image, shortTempDir } from '../helpers/temp.js';
@@ -77,8 +78,7 @@ test('arm64: an EFI zboot image is cut open and its gzip payload unpacked', () =
 test('arm64: an EFI zboot image with a zstd payload', (ctx) => {
   const zstd = findExecutable('zstd');
   if (!zstd) {
-    process.stdout.write('# zstd zboot not tested: zstd is not installed (apt-get install zstd)\n');
-    ctx.skip('zstd is not installed');
+    needNow(ctx, 'zstd is not installed (apt-get install zstd)');
     return;
   }
   const src = path.join(t.dir, 'image.raw');

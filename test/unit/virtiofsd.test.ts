@@ -21,7 +21,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from '../helpers/prereq-gate.js';
 import {
   cVirtiofsdPidFile,
   findBackends,
@@ -207,7 +207,7 @@ test('a virtiofsd that fails: VIRTIOFSD_FAILED with its own words, and the ones 
 });
 
 const real = probeVirtiofsd();
-test('the real virtiofsd of this host listens on its socket and stops', { skip: real.support.ok ? false : `no usable virtiofsd here: ${real.support.ok ? '' : real.support.reason}` }, async () => {
+test('the real virtiofsd of this host listens on its socket and stops', { needs: real.support.ok ? undefined : `no usable virtiofsd here: ${real.support.reason} (apt-get install qemu-system-x86)` }, async () => {
   const t = shortTempDir('vfr');
   try {
     const src = path.join(t.dir, 'src');

@@ -49,8 +49,10 @@ packages=(
 	chromium fonts-dejavu-core
 )
 say "installing the test packages: ${packages[*]}"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+# Wait for another apt (unattended upgrades, a second terminal) instead of failing.
+wait_lock=(-o DPkg::Lock::Timeout=600)
+$sudo apt-get "${wait_lock[@]}" update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "${packages[@]}"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 # The arm64 image's package scripts run through qemu-user: its binfmt handler

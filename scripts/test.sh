@@ -65,5 +65,8 @@ fi
 
 say "installing Node packages"
 npm ci --no-fund --no-audit
+say "checking the code: lint (with the layer rule, app/README.md) and types"
+npm run lint --silent
+npm run typecheck --silent
 say "building Berth and running the tests"
 npm test -- "$@"

@@ -3,7 +3,6 @@
  * wiring runs in tests against a small fake (the Electron binary cannot run
  * everywhere the tests do). main.ts passes the real module.
  */
-/* eslint-disable @typescript-eslint/no-explicit-any */
 
 export interface WebContentsLike {
   send(channel: string, ...args: unknown[]): void;

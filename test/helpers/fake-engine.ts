@@ -80,6 +80,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     return st;
   };
 
+  // eslint-disable-next-line prefer-const -- assigned once below, after the handlers that use it
   let server!: ControlServer;
   const start = async () => {
     if (sm.state === 'running') return status();

@@ -1,0 +1,49 @@
+/**
+ * The layer rule in eslint.config.js (app/README.md): an import only goes
+ * down the layers, and the renderer and preload see only the wire contract.
+ * Deliberately wrong imports, linted as if they stood in those files, must
+ * be refused; the right ones must pass.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ESLint } from 'eslint';
+import { ROOT } from '../helpers/run.js';
+
+const eslint = new ESLint({ cwd: ROOT });
+
+async function layerErrors(file: string, code: string): Promise<string[]> {
+  const [res] = await eslint.lintText(code, { filePath: path.join(ROOT, file) });
+  return res!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+const wrong: [string, string][] = [
+  ['app/renderer/src/probe.tsx', "import { QemuDriver } from '../../engine/drivers/qemu.js';\nexport const x = QemuDriver;\n"],
+  ['app/preload/probe.ts', "import { Engine } from '../engine/engine.js';\nexport const x = Engine;\n"],
+  ['app/renderer/src/probe.tsx', "import { main } from '../../cli/main.js';\nexport const x = main;\n"],
+  ['app/engine/guest/probe.ts', "import { ShareManager } from '../share/share-manager.js';\nexport const x = ShareManager;\n"],
+  ['app/engine/settings/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
+  ['app/engine/share/probe.ts', "import { ControlServer } from '../api/control-server.js';\nexport const x = ControlServer;\n"],
+  ['app/engine/engine-probe.ts', "import { startDaemon } from './daemon.js';\nexport const x = startDaemon;\n"],
+  ['app/engine/api/contract-docker.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
+];
+
+for (const [file, code] of wrong) {
+  test(`refused: ${code.split('\n')[0]} in ${file}`, async () => {
+    const errs = await layerErrors(file, code);
+    assert.equal(errs.length, 1, `expected the layer rule to refuse it, got ${JSON.stringify(errs)}`);
+  });
+}
+
+const right: [string, string][] = [
+  ['app/renderer/src/probe.tsx', "import { METHODS } from '../../engine/api/contract';\nimport { BerthError } from '../../engine/errors';\nexport const x = [METHODS, BerthError];\n"],
+  ['app/engine/share/probe.ts', "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../errors.js';\nexport const x = [GuestSession, BerthError];\n"],
+  ['app/engine/api/probe.ts', "import { Engine } from '../engine.js';\nimport { METHODS } from './contract.js';\nexport const x = [Engine, METHODS];\n"],
+  ['app/engine/daemon.ts', "import { Engine } from './engine.js';\nimport { ControlServer } from './api/control-server.js';\nexport const x = [Engine, ControlServer];\n"],
+];
+
+for (const [file, code] of right) {
+  test(`allowed: imports that go down, in ${file}`, async () => {
+    assert.deepEqual(await layerErrors(file, code), []);
+  });
+}

@@ -10,6 +10,7 @@ import {
   type HostDescription,
   type HostFacts,
 } from '../engine/drivers/host-detect.js';
+import { DRIVER_FEATURES } from '../engine/drivers/features.js';
 import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
 import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../engine/paths.js';
@@ -47,11 +48,9 @@ export interface DoctorReport {
   json: DoctorJson;
 }
 
-const LABEL: Record<DriverName, string> = { vfkit: 'vfkit', qemu: 'QEMU', hyperv: 'Hyper-V' };
-
 function driverLines(c: DriverCheck, selected: DriverName | null): string[] {
   const mark = c.usable ? (c.driver === selected ? 'ok (used)' : 'ok') : c.problem?.code === 'UNSUPPORTED_OS' ? 'n/a' : 'no';
-  const lines = [`  ${LABEL[c.driver].padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`];
+  const lines = [`  ${DRIVER_FEATURES[c.driver].label.padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`];
   const pad = ' '.repeat(21);
   if (c.problem && c.problem.code !== 'UNSUPPORTED_OS') lines.push(`${pad}hint: ${c.problem.hint}`);
   for (const w of c.warnings) lines.push(`${pad}warning: ${w}`);
@@ -65,7 +64,7 @@ export function formatDoctor(json: DoctorJson): string {
   if (json.lastProbe) lines.push('', `Last accelerator probe: ${json.lastProbe.accel} (${json.lastProbe.reason})`);
   lines.push('');
   if (json.live) {
-    const name = (LABEL as Record<string, string>)[json.live.driver] ?? json.live.driver;
+    const name = DRIVER_FEATURES[json.live.driver as DriverName]?.label ?? json.live.driver;
     lines.push(`Running now: ${name}${json.live.reason ? ` (${json.live.reason})` : ''}`);
   }
   if (json.rosetta) {
@@ -80,10 +79,10 @@ export function formatDoctor(json: DoctorJson): string {
   }
   const wanted = json.setting === 'auto' ? undefined : json.drivers.find((c) => c.driver === json.setting);
   if (wanted && !wanted.usable) {
-    lines.push(`Settings ask for ${LABEL[wanted.driver]}, which cannot run here: ${wanted.summary}`);
-    lines.push(`Start with: ${wanted.problem?.hint ?? ''} Or let Berth pick: \`berth settings set driver=auto\`${json.recommended ? ` (it would use ${LABEL[json.recommended]})` : ''}.`);
+    lines.push(`Settings ask for ${DRIVER_FEATURES[wanted.driver].label}, which cannot run here: ${wanted.summary}`);
+    lines.push(`Start with: ${wanted.problem?.hint ?? ''} Or let Berth pick: \`berth settings set driver=auto\`${json.recommended ? ` (it would use ${DRIVER_FEATURES[json.recommended].label})` : ''}.`);
   } else if (json.selected) {
-    lines.push(`Berth will use: ${LABEL[json.selected]}${wanted ? ' (set in settings)' : ''}`);
+    lines.push(`Berth will use: ${DRIVER_FEATURES[json.selected].label}${wanted ? ' (set in settings)' : ''}`);
   } else {
     const first = json.drivers.find((c) => c.problem && c.problem.code !== 'UNSUPPORTED_OS') ?? json.drivers[0];
     lines.push('No driver can run the Berth VM on this host.');
@@ -128,12 +127,13 @@ function lastProbe(): { accel: string; reason: string } | undefined {
 
 /** What the rosetta setting does on this host with the driver the next start uses. */
 function rosettaView(facts: HostFacts, drivers: DriverCheck[], selected: DriverName | null, setting: boolean): DoctorJson['rosetta'] {
-  const vfkit = drivers.find((c) => c.driver === 'vfkit');
+  // The driver that can offer Rosetta (Virtualization.framework's), and what its host check found.
+  const offering = drivers.find((c) => DRIVER_FEATURES[c.driver].rosetta);
   const appleSilicon = facts.platform === 'darwin' && facts.arch === 'arm64';
   // Off, and nothing to offer: say nothing (Linux, Windows, Intel Macs).
-  if (!setting && !(appleSilicon && vfkit?.usable)) return undefined;
+  if (!setting && !(appleSilicon && offering?.usable)) return undefined;
   const arch = facts.env.BERTH_GUEST_ARCH === 'x86_64' || facts.env.BERTH_GUEST_ARCH === 'amd64' ? 'x86_64' : (nativeGuestArch(facts.arch) ?? 'x86_64');
-  const installed = typeof vfkit?.details.rosetta === 'boolean' ? vfkit.details.rosetta : undefined;
+  const installed = typeof offering?.details.rosetta === 'boolean' ? offering.details.rosetta : undefined;
   if (!setting) return { setting, usable: false };
   if (!selected) return { setting, usable: false, note: 'on in settings; no driver can run the VM here (see above)' };
   const plan = rosettaPlan(true, selected, arch, installed);

@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { VmStatus } from './api/contract.js';
 import { chooseAccelerator, type AccelChoice } from './drivers/accel-probe.js';
-import { defaultGuestTraits, sshEndpointOf, type Driver, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec } from './drivers/driver.js';
+import { defaultGuestTraits, sshEndpointOf, type Driver, type DriverFeatures, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec } from './drivers/driver.js';
+import { bootModeFor } from './drivers/features.js';
 import type { DriverChoice, DriverFactory } from './drivers/driver-select.js';
 import type { DriverName } from './drivers/host-detect.js';
 import { writeFixedVhd } from './drivers/vhd.js';
@@ -27,7 +28,7 @@ import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from '.
 import { writeConfigDisk } from './guest/config-disk.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
 import { GuestSession } from './guest/session.js';
-import { bootModeFor, type GuestImage, type ImageStore } from './image/image-store.js';
+import type { GuestImage, ImageStore } from './image/image-store.js';
 import type { InstancePaths } from './paths.js';
 import { sleep } from './process-util.js';
 import type { Settings } from './settings/schema.js';
@@ -235,7 +236,7 @@ export class Engine extends EventEmitter<{
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
-      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.name), progress: (m) => this.progress('image', m) });
+      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features), progress: (m) => this.progress('image', m) });
       this.image = image;
       const accel = await this.chooseAccel(driver, settings, image);
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
@@ -243,7 +244,7 @@ export class Engine extends EventEmitter<{
 
       const rosetta = this.rosettaPlan(settings, driver);
       const traits = this.traits(driver);
-      this.prepareDisks(settings, traits, driver.name, rosetta);
+      this.prepareDisks(settings, traits, driver.features, rosetta);
       const sshPort = await freeLoopbackPort();
       this.run = {
         driver: driver.name,
@@ -576,13 +577,12 @@ export class Engine extends EventEmitter<{
     return this.o.drivers.byName((run.driver ?? 'qemu') as DriverName);
   }
 
-  /** QEMU picks its accelerator (probe, setting); vfkit and Hyper-V have their own hypervisor. */
+  /** A driver that chooses (QEMU) probes or takes the setting; the others run on their own hypervisor. */
   private async chooseAccel(driver: Driver, settings: Settings, image: GuestImage): Promise<AccelChoice> {
-    if (driver.name === 'vfkit' || driver.name === 'hyperv') {
-      if (settings.accel !== 'auto') this.o.log.warn({ accel: settings.accel, driver: driver.name }, 'the accel setting applies to the QEMU driver only; ignored');
-      return driver.name === 'vfkit'
-        ? { accel: 'hvf', reason: 'Virtualization.framework (through vfkit)', cached: false }
-        : { accel: 'hyperv', reason: 'the Windows hypervisor (Hyper-V)', cached: false };
+    const own = driver.features.accelerator;
+    if (own !== 'choose') {
+      if (settings.accel !== 'auto') this.o.log.warn({ accel: settings.accel, driver: driver.name }, `the accel setting does not apply to the ${driver.features.label} driver; ignored`);
+      return { ...own, cached: false };
     }
     return chooseAccelerator({
       arch: this.o.images.arch,
@@ -658,17 +658,18 @@ export class Engine extends EventEmitter<{
 
   /** Rosetta for this start: the setting, the driver, the guest and whether the Mac has it (host-detect). */
   private rosettaPlan(settings: Settings, driver: Driver): RosettaPlan {
-    const vfkit = this.driverChoice?.checks?.find((c) => c.driver === 'vfkit');
-    const installed = typeof vfkit?.details.rosetta === 'boolean' ? vfkit.details.rosetta : undefined;
+    // Whether this Mac has Rosetta is in the host check of the driver that runs the VM.
+    const check = this.driverChoice?.checks?.find((c) => c.driver === driver.name);
+    const installed = typeof check?.details.rosetta === 'boolean' ? check.details.rosetta : undefined;
     const plan = rosettaPlan(settings.rosetta, driver.name, this.o.images.arch, installed);
     if (plan.note) this.o.log.warn({ driver: driver.name, arch: this.o.images.arch }, plan.note);
     else if (plan.use) this.o.log.info('Rosetta: x86_64 binaries run through Rosetta');
     return plan;
   }
 
-  private prepareDisks(settings: Settings, traits: GuestTraits, driver: string, rosetta: RosettaPlan): void {
-    // Hyper-V makes its data disk itself (a dynamic VHDX, hyperv.ts).
-    if (driver !== 'hyperv') this.growRawDataDisk(settings.diskGiB);
+  private prepareDisks(settings: Settings, traits: GuestTraits, features: DriverFeatures, rosetta: RosettaPlan): void {
+    // A VHDX driver makes its data disk itself (Hyper-V: a dynamic VHDX, hyperv.ts).
+    if (features.diskFormat === 'raw') this.growRawDataDisk(settings.diskGiB);
     writeConfigDisk(this.paths.configDir, this.paths.configDisk, {
       authorizedKeys: this.keys!.clientPublic,
       hostPrivateKey: this.keys!.hostPrivate,
@@ -681,7 +682,7 @@ export class Engine extends EventEmitter<{
         ...(rosetta.use ? { BERTH_ROSETTA: ROSETTA_TAG } : {}),
       },
     });
-    if (driver === 'hyperv') writeFixedVhd(this.paths.configDisk, this.paths.configVhd);
+    if (features.diskFormat === 'vhdx') writeFixedVhd(this.paths.configDisk, this.paths.configVhd);
   }
 
   private growRawDataDisk(diskGiB: number): void {
@@ -863,7 +864,7 @@ export class Engine extends EventEmitter<{
     const runDriver = run ? this.driverFor(run) : undefined;
     const image =
       run?.sshPort && run.imageDir && runDriver
-        ? await this.o.images.verify(run.imageDir, undefined, bootModeFor(runDriver.name)).catch(() => undefined)
+        ? await this.o.images.verify(run.imageDir, undefined, bootModeFor(runDriver.features)).catch(() => undefined)
         : undefined;
     const driver = image ? runDriver : undefined;
     const spec = run && image && driver ? this.spec(run, image, driver) : undefined;

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import type { Driver, RunningVm, VmExit, VmSpec } from '../../app/engine/drivers/driver.js';
+import type { Driver, DriverFeatures, RunningVm, VmExit, VmSpec } from '../../app/engine/drivers/driver.js';
 import { startFakeGuest, type FakeGuest } from './fake-guest.js';
 
 export type FakeMode = 'ok' | 'silent' | 'dies';
@@ -42,6 +42,8 @@ export class FakeVm extends EventEmitter<{ exit: [VmExit] }> implements RunningV
 
 export class FakeDriver implements Driver {
   readonly name = 'fake';
+  /** As QEMU: it chooses its accelerator, boots the kernel, attaches raw disks. */
+  readonly features: DriverFeatures = { label: 'fake', accelerator: 'choose', bootModes: ['kernel', 'efi'], diskFormat: 'raw', rosetta: false };
   specs: VmSpec[] = [];
   vms: FakeVm[] = [];
 

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { defaultGuestTraits } from '../../app/engine/drivers/driver.js';
 import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
+import { bootModeFor, DRIVER_FEATURES } from '../../app/engine/drivers/features.js';
 import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import {
   BOOT_FILES,
   ImageStore,
-  bootModeFor,
   checkBuildPrivileges,
   guestArchFor,
   recipeHash,
@@ -99,13 +99,14 @@ test('building needs root, and says how', () => {
 });
 
 test('each driver boots its artifact: QEMU and vfkit the kernel, Hyper-V the VHDX; BERTH_BOOT overrides', () => {
-  assert.equal(bootModeFor('qemu', {}), 'kernel');
-  assert.equal(bootModeFor('vfkit', {}), 'kernel');
-  assert.equal(bootModeFor('hyperv', {}), 'vhdx');
-  assert.equal(bootModeFor('qemu', { BERTH_BOOT: 'efi' }), 'efi');
-  assert.equal(bootModeFor('vfkit', { BERTH_BOOT: 'efi' }), 'efi');
-  assert.throws(() => bootModeFor('qemu', { BERTH_BOOT: 'bios' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /kernel, efi, vhdx/.test(e.hint));
-  assert.throws(() => bootModeFor('hyperv', { BERTH_BOOT: 'kernel' }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
+  assert.equal(bootModeFor(DRIVER_FEATURES.qemu, {}), 'kernel');
+  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, {}), 'kernel');
+  assert.equal(bootModeFor(DRIVER_FEATURES.hyperv, {}), 'vhdx');
+  assert.equal(bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'efi' }), 'efi');
+  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, { BERTH_BOOT: 'efi' }), 'efi');
+  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'bios' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /kernel, efi, vhdx/.test(e.hint));
+  assert.throws(() => bootModeFor(DRIVER_FEATURES.hyperv, { BERTH_BOOT: 'kernel' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /Hyper-V boots vhdx/.test(e.hint));
+  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'vhdx' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /QEMU driver cannot boot/.test(e.message));
   assert.deepEqual(BOOT_FILES.kernel, ['vmlinuz', 'initrd.img', 'rootfs.squashfs']);
   assert.deepEqual(BOOT_FILES.efi, ['vmlinuz', 'initrd.img', 'efi.img']);
   assert.deepEqual(BOOT_FILES.vhdx, ['efi.vhdx']);
@@ -185,19 +186,19 @@ test('the VM spec boots what the image store verified: the root disk for direct 
     const inputs = (image: SpecInputs['image']): SpecInputs => ({ paths, image, arch: 'x86_64', accel: 'tcg', cpus: 1, memoryMiB: 1024, diskGiB: 8, sshHostPort: 2222 });
     const traits = defaultGuestTraits('x86_64');
 
-    const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor('qemu', {}))));
+    const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu, {}))));
     assert.equal(k.kernel, path.join(dir, 'vmlinuz'));
     assert.equal(k.initrd, path.join(dir, 'initrd.img'));
     assert.deepEqual(k.disks[0], { path: path.join(dir, 'rootfs.squashfs'), serial: 'berth-root', readonly: true, format: 'raw' });
     assert.equal(k.efi, undefined);
 
-    const e = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor('qemu', { BERTH_BOOT: 'efi' }))));
+    const e = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'efi' }))));
     assert.ok(!e.disks.some((d) => d.serial === 'berth-root'), 'the root image is a partition of the EFI disk');
     assert.deepEqual(e.efi, { image: path.join(dir, 'efi.img'), variableStore: path.join(paths.dir, 'efi-vars.fd') });
     assert.equal(e.kernel, path.join(dir, 'vmlinuz'), 'the KVM probe still boots the kernel directly');
 
     const hv = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) });
-    const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor('hyperv', {}))));
+    const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.hyperv, {}))));
     assert.equal(h.efi?.image, path.join(dir, 'efi.vhdx'));
     assert.deepEqual(h.disks.map((d) => d.serial), ['berth-data', 'berth-cfg']);
   } finally {

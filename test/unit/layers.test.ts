@@ -5,6 +5,7 @@
  * be refused; the right ones must pass.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ESLint } from 'eslint';
@@ -47,3 +48,58 @@ for (const [file, code] of right) {
     assert.deepEqual(await layerErrors(file, code), []);
   });
 }
+
+/** Every .ts/.tsx file under app/, with the files of ours it imports (types too). */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.tsx?$/.test(e.name)) {
+        const src = fs.readFileSync(p, 'utf8');
+        const deps: string[] = [];
+        for (const m of src.matchAll(/^(?:import|export)\s[^;]*?from\s+['"](\.[^'"]+)['"]/gms)) {
+          const base = path.resolve(path.dirname(p), m[1]!).replace(/\.js$/, '');
+          const hit = ['.ts', '.tsx', '/index.ts'].map((x) => base + x).find((f) => fs.existsSync(f));
+          if (hit) deps.push(hit);
+        }
+        graph.set(p, deps);
+      }
+    }
+  };
+  walk(path.join(ROOT, 'app'));
+  return graph;
+}
+
+test('no import cycle in app/, type imports included', () => {
+  const graph = importGraph();
+  const state = new Map<string, 'open' | 'done'>();
+  const cycles: string[] = [];
+  const stack: string[] = [];
+  const visit = (f: string): void => {
+    state.set(f, 'open');
+    stack.push(f);
+    for (const d of graph.get(f) ?? []) {
+      if (state.get(d) === 'open') cycles.push([...stack.slice(stack.indexOf(d)), d].map((x) => path.relative(ROOT, x)).join(' -> '));
+      else if (!state.has(d)) visit(d);
+    }
+    stack.pop();
+    state.set(f, 'done');
+  };
+  for (const f of [...graph.keys()].sort()) if (!state.has(f)) visit(f);
+  assert.deepEqual(cycles, []);
+});
+
+test("no code outside app/engine/drivers/ compares driver names (it asks the driver's features)", () => {
+  const found: string[] = [];
+  for (const f of importGraph().keys()) {
+    if (f.startsWith(path.join(ROOT, 'app', 'engine', 'drivers') + path.sep)) continue;
+    fs.readFileSync(f, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (/[!=]==?\s*['"](qemu|vfkit|hyperv)['"]|['"](qemu|vfkit|hyperv)['"]\s*[!=]==?|case\s+['"](qemu|vfkit|hyperv)['"]/.test(line)) found.push(`${path.relative(ROOT, f)}:${i + 1}: ${line.trim()}`);
+      });
+  }
+  assert.deepEqual(found, []);
+});

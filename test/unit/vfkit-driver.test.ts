@@ -384,7 +384,7 @@ test('BERTH_VFKIT selects the binary', async () => {
   }
 });
 
-test('vfkit always has virtio-fs (Virtualization.framework serves it), but no read-only device', async () => {
+test('vfkit always has virtio-fs (Virtualization.framework serves it), but no read-only device and no commas or quotes in paths', async () => {
   const s = await new VfkitDriver().virtiofs();
-  assert.deepEqual(s, { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false });
+  assert.deepEqual(s, { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false, unsafePathChars: ',"' });
 });

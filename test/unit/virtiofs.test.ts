@@ -98,11 +98,11 @@ test('vfkit: no sockets; read-only shares and paths vfkit cannot carry go by rev
     ...base,
     driver: 'vfkit',
     shares: [{ hostPath: '/Users/me' }, { hostPath: '/Users/me/ro', readOnly: true }, { hostPath: '/Users/me/a,b' }],
-    support: { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false },
+    support: { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false, unsafePathChars: ',"' },
   });
   assert.deepEqual(p.devices, [{ hostPath: '/Users/me', tag: virtiofsTag({ hostPath: '/Users/me' }) }]);
   assert.match(routeOf(p, { hostPath: '/Users/me/ro', readOnly: true }).reason, /cannot be read-only/);
-  assert.match(routeOf(p, { hostPath: '/Users/me/a,b' }).reason, /comma/);
+  assert.match(routeOf(p, { hostPath: '/Users/me/a,b' }).reason, /has ",", which vfkit's command line cannot carry/);
 });
 
 test('a socket path too long for Linux: that share goes by reverse sshfs, saying how to fix it', () => {

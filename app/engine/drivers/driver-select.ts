@@ -1,6 +1,7 @@
 import { BerthError } from '../errors.js';
 import type { DriverSetting } from '../settings/schema.js';
 import type { Driver, GuestArch } from './driver.js';
+import { DRIVER_FEATURES } from './features.js';
 import { describeHost, detectDrivers, realHostFacts, type DriverCheck, type DriverName, type HostFacts } from './host-detect.js';
 import { HypervDriver, type HypervDriverOptions } from './hyperv.js';
 import { QemuDriver } from './qemu.js';
@@ -21,8 +22,6 @@ import { VfkitDriver, type VfkitDriverOptions } from './vfkit.js';
  * containers.conf) do; unlike them, a driver that is named but cannot run
  * here is an error with host-detect's reason, never a silent fallback.
  */
-
-export const DRIVER_LABEL: Record<DriverName, string> = { vfkit: 'vfkit', qemu: 'QEMU', hyperv: 'Hyper-V' };
 
 export interface DriverChoice {
   name: DriverName;
@@ -49,7 +48,7 @@ export async function chooseDriver(requested: DriverSetting, o: ChooseOptions = 
       const p = c.problem!;
       throw new BerthError(
         p.code,
-        `the ${DRIVER_LABEL[requested]} driver set in settings cannot run here: ${p.message}`,
+        `the ${DRIVER_FEATURES[requested].label} driver set in settings cannot run here: ${p.message}`,
         `${p.hint} Or let Berth pick one: \`berth settings set driver=auto\` (\`berth doctor\` shows every driver).`,
         p.details,
       );
@@ -64,7 +63,7 @@ export async function chooseDriver(requested: DriverSetting, o: ChooseOptions = 
     const os = (await describeHost(facts)).os;
     throw new BerthError(
       p.code,
-      `no VM driver can run on this host (${os}): ${DRIVER_LABEL[first.driver]}: ${p.message}`,
+      `no VM driver can run on this host (${os}): ${DRIVER_FEATURES[first.driver].label}: ${p.message}`,
       `${p.hint} \`berth doctor\` shows every driver and why.`,
       p.details,
     );
@@ -73,7 +72,7 @@ export async function chooseDriver(requested: DriverSetting, o: ChooseOptions = 
   const passed = checks
     .slice(0, i)
     .filter((x) => x.problem?.code !== 'UNSUPPORTED_OS')
-    .map((x) => `${DRIVER_LABEL[x.driver]} is not usable (${x.summary})`);
+    .map((x) => `${DRIVER_FEATURES[x.driver].label} is not usable (${x.summary})`);
   const reason = `auto: ${passed.length ? `${passed.join('; ')}, so ` : ''}${c.summary}`;
   return { name: c.driver, reason, warnings: c.warnings, checks };
 }

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { VirtiofsSupport } from '../share/virtiofs.js';
 
 /**
  * The driver interface: a driver turns a VmSpec into its hypervisor's own
@@ -8,6 +7,8 @@ import type { VirtiofsSupport } from '../share/virtiofs.js';
  * It knows nothing about Docker, ssh sessions or sockets.
  */
 export type GuestArch = 'x86_64' | 'aarch64';
+/** The drivers Berth has (settings' `driver`, less `auto`). */
+export type DriverName = 'qemu' | 'vfkit' | 'hyperv';
 /** QEMU's accelerators, and `hyperv` for the Hyper-V driver (vfkit runs on hvf). */
 export type Accelerator = 'kvm' | 'tcg' | 'hvf' | 'hyperv';
 
@@ -129,6 +130,45 @@ export interface GuestTraits {
   disks: 'virtio-serial' | 'scsi-lun';
 }
 
+/** How a driver boots the guest, and so which image artifacts it needs. */
+export type BootMode = 'kernel' | 'efi' | 'vhdx';
+
+/**
+ * What a driver can do, as data the rest of the engine asks for (features.ts
+ * has each driver's); nobody outside drivers/ compares driver names.
+ */
+export interface DriverFeatures {
+  /** For messages: "QEMU", "vfkit", "Hyper-V". */
+  label: string;
+  /** `choose`: probe or take the accel setting (QEMU); else its own hypervisor, always. */
+  accelerator: 'choose' | { accel: Accelerator; reason: string };
+  /** The boot modes it can do; the first is what it boots unless told otherwise. */
+  bootModes: readonly BootMode[];
+  /**
+   * `raw`: the engine grows a sparse raw data disk and attaches the raw
+   * config disk; `vhdx`: the driver makes its own data disk (a dynamic
+   * VHDX) and attaches the config disk as a fixed VHD the engine writes.
+   */
+  diskFormat: 'raw' | 'vhdx';
+  /** Can give an arm64 guest Apple's Rosetta (Virtualization.framework). */
+  rosetta: boolean;
+}
+
+/** What the driver can do with virtio-fs on this host (Driver.virtiofs()). */
+export type VirtiofsSupport =
+  | {
+      ok: true;
+      /** For status: "Virtualization.framework", "virtiofsd 7.2.22 as root", ... */
+      how: string;
+      /** QEMU: per-share vhost-user sockets. */
+      needsSocket: boolean;
+      /** The device itself can be read-only (host-enforced). */
+      readOnlyDevice: boolean;
+      /** Characters a shared folder's path cannot have on the hypervisor's command line. */
+      unsafePathChars?: string;
+    }
+  | { ok: false; reason: string };
+
 export interface VmExit {
   /** Why the engine thinks the VM went away. */
   reason: string;
@@ -163,6 +203,7 @@ export interface RunningVm extends EventEmitter<{ exit: [VmExit] }> {
 
 export interface Driver {
   readonly name: string;
+  readonly features: DriverFeatures;
   start(spec: VmSpec): Promise<RunningVm>;
   /** A VM left running by an earlier engine for this spec, or null. */
   attach(spec: VmSpec): Promise<RunningVm | null>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { BerthError, type ErrorInfo } from '../errors.js';
 import { findExecutable } from '../process-util.js';
 import { buildProbeScript, hypervError, parsePsResult, POWERSHELL_ARGS } from './hyperv.js';
-import type { GuestArch } from './driver.js';
+import type { DriverName, GuestArch } from './driver.js';
 import { nativeGuestArch } from './qemu-host.js';
 
 /**
@@ -15,7 +15,7 @@ import { nativeGuestArch } from './qemu-host.js';
  * through HostFacts, so macOS and Windows hosts can be checked on Linux.
  */
 
-export type DriverName = 'qemu' | 'vfkit' | 'hyperv';
+export type { DriverName };
 
 export interface CommandResult {
   code: number | null;

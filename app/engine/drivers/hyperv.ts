@@ -7,6 +7,7 @@ import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { sleep, waitFor } from '../process-util.js';
 import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
+import { DRIVER_FEATURES } from './features.js';
 
 /**
  * Windows Hyper-V (Windows 10/11 Pro, Enterprise, Education; Windows
@@ -683,6 +684,7 @@ class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
 
 export class HypervDriver implements Driver {
   readonly name = 'hyperv';
+  readonly features = DRIVER_FEATURES.hyperv;
   private readonly o: Options;
 
   constructor(options: HypervDriverOptions = {}) {

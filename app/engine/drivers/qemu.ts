@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
-import type { VirtiofsSupport } from '../share/virtiofs.js';
-import type { Driver, GuestArch, RunningVm, VmExit, VmSpec } from './driver.js';
+import type { Driver, GuestArch, RunningVm, VmExit, VmSpec, VirtiofsSupport } from './driver.js';
+import { DRIVER_FEATURES } from './features.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { QmpClient } from './qmp.js';
 import { findBackends, probeVirtiofsd, startBackends, stopBackends, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
@@ -278,6 +278,7 @@ function hostQemuArgs(spec: VmSpec, qemu: string, host: QemuHost): string[] {
 
 export class QemuDriver implements Driver {
   readonly name = 'qemu';
+  readonly features = DRIVER_FEATURES.qemu;
   private probed?: VirtiofsdProbe;
 
   /**

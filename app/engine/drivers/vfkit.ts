@@ -6,8 +6,8 @@ import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
-import type { VirtiofsSupport } from '../share/virtiofs.js';
-import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
+import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec, type VirtiofsSupport } from './driver.js';
+import { DRIVER_FEATURES } from './features.js';
 
 /**
  * macOS Virtualization.framework through vfkit (github.com/crc-org/vfkit,
@@ -437,6 +437,7 @@ class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
 
 export class VfkitDriver implements Driver {
   readonly name = 'vfkit';
+  readonly features = DRIVER_FEATURES.vfkit;
   private readonly o: Required<Omit<VfkitDriverOptions, 'binary'>> & { binary?: string };
 
   constructor(options: VfkitDriverOptions = {}) {
@@ -458,10 +459,11 @@ export class VfkitDriver implements Driver {
    * vfkit (VZVirtioFileSystemDevice: files are read and written with that
    * user's id, and shown to each guest user as their own, as Lima issue
    * #1513 observed). vfkit's virtio-fs device has only sharedDir and
-   * mountTag (doc/usage.md, "File Sharing"): no read-only device.
+   * mountTag (doc/usage.md, "File Sharing"): no read-only device. Its
+   * command line splits the device's options at commas and cannot quote.
    */
   async virtiofs(): Promise<VirtiofsSupport> {
-    return { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false };
+    return { ok: true, how: "Virtualization.framework's virtio-fs (vfkit)", needsSocket: false, readOnlyDevice: false, unsafePathChars: ',"' };
   }
 
   /** vfkit's own stdout/stderr, next to the pid file. */

@@ -5,8 +5,7 @@ import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../process-util.js';
-import type { VirtiofsSupport } from '../share/virtiofs.js';
-import type { ShareSpec } from './driver.js';
+import type { ShareSpec, VirtiofsSupport } from './driver.js';
 
 /**
  * virtiofsd: the host half of virtio-fs for QEMU on Linux. QEMU's

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../errors.js';
 import type { InstancePaths } from '../paths.js';
-import type { Accelerator, DiskSpec, GuestArch, GuestTraits, ShareSpec, VmSpec } from './driver.js';
+import type { Accelerator, DiskSpec, DriverName, GuestArch, GuestTraits, ShareSpec, VmSpec } from './driver.js';
+import { DRIVER_FEATURES } from './features.js';
 
 /**
  * The VM spec for a driver: the same instance, image and resources, laid
@@ -120,7 +121,7 @@ export interface RosettaPlan {
 export function rosettaPlan(setting: boolean, driver: string, arch: GuestArch, hostHasRosetta: boolean | undefined): RosettaPlan {
   if (!setting) return { use: false };
   const off = '`berth settings set rosetta=false` turns this note off.';
-  if (driver !== 'vfkit') {
+  if (!DRIVER_FEATURES[driver as DriverName]?.rosetta) {
     return {
       use: false,
       note: `Rosetta is on in settings but not used: only the vfkit driver (Virtualization.framework, on Apple silicon Macs) offers it, and this VM runs on ${driver}. On such a Mac, install vfkit (\`brew install vfkit\`) and use \`berth settings set driver=vfkit\` (or auto). ${off}`,

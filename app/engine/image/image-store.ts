@@ -8,7 +8,7 @@ import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import { packageRoot } from '../package-root.js';
 import { berthHome } from '../paths.js';
 import { pidAlive, sleep } from '../process-util.js';
-import type { GuestArch } from '../drivers/driver.js';
+import type { BootMode, GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
 
 /**
@@ -24,42 +24,11 @@ export const IMAGE_FILES = ['vmlinuz', 'initrd.img', 'rootfs.squashfs', 'efi.img
 export type ImageFile = (typeof IMAGE_FILES)[number];
 export const GUEST_SUITE = 'bookworm';
 
-/** How a driver boots the guest, and so which artifacts it needs. */
-export type BootMode = 'kernel' | 'efi' | 'vhdx';
-export const BOOT_MODES: readonly BootMode[] = ['kernel', 'efi', 'vhdx'];
-
-/**
- * The files each boot mode reads (and so the ones verified before a boot).
- * EFI boot keeps the kernel and initramfs too: the KVM probe boots them
- * directly, which is quicker than going through the firmware.
- */
 export const BOOT_FILES: Record<BootMode, readonly ImageFile[]> = {
   kernel: ['vmlinuz', 'initrd.img', 'rootfs.squashfs'],
   efi: ['vmlinuz', 'initrd.img', 'efi.img'],
   vhdx: ['efi.vhdx'],
 };
-
-/**
- * The artifact a driver boots (what is verified before a start; how the VM
- * spec uses it, root disk or EFI disk, is decided in one place:
- * drivers/vm-spec.ts). QEMU and vfkit boot the kernel directly
- * (no firmware: the fastest start), Hyper-V generation 2 only boots UEFI
- * disks and attaches only VHD(X) files. $BERTH_BOOT overrides it (QEMU and
- * vfkit can boot `efi` too; the integration tests boot it that way).
- */
-export function bootModeFor(driver: string, env: NodeJS.ProcessEnv = process.env): BootMode {
-  const asked = env.BERTH_BOOT;
-  if (asked) {
-    if (!(BOOT_MODES as readonly string[]).includes(asked)) {
-      throw new BerthError('INVALID_SETTINGS', `BERTH_BOOT=${asked} is not a boot mode`, `Use BERTH_BOOT=${BOOT_MODES.join(', ')}, or unset it.`);
-    }
-    if (driver === 'hyperv' && asked !== 'vhdx') {
-      throw new BerthError('INVALID_SETTINGS', `the hyperv driver cannot boot BERTH_BOOT=${asked}`, 'Hyper-V boots only the VHDX image; unset BERTH_BOOT.');
-    }
-    return asked as BootMode;
-  }
-  return driver === 'hyperv' ? 'vhdx' : 'kernel';
-}
 
 export interface ImageManifest {
   recipeHash: string;

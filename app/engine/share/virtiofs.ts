@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
-import type { ShareSpec } from '../drivers/driver.js';
+import type { ShareSpec, VirtiofsSupport } from '../drivers/driver.js';
 
 /**
  * virtiofs shares: which shared folders the VM gets as virtio-fs devices,
@@ -80,11 +80,6 @@ export function virtiofsMountCommand(tag: string, mountPoint: string, readOnly: 
   return `mkdir -p ${q(mountPoint)} && mount -t virtiofs${readOnly ? ' -o ro' : ''} ${tag} ${q(mountPoint)}`;
 }
 
-/** What the driver can do with virtio-fs on this host (Driver.virtiofs()). */
-export type VirtiofsSupport =
-  | { ok: true; /** For status: "Virtualization.framework", "virtiofsd 7.2.22 as root", ... */ how: string; /** QEMU: per-share vhost-user sockets. */ needsSocket: boolean; /** The device itself can be read-only (host-enforced). */ readOnlyDevice: boolean }
-  | { ok: false; reason: string };
-
 /** How one share is mounted, and why. */
 export interface ShareRoute {
   mechanism: ShareMechanismName;
@@ -140,6 +135,7 @@ export function planShares(i: PlanInputs): SharePlan {
     return sshfsAll(why);
   }
   const how = i.support.how;
+  const unsafeIn = (p: string) => [...(i.support.ok ? (i.support.unsafePathChars ?? '') : '')].filter((c) => p.includes(c));
   const tags = new Set<string>();
   for (const s of i.shares) {
     const k = shareKey(s);
@@ -150,8 +146,8 @@ export function planShares(i: PlanInputs): SharePlan {
         ? 'the host folder did not exist at start'
         : s.readOnly && !i.support.readOnlyDevice
           ? `${i.driver}'s virtio-fs device cannot be read-only, and reverse sshfs refuses writes on the host`
-          : i.driver === 'vfkit' && /[,"]/.test(s.hostPath)
-            ? "the path has a comma or a double quote, which vfkit's command line cannot carry"
+          : unsafeIn(s.hostPath).length
+            ? `the path has ${unsafeIn(s.hostPath).map((c) => JSON.stringify(c)).join(' and ')}, which ${i.driver}'s command line cannot carry`
             : socketPath && socketPath.length > MAX_UNIX_SOCKET_PATH
               ? `its virtiofsd socket path would be ${socketPath.length} bytes (Linux allows ${MAX_UNIX_SOCKET_PATH}); a shorter BERTH_HOME fixes it`
               : tags.has(tag)

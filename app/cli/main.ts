@@ -9,7 +9,7 @@ import { formatLogLine } from '../engine/log-format.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
 import { pidAlive } from '../engine/process-util.js';
 import { BERTH_VERSION } from '../engine/version.js';
-import { addPort, addShare, removePort, removeShare } from '../engine/settings/edits.js';
+import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../engine/settings/edits.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
 import { bold, dim, formatPorts, formatShares, formatStatus, formatSync, green, printError, usageHint, yellow } from './output.js';
@@ -443,14 +443,7 @@ sync
       const hostPath = path.resolve(dir);
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('sync.add', { hostPath });
-        const store = await localSettings(paths);
-        const cur = store.get().sync;
-        if (!cur.some((x) => x.hostPath === hostPath)) {
-          const { checkSyncable } = await import('../engine/share/sync-paths.js');
-          checkSyncable(hostPath, store.get());
-          store.update({ sync: [...cur, { hostPath }] });
-        }
-        return { syncs: [], configured: store.get().sync };
+        return { syncs: [], configured: addSync(await localSettings(paths), hostPath) };
       });
       if (g.json) return printJson(r);
       const live = r.syncs.find((x) => x.hostPath === hostPath);
@@ -470,12 +463,7 @@ sync
       const hostPath = path.resolve(dir);
       const r = await withSettings(paths, async (client) => {
         if (client) return client.call('sync.remove', { hostPath });
-        const store = await localSettings(paths);
-        const cur = store.get().sync;
-        const next = cur.filter((x) => x.hostPath !== hostPath);
-        if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${hostPath} is not a synced folder`, '`berth sync` lists the synced folders.');
-        store.update({ sync: next });
-        return { syncs: [], configured: next };
+        return { syncs: [], configured: removeSync(await localSettings(paths), hostPath) };
       });
       if (g.json) return printJson(r);
       process.stdout.write(`Stopped syncing ${hostPath}; containers see it through the shared folder again.\n`);

@@ -20,9 +20,9 @@ import { PortManager, type PortView } from './forward/port-manager.js';
 import { ChangeNotifier } from './share/change-notifier.js';
 import { ShareManager, type ShareView } from './share/share-manager.js';
 import { planShares, routeOf, type ShareMechanismSetting, type SharePlan } from './share/virtiofs.js';
-import { addPort, addShare, removePort, removeShare } from './settings/edits.js';
+import { addPort, addShare, addSync, removePort, removeShare, removeSync } from './settings/edits.js';
 import { SyncManager } from './share/sync-manager.js';
-import { checkSyncable, within } from './share/sync-paths.js';
+import { within } from './share/sync-paths.js';
 import type { SyncConflictView, SyncView } from './share/sync-session.js';
 import { ensurePrivateDir, readJsonIfExists, tailFile, writeFileAtomic } from './fs-util.js';
 import { writeConfigDisk } from './guest/config-disk.js';
@@ -448,27 +448,14 @@ export class Engine extends EventEmitter<{
 
   /** Sync a folder inside a share: saved in settings, copied at once when the VM runs. */
   async syncAdd(p: { hostPath: string }) {
-    const store = this.settingsStore();
-    const hostPath = path.resolve(p.hostPath);
-    const cur = store.get().sync;
-    if (!cur.some((x) => path.resolve(x.hostPath) === hostPath)) {
-      checkSyncable(hostPath, store.get());
-      store.update({ sync: [...cur, { hostPath }] });
-    }
+    addSync(this.settingsStore(), p.hostPath);
     await this.sync?.refresh();
     return this.syncList();
   }
 
   /** Stop syncing a folder: a last sync both ways, then the guest copy is deleted. */
   async syncRemove(p: { hostPath: string }) {
-    const store = this.settingsStore();
-    const hostPath = path.resolve(p.hostPath);
-    const cur = store.get().sync;
-    const next = cur.filter((x) => path.resolve(x.hostPath) !== hostPath);
-    if (next.length === cur.length) {
-      throw new BerthError('BAD_REQUEST', `${hostPath} is not a synced folder`, '`berth sync` lists the synced folders.');
-    }
-    store.update({ sync: next });
+    removeSync(this.settingsStore(), p.hostPath);
     await this.sync?.refresh();
     return this.syncList();
   }

@@ -6,7 +6,7 @@ import type { InstancePaths } from '../paths.js';
 import { pidAlive } from '../process-util.js';
 import { describeIssues } from '../settings/schema.js';
 import { SettingsStore, settingsView } from '../settings/store.js';
-import { addPort, addShare, removePort, removeShare } from '../settings/edits.js';
+import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../settings/edits.js';
 import type { VmState } from '../vm/state-machine.js';
 import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
 import type { ControlClient } from './control-client.js';
@@ -233,6 +233,10 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
         return { ports: [], manual: removePort(new SettingsStore(paths.settings), p as Parameters<typeof removePort>[1]) };
       case 'sync.list':
         return { syncs: [], configured: new SettingsStore(paths.settings).get().sync };
+      case 'sync.add':
+        return { syncs: [], configured: addSync(new SettingsStore(paths.settings), p.hostPath as string) };
+      case 'sync.remove':
+        return { syncs: [], configured: removeSync(new SettingsStore(paths.settings), p.hostPath as string) };
       case 'logs.read':
         return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
       case 'diagnostics.bundle':

@@ -1,15 +1,19 @@
+import path from 'node:path';
 import { BerthError } from '../errors.js';
+import { checkSyncable } from '../share/sync-paths.js';
 import type { Settings } from './schema.js';
 import type { SettingsStore } from './store.js';
 
 /**
- * The edits behind `berth share add|rm` and `berth port add|rm`, one place
+ * The edits behind `berth share add|rm`, `berth port add|rm` and `berth sync
+ * add|rm`, one place
  * for all callers: the engine (live), and the CLI and the dashboard's
  * gateway when no engine runs (straight on the settings file). The store
  * validates and persists; nothing changes when it refuses.
  */
 type Share = Settings['shares'][number];
 type ManualPort = Settings['ports'][number];
+type SyncEntry = Settings['sync'][number];
 
 export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?: string; readOnly?: boolean }): Share[] {
   const entry: Share = { hostPath: p.hostPath };
@@ -46,4 +50,21 @@ export function removePort(store: SettingsStore, p: { hostPort: number; proto?: 
     );
   }
   return store.update({ ports: next }).settings.ports;
+}
+
+/** Sync a folder inside a share (checked against the shares and the other synced folders). */
+export function addSync(store: SettingsStore, hostPath: string): SyncEntry[] {
+  const abs = path.resolve(hostPath);
+  const cur = store.get().sync;
+  if (cur.some((x) => path.resolve(x.hostPath) === abs)) return cur;
+  checkSyncable(abs, store.get());
+  return store.update({ sync: [...cur, { hostPath: abs }] }).settings.sync;
+}
+
+export function removeSync(store: SettingsStore, hostPath: string): SyncEntry[] {
+  const abs = path.resolve(hostPath);
+  const cur = store.get().sync;
+  const next = cur.filter((x) => path.resolve(x.hostPath) !== abs);
+  if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `${abs} is not a synced folder`, '`berth sync` lists the synced folders.');
+  return store.update({ sync: next }).settings.sync;
 }

@@ -14,6 +14,7 @@ const LAYERS = [
   ['base', ['app/engine/*.ts'], ['app/engine/engine.ts', 'app/engine/daemon.ts']],
   ['settings+guest', ['app/engine/settings/**', 'app/engine/guest/**']],
   ['drivers+forward+share+docker+image', ['app/engine/drivers/**', 'app/engine/forward/**', 'app/engine/share/**', 'app/engine/docker/**', 'app/engine/image/**']],
+  ['boot+runtime', ['app/engine/boot/**', 'app/engine/runtime/**']],
   ['engine', ['app/engine/engine.ts']],
   ['api', ['app/engine/api/**']],
   ['daemon', ['app/engine/daemon.ts']],
@@ -23,6 +24,7 @@ const LAYERS = [
 const IMPORT_OF = {
   'settings+guest': '(^|/)(settings|guest)/',
   'drivers+forward+share+docker+image': '(^|/)(drivers|forward|share|docker|image)/',
+  'boot+runtime': '(^|/)(boot|runtime)/',
   engine: '(^|/)engine\\.js$',
   api: '(^|/)api/(?!contract(-docker)?\\.js$)',
   daemon: '(^|/)daemon\\.js$',

@@ -111,18 +111,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'settings.get': async () => settingsView(engine.settingsStore()),
       'settings.update': async (p) => {
         const r = engine.settingsStore().update(p.patch);
-        await engine.settingsChanged(r.changed);
+        await engine.edits.settingsChanged(r.changed);
         return r;
       },
-      'ports.list': async () => engine.portsList(),
-      'ports.add': (p) => engine.portsAdd(p),
-      'ports.remove': (p) => engine.portsRemove(p),
-      'shares.list': async () => engine.sharesList(),
-      'shares.add': (p) => engine.sharesAdd(p),
-      'shares.remove': (p) => engine.sharesRemove(p),
-      'sync.list': async () => engine.syncList(),
-      'sync.add': (p) => engine.syncAdd(p),
-      'sync.remove': (p) => engine.syncRemove(p),
+      'ports.list': async () => engine.edits.portsList(),
+      'ports.add': (p) => engine.edits.portsAdd(p),
+      'ports.remove': (p) => engine.edits.portsRemove(p),
+      'shares.list': async () => engine.edits.sharesList(),
+      'shares.add': (p) => engine.edits.sharesAdd(p),
+      'shares.remove': (p) => engine.edits.sharesRemove(p),
+      'sync.list': async () => engine.edits.syncList(),
+      'sync.add': (p) => engine.edits.syncAdd(p),
+      'sync.remove': (p) => engine.edits.syncRemove(p),
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'logs.read': async (p) => readLog(paths, p.source, p.lines),

@@ -22,7 +22,8 @@ import type { GuestArch, RunningVm, VmSpec } from '../../app/engine/drivers/driv
 import { driverFactory, type DriverFactory, type DriverOptions } from '../../app/engine/drivers/driver-select.js';
 import { realHostFacts, type HostFacts } from '../../app/engine/drivers/host-detect.js';
 import { HYPERV_IMAGE_FILES } from '../../app/engine/drivers/vm-spec.js';
-import { Engine, freeLoopbackPort } from '../../app/engine/engine.js';
+import { Engine } from '../../app/engine/engine.js';
+import { freeLoopbackPort } from '../../app/engine/process-util.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';

@@ -163,6 +163,29 @@ test('a VM that dies while running: error state with a hint, socket released', a
   assert.deepEqual(states, ['starting', 'running', 'error']);
 });
 
+/** The runtime's parts as they go down: each says so with an empty list. */
+function teardownOrder(engine: Engine): string[] {
+  const order: string[] = [];
+  for (const part of ['ports', 'sync', 'shares'] as const) engine.on(part, (list: unknown[]) => list.length === 0 && order.at(-1) !== part && order.push(part));
+  return order;
+}
+
+test('a stop and a crash take down the same list, newest first: ports (and the socket), synced folders, shares', async () => {
+  const stopped = makeEngine('ok');
+  await stopped.engine.start();
+  const byStop = teardownOrder(stopped.engine);
+  await stopped.engine.stop();
+  assert.deepEqual(byStop, ['ports', 'sync', 'shares']);
+
+  const crashed = makeEngine('ok');
+  await crashed.engine.start();
+  const byCrash = teardownOrder(crashed.engine);
+  await crashed.driver.vms[0]!.exit('the QEMU process is gone');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(byCrash, byStop);
+  assert.ok(!fs.existsSync(crashed.paths.dockerSocket));
+});
+
 test('a VM that dies while running is started again by itself, and says so in its status', async () => {
   const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '50' });
   try {

@@ -26,6 +26,8 @@ const wrong: [string, string][] = [
   ['app/engine/settings/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
   ['app/engine/share/probe.ts', "import { ControlServer } from '../api/control-server.js';\nexport const x = ControlServer;\n"],
   ['app/engine/engine-probe.ts', "import { startDaemon } from './daemon.js';\nexport const x = startDaemon;\n"],
+  ['app/engine/share/probe.ts', "import { GuestRuntime } from '../runtime/guest-runtime.js';\nexport const x = GuestRuntime;\n"],
+  ['app/engine/runtime/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
   ['app/engine/api/contract-docker.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
 ];
 

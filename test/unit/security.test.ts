@@ -21,7 +21,7 @@ import { startDashboard } from '../../app/cli/dashboard.js';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { buildDiagnostics, redact } from '../../app/engine/api/diagnostics.js';
 import { startDaemon, type RunningDaemon } from '../../app/engine/daemon.js';
-import { freeLoopbackPort } from '../../app/engine/engine.js';
+import { freeLoopbackPort } from '../../app/engine/process-util.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { parseProcNet, isLoopback } from '../../app/engine/forward/proc-net.js';
 import { ensureGuestKeys } from '../../app/engine/guest/keys.js';

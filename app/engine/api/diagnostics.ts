@@ -126,13 +126,13 @@ function pruneOld(dir: string, name: string): void {
 /** What a running engine adds to the bundle: its status, ports, the guest's log and Docker's info. */
 export async function engineExtras(engine: {
   status(): unknown;
-  portsList(): unknown;
+  edits: { portsList(): unknown };
   guestLogs(lines: number): Promise<string[]>;
   sm: { state: string };
 }, dockerSocket: string): Promise<Record<string, unknown>> {
   const extra: Record<string, unknown> = { 'status.json': engine.status() };
   try {
-    extra['ports.json'] = engine.portsList();
+    extra['ports.json'] = engine.edits.portsList();
   } catch (err) {
     extra['ports.json'] = { error: (err as Error).message };
   }

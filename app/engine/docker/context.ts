@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { BerthError } from '../errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 
@@ -46,6 +47,18 @@ export interface ContextResult {
   name: string;
   /** created | updated | unchanged | conflict (someone else's context has the name) */
   outcome: 'created' | 'updated' | 'unchanged' | 'conflict';
+}
+
+/** ensureDockerContext at a start: a failure or a context that is not ours is logged, never fatal. */
+export function ensureDockerContextOrWarn(instance: string, socketPath: string, log: Pick<Logger, 'warn'>): ContextResult | undefined {
+  try {
+    const c = ensureDockerContext(instance, socketPath);
+    if (c.outcome === 'conflict') log.warn({ context: c.name }, 'a docker context with our name exists and is not ours; left alone');
+    return c;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not write the docker context');
+    return undefined;
+  }
 }
 
 /** Create or refresh Berth's context for an instance; another owner's context wins. */

@@ -1,0 +1,205 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { chooseAccelerator, type AccelChoice } from '../drivers/accel-probe.js';
+import { defaultGuestTraits, type Driver, type DriverName, type GuestArch, type GuestTraits, type SshEndpoint, type VmSpec } from '../drivers/driver.js';
+import type { DriverChoice, DriverFactory } from '../drivers/driver-select.js';
+import type { DriverCheck } from '../drivers/host-detect.js';
+import { BerthError } from '../errors.js';
+import type { VmStatus } from '../api/contract.js';
+import type { QemuHost } from '../drivers/qemu-host.js';
+import { buildVmSpec, rosettaPlan, type RosettaPlan } from '../drivers/vm-spec.js';
+import type { GuestImage } from '../image/image-store.js';
+import type { InstancePaths } from '../paths.js';
+import type { Settings } from '../settings/schema.js';
+import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
+
+/**
+ * The boot plan: from the settings, the driver's features and this host, the
+ * accelerator, the share plan, Rosetta and the VM spec. No process is
+ * started here; the engine runs the plan.
+ */
+
+/** What survives an engine restart so a new engine can reattach to the VM (state.json). */
+export interface RunState {
+  /** The driver that runs the VM (absent in state files of older engines: qemu). */
+  driver?: string;
+  driverReason?: string;
+  /** QEMU's loopback forward to the guest's sshd (unused by vfkit and Hyper-V). */
+  sshPort: number;
+  /** Where the guest's sshd answered. */
+  ssh?: SshEndpoint;
+  accel: AccelChoice['accel'];
+  accelReason: string;
+  startedAt: string;
+  imageDir: string;
+  cpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+  /** The rosetta setting was on at start: whether the VM got Rosetta, and if not why. */
+  rosetta?: { active: boolean; note?: string };
+  /** Which shares are virtio-fs devices of this VM, and why the others are not. */
+  sharePlan?: SharePlan;
+}
+
+/** The run a start makes: what it chose, kept in state.json for a later engine. */
+export function newRun(o: {
+  driver: Driver;
+  driverReason?: string;
+  sshPort: number;
+  accel: AccelChoice;
+  image: GuestImage;
+  settings: Settings;
+  rosetta: RosettaPlan;
+  sharePlan: SharePlan;
+}): RunState {
+  const run: RunState = {
+    driver: o.driver.name,
+    driverReason: o.driverReason,
+    sshPort: o.sshPort,
+    accel: o.accel.accel,
+    accelReason: o.accel.reason,
+    startedAt: new Date().toISOString(),
+    imageDir: o.image.dir,
+    cpus: o.settings.cpus,
+    memoryMiB: o.settings.memoryMiB,
+    diskGiB: o.settings.diskGiB,
+    sharePlan: o.sharePlan,
+  };
+  if (o.settings.rosetta) run.rosetta = o.rosetta.note ? { active: o.rosetta.use, note: o.rosetta.note } : { active: o.rosetta.use };
+  return run;
+}
+
+export interface PlanContext {
+  paths: InstancePaths;
+  log: Logger;
+  arch: GuestArch;
+  /** Where the accelerator probe caches its verdict. */
+  accelCacheFile: string;
+  /** The host QEMU runs on (tests simulate others). */
+  host?: QemuHost;
+}
+
+/** A driver that chooses (QEMU) probes or takes the setting; the others run on their own hypervisor. */
+export async function chooseAccel(c: PlanContext, driver: Driver, settings: Settings, image: GuestImage): Promise<AccelChoice> {
+  const own = driver.features.accelerator;
+  if (own !== 'choose') {
+    if (settings.accel !== 'auto') c.log.warn({ accel: settings.accel, driver: driver.name }, `the accel setting does not apply to the ${driver.features.label} driver; ignored`);
+    return { ...own, cached: false };
+  }
+  return chooseAccelerator({
+    arch: c.arch,
+    kernel: image.kernel,
+    initrd: image.initrd,
+    requested: settings.accel,
+    cacheFile: c.accelCacheFile,
+    host: c.host,
+  });
+}
+
+export function guestTraits(c: Pick<PlanContext, 'arch'>, driver: Driver): GuestTraits {
+  return driver.guestTraits?.(c.arch) ?? defaultGuestTraits(c.arch);
+}
+
+/**
+ * Which shares become virtio-fs devices at this start (share/virtiofs.ts):
+ * the shareMechanism setting (BERTH_SHARE_MECHANISM overrides it), what
+ * the driver can do here, and each share's own limits. `failed`: virtio-fs
+ * was tried and failed, so reverse sshfs for every share, saying why.
+ */
+export async function sharePlanFor(c: PlanContext, driver: Driver, settings: Settings, failed?: string): Promise<SharePlan> {
+  const env = process.env.BERTH_SHARE_MECHANISM;
+  const fromEnv = env === 'auto' || env === 'virtiofs' || env === 'sshfs';
+  if (env && !fromEnv) c.log.warn({ BERTH_SHARE_MECHANISM: env }, 'BERTH_SHARE_MECHANISM must be auto, virtiofs or sshfs; ignored');
+  const setting: ShareMechanismSetting = fromEnv ? env : settings.shareMechanism;
+  const support =
+    failed !== undefined
+      ? { ok: false as const, reason: failed }
+      : setting === 'sshfs'
+        ? { ok: false as const, reason: 'not asked' }
+        : driver.virtiofs
+          ? await driver.virtiofs().catch((err: Error) => ({ ok: false as const, reason: `checking virtio-fs failed: ${err.message}` }))
+          : { ok: false as const, reason: `the ${driver.name} driver has no virtio-fs` };
+  const plan = planShares({
+    shares: settings.shares,
+    setting,
+    settingSource: fromEnv ? 'BERTH_SHARE_MECHANISM' : 'settings',
+    driver: driver.name,
+    support,
+    socketDir: path.join(c.paths.dir, 'virtiofs'),
+    isDir: (p) => {
+      try {
+        return fs.statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+  });
+  c.log.info({ setting, virtiofs: plan.devices.map((d) => ({ host: d.hostPath, tag: d.tag })), support: support.ok ? support.how : support.reason }, 'file sharing plan');
+  return plan;
+}
+
+/** The VM spec of a run (a new start, or the VM an earlier engine left). */
+export function vmSpecFor(c: PlanContext, run: RunState, image: GuestImage, driver: Driver): VmSpec {
+  return buildVmSpec(driver.name, guestTraits(c, driver), {
+    shares: run.sharePlan?.devices,
+    paths: c.paths,
+    image,
+    arch: c.arch,
+    accel: run.accel,
+    cpus: run.cpus,
+    memoryMiB: run.memoryMiB,
+    diskGiB: run.diskGiB,
+    sshHostPort: run.sshPort,
+    // BERTH_QEMU_HOSTFWD=28080:18080,... adds QEMU's own loopback forwards (benchmarks).
+    extraHostForwards: (process.env.BERTH_QEMU_HOSTFWD ?? '').split(',').filter(Boolean),
+    rosetta: run.rosetta?.active ?? false,
+  });
+}
+
+/** Rosetta for this start: the setting, the driver, the guest and whether the Mac has it (the driver's host check). */
+export function rosettaFor(c: PlanContext, settings: Settings, driver: Driver, checks: DriverCheck[] | undefined): RosettaPlan {
+  const check = checks?.find((x) => x.driver === driver.name);
+  const installed = typeof check?.details.rosetta === 'boolean' ? check.details.rosetta : undefined;
+  const plan = rosettaPlan(settings.rosetta, driver.name, c.arch, installed);
+  if (plan.note) c.log.warn({ driver: driver.name, arch: c.arch }, plan.note);
+  else if (plan.use) c.log.info('Rosetta: x86_64 binaries run through Rosetta');
+  return plan;
+}
+
+/** Where drivers come from: one fixed by the caller (tests), or the factory (settings and host). */
+export interface DriverSource {
+  driver?: Driver;
+  drivers?: DriverFactory;
+}
+
+export type DriverChoiceView = Pick<DriverChoice, 'reason' | 'warnings'> & Partial<Pick<DriverChoice, 'checks'>>;
+
+const NO_FACTORY = () => new BerthError('INTERNAL', 'the engine has no driver factory', 'This is a bug in Berth; please report it.');
+
+/** The driver for a start and why: the caller's, else the `driver` setting and the host decide (driver-select.ts). */
+export async function pickDriver(src: DriverSource, setting: Settings['driver'], arch: GuestArch): Promise<{ driver: Driver; choice: DriverChoiceView }> {
+  if (src.driver) return { driver: src.driver, choice: { reason: `${src.driver.name}, given by the caller`, warnings: [] } };
+  if (!src.drivers) throw NO_FACTORY();
+  const sel = await src.drivers.select(setting, arch);
+  return { driver: sel.driver, choice: sel.choice };
+}
+
+/** The driver that runs the VM an earlier engine left (its state file names it; older ones: qemu). */
+export function driverOfRun(src: DriverSource, run: RunState): Driver {
+  if (src.driver) return src.driver;
+  if (!src.drivers) throw NO_FACTORY();
+  return src.drivers.byName((run.driver ?? 'qemu') as DriverName);
+}
+
+/** The parts of the engine's status a run decides. */
+export function runStatus(r: RunState): Partial<VmStatus> {
+  return {
+    accel: r.accel,
+    accelReason: r.accelReason,
+    ...(r.rosetta ? { rosetta: { ...r.rosetta } } : {}),
+    sshPort: r.ssh?.port ?? r.sshPort,
+    ...(r.ssh ? { sshHost: r.ssh.host } : {}),
+    startedAt: r.startedAt,
+  };
+}

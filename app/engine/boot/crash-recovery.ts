@@ -1,0 +1,102 @@
+import fs from 'node:fs';
+import type { Driver, RunningVm, VmSpec } from '../drivers/driver.js';
+import { bootModeFor } from '../drivers/features.js';
+import { BerthError } from '../errors.js';
+import { readJsonIfExists, tailFile } from '../fs-util.js';
+import type { GuestImage, ImageStore } from '../image/image-store.js';
+import { vmSpecFor, type PlanContext, type RunState } from './boot-plan.js';
+
+/**
+ * How often a VM that went down by itself is started again: fewer than
+ * `budget` unexpected exits within `windowMs`, as Docker Desktop and OrbStack
+ * restart theirs; past that it stays in `error` and says why.
+ */
+export class CrashBudget {
+  private crashes: { at: number; reason: string }[] = [];
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    readonly budget = 3,
+    readonly windowMs = 10 * 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Count an unexpected exit; true when the VM should be started again. */
+  record(reason: string): boolean {
+    const t = this.now();
+    this.crashes = this.crashes.filter((c) => t - c.at < this.windowMs);
+    this.crashes.push({ at: t, reason });
+    return this.crashes.length < this.budget;
+  }
+
+  get count(): number {
+    return this.crashes.length;
+  }
+
+  /** The last unexpected exit and how many fell in the window, for status. */
+  last(): { at: string; reason: string; recent: number } | undefined {
+    const last = this.crashes.at(-1);
+    if (!last) return undefined;
+    const t = this.now();
+    return { at: new Date(last.at).toISOString(), reason: last.reason, recent: this.crashes.filter((c) => t - c.at < this.windowMs).length };
+  }
+
+  /** The sentence a hint gets when the budget is spent. */
+  spentNote(): string {
+    return `It stopped ${this.budget} times within ${this.windowMs / 60_000} minutes, so Berth does not restart it by itself.`;
+  }
+
+  /** Run `restart` after `delayMs` (once; a new crash or a stop replaces or cancels it). */
+  schedule(restart: () => void, delayMs: number): void {
+    this.cancel();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      restart();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** A VM an earlier engine left running, with what the new engine needs to take it over. */
+export interface LeftVm {
+  run: RunState;
+  image: GuestImage;
+  driver: Driver;
+  spec: VmSpec;
+  vm: RunningVm;
+}
+
+/**
+ * The VM an engine that died (SIGKILL, crash) left running, found from its
+ * state file: the driver it names, the image it booted (verified again) and
+ * the hypervisor process. Undefined, and the stale state file removed, when
+ * any of them is gone.
+ */
+export async function findLeftVm(c: PlanContext, images: ImageStore, driverFor: (run: RunState) => Driver): Promise<LeftVm | undefined> {
+  const run = readJsonIfExists(c.paths.state) as RunState | undefined;
+  const driver = run ? driverFor(run) : undefined;
+  const image =
+    run?.sshPort && run.imageDir && driver ? await images.verify(run.imageDir, undefined, bootModeFor(driver.features)).catch(() => undefined) : undefined;
+  const spec = run && image && driver ? vmSpecFor(c, run, image, driver) : undefined;
+  const vm = driver && spec ? await driver.attach(spec) : null;
+  if (!run || !image || !vm || !driver || !spec) {
+    fs.rmSync(c.paths.state, { force: true });
+    return undefined;
+  }
+  return { run, image, driver, spec, vm };
+}
+
+/** The VM went away while booting: the error carries the serial console's last lines. */
+export function guestDied(serialLog: string, message: string): BerthError {
+  return new BerthError(
+    'GUEST_BOOT_FAILED',
+    message,
+    'The serial console below shows what the guest printed last (`berth logs --serial` has all of it).',
+    tailFile(serialLog, 25).join('\n'),
+  );
+}

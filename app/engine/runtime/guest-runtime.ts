@@ -1,0 +1,327 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { VmStatus } from '../api/contract.js';
+import { DockerApi } from '../docker/docker-api.js';
+import type { RunningVm, SshEndpoint } from '../drivers/driver.js';
+import { BerthError } from '../errors.js';
+import { DockerSocketForward, pingDocker } from '../forward/docker-socket.js';
+import { makeBindCheck } from '../forward/docker-request-guard.js';
+import { PortManager, type PortView } from '../forward/port-manager.js';
+import type { GuestKeys } from '../guest/keys.js';
+import { GuestSession } from '../guest/session.js';
+import type { InstancePaths } from '../paths.js';
+import { sleep } from '../process-util.js';
+import type { Settings } from '../settings/schema.js';
+import { ChangeNotifier } from '../share/change-notifier.js';
+import { ShareManager, type ShareView } from '../share/share-manager.js';
+import { SyncManager } from '../share/sync-manager.js';
+import { within } from '../share/sync-paths.js';
+import type { SyncConflictView, SyncView } from '../share/sync-session.js';
+import { routeOf, type SharePlan } from '../share/virtiofs.js';
+import type { StartPhase } from '../vm/state-machine.js';
+
+/**
+ * Everything that lives on one connected guest session: the shared folders
+ * and their change notifier, the synced folders, the docker socket forward
+ * and the port forwards. Each part, once started, puts how to stop it on one
+ * last-in-first-out list, so a stop, a crash and a failed start all take
+ * them down in the reverse order they came up, and only what came up.
+ */
+export interface RuntimeOptions {
+  /** Where the guest's sshd answers, and the keys (ours, and its pinned host key). */
+  endpoint: SshEndpoint;
+  keys: Pick<GuestKeys, 'clientPrivate' | 'hostPublic'>;
+  vm: RunningVm;
+  paths: InstancePaths;
+  log: Logger;
+  /** The settings as they are now (shares, sync, ports change while running). */
+  settings: () => Settings;
+  /** Which shares are virtio-fs devices of this VM (absent: all reverse sshfs). */
+  sharePlan?: SharePlan;
+}
+
+/** The parts in the order they come up; teardown runs the other way. */
+export type RuntimePart = 'session' | 'shares' | 'sync' | 'socket' | 'ports';
+const ORDER: RuntimePart[] = ['session', 'shares', 'sync', 'socket', 'ports'];
+
+export class GuestRuntime extends EventEmitter<{
+  session: [{ state: string; at: string }];
+  ports: [PortView[]];
+  shares: [ShareView[]];
+  sync: [SyncView[]];
+  syncConflict: [{ hostPath: string; conflict: SyncConflictView }];
+}> {
+  private readonly undo: { part: RuntimePart; stop: () => Promise<void> | void }[] = [];
+  private forward?: DockerSocketForward;
+  private ports?: PortManager;
+  private shares?: ShareManager;
+  private notifier?: ChangeNotifier;
+  private sync?: SyncManager;
+  readonly session: GuestSession;
+
+  constructor(private readonly o: RuntimeOptions) {
+    super();
+    const { vm } = o;
+    const session = new GuestSession({
+      host: o.endpoint.host,
+      port: o.endpoint.port,
+      privateKey: o.keys.clientPrivate,
+      hostPublicKey: o.keys.hostPublic,
+      log: o.log,
+      vmAlive: () => vm.alive(),
+    });
+    this.session = session;
+    session.on('state', (state) => this.emit('session', { state, at: new Date().toISOString() }));
+    // After a reconnect or a host sleep the guest's clock is behind.
+    session.on('reconnected', () => void this.syncClock());
+    session.on('resumed', () => void this.syncClock());
+    this.undo.push({ part: 'session', stop: () => session.close() });
+  }
+
+  /** The first ssh connection; `bootFailed` throws when the VM died meanwhile. */
+  async connect(timeoutMs: number, bootFailed: () => void): Promise<void> {
+    await this.session.connect(timeoutMs, bootFailed);
+    void this.syncClock();
+  }
+
+  /**
+   * Bring everything up on the connected session, in order: shares mount
+   * while dockerd starts; once dockerd answers and the shares are in place,
+   * the synced folders catch up, then the socket opens (so `docker run -v
+   * $PWD:/src` right after start sees them), then ports and the change
+   * notifier follow the guest.
+   */
+  async bringUp(o: {
+    dockerTimeoutMs: number;
+    syncTimeoutMs: number;
+    /** Throws when the VM died meanwhile. */
+    bootFailed: () => void;
+    progress: (phase: StartPhase, message: string) => void;
+    reached: (mark: 'dockerMs' | 'sharesMs' | 'socketMs') => void;
+  }): Promise<void> {
+    const { session } = this;
+    const sharesMounted = this.mountShares();
+    o.progress('docker', 'waiting for dockerd');
+    const deadline = Date.now() + o.dockerTimeoutMs;
+    while (!(await pingDocker(session))) {
+      o.bootFailed();
+      if (Date.now() > deadline) {
+        const log = await session.exec('/bin/busybox logread | grep dockerd | tail -n 20', { timeoutMs: 5000 }).catch(() => undefined);
+        throw new BerthError(
+          'DOCKER_TIMEOUT',
+          'dockerd in the VM did not become ready in time',
+          "The lines below are dockerd's last log lines; `berth logs --guest` has more. `berth restart` tries again.",
+          log?.stdout,
+        );
+      }
+      await sleep(200);
+    }
+    o.reached('dockerMs');
+    if (this.sharesMounting) o.progress('shares', 'mounting the shared folders');
+    await sharesMounted;
+    await this.startSync(o.syncTimeoutMs);
+    o.reached('sharesMs');
+    o.progress('socket', `forwarding the docker socket at ${this.o.paths.dockerSocket}`);
+    await this.openSocket();
+    o.reached('socketMs');
+    this.startPorts();
+    this.startChangeNotifier();
+  }
+
+  /**
+   * Mount the shared folders (they are in place before the socket opens, so
+   * `docker run -v $PWD:/src` right after start sees them). Resolves when
+   * the first mounts are done; failures are logged, never thrown.
+   */
+  private mountShares(): Promise<void> {
+    const { session } = this;
+    const { log } = this.o;
+    const notifier = new ChangeNotifier(
+      session,
+      new DockerApi(this.o.paths.dockerSocket),
+      log,
+      () => (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
+      // Synced folders' guest copies get real writes (and real inotify events) from the sync.
+      (hostPath) => this.o.settings().sync.some((x) => within(hostPath, x.hostPath)),
+    );
+    const plan = this.o.sharePlan ?? { routes: {}, later: 'reverse sshfs (this VM was started without a share plan)' };
+    const shares = new ShareManager(
+      session,
+      log,
+      () => this.o.settings().shares,
+      (p) => notifier.guestChanged(p),
+      (s) => routeOf(plan, s),
+    );
+    this.o.vm.onShareLost?.((tag, reason) => shares.virtiofsLost(tag, reason));
+    shares.on('change', (list) => {
+      this.emit('shares', list);
+      this.sync?.sharesChanged();
+    });
+    this.notifier = notifier;
+    this.shares = shares;
+    this.undo.push({
+      part: 'shares',
+      stop: async () => {
+        notifier.stop();
+        this.notifier = undefined;
+        this.shares = undefined;
+        await shares.stop().catch(() => undefined);
+        this.emit('shares', []);
+      },
+    });
+    return shares.start().catch((err: Error) => log.error({ err: err.message }, 'shared folders failed'));
+  }
+
+  /** Whether some share is still mounting (for the start's progress). */
+  get sharesMounting(): boolean {
+    return !!this.shares?.list().some((x) => x.state === 'mounting');
+  }
+
+  /**
+   * Synced folders: those synced before are brought up to date and their
+   * guest copies mounted; first copies go on in the background. Bounded by
+   * `timeoutMs`: a slow guest must not hold the start forever.
+   */
+  private async startSync(timeoutMs: number): Promise<void> {
+    const sync = new SyncManager({
+      session: this.session,
+      log: this.o.log,
+      stateDir: path.join(this.o.paths.dir, 'sync'),
+      syncs: () => this.o.settings().sync,
+      shares: () => this.o.settings().shares,
+      shareMounted: (g) => (this.shares?.list() ?? []).some((x) => x.guestPath === g && x.state === 'mounted'),
+    });
+    sync.on('change', (list) => this.emit('sync', list));
+    sync.on('conflict', (c) => this.emit('syncConflict', c));
+    this.sync = sync;
+    this.undo.push({
+      part: 'sync',
+      stop: async () => {
+        this.sync = undefined;
+        await sync.stop().catch(() => undefined);
+        this.emit('sync', []);
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      sync.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'synced folders failed')),
+      new Promise((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    if (timer) clearTimeout(timer);
+  }
+
+  /** What containers wrote in synced folders reaches the host (before a stop). */
+  async flushSync(timeoutMs: number): Promise<void> {
+    if (this.sync && this.session.currentState === 'connected') await this.sync.flush(timeoutMs);
+  }
+
+  /** The host's docker socket, every connection a channel to the guest's dockerd. */
+  private async openSocket(): Promise<void> {
+    const forward = new DockerSocketForward(
+      this.o.paths.dockerSocket,
+      this.session,
+      this.o.log,
+      makeBindCheck(
+        () => this.o.settings().shares.map((x) => x.guestPath ?? x.hostPath),
+        (p) => fs.existsSync(p),
+      ),
+    );
+    await forward.listen();
+    this.forward = forward;
+    this.undo.push({
+      part: 'socket',
+      stop: async () => {
+        this.forward = undefined;
+        await forward.close().catch(() => undefined);
+      },
+    });
+  }
+
+  /** Published ports follow the guest from now on (Docker events + socket table + manual). */
+  private startPorts(): void {
+    const ports = new PortManager(this.session, new DockerApi(this.o.paths.dockerSocket), this.o.log, () => {
+      const s = this.o.settings();
+      return { ports: s.ports, portBind: s.portBind };
+    });
+    ports.on('change', (list) => this.emit('ports', list));
+    this.ports = ports;
+    this.undo.push({
+      part: 'ports',
+      stop: async () => {
+        this.ports = undefined;
+        await ports.stop().catch(() => undefined);
+        this.emit('ports', []);
+      },
+    });
+    ports.start();
+  }
+
+  /** Host edits in shared folders reach file watchers in containers from now on. */
+  private startChangeNotifier(): void {
+    this.notifier?.start();
+  }
+
+  /** Set the guest's clock from the host's (after boot, and after the host slept). */
+  async syncClock(): Promise<void> {
+    const secs = (Date.now() / 1000).toFixed(3);
+    await this.session.exec(`date -u -s @${secs} >/dev/null`, { timeoutMs: 5000 }).catch((err: Error) => {
+      this.o.log.debug({ err: err.message }, 'clock sync failed');
+    });
+  }
+
+  /** The guest's system log (sshd, dockerd), the last `lines` lines. */
+  async guestLogs(lines: number): Promise<string[]> {
+    const r = await this.session.exec(`/bin/busybox logread | tail -n ${lines}`, { timeoutMs: 10_000 });
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  /** Stop the parts that came up after `part`, newest first; `part` itself stays. */
+  async unwindAbove(part: RuntimePart): Promise<void> {
+    const keep = ORDER.indexOf(part);
+    while (this.undo.length && ORDER.indexOf(this.undo.at(-1)!.part) > keep) await this.undo.pop()!.stop();
+  }
+
+  /** Stop everything, newest first, the session last. */
+  async close(): Promise<void> {
+    while (this.undo.length) await this.undo.pop()!.stop();
+  }
+
+  /** Apply changed settings to what runs. */
+  async settingsChanged(changed: string[]): Promise<void> {
+    if (changed.includes('ports') || changed.includes('portBind')) await this.refresh('ports');
+    if (changed.includes('shares')) await this.refresh('shares');
+    if (changed.includes('sync') || changed.includes('shares')) await this.refresh('sync');
+  }
+
+  /** One part reads its settings again (after an edit). */
+  async refresh(part: 'ports' | 'shares' | 'sync'): Promise<void> {
+    if (part === 'ports') await this.ports?.refresh();
+    else if (part === 'shares') await this.shares?.refresh();
+    else await this.sync?.refresh();
+  }
+
+  portsList(): PortView[] {
+    return this.ports?.list() ?? [];
+  }
+
+  sharesList(): ShareView[] {
+    return this.shares?.list() ?? [];
+  }
+
+  syncList(): SyncView[] {
+    return this.sync?.list() ?? [];
+  }
+
+  /** The parts of the engine's status that come from here. */
+  status(): Pick<VmStatus, 'session' | 'forward' | 'shares' | 'sync'> {
+    const st: Pick<VmStatus, 'session' | 'forward' | 'shares' | 'sync'> = {
+      session: { state: this.session.currentState, connects: this.session.connects },
+    };
+    if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
+    if (this.shares) st.shares = this.shares.list();
+    if (this.sync) st.sync = this.sync.list();
+    return st;
+  }
+}

@@ -1,15 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import type { Result, VmStatus } from '../engine/api/contract.js';
+import type { MethodName, Params, Result, VmStatus } from '../engine/api/contract.js';
 import type { ControlClient } from '../engine/api/control-client.js';
+import { offlineCall, orphanVm } from '../engine/api/offline.js';
 import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
 import { BerthError, isBerthError } from '../engine/errors.js';
 import { formatLogLine } from '../engine/log-format.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
-import { pidAlive } from '../engine/process-util.js';
 import { BERTH_VERSION } from '../engine/version.js';
-import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../engine/settings/edits.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
 import { bold, dim, formatPorts, formatShares, formatStatus, formatSync, green, printError, usageHint, yellow } from './output.js';
@@ -76,19 +75,6 @@ async function withProgress(client: ControlClient, json: boolean, call: () => Pr
     });
   }
   return call();
-}
-
-/** A VM (QEMU or vfkit) left running without an engine. Hyper-V VMs live in vmms, not as our child. */
-function orphanVm(paths: InstancePaths): number | undefined {
-  for (const file of [paths.qemuPid, paths.vfkitPid]) {
-    try {
-      const pid = Number(fs.readFileSync(file, 'utf8').trim());
-      if (pidAlive(pid)) return pid;
-    } catch {
-      /* no pid file */
-    }
-  }
-  return undefined;
 }
 
 program
@@ -182,13 +168,14 @@ program
           ...(driver ? { driver } : {}),
           dockerSocket: paths.dockerSocket,
           dockerHost: dockerHostUrl(paths.dockerSocket),
-          ...(orphan ? { orphanVmPid: orphan } : {}),
+          ...(orphan ? { orphanVm: orphan, ...(orphan.pid ? { orphanVmPid: orphan.pid } : {}) } : {}),
         };
         if (g.json) return printJson(s);
         process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
         if (driver) process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
         if (orphan) {
-          process.stdout.write(`A VM (pid ${orphan}) is still running without an engine; \`berth start\` reattaches to it.\n`);
+          const which = orphan.pid ? `A VM (${orphan.driver}, pid ${orphan.pid}) is still running` : `A ${orphan.driver} VM may still be running`;
+          process.stdout.write(`${which} without an engine; \`berth start\` reattaches to it, \`berth stop\` stops it.\n`);
         }
         return;
       }
@@ -283,9 +270,7 @@ program
   .description('list forwarded ports: automatic (containers, guest processes) and manual, with their state')
   .action(
     action(async (g, paths) => {
-      const r = await withSettings(paths, async (client) =>
-        client ? client.call('ports.list', {}) : { ports: [], manual: (await localSettings(paths)).get().ports },
-      );
+      const r = await callOrOffline(paths, 'ports.list', {});
       if (g.json) return printJson(r);
       process.stdout.write(formatPorts(r.ports, r.manual) + '\n');
     }),
@@ -302,10 +287,7 @@ port
       const m = /^(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
       if (!m) throw usage(`"${spec}" is not HOST:GUEST or HOST:GUEST/udp`);
       const p = { hostPort: Number(m[1]), guestPort: Number(m[2]), proto: (m[3] ?? 'tcp') as 'tcp' | 'udp', ...(opts.hostIp ? { hostIp: opts.hostIp } : {}) };
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('ports.add', p);
-        return { ports: [], manual: addPort(await localSettings(paths), p) };
-      });
+      const r = await callOrOffline(paths, 'ports.add', p);
       if (g.json) return printJson(r);
       const live = r.ports.find((x) => x.hostPort === p.hostPort && x.proto === p.proto);
       process.stdout.write(`Forwarding host port ${p.hostPort}/${p.proto} to guest port ${p.guestPort}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when the VM runs'}.\n`);
@@ -320,10 +302,7 @@ port
       const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(spec);
       if (!m) throw usage(`"${spec}" is not a port or PORT/udp`);
       const p = { hostPort: Number(m[1]), proto: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('ports.remove', p);
-        return { ports: [], manual: removePort(await localSettings(paths), p) };
-      });
+      const r = await callOrOffline(paths, 'ports.remove', p);
       if (g.json) return printJson(r);
       process.stdout.write(`Removed the forward of host port ${p.hostPort}/${p.proto}.\n`);
     }),
@@ -377,9 +356,7 @@ program
   .description('list the shared folders, how they are mounted in the VM and their state')
   .action(
     action(async (g, paths) => {
-      const r = await withSettings(paths, async (client) =>
-        client ? client.call('shares.list', {}) : { shares: [], configured: (await localSettings(paths)).get().shares },
-      );
+      const r = await callOrOffline(paths, 'shares.list', {});
       if (g.json) return printJson(r);
       process.stdout.write(formatShares(r.shares, r.configured) + '\n');
     }),
@@ -395,10 +372,7 @@ share
   .action(
     action(async (g, paths, dir: string, opts: { guestPath?: string; readOnly?: boolean }) => {
       const p = { hostPath: path.resolve(dir), ...(opts.guestPath ? { guestPath: opts.guestPath } : {}), ...(opts.readOnly ? { readOnly: true } : {}) };
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('shares.add', p);
-        return { shares: [], configured: addShare(await localSettings(paths), p) };
-      });
+      const r = await callOrOffline(paths, 'shares.add', p);
       if (g.json) return printJson(r);
       const live = r.shares.find((x) => x.hostPath === p.hostPath);
       process.stdout.write(
@@ -413,10 +387,7 @@ share
   .action(
     action(async (g, paths, dir: string) => {
       const hostPath = path.resolve(dir);
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('shares.remove', { hostPath });
-        return { shares: [], configured: removeShare(await localSettings(paths), hostPath) };
-      });
+      const r = await callOrOffline(paths, 'shares.remove', { hostPath });
       if (g.json) return printJson(r);
       process.stdout.write(`Stopped sharing ${hostPath}.\n`);
     }),
@@ -427,9 +398,7 @@ const sync = program
   .description('folders kept in sync with a copy on the VM\'s disk (builds in containers at native disk speed): list them with their state and conflicts')
   .action(
     action(async (g, paths) => {
-      const r = await withSettings(paths, async (client) =>
-        client ? client.call('sync.list', {}) : { syncs: [], configured: (await localSettings(paths)).get().sync },
-      );
+      const r = await callOrOffline(paths, 'sync.list', {});
       if (g.json) return printJson(r);
       process.stdout.write(formatSync(r.syncs, r.configured) + '\n');
     }),
@@ -441,10 +410,7 @@ sync
   .action(
     action(async (g, paths, dir: string) => {
       const hostPath = path.resolve(dir);
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('sync.add', { hostPath });
-        return { syncs: [], configured: addSync(await localSettings(paths), hostPath) };
-      });
+      const r = await callOrOffline(paths, 'sync.add', { hostPath });
       if (g.json) return printJson(r);
       const live = r.syncs.find((x) => x.hostPath === hostPath);
       process.stdout.write(
@@ -461,10 +427,7 @@ sync
   .action(
     action(async (g, paths, dir: string) => {
       const hostPath = path.resolve(dir);
-      const r = await withSettings(paths, async (client) => {
-        if (client) return client.call('sync.remove', { hostPath });
-        return { syncs: [], configured: removeSync(await localSettings(paths), hostPath) };
-      });
+      const r = await callOrOffline(paths, 'sync.remove', { hostPath });
       if (g.json) return printJson(r);
       process.stdout.write(`Stopped syncing ${hostPath}; containers see it through the shared folder again.\n`);
     }),
@@ -488,9 +451,7 @@ settings
   .description('show the current settings')
   .action(
     action(async (g, paths) => {
-      const s = await withSettings(paths, async (client) =>
-        client ? client.call('settings.get', {}) : settingsView(await localSettings(paths)),
-      );
+      const s = await callOrOffline(paths, 'settings.get', {});
       if (s.problem) printWarning(s.problem);
       if (g.json) return printJson(s);
       for (const [k, v] of Object.entries(s)) if (k !== 'problem') process.stdout.write(`${k.padEnd(10)} ${JSON.stringify(v)}\n`);
@@ -510,9 +471,7 @@ settings
         const v = m[2]!;
         patch[m[1]!] = /^-?\d+$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
       }
-      const r = await withSettings(paths, async (client) =>
-        client ? client.call('settings.update', { patch }) : (await localSettings(paths)).update(patch),
-      );
+      const r = await callOrOffline(paths, 'settings.update', { patch });
       if (r.notice) process.stderr.write(`${yellow('note:')} ${r.notice}\n`);
       if (g.json) return printJson(r);
       if (!r.changed.length) return void process.stdout.write(r.notice ? 'Saved.\n' : 'Nothing changed.\n');
@@ -527,18 +486,16 @@ async function localSettings(paths: InstancePaths) {
   return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
 }
 
-function settingsView(store: Awaited<ReturnType<typeof localSettings>>): Result<'settings.get'> {
-  const s = store.get();
-  return store.problem ? { ...s, problem: store.problem.toInfo() } : s;
-}
-
 /** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */
 function printWarning(p: { code: string; message: string; hint: string }): void {
   process.stderr.write(`${yellow('warning:')} ${p.message} ${dim(`[${p.code}]`)}\n${yellow('hint:')} ${p.hint}\n`);
 }
 
-/** Through the engine when it runs, else straight on the file (same validation). */
-async function withSettings<T>(paths: InstancePaths, fn: (client?: ControlClient) => Promise<T>): Promise<T> {
+/**
+ * Through the engine when it runs, else on the instance's files (same
+ * validation): the offline path the dashboard uses too (api/offline.ts).
+ */
+async function callOrOffline<M extends MethodName>(paths: InstancePaths, m: M, p: Params<M>): Promise<Result<M>> {
   let client: ControlClient | undefined;
   try {
     client = await connectEngine(paths, false);
@@ -546,7 +503,8 @@ async function withSettings<T>(paths: InstancePaths, fn: (client?: ControlClient
     if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
   }
   try {
-    return await fn(client);
+    if (client) return await client.call(m, p);
+    return (await offlineCall(paths, m, p as Record<string, unknown>, () => connectEngine(paths, true))) as Result<M>;
   } finally {
     client?.close();
   }

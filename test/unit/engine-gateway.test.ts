@@ -57,3 +57,47 @@ test('no engine: shares and manual ports are edited on the file too; what needs 
   assert.deepEqual(onFile().ports, [{ hostPort: 18080, guestPort: 80, proto: 'tcp' }]);
   await assert.rejects(gateway.call('containers.list', {}), (e) => isBerthError(e, 'ENGINE_NOT_RUNNING'));
 });
+
+test('a VM left without its engine is found for every driver: QEMU and vfkit by pid, Hyper-V by its run state', async (t) => {
+  const { orphanVm } = await import('../../app/engine/api/offline.js');
+  const { spawn } = await import('node:child_process');
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => sleeper.kill());
+  const cases: [string, () => void, unknown][] = [
+    ['nothing left', () => undefined, undefined],
+    ['QEMU', () => fs.writeFileSync(paths.qemuPid, `${sleeper.pid}\n`), { driver: 'qemu', pid: sleeper.pid }],
+    ['vfkit', () => fs.writeFileSync(paths.vfkitPid, `${sleeper.pid}\n`), { driver: 'vfkit', pid: sleeper.pid }],
+    ['Hyper-V', () => fs.writeFileSync(paths.state, JSON.stringify({ driver: 'hyperv', sshPort: 0 })), { driver: 'hyperv' }],
+    ['a dead QEMU', () => fs.writeFileSync(paths.qemuPid, '999999\n'), undefined],
+    ['a QEMU run state but no process', () => fs.writeFileSync(paths.state, JSON.stringify({ driver: 'qemu', sshPort: 1 })), undefined],
+  ];
+  for (const [what, make, want] of cases) {
+    for (const f of [paths.qemuPid, paths.vfkitPid, paths.state]) fs.rmSync(f, { force: true });
+    make();
+    assert.deepEqual(orphanVm(paths), want, what);
+  }
+  for (const f of [paths.qemuPid, paths.vfkitPid, paths.state]) fs.rmSync(f, { force: true });
+});
+
+test('Stop in the dashboard (and berth stop) on an orphaned VM of any driver has an engine take it over and stop it', async () => {
+  const { offlineCall } = await import('../../app/engine/api/offline.js');
+  for (const [driver, leave] of [
+    ['qemu', () => fs.writeFileSync(paths.qemuPid, `${process.pid}\n`)],
+    ['vfkit', () => fs.writeFileSync(paths.vfkitPid, `${process.pid}\n`)],
+    ['hyperv', () => fs.writeFileSync(paths.state, JSON.stringify({ driver: 'hyperv', sshPort: 0 }))],
+  ] as const) {
+    leave();
+    let tookOver = 0;
+    const stopped = { state: 'stopped' };
+    const r = await offlineCall(paths, 'vm.stop', {}, async () => {
+      tookOver++;
+      return { call: async (m: string) => (m === 'vm.stop' ? stopped : undefined) } as never;
+    });
+    assert.equal(tookOver, 1, `${driver}: an engine was started to take the VM over`);
+    assert.equal(r, stopped, driver);
+    for (const f of [paths.qemuPid, paths.vfkitPid, paths.state]) fs.rmSync(f, { force: true });
+  }
+  // Nothing left: Stop answers stopped at once, and no engine is started.
+  const r = (await offlineCall(paths, 'vm.stop', {}, async () => assert.fail('no engine should start'))) as { state: string };
+  assert.equal(r.state, 'stopped');
+});

@@ -1,18 +1,11 @@
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
-import { dockerHostUrl } from '../docker/context.js';
 import { BerthError, isBerthError } from '../errors.js';
 import type { InstancePaths } from '../paths.js';
-import { pidAlive } from '../process-util.js';
 import { describeIssues } from '../settings/schema.js';
-import { SettingsStore, settingsView } from '../settings/store.js';
-import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../settings/edits.js';
 import type { VmState } from '../vm/state-machine.js';
 import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
 import type { ControlClient } from './control-client.js';
-import { buildDiagnostics } from './diagnostics.js';
-import { factoryReset } from './factory-reset.js';
-import { readLog } from './log-read.js';
+import { offlineCall } from './offline.js';
 import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
 
 /**
@@ -202,85 +195,8 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     c?.close();
   }
 
-  /** What the contract answers when no engine runs. */
-  private async offline(m: MethodName, p: Record<string, unknown>): Promise<unknown> {
-    const paths = this.o.paths;
-    switch (m) {
-      case 'vm.status':
-      case 'vm.stop':
-        if (m === 'vm.stop' && orphanVmPid(paths)) {
-          // A VM without its engine: an engine takes it over so it can stop it cleanly.
-          return (await this.connectOnce(true)).call('vm.stop', p as { force?: boolean });
-        }
-        return offlineStatus(paths);
-      case 'settings.get':
-        return settingsView(new SettingsStore(paths.settings));
-      case 'settings.update':
-        return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }).update((p as { patch: unknown }).patch);
-      case 'ports.list':
-        return { ports: [], manual: new SettingsStore(paths.settings).get().ports };
-      case 'shares.list':
-        return { shares: [], configured: new SettingsStore(paths.settings).get().shares };
-      // Shares and manual forwards are settings: edited on the file while
-      // nothing runs, and live from the next start (as `berth share add` does).
-      case 'shares.add':
-        return { shares: [], configured: addShare(new SettingsStore(paths.settings), p as Parameters<typeof addShare>[1]) };
-      case 'shares.remove':
-        return { shares: [], configured: removeShare(new SettingsStore(paths.settings), p.hostPath as string) };
-      case 'ports.add':
-        return { ports: [], manual: addPort(new SettingsStore(paths.settings), p as Parameters<typeof addPort>[1]) };
-      case 'ports.remove':
-        return { ports: [], manual: removePort(new SettingsStore(paths.settings), p as Parameters<typeof removePort>[1]) };
-      case 'sync.list':
-        return { syncs: [], configured: new SettingsStore(paths.settings).get().sync };
-      case 'sync.add':
-        return { syncs: [], configured: addSync(new SettingsStore(paths.settings), p.hostPath as string) };
-      case 'sync.remove':
-        return { syncs: [], configured: removeSync(new SettingsStore(paths.settings), p.hostPath as string) };
-      case 'logs.read':
-        return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
-      case 'diagnostics.bundle':
-        return buildDiagnostics({ paths, extra: { 'status.json': { ...offlineStatus(paths), engine: false } } });
-      case 'engine.factoryReset': {
-        if (orphanVmPid(paths)) throw new BerthError('VM_BUSY', 'a VM of this instance still runs', 'Stop it first (Stop, or `berth stop`).');
-        return factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }) });
-      }
-      case 'engine.shutdown':
-        return {};
-      default:
-        throw new BerthError('ENGINE_NOT_RUNNING', 'Berth is not running', 'Start it first (the Start button, or `berth start`).');
-    }
-  }
-}
-
-/** The status of an instance whose engine is not running. */
-export function offlineStatus(paths: InstancePaths): VmStatus {
-  let s: { cpus: number; memoryMiB: number; diskGiB: number } = { cpus: 0, memoryMiB: 0, diskGiB: 0 };
-  const store = new SettingsStore(paths.settings);
-  try {
-    s = store.get();
-  } catch {
-    /* a broken settings file and no last good copy: the problem says why */
-  }
-  return {
-    ...(store.problem ? { settingsProblem: store.problem.toInfo() } : {}),
-    instance: paths.name,
-    state: 'stopped',
-    driver: '',
-    cpus: s.cpus,
-    memoryMiB: s.memoryMiB,
-    diskGiB: s.diskGiB,
-    dockerSocket: paths.dockerSocket,
-    dockerHost: dockerHostUrl(paths.dockerSocket),
-    enginePid: 0,
-  };
-}
-
-function orphanVmPid(paths: InstancePaths): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(paths.qemuPid, 'utf8').trim());
-    return pidAlive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
+  /** What the contract answers when no engine runs (offline.ts, as for the CLI). */
+  private offline(m: MethodName, p: Record<string, unknown>): Promise<unknown> {
+    return offlineCall(this.o.paths, m, p, () => this.connectOnce(true));
   }
 }

@@ -152,6 +152,12 @@ export interface DriverFeatures {
   diskFormat: 'raw' | 'vhdx';
   /** Can give an arm64 guest Apple's Rosetta (Virtualization.framework). */
   rosetta: boolean;
+  /**
+   * The VM is a process of ours with a pid file (QEMU, vfkit), so a VM left
+   * without its engine is found by pid; else it lives in the hypervisor's
+   * own service (Hyper-V) and only the run state says it may still run.
+   */
+  ownProcess: boolean;
 }
 
 /** What the driver can do with virtio-fs on this host (Driver.virtiofs()). */

@@ -14,6 +14,7 @@ export const DRIVER_FEATURES: Record<DriverName, DriverFeatures> = {
     bootModes: ['kernel', 'efi'],
     diskFormat: 'raw',
     rosetta: false,
+    ownProcess: true,
   },
   vfkit: {
     label: 'vfkit',
@@ -21,6 +22,7 @@ export const DRIVER_FEATURES: Record<DriverName, DriverFeatures> = {
     bootModes: ['kernel', 'efi'],
     diskFormat: 'raw',
     rosetta: true,
+    ownProcess: true,
   },
   hyperv: {
     label: 'Hyper-V',
@@ -28,6 +30,7 @@ export const DRIVER_FEATURES: Record<DriverName, DriverFeatures> = {
     bootModes: ['vhdx'],
     diskFormat: 'vhdx',
     rosetta: false,
+    ownProcess: false,
   },
 };
 

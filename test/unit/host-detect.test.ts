@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { doctorReport, formatDoctor } from '../../app/cli/doctor.js';
-import { buildProbeScript, POWERSHELL_ARGS } from '../../app/engine/drivers/hyperv.js';
+import { buildProbeScript } from '../../app/engine/drivers/hyperv-scripts.js';
+import { POWERSHELL_ARGS } from '../../app/engine/drivers/powershell.js';
 import {
   describeHost,
   detectDrivers,

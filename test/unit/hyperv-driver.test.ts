@@ -30,6 +30,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import { stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
+import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import {
   buildAddressScript,
   buildCreateScript,
@@ -37,15 +38,11 @@ import {
   buildStopScript,
   comPipePath,
   HYPERV_NOTE,
-  HypervDriver,
-  hypervError,
   hypervMac,
-  parsePsResult,
-  POWERSHELL_ARGS,
   psQuote,
-  spawnPowerShell,
   wrapScript,
-} from '../../app/engine/drivers/hyperv.js';
+} from '../../app/engine/drivers/hyperv-scripts.js';
+import { hypervError, parsePsResult, POWERSHELL_ARGS, spawnPowerShell } from '../../app/engine/drivers/powershell.js';
 import { isBerthError } from '../../app/engine/errors.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';

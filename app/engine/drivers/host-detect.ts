@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BerthError, type ErrorInfo } from '../errors.js';
 import { findExecutable } from '../process-util.js';
-import { buildProbeScript, hypervError, parsePsResult, POWERSHELL_ARGS } from './hyperv.js';
+import { buildProbeScript } from './hyperv-scripts.js';
+import { hypervError, parsePsResult, POWERSHELL_ARGS } from './powershell.js';
 import type { DriverName, GuestArch } from './driver.js';
 import { nativeGuestArch } from './qemu-host.js';
 

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
-import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
-import type { Driver, GuestArch, RunningVm, VmExit, VmSpec, VirtiofsSupport } from './driver.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep } from '../process-util.js';
+import type { Driver, GuestArch, RunningVm, VmSpec, VirtiofsSupport } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
+import { ProcessVm } from './process-vm.js';
 import { QmpClient } from './qmp.js';
 import { findBackends, probeVirtiofsd, startBackends, stopBackends, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
 
@@ -135,25 +135,30 @@ export function qemuExitReason(shutdownReason: string | undefined): string {
   }
 }
 
-class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
-  private exited = false;
-  private poll?: NodeJS.Timeout;
-
+class QemuVm extends ProcessVm {
   private shareLost?: (tag: string, reason: string) => void;
+  /** QEMU's SHUTDOWN event says why it is going; none at all means it was killed. */
+  private shutdownReason?: string;
 
   constructor(
-    readonly pid: number,
-    private readonly spec: VmSpec,
+    pid: number,
+    spec: VmSpec,
     private qmp: QmpClient | undefined,
     /** The virtiofsd of each virtio-fs share (still running). */
     private backends: RunningBackend[] = [],
   ) {
-    super();
-    this.watch();
+    // The QMP socket closes when QEMU exits; a slow pid poll backs it up.
+    super(pid, spec, 2000);
+    this.listen(qmp);
   }
 
   onShareLost(cb: (tag: string, reason: string) => void): void {
     this.shareLost = cb;
+  }
+
+  protected override onPoll(): void {
+    super.onPoll();
+    this.checkBackends();
   }
 
   /** A virtiofsd that exited while QEMU runs: its share is dead until a reboot. */
@@ -168,57 +173,31 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
     }
   }
 
-  private watch(): void {
-    // The QMP socket closes when QEMU exits; a slow pid poll backs it up.
-    this.listen(this.qmp);
-    this.poll = setInterval(() => {
-      void this.checkExit(this.exitReason());
-      this.checkBackends();
-    }, 2000);
-    this.poll.unref();
-  }
-
-  /** QEMU's SHUTDOWN event says why it is going; none at all means it was killed. */
-  private shutdownReason?: string;
-
   private listen(qmp: QmpClient | undefined): void {
     qmp?.on('event', (name, data) => {
       if (name === 'SHUTDOWN') this.shutdownReason ??= String((data as { reason?: unknown } | undefined)?.reason ?? 'unknown');
       if (name === 'GUEST_PANICKED') this.shutdownReason = 'guest-panic';
     });
-    qmp?.on('close', () => void this.checkExit(this.exitReason()));
+    qmp?.on('close', () => void this.checkExit(this.goneReason()));
   }
 
-  private exitReason(): string {
+  protected goneReason(): string {
     return qemuExitReason(this.shutdownReason);
   }
 
-  private async checkExit(reason: string): Promise<void> {
-    if (this.exited) return;
-    // Give a closing QEMU a moment to finish exiting before we call it gone.
-    const gone = await waitFor(() => !pidAlive(this.pid), 1000, 50);
-    if (!gone) {
-      if (this.qmp?.isClosed) {
-        // Monitor lost but QEMU lives (should not happen): try to reconnect.
-        this.qmp = await QmpClient.connect(this.spec.controlSocket).catch(() => undefined);
-        this.listen(this.qmp);
-      }
-      return;
+  protected override async stillAlive(): Promise<void> {
+    if (this.qmp?.isClosed) {
+      // Monitor lost but QEMU lives (should not happen): try to reconnect.
+      this.qmp = await QmpClient.connect(this.spec.controlSocket).catch(() => undefined);
+      this.listen(this.qmp);
     }
-    if (this.exited) return;
-    this.exited = true;
-    if (this.poll) clearInterval(this.poll);
+  }
+
+  protected override async cleanup(): Promise<void> {
     this.qmp?.close();
-    fs.rmSync(this.spec.pidFile, { force: true });
-    fs.rmSync(this.spec.controlSocket, { force: true });
     // Each virtiofsd exits when QEMU closes its socket; make sure.
     await stopBackends(this.backends, 1000).catch(() => undefined);
     this.backends = [];
-    this.emit('exit', { reason });
-  }
-
-  alive(): boolean {
-    return !this.exited && pidAlive(this.pid);
   }
 
   async requestPowerOff(): Promise<void> {
@@ -226,36 +205,19 @@ class QemuVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
     await this.qmp.execute('system_powerdown').catch(() => undefined);
   }
 
-  async waitExit(timeoutMs: number): Promise<boolean> {
-    const ok = await waitFor(() => !pidAlive(this.pid), timeoutMs, 50);
-    if (ok) await this.checkExit('the VM powered off');
-    return ok;
+  /** QMP `quit` when the monitor is there; then SIGKILL after the grace (no SIGTERM: QEMU was asked). */
+  protected async askHardStop(): Promise<boolean> {
+    if (!this.qmp || this.qmp.isClosed) return false;
+    await this.qmp.execute('quit').catch(() => undefined);
+    return true;
   }
 
-  async kill(graceMs = 3000): Promise<void> {
-    if (!pidAlive(this.pid)) return void (await this.checkExit('the VM was stopped'));
-    if (this.qmp && !this.qmp.isClosed) await this.qmp.execute('quit').catch(() => undefined);
-    else {
-      try {
-        process.kill(this.pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
-    if (!(await waitFor(() => !pidAlive(this.pid), graceMs, 50))) {
-      try {
-        process.kill(this.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      await waitFor(() => !pidAlive(this.pid), 5000, 50);
-    }
-    await this.checkExit('the VM was stopped');
+  protected termGraceMs(asked: boolean, graceMs: number): number | undefined {
+    return asked ? undefined : graceMs;
   }
 
-  detach(): void {
-    this.exited = true;
-    if (this.poll) clearInterval(this.poll);
+  override detach(): void {
+    super.detach();
     this.qmp?.close();
   }
 }

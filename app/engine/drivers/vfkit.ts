@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { BerthError } from '../errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
-import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec, type VirtiofsSupport } from './driver.js';
+import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec, type VirtiofsSupport } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
+import { ProcessVm } from './process-vm.js';
 
 /**
  * macOS Virtualization.framework through vfkit (github.com/crc-org/vfkit,
@@ -329,36 +329,20 @@ export interface VfkitDriverOptions {
   sshPort?: number;
 }
 
-class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
-  private exited = false;
-  private poll?: NodeJS.Timeout;
-
+class VfkitVm extends ProcessVm {
   constructor(
-    readonly pid: number,
-    private readonly spec: VmSpec,
+    pid: number,
+    spec: VmSpec,
     private readonly rest: VfkitRest,
     private readonly o: Required<Pick<VfkitDriverOptions, 'leasesFile' | 'pollMs' | 'sshPort'>>,
     child?: ChildProcess,
   ) {
-    super();
+    super(pid, spec, o.pollMs);
     child?.on('exit', (code, signal) => void this.checkExit(`vfkit exited (${signal ?? `status ${code}`})`));
-    this.poll = setInterval(() => void this.checkExit('the vfkit process is gone'), this.o.pollMs);
-    this.poll.unref();
   }
 
-  private async checkExit(reason: string): Promise<void> {
-    if (this.exited) return;
-    if (!(await waitFor(() => !pidAlive(this.pid), 1000, 50))) return;
-    if (this.exited) return;
-    this.exited = true;
-    if (this.poll) clearInterval(this.poll);
-    fs.rmSync(this.spec.pidFile, { force: true });
-    fs.rmSync(this.spec.controlSocket, { force: true });
-    this.emit('exit', { reason });
-  }
-
-  alive(): boolean {
-    return !this.exited && pidAlive(this.pid);
+  protected goneReason(): string {
+    return 'the vfkit process is gone';
   }
 
   async state(): Promise<string> {
@@ -370,42 +354,20 @@ class VfkitVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
     await this.rest.changeState('Stop').catch(() => undefined);
   }
 
-  async waitExit(timeoutMs: number): Promise<boolean> {
-    const ok = await waitFor(() => !pidAlive(this.pid), timeoutMs, 50);
-    if (ok) await this.checkExit('the VM powered off');
-    return ok;
+  /** HardStop through vfkit's REST API. */
+  protected askHardStop(graceMs: number): Promise<boolean> {
+    return this.rest.changeState('HardStop', Math.min(graceMs, 2000)).then(
+      () => true,
+      () => false,
+    );
   }
 
-  /** HardStop through the API, then SIGTERM, then SIGKILL. */
-  async kill(graceMs = 3000): Promise<void> {
-    const signal = (s: NodeJS.Signals) => {
-      try {
-        process.kill(this.pid, s);
-      } catch {
-        /* already gone */
-      }
-    };
-    if (pidAlive(this.pid)) {
-      const asked = await this.rest.changeState('HardStop', Math.min(graceMs, 2000)).then(
-        () => true,
-        () => false,
-      );
-      if (!asked || !(await waitFor(() => !pidAlive(this.pid), graceMs, 50))) {
-        // vfkit's own SIGTERM handler asks the guest, waits 5 s, then stops
-        // it hard: give it that long when the API was not there to do it.
-        signal('SIGTERM');
-        if (!(await waitFor(() => !pidAlive(this.pid), asked ? graceMs : graceMs + 5500, 50))) {
-          signal('SIGKILL');
-          await waitFor(() => !pidAlive(this.pid), 5000, 50);
-        }
-      }
-    }
-    await this.checkExit('the VM was stopped');
-  }
-
-  detach(): void {
-    this.exited = true;
-    if (this.poll) clearInterval(this.poll);
+  /**
+   * vfkit's own SIGTERM handler asks the guest, waits 5 s, then stops it
+   * hard: give it that long when the API was not there to do it.
+   */
+  protected termGraceMs(asked: boolean, graceMs: number): number {
+    return asked ? graceMs : graceMs + 5500;
   }
 
   /** The guest's address from bootpd's leases, matched by our MAC. */

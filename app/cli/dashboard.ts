@@ -10,6 +10,7 @@ import { WsBridge, hostProblem } from '../engine/api/ws-bridge.js';
 import { BerthError } from '../engine/errors.js';
 import { packageRoot } from '../engine/package-root.js';
 import type { InstancePaths } from '../engine/paths.js';
+import { writeOpenFile, type OpenFile } from './dashboard-open-file.js';
 import { connectEngine } from './engine-link.js';
 
 export interface DashboardOptions {
@@ -170,7 +171,11 @@ function serveStatic(root: string, port: number, req: http.IncomingMessage, res:
     .pipe(res);
 }
 
-/** Open a URL in the default browser; false when there is no way to. */
+/**
+ * Open an address in the default browser; false when there is no way to.
+ * The address lands on command lines (the opener's, then the browser's),
+ * which every local user can read: never pass a secret here.
+ */
 export function openBrowser(url: string): Promise<boolean> {
   const [cmd, args] =
     process.platform === 'darwin'
@@ -188,13 +193,48 @@ export function openBrowser(url: string): Promise<boolean> {
   });
 }
 
-/** `berth dashboard`: the renderer on loopback with a per-start token, bridged to the engine. */
+/** How long after opening the browser to say what to do when no page has connected. */
+const NO_PAGE_HINT_MS = 20_000;
+
+/**
+ * `berth dashboard`: the renderer on loopback with a per-start token, bridged
+ * to the engine. The browser is handed the owner-only open file, never the
+ * token address; the token address is printed on this process's own stdout
+ * (for the owner to paste, or for scripts with --json).
+ */
 export async function runDashboard(o: DashboardOptions): Promise<number> {
   const d = await startDashboard({ paths: o.paths, port: o.port });
-  if (o.json) process.stdout.write(JSON.stringify({ url: d.url }) + '\n');
-  else process.stdout.write(`Berth dashboard (instance ${o.paths.name}): ${d.url}\nPress Ctrl+C to stop it.\n`);
-  if (o.open && !(await openBrowser(d.url)) && !o.json) {
-    process.stderr.write('Could not open a browser here; open the address above yourself.\n');
+  let openFile: OpenFile;
+  try {
+    openFile = writeOpenFile(path.join(o.paths.dir, 'dashboard'), d.url);
+  } catch (err) {
+    await d.close();
+    throw err;
+  }
+  const removeOpenFile = () => openFile.remove();
+  process.once('exit', removeOpenFile);
+  if (o.json) process.stdout.write(JSON.stringify({ url: d.url, openUrl: openFile.url }) + '\n');
+  else {
+    process.stdout.write(
+      `Berth dashboard (instance ${o.paths.name}) on http://127.0.0.1:${d.port}/\n` +
+        `Open: ${openFile.url}\n` +
+        `  or paste into a browser: ${d.url}\n` +
+        '  (this address holds the token: keep it off command lines, which other users can read)\n' +
+        'Press Ctrl+C to stop it.\n',
+    );
+  }
+  if (o.open) {
+    if (!(await openBrowser(openFile.url))) {
+      if (!o.json) process.stderr.write('Could not open a browser here; open one of the addresses above yourself.\n');
+    } else if (!o.json) {
+      setTimeout(() => {
+        if (d.bridge.pagesOpened === 0) {
+          process.stderr.write(
+            'No dashboard page has connected yet. If the browser could not open the file (a snap-confined browser cannot read hidden folders), paste the address above into it.\n',
+          );
+        }
+      }, NO_PAGE_HINT_MS).unref();
+    }
   }
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -202,5 +242,7 @@ export async function runDashboard(o: DashboardOptions): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await d.close();
+  removeOpenFile();
+  process.removeListener('exit', removeOpenFile);
   return 0;
 }

@@ -311,7 +311,7 @@ port
 program
   .command('dashboard')
   .description('open the dashboard in your browser (served on loopback, with a per-start token)')
-  .option('--no-open', 'print the address instead of opening a browser')
+  .option('--no-open', 'print the addresses instead of opening a browser')
   .option('--port <n>', 'loopback port to serve on (default: a free one)', (v) => positiveInt(v))
   .action(
     action(async (g, paths, opts: { open: boolean; port?: number }) => {

@@ -27,6 +27,8 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
   const vm = vmFixture('bd');
   let dashboard: ChildProcess | undefined;
   let url = '';
+  /** The owner-only open file the CLI would hand a browser (the token never on a command line). */
+  let openUrl = '';
   let browser: Browser;
   let page: Page;
   let problems: string[];
@@ -39,16 +41,17 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     dashboard = spawn(process.execPath, [BERTH_BIN, 'dashboard', '--no-open', '--json'], { env: vm.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     dashboard.stderr!.on('data', (d) => (err += d));
-    url = await new Promise<string>((resolve, reject) => {
+    ({ url, openUrl } = await new Promise<{ url: string; openUrl: string }>((resolve, reject) => {
       let out = '';
       dashboard!.stdout!.on('data', (d) => {
         out += d;
         const line = out.split('\n')[0]!;
-        if (out.includes('\n')) resolve((JSON.parse(line) as { url: string }).url);
+        if (out.includes('\n')) resolve(JSON.parse(line) as { url: string; openUrl: string });
       });
       dashboard!.once('exit', (code) => reject(new Error(`berth dashboard exited ${code}: ${err}`)));
-    });
+    }));
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#token=/);
+    assert.match(openUrl, /^file:\/\//);
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.setDefaultTimeout(60_000);
@@ -76,7 +79,9 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
   const row = (name: string) => page.locator(`[data-testid=container-row][data-name="${name}"]`);
 
   test('no engine yet: the VM shows stopped; Start starts it and the state follows to running', async () => {
-    await page.goto(url);
+    // As a browser `berth dashboard` opens: the owner-only file, which sends it on with the token.
+    await page.goto(openUrl, { waitUntil: 'commit' });
+    await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\//);
     await page.getByTestId('vm-state').getByText('Stopped').waitFor();
     await checkScreen('home-stopped');
     await page.getByRole('button', { name: 'Start', exact: true }).click();

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { Browser, Page } from 'playwright-core';
 import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
+import { writeOpenFile } from '../../app/cli/dashboard-open-file.js';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { ROOT } from '../helpers/run.js';
@@ -55,7 +56,10 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
     dash = await startDashboard({ paths: engine.paths, root: outDir, connect: () => ControlClient.connect(engine.paths, 'test') });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     problems = watchConsole(page);
-    await page.goto(dash.url);
+    // As `berth dashboard` opens it: the owner-only open file, which sends the browser on with the token.
+    const openFile = writeOpenFile(path.join(t.dir, 'open'), dash.url);
+    await page.goto(openFile.url, { waitUntil: 'commit' });
+    await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\//);
     await page.getByTestId('vm-state').getByText('Stopped').waitFor();
     assert.doesNotMatch(page.url(), /token=/, 'the token leaves the address bar');
     await page.getByRole('button', { name: 'Start', exact: true }).click();

@@ -63,6 +63,7 @@ export class WsBridge {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
   private readonly path: string;
   private readonly gateways = new Set<EngineGateway>();
+  private opened = 0;
 
   constructor(
     server: http.Server,
@@ -74,6 +75,11 @@ export class WsBridge {
 
   get clients(): number {
     return this.wss.clients.size;
+  }
+
+  /** Pages that got in since the start (open or gone). */
+  get pagesOpened(): number {
+    return this.opened;
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -102,6 +108,7 @@ export class WsBridge {
   }
 
   private onConnection(ws: WebSocket): void {
+    this.opened++;
     const gw = this.o.gateway();
     this.gateways.add(gw);
     const send = (msg: unknown) => {

@@ -394,6 +394,33 @@ describe('the diagnostics bundle holds no secrets', () => {
     assert.ok(files['engine.log'] && files['daemon.out'] && files['serial.log'], 'the logs are in it');
   });
 
+  test('redact: Authorization headers with their scheme, bare Bearer tokens, and token fields in JSON-escaped JSON', () => {
+    const secret = 'S3cr3t-Val_ue.9876543210';
+    const cases = [
+      `GET /v1.43/info HTTP/1.1\r\nAuthorization: Bearer ${secret}\r\n`,
+      `proxy-authorization: Basic ${secret}`,
+      `curl -H 'Authorization:Bearer ${secret}' http://x`,
+      `calling the registry with Bearer ${secret} now`,
+      JSON.stringify({ msg: 'request', headers: { Authorization: `Bearer ${secret}` } }),
+      // A JSON message logged as a string inside a JSON log line: its quotes are escaped.
+      JSON.stringify({ level: 30, msg: `sent ${JSON.stringify({ id: 1, method: 'hello', params: { token: secret } })}` }),
+      JSON.stringify({ level: 30, msg: `sent ${JSON.stringify({ password: `a"b${secret}` })}` }),
+      JSON.stringify({ level: 30, msg: `got ${JSON.stringify({ access_token: secret, expires_in: 300 })}` }),
+      // Escaped twice (a JSON string inside a JSON string inside a log line).
+      JSON.stringify({ msg: JSON.stringify({ inner: JSON.stringify({ apiKey: secret }) }) }),
+    ];
+    for (const c of cases) {
+      const out = redact(c);
+      assert.ok(!out.includes(secret) && !out.includes(secret.slice(0, 12)), `leaked from ${c}:\n${out}`);
+      assert.match(out, /<redacted>/);
+    }
+    // Ordinary words after "Basic" or "Bearer" are not eaten where no header is.
+    assert.equal(redact('Basic setup done; the bearer of news'), 'Basic setup done; the bearer of news');
+    // The JSON around an escaped secret stays readable.
+    const line = JSON.stringify({ level: 30, msg: `sent ${JSON.stringify({ params: { token: secret }, method: 'hello' })}` });
+    assert.match(redact(line), /\\"method\\":\\"hello\\"/);
+  });
+
   test('redact: a key with its start cut off is still removed', () => {
     const out = redact('b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBzb21l\n-----END OPENSSH PRIVATE KEY-----\nnext line stays\n');
     assert.doesNotMatch(out, /b3Blbn|QyNTUxOQ/);

@@ -31,6 +31,11 @@ export interface DiagnosticsBundle {
   files: string[];
 }
 
+/** Names of fields whose values are secrets (also as a suffix: access_token, X-Registry-Auth). */
+const SECRET_KEY = '(?:token|password|passwd|secret|auth|authorization|api[_-]?key)';
+/** HTTP authentication schemes that come before the credentials in an Authorization value. */
+const AUTH_SCHEME = '(?:Bearer|Basic|Digest|Token|Negotiate|NTLM|AWS4-HMAC-SHA256)';
+
 /** Remove what must never leave the machine: private keys, tokens, key material. */
 export function redact(text: string, secrets: string[] = []): string {
   let out = text;
@@ -41,7 +46,12 @@ export function redact(text: string, secrets: string[] = []): string {
     // takes everything from the start of the text with it.
     .replace(/^[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/, (m) => (m.includes('<private key redacted>') ? m : '<private key redacted>'))
     .replace(/\b(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+)\s+AAAA[A-Za-z0-9+/=]+/g, '$1 <key redacted>')
-    .replace(/("?(?:token|password|passwd|secret|auth|authorization|api[_-]?key)"?\s*[:=]\s*)("[^"]*"|[^\s,}&]+)/gi, '$1<redacted>')
+    // JSON logged inside a JSON string: \"token\":\"...\" (any depth of escaping). The value
+    // ends at the first quote escaped exactly like the opening one, not at a deeper one.
+    .replace(new RegExp(`(\\\\+)"([\\w-]*${SECRET_KEY})\\1"(\\s*:\\s*)\\1"[\\s\\S]*?(?<!\\\\)\\1"`, 'gi'), '$1"$2$1"$3$1"<redacted>$1"')
+    // key: value, key=value, "key": "value"; an Authorization value with its scheme (Bearer, Basic...).
+    .replace(new RegExp(`("?${SECRET_KEY}"?\\s*[:=]\\s*)("[^"]*"|(?:${AUTH_SCHEME}\\s+)?[^\\s,}&]+)`, 'gi'), '$1<redacted>')
+    .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/g, '$1<redacted>')
     .replace(/([?&#]token=)[^&\s"']+/gi, '$1<redacted>');
 }
 

@@ -28,6 +28,14 @@
  * lists ours. Replies ssh2 has no method for (SSH_FXP_EXTENDED_REPLY) go out
  * through sendPacket, on the same ordered path.
  *
+ * Guest bytes never reach ssh2's parser unframed: the adapter cuts the
+ * stream into packets itself and refuses a length word ssh2 would mishandle
+ * (ssh2 1.17.0 reads one >= 2^31 as negative and throws a TypeError out of
+ * push(), which would end the engine). A length outside 5 bytes .. 256 KiB
+ * (OpenSSH's limit; every request has at least a type and an id) ends that
+ * channel, and so does anything ssh2 or a request listener throws while a
+ * packet is handled: a hostile guest can close its own mount, nothing more.
+ *
  * Verified against ssh2 1.17.0 (pinned exactly in package.json); the unit
  * test test/unit/sftp-server.test.ts checks the version and the shape this
  * file relies on, so a bump fails loudly instead of corrupting mounts.
@@ -64,6 +72,10 @@ export const SFTP_OPEN = {
 } as const;
 
 const SSH_FXP_VERSION = 2;
+/** Shortest packet: a type byte and a uint32 (a request's id, INIT's and VERSION's version). */
+const MIN_PACKET = 5;
+/** Longest packet either side may send (OpenSSH's SFTP_MAX_MSG_LENGTH, ssh2's own limit). */
+export const MAX_PACKET = 256 * 1024;
 const SSH_FXP_EXTENDED_REPLY = 201;
 
 /** Attributes as ssh2 parses them from a request (absent fields are undefined). */
@@ -264,6 +276,8 @@ export function openSftpChannel<E = SftpServerEngine>(stream: Duplex, opts: Sftp
     if (ended) return;
     ended = true;
     outgoing.state = 'closed';
+    pending = [];
+    pendingBytes = 0;
     stream.off('data', onData);
     try {
       sftp.push(null);
@@ -274,8 +288,37 @@ export function openSftpChannel<E = SftpServerEngine>(stream: Duplex, opts: Sftp
     resolveClosed(err);
   }
 
+  // Framing: whole packets only, each length checked, ssh2 never trusted not to throw.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const take = (n: number): Buffer => {
+    const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    pending = rest.length ? [rest] : [];
+    pendingBytes = rest.length;
+    return out;
+  };
   const onData = (chunk: Buffer) => {
-    sftp.push(chunk);
+    if (ended) return;
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    while (!ended && pendingBytes >= 4) {
+      if (pending[0]!.length < 4) pending = [Buffer.concat(pending, pendingBytes)];
+      const len = pending[0]!.readUInt32BE(0);
+      if (len < MIN_PACKET || len > MAX_PACKET) {
+        finish(new Error(`SFTP packet length ${len} is outside ${MIN_PACKET}..${MAX_PACKET}: closing the channel`));
+        return;
+      }
+      if (pendingBytes < 4 + len) return;
+      const pkt = take(4 + len);
+      try {
+        sftp.push(pkt);
+      } catch (err) {
+        finish(new Error(`SFTP packet refused: ${(err as Error)?.message ?? String(err)}`));
+        return;
+      }
+    }
   };
   stream.on('data', onData);
   stream.once('end', () => finish(undefined));

@@ -354,7 +354,7 @@ describe('SFTP protocol, straight to the server', () => {
   });
 
   test('no synchronous fs call anywhere on the serving path', () => {
-    for (const f of ['sftp-server.ts', 'share-jail.ts', 'sftp-channel.ts']) {
+    for (const f of ['sftp-server.ts', 'share-jail.ts', 'sftp-channel.ts', 'sftp-handles.ts', 'sftp-open.ts', 'sftp-attrs.ts']) {
       const src = fs.readFileSync(path.join(ROOT, 'app', 'engine', 'share', f), 'utf8');
       assert.doesNotMatch(src, /\w+Sync\s*\(/, `${f} must stay async (a sync call can deadlock a mount served by this process)`);
     }

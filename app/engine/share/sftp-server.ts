@@ -5,8 +5,17 @@
  * from the host folder, so the folder appears in the guest at the same path.
  *
  * - Paths and confinement: share-jail.ts (paths sshfs sends are the guest's
- *   view, normally the absolute host path; nothing outside the share is ever
- *   touched, symlinks included).
+ *   view, normally the absolute host path; every path is walked from the
+ *   held share root, folder by folder, symlinks followed only inside the
+ *   share; nothing outside it is ever touched). Handles keep what was
+ *   opened: sftp-handles.ts. What a guest may set: sftp-attrs.ts (no
+ *   setuid/setgid, no group/other write on the share root).
+ * - Guest bytes are framed and checked before ssh2 parses them
+ *   (sftp-channel.ts), and nothing a request does can throw out of the
+ *   server: a malformed stream ends that mount only.
+ * - Files are opened with O_NOFOLLOW and O_NONBLOCK and only regular files
+ *   are served: a FIFO (or device, or socket) is refused at once instead of
+ *   holding a libuv thread forever.
  * - Every file operation is node:fs/promises: no sync call may run while a
  *   mount is being served. The client of the mount can be this very process
  *   (tests, bench) and a blocked event loop would deadlock it.
@@ -30,93 +39,26 @@
  *   them, so they work between processes in the guest and are invisible on
  *   the host (and vice versa). Nothing to serve here.
  */
-import { constants as C, type Stats } from 'node:fs';
-import type { Dir } from 'node:fs';
-import fsp, { type FileHandle } from 'node:fs/promises';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError } from '../errors.js';
-import { ShareJail, ShareRefusal } from './share-jail.js';
+import { applyAttrs, guestMode, statusFor, statvfsPayload, toAttrs } from './sftp-attrs.js';
+import { errno, mustExist, openFile, openFlags, openForAttrs } from './sftp-open.js';
 import {
   extendedReplyPacket,
   openSftpChannel,
   readSshStrings,
-  SFTP_OPEN,
   SFTP_STATUS,
   type SftpInAttrs,
-  type SftpName,
-  type SftpOutAttrs,
   type SftpServerEngine,
-  type SftpStatus,
 } from './sftp-channel.js';
+import { dirStat, HandleTable, openDir, readDirBatch, type OpenDir } from './sftp-handles.js';
+import { ShareJail, ShareRefusal, type PathWalk, type Place } from './share-jail.js';
 
-/**
- * sshfs options for a Berth share (besides `slave`), and why:
- *
- * - allow_other: containers run as any uid, not as the sshfs process (root in
- *   the guest). Without it FUSE lets only the mounting user in.
- * - no default_permissions (deliberately absent): the guest kernel then does
- *   not check mode bits against the uids it is shown; the host decides, as
- *   the host user, as on Docker Desktop. A container's non-root user can read
- *   and write whatever the host user can, and a file the host user may not
- *   write (mode 0444) is refused to everyone. The executable bit still counts:
- *   sshfs refuses exec of a file without any x bit.
- * - idmap=user: files owned by the host user show as owned by the sshfs user
- *   in the guest (root), as Docker Desktop shows them; others keep their host
- *   uid. Root in a container then owns the project (git's safe.directory
- *   check passes, chown -R on it is a no-op). sshfs learns the host uid by
- *   STAT "." (= the share root), so a root folder owned by someone else
- *   (Linux /tmp) maps that user instead, and host-user files there keep their
- *   host uid.
- * - no_contain_symlinks: Debian's sshfs (3.7.3-1.2, CVE-2026-47187) refuses by
- *   default to show symlinks that are absolute or contain `..`, which would
- *   break node_modules/.bin and any absolute link into the share; the server
- *   here is the trusted host and the share is mounted at its host path.
- *   Upstream sshfs does not know the option and would fail with
- *   "unknown option": the guest image is Debian, whose sshfs has it.
- * - dcache_timeout=1: sshfs caches names, attributes and symlink targets
- *   for 20 s by default, hiding host-side edits (a grown file read at its old
- *   size) that long. One second is what the guest kernel caches attributes
- *   for anyway; dir_cache=no instead would make a tree walk (git status,
- *   watchers' scans) 2-3 times slower, since the attributes READDIR returns
- *   then go unused and every lookup is a round trip (bench/sftp.ts).
- * - max_read, max_write=65536: sshfs's largest requests (default 32 KiB),
- *   half the round trips for big files.
- */
-export const SSHFS_OPTIONS: string[] = [
-  'allow_other',
-  'idmap=user',
-  'no_contain_symlinks',
-  'dcache_timeout=1',
-  'max_read=65536',
-  'max_write=65536',
-];
-
-/** Quote one word for a POSIX shell. */
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * The guest command line that mounts `remotePath` (the host folder as the
- * server knows it: the host path on macOS/Linux, the guest path on Windows)
- * at `mountPoint`, speaking SFTP on stdin/stdout. The mount point must exist.
- */
-export function sshfsCommand(remotePath: string, mountPoint: string, opts: { readOnly?: boolean } = {}): string {
-  for (const [name, p] of [
-    ['remote path', remotePath],
-    ['mount point', mountPoint],
-  ] as const) {
-    if (!p.startsWith('/') || p.includes('\0') || p.includes('\n')) {
-      throw new BerthError('INVALID_HOST_PATH', `sshfs ${name} "${p}" is not an absolute guest path`, 'Shares need absolute paths.');
-    }
-  }
-  const o = ['slave', ...SSHFS_OPTIONS, ...(opts.readOnly ? ['ro'] : [])];
-  // sshfs splits -o on commas: a path never goes in -o, and a path with a
-  // comma or a colon is fine as the positional source/target.
-  return ['sshfs', '-o', o.join(','), shQuote(`:${remotePath}`), shQuote(mountPoint)].join(' ');
-}
+export { longname, modeString, statusFor, toAttrs } from './sftp-attrs.js';
+export { SSHFS_OPTIONS, sshfsCommand } from './sshfs-command.js';
 
 export interface SftpServeOptions {
   /** The host folder to serve (absolute). */
@@ -131,6 +73,8 @@ export interface SftpServeOptions {
    * writes from the host's.
    */
   onMutate?: (hostPath: string) => void;
+  /** How paths are walked (share-jail.ts); tests use 'portable' to run the macOS walk on Linux. */
+  pathWalk?: PathWalk;
 }
 
 export interface SftpSession {
@@ -153,9 +97,6 @@ const EXTENSIONS: Record<string, string> = {
 
 /** Largest READ answered at once (sshfs asks for at most 64 KiB; its replies must stay < 128 KiB). */
 const MAX_READ = 64 * 1024;
-/** A READDIR reply stops at this many entries or roughly this many bytes. */
-const READDIR_MAX_ENTRIES = 100;
-const READDIR_MAX_BYTES = 48 * 1024;
 const MAX_HANDLES = 4096;
 /** Stop reading requests past this many queued; resume below the low mark. */
 const QUEUE_HIGH = 512;
@@ -165,12 +106,6 @@ const PARALLEL_MAX = 16;
 const PARALLEL_OPS = new Set(['READ', 'STAT', 'LSTAT', 'FSTAT', 'READLINK', 'REALPATH']);
 /** At most this many disjoint WRITEs to one handle run at once. */
 const WRITE_BATCH_MAX = 8;
-
-const O_NOFOLLOW = C.O_NOFOLLOW ?? 0;
-
-type OpenFile = { kind: 'file'; fh: FileHandle; path: string; append: boolean };
-type OpenDir = { kind: 'dir'; dir: Dir; path: string; dotsSent: boolean; eof: boolean; closed: boolean };
-type Handle = OpenFile | OpenDir;
 
 interface Job {
   op: string;
@@ -188,10 +123,13 @@ interface Job {
 export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise<SftpSession> {
   const log = opts.log;
   const root = path.resolve(opts.root);
-  let realRoot: string;
+  const remoteRoot = opts.remoteRoot ?? root.split(path.sep).join('/');
+  if (!remoteRoot.startsWith('/')) {
+    throw new BerthError('INVALID_HOST_PATH', `guest path "${remoteRoot}" for ${root} is not absolute`, 'Pass the folder\'s guest path as remoteRoot.');
+  }
+  let jail: ShareJail;
   try {
-    realRoot = await fsp.realpath(root);
-    if (!(await fsp.stat(realRoot)).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    jail = await ShareJail.open(root, remoteRoot, opts.pathWalk);
   } catch (err) {
     throw new BerthError(
       'INVALID_HOST_PATH',
@@ -199,11 +137,6 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
       'Check that the folder exists, or remove it from the shared folders in settings.',
     );
   }
-  const remoteRoot = opts.remoteRoot ?? root.split(path.sep).join('/');
-  if (!remoteRoot.startsWith('/')) {
-    throw new BerthError('INVALID_HOST_PATH', `guest path "${remoteRoot}" for ${root} is not absolute`, 'Pass the folder\'s guest path as remoteRoot.');
-  }
-  const jail = new ShareJail(root, realRoot, remoteRoot);
   const readOnly = !!opts.readOnly;
   const touched = (p: string) => opts.onMutate?.(p);
 
@@ -213,14 +146,13 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     debug: log.isLevelEnabled('trace') ? (m) => log.trace(m) : undefined,
   });
   const sftp = channel.sftp;
-  const handles = new Map<number, Handle>();
-  let nextHandle = 1;
+  const handles = new HandleTable(MAX_HANDLES);
   let requests = 0;
   let refused = 0;
   const byOp: Record<string, number> = {};
   let closing = false;
 
-  log.info({ root, remoteRoot: jail.remoteRoot, readOnly }, 'sftp: serving share');
+  log.info({ root, remoteRoot: jail.remoteRoot, readOnly, pinned: jail.pinned }, 'sftp: serving share');
 
   // ---- the request queue -------------------------------------------------
   const queue: Job[] = [];
@@ -241,37 +173,41 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
 
   async function pump() {
     pumping = true;
-    while (queue.length) {
-      const first = queue.shift()!;
-      if (PARALLEL_OPS.has(first.op)) {
+    try {
+      while (queue.length) {
+        const first = queue.shift()!;
         const batch = [first];
-        while (batch.length < PARALLEL_MAX && queue.length && PARALLEL_OPS.has(queue[0]!.op)) batch.push(queue.shift()!);
-        await (running = Promise.all(batch.map(runJob)));
-      } else if (first.range && !isAppend(first.range.handle)) {
-        // sshfs pipelines a file's writes: consecutive ones to disjoint
-        // ranges of the same handle cannot affect each other.
-        const batch = [first];
-        const r0 = first.range;
-        while (batch.length < WRITE_BATCH_MAX && queue[0]?.range?.handle === r0.handle) {
-          const r = queue[0].range;
-          if (batch.some((b) => b.range!.start < r.end && r.start < b.range!.end)) break;
-          batch.push(queue.shift()!);
+        if (PARALLEL_OPS.has(first.op)) {
+          while (batch.length < PARALLEL_MAX && queue.length && PARALLEL_OPS.has(queue[0]!.op)) batch.push(queue.shift()!);
+        } else if (first.range && !isAppend(first.range.handle)) {
+          // sshfs pipelines a file's writes: consecutive ones to disjoint
+          // ranges of the same handle cannot affect each other.
+          while (batch.length < WRITE_BATCH_MAX && queue[0]?.range?.handle === first.range.handle) {
+            const r = queue[0].range;
+            if (batch.some((b) => b.range!.start < r.end && r.start < b.range!.end)) break;
+            batch.push(queue.shift()!);
+          }
         }
         await (running = Promise.all(batch.map(runJob)));
-      } else {
-        await (running = runJob(first));
+        if (queue.length <= QUEUE_LOW) channel.release('queue');
       }
-      if (queue.length <= QUEUE_LOW) channel.release('queue');
+    } finally {
+      pumping = false;
     }
-    pumping = false;
   }
 
+  /** Never rejects: whatever a request throws becomes its status reply. */
   async function runJob(job: Job) {
     if (closing) return;
     try {
       await job.run();
     } catch (err) {
-      replyError(job, err);
+      try {
+        replyError(job, err);
+      } catch (sendErr) {
+        log.warn({ op: job.op, err: (sendErr as Error)?.message }, 'sftp: could not send a reply; closing the session');
+        channel.close();
+      }
     }
   }
 
@@ -291,134 +227,52 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   const denyWrite = (what: string) => {
     if (readOnly) throw new ShareRefusal(SFTP_STATUS.PERMISSION_DENIED, `${what}: the shared folder ${jail.remoteRoot} is read-only`);
   };
-  const notRoot = (hostPath: string, what: string) => {
-    if (jail.isRoot(hostPath)) throw new ShareRefusal(SFTP_STATUS.PERMISSION_DENIED, `${what}: cannot remove or rename the shared folder itself`);
+  const notRoot = (place: Place, what: string) => {
+    if (place.isRoot) throw new ShareRefusal(SFTP_STATUS.PERMISSION_DENIED, `${what}: cannot remove or rename the shared folder itself`);
   };
-  const lookup = (h: Buffer): Handle => {
-    const n = h.length === 4 ? h.readUInt32BE(0) : -1;
-    const found = handles.get(n);
-    if (!found) throw new ShareRefusal(SFTP_STATUS.FAILURE, 'invalid handle');
-    return found;
-  };
-  const fileHandle = (h: Buffer): OpenFile => {
-    const found = lookup(h);
-    if (found.kind !== 'file') throw new ShareRefusal(SFTP_STATUS.FAILURE, 'handle is a folder, not a file');
-    return found;
-  };
-  const addHandle = (h: Handle): Buffer => {
-    if (closing) throw new ShareRefusal(SFTP_STATUS.CONNECTION_LOST, 'the share is shutting down');
-    if (handles.size >= MAX_HANDLES) throw new ShareRefusal(SFTP_STATUS.FAILURE, 'too many open files in this share');
-    const n = nextHandle;
-    nextHandle = nextHandle >= 0xffffffff ? 1 : nextHandle + 1;
-    handles.set(n, h);
-    const buf = Buffer.allocUnsafe(4);
-    buf.writeUInt32BE(n, 0);
-    return buf;
+  const addHandle = async (h: Parameters<HandleTable['add']>[0], release: () => Promise<unknown>): Promise<Buffer> => {
+    try {
+      if (closing) throw new ShareRefusal(SFTP_STATUS.CONNECTION_LOST, 'the share is shutting down');
+      return handles.add(h);
+    } catch (err) {
+      await release();
+      throw err;
+    }
   };
   const str = (b: Buffer) => b.toString('utf8');
-
-  /**
-   * Apply what the guest asked for; `mark` runs before the first real
-   * change. A nudge (times set to their own values) changes nothing and so
-   * marks nothing: marking it would hide the host's next real edit of that
-   * file from the change notifier as if it were the guest's echo.
-   */
-  async function setAttrs(target: string | FileHandle, a: SftpInAttrs, mark: () => void) {
-    denyWrite('setstat');
-    const isPath = typeof target === 'string';
-    if (typeof a.size === 'number' || typeof a.mode === 'number') mark();
-    if (typeof a.size === 'number') await (isPath ? fsp.truncate(target, a.size) : target.truncate(a.size));
-    if (typeof a.mode === 'number') await (isPath ? fsp.chmod(target, a.mode & 0o7777) : target.chmod(a.mode & 0o7777));
-    if (typeof a.atime === 'number' && typeof a.mtime === 'number') {
-      // SFTP v3 times are whole seconds. Setting a file's own times again
-      // (what the change notifier's nudge does) must not cut the host file's
-      // sub-second times, so times equal to the current ones are left alone.
-      const st = await (isPath ? fsp.stat(target) : target.stat());
-      if (Math.floor(st.atimeMs / 1000) !== a.atime || Math.floor(st.mtimeMs / 1000) !== a.mtime) {
-        mark();
-        await (isPath ? fsp.utimes(target, a.atime, a.mtime) : target.utimes(a.atime, a.mtime));
-      }
-    }
-    // uid/gid: accepted and ignored (see the file comment).
-  }
-
-  async function closeHandle(n: number, h: Handle) {
-    handles.delete(n);
-    if (h.kind === 'file') await h.fh.close();
-    else if (!h.closed) {
-      h.closed = true;
-      await h.dir.close();
-    }
-  }
-
   // ---- requests ------------------------------------------------------------
   const on = <A extends unknown[]>(op: string, fn: (id: number, ...args: A) => Promise<void>) => {
     sftp.on(op, (id: number, ...args: A) => {
-      const key = op === 'EXTENDED' ? String(args[0]) : op;
+      if (typeof id !== 'number') return channel.close(); // cannot happen with framed packets; never answer garbage
+      const key = op === 'EXTENDED' ? String(args[0]).slice(0, 64) : op;
       byOp[key] = (byOp[key] ?? 0) + 1;
       const job: Job = { op, id, run: () => fn(id, ...args) };
       if (op === 'WRITE') {
         const [h, offset, data] = args as unknown as [Buffer, number, Buffer];
-        if (h.length === 4) job.range = { handle: h.readUInt32BE(0), start: offset, end: offset + data.length };
+        const n = HandleTable.number(h);
+        if (n >= 0 && typeof offset === 'number' && Buffer.isBuffer(data)) job.range = { handle: n, start: offset, end: offset + data.length };
       }
       enqueue(job);
     });
   };
 
   on('OPEN', async (id, filename: string, pflags: number, attrs: SftpInAttrs) => {
-    const writes = (pflags & (SFTP_OPEN.WRITE | SFTP_OPEN.APPEND | SFTP_OPEN.CREAT | SFTP_OPEN.TRUNC)) !== 0;
-    if (writes) denyWrite(`open ${filename} for writing`);
-    const read = (pflags & SFTP_OPEN.READ) !== 0;
-    const write = (pflags & (SFTP_OPEN.WRITE | SFTP_OPEN.APPEND)) !== 0;
-    let flags = read && write ? C.O_RDWR : write ? C.O_WRONLY : C.O_RDONLY;
-    if (pflags & SFTP_OPEN.CREAT) flags |= C.O_CREAT;
-    if (pflags & SFTP_OPEN.TRUNC) flags |= C.O_TRUNC;
-    const excl = (pflags & SFTP_OPEN.CREAT) !== 0 && (pflags & SFTP_OPEN.EXCL) !== 0;
-    if (excl) flags |= C.O_EXCL;
-    const append = (pflags & SFTP_OPEN.APPEND) !== 0;
-    if (append) flags |= C.O_APPEND;
-    const mode = typeof attrs?.mode === 'number' ? attrs.mode & 0o7777 : 0o666;
-    // The last component is opened with O_NOFOLLOW: checked folder + name
-    // first (two steps, the common case); when the name is a symlink (ELOOP)
-    // it is resolved inside the share and opened again. O_EXCL never follows
-    // (as open(2)). Hosts without O_NOFOLLOW (Windows) always resolve first.
-    const lex = jail.lexical(filename);
-    let opened: string;
-    let fh: FileHandle;
-    if (lex === jail.root) fh = await fsp.open((opened = jail.realRoot), flags, mode);
-    else if (O_NOFOLLOW) {
-      opened = await jail.parentInside(lex, filename);
-      try {
-        fh = await fsp.open(opened, flags | O_NOFOLLOW, mode);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ELOOP' || excl) throw err;
-        opened = await jail.follow(opened, filename, 0);
-        fh = await fsp.open(opened, flags | O_NOFOLLOW, mode);
-      }
-    } else {
-      fh = await fsp.open((opened = await jail.resolve(filename, !excl)), flags, mode);
-    }
-    if (writes) touched(opened);
-    let handle: Buffer;
-    try {
-      handle = addHandle({ kind: 'file', fh, path: opened, append });
-    } catch (err) {
-      await fh.close();
-      throw err;
-    }
-    sftp.handle(id, handle);
+    const o = openFlags(pflags, attrs);
+    if (o.writes) denyWrite(`open ${filename} for writing`);
+    await jail.at(filename, !o.excl, async (place) => {
+      if (o.writes) touched(place.host);
+      const fh = await openFile(place, o);
+      sftp.handle(id, await addHandle({ kind: 'file', fh, host: place.host, append: o.append }, () => fh.close()));
+    });
   });
 
   on('CLOSE', async (id, h: Buffer) => {
-    const n = h.length === 4 ? h.readUInt32BE(0) : -1;
-    const found = handles.get(n);
-    if (!found) throw new ShareRefusal(SFTP_STATUS.FAILURE, 'invalid handle');
-    await closeHandle(n, found);
+    await handles.close(h);
     ok(id);
   });
 
   on('READ', async (id, h: Buffer, offset: number, len: number) => {
-    const f = fileHandle(h);
+    const f = handles.file(h);
     const want = Math.min(len, MAX_READ);
     const buf = Buffer.allocUnsafe(want);
     // One pread, as OpenSSH does: a regular file reads short only at its end.
@@ -429,228 +283,204 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
 
   on('WRITE', async (id, h: Buffer, offset: number, data: Buffer) => {
     denyWrite('write');
-    const f = fileHandle(h);
-    touched(f.path);
+    const f = handles.file(h);
+    touched(f.host);
     let done = 0;
     while (done < data.length) {
       // O_APPEND handles write at the end whatever the offset (the host may
       // have grown the file since the guest last looked).
       const { bytesWritten } = await f.fh.write(data, done, data.length - done, f.append ? null : offset + done);
-      if (!bytesWritten) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      if (!bytesWritten) throw errno('EIO', 'short write');
       done += bytesWritten;
     }
     ok(id);
   });
 
   on('FSTAT', async (id, h: Buffer) => {
-    const found = lookup(h);
-    const st = found.kind === 'file' ? await found.fh.stat() : await fsp.stat(found.path);
-    sftp.attrs(id, toAttrs(st));
+    const found = handles.lookup(h);
+    sftp.attrs(id, toAttrs(found.kind === 'file' ? await found.fh.stat() : await dirStat(found, jail.pinned)));
   });
 
   on('LSTAT', async (id, p: string) => {
-    sftp.attrs(id, toAttrs(await jail.readOnly(p, 'parent', (hp) => fsp.lstat(hp))));
+    // A walk that ends at a folder (the root) names it through its held descriptor: stat, not lstat, of that.
+    const st = await jail.at(p, false, (place) => place.run((ref) => (place.name === undefined ? fsp.stat(ref) : fsp.lstat(ref))));
+    sftp.attrs(id, toAttrs(st));
   });
 
   on('STAT', async (id, p: string) => {
-    sftp.attrs(id, toAttrs(await jail.readOnly(p, 'full', (hp) => fsp.stat(hp))));
+    const st = await jail.at(p, true, async (place) => {
+      mustExist(place);
+      return place.st ?? place.run((ref) => fsp.stat(ref));
+    });
+    sftp.attrs(id, toAttrs(st));
   });
 
   on('SETSTAT', async (id, p: string, attrs: SftpInAttrs) => {
     denyWrite(`setstat ${p}`);
-    const target = await jail.resolve(p, true);
-    await setAttrs(target, attrs, () => touched(target));
+    await jail.at(p, true, async (place) => {
+      const { fh, isDir } = await openForAttrs(place, attrs ?? {});
+      try {
+        await applyAttrs(fh, attrs ?? {}, { isRoot: place.isRoot, isDir, mark: () => touched(place.host) });
+      } finally {
+        await fh.close();
+      }
+    });
     ok(id);
   });
 
   on('FSETSTAT', async (id, h: Buffer, attrs: SftpInAttrs) => {
     denyWrite('fsetstat');
-    const found = lookup(h);
-    await setAttrs(found.kind === 'file' ? found.fh : found.path, attrs, () => touched(found.path));
+    const found = handles.lookup(h);
+    const mark = () => touched(found.host);
+    if (found.kind === 'file') await applyAttrs(found.fh, attrs ?? {}, { isRoot: false, isDir: false, mark });
+    else if (found.fh) await applyAttrs(found.fh, attrs ?? {}, { isRoot: found.isRoot, isDir: true, mark });
+    else throw new ShareRefusal(SFTP_STATUS.OP_UNSUPPORTED, 'changing a folder through its handle is not supported on this host');
     ok(id);
   });
 
   on('OPENDIR', async (id, p: string) => {
-    const target = await jail.resolve(p, true);
-    const dir = await fsp.opendir(target, { bufferSize: 128 });
-    let handle: Buffer;
-    try {
-      handle = addHandle({ kind: 'dir', dir, path: target, dotsSent: false, eof: false, closed: false });
-    } catch (err) {
-      await dir.close();
-      throw err;
-    }
-    sftp.handle(id, handle);
+    await jail.at(p, true, async (place) => {
+      const d: OpenDir = await openDir(place, jail.pinned);
+      const release = () => Promise.all([d.dir.close().catch(() => undefined), d.fh?.close()]);
+      sftp.handle(id, await addHandle(d, release));
+    });
   });
 
   on('READDIR', async (id, h: Buffer) => {
-    const d = lookup(h);
-    if (d.kind !== 'dir') throw new ShareRefusal(SFTP_STATUS.FAILURE, 'handle is a file, not a folder');
-    if (d.eof) return void sftp.status(id, SFTP_STATUS.EOF);
-    const names: SftpName[] = [];
-    if (!d.dotsSent) {
-      d.dotsSent = true;
-      const st = await fsp.lstat(d.path);
-      names.push(nameEntry('.', st), nameEntry('..', st));
-    }
-    const batch: string[] = [];
-    let bytes = 0;
-    while (batch.length < READDIR_MAX_ENTRIES && bytes < READDIR_MAX_BYTES) {
-      const ent = await d.dir.read();
-      if (!ent) {
-        d.eof = true;
-        break;
-      }
-      batch.push(ent.name);
-      bytes += 2 * Buffer.byteLength(ent.name) + 96;
-    }
-    const stats = await Promise.all(batch.map((n) => fsp.lstat(path.join(d.path, n)).catch(() => undefined)));
-    batch.forEach((n, i) => {
-      const st = stats[i];
-      if (st) names.push(nameEntry(n, st)); // gone since readdir: leave it out
+    const names = await readDirBatch(handles.dir(h), jail.pinned);
+    if (!names) sftp.status(id, SFTP_STATUS.EOF);
+    else sftp.name(id, names);
+  });
+
+  /** An operation on the last name as it is (not followed): unlink, rmdir, mkdir, symlink. */
+  const onName = (op: string, what: string, fn: (ref: string, place: Place, ...rest: never[]) => Promise<unknown>, opts: { notRoot?: boolean } = {}) =>
+    on(op, async (id, p: string, ...rest: unknown[]) => {
+      denyWrite(`${what} ${p}`);
+      await jail.at(p, false, async (place) => {
+        if (opts.notRoot) notRoot(place, `${what} ${p}`);
+        touched(place.host);
+        await place.run((ref) => fn(ref, place, ...(rest as never[])));
+      });
+      ok(id);
     });
-    if (!names.length) {
-      d.eof = true;
-      return void sftp.status(id, SFTP_STATUS.EOF);
-    }
-    sftp.name(id, names);
-  });
-
-  on('REMOVE', async (id, p: string) => {
-    denyWrite(`remove ${p}`);
-    const target = await jail.resolve(p, false);
-    notRoot(target, `remove ${p}`);
-    touched(target);
-    await fsp.unlink(target);
-    ok(id);
-  });
-
-  on('MKDIR', async (id, p: string, attrs: SftpInAttrs) => {
-    denyWrite(`mkdir ${p}`);
-    const target = await jail.resolve(p, false);
-    touched(target);
-    await fsp.mkdir(target, { mode: typeof attrs?.mode === 'number' ? attrs.mode & 0o7777 : 0o777 });
-    ok(id);
-  });
-
-  on('RMDIR', async (id, p: string) => {
-    denyWrite(`rmdir ${p}`);
-    const target = await jail.resolve(p, false);
-    notRoot(target, `rmdir ${p}`);
-    touched(target);
-    await fsp.rmdir(target);
-    ok(id);
+  onName('REMOVE', 'remove', (ref) => fsp.unlink(ref), { notRoot: true });
+  onName('RMDIR', 'rmdir', (ref) => fsp.rmdir(ref), { notRoot: true });
+  onName('MKDIR', 'mkdir', (ref, _place, attrs: SftpInAttrs) => fsp.mkdir(ref, { mode: typeof attrs?.mode === 'number' ? guestMode(attrs.mode) : 0o777 }));
+  // ssh2 has already swapped OpenSSH's (target, link) order (we present as
+  // OpenSSH, and sshfs sends them OpenSSH's way): the path here is the new
+  // name and `target` what it points to, stored verbatim.
+  onName('SYMLINK', 'symlink', (ref, _place, target: string) => {
+    if (typeof target !== 'string' || target.includes('\0')) throw new ShareRefusal(SFTP_STATUS.BAD_MESSAGE, 'symlink target missing or contains a NUL byte');
+    return fsp.symlink(target, ref);
   });
 
   on('REALPATH', async (id, p: string) => {
-    const lex = jail.lexical(p);
-    let remote: string;
-    try {
-      remote = jail.toRemote(await fsp.realpath(lex));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // Like OpenSSH: a name that does not exist yet, in a folder that does.
-      const wanted = remoteOf(p);
-      const parent = await jail.resolve(path.posix.dirname(wanted), true);
-      remote = path.posix.join(jail.toRemote(parent), path.posix.basename(wanted));
-    }
+    // Like OpenSSH, a last name that does not exist yet is fine (its folder must).
+    const remote = await jail.at(p, true, async (place) => place.remote);
     sftp.name(id, [{ filename: remote, longname: remote, attrs: {} }]);
   });
 
+  /** Rename or link `from` to `to`, both walked, neither last name followed (a link's source is). */
+  async function twoNames(from: string, to: string, followFrom: boolean, fn: (src: Place, dst: Place) => Promise<void>) {
+    await jail.at(from, followFrom, (src) =>
+      jail.at(to, false, async (dst) => {
+        await src.check();
+        await dst.run(() => fn(src, dst));
+        await src.check();
+      }),
+    );
+  }
+
   on('RENAME', async (id, from: string, to: string) => {
     denyWrite(`rename ${from}`);
-    const [src, dst] = [await jail.resolve(from, false), await jail.resolve(to, false)];
-    notRoot(src, `rename ${from}`);
-    notRoot(dst, `rename onto ${to}`);
-    // SFTP v3 RENAME does not replace (posix-rename@openssh.com does).
-    const exists = await fsp.lstat(dst).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
-    );
-    if (exists) throw new ShareRefusal(SFTP_STATUS.FAILURE, `${to}: already exists`);
-    touched(src);
-    touched(dst);
-    await fsp.rename(src, dst);
+    await twoNames(from, to, false, async (src, dst) => {
+      notRoot(src, `rename ${from}`);
+      notRoot(dst, `rename onto ${to}`);
+      // SFTP v3 RENAME does not replace (posix-rename@openssh.com does).
+      const exists = await fsp.lstat(dst.ref).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+      );
+      if (exists) throw new ShareRefusal(SFTP_STATUS.FAILURE, `${to}: already exists`);
+      touched(src.host);
+      touched(dst.host);
+      await fsp.rename(src.ref, dst.ref);
+    });
     ok(id);
   });
 
   on('READLINK', async (id, p: string) => {
-    const target = await jail.readOnly(p, 'parent', (hp) => fsp.readlink(hp));
+    const target = await jail.at(p, false, (place) => {
+      if (place.name === undefined) throw errno('EINVAL', `${p}: not a symbolic link`);
+      return place.run((ref) => fsp.readlink(ref));
+    });
     sftp.name(id, [{ filename: target, longname: target, attrs: {} }]);
-  });
-
-  // ssh2 has already swapped OpenSSH's (target, link) order (we present as
-  // OpenSSH, and sshfs sends them OpenSSH's way): here linkPath is the new
-  // name and targetPath what it points to. The target is stored verbatim.
-  on('SYMLINK', async (id, linkPath: string, targetPath: string) => {
-    denyWrite(`symlink ${linkPath}`);
-    if (targetPath.includes('\0')) throw new ShareRefusal(SFTP_STATUS.BAD_MESSAGE, 'symlink target contains a NUL byte');
-    const link = await jail.resolve(linkPath, false);
-    touched(link);
-    await fsp.symlink(targetPath, link);
-    ok(id);
   });
 
   on('EXTENDED', async (id, name: string, data: Buffer | undefined) => {
     const bad = () => new ShareRefusal(SFTP_STATUS.BAD_MESSAGE, `malformed ${name} request`);
+    const args = (n: number): Buffer[] => {
+      const a = readSshStrings(Buffer.isBuffer(data) ? data : undefined, n);
+      if (!a) throw bad();
+      return a;
+    };
     switch (name) {
       case 'posix-rename@openssh.com': {
         denyWrite('rename');
-        const a = readSshStrings(data, 2);
-        if (!a) throw bad();
-        const [src, dst] = [await jail.resolve(str(a[0]!), false), await jail.resolve(str(a[1]!), false)];
-        notRoot(src, `rename ${str(a[0]!)}`);
-        notRoot(dst, `rename onto ${str(a[1]!)}`);
-        touched(src);
-        touched(dst);
-        await fsp.rename(src, dst);
+        const [a, b] = args(2).map(str) as [string, string];
+        await twoNames(a, b, false, async (src, dst) => {
+          notRoot(src, `rename ${a}`);
+          notRoot(dst, `rename onto ${b}`);
+          touched(src.host);
+          touched(dst.host);
+          await fsp.rename(src.ref, dst.ref);
+        });
         return ok(id);
       }
       case 'hardlink@openssh.com': {
         denyWrite('link');
-        const a = readSshStrings(data, 2);
-        if (!a) throw bad();
-        // The existing name is resolved all the way (macOS link() follows a
-        // symlink: it must not reach a file outside the share).
-        const src = await jail.resolve(str(a[0]!), true);
-        const dst = await jail.resolve(str(a[1]!), false);
-        touched(dst);
-        await fsp.link(src, dst);
+        const [a, b] = args(2).map(str) as [string, string];
+        // The existing name is followed inside the share (macOS link() follows a symlink).
+        await twoNames(a, b, true, async (src, dst) => {
+          mustExist(src);
+          if (src.name === undefined || src.st?.isDirectory()) throw errno('EPERM', `${a}: cannot hard-link a folder`);
+          touched(dst.host);
+          await fsp.link(src.ref, dst.ref);
+        });
         return ok(id);
       }
       case 'statvfs@openssh.com': {
-        const a = readSshStrings(data, 1);
-        if (!a) throw bad();
-        return void channel.sendPacket(extendedReplyPacket(id, statvfsPayload(await fsp.statfs(await jail.resolve(str(a[0]!), true)), readOnly)));
+        const [p] = args(1).map(str) as [string];
+        const vfs = await jail.at(p, true, (place) => {
+          mustExist(place);
+          return place.run((ref) => fsp.statfs(ref));
+        });
+        return void channel.sendPacket(extendedReplyPacket(id, statvfsPayload(vfs, readOnly)));
       }
       case 'fstatvfs@openssh.com': {
-        const a = readSshStrings(data, 1);
-        if (!a) throw bad();
-        return void channel.sendPacket(extendedReplyPacket(id, statvfsPayload(await fsp.statfs(lookup(a[0]!).path).catch(() => fsp.statfs(jail.realRoot)), readOnly)));
+        const found = handles.lookup(args(1)[0]);
+        // Through the descriptor on Linux; elsewhere the share root's file system.
+        const fd = found.fh?.fd;
+        const vfs = jail.pinned && fd !== undefined ? await fsp.statfs(`/proc/self/fd/${fd}`) : await jail.at('.', true, (pl) => pl.run((ref) => fsp.statfs(ref)));
+        return void channel.sendPacket(extendedReplyPacket(id, statvfsPayload(vfs, readOnly)));
       }
       case 'fsync@openssh.com': {
-        const a = readSshStrings(data, 1);
-        if (!a) throw bad();
-        const found = lookup(a[0]!);
+        const found = handles.lookup(args(1)[0]);
         if (found.kind === 'file') await found.fh.sync();
         return ok(id);
       }
       default:
-        throw new ShareRefusal(SFTP_STATUS.OP_UNSUPPORTED, `${name} is not supported`);
+        throw new ShareRefusal(SFTP_STATUS.OP_UNSUPPORTED, `${String(name).slice(0, 64)} is not supported`);
     }
   });
-
-  function remoteOf(p: string): string {
-    return p.startsWith('/') ? path.posix.normalize(p) : path.posix.join(jail.remoteRoot, p);
-  }
 
   // ---- shutdown ------------------------------------------------------------
   async function shutdown() {
     closing = true;
     queue.length = 0;
     await running.catch(() => undefined); // an OPEN in flight must not leak its descriptor
-    const open = [...handles.entries()];
-    await Promise.all(open.map(([n, h]) => closeHandle(n, h).catch(() => undefined)));
+    await handles.closeAll();
+    await jail.close();
   }
 
   const closed = channel.closed.then(async (err) => {
@@ -667,101 +497,4 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
     },
     stats: () => ({ requests, refused, openHandles: handles.size, byOp: { ...byOp } }),
   };
-}
-
-// ---- replies ----------------------------------------------------------------
-
-/** A Node error as an SFTP status and message (OpenSSH's mapping, mostly). */
-export function statusFor(err: unknown): [SftpStatus, string] {
-  if (err instanceof ShareRefusal) return [err.status, err.message];
-  const e = err as NodeJS.ErrnoException;
-  const message = e?.message ?? String(err);
-  switch (e?.code) {
-    case 'ENOENT':
-    case 'ENOTDIR':
-    case 'ELOOP':
-      return [SFTP_STATUS.NO_SUCH_FILE, message];
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-    case 'EBADF':
-      return [SFTP_STATUS.PERMISSION_DENIED, message];
-    case 'EINVAL':
-    case 'ENAMETOOLONG':
-    case 'ERR_INVALID_ARG_VALUE':
-    case 'ERR_INVALID_ARG_TYPE':
-    case 'ERR_OUT_OF_RANGE':
-      return [SFTP_STATUS.BAD_MESSAGE, message];
-    case 'ENOSYS':
-    case 'ENOTSUP':
-    case 'EOPNOTSUPP':
-      return [SFTP_STATUS.OP_UNSUPPORTED, message];
-    default:
-      // EEXIST, ENOTEMPTY, EISDIR, ENOSPC, EXDEV...: SFTP v3 has only FAILURE
-      // for them (sshfs reads it as ENOTEMPTY for RMDIR, EEXIST for an
-      // existing MKDIR, EPERM otherwise); the message keeps the cause.
-      return [SFTP_STATUS.FAILURE, message];
-  }
-}
-
-const U32 = 0xffffffff;
-const secs = (ms: number) => Math.min(U32, Math.max(0, Math.floor(ms / 1000)));
-
-export function toAttrs(st: Stats): SftpOutAttrs {
-  return {
-    size: st.size,
-    uid: st.uid >>> 0,
-    gid: st.gid >>> 0,
-    mode: st.mode,
-    atime: secs(st.atimeMs),
-    mtime: secs(st.mtimeMs),
-  };
-}
-
-function nameEntry(name: string, st: Stats): SftpName {
-  return { filename: name, longname: longname(name, st), attrs: toAttrs(st) };
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** `ls -l` style line, as OpenSSH's sftp-server sends (numeric owner and group). */
-export function longname(name: string, st: Stats, now = Date.now()): string {
-  const d = new Date(st.mtimeMs);
-  const recent = Math.abs(now - st.mtimeMs) < 182 * 86400_000;
-  const when = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2)} ${
-    recent ? `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}` : ` ${d.getFullYear()}`
-  }`;
-  return `${modeString(st.mode)} ${String(st.nlink).padStart(3)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${String(
-    st.size,
-  ).padStart(8)} ${when} ${name}`;
-}
-
-export function modeString(mode: number): string {
-  const type: Record<number, string> = {
-    [C.S_IFREG]: '-',
-    [C.S_IFDIR]: 'd',
-    [C.S_IFLNK]: 'l',
-    [C.S_IFCHR]: 'c',
-    [C.S_IFBLK]: 'b',
-    [C.S_IFIFO]: 'p',
-    [C.S_IFSOCK]: 's',
-  };
-  const t = type[mode & C.S_IFMT] ?? '?';
-  const rwx = (bits: number, special: boolean, ch: string) =>
-    `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-'}`;
-  return (
-    t +
-    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
-    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
-    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
-  );
-}
-
-/** statvfs@openssh.com reply body: eleven uint64s. */
-function statvfsPayload(s: { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }, readOnly: boolean): Buffer {
-  const ST_RDONLY = 1;
-  const fields = [s.bsize, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.ffree, 0, readOnly ? ST_RDONLY : 0, 255];
-  const out = Buffer.allocUnsafe(fields.length * 8);
-  fields.forEach((v, i) => out.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(Number(v) || 0))), i * 8));
-  return out;
 }

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import type { PathWalk } from '../../app/engine/share/share-jail.js';
 import { ROOT } from './run.js';
 
 export interface SftpProcess {
@@ -20,7 +21,7 @@ export interface SftpProcess {
   close(): Promise<void>;
 }
 
-export async function startSftpProcess(dir: string, roots: { root: string; readOnly?: boolean }[]): Promise<SftpProcess> {
+export async function startSftpProcess(dir: string, roots: { root: string; readOnly?: boolean; pathWalk?: PathWalk }[]): Promise<SftpProcess> {
   const shares = roots.map((r, i) => ({ ...r, socket: path.join(dir, `sftp-${i}.sock`) }));
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'helpers', 'sftp-process-child.ts'), JSON.stringify(shares)], {
     cwd: ROOT,

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../app/engine/package-root.js';
 import { processRssKiB, sleep } from '../app/engine/process-util.js';
-import type { VmStatus } from '../app/engine/api/contract.js';
+import type { VmStatus } from '../app/contract/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
 import { measureForwardOverhead } from './forward-overhead.js';
 import { benchPorts, HOSTFWD } from './ports.js';

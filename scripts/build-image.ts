@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError } from '../app/engine/errors.js';
+import { BerthError } from '../app/contract/errors.js';
 import { IMAGE_FILES, ImageStore } from '../app/engine/image/image-store.js';
 import { cacheDir } from '../app/engine/paths.js';
 

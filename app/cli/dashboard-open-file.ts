@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BerthError } from '../engine/errors.js';
+import { BerthError } from '../contract/errors.js';
 import { ensurePrivateDir } from '../engine/fs-util.js';
 import { pidAlive } from '../engine/process-util.js';
 

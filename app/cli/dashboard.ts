@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ControlClient } from '../engine/api/control-client.js';
 import { EngineGateway } from '../engine/api/engine-gateway.js';
 import { WsBridge, hostProblem } from '../engine/api/ws-bridge.js';
-import { BerthError } from '../engine/errors.js';
+import { BerthError } from '../contract/errors.js';
 import { packageRoot } from '../engine/package-root.js';
 import type { InstancePaths } from '../engine/paths.js';
 import { writeOpenFile, type OpenFile } from './dashboard-open-file.js';

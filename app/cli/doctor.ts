@@ -14,7 +14,7 @@ import { DRIVER_FEATURES } from '../engine/drivers/features.js';
 import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
 import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../engine/paths.js';
-import type { DriverSetting } from '../engine/settings/schema.js';
+import type { DriverSetting } from '../contract/settings-values.js';
 
 /**
  * `berth doctor`: which drivers can run Berth's VM here and why the others

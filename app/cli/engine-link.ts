@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ControlClient } from '../engine/api/control-client.js';
-import { BerthError, isBerthError } from '../engine/errors.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
 import { ensurePrivateDir, tailFile } from '../engine/fs-util.js';
 import { packageRoot } from '../engine/package-root.js';
 import { berthHome, type InstancePaths } from '../engine/paths.js';

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import type { MethodName, Params, Result, VmStatus } from '../engine/api/contract.js';
+import type { MethodName, Params, Result, VmStatus } from '../contract/contract.js';
 import type { ControlClient } from '../engine/api/control-client.js';
 import { offlineCall, orphanVm } from '../engine/api/offline.js';
 import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
-import { BerthError, isBerthError } from '../engine/errors.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
 import { formatLogLine } from '../engine/log-format.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
 import { BERTH_VERSION } from '../engine/version.js';

@@ -1,7 +1,7 @@
-import type { PortViewWire, SyncViewWire, VmStatus } from '../engine/api/contract.js';
+import type { PortViewWire, SyncViewWire, VmStatus } from '../contract/contract.js';
 
 type ShareViewWire = NonNullable<VmStatus['shares']>[number];
-import { toErrorInfo, type ErrorInfo } from '../engine/errors.js';
+import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
 
 const tty = process.stdout.isTTY && !process.env.NO_COLOR;
 const c = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
-import type { Result } from '../engine/api/contract.js';
-import { BerthError } from '../engine/errors.js';
+import type { Result } from '../contract/contract.js';
+import { BerthError } from '../contract/errors.js';
 import { publicKeyBlob } from '../engine/guest/keys.js';
 
 const { Client } = ssh2;

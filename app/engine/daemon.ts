@@ -11,7 +11,7 @@ import { DockerApi } from './docker/docker-api.js';
 import { driverFactory } from './drivers/driver-select.js';
 import type { Driver } from './drivers/driver.js';
 import { Engine } from './engine.js';
-import { BerthError } from './errors.js';
+import { BerthError } from '../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
 import { ImageStore } from './image/image-store.js';
 import { InstanceLock } from './lock.js';

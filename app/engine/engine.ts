@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import type { VmStatus } from './api/contract.js';
+import type { VmStatus } from '../contract/contract.js';
 import { chooseAccel, driverOfRun, guestTraits, pickDriver, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type PlanContext, type RunState } from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, guestDied } from './boot/crash-recovery.js';
 import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
@@ -9,7 +9,7 @@ import { sshEndpointOf, type Driver, type RunningVm, type VmSpec } from './drive
 import type { DriverFactory } from './drivers/driver-select.js';
 import { bootModeFor } from './drivers/features.js';
 import { contextName, dockerHostUrl, ensureDockerContextOrWarn, type ContextResult } from './docker/context.js';
-import { BerthError, toErrorInfo, type ErrorInfo } from './errors.js';
+import { BerthError, toErrorInfo, type ErrorInfo } from '../contract/errors.js';
 import type { PortView } from './forward/port-manager.js';
 import { ensurePrivateDir, tailFile, writeFileAtomic } from './fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from './guest/keys.js';
@@ -23,7 +23,8 @@ import type { Settings } from './settings/schema.js';
 import type { SettingsStore } from './settings/store.js';
 import type { ShareView } from './share/share-manager.js';
 import type { SyncConflictView, SyncView } from './share/sync-session.js';
-import { VmStateMachine, type StartPhase, type StateChange } from './vm/state-machine.js';
+import type { StartPhase, StateChange } from '../contract/vm-states.js';
+import { VmStateMachine } from './vm/state-machine.js';
 
 export interface EngineOptions {
   paths: InstancePaths;

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { BerthError } from './errors.js';
+import { BerthError } from '../contract/errors.js';
 import { pidAlive, processCommandLine } from './process-util.js';
 
 /**

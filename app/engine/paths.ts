@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { BerthError } from './errors.js';
+import { BerthError } from '../contract/errors.js';
 
 /** Instance names become folder names, socket names and docker context names. */
 export const INSTANCE_NAME_RE = /^[a-z0-9][a-z0-9-]{0,30}$/;

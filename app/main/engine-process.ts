@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { ControlClient } from '../engine/api/control-client.js';
-import { BerthError, isBerthError } from '../engine/errors.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
 import { ensurePrivateDir, tailFile } from '../engine/fs-util.js';
 import type { InstancePaths } from '../engine/paths.js';
 import { sleep } from '../engine/process-util.js';

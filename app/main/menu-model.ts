@@ -1,4 +1,4 @@
-import type { VmState } from '../engine/vm/state-machine.js';
+import type { VmState } from '../contract/vm-states.js';
 import type { TrayView } from './tray-state.js';
 
 export type MenuAction =

@@ -1,4 +1,4 @@
-import type { VmState } from '../engine/vm/state-machine.js';
+import type { VmState } from '../contract/vm-states.js';
 
 /** The four looks of the tray icon. */
 export type TrayIcon = 'stopped' | 'starting' | 'running' | 'error';

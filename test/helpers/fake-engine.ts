@@ -8,13 +8,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
-import type { VmStatus } from '../../app/engine/api/contract.js';
+import type { VmStatus } from '../../app/contract/contract.js';
 import { buildDiagnostics } from '../../app/engine/api/diagnostics.js';
 import { factoryReset } from '../../app/engine/api/factory-reset.js';
 import { readLog } from '../../app/engine/api/log-read.js';
 import { DockerApi } from '../../app/engine/docker/docker-api.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
-import { BerthError } from '../../app/engine/errors.js';
+import { BerthError } from '../../app/contract/errors.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
 import { sleep } from '../../app/engine/process-util.js';

@@ -3,8 +3,8 @@
  * missing, wrong-typed, out-of-range and extra params, generated from the
  * contract's own schemas so every method is covered.
  */
-import { methods } from '../../app/engine/api/contract.js';
-import { ERROR_CODES } from '../../app/engine/errors.js';
+import { methods } from '../../app/contract/contract.js';
+import { ERROR_CODES } from '../../app/contract/errors.js';
 import { randomJson, randomString, wrongType, type Rng } from './fuzz.js';
 
 export const METHOD_NAMES = Object.keys(methods);

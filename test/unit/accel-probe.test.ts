@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseAccelerator } from '../../app/engine/drivers/accel-probe.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { withEnv } from '../helpers/temp.js';
 
 const probeInput = { kernel: '/k', initrd: '/i', cacheFile: '/nonexistent/accel.json' };

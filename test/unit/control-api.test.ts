@@ -5,9 +5,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
-import type { VmStatus } from '../../app/engine/api/contract.js';
+import type { VmStatus } from '../../app/contract/contract.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
-import { BerthError, isBerthError } from '../../app/engine/errors.js';
+import { BerthError, isBerthError } from '../../app/contract/errors.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { shortTempDir } from '../helpers/temp.js';
 

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { openFileHtml, writeOpenFile } from '../../app/cli/dashboard-open-file.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import { BERTH_BIN } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';

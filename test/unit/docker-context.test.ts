@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { contextName, ensureDockerContext, useDockerContext } from '../../app/engine/docker/context.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 const meta = (dir: string, name: string) =>

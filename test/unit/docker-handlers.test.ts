@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { methods, type EventName } from '../../app/engine/api/contract.js';
+import { methods, type EventName } from '../../app/contract/contract.js';
 import { DockerApi } from '../../app/engine/docker/docker-api.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { StdStreamDemuxer } from '../../app/engine/docker/docker-streams.js';
-import { BerthError, isBerthError } from '../../app/engine/errors.js';
+import { BerthError, isBerthError } from '../../app/contract/errors.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import { startFakeDockerEngine, type FakeDockerd } from '../helpers/fake-dockerd.js';
 import { shortTempDir } from '../helpers/temp.js';

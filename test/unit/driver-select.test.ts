@@ -14,7 +14,7 @@ import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { findVfkit, VfkitDriver } from '../../app/engine/drivers/vfkit.js';
 import { buildVmSpec, HYPERV_IMAGE_FILES, ROSETTA_TAG, rosettaPlan, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { SettingsSchema } from '../../app/engine/settings/schema.js';
 import { GOOD_HYPERV_PROBE, linuxHost, macHost, windowsHost } from '../helpers/fake-host.js';

@@ -24,12 +24,12 @@ import { realHostFacts, type HostFacts } from '../../app/engine/drivers/host-det
 import { HYPERV_IMAGE_FILES } from '../../app/engine/drivers/vm-spec.js';
 import { Engine } from '../../app/engine/engine.js';
 import { freeLoopbackPort } from '../../app/engine/process-util.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
 import { pidAlive } from '../../app/engine/process-util.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
-import type { StateChange } from '../../app/engine/vm/state-machine.js';
+import type { StateChange } from '../../app/contract/vm-states.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { startFakeDockerd, startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';

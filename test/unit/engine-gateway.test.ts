@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { EngineGateway } from '../../app/engine/api/engine-gateway.js';
-import { BerthError, isBerthError } from '../../app/engine/errors.js';
+import { BerthError, isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';

@@ -14,7 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../app/engine/api/control-client.js';
-import { RequestSchema } from '../../app/engine/api/contract.js';
+import { RequestSchema } from '../../app/contract/contract.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { fuzzSeed, garbageLine, malformedJson, randomJson, rng } from '../helpers/fuzz.js';

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { startDaemon } from '../../app/engine/daemon.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { defaultSettings } from '../../app/engine/settings/schema.js';
 import { SettingsStore, lastGoodPath } from '../../app/engine/settings/store.js';

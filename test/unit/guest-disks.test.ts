@@ -21,7 +21,7 @@ import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { buildCreateScript, HYPERV_DISK_LUNS, hypervDiskLun } from '../../app/engine/drivers/hyperv-scripts.js';
 import { buildVmSpec } from '../../app/engine/drivers/vm-spec.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { ROOT } from '../helpers/run.js';
 import { guestShells } from '../helpers/guest-shells.js';

@@ -43,7 +43,7 @@ import {
   wrapScript,
 } from '../../app/engine/drivers/hyperv-scripts.js';
 import { hypervError, parsePsResult, POWERSHELL_ARGS, spawnPowerShell } from '../../app/engine/drivers/powershell.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 

@@ -28,7 +28,9 @@ const wrong: [string, string][] = [
   ['app/engine/engine-probe.ts', "import { startDaemon } from './daemon.js';\nexport const x = startDaemon;\n"],
   ['app/engine/share/probe.ts', "import { GuestRuntime } from '../runtime/guest-runtime.js';\nexport const x = GuestRuntime;\n"],
   ['app/engine/runtime/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
-  ['app/engine/api/contract-docker.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
+  ['app/contract/contract-docker.ts', "import { Engine } from '../engine/engine.js';\nexport const x = Engine;\n"],
+  ['app/contract/probe.ts', "import { berthHome } from '../engine/paths.js';\nexport const x = berthHome;\n"],
+  ['app/renderer/src/probe.tsx', "import { BerthError } from '../../engine/errors';\nexport const x = BerthError;\n"],
 ];
 
 for (const [file, code] of wrong) {
@@ -39,9 +41,9 @@ for (const [file, code] of wrong) {
 }
 
 const right: [string, string][] = [
-  ['app/renderer/src/probe.tsx', "import { METHODS } from '../../engine/api/contract';\nimport { BerthError } from '../../engine/errors';\nexport const x = [METHODS, BerthError];\n"],
-  ['app/engine/share/probe.ts', "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../errors.js';\nexport const x = [GuestSession, BerthError];\n"],
-  ['app/engine/api/probe.ts', "import { Engine } from '../engine.js';\nimport { METHODS } from './contract.js';\nexport const x = [Engine, METHODS];\n"],
+  ['app/renderer/src/probe.tsx', "import { METHODS } from '../../contract/contract';\nimport { BerthError } from '../../contract/errors';\nexport const x = [METHODS, BerthError];\n"],
+  ['app/engine/share/probe.ts', "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../../contract/errors.js';\nexport const x = [GuestSession, BerthError];\n"],
+  ['app/engine/api/probe.ts', "import { Engine } from '../engine.js';\nimport { METHODS } from '../../contract/contract.js';\nexport const x = [Engine, METHODS];\n"],
   ['app/engine/daemon.ts', "import { Engine } from './engine.js';\nimport { ControlServer } from './api/control-server.js';\nexport const x = [Engine, ControlServer];\n"],
 ];
 

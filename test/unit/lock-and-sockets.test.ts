@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { listenPrivate, prepareSocketPath } from '../../app/engine/forward/unix-socket.js';
 import { InstanceLock } from '../../app/engine/lock.js';
 import { checkSocketPath } from '../../app/engine/paths.js';

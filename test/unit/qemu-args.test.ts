@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { buildQemuArgs, findQemu, QemuDriver, qemuExitReason, serialConsole } from '../../app/engine/drivers/qemu.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { withEnv } from '../helpers/temp.js';
 
 const spec: VmSpec = {

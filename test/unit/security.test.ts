@@ -22,7 +22,7 @@ import { ControlClient } from '../../app/engine/api/control-client.js';
 import { buildDiagnostics, redact } from '../../app/engine/api/diagnostics.js';
 import { startDaemon, type RunningDaemon } from '../../app/engine/daemon.js';
 import { freeLoopbackPort } from '../../app/engine/process-util.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { parseProcNet, isLoopback } from '../../app/engine/forward/proc-net.js';
 import { ensureGuestKeys } from '../../app/engine/guest/keys.js';
 import { instancePaths } from '../../app/engine/paths.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { SettingsSchema, defaultSettings } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';

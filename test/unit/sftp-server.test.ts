@@ -18,7 +18,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import type { FileEntry, Stats as SftpStats } from 'ssh2';
 import ssh2 from 'ssh2';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { installedSsh2Version, SFTP_STATUS, SSH2_VERSION_VERIFIED } from '../../app/engine/share/sftp-channel.js';

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { NUDGE_PERL, guestPathFor, hostPathFor, nudgeLine } from '../../app/engine/share/change-notifier.js';
 import { mountsEscape } from '../../app/engine/share/share-manager.js';
 import { defaultShares, guestPathProblem } from '../../app/engine/settings/schema.js';

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dockerHostUrl, ensureDockerContext } from '../../app/engine/docker/context.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { listenError } from '../../app/engine/forward/unix-socket.js';
 import { checkSocketPath, controlPipeName, dockerPipeName, instancePaths } from '../../app/engine/paths.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VM_STATES, VmStateMachine, type StateChange, type VmState } from '../../app/engine/vm/state-machine.js';
+import { VM_STATES, type StateChange, type VmState } from '../../app/contract/vm-states.js';
+import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
 
 test('the happy path emits one event per transition', () => {
   const sm = new VmStateMachine();

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { create as tarCreate } from 'tar';
 import { findExecutable } from '../../app/engine/process-util.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { SettingsSchema } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { agentCommand, encodeOps, NulFields, parseScan, type GuestOp } from '../../app/engine/share/sync-guest.js';

@@ -11,7 +11,7 @@ import { unzipSync, strFromU8 } from 'fflate';
 import { buildDiagnostics, redact } from '../../app/engine/api/diagnostics.js';
 import { factoryReset } from '../../app/engine/api/factory-reset.js';
 import { readLog } from '../../app/engine/api/log-read.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/engine/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';

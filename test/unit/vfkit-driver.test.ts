@@ -36,7 +36,7 @@ import {
   VfkitDriver,
   vfkitCmdline,
 } from '../../app/engine/drivers/vfkit.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { fakeArm64Image, shortTempDir, withEnv } from '../helpers/temp.js';

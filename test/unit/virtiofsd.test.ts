@@ -39,7 +39,7 @@ import {
 } from '../../app/engine/drivers/virtiofsd.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
-import { isBerthError } from '../../app/engine/errors.js';
+import { isBerthError } from '../../app/contract/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BerthError, type ErrorInfo } from '../errors.js';
+import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import type { InstancePaths } from '../paths.js';
-import { type EventData, type EventName, type MethodName, type Params, type Result } from './contract.js';
+import { type EventData, type EventName, type MethodName, type Params, type Result } from '../../contract/contract.js';
 import { LineReader } from './line-reader.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };

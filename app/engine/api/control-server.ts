@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { BerthError, toErrorInfo } from '../errors.js';
+import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import { describeIssues } from '../settings/schema.js';
 import { listenPrivate, prepareSocketPath } from '../forward/unix-socket.js';
 import {
@@ -14,7 +14,7 @@ import {
   type Params,
   type Response,
   type Result,
-} from './contract.js';
+} from '../../contract/contract.js';
 import { LineReader } from './line-reader.js';
 import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
 

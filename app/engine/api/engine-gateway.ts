@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { BerthError, isBerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../../contract/errors.js';
 import type { InstancePaths } from '../paths.js';
 import { describeIssues } from '../settings/schema.js';
-import type { VmState } from '../vm/state-machine.js';
-import { methods, type EventName, type MethodName, type VmStatus } from './contract.js';
+import type { VmState } from '../../contract/vm-states.js';
+import { methods, type EventName, type MethodName, type VmStatus } from '../../contract/contract.js';
 import type { ControlClient } from './control-client.js';
 import { offlineCall } from './offline.js';
 import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import { BerthError, isBerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../../contract/errors.js';
 import type { InstancePaths } from '../paths.js';
 import { SettingsSchema, type Settings } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
-import type { VmState } from '../vm/state-machine.js';
+import type { VmState } from '../../contract/vm-states.js';
 
 /**
  * `engine.factoryReset`: with the VM stopped, delete what the VM wrote

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 
 /**

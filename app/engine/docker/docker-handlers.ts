@@ -1,6 +1,6 @@
-import type { dockerMethods } from '../api/contract-docker.js';
+import type { dockerMethods } from '../../contract/contract-docker.js';
 import type { Handlers } from '../api/control-server.js';
-import type { EventName } from '../api/contract.js';
+import type { EventName } from '../../contract/contract.js';
 import { DockerApi } from './docker-api.js';
 import { DockerStreams } from './docker-streams.js';
 import {

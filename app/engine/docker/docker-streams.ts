@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { EventName } from '../api/contract.js';
-import { BerthError, toErrorInfo, type ErrorInfo } from '../errors.js';
+import type { EventName } from '../../contract/contract.js';
+import { BerthError, toErrorInfo, type ErrorInfo } from '../../contract/errors.js';
 import type { DockerApi } from './docker-api.js';
 import { dockerError } from './docker-views.js';
 

@@ -1,5 +1,5 @@
-import type { ContainerView, ImageView, VolumeView } from '../api/contract-docker.js';
-import { BerthError } from '../errors.js';
+import type { ContainerView, ImageView, VolumeView } from '../../contract/contract-docker.js';
+import { BerthError } from '../../contract/errors.js';
 import { DockerApiError, type ContainerSummary } from './docker-api.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { EventName } from '../api/contract.js';
+import type { EventName } from '../../contract/contract.js';
 import type { DockerApi, DockerEvent } from './docker-api.js';
 import { containerView, type ContainerSummaryFull } from './docker-views.js';
 

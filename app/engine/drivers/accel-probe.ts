@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import type { Accelerator, GuestArch } from './driver.js';
 import { findQemu, serialConsole } from './qemu.js';

@@ -1,5 +1,5 @@
-import { BerthError } from '../errors.js';
-import type { DriverSetting } from '../settings/schema.js';
+import { BerthError } from '../../contract/errors.js';
+import type { DriverSetting } from '../../contract/settings-values.js';
 import type { Driver, GuestArch } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { describeHost, detectDrivers, realHostFacts, type DriverCheck, type DriverName, type HostFacts } from './host-detect.js';

@@ -1,4 +1,4 @@
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import type { BootMode, DriverFeatures, DriverName } from './driver.js';
 
 /**

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BerthError, type ErrorInfo } from '../errors.js';
+import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import { findExecutable } from '../process-util.js';
 import { buildProbeScript } from './hyperv-scripts.js';
 import { hypervError, parsePsResult, POWERSHELL_ARGS } from './powershell.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { defaultMacAddress, type VmSpec } from './driver.js';
 
 /**

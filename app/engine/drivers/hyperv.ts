@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { sleep, waitFor } from '../process-util.js';
 import { type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { RESULT_MARK } from './hyperv-scripts.js';
 
 /**

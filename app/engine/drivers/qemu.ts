@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep } from '../process-util.js';
 import type { Driver, GuestArch, RunningVm, VmSpec, VirtiofsSupport } from './driver.js';

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../process-util.js';
 import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec, type VirtiofsSupport } from './driver.js';

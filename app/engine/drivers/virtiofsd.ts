@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../process-util.js';
 import type { ShareSpec, VirtiofsSupport } from './driver.js';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { checkSocketPath } from '../paths.js';
 
 /** Does something accept connections on this unix socket (or named pipe)? */

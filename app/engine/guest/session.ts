@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { sleep } from '../process-util.js';
 import { publicKeyBlob } from './keys.js';
 

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
 import { packageRoot } from '../package-root.js';
 import { berthHome } from '../paths.js';

@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { VmStatus } from '../api/contract.js';
+import type { VmStatus } from '../../contract/contract.js';
 import { DockerApi } from '../docker/docker-api.js';
 import type { RunningVm, SshEndpoint } from '../drivers/driver.js';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { DockerSocketForward, pingDocker } from '../forward/docker-socket.js';
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
@@ -20,7 +20,7 @@ import { SyncManager } from '../share/sync-manager.js';
 import { within } from '../share/sync-paths.js';
 import type { SyncConflictView, SyncView } from '../share/sync-session.js';
 import { routeOf, type SharePlan } from '../share/virtiofs.js';
-import type { StartPhase } from '../vm/state-machine.js';
+import type { StartPhase } from '../../contract/vm-states.js';
 
 /**
  * Everything that lives on one connected guest session: the shared folders

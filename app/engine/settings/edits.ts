@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { checkSyncable } from '../share/sync-paths.js';
 import type { Settings } from './schema.js';
 import type { SettingsStore } from './store.js';

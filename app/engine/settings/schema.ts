@@ -2,6 +2,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../../contract/settings-values.js';
 import { syncPathProblem } from '../share/sync-paths.js';
 
 /**
@@ -9,23 +10,6 @@ import { syncPathProblem } from '../share/sync-paths.js';
  * file (or none) is a valid configuration. Unknown keys are refused: a typo
  * must not be silently ignored.
  */
-export const ACCELERATORS = ['auto', 'kvm', 'tcg', 'hvf'] as const;
-/**
- * The hypervisor driver. `auto` picks per host: vfkit on macOS 13+ when it
- * is installed, else QEMU with hvf; Hyper-V on Windows; QEMU (KVM when a
- * probe boot proves it, else TCG) on Linux. `accel` applies to QEMU only.
- */
-export const DRIVER_SETTINGS = ['auto', 'qemu', 'vfkit', 'hyperv'] as const;
-export type DriverSetting = (typeof DRIVER_SETTINGS)[number];
-/**
- * How shared folders reach the VM. `auto`: virtio-fs where the driver has
- * it (vfkit; QEMU on Linux when virtiofsd can run for this user), reverse
- * sshfs elsewhere and as the fallback. `virtiofs` is the same, said
- * outright; `sshfs` keeps every share on reverse sshfs. Applies at start
- * (BERTH_SHARE_MECHANISM overrides it).
- */
-export const SHARE_MECHANISM_SETTINGS = ['auto', 'virtiofs', 'sshfs'] as const;
-
 const hostCpus = () => Math.max(1, os.cpus().length);
 const hostMemoryMiB = () => Math.floor(os.totalmem() / (1024 * 1024));
 

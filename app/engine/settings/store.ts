@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../fs-util.js';
 import {
   RESTART_KEYS,

@@ -43,7 +43,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 import { applyAttrs, guestMode, statusFor, statvfsPayload, toAttrs } from './sftp-attrs.js';
 import { errno, mustExist, openFile, openFlags, openForAttrs } from './sftp-open.js';
 import {

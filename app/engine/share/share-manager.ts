@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { BerthError, toErrorInfo } from '../errors.js';
+import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../process-util.js';
 import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';

@@ -2,7 +2,7 @@
  * The guest command line for a reverse-sshfs mount, and the sshfs options
  * it uses (the engine's side of it is sftp-server.ts).
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 
 /**
  * sshfs options for a Berth share (besides `slave`), and why:

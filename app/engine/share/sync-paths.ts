@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 
 /** Where sync mode keeps its guest copies (the data disk; see rc.sysinit). */
 export const GUEST_SYNC_ROOT = '/var/lib/berth/sync';

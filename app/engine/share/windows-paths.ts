@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../contract/errors.js';
 
 /**
  * Windows host paths <-> guest paths, for shares and bind mounts.

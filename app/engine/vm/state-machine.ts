@@ -1,12 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { ErrorInfo } from '../errors.js';
+import type { ErrorInfo } from '../../contract/errors.js';
+import type { StateChange, VmState } from '../../contract/vm-states.js';
 
-export const VM_STATES = ['stopped', 'starting', 'running', 'stopping', 'error'] as const;
-export type VmState = (typeof VM_STATES)[number];
-
-/** What `starting` is doing right now, in order. */
-export const START_PHASES = ['prepare', 'image', 'boot', 'guest', 'docker', 'shares', 'socket'] as const;
-export type StartPhase = (typeof START_PHASES)[number];
 
 const ALLOWED: Record<VmState, readonly VmState[]> = {
   stopped: ['starting'],
@@ -16,13 +11,6 @@ const ALLOWED: Record<VmState, readonly VmState[]> = {
   error: ['starting', 'stopping', 'stopped'],
 };
 
-export interface StateChange {
-  state: VmState;
-  previous: VmState;
-  at: string;
-  /** Why the VM is in `error` (also kept while it is in `error`). */
-  error?: ErrorInfo;
-}
 
 /**
  * stopped → starting → running → stopping → stopped, plus error with a

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { ErrorInfo } from '../../engine/errors';
+import type { ErrorInfo } from '../../contract/errors';
 import { useApi } from './api';
 import { STATE_LABELS } from './format';
 import { Containers } from './screens/Containers';

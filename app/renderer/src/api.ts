@@ -1,5 +1,5 @@
 import { createContext, useContext, useEffect, useRef } from 'react';
-import type { EventData, EventName, MethodName, Params, Result } from '../../engine/api/contract';
+import type { EventData, EventName, MethodName, Params, Result } from '../../contract/contract';
 import { CallError, type Transport } from './transport/transport';
 
 export { CallError };

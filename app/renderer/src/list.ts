@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type Dispatch, type SetStateAction } from 'react';
-import type { EventName } from '../../engine/api/contract';
+import type { EventName } from '../../contract/contract';
 import { CallError, useApi, type Api } from './api';
 
 /** What an action leaves: a note for the user, and the list as the engine's reply has it (without one the list is loaded again). */

@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { EventData, VmStatus } from '../../engine/api/contract';
+import type { EventData, VmStatus } from '../../contract/contract';
 import { CallError, useApi, useEvent } from './api';
 
 export type Progress = EventData<'vm.progress'>;

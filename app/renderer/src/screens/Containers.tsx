@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useId, useMemo, useState } from 'react';
-import type { ContainerView } from '../../../engine/api/contract-docker';
-import type { PortViewWire } from '../../../engine/api/contract';
+import type { ContainerView } from '../../../contract/contract-docker';
+import type { PortViewWire } from '../../../contract/contract';
 import { CallError, useApi, useEvent } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { Result } from '../../../engine/api/contract';
+import type { Result } from '../../../contract/contract';
 import { CallError, useApi, useEvent } from '../api';
 import { CopyButton } from '../components/CopyButton';
 import { ErrorNote } from '../components/ErrorNote';

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { ImageView } from '../../../engine/api/contract-docker';
+import type { ImageView } from '../../../contract/contract-docker';
 import { useApi, type Api } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';

@@ -1,5 +1,5 @@
 import { useId, useState, type FormEvent } from 'react';
-import type { PortViewWire, Result } from '../../../engine/api/contract';
+import type { PortViewWire, Result } from '../../../contract/contract';
 import { CallError, useApi, useEvent, type Api } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { ListTable, RemoveButton } from '../components/ListTable';

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
-import type { Result } from '../../../engine/api/contract';
+import type { Result } from '../../../contract/contract';
 import { CallError, useApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { useVm } from '../vm';

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import type { Result } from '../../../engine/api/contract';
+import type { Result } from '../../../contract/contract';
 import { CallError, useApi } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { VolumeView } from '../../../engine/api/contract-docker';
+import type { VolumeView } from '../../../contract/contract-docker';
 import { useApi, type Api } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ErrorNote } from '../components/ErrorNote';

@@ -1,4 +1,4 @@
-import type { ErrorInfo } from '../../../engine/errors';
+import type { ErrorInfo } from '../../../contract/errors';
 import { CallError, type Transport } from './transport';
 
 /** What app/preload puts on `window.berth` (structured-clone values only). */

@@ -1,4 +1,4 @@
-import type { ErrorInfo } from '../../../engine/errors';
+import type { ErrorInfo } from '../../../contract/errors';
 
 /**
  * How the UI reaches the engine's contract. Two implementations, the

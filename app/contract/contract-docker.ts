@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES } from './errors.js';
 
 /**
  * The Docker part of the contract: what the desktop UI and the browser

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES } from './errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
-import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../settings/schema.js';
-import { START_PHASES, VM_STATES } from '../vm/state-machine.js';
+import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from './settings-values.js';
+import { START_PHASES, VM_STATES } from './vm-states.js';
 
 /**
  * The one typed contract between the engine and everything that drives it:

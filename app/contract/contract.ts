@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES } from './errors.js';
+import { BerthError, ERROR_CODES } from './errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from './settings-values.js';
 import { START_PHASES, VM_STATES } from './vm-states.js';
@@ -12,6 +12,15 @@ import { START_PHASES, VM_STATES } from './vm-states.js';
  * gets BAD_REQUEST and changes nothing.
  */
 export const PROTOCOL_VERSION = 1;
+
+/** A client and an engine of different Berth versions whose contracts differ. */
+export function protocolMismatch(client: number, engine: number, engineVersion: string): BerthError {
+  return new BerthError(
+    'PROTOCOL_MISMATCH',
+    `the running engine (Berth ${engineVersion}) speaks control protocol ${engine}, this client speaks ${client}`,
+    'An engine of another Berth version is running: stop it with the berth that started it (or quit the desktop app), then start again with this one. Containers and volumes are kept.',
+  );
+}
 
 /** Longest request line the control server reads (a longer one is refused). */
 export const MAX_MESSAGE_BYTES = 1 << 20;
@@ -175,7 +184,8 @@ const Empty = z.object({}).strict();
 
 export const methods = {
   hello: {
-    params: z.object({ token: z.string().max(256), client: z.string().max(64).optional() }).strict(),
+    // `protocol`: the client's PROTOCOL_VERSION; an engine that speaks another refuses (PROTOCOL_MISMATCH).
+    params: z.object({ token: z.string().max(256), client: z.string().max(64).optional(), protocol: z.number().int().optional() }).strict(),
     result: z.object({ protocol: z.number(), version: z.string(), instance: z.string(), pid: z.number() }),
   },
   'events.subscribe': { params: Empty, result: Empty },

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../app/engine/api/control-client.js';
 import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
-import type { VmStatus } from '../../app/contract/contract.js';
+import { PROTOCOL_VERSION, type VmStatus } from '../../app/contract/contract.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
 import { silentLogger } from '../../app/engine/log.js';
@@ -125,6 +125,22 @@ test('a wrong token is refused and the connection closed', async () => {
   c.send(JSON.stringify({ id: 1, method: 'hello', params: { token: 'b'.repeat(64) } }) + '\n');
   assert.equal(((await c.next()).error as { code: string }).code, 'UNAUTHORIZED');
   await c.closed;
+});
+
+test('a client of another protocol version is refused with PROTOCOL_MISMATCH and a hint, and drives nothing', async () => {
+  const c = await raw();
+  c.send(JSON.stringify({ id: 1, method: 'hello', params: { token: TOKEN, protocol: PROTOCOL_VERSION + 1 } }) + '\n');
+  const err = (await c.next()).error as { code: string; message: string; hint: string };
+  assert.equal(err.code, 'PROTOCOL_MISMATCH');
+  assert.match(err.message, new RegExp(`speaks control protocol ${PROTOCOL_VERSION}, this client speaks ${PROTOCOL_VERSION + 1}`));
+  assert.match(err.hint, /stop it/);
+  c.send(JSON.stringify({ id: 2, method: 'vm.start', params: {} }) + '\n');
+  assert.equal(((await c.next()).error as { code: string }).code, 'UNAUTHORIZED');
+  assert.equal(starts, 0);
+  // The same version, or none said (older clients), is welcome.
+  const ok = await raw();
+  ok.send(JSON.stringify({ id: 1, method: 'hello', params: { token: TOKEN, protocol: PROTOCOL_VERSION } }) + '\n');
+  assert.equal(((await ok.next()).result as { protocol: number }).protocol, PROTOCOL_VERSION);
 });
 
 test('malformed input gets BAD_REQUEST and the connection stays usable', async () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import type { InstancePaths } from '../paths.js';
-import { type EventData, type EventName, type MethodName, type Params, type Result } from '../../contract/contract.js';
+import { PROTOCOL_VERSION, protocolMismatch, type EventData, type EventName, type MethodName, type Params, type Result } from '../../contract/contract.js';
 import { LineReader } from './line-reader.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -72,7 +72,8 @@ export class ControlClient extends EventEmitter<{
       );
     }
     try {
-      await c.call('hello', { token, client });
+      const hi = await c.call('hello', { token, client, protocol: PROTOCOL_VERSION });
+      if (hi.protocol !== PROTOCOL_VERSION) throw protocolMismatch(PROTOCOL_VERSION, hi.protocol, hi.version);
     } catch (err) {
       sock.destroy();
       throw err;

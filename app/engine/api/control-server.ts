@@ -9,6 +9,8 @@ import {
   MAX_MESSAGE_BYTES,
   RequestSchema,
   methods,
+  PROTOCOL_VERSION,
+  protocolMismatch,
   type EventName,
   type MethodName,
   type Params,
@@ -160,8 +162,9 @@ export class ControlServer {
           'Clients read the token from the instance folder; only its owner can.',
         );
       }
+      if (p.protocol !== undefined && p.protocol !== PROTOCOL_VERSION) throw protocolMismatch(p.protocol, PROTOCOL_VERSION, this.info.version);
       conn.authed = true;
-      return { protocol: 1, version: this.info.version, instance: this.info.instance, pid: process.pid };
+      return { protocol: PROTOCOL_VERSION, version: this.info.version, instance: this.info.instance, pid: process.pid };
     }
     if (!conn.authed) {
       throw new BerthError('UNAUTHORIZED', 'say hello with the control token first', 'The first request must be `hello`.');

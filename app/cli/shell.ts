@@ -4,12 +4,13 @@ import type { ClientChannel } from 'ssh2';
 import type { Result } from '../contract/contract.js';
 import { BerthError } from '../contract/errors.js';
 import { publicKeyBlob } from '../engine/guest/keys.js';
+import { shWord } from '../engine/guest/shell-quote.js';
 
 const { Client } = ssh2;
 
 /** Quote words for the guest's /bin/sh. */
 export function shellQuote(words: string[]): string {
-  return words.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return words.map(shWord).join(' ');
 }
 
 /**

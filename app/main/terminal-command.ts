@@ -1,3 +1,5 @@
+import { shWord } from '../engine/guest/shell-quote.js';
+
 /**
  * "Open Terminal": the system's terminal app running `berth shell`, as a
  * command line per platform (data, so it is tested without a desktop).
@@ -7,15 +9,11 @@ export interface TerminalLaunch {
   args: string[];
 }
 
-/** Quote for a POSIX shell. */
-function sh(s: string): string {
-  return /^[A-Za-z0-9_./:=@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** `berthCmd`: how to run the berth CLI here, e.g. [node, /app/bin/berth.js] (plus the instance flag). */
 export function terminalLaunch(platform: NodeJS.Platform, berthCmd: string[], env: NodeJS.ProcessEnv = {}): TerminalLaunch[] {
   const shell = [...berthCmd, 'shell'];
-  const line = shell.map(sh).join(' ');
+  const line = shell.map(shWord).join(' ');
   if (platform === 'darwin') {
     const script = `tell application "Terminal" to do script "${line.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
     return [{ command: 'osascript', args: ['-e', script, '-e', 'tell application "Terminal" to activate'] }];

@@ -2,6 +2,7 @@ import type dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
+import { shq } from '../guest/shell-quote.js';
 
 /**
  * UDP over ssh. SSH forwards only streams, so datagrams travel framed
@@ -146,8 +147,4 @@ export class UdpRelay {
     this.clients.clear();
     this.ids.clear();
   }
-}
-
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

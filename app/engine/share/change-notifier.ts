@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
+import { shq } from '../guest/shell-quote.js';
 
 /**
  * Host edits reach containers' file watchers (webpack, vite, nodemon).
@@ -317,8 +318,4 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     void this.channel?.then((ch) => ch.end());
     this.channel = undefined;
   }
-}
-
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

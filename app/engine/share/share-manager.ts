@@ -6,6 +6,7 @@ import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../process-util.js';
 import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
 import { shareKey, virtiofsMountCommand, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
+import { shq } from '../guest/shell-quote.js';
 
 export type ShareMechanism = ShareMechanismName;
 export type ShareState = 'mounting' | 'mounted' | 'error';
@@ -32,11 +33,6 @@ export interface ShareView {
 
 const SSHFS_ONLY: ShareRoute = { mechanism: 'reverse-sshfs', reason: 'reverse sshfs is the only mechanism here' };
 
-/** Quote for the guest's /bin/sh. */
-function q(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 export const guestPathOf = (s: ShareSetting) => s.guestPath ?? s.hostPath;
 
 /** A path as /proc/mounts writes it: space, tab, newline and backslash octal-escaped. */
@@ -46,7 +42,7 @@ export function mountsEscape(p: string): string {
 
 /** Guest shell: true when the virtio-fs device `tag` is mounted at exactly `guestPath`. */
 function virtiofsMounted(guestPath: string, tag: string): string {
-  return `P=${q(mountsEscape(guestPath))} T=${q(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts`;
+  return `P=${shq(mountsEscape(guestPath))} T=${shq(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts`;
 }
 
 /**
@@ -140,7 +136,7 @@ class ShareMount {
         // (the umount itself may wait forever for the device; the path is
         // free at once). What is still pending on it, and a VM-wide sync,
         // waits until the VM restarts: the reason says so.
-        void this.session.exec(`umount -l ${q(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
+        void this.session.exec(`umount -l ${shq(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
         await sleep(500);
         this.fallBack(`${why} (restart the VM soon with \`berth restart\`: until then, anything still waiting on the old device, and a VM-wide sync, hangs)`);
         continue;
@@ -178,7 +174,7 @@ class ShareMount {
     }
     // A mount left by a dead channel answers "transport endpoint is not
     // connected": detach it first, then (re)create the mount point.
-    const prep = await this.session.exec(`fusermount3 -u -z ${q(guest)} 2>/dev/null; mkdir -p ${q(guest)}`, { timeoutMs: 20_000 });
+    const prep = await this.session.exec(`fusermount3 -u -z ${shq(guest)} 2>/dev/null; mkdir -p ${shq(guest)}`, { timeoutMs: 20_000 });
     if (prep.code !== 0) {
       throw new BerthError('SHARE_MOUNT_FAILED', `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`, 'Pick another guest path with `berth share add PATH --guest-path ...`.');
     }
@@ -190,7 +186,7 @@ class ShareMount {
     // handshake). /proc/mounts, not stat: stat of a dead FUSE mount hangs.
     const deadline = Date.now() + 30_000;
     // Through the environment: awk -v would expand the \040 escapes itself.
-    const listed = `P=${q(mountsEscape(guest))} awk '$2 == ENVIRON["P"] && $3 ~ /^fuse/ { f = 1 } END { exit !f }' /proc/mounts`;
+    const listed = `P=${shq(mountsEscape(guest))} awk '$2 == ENVIRON["P"] && $3 ~ /^fuse/ { f = 1 } END { exit !f }' /proc/mounts`;
     for (;;) {
       const r = await this.session.exec(listed, { timeoutMs: 10_000 }).catch(() => undefined);
       if (r?.code === 0) break;
@@ -219,7 +215,7 @@ class ShareMount {
     const script = [
       `${virtiofsMounted(guest, tag)} && exit 0`,
       // A reverse sshfs mount left at this path by an earlier engine.
-      `fusermount3 -u -z ${q(guest)} 2>/dev/null`,
+      `fusermount3 -u -z ${shq(guest)} 2>/dev/null`,
       virtiofsMountCommand(tag, guest, !!readOnly),
     ].join('\n');
     const r = await this.session.exec(script, { timeoutMs: 30_000 });
@@ -236,10 +232,10 @@ class ShareMount {
       const tag = this.route.tag!;
       // Only our own device at exactly that path.
       await this.session
-        .exec(`${virtiofsMounted(guest, tag)} && umount -l ${q(guest)}`, { timeoutMs: 5000 })
+        .exec(`${virtiofsMounted(guest, tag)} && umount -l ${shq(guest)}`, { timeoutMs: 5000 })
         .catch(() => undefined);
     } else if (unmountInGuest && this.state === 'mounted') {
-      await this.session.exec(`fusermount3 -u -z ${q(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
+      await this.session.exec(`fusermount3 -u -z ${shq(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
     }
     await this.sftp?.close().catch(() => undefined);
     this.settleFirst();

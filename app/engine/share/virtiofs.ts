@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ShareSpec, VirtiofsSupport } from '../drivers/driver.js';
+import { shq } from '../guest/shell-quote.js';
 
 /**
  * virtiofs shares: which shared folders the VM gets as virtio-fs devices,
@@ -61,11 +62,6 @@ export function virtiofsTag(s: ShareEntry): string {
   return name ? `berth-${name}-${hash}` : `berth-${hash}`;
 }
 
-/** Quote one word for the guest's /bin/sh. */
-function q(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The guest command that mounts a tag at `mountPoint` (made if missing).
  * `mount -t virtiofs TAG DIR` is the kernel's own usage
@@ -77,7 +73,7 @@ export function virtiofsMountCommand(tag: string, mountPoint: string, readOnly: 
   if (!mountPoint.startsWith('/') || mountPoint.includes('\0') || mountPoint.includes('\n')) {
     throw new Error(`bad mount point ${JSON.stringify(mountPoint)}`);
   }
-  return `mkdir -p ${q(mountPoint)} && mount -t virtiofs${readOnly ? ' -o ro' : ''} ${tag} ${q(mountPoint)}`;
+  return `mkdir -p ${shq(mountPoint)} && mount -t virtiofs${readOnly ? ' -o ro' : ''} ${tag} ${shq(mountPoint)}`;
 }
 
 /** How one share is mounted, and why. */

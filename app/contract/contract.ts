@@ -14,10 +14,12 @@ import { START_PHASES, VM_STATES } from './vm-states.js';
 export const PROTOCOL_VERSION = 1;
 
 /** A client and an engine of different Berth versions whose contracts differ. */
-export function protocolMismatch(client: number, engine: number, engineVersion: string): BerthError {
+export function protocolMismatch(client: number, engine: number | undefined, engineVersion: string): BerthError {
   return new BerthError(
     'PROTOCOL_MISMATCH',
-    `the running engine (Berth ${engineVersion}) speaks control protocol ${engine}, this client speaks ${client}`,
+    engine === undefined
+      ? `the running engine is an ${engineVersion} Berth that does not speak control protocol ${client}`
+      : `the running engine (Berth ${engineVersion}) speaks control protocol ${engine}, this client speaks ${client}`,
     'An engine of another Berth version is running: stop it with the berth that started it (or quit the desktop app), then start again with this one. Containers and volumes are kept.',
   );
 }

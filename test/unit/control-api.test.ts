@@ -191,3 +191,26 @@ test('no engine: a clear error', async () => {
     (e) => isBerthError(e, 'ENGINE_NOT_RUNNING') && /berth start/.test(e.hint),
   );
 });
+
+test('a client meeting an engine that predates the check, or one that answers another protocol, says PROTOCOL_MISMATCH', async () => {
+  const dir = shortTempDir('apv');
+  try {
+    for (const [what, answer] of [
+      ['an engine before the check refuses the new field', { error: { code: 'BAD_REQUEST', message: 'bad params for hello: Unrecognized key: "protocol"', hint: 'Nothing was changed.' } }],
+      ['an engine of a newer protocol', { result: { protocol: PROTOCOL_VERSION + 1, version: '9.9.9', instance: 'default', pid: 1 } }],
+    ] as const) {
+      const sock = path.join(dir.dir, 'old.sock');
+      fs.rmSync(sock, { force: true });
+      fs.writeFileSync(path.join(dir.dir, 'token'), TOKEN);
+      const srv = net.createServer((c) => c.once('data', (d) => c.write(JSON.stringify({ id: JSON.parse(String(d).split('\n')[0]!).id, ...answer }) + '\n')));
+      await new Promise<void>((r) => srv.listen(sock, r));
+      try {
+        await assert.rejects(ControlClient.connect({ controlSocket: sock, token: path.join(dir.dir, 'token') }), (e) => isBerthError(e, 'PROTOCOL_MISMATCH'), what);
+      } finally {
+        srv.close();
+      }
+    }
+  } finally {
+    dir.cleanup();
+  }
+});

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BerthError, type ErrorInfo } from '../../contract/errors.js';
+import { BerthError, isBerthError, type ErrorInfo } from '../../contract/errors.js';
 import type { InstancePaths } from '../paths.js';
 import { PROTOCOL_VERSION, protocolMismatch, type EventData, type EventName, type MethodName, type Params, type Result } from '../../contract/contract.js';
 import { LineReader } from './line-reader.js';
@@ -76,6 +76,8 @@ export class ControlClient extends EventEmitter<{
       if (hi.protocol !== PROTOCOL_VERSION) throw protocolMismatch(PROTOCOL_VERSION, hi.protocol, hi.version);
     } catch (err) {
       sock.destroy();
+      // An engine from before the protocol check refuses the unknown field.
+      if (isBerthError(err, 'BAD_REQUEST') && /protocol/.test(err.message)) throw protocolMismatch(PROTOCOL_VERSION, undefined, 'older');
       throw err;
     }
     return c;

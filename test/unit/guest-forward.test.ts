@@ -9,18 +9,17 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import ssh2 from 'ssh2';
 import { isBerthError } from '../../app/contract/errors.js';
 import { DockerSocketForward, pingDocker } from '../../app/engine/forward/docker-socket.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { startFakeDockerd, startFakeGuest, startHalfCloseEcho, type FakeGuest } from '../helpers/fake-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { newEd25519Pair } from '../../app/engine/guest/keys.js';
 
-const { utils } = ssh2;
 const t = shortTempDir('fwd');
-const client = utils.generateKeyPairSync('ed25519');
-const host = utils.generateKeyPairSync('ed25519');
+const client = newEd25519Pair();
+const host = newEd25519Pair();
 const dockerd = path.join(t.dir, 'fake-dockerd.sock');
 const echo = path.join(t.dir, 'echo.sock');
 const hostSocket = path.join(t.dir, 'docker.sock');
@@ -150,7 +149,7 @@ test('after the ssh connection drops, it comes back and the socket works again',
 });
 
 test('a guest with another host key is refused (pinning)', async () => {
-  const impostor = utils.generateKeyPairSync('ed25519');
+  const impostor = newEd25519Pair();
   const g = await startFakeGuest({ hostPrivateKey: impostor.private, clientPublicKey: client.public, sockets: {} });
   const s = new GuestSession({
     host: '127.0.0.1',

@@ -9,7 +9,6 @@ import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import ssh2 from 'ssh2';
 import { publishedPorts, type PublishedPort } from '../../app/engine/forward/docker-port-watcher.js';
 import { parseWatchLine, WATCH_SCRIPT } from '../../app/engine/forward/guest-socket-watcher.js';
 import { PortForward, type ForwardSpec } from '../../app/engine/forward/port-forward.js';
@@ -21,6 +20,7 @@ import { silentLogger } from '../../app/engine/log.js';
 import { waitFor } from '../../app/engine/process-util.js';
 import { startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
 import { echoRoundTrip } from '../helpers/net-probe.js';
+import { newEd25519Pair } from '../../app/engine/guest/keys.js';
 
 // Real lines from a guest's /proc/net/tcp, tcp6 and udp.
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -137,9 +137,8 @@ test('UDP frames survive arbitrary chunking', () => {
 });
 
 // --- real listeners through a fake guest ------------------------------------
-const { utils } = ssh2;
-const client = utils.generateKeyPairSync('ed25519');
-const host = utils.generateKeyPairSync('ed25519');
+const client = newEd25519Pair();
+const host = newEd25519Pair();
 let guest: FakeGuest;
 let session: GuestSession;
 let echo: net.Server;

@@ -17,7 +17,6 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import type { FileEntry, Stats as SftpStats } from 'ssh2';
-import ssh2 from 'ssh2';
 import { isBerthError } from '../../app/contract/errors.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
@@ -38,6 +37,7 @@ import {
 } from '../helpers/sshfs-mount.js';
 import { ROOT } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { newEd25519Pair } from '../../app/engine/guest/keys.js';
 
 const GiB = 2 ** 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -395,8 +395,8 @@ if (noSshfs) {
   });
 
   test('over a real ssh2 exec channel (GuestSession.openExec), the way the engine runs it', async () => {
-    const client = ssh2.utils.generateKeyPairSync('ed25519');
-    const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+    const client = newEd25519Pair();
+    const hostKey = newEd25519Pair();
     const guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public });
     const gs = new GuestSession({
       host: '127.0.0.1',

@@ -34,15 +34,18 @@ function ensurePair(file: string, comment: string): { priv: string; pub: string 
     const pub = fs.readFileSync(pubFile, 'utf8').trim();
     if (parses(priv, pub)) return { priv, pub };
   }
+  const pair = newEd25519Pair(comment);
+  writeFileAtomic(file, pair.private, 0o600);
+  writeFileAtomic(pubFile, pair.public + '\n', 0o600);
+  return { priv: pair.private, pub: pair.public };
+}
+
+/** An ed25519 pair that ssh2 can parse back (see ensurePair); `public` without a trailing newline. */
+export function newEd25519Pair(comment = ''): { private: string; public: string } {
   for (let i = 0; ; i++) {
     const pair = utils.generateKeyPairSync('ed25519', { comment });
-    if (!parses(pair.private, pair.public.trim())) {
-      if (i < 20) continue;
-      throw new Error('ssh2 keeps generating ed25519 keys it cannot parse');
-    }
-    writeFileAtomic(file, pair.private, 0o600);
-    writeFileAtomic(pubFile, pair.public.trim() + '\n', 0o600);
-    return { priv: pair.private, pub: pair.public.trim() };
+    if (parses(pair.private, pair.public.trim())) return { private: pair.private, public: pair.public.trim() };
+    if (i >= 20) throw new Error('ssh2 keeps generating ed25519 keys it cannot parse');
   }
 }
 

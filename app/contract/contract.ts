@@ -287,6 +287,8 @@ export const events = {
 
 export type EventName = keyof typeof events;
 export type EventData<E extends EventName> = z.infer<(typeof events)[E]>;
+/** Sends an event to the subscribed clients; its data is the event's own type. */
+export type Broadcast = <E extends EventName>(event: E, data: EventData<E>) => void;
 
 /** Wire messages: one JSON object per line. */
 export const RequestSchema = z.object({

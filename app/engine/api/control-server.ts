@@ -11,6 +11,7 @@ import {
   methods,
   PROTOCOL_VERSION,
   protocolMismatch,
+  type EventData,
   type EventName,
   type MethodName,
   type Params,
@@ -58,7 +59,7 @@ export class ControlServer {
   }
 
   /** Send an event to every subscribed client. */
-  broadcast<E extends EventName>(event: E, data: unknown): void {
+  broadcast<E extends EventName>(event: E, data: EventData<E>): void {
     const line = JSON.stringify({ event, data }) + '\n';
     for (const c of this.conns) if (c.subscribed && c.authed && !c.sock.destroyed) c.sock.write(line);
   }

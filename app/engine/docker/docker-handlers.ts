@@ -1,6 +1,6 @@
 import type { dockerMethods } from '../../contract/contract-docker.js';
 import type { Handlers } from '../api/control-server.js';
-import type { EventName } from '../../contract/contract.js';
+import type { Broadcast } from '../../contract/contract.js';
 import { DockerApi } from './docker-api.js';
 import { DockerStreams } from './docker-streams.js';
 import {
@@ -19,7 +19,7 @@ export interface DockerHandlerContext {
   /** The Docker API through the host socket; throws VM_NOT_RUNNING when there is none. */
   api(): DockerApi;
   /** Send an event to every subscribed client. */
-  broadcast(event: EventName, data: unknown): void;
+  broadcast: Broadcast;
   /** Aborting it ends the event watcher and every open stream (tests; the engine just exits). */
   signal?: AbortSignal;
   /** How often the event watcher looks again for a VM that is not running (default 2 s). */

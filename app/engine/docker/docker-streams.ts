@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { EventName } from '../../contract/contract.js';
+import type { Broadcast } from '../../contract/contract.js';
 import { BerthError, toErrorInfo, type ErrorInfo } from '../../contract/errors.js';
 import type { DockerApi } from './docker-api.js';
 import { dockerError } from './docker-views.js';
@@ -14,7 +14,6 @@ import { dockerError } from './docker-views.js';
  * streams a vanished client left behind cannot pile up.
  */
 
-type Broadcast = (event: EventName, data: unknown) => void;
 
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 32 * 1024;

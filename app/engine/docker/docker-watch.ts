@@ -1,4 +1,4 @@
-import type { EventName } from '../../contract/contract.js';
+import type { Broadcast } from '../../contract/contract.js';
 import type { DockerApi, DockerEvent } from './docker-api.js';
 import { containerView, type ContainerSummaryFull } from './docker-views.js';
 
@@ -23,7 +23,7 @@ export class DockerWatcher {
 
   constructor(
     private readonly api: () => DockerApi,
-    private readonly broadcast: (event: EventName, data: unknown) => void,
+    private readonly broadcast: Broadcast,
     private readonly o: { retryMs: number; debounceMs: number } = { retryMs: 2000, debounceMs: 50 },
   ) {}
 

@@ -7,19 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
-die() {
-	printf 'error: %s\nhint: %s\n' "$1" "$2" >&2
-	exit 1
-}
-
-[ "$(uname -s)" = Linux ] || die "this script sets Berth up on Linux" "On macOS and Windows, install the Berth desktop app."
-command -v node >/dev/null || die "Node.js is not installed" "Install Node.js 20 or newer (https://nodejs.org or your package manager)."
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-	die "Node.js $(node --version) is too old" "Berth needs Node.js 20 or newer."
-
-sudo=""
-[ "$(id -u)" = 0 ] || sudo="sudo"
+. scripts/common.sh
+need_linux_node "this script sets Berth up on Linux" "On macOS and Windows, install the Berth desktop app."
 
 case "$(uname -m)" in
 x86_64) qemu_pkg=qemu-system-x86 qemu_bin=qemu-system-x86_64 ;;
@@ -42,8 +31,7 @@ command -v mcopy >/dev/null || missing+=(mtools)
 if [ ${#missing[@]} -gt 0 ]; then
 	command -v apt-get >/dev/null || die "missing: ${missing[*]}" "Install them with your package manager, then run this again."
 	say "installing ${missing[*]}"
-	$sudo apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+	apt_install "${missing[@]}"
 fi
 
 say "installing Node packages"

@@ -11,22 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
-die() {
-	printf 'error: %s\nhint: %s\n' "$1" "$2" >&2
-	exit 1
-}
-
-[ "$(uname -s)" = Linux ] || die "the test suite runs on Linux hosts" "Run it on Debian 12 (or a VM with it)."
-command -v node >/dev/null || die "Node.js is not installed" "Install Node.js 20 or newer."
+. scripts/common.sh
+need_linux_node "the test suite runs on Linux hosts" "Run it on Debian 12 (or a VM with it)."
 command -v apt-get >/dev/null || die "apt-get is not here" "The tests install Debian packages; run them on Debian 12 or Ubuntu."
-
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-	command -v sudo >/dev/null || die "installing the test packages needs root" "Run this as root, or install sudo."
-	sudo="sudo"
-	say "installing packages needs root: sudo may ask for your password"
-fi
+[ -z "$sudo" ] || say "installing packages needs root: sudo may ask for your password"
 
 # What each package is for:
 #   qemu-system-x86, qemu-utils: run the VM, make disks and the VHDX
@@ -49,10 +37,7 @@ packages=(
 	chromium fonts-dejavu-core
 )
 say "installing the test packages: ${packages[*]}"
-# Wait for another apt (unattended upgrades, a second terminal) instead of failing.
-wait_lock=(-o DPkg::Lock::Timeout=600)
-$sudo apt-get "${wait_lock[@]}" update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "${packages[@]}"
+apt_install "${packages[@]}"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 # The arm64 image's package scripts run through qemu-user: its binfmt handler

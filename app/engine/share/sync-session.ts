@@ -22,59 +22,19 @@ import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
-import { create as tarCreate } from 'tar';
 import type { GuestSession } from '../guest/session.js';
-import { mountsEscape } from './share-manager.js';
-import { applyGuest, GuestWatcher, hashGuest, runGuest, scanGuest, type GuestOp, type OpResult } from './sync-guest.js';
-import { applyHostOp, hashHost, receiveTar, scanHost, type HostOp, type HostResult } from './sync-host.js';
+import { GuestWatcher, hashGuest, scanGuest } from './sync-guest.js';
+import { hashHost, scanHost } from './sync-host.js';
+import { mountCopy, unmountCopy } from './sync-mount.js';
 import { guestSyncDirs, shq, syncId, SYNC_TEMP_PREFIX } from './sync-paths.js';
-import { hashCandidates, reconcile, type Action, type Ancestor, type AncestorEntry, type Conflict } from './sync-plan.js';
+import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
+import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
+import { applyActions, type TransferProgress } from './sync-transfer.js';
 
-export type SyncState = 'starting' | 'copying' | 'watching' | 'syncing' | 'error' | 'stopped';
-
-export interface SyncConflictView {
-  /** The host file both sides changed (absolute). */
-  path: string;
-  /** Where the guest's version was kept (absolute host path; also in the guest). */
-  guestCopy: string;
-  at: string;
-}
-
-export interface SyncView {
-  hostPath: string;
-  /** Where containers see it in the VM (the guest copy is bind-mounted here). */
-  guestPath: string;
-  /** The guest copy on the VM's data disk. */
-  copyPath: string;
-  state: SyncState;
-  /** Whether the guest copy is mounted at guestPath right now. */
-  mounted: boolean;
-  /** While the first copy to the guest runs. */
-  initial?: { files: number; totalFiles: number; bytes: number; totalBytes: number };
-  /** Files, folders and links in sync. */
-  entries: number;
-  cycles: number;
-  lastSyncAt?: string;
-  lastCycleMs?: number;
-  /** Changes moved in the last cycle that moved anything. */
-  lastChanges?: { toGuest: number; toHost: number; deleted: number };
-  conflicts: SyncConflictView[];
-  error?: string;
-  hint?: string;
-}
-
-interface StateFile {
-  version: 1;
-  hostPath: string;
-  token: string;
-  initialDone: boolean;
-  /** [path, kind, host sig, guest sig] */
-  ancestor: [string, AncestorEntry['kind'], string, string][];
-  conflicts: SyncConflictView[];
-}
+export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
+export { batches } from './sync-transfer.js';
 
 const MAX_CONFLICTS = 200;
 const SAFETY_RESCAN_MS = 60_000;
@@ -169,31 +129,16 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   private async loadState(): Promise<void> {
-    try {
-      const s = JSON.parse(await fsp.readFile(this.stateFile, 'utf8')) as StateFile;
-      if (s.version !== 1 || s.hostPath !== this.hostPath) return;
-      this.token = s.token;
-      this.initialDone = s.initialDone;
-      this.anc = new Map(s.ancestor.map(([p, kind, host, guest]) => [p, { kind, host, guest }]));
-      this.conflicts = s.conflicts ?? [];
-    } catch {
-      /* none yet, or unreadable: start over (the guest token check decides) */
-    }
+    const s = await loadSyncState(this.stateFile, this.hostPath);
+    if (!s) return;
+    this.token = s.token;
+    this.initialDone = s.initialDone;
+    this.anc = s.anc;
+    this.conflicts = s.conflicts;
   }
 
   private async saveState(): Promise<void> {
-    const s: StateFile = {
-      version: 1,
-      hostPath: this.hostPath,
-      token: this.token,
-      initialDone: this.initialDone,
-      ancestor: [...this.anc].map(([p, a]) => [p, a.kind, a.host, a.guest]),
-      conflicts: this.conflicts,
-    };
-    await fsp.mkdir(this.o.stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.stateFile}.${process.pid}.tmp`;
-    await fsp.writeFile(tmp, JSON.stringify(s), { mode: 0o600 });
-    await fsp.rename(tmp, this.stateFile);
+    await saveSyncState(this.stateFile, this.hostPath, { token: this.token, initialDone: this.initialDone, anc: this.anc, conflicts: this.conflicts });
   }
 
   /**
@@ -354,7 +299,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       for (const p of cands) if (hh.get(p) && hh.get(p) === gh.get(p)) equal.add(p);
     }
     const plan = reconcile(this.anc, host, guest, { equal });
-    const changes = await this.apply(plan.actions);
+    const changes = await applyActions({ session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc }, plan.actions, this.progress());
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;
@@ -386,149 +331,30 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.emit('conflict', v);
   }
 
-  /** Apply the plan's actions in their order; update the ancestor as each succeeds. */
-  private async apply(actions: Action[]) {
-    const anc = this.anc;
-    const out = { toGuest: 0, toHost: 0, deleted: 0, skipped: 0, saved: new Set<string>(), copiedToHost: new Set<string>() };
-    const note = (r: OpResult | HostResult) => {
-      if (r.status === 'ok') return true;
-      out.skipped++;
-      if (r.status === 'err') this.log.warn({ folder: this.hostPath, file: r.path, err: r.info }, 'sync could not apply a change');
-      return false;
-    };
-    for (const a of actions) if (a.op === 'same') anc.set(a.path, { kind: a.host.kind, host: a.host.sig, guest: a.guest.sig });
-
-    // 1. In the guest: conflict copies aside, deletes, folders. On the host: deletes, folders.
-    const guestOps: GuestOp[] = [];
-    const hostOps: HostOp[] = [];
-    for (const a of actions) {
-      if (a.op === 'save') guestOps.push({ op: 'save', path: a.path, to: a.to, expect: a.expect });
-      else if (a.op === 'delete') (a.on === 'guest' ? guestOps : hostOps).push({ op: 'del', path: a.path, expect: a.expect });
-      else if (a.op === 'mkdir') (a.on === 'guest' ? guestOps : hostOps).push({ op: 'mkdir', path: a.path });
-    }
-    const [gres, hres] = await Promise.all([
-      applyGuest(this.o.session, this.dirs.tree, this.dirs.stage, guestOps),
-      (async () => {
-        const rs: HostResult[] = [];
-        for (const o of hostOps) rs.push(await applyHostOp(this.hostPath, o));
-        return rs;
-      })(),
-    ]);
-    gres.forEach((r, i) => {
-      const o = guestOps[i]!;
-      if (!note(r)) return;
-      if (o.op === 'save') {
-        out.saved.add(o.path);
-        anc.delete(o.path);
-      } else if (o.op === 'del') {
-        out.deleted++;
-        anc.delete(o.path);
-      } else if (o.op === 'mkdir') anc.set(o.path, { kind: 'dir', host: '', guest: '' });
-    });
-    hres.forEach((r, i) => {
-      const o = hostOps[i]!;
-      if (!note(r)) return;
-      if (o.op === 'del') {
-        out.deleted++;
-        anc.delete(o.path);
-      } else if (o.op === 'mkdir') anc.set(o.path, { kind: 'dir', host: '', guest: '' });
-    });
-
-    // 2. Host -> guest: files as one tar stream into the staging folder, then renamed into place; links directly.
-    const toGuest = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'host');
-    const files = toGuest.filter((a) => a.entry.kind === 'file');
-    if (!this.initialDone && files.length) {
-      this.initial = { files: 0, totalFiles: files.length, bytes: 0, totalBytes: files.reduce((s, a) => s + (a.entry.size ?? 0), 0) };
-      this.set('copying');
-    }
-    // In batches, each recorded as it lands: a link that drops in the middle
-    // of a big first copy costs one batch, not the whole copy.
-    for (const batch of batches(toGuest)) {
-      // Each push stages into a folder of its own: a tar that outlived a
-      // dropped link may still be writing into an earlier one.
-      const stage = `${this.dirs.stage}/${crypto.randomBytes(6).toString('hex')}`;
-      const bfiles = batch.filter((a) => a.entry.kind === 'file');
-      if (bfiles.length) await this.push(bfiles.map((a) => a.path), stage);
-      const placeOps: GuestOp[] = batch.map((a) =>
-        a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
-      );
-      const pres = await applyGuest(this.o.session, this.dirs.tree, stage, placeOps);
-      pres.forEach((r, i) => {
-        const a = batch[i]!;
-        if (!note(r)) return;
-        out.toGuest++;
-        anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
-      });
-      if (bfiles.length) await this.o.session.exec(`rm -rf ${shq(stage)}`, { timeoutMs: 60_000 }).catch(() => undefined);
-      if (this.initial) {
-        this.initial.files = Math.min(this.initial.totalFiles, this.initial.files + bfiles.length);
+  /** First-copy progress while the guest copy is made (see TransferProgress). */
+  private progress(): TransferProgress {
+    let lastEmit = 0;
+    return {
+      starting: (totalFiles, totalBytes) => {
+        if (this.initialDone) return;
+        this.initial = { files: 0, totalFiles, bytes: 0, totalBytes };
+        this.set('copying');
+      },
+      sent: (bytes) => {
+        if (!this.initial) return;
+        this.initial.bytes = Math.min(this.initial.bytes + bytes, this.initial.totalBytes);
+        if (Date.now() - lastEmit > 500) {
+          lastEmit = Date.now();
+          this.emit('change');
+        }
+      },
+      landed: async (files) => {
+        if (!this.initial) return;
+        this.initial.files = Math.min(this.initial.totalFiles, this.initial.files + files);
         this.emit('change');
         await this.saveState();
-      }
-    }
-
-    // 3. Guest -> host: links directly, files as one tar stream from the guest.
-    const toHost = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'guest');
-    for (const a of toHost.filter((x) => x.entry.kind === 'link')) {
-      const r = await applyHostOp(this.hostPath, { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect });
-      if (!note(r)) continue;
-      out.toHost++;
-      anc.set(a.path, { kind: 'link', host: r.entry?.sig ?? a.entry.sig, guest: a.entry.sig });
-    }
-    const pulls = toHost.filter((x) => x.entry.kind === 'file');
-    if (pulls.length) {
-      const byPath = new Map(pulls.map((a) => [a.path, a]));
-      const results = await this.pull(byPath);
-      for (const r of results) {
-        const a = byPath.get(r.path);
-        if (!a || !note(r) || !r.entry) continue;
-        out.toHost++;
-        out.copiedToHost.add(r.path);
-        anc.set(r.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
-      }
-      // Files the guest no longer had when tar read them: look again next cycle.
-      if (results.length < pulls.length) out.skipped += pulls.length - results.length;
-    }
-    return out;
-  }
-
-  /** Send host files (relative paths) into the guest's staging folder as one tar stream. */
-  private async push(files: string[], stage: string): Promise<void> {
-    const pack = tarCreate({ cwd: this.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
-    let lastEmit = 0;
-    const counter = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        if (this.initial) {
-          // Tar headers and padding count too: close enough for progress.
-          this.initial.bytes = Math.min(this.initial.bytes + chunk.length, this.initial.totalBytes);
-          if (Date.now() - lastEmit > 500) {
-            lastEmit = Date.now();
-            this.emit('change');
-          }
-        }
-        cb(null, chunk);
       },
-    });
-    pack.on('error', (err: unknown) => counter.destroy(err as Error));
-    pack.pipe(counter);
-    const r = await runGuest(
-      this.o.session,
-      `mkdir -p ${shq(stage)} && cd ${shq(stage)} && exec tar -x -f - --no-same-owner`,
-      counter,
-    );
-    if (r.code !== 0) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-  }
-
-  /** Fetch guest files as one tar stream and write them on the host. */
-  private async pull(want: Map<string, Extract<Action, { op: 'copy' }>>): Promise<HostResult[]> {
-    const list = Buffer.from([...want.keys()].map((p) => `${p}\0`).join(''), 'utf8');
-    const ch = await this.o.session.openExec(
-      `cd ${shq(this.dirs.tree)} && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`,
-    );
-    const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
-    const done = receiveTar(this.hostPath, ch, wanted);
-    ch.end(list);
-    return done;
+    };
   }
 
   /** Mount the guest copy over the folder's guest path (again after the share remounted). */
@@ -541,13 +367,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       }
       return;
     }
-    const script = [
-      `top=$(P=${shq(mountsEscape(g))} awk '$5 == ENVIRON["P"] { r = $4 } END { print r }' /proc/self/mountinfo)`,
-      `case "$top" in */sync/${this.id}/tree) exit 0;; esac`,
-      `[ -d ${shq(g)} ] || exit 3`,
-      `mount --bind ${shq(this.dirs.tree)} ${shq(g)}`,
-    ].join('\n');
-    const r = await this.o.session.exec(script, { timeoutMs: 15_000 }).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
+    const r = await mountCopy(this.o.session, g, this.id, this.dirs.tree);
     const ok = r.code === 0;
     if (!ok) this.log.warn({ folder: this.hostPath, guestPath: g, code: r.code, err: r.stderr.trim() }, 'cannot mount the guest copy of a synced folder');
     else if (!this.mounted) this.log.info({ folder: this.hostPath, guestPath: g, copy: this.dirs.tree }, 'synced folder: guest copy mounted');
@@ -560,11 +380,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private async unmount(): Promise<void> {
     const g = this.o.guestPath();
     if (!g) return;
-    const script = [
-      `top=$(P=${shq(mountsEscape(g))} awk '$5 == ENVIRON["P"] { r = $4 } END { print r }' /proc/self/mountinfo)`,
-      `case "$top" in */sync/${this.id}/tree) umount -l ${shq(g)};; esac`,
-    ].join('\n');
-    await this.o.session.exec(script, { timeoutMs: 15_000 }).catch(() => undefined);
+    await unmountCopy(this.o.session, g, this.id);
     this.mounted = false;
   }
 
@@ -598,27 +414,6 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';
   }
-}
-
-/** Files and links to send, cut into tar streams of at most 1,000 files or 64 MiB (a bigger file goes alone). */
-export function batches<T extends { entry: { kind: string; size?: number } }>(items: T[], maxFiles = 1000, maxBytes = 64 * 2 ** 20): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let files = 0;
-  let bytes = 0;
-  for (const it of items) {
-    const size = it.entry.kind === 'file' ? (it.entry.size ?? 0) : 0;
-    if (cur.length && (files + 1 > maxFiles || bytes + size > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      files = bytes = 0;
-    }
-    cur.push(it);
-    files++;
-    bytes += size;
-  }
-  if (cur.length) out.push(cur);
-  return out;
 }
 
 class SyncProblem extends Error {

@@ -1,0 +1,192 @@
+/**
+ * Carrying out one cycle's plan across both sides: deletes and folders on
+ * each side, host files to the guest as tar streams into a staging folder
+ * (then placed by the agent), guest files to the host as one tar stream,
+ * links directly. The ancestor is updated as each change lands, so a cycle
+ * cut short keeps what it did.
+ */
+import crypto from 'node:crypto';
+import { Transform } from 'node:stream';
+import type { Logger } from 'pino';
+import { create as tarCreate } from 'tar';
+import type { GuestSession } from '../guest/session.js';
+import { applyGuest, runGuest, type GuestOp, type OpResult } from './sync-guest.js';
+import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
+import { shq, type guestSyncDirs } from './sync-paths.js';
+import type { Action, Ancestor } from './sync-plan.js';
+
+export interface TransferContext {
+  session: GuestSession;
+  hostPath: string;
+  dirs: ReturnType<typeof guestSyncDirs>;
+  log: Logger;
+  /** Updated in place as changes land. */
+  anc: Ancestor;
+}
+
+/** First-copy progress, reported to the session. */
+export interface TransferProgress {
+  /** Files for the guest are about to be sent (all batches of this cycle). */
+  starting(totalFiles: number, totalBytes: number): void;
+  /** Bytes of a tar stream to the guest went out. */
+  sent(bytes: number): void;
+  /** A batch of files landed in the guest. */
+  landed(files: number): Promise<void>;
+}
+
+export interface TransferOutcome {
+  toGuest: number;
+  toHost: number;
+  deleted: number;
+  skipped: number;
+  /** Conflict copies moved aside in the guest. */
+  saved: Set<string>;
+  /** Files written on the host. */
+  copiedToHost: Set<string>;
+}
+
+/** Apply the plan's actions in their order; update the ancestor as each succeeds. */
+export async function applyActions(c: TransferContext, actions: Action[], progress: TransferProgress): Promise<TransferOutcome> {
+  const anc = c.anc;
+  const out: TransferOutcome = { toGuest: 0, toHost: 0, deleted: 0, skipped: 0, saved: new Set<string>(), copiedToHost: new Set<string>() };
+  const note = (r: OpResult | HostResult) => {
+    if (r.status === 'ok') return true;
+    out.skipped++;
+    if (r.status === 'err') c.log.warn({ folder: c.hostPath, file: r.path, err: r.info }, 'sync could not apply a change');
+    return false;
+  };
+  for (const a of actions) if (a.op === 'same') anc.set(a.path, { kind: a.host.kind, host: a.host.sig, guest: a.guest.sig });
+
+  // 1. In the guest: conflict copies aside, deletes, folders. On the host: deletes, folders.
+  const guestOps: GuestOp[] = [];
+  const hostOps: HostOp[] = [];
+  for (const a of actions) {
+    if (a.op === 'save') guestOps.push({ op: 'save', path: a.path, to: a.to, expect: a.expect });
+    else if (a.op === 'delete') (a.on === 'guest' ? guestOps : hostOps).push({ op: 'del', path: a.path, expect: a.expect });
+    else if (a.op === 'mkdir') (a.on === 'guest' ? guestOps : hostOps).push({ op: 'mkdir', path: a.path });
+  }
+  const [gres, hres] = await Promise.all([
+    applyGuest(c.session, c.dirs.tree, c.dirs.stage, guestOps),
+    (async () => {
+      const rs: HostResult[] = [];
+      for (const o of hostOps) rs.push(await applyHostOp(c.hostPath, o));
+      return rs;
+    })(),
+  ]);
+  gres.forEach((r, i) => {
+    const o = guestOps[i]!;
+    if (!note(r)) return;
+    if (o.op === 'save') {
+      out.saved.add(o.path);
+      anc.delete(o.path);
+    } else if (o.op === 'del') {
+      out.deleted++;
+      anc.delete(o.path);
+    } else if (o.op === 'mkdir') anc.set(o.path, { kind: 'dir', host: '', guest: '' });
+  });
+  hres.forEach((r, i) => {
+    const o = hostOps[i]!;
+    if (!note(r)) return;
+    if (o.op === 'del') {
+      out.deleted++;
+      anc.delete(o.path);
+    } else if (o.op === 'mkdir') anc.set(o.path, { kind: 'dir', host: '', guest: '' });
+  });
+
+  // 2. Host -> guest: files as one tar stream into the staging folder, then renamed into place; links directly.
+  const toGuest = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'host');
+  const files = toGuest.filter((a) => a.entry.kind === 'file');
+  if (files.length) progress.starting(files.length, files.reduce((s, a) => s + (a.entry.size ?? 0), 0));
+  // In batches, each recorded as it lands: a link that drops in the middle
+  // of a big first copy costs one batch, not the whole copy.
+  for (const batch of batches(toGuest)) {
+    // Each push stages into a folder of its own: a tar that outlived a
+    // dropped link may still be writing into an earlier one.
+    const stage = `${c.dirs.stage}/${crypto.randomBytes(6).toString('hex')}`;
+    const bfiles = batch.filter((a) => a.entry.kind === 'file');
+    if (bfiles.length) await pushFiles(c, bfiles.map((a) => a.path), stage, progress);
+    const placeOps: GuestOp[] = batch.map((a) =>
+      a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
+    );
+    const pres = await applyGuest(c.session, c.dirs.tree, stage, placeOps);
+    pres.forEach((r, i) => {
+      const a = batch[i]!;
+      if (!note(r)) return;
+      out.toGuest++;
+      anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
+    });
+    if (bfiles.length) await c.session.exec(`rm -rf ${shq(stage)}`, { timeoutMs: 60_000 }).catch(() => undefined);
+    await progress.landed(bfiles.length);
+  }
+
+  // 3. Guest -> host: links directly, files as one tar stream from the guest.
+  const toHost = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'guest');
+  for (const a of toHost.filter((x) => x.entry.kind === 'link')) {
+    const r = await applyHostOp(c.hostPath, { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect });
+    if (!note(r)) continue;
+    out.toHost++;
+    anc.set(a.path, { kind: 'link', host: r.entry?.sig ?? a.entry.sig, guest: a.entry.sig });
+  }
+  const pulls = toHost.filter((x) => x.entry.kind === 'file');
+  if (pulls.length) {
+    const byPath = new Map(pulls.map((a) => [a.path, a]));
+    const results = await pullFiles(c, byPath);
+    for (const r of results) {
+      const a = byPath.get(r.path);
+      if (!a || !note(r) || !r.entry) continue;
+      out.toHost++;
+      out.copiedToHost.add(r.path);
+      anc.set(r.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
+    }
+    // Files the guest no longer had when tar read them: look again next cycle.
+    if (results.length < pulls.length) out.skipped += pulls.length - results.length;
+  }
+  return out;
+}
+
+/** Send host files (relative paths) into the guest's staging folder as one tar stream. */
+export async function pushFiles(c: TransferContext, files: string[], stage: string, progress: TransferProgress): Promise<void> {
+  const pack = tarCreate({ cwd: c.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
+  const counter = new Transform({
+    transform: (chunk: Buffer, _enc, cb) => {
+      // Tar headers and padding count too: close enough for progress.
+      progress.sent(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  pack.on('error', (err: unknown) => counter.destroy(err as Error));
+  pack.pipe(counter);
+  const r = await runGuest(c.session, `mkdir -p ${shq(stage)} && cd ${shq(stage)} && exec tar -x -f - --no-same-owner`, counter);
+  if (r.code !== 0) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+}
+
+/** Fetch guest files as one tar stream and write them on the host. */
+export async function pullFiles(c: TransferContext, want: Map<string, Extract<Action, { op: 'copy' }>>): Promise<HostResult[]> {
+  const list = Buffer.from([...want.keys()].map((p) => `${p}\0`).join(''), 'utf8');
+  const ch = await c.session.openExec(`cd ${shq(c.dirs.tree)} && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`);
+  const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
+  const done = receiveTar(c.hostPath, ch, wanted);
+  ch.end(list);
+  return done;
+}
+
+/** Files and links to send, cut into tar streams of at most 1,000 files or 64 MiB (a bigger file goes alone). */
+export function batches<T extends { entry: { kind: string; size?: number } }>(items: T[], maxFiles = 1000, maxBytes = 64 * 2 ** 20): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let files = 0;
+  let bytes = 0;
+  for (const it of items) {
+    const size = it.entry.kind === 'file' ? (it.entry.size ?? 0) : 0;
+    if (cur.length && (files + 1 > maxFiles || bytes + size > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      files = bytes = 0;
+    }
+    cur.push(it);
+    files++;
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}

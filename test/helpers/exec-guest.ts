@@ -20,7 +20,12 @@ export interface ExecGuest {
   close(): Promise<void>;
 }
 
-export async function startExecGuest(o: { hostPrivateKey: string; clientPublicKey: string }): Promise<ExecGuest> {
+export async function startExecGuest(o: {
+  hostPrivateKey: string;
+  clientPublicKey: string;
+  /** Change a command before it runs (a hostile guest: forged answers). */
+  rewrite?: (command: string) => string;
+}): Promise<ExecGuest> {
   const auth = onlyKey(o.clientPublicKey);
   const commands: string[] = [];
   const clients = new Set<ssh2.Connection>();
@@ -37,7 +42,7 @@ export async function startExecGuest(o: { hostPrivateKey: string; clientPublicKe
           const ch = acceptExec();
           commands.push(info.command);
           // cwd '/': never start inside a mount this process serves.
-          const child = spawn('sh', ['-c', info.command], { cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
+          const child = spawn('sh', ['-c', o.rewrite ? o.rewrite(info.command) : info.command], { cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
           children.add(child);
           child.stdout.pipe(ch, { end: false });
           child.stderr.pipe(ch.stderr, { end: false });

@@ -6,17 +6,22 @@
  * or build on the host never sees half a file. Everything the engine writes
  * belongs to the host user (the engine runs as that user).
  *
+ * Every path the guest names is walked from the synced folder's root
+ * (sync-host-path.ts): no write, delete or read goes through a link on the
+ * way, and a name the host's file system folds onto another entry (case,
+ * Unicode form) is refused with a reason, never applied.
+ *
  * node:fs/promises everywhere but the scan's lstat (see scanHost): the
  * engine also serves the sshfs mounts and must not block its event loop.
  */
 import crypto from 'node:crypto';
-import fs, { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import type { Entry, Snapshot } from './sync-plan.js';
+import { HostTree, isRefused, type HostDir } from './sync-host-path.js';
 import { safeRelative, SYNC_TEMP_PREFIX } from './sync-paths.js';
 
 const abs = (root: string, rel: string) => path.join(root, ...rel.split('/'));
@@ -30,6 +35,10 @@ export async function hostEntry(file: string): Promise<Entry | undefined | null>
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw err;
   }
+  return statEntry(file, st);
+}
+
+async function statEntry(file: string, st: fs.BigIntStats): Promise<Entry | null> {
   if (st.isSymbolicLink()) {
     const target = await fsp.readlink(file);
     return { kind: 'link', sig: `l:${target}`, target };
@@ -109,17 +118,31 @@ export async function scanHost(root: string): Promise<Snapshot> {
 
 export async function hashHost(root: string, paths: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  const tree = new HostTree(root);
   for (const p of paths) {
     try {
-      const h = crypto.createHash('sha256');
-      await pipeline(createReadStream(abs(root, p)), h);
-      out.set(p, h.digest('hex'));
+      if (!safeRelative(p)) continue;
+      const at = await tree.parent(p, false);
+      if (!at) continue;
+      // Never through a link: a parent was checked, the file is opened without following.
+      const fh = await fsp.open(path.join(at.at.dir, at.name), fs.constants.O_RDONLY | NOFOLLOW);
+      try {
+        const h = crypto.createHash('sha256');
+        const buf = Buffer.alloc(256 * 1024);
+        for (let n; (n = (await fh.read(buf, 0, buf.length, null)).bytesRead) > 0; ) h.update(buf.subarray(0, n));
+        out.set(p, h.digest('hex'));
+      } finally {
+        await fh.close();
+      }
     } catch {
-      /* gone: no match */
+      /* gone, or refused: no match */
     }
   }
   return out;
 }
+
+/** O_NOFOLLOW where the platform has it (not on Windows, where links are opened as links by libuv anyway). */
+const NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
 
 const matches = (cur: Entry | undefined | null, expect: Entry | undefined) =>
   expect === undefined ? cur === undefined : !!cur && cur.kind === expect.kind && (cur.kind === 'dir' || cur.sig === expect.sig);
@@ -131,19 +154,34 @@ export interface HostResult {
   path: string;
   info: string;
   entry?: Entry;
+  /** Refused for what the host holds (a link on the way, a name collision): retrying soon will not help. */
+  refused?: boolean;
 }
 
-const tmpName = (file: string) => path.join(path.dirname(file), `${SYNC_TEMP_PREFIX}${crypto.randomBytes(6).toString('hex')}`);
+const failed = (rel: string, err: unknown): HostResult =>
+  isRefused(err) ? { status: 'err', path: rel, info: err.message, refused: true } : { status: 'err', path: rel, info: (err as Error).message };
 
-export async function applyHostOp(root: string, o: HostOp): Promise<HostResult> {
-  if (!safeRelative(o.path)) return { status: 'err', path: o.path, info: 'unsafe path' };
-  const file = abs(root, o.path);
+/** What `name` in a checked folder holds (undefined: nothing; null: a kind we do not sync). */
+async function entryIn(tree: HostTree, at: HostDir, name: string): Promise<Entry | undefined | null> {
+  const st = await tree.leaf(at, name);
+  return st ? statEntry(path.join(at.dir, name), st) : undefined;
+}
+
+const tmpName = (dir: string) => path.join(dir, `${SYNC_TEMP_PREFIX}${crypto.randomBytes(6).toString('hex')}`);
+
+export async function applyHostOp(root: string, o: HostOp, tree = new HostTree(root)): Promise<HostResult> {
+  if (!safeRelative(o.path)) return { status: 'err', path: o.path, info: 'unsafe path', refused: true };
   try {
-    const cur = await hostEntry(file);
+    const found = await tree.parent(o.path, o.op !== 'del');
+    if (!found) return { status: 'ok', path: o.path, info: '' }; // del: its folder is gone already
+    const { at, name } = found;
+    const file = path.join(at.dir, name);
+    const cur = await entryIn(tree, at, name);
     switch (o.op) {
       case 'del':
         if (cur === undefined) return { status: 'ok', path: o.path, info: '' };
         if (!matches(cur, o.expect)) return { status: 'skip', path: o.path, info: 'changed' };
+        await tree.recheck(at, o.path);
         if (cur!.kind === 'dir') {
           try {
             await fsp.rmdir(file);
@@ -152,26 +190,34 @@ export async function applyHostOp(root: string, o: HostOp): Promise<HostResult> 
             if (code === 'ENOTEMPTY' || code === 'EEXIST') return { status: 'skip', path: o.path, info: 'not empty' };
             throw err;
           }
+          tree.forget(o.path);
         } else await fsp.unlink(file);
         return { status: 'ok', path: o.path, info: '' };
       case 'mkdir':
         if (cur && cur.kind !== 'dir') return { status: 'skip', path: o.path, info: 'taken' };
-        if (!cur) await fsp.mkdir(file, { recursive: true });
+        if (!cur) {
+          await tree.recheck(at, o.path);
+          await fsp.mkdir(file);
+          tree.added(at.dir, name);
+        }
         return { status: 'ok', path: o.path, info: '', entry: { kind: 'dir', sig: '' } };
       case 'link': {
         if (!matches(cur, o.expect)) return { status: 'skip', path: o.path, info: 'changed' };
-        await fsp.mkdir(path.dirname(file), { recursive: true });
-        const tmp = tmpName(file);
+        const tmp = tmpName(at.dir);
         await fsp.symlink(o.target, tmp);
-        await fsp.rename(tmp, file).catch(async (err) => {
+        try {
+          await tree.recheck(at, o.path);
+          await fsp.rename(tmp, file);
+        } catch (err) {
           await fsp.unlink(tmp).catch(() => undefined);
           throw err;
-        });
-        return { status: 'ok', path: o.path, info: '', entry: (await hostEntry(file)) ?? undefined };
+        }
+        tree.added(at.dir, name);
+        return { status: 'ok', path: o.path, info: '', entry: (await entryIn(tree, at, name)) ?? undefined };
       }
     }
   } catch (err) {
-    return { status: 'err', path: o.path, info: (err as Error).message };
+    return failed(o.path, err);
   }
 }
 
@@ -194,6 +240,7 @@ export async function receiveTar(
   const results: HostResult[] = [];
   const parser = new Parser();
   const jobs: Promise<void>[] = [];
+  const tree = new HostTree(root);
   let chain = Promise.resolve();
   parser.on('entry', (entry: ReadEntry) => {
     const rel = entry.path.replace(/^\.\//, '').replace(/\/$/, '');
@@ -202,34 +249,44 @@ export async function receiveTar(
       entry.resume();
       return;
     }
-    const file = abs(root, rel);
-    const tmp = tmpName(file);
     const mode = (entry.mode ?? 0o644) & 0o777;
     const mtime = entry.mtime;
     const size = entry.size ?? 0;
+    let tmp: string | undefined;
+    let found: { at: HostDir; name: string } | undefined;
     // Start writing now (the entry streams as the parser reads it), finish in order.
+    // The temporary file is made new (O_EXCL) in a checked folder, never through a link.
     const written = (async () => {
-      await fsp.mkdir(path.dirname(file), { recursive: true });
-      await pipeline(entry, createWriteStream(tmp, { mode }));
+      found = (await tree.parent(rel, true))!;
+      tmp = tmpName(found.at.dir);
+      const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | NOFOLLOW, mode);
+      try {
+        for await (const chunk of entry as AsyncIterable<Buffer>) await fh.writeFile(chunk); // writeFile: the whole chunk, at the current position
+        await fh.chmod(mode);
+        if (mtime) await fh.utimes(mtime, mtime);
+      } finally {
+        await fh.close();
+      }
     })();
     written.catch(() => entry.resume());
     const job = (chain = chain.then(async () => {
       let r: HostResult;
       try {
         await written;
-        await fsp.chmod(tmp, mode);
-        if (mtime) await fsp.utimes(tmp, mtime, mtime);
-        const cur = await hostEntry(file);
+        const { at, name } = found!;
+        const cur = await entryIn(tree, at, name);
         if (!matches(cur, want.expect)) {
-          await fsp.unlink(tmp).catch(() => undefined);
+          await fsp.unlink(tmp!).catch(() => undefined);
           r = { status: 'skip', path: rel, info: 'changed' };
         } else {
-          await fsp.rename(tmp, file);
-          r = { status: 'ok', path: rel, info: '', entry: (await hostEntry(file)) ?? undefined };
+          await tree.recheck(at, rel);
+          await fsp.rename(tmp!, path.join(at.dir, name));
+          tree.added(at.dir, name);
+          r = { status: 'ok', path: rel, info: '', entry: (await entryIn(tree, at, name)) ?? undefined };
         }
       } catch (err) {
-        await fsp.unlink(tmp).catch(() => undefined);
-        r = { status: 'err', path: rel, info: (err as Error).message };
+        if (tmp) await fsp.unlink(tmp).catch(() => undefined);
+        r = failed(rel, err);
       }
       results.push(r);
       onFile?.(r, size);

@@ -28,6 +28,9 @@ command -v apt-get >/dev/null || die "apt-get is not here" "The tests install De
 #   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
 #   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
 #   chromium, fonts-dejavu-core: the dashboard's browser tests
+#   python3-fusepy, inotify-tools: the sync tests' case-insensitive host
+#     folder (a small FUSE file system; bookworm has no ciopfs) and their
+#     guest-side watcher
 packages=(
 	qemu-system-x86 qemu-utils mmdebstrap squashfs-tools cpio kmod ca-certificates
 	fdisk dosfstools mtools
@@ -35,6 +38,7 @@ packages=(
 	ovmf qemu-efi-aarch64
 	busybox-static sshfs gcc libc6-dev perl zstd util-linux
 	chromium fonts-dejavu-core
+	python3-fusepy inotify-tools
 )
 say "installing the test packages: ${packages[*]}"
 apt_install "${packages[@]}"

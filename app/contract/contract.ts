@@ -71,6 +71,16 @@ export const SyncConflictSchema = z.object({
   at: z.string(),
 });
 
+export const SyncProblemSchema = z.object({
+  /** The host path that is not in sync (absolute). */
+  path: z.string(),
+  /** Why, as the last try said (e.g. a link on the way, a name the host folds onto another). */
+  problem: z.string(),
+  attempts: z.number(),
+  since: z.string(),
+  nextTry: z.string(),
+});
+
 export const SyncViewSchema = z.object({
   hostPath: z.string(),
   /** Where containers see the folder in the VM (the guest copy is mounted there). */
@@ -86,6 +96,8 @@ export const SyncViewSchema = z.object({
   lastCycleMs: z.number().optional(),
   lastChanges: z.object({ toGuest: z.number(), toHost: z.number(), deleted: z.number() }).optional(),
   conflicts: z.array(SyncConflictSchema),
+  /** Paths that could not be brought in sync (refused or failing); tried again later, each on its own delay. */
+  problems: z.array(SyncProblemSchema).optional(),
   error: z.string().optional(),
   hint: z.string().optional(),
 });

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import ssh2 from 'ssh2';
+import { findExecutable } from '../../app/engine/process-util.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { syncId } from '../../app/engine/share/sync-paths.js';
@@ -44,4 +45,14 @@ export async function startSyncRig(o: { hostPath: string; guestRoot: string; sta
       await guest.close();
     },
   };
+}
+
+/**
+ * The most cycles a session may run in 3 s while one change keeps failing:
+ * its retries (0.5 s, then 1 s: 2), one watcher event, and, when the guest
+ * has no inotifywait (the "guest" here is this machine), the 2 s rescans
+ * (2). A livelock runs one cycle after another (25 in 2 s in issue 14).
+ */
+export function cycleBound(): number {
+  return findExecutable('inotifywait') ? 4 : 6;
 }

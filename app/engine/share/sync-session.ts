@@ -22,18 +22,20 @@ import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
-import { GuestWatcher, hashGuest, scanGuest } from './sync-guest.js';
+import { hashGuest, scanGuest } from './sync-guest.js';
 import { hashHost, scanHost } from './sync-host.js';
 import { mountCopy, unmountCopy } from './sync-mount.js';
-import { guestSyncDirs, shq, syncId, SYNC_TEMP_PREFIX } from './sync-paths.js';
+import { guestSyncDirs, shq, syncId } from './sync-paths.js';
 import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
+import { PathRetries, type SyncProblemView } from './sync-retry.js';
+import { SyncWatch } from './sync-watch.js';
 import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions, type TransferProgress } from './sync-transfer.js';
 
 export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
+export type { SyncProblemView } from './sync-retry.js';
 export { batches } from './sync-transfer.js';
 
 const MAX_CONFLICTS = 200;
@@ -53,7 +55,7 @@ export interface SyncSessionOptions {
   guestRoot?: string;
 }
 
-export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConflictView] }> {
+export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConflictView]; problem: [SyncProblemView] }> {
   readonly id: string;
   readonly hostPath: string;
   private readonly dirs: ReturnType<typeof guestSyncDirs>;
@@ -73,10 +75,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private dirty = false;
   private debounce?: NodeJS.Timeout;
   private safety?: NodeJS.Timeout;
-  private hostSub?: parcelWatcher.AsyncSubscription;
-  private guestWatch?: GuestWatcher;
+  private watcher?: SyncWatch;
   private stopped = false;
   private failures = 0;
+  /** Paths whose change did not apply: tried again on their own delays, reported if they keep failing. */
+  private readonly retries = new PathRetries();
   /** The guest side was checked and set up (start got past its first step). */
   private prepared = false;
 
@@ -116,6 +119,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (this.lastSyncAt) v.lastSyncAt = this.lastSyncAt;
     if (this.lastCycleMs !== undefined) v.lastCycleMs = this.lastCycleMs;
     if (this.lastChanges) v.lastChanges = { ...this.lastChanges };
+    const problems = this.retries.problems((p) => path.join(this.hostPath, ...p.split('/')));
+    if (problems.length) v.problems = problems;
     if (this.error) {
       v.error = this.error.message;
       v.hint = this.error.hint;
@@ -186,29 +191,14 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   private watch(): void {
     if (this.stopped) return;
-    void parcelWatcher
-      .subscribe(this.hostPath, (err, events) => {
-        if (err) return void this.log.debug({ err: err.message }, 'sync host watcher error');
-        if (events.some((e) => !path.basename(e.path).startsWith(SYNC_TEMP_PREFIX))) this.request();
-      })
-      .then(
-        (sub) => {
-          if (this.stopped) return void sub.unsubscribe().catch(() => undefined);
-          this.hostSub = sub;
-        },
-        (err: Error) => this.log.warn({ err: err.message, folder: this.hostPath }, 'cannot watch the synced folder on the host; rescanning every minute'),
-      );
-    const gw = new GuestWatcher(this.o.session, this.dirs.tree, this.log);
-    gw.on('changed', () => this.request());
-    gw.on('reopened', () => this.request());
-    gw.on('unavailable', (why) => {
-      this.log.warn({ why }, 'no inotify watcher in the guest; the guest copy is rescanned every 2 s');
-      gw.stop();
+    const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log);
+    w.on('changed', () => this.request());
+    w.on('noGuestWatcher', () => {
       this.safetyMs = 2000;
       this.armSafety();
     });
-    gw.start();
-    this.guestWatch = gw;
+    w.start();
+    this.watcher = w;
     this.armSafety();
   }
 
@@ -299,7 +289,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       for (const p of cands) if (hh.get(p) && hh.get(p) === gh.get(p)) equal.add(p);
     }
     const plan = reconcile(this.anc, host, guest, { equal });
-    const changes = await applyActions({ session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc }, plan.actions, this.progress());
+    // A path whose change failed before waits for its own next try.
+    const planned = new Set(plan.actions.filter((a) => a.op !== 'same').map((a) => a.path));
+    const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
+    const changes = await applyActions({ session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc }, actions, this.progress());
+    this.noteRetries(changes.applied, changes.failed, planned);
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;
@@ -319,9 +313,25 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.log.info({ folder: this.hostPath, ...this.lastChanges, ms: this.lastCycleMs, skipped: changes.skipped }, 'synced');
     }
     if (moved || plan.forget.length || plan.actions.length || before !== this.conflicts.length || this.cycles === 1) await this.saveState();
-    // Skipped changes (a file changed under us) need another look.
-    if (changes.skipped) this.dirty = true;
     this.set('watching');
+  }
+
+  /**
+   * Record what landed and what did not; a change that did not is tried
+   * again when its path's delay is up (never by re-running at once: a change
+   * that can never apply would spin the sync).
+   */
+  private noteRetries(applied: Set<string>, failed: Map<string, { info: string; refused: boolean }>, planned: Set<string>): void {
+    for (const p of applied) this.retries.succeeded(p);
+    const abs = (x: string) => path.join(this.hostPath, ...x.split('/'));
+    for (const [p, f] of failed) {
+      if (!this.retries.failed(p, f.info, f.refused)) continue;
+      this.log.warn({ folder: this.hostPath, file: p, err: f.info }, 'sync cannot apply a change; it is tried again later and shown in `berth sync`');
+      const v = this.retries.problems(abs).find((x) => x.path === abs(p));
+      if (v) this.emit('problem', v);
+    }
+    this.retries.keepOnly(planned);
+    if (!this.stopped) this.retries.arm(() => this.request(0));
   }
 
   private recordConflict(c: Conflict): void {
@@ -387,11 +397,10 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private unwatch(): void {
     if (this.debounce) clearTimeout(this.debounce);
     if (this.safety) clearTimeout(this.safety);
+    this.retries.disarm();
     this.debounce = this.safety = undefined;
-    void this.hostSub?.unsubscribe().catch(() => undefined);
-    this.hostSub = undefined;
-    this.guestWatch?.stop();
-    this.guestWatch = undefined;
+    this.watcher?.stop();
+    this.watcher = undefined;
   }
 
   /** Stop watching (the VM stops or the link is gone); the copy and state stay. */

@@ -5,6 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { SyncProblemView } from './sync-retry.js';
 import type { Ancestor, AncestorEntry } from './sync-plan.js';
 
 export type SyncState = 'starting' | 'copying' | 'watching' | 'syncing' | 'error' | 'stopped';
@@ -36,6 +37,8 @@ export interface SyncView {
   /** Changes moved in the last cycle that moved anything. */
   lastChanges?: { toGuest: number; toHost: number; deleted: number };
   conflicts: SyncConflictView[];
+  /** Paths that could not be brought in sync, tried again later (only when there are any). */
+  problems?: SyncProblemView[];
   error?: string;
   hint?: string;
 }

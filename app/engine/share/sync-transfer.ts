@@ -43,16 +43,25 @@ export interface TransferOutcome {
   saved: Set<string>;
   /** Files written on the host. */
   copiedToHost: Set<string>;
+  /** Paths a change landed on. */
+  applied: Set<string>;
+  /** Paths a change did not land on, and why (refused: retrying soon will not help). */
+  failed: Map<string, { info: string; refused: boolean }>;
 }
 
 /** Apply the plan's actions in their order; update the ancestor as each succeeds. */
 export async function applyActions(c: TransferContext, actions: Action[], progress: TransferProgress): Promise<TransferOutcome> {
   const anc = c.anc;
-  const out: TransferOutcome = { toGuest: 0, toHost: 0, deleted: 0, skipped: 0, saved: new Set<string>(), copiedToHost: new Set<string>() };
+  const out: TransferOutcome = { toGuest: 0, toHost: 0, deleted: 0, skipped: 0, saved: new Set(), copiedToHost: new Set(), applied: new Set(), failed: new Map() };
   const note = (r: OpResult | HostResult) => {
-    if (r.status === 'ok') return true;
+    if (r.status === 'ok') {
+      out.applied.add(r.path);
+      return true;
+    }
     out.skipped++;
-    if (r.status === 'err') c.log.warn({ folder: c.hostPath, file: r.path, err: r.info }, 'sync could not apply a change');
+    const refused = 'refused' in r && !!r.refused;
+    out.failed.set(r.path, { info: r.status === 'skip' ? `skipped: ${r.info} since the scan` : r.info, refused });
+    if (r.status === 'err') c.log.debug({ folder: c.hostPath, file: r.path, err: r.info }, 'sync could not apply a change');
     return false;
   };
   for (const a of actions) if (a.op === 'same') anc.set(a.path, { kind: a.host.kind, host: a.host.sig, guest: a.guest.sig });
@@ -139,7 +148,12 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
       anc.set(r.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
     }
     // Files the guest no longer had when tar read them: look again next cycle.
-    if (results.length < pulls.length) out.skipped += pulls.length - results.length;
+    const got = new Set(results.map((r) => r.path));
+    for (const p of byPath.keys()) {
+      if (got.has(p)) continue;
+      out.skipped++;
+      out.failed.set(p, { info: 'not in the guest copy when it was read', refused: false });
+    }
   }
   return out;
 }

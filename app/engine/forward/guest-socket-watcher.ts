@@ -82,6 +82,14 @@ export function parseWatchLine(line: string): ListeningSocket[] | undefined {
   return out;
 }
 
+/**
+ * The longest line the watcher takes from the guest. A real one lists every
+ * listening socket (about 25 bytes each): 1 MiB is some 40,000 of them. A
+ * longer line is an error that closes the channel (the loop opens it again),
+ * never a buffer that grows with whatever the guest sends.
+ */
+export const MAX_WATCH_LINE = 2 ** 20;
+
 export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[]] }> {
   private channel?: ClientChannel;
   private stopped = false;
@@ -112,18 +120,25 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
         this.channel = ch;
         delay = 200;
         await new Promise<void>((resolve) => {
-          let buf = '';
+          let buf: string | undefined = '';
           ch.on('data', (d: Buffer) => {
+            if (buf === undefined) return; // over the limit: closing
             buf += d.toString('latin1');
             let nl: number;
             while ((nl = buf.indexOf('\n')) >= 0) {
               const line = buf.slice(0, nl);
               buf = buf.slice(nl + 1);
+              if (line.length > MAX_WATCH_LINE) break;
               const socks = parseWatchLine(line);
               if (socks) {
                 this.current = socks;
                 this.emit('change', socks);
               }
+            }
+            if (buf.length > MAX_WATCH_LINE || nl >= 0) {
+              this.log.warn({ limit: MAX_WATCH_LINE }, 'the guest socket watcher sent a line over the limit; starting it again');
+              buf = undefined;
+              ch.close();
             }
           });
           ch.stderr.on('data', (d: Buffer) => this.log.debug({ stderr: d.toString() }, 'socket watcher'));

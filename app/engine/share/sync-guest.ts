@@ -138,15 +138,33 @@ export function agentCommand(mode: 'scan' | 'hash' | 'apply', root: string, stag
   return `exec perl -e ${shq(AGENT_PERL)} ${mode} ${shq(root)} ${shq(stage || root)}`;
 }
 
-/** Splits a byte stream into NUL-terminated UTF-8 fields. */
+/**
+ * The longest field the agent may send: a path (Linux allows 4,096 bytes),
+ * a link target, a signature. A longer one is a broken or hostile guest.
+ */
+export const MAX_FIELD_BYTES = 64 * 1024;
+/** The most entries a scan may report (4 fields each); a bigger tree is refused, not buffered. */
+export const MAX_SCAN_ENTRIES = 2_000_000;
+
+/** Guest output over a limit: the channel is closed and the run fails. */
+export class GuestOutputTooLong extends Error {}
+
+/** Splits a byte stream into NUL-terminated UTF-8 fields, none longer than `maxField` bytes. */
 export class NulFields {
   private rest: Buffer = Buffer.alloc(0);
+  constructor(private readonly maxField = MAX_FIELD_BYTES) {}
+  /** Throws GuestOutputTooLong when a field grows past the limit (nothing more is kept). */
   push(chunk: Buffer, onField: (f: string) => void): void {
     let buf = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
     let i: number;
     while ((i = buf.indexOf(0)) >= 0) {
+      if (i > this.maxField) break;
       onField(buf.subarray(0, i).toString('utf8'));
       buf = buf.subarray(i + 1);
+    }
+    if (buf.length > this.maxField) {
+      this.rest = Buffer.alloc(0);
+      throw new GuestOutputTooLong(`the guest sent a field over ${this.maxField} bytes`);
     }
     this.rest = Buffer.from(buf);
   }
@@ -173,22 +191,40 @@ export interface GuestRun {
   stderr: string;
 }
 
-/** Run a guest command, feeding `input`, handing stdout's NUL fields to `onField`. */
+/**
+ * Run a guest command, feeding `input`, handing stdout's NUL fields to
+ * `onField`. Output over the limits (a field over MAX_FIELD_BYTES, more
+ * than `maxFields` fields) closes the channel and rejects.
+ */
 export async function runGuest(
   session: GuestSession,
   command: string,
   input: Buffer | Readable | undefined,
   onField?: (f: string) => void,
   onStdout?: (chunk: Buffer) => void,
+  maxFields = Infinity,
 ): Promise<GuestRun> {
   const ch = await session.openExec(command);
   return new Promise((resolve, reject) => {
     const fields = new NulFields();
     let stderr = '';
     let code: number | null = null;
+    let count = 0;
+    let over = false;
     ch.on('data', (d: Buffer) => {
-      if (onStdout) onStdout(d);
-      else if (onField) fields.push(d, onField);
+      if (over) return;
+      if (onStdout) return void onStdout(d);
+      if (!onField) return;
+      try {
+        fields.push(d, (f) => {
+          if (++count > maxFields) throw new GuestOutputTooLong(`the guest sent more than ${maxFields} fields`);
+          onField(f);
+        });
+      } catch (err) {
+        over = true;
+        ch.close();
+        reject(err);
+      }
     });
     ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     ch.on('exit', (c: number | null) => (code = c));
@@ -208,7 +244,7 @@ export async function runGuest(
 
 export async function scanGuest(session: GuestSession, root: string): Promise<Snapshot> {
   const fields: string[] = [];
-  const r = await runGuest(session, agentCommand('scan', root), undefined, (f) => fields.push(f));
+  const r = await runGuest(session, agentCommand('scan', root), undefined, (f) => fields.push(f), undefined, MAX_SCAN_ENTRIES * 4);
   if (r.code !== 0) throw new Error(`scanning the guest copy ${root} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseScan(fields);
 }
@@ -218,7 +254,7 @@ export async function hashGuest(session: GuestSession, root: string, paths: stri
   if (!paths.length) return out;
   const fields: string[] = [];
   const input = Buffer.from(paths.map((p) => `${p}\0`).join(''), 'utf8');
-  const r = await runGuest(session, agentCommand('hash', root), input, (f) => fields.push(f));
+  const r = await runGuest(session, agentCommand('hash', root), input, (f) => fields.push(f), undefined, paths.length * 2);
   if (r.code !== 0) throw new Error(`hashing in the guest failed: ${r.stderr.trim()}`);
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i + 1]) out.set(fields[i]!, fields[i + 1]!);
   return out;
@@ -268,7 +304,7 @@ export function encodeOps(ops: GuestOp[]): Buffer {
 export async function applyGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[]): Promise<OpResult[]> {
   if (!ops.length) return [];
   const fields: string[] = [];
-  const r = await runGuest(session, agentCommand('apply', root, stage), encodeOps(ops), (f) => fields.push(f));
+  const r = await runGuest(session, agentCommand('apply', root, stage), encodeOps(ops), (f) => fields.push(f), undefined, ops.length * 3);
   const out: OpResult[] = [];
   for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
   if (r.code !== 0 && out.length < ops.length) throw new Error(`applying changes in the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);

@@ -71,6 +71,17 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
     assert.ok(!anc.has('a/x') && !anc.has('a/sub'), 'what could not be applied is not recorded as in sync');
     assert.equal(out.copiedToHost.size, 0);
 
+    // Modes: only the executable bit travels, never group/world write or setuid.
+    fs.writeFileSync(path.join(src, 'wide'), 'w');
+    fs.chmodSync(path.join(src, 'wide'), 0o4777);
+    fs.writeFileSync(path.join(src, 'plain'), 'p');
+    fs.chmodSync(path.join(src, 'plain'), 0o666);
+    const s1 = new PassThrough();
+    tarCreate({ cwd: src, noDirRecurse: true }, ['wide', 'plain']).pipe(s1);
+    await receiveTar(root, s1, new Map([['wide', {}], ['plain', {}]]));
+    assert.equal(fs.statSync(path.join(root, 'wide')).mode & 0o7777, 0o755);
+    assert.equal(fs.statSync(path.join(root, 'plain')).mode & 0o7777, 0o644);
+
     // The same through each host operation, and a delete through the link.
     const keep = (await hostEntry(path.join(outside, 'keep')))!;
     for (const r of [

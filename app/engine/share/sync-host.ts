@@ -249,7 +249,8 @@ export async function receiveTar(
       entry.resume();
       return;
     }
-    const mode = (entry.mode ?? 0o644) & 0o777;
+    // Only the executable bit travels (as the guest sees it): no guest can make a host file group/world-writable or setuid.
+    const mode = (entry.mode ?? 0) & 0o111 ? 0o755 : 0o644;
     const mtime = entry.mtime;
     const size = entry.size ?? 0;
     let tmp: string | undefined;

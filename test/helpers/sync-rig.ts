@@ -56,3 +56,21 @@ export async function startSyncRig(o: { hostPath: string; guestRoot: string; sta
 export function cycleBound(): number {
   return findExecutable('inotifywait') ? 4 : 6;
 }
+
+/** Let a just-started session's watchers open their channels before the test drives a cycle. */
+export const settleWatchers = () => new Promise((r) => setTimeout(r, 500));
+
+/**
+ * Run a cycle now. Over the exec guest a guest command sometimes ends
+ * without an exit status ("exit null"; not understood yet, seen about once
+ * in six runs of these tests on a loaded machine), which fails that whole
+ * cycle; such a cycle is run once more, and says so.
+ */
+export async function flushCycle(s: SyncSession): Promise<void> {
+  await s.flush();
+  const v = s.view();
+  if (v.state === 'error' && /exit null/.test(v.error ?? '')) {
+    console.log(`# a guest command ended without an exit status (${v.error}); running the cycle again`);
+    await s.flush();
+  }
+}

@@ -14,7 +14,7 @@ import { findExecutable, sleep } from '../../app/engine/process-util.js';
 import { applyHostOp } from '../../app/engine/share/sync-host.js';
 import type { SyncSession } from '../../app/engine/share/sync-session.js';
 import { mountCaseFold, type CaseFoldMount } from '../helpers/casefold.js';
-import { cycleBound, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { cycleBound, flushCycle, settleWatchers, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
 import { fingerprint } from '../helpers/fingerprint.js';
 
@@ -40,6 +40,7 @@ describe('a synced folder on a case-insensitive host file system', { timeout: 90
     rig = await startSyncRig({ hostPath: host, guestRoot: path.join(t.dir, 'guest'), stateDir: path.join(t.dir, 'state') });
     sync = rig.make();
     await sync.start();
+    await settleWatchers();
   });
 
   after(async () => {
@@ -70,14 +71,14 @@ describe('a synced folder on a case-insensitive host file system', { timeout: 90
     }
     // Cycle 1: the link (a container can make any link in its folder).
     fs.symlinkSync(outside, rig!.copy('A'));
-    await sync!.flush();
+    await flushCycle(sync!);
     assert.ok(fs.lstatSync(path.join(fold.backing, 'A')).isSymbolicLink(), 'the link reached the host as a link');
     // Cycle 2: a folder `a` (a different name in the guest's Linux file system) and a file in it.
     fs.mkdirSync(rig!.copy('a'));
     fs.writeFileSync(rig!.copy('a', 'evil.plist'), '<plist>evil</plist>');
     fs.mkdirSync(rig!.copy('a', 'sub'));
-    await sync!.flush();
-    await sync!.flush();
+    await flushCycle(sync!);
+    await flushCycle(sync!);
     assert.deepEqual(fingerprint(outside), before, 'nothing outside the synced folder changed');
     assert.ok(fs.lstatSync(path.join(fold.backing, 'A')).isSymbolicLink(), 'the host still has the link, untouched');
     const problems = sync!.view().problems ?? [];
@@ -90,7 +91,7 @@ describe('a synced folder on a case-insensitive host file system', { timeout: 90
     if ('why' in fold) return void tc.diagnostic(`not run without a case-folding folder: ${fold.why}; the unwritable-folder test in sync-hostile.test.ts covers the backoff`);
     fs.writeFileSync(rig!.copy('README'), 'upper');
     fs.writeFileSync(rig!.copy('readme'), 'lower');
-    await sync!.flush();
+    await flushCycle(sync!);
     const c0 = sync!.view().cycles;
     await sleep(3000);
     const cycles = sync!.view().cycles - c0;

@@ -20,7 +20,7 @@ import { reconcile, type Entry, type Snapshot } from '../../app/engine/share/syn
 import { PathRetries } from '../../app/engine/share/sync-retry.js';
 import { applyActions } from '../../app/engine/share/sync-transfer.js';
 import { fingerprint } from '../helpers/fingerprint.js';
-import { cycleBound, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { cycleBound, flushCycle, settleWatchers, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 /** A guest session whose only channel answers with `tar` (what the hostile guest sends for a pull). */
@@ -123,7 +123,11 @@ describe('a hostile guest over a real ssh exec channel', { timeout: 60_000, skip
       hostPath: host,
       guestRoot,
       stateDir,
-      rewrite: (cmd) => (forge && /^exec perl -e .* scan '[^']*' '[^']*'$/s.test(cmd) ? `(${cmd}); printf 'link\\000a\\000l:${outside}\\000${outside}\\000'` : cmd),
+      // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
+      rewrite: (cmd) =>
+        forge && /^exec perl -e .* scan '[^']*' '[^']*'$/s.test(cmd)
+          ? cmd.replace('use strict; use warnings;', `use strict; use warnings; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
+          : cmd,
     });
   });
 
@@ -135,22 +139,23 @@ describe('a hostile guest over a real ssh exec channel', { timeout: 60_000, skip
   test('root in the guest forges a scan (link a -> outside, file a/x): nothing outside changes, the refusal is reported', async () => {
     const sync = rig.make();
     await sync.start();
+    await settleWatchers();
     const before = fingerprint(outside);
     forge = true;
     try {
       // One cycle: the guest "has" a link `a` out of the folder; the host makes it (a link is synced as a link).
-      await sync.flush();
+      await flushCycle(sync);
       assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
       // The next: `a/sub` and `a/x` "in" it.
       fs.mkdirSync(rig.copy('a', 'sub'), { recursive: true });
       fs.writeFileSync(rig.copy('a', 'x'), 'evil');
-      await sync.flush();
+      await flushCycle(sync);
       assert.deepEqual(fingerprint(outside), before, 'nothing outside the synced folder changed');
       assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
       const problems = sync.view().problems ?? [];
       assert.ok(
         problems.some((p) => p.path === path.join(host, 'a', 'x') && /a is a link on the host/.test(p.problem)),
-        `a/x is reported: ${JSON.stringify(problems)}`,
+        `a/x is reported: ${JSON.stringify(sync.view())}`,
       );
     } finally {
       forge = false;
@@ -175,8 +180,9 @@ describe('a hostile guest over a real ssh exec channel', { timeout: 60_000, skip
     const sync = rig.make();
     try {
       await sync.start();
+      await settleWatchers();
       fs.writeFileSync(rig.copy('ro', 'new.txt'), 'from the guest');
-      await sync.flush();
+      await flushCycle(sync);
       const c0 = sync.view().cycles;
       await sleep(3000);
       const cycles = sync.view().cycles - c0;

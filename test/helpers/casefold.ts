@@ -2,7 +2,7 @@
  * A case-insensitive host folder for the sync tests: casefold-fs.py (a FUSE
  * pass-through that folds case and Unicode form, as macOS and Windows do)
  * mounted over a temporary folder. Debian bookworm has no ciopfs; the
- * script needs python3-fusepy and /dev/fuse (.ci/run installs the package).
+ * script needs python3-fusepy and /dev/fuse (scripts/test.sh installs the package).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { create as tarCreate } from 'tar';
 import type { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
@@ -105,7 +105,7 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
 
 const missing = ['perl', 'tar'].filter((x) => !findExecutable(x));
 
-describe('a hostile guest over a real ssh exec channel', { timeout: 60_000, skip: missing.length ? `needs ${missing.join(', ')} on this host` : false }, () => {
+gatedSuite('a hostile guest over a real ssh exec channel', missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar)` : undefined, { timeout: 60_000 }, () => {
   const t = shortTempDir('bsyg');
   const host = path.join(t.dir, 'host');
   const outside = path.join(t.dir, 'outside');

@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import ssh2 from 'ssh2';
+import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { findExecutable, waitFor } from '../../app/engine/process-util.js';
@@ -17,10 +16,11 @@ import { syncId } from '../../app/engine/share/sync-paths.js';
 import { SyncSession, type SyncConflictView } from '../../app/engine/share/sync-session.js';
 import { startExecGuest, type ExecGuest } from '../helpers/exec-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { newEd25519Pair } from '../../app/engine/guest/keys.js';
 
 const missing = ['perl', 'tar'].filter((x) => !findExecutable(x));
 
-describe('a synced folder over a real ssh exec channel', { skip: missing.length ? `needs ${missing.join(', ')} on this host` : false }, () => {
+gatedSuite('a synced folder over a real ssh exec channel', missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar)` : undefined, {}, () => {
   const t = shortTempDir('bsys');
   const host = path.join(t.dir, 'host');
   const guestRoot = path.join(t.dir, 'guest');
@@ -44,8 +44,8 @@ describe('a synced folder over a real ssh exec channel', { skip: missing.length 
     fs.writeFileSync(h('a.txt'), 'A');
     fs.writeFileSync(h('src', 'b.sh'), 'B', { mode: 0o755 });
     fs.symlinkSync('a.txt', h('link'));
-    const client = ssh2.utils.generateKeyPairSync('ed25519');
-    const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+    const client = newEd25519Pair();
+    const hostKey = newEd25519Pair();
     guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public });
     gs = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
     await gs.connect(5000);

@@ -5,13 +5,13 @@
  * guest hostile (forged scans, as root in the VM could send).
  */
 import path from 'node:path';
-import ssh2 from 'ssh2';
 import { findExecutable } from '../../app/engine/process-util.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/engine/log.js';
 import { syncId } from '../../app/engine/share/sync-paths.js';
 import { SyncSession } from '../../app/engine/share/sync-session.js';
 import { startExecGuest, type ExecGuest } from './exec-guest.js';
+import { newEd25519Pair } from '../../app/engine/guest/keys.js';
 
 export interface SyncRig {
   guest: ExecGuest;
@@ -24,8 +24,8 @@ export interface SyncRig {
 }
 
 export async function startSyncRig(o: { hostPath: string; guestRoot: string; stateDir: string; rewrite?: (command: string) => string }): Promise<SyncRig> {
-  const client = ssh2.utils.generateKeyPairSync('ed25519');
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const client = newEd25519Pair();
+  const hostKey = newEd25519Pair();
   const guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public, rewrite: o.rewrite });
   const session = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
   await session.connect(5000);

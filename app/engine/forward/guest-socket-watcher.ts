@@ -5,6 +5,7 @@ import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../process-util.js';
 import { decodeAddress, EPHEMERAL_START, type ListeningSocket } from './proc-net.js';
+import { shq } from '../guest/shell-quote.js';
 
 /**
  * Runs in the guest for as long as the channel is open: asks the kernel for
@@ -164,9 +165,4 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
     this.channel?.close();
     this.channel = undefined;
   }
-}
-
-/** Single-quote for a POSIX shell. */
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }

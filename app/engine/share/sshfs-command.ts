@@ -3,6 +3,7 @@
  * it uses (the engine's side of it is sftp-server.ts).
  */
 import { BerthError } from '../../contract/errors.js';
+import { shWord } from '../guest/shell-quote.js';
 
 /**
  * sshfs options for a Berth share (besides `slave`), and why:
@@ -46,11 +47,6 @@ export const SSHFS_OPTIONS: string[] = [
   'max_write=65536',
 ];
 
-/** Quote one word for a POSIX shell. */
-function shQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The guest command line that mounts `remotePath` (the host folder as the
  * server knows it: the host path on macOS/Linux, the guest path on Windows)
@@ -68,5 +64,5 @@ export function sshfsCommand(remotePath: string, mountPoint: string, opts: { rea
   const o = ['slave', ...SSHFS_OPTIONS, ...(opts.readOnly ? ['ro'] : [])];
   // sshfs splits -o on commas: a path never goes in -o, and a path with a
   // comma or a colon is fine as the positional source/target.
-  return ['sshfs', '-o', o.join(','), shQuote(`:${remotePath}`), shQuote(mountPoint)].join(' ');
+  return ['sshfs', '-o', o.join(','), shWord(`:${remotePath}`), shWord(mountPoint)].join(' ');
 }

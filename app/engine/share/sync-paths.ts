@@ -98,11 +98,6 @@ export function safeRelative(rel: string): boolean {
   return rel.split('/').every((c) => c !== '' && c !== '.' && c !== '..');
 }
 
-/** Quote for the guest's /bin/sh. */
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * Refuse a folder that cannot be synced, with the reason and what to do
  * (before it reaches the settings, whose schema checks the same rules).

@@ -144,6 +144,14 @@ export async function startFakeDockerd(socketPath: string): Promise<net.Server> 
     res.end();
   });
   await new Promise<void>((r) => srv.listen(socketPath, () => r()));
+  // Closing it ends the connections too: one a test's engine left open (a
+  // stream still being set up when it stopped) must not keep the test
+  // process alive after its last test.
+  const close = srv.close.bind(srv);
+  srv.close = (cb?: (err?: Error) => void) => {
+    srv.closeAllConnections();
+    return close(cb);
+  };
   return srv;
 }
 

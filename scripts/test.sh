@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install what the tests need on this machine, then run every suite: unit,
 # the VM tests (which build the guest images when none is cached, and boot
-# them), and the browser tests. This is the README's test command, and
-# .ci/run runs exactly it.
-#   ./scripts/test.sh              install, build, run everything
-#   ./scripts/test.sh unit e2e     install, build, run only these suites
+# them), and the browser tests. `npm test` runs it (the README's test
+# command), and .ci/run runs exactly `npm test`.
+#   npm test                       install, build, run everything
+#   npm test -- unit e2e           install, build, run only these suites
 # Installing packages needs root (it uses sudo when you are not root).
 # Under CI=true a suite whose prerequisite is missing fails; elsewhere it is
 # skipped, counted test by test, and named in the last line.
@@ -24,7 +24,7 @@ command -v apt-get >/dev/null || die "apt-get is not here" "The tests install De
 #     boot the arm64 guest (mmdebstrap needs arch-test for a foreign arch)
 #   ovmf, qemu-efi-aarch64: UEFI firmware to boot the EFI disks
 #   busybox-static: the tests' offline container images
-#   sshfs: the SFTP server's tests mount through the real sshfs
+#   sshfs, fuse3: the SFTP server's tests mount through the real sshfs
 #   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
 #   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
 #   chromium, fonts-dejavu-core: the dashboard's browser tests
@@ -36,7 +36,7 @@ packages=(
 	fdisk dosfstools mtools
 	qemu-system-arm qemu-user-static binfmt-support arch-test
 	ovmf qemu-efi-aarch64
-	busybox-static sshfs gcc libc6-dev perl zstd util-linux
+	busybox-static sshfs fuse3 gcc libc6-dev perl zstd util-linux
 	chromium fonts-dejavu-core
 	python3-fusepy inotify-tools
 )
@@ -58,4 +58,5 @@ say "checking the code: lint (with the layer rule, app/README.md) and types"
 npm run lint --silent
 npm run typecheck --silent
 say "building Berth and running the tests"
-npm test -- "$@"
+npm run build --silent
+node scripts/run-tests.mjs "$@"

@@ -29,13 +29,11 @@ import {
   checkVfkitKernel,
   findVfkit,
   kernelKind,
-  leaseIpFor,
-  leaseMac,
-  parseDhcpLeases,
   restfulUri,
   VfkitDriver,
   vfkitCmdline,
 } from '../../app/engine/drivers/vfkit.js';
+import { leaseIpFor, leaseMac, parseDhcpLeases } from '../../app/engine/drivers/dhcp-leases.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { pidAlive } from '../../app/engine/process-util.js';
 import { installFake } from '../helpers/fake-hypervisors.js';

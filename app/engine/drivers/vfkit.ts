@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../fs-util.js';
@@ -8,6 +7,8 @@ import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } fr
 import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec, type VirtiofsSupport } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { ProcessVm } from './process-vm.js';
+import { DHCP_LEASES_FILE, leaseIpFor, normalizeMacColons } from './dhcp-leases.js';
+import { VfkitRest } from './vfkit-rest.js';
 
 /**
  * macOS Virtualization.framework through vfkit (github.com/crc-org/vfkit,
@@ -35,7 +36,6 @@ import { ProcessVm } from './process-vm.js';
 const MAX_SOCKET_PATH = 103;
 /** Virtualization.framework's blockDeviceIdentifier limit (virtio-blk serial). */
 const MAX_DEVICE_ID = 20;
-export const DHCP_LEASES_FILE = '/var/db/dhcpd_leases';
 
 /** REST state names, as vfkit returns them (doc/usage.md, "Get the virtual machine's state"). */
 export const VFKIT_RUNNING = 'VirtualMachineStateRunning';
@@ -195,120 +195,6 @@ export function buildVfkitArgs(spec: VmSpec): string[] {
   }
   args.push('--restful-uri', restfulUri(spec.controlSocket));
   return args;
-}
-
-function normalizeMacColons(mac: string): string {
-  const parts = mac.toLowerCase().split(/[:-]/);
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-f]{1,2}$/.test(p))) {
-    throw unsupported(`"${mac}" is not a MAC address`, 'Use six hex pairs, for example 52:54:00:12:34:56.');
-  }
-  return parts.map((p) => p.padStart(2, '0')).join(':');
-}
-
-/** bootpd writes MACs without leading zeros per octet ("52:54:0:a:b:c"). */
-export function leaseMac(mac: string): string {
-  return normalizeMacColons(mac)
-    .split(':')
-    .map((p) => p.replace(/^0(?=[0-9a-f])/, ''))
-    .join(':');
-}
-
-export interface DhcpLease {
-  name?: string;
-  ip: string;
-  /** As bootpd wrote it, minus the "1," hardware type. */
-  hwAddress: string;
-  /** Expiry, seconds since the epoch. */
-  lease: number;
-}
-
-/**
- * /var/db/dhcpd_leases (macOS bootpd): `{ key=value ... }` blocks with
- * name, ip_address, hw_address=1,<mac>, identifier and lease=0x<hex expiry>.
- */
-export function parseDhcpLeases(text: string): DhcpLease[] {
-  const leases: DhcpLease[] = [];
-  for (const block of text.split('{').slice(1)) {
-    const body = block.split('}')[0] ?? '';
-    const kv = new Map<string, string>();
-    for (const line of body.split('\n')) {
-      const eq = line.indexOf('=');
-      if (eq > 0) kv.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
-    }
-    const ip = kv.get('ip_address');
-    const hw = kv.get('hw_address');
-    if (!ip || !hw) continue;
-    leases.push({
-      name: kv.get('name'),
-      ip,
-      hwAddress: hw.replace(/^\d+,/, '').toLowerCase(),
-      lease: Number.parseInt(kv.get('lease') ?? '0', 16) || 0,
-    });
-  }
-  return leases;
-}
-
-/** The address bootpd gave this MAC most recently, if any. */
-export function leaseIpFor(text: string, mac: string): string | undefined {
-  const want = leaseMac(mac);
-  const mine = parseDhcpLeases(text).filter((l) => {
-    try {
-      return leaseMac(l.hwAddress) === want;
-    } catch {
-      return false;
-    }
-  });
-  mine.sort((a, b) => b.lease - a.lease);
-  return mine[0]?.ip;
-}
-
-interface RestReply {
-  status: number;
-  body: string;
-}
-
-/** vfkit's REST API over its unix socket (doc/usage.md, "RESTful API"). */
-export class VfkitRest {
-  constructor(readonly socketPath: string) {}
-
-  private request(method: 'GET' | 'POST', urlPath: string, body?: unknown, timeoutMs = 3000): Promise<RestReply> {
-    return new Promise((resolve, reject) => {
-      const data = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        {
-          socketPath: this.socketPath,
-          path: urlPath,
-          method,
-          headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
-          timeout: timeoutMs,
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`vfkit REST ${method} ${urlPath} timed out`)));
-      req.on('error', reject);
-      req.end(data);
-    });
-  }
-
-  async state(timeoutMs?: number): Promise<string> {
-    const r = await this.request('GET', '/vm/state', undefined, timeoutMs);
-    if (r.status !== 200) throw new Error(`vfkit GET /vm/state answered ${r.status}: ${r.body.trim()}`);
-    const parsed = JSON.parse(r.body) as { state?: unknown };
-    if (typeof parsed.state !== 'string') throw new Error(`vfkit GET /vm/state gave no state: ${r.body.trim()}`);
-    return parsed.state;
-  }
-
-  /** `Stop` asks the guest (VZ requestStop); `HardStop` pulls the plug. */
-  async changeState(state: 'Stop' | 'HardStop' | 'Pause' | 'Resume', timeoutMs?: number): Promise<void> {
-    const r = await this.request('POST', '/vm/state', { state }, timeoutMs);
-    if (r.status < 200 || r.status >= 300) throw new Error(`vfkit POST /vm/state ${state} answered ${r.status}: ${r.body.trim()}`);
-  }
 }
 
 /** Is `pid` the vfkit of this spec (not a recycled pid)? */

@@ -1,0 +1,111 @@
+import { Command, InvalidArgumentError } from 'commander';
+import type { MethodName, Params, Result, VmStatus } from '../contract/contract.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
+import type { ControlClient } from '../engine/api/control-client.js';
+import { offlineCall } from '../engine/api/offline.js';
+import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
+import { connectEngine } from './engine-link.js';
+import { dim, printError, yellow } from './output.js';
+
+/**
+ * What every berth command is built with: its global options, how an action
+ * runs (exit codes: 0, 1 for an error with a hint, 2 for usage), JSON and
+ * progress output, and the call that goes to the engine or, with none
+ * running, to the instance's files.
+ */
+
+export interface Globals {
+  instance: string;
+  json?: boolean;
+}
+
+export function parseInstance(v: string): string {
+  try {
+    return validateInstanceName(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as BerthError).message);
+  }
+}
+
+export function globals(cmd: Command): Globals {
+  return cmd.optsWithGlobals() as Globals;
+}
+
+/** Run an action; a BerthError prints message and hint and exits 1. */
+export function action<A extends unknown[]>(fn: (g: Globals, paths: InstancePaths, ...args: A) => Promise<number | void>) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    try {
+      const code = await fn(g, instancePaths(g.instance), ...(args.slice(0, -1) as A));
+      process.exitCode = code ?? 0;
+    } catch (err) {
+      if (err instanceof UsageError) {
+        process.stderr.write(`error: ${err.message}\n${cmd.helpInformation()}`);
+        process.exitCode = 2;
+        return;
+      }
+      printError(err, !!g.json);
+      process.exitCode = 1;
+    }
+  };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Stream start progress while `call` runs. */
+export async function withProgress(client: ControlClient, json: boolean, call: () => Promise<VmStatus>): Promise<VmStatus> {
+  const t0 = Date.now();
+  if (!json) {
+    await client.subscribe((event, data) => {
+      if (event !== 'vm.progress') return;
+      const p = data as { message: string };
+      process.stderr.write(`${dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  ${p.message}\n`);
+    });
+  }
+  return call();
+}
+
+/** The settings file itself, when no engine runs (same schema, same checks). */
+export async function localSettings(paths: InstancePaths) {
+  const { SettingsStore } = await import('../engine/settings/store.js');
+  return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
+}
+
+/** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */
+export function printWarning(p: { code: string; message: string; hint: string }): void {
+  process.stderr.write(`${yellow('warning:')} ${p.message} ${dim(`[${p.code}]`)}\n${yellow('hint:')} ${p.hint}\n`);
+}
+
+/**
+ * Through the engine when it runs, else on the instance's files (same
+ * validation): the offline path the dashboard uses too (api/offline.ts).
+ */
+export async function callOrOffline<M extends MethodName>(paths: InstancePaths, m: M, p: Params<M>): Promise<Result<M>> {
+  let client: ControlClient | undefined;
+  try {
+    client = await connectEngine(paths, false);
+  } catch (err) {
+    if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+  }
+  try {
+    if (client) return await client.call(m, p);
+    return (await offlineCall(paths, m, p as Record<string, unknown>, () => connectEngine(paths, true))) as Result<M>;
+  } finally {
+    client?.close();
+  }
+}
+
+export function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+/** Wrong arguments that commander cannot see (exit 2, like its own). */
+export class UsageError extends Error {}
+export function usage(message: string): UsageError {
+  return new UsageError(message);
+}

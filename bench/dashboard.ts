@@ -15,9 +15,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDashboard } from '../app/cli/dashboard.js';
-import { ControlClient } from '../app/engine/api/control-client.js';
-import { packageRoot } from '../app/engine/package-root.js';
-import { processRssKiB } from '../app/engine/process-util.js';
+import { ControlClient } from '../app/client/control-client.js';
+import { packageRoot } from '../app/base/package-root.js';
+import { processRssKiB } from '../app/base/process-util.js';
 import { startFakeEngine } from '../test/helpers/fake-engine.js';
 
 export interface DashboardBenchResult {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { DockerSocketForward } from '../app/engine/forward/docker-socket.js';
 import { GuestSession } from '../app/engine/guest/session.js';
-import { silentLogger } from '../app/engine/log.js';
+import { silentLogger } from '../app/base/log.js';
 import { startFakeDockerd, startFakeGuest } from '../test/helpers/fake-guest.js';
 
 /** PUT `bytes` (Content-Length body, as `docker cp` sends an archive); resolves to MB/s. */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { sleep, waitFor } from '../app/engine/process-util.js';
+import { sleep, waitFor } from '../app/base/process-util.js';
 
 export interface Runner {
   docker: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>;

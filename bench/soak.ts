@@ -6,7 +6,7 @@
  * as growth between the start (after a warm-up) and the end of the run.
  */
 import http from 'node:http';
-import { processRssKiB, sleep } from '../app/engine/process-util.js';
+import { processRssKiB, sleep } from '../app/base/process-util.js';
 
 export interface SoakDeps {
   docker: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { GuestSession } from '../app/engine/guest/session.js';
-import { silentLogger } from '../app/engine/log.js';
-import { waitFor } from '../app/engine/process-util.js';
-import { syncId } from '../app/engine/share/sync-paths.js';
+import { silentLogger } from '../app/base/log.js';
+import { waitFor } from '../app/base/process-util.js';
+import { syncId } from '../app/engine/settings/sync-paths.js';
 import { SyncSession } from '../app/engine/share/sync-session.js';
 import { startExecGuest } from '../test/helpers/exec-guest.js';
 

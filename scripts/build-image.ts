@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../app/contract/errors.js';
 import { IMAGE_FILES, ImageStore } from '../app/engine/image/image-store.js';
-import { cacheDir } from '../app/engine/paths.js';
+import { cacheDir } from '../app/base/paths.js';
 
 const archArg = process.argv.find((a) => a.startsWith('--arch='))?.slice('--arch='.length);
 if (archArg) process.env.BERTH_GUEST_ARCH = archArg;

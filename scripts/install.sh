@@ -39,7 +39,7 @@ npm ci --no-fund --no-audit
 say "building Berth"
 npm run build --silent
 
-cache=$(node -e 'import("./dist/app/engine/paths.js").then(m => console.log(m.cacheDir()))')
+cache=$(node -e 'import("./dist/app/base/paths.js").then(m => console.log(m.cacheDir()))')
 say "building the guest image (cached in $cache; a few minutes the first time)"
 if [ -z "$sudo" ]; then
 	PATH="$PATH:/usr/sbin:/sbin" node dist/scripts/build-image.js

@@ -1,9 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { MethodName, Params, Result, VmStatus } from '../contract/contract.js';
 import { BerthError, isBerthError } from '../contract/errors.js';
-import type { ControlClient } from '../engine/api/control-client.js';
-import { offlineCall } from '../engine/api/offline.js';
-import { instancePaths, validateInstanceName, type InstancePaths } from '../engine/paths.js';
+import type { ControlClient } from '../client/control-client.js';
+import { offlineCall } from '../client/offline.js';
+import { instancePaths, validateInstanceName, type InstancePaths } from '../base/paths.js';
 import { connectEngine } from './engine-link.js';
 import { dim, printError, yellow } from './output.js';
 
@@ -68,12 +68,6 @@ export async function withProgress(client: ControlClient, json: boolean, call: (
   return call();
 }
 
-/** The settings file itself, when no engine runs (same schema, same checks). */
-export async function localSettings(paths: InstancePaths) {
-  const { SettingsStore } = await import('../engine/settings/store.js');
-  return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
-}
-
 /** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */
 export function printWarning(p: { code: string; message: string; hint: string }): void {
   process.stderr.write(`${yellow('warning:')} ${p.message} ${dim(`[${p.code}]`)}\n${yellow('hint:')} ${p.hint}\n`);
@@ -81,7 +75,7 @@ export function printWarning(p: { code: string; message: string; hint: string })
 
 /**
  * Through the engine when it runs, else on the instance's files (same
- * validation): the offline path the dashboard uses too (api/offline.ts).
+ * validation): the offline path the dashboard uses too (client/offline.ts).
  */
 export async function callOrOffline<M extends MethodName>(paths: InstancePaths, m: M, p: Params<M>): Promise<Result<M>> {
   let client: ControlClient | undefined;

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BerthError } from '../contract/errors.js';
-import { ensurePrivateDir } from '../engine/fs-util.js';
-import { pidAlive } from '../engine/process-util.js';
+import { ensurePrivateDir } from '../base/fs-util.js';
+import { pidAlive } from '../base/process-util.js';
 
 /**
  * The dashboard's open file: a small HTML page, readable only by the

@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
-import type { ControlClient } from '../engine/api/control-client.js';
-import { EngineGateway } from '../engine/api/engine-gateway.js';
-import { WsBridge, hostProblem } from '../engine/api/ws-bridge.js';
+import type { ControlClient } from '../client/control-client.js';
+import { EngineGateway } from '../client/engine-gateway.js';
+import { WsBridge, hostProblem } from '../client/ws-bridge.js';
 import { BerthError } from '../contract/errors.js';
-import { packageRoot } from '../engine/package-root.js';
-import type { InstancePaths } from '../engine/paths.js';
+import { packageRoot } from '../base/package-root.js';
+import type { InstancePaths } from '../base/paths.js';
 import { writeOpenFile, type OpenFile } from './dashboard-open-file.js';
 import { connectEngine } from './engine-link.js';
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import type { ControlClient } from '../engine/api/control-client.js';
-import { connectOrLaunch } from '../engine/api/engine-launcher.js';
-import { packageRoot } from '../engine/package-root.js';
-import type { InstancePaths } from '../engine/paths.js';
+import type { ControlClient } from '../client/control-client.js';
+import { connectOrLaunch } from '../client/engine-launcher.js';
+import { packageRoot } from '../base/package-root.js';
+import type { InstancePaths } from '../base/paths.js';
 
 /**
  * The engine of an instance, connected; started in the background when

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { tailFile } from '../engine/fs-util.js';
+import { tailFile } from '../base/fs-util.js';
 
 export function printTail(file: string, lines: number, fmt: (l: string) => string): void {
   const out = tailFile(file, lines, 4 << 20).map(fmt);

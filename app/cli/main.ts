@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import type { ControlClient } from '../engine/api/control-client.js';
-import { orphanVm } from '../engine/api/offline.js';
-import { dockerHostUrl, useDockerContext } from '../engine/docker/context.js';
+import type { ControlClient } from '../client/control-client.js';
+import { localSettings, orphanVm } from '../client/offline.js';
+import { runEngineHere } from '../client/engine-here.js';
+import { dockerHostUrl, useDockerContext } from '../base/docker-context.js';
 import { BerthError, isBerthError } from '../contract/errors.js';
-import { formatLogLine } from '../engine/log-format.js';
-import { BERTH_VERSION } from '../engine/version.js';
-import { action, callOrOffline, globals, localSettings, parseInstance, positiveInt, printJson, printWarning, usage, withProgress } from './command-kit.js';
+import { formatLogLine } from '../base/log-format.js';
+import { BERTH_VERSION } from '../base/version.js';
+import { action, callOrOffline, globals, parseInstance, positiveInt, printJson, printWarning, usage, withProgress } from './command-kit.js';
 import { connectEngine } from './engine-link.js';
 import { followFile, printTail } from './logs.js';
 import { bold, dim, formatPorts, formatShares, formatStatus, formatSync, green, printError, usageHint, yellow } from './output.js';
@@ -202,8 +203,7 @@ program
   .action(async (opts: { exitOnStop?: boolean }, cmd: Command) => {
     const g = globals(cmd);
     try {
-      const { runDaemonProcess } = await import('../engine/daemon.js');
-      await runDaemonProcess({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
+      await runEngineHere({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
     } catch (err) {
       printError(err, !!g.json);
       process.exitCode = 1;
@@ -270,7 +270,7 @@ program
   .description('which VM drivers work on this host, and what to do about the others')
   .action(
     action(async (g, paths) => {
-      const { doctorReport } = await import('./doctor.js');
+      const { doctorReport } = await import('../client/doctor.js');
       // The instance's setting, and the live driver when its engine runs.
       const settings = await localSettings(paths).then(
         (st) => st.get(),

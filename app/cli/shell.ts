@@ -3,8 +3,8 @@ import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import type { Result } from '../contract/contract.js';
 import { BerthError } from '../contract/errors.js';
-import { publicKeyBlob } from '../engine/guest/keys.js';
-import { shWord } from '../engine/guest/shell-quote.js';
+import { publicKeyBlob } from '../base/ssh-keys.js';
+import { shWord } from '../base/shell-quote.js';
 
 const { Client } = ssh2;
 

@@ -279,6 +279,10 @@ export type Methods = typeof methods;
 export type MethodName = keyof Methods;
 export type Params<M extends MethodName> = z.input<Methods[M]['params']>;
 export type Result<M extends MethodName> = z.infer<Methods[M]['result']>;
+/** What serves the contract: one function per method (hello and events.subscribe belong to the connection). */
+export type Handlers = {
+  [M in Exclude<MethodName, 'hello' | 'events.subscribe'>]: (params: z.infer<Methods[M]['params']>) => Promise<Result<M>>;
+};
 
 export const events = {
   'vm.state': z.object({

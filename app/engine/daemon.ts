@@ -12,13 +12,13 @@ import { driverFactory } from './drivers/driver-select.js';
 import type { Driver } from './drivers/driver.js';
 import { Engine } from './engine.js';
 import { BerthError } from '../contract/errors.js';
-import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
+import { ensurePrivateDir, writeFileAtomic } from '../base/fs-util.js';
 import { ImageStore } from './image/image-store.js';
-import { InstanceLock } from './lock.js';
-import { createEngineLogger } from './log.js';
-import { berthHome, cacheDir, instancePaths, type InstancePaths } from './paths.js';
+import { InstanceLock } from '../base/lock.js';
+import { createEngineLogger } from '../base/log.js';
+import { berthHome, cacheDir, instancePaths, type InstancePaths } from '../base/paths.js';
 import { SettingsStore, settingsView } from './settings/store.js';
-import { BERTH_VERSION } from './version.js';
+import { BERTH_VERSION } from '../base/version.js';
 
 export interface DaemonOptions {
   instance: string;

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import type { ControlClient } from '../engine/api/control-client.js';
-import { EngineGateway } from '../engine/api/engine-gateway.js';
+import type { ControlClient } from '../client/control-client.js';
+import { EngineGateway } from '../client/engine-gateway.js';
 import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
-import type { InstancePaths } from '../engine/paths.js';
+import type { InstancePaths } from '../base/paths.js';
 import type { VmState } from '../contract/vm-states.js';
 import type { ElectronLike, WindowLike } from './electron-like.js';
 import { berthArgv, connectOrStartEngine, type BerthCommand } from './engine-process.js';

@@ -1,6 +1,6 @@
-import type { ControlClient } from '../engine/api/control-client.js';
-import { connectOrLaunch } from '../engine/api/engine-launcher.js';
-import type { InstancePaths } from '../engine/paths.js';
+import type { ControlClient } from '../client/control-client.js';
+import { connectOrLaunch } from '../client/engine-launcher.js';
+import type { InstancePaths } from '../base/paths.js';
 
 /** How to run the berth CLI from the desktop app (Electron's own Node in a packaged app). */
 export interface BerthCommand {

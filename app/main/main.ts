@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as electron from 'electron';
 import Store from 'electron-store';
-import { instancePaths } from '../engine/paths.js';
+import { instancePaths } from '../base/paths.js';
 import { startDesktopApp } from './desktop-app.js';
 import type { ElectronLike } from './electron-like.js';
 

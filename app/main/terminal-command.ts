@@ -1,4 +1,4 @@
-import { shWord } from '../engine/guest/shell-quote.js';
+import { shWord } from '../base/shell-quote.js';
 
 /**
  * "Open Terminal": the system's terminal app running `berth shell`, as a

@@ -13,7 +13,7 @@ import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { Browser, Page } from 'playwright-core';
 import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
 import { writeOpenFile } from '../../app/cli/dashboard-open-file.js';
-import { ControlClient } from '../../app/engine/api/control-client.js';
+import { ControlClient } from '../../app/client/control-client.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { ROOT } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';

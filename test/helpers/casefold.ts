@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findExecutable, waitFor } from '../../app/engine/process-util.js';
+import { findExecutable, waitFor } from '../../app/base/process-util.js';
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'casefold-fs.py');
 

@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
+import { ControlServer } from '../../app/engine/api/control-server.js';
+import type { Handlers } from '../../app/contract/contract.js';
 import type { VmStatus } from '../../app/contract/contract.js';
 import { buildDiagnostics } from '../../app/engine/api/diagnostics.js';
 import { factoryReset } from '../../app/engine/api/factory-reset.js';
@@ -15,9 +16,9 @@ import { readLog } from '../../app/engine/api/log-read.js';
 import { DockerApi } from '../../app/engine/docker/docker-api.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { BerthError } from '../../app/contract/errors.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
-import { sleep } from '../../app/engine/process-util.js';
+import { silentLogger } from '../../app/base/log.js';
+import { instancePaths, type InstancePaths } from '../../app/base/paths.js';
+import { sleep } from '../../app/base/process-util.js';
 import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
 import { SettingsStore, settingsView } from '../../app/engine/settings/store.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { waitFor } from '../../app/engine/process-util.js';
+import { waitFor } from '../../app/base/process-util.js';
 
 /** Send `payload`, half-close, and collect everything echoed back until the peer ends. */
 export function echoRoundTrip(port: number, payload: Buffer): Promise<Buffer> {

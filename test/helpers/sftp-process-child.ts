@@ -5,7 +5,7 @@
  * (see sftp-process.ts). argv[2]: JSON [{ socket, root, readOnly?, pathWalk? }].
  */
 import net from 'node:net';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { serveSftp } from '../../app/engine/share/sftp-server.js';
 import type { PathWalk } from '../../app/engine/share/share-jail.js';
 

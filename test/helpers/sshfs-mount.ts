@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { serveSftp, sshfsCommand, type SftpSession } from '../../app/engine/share/sftp-server.js';
 
 /** Why local sshfs mounts cannot run here, or undefined when they can. */

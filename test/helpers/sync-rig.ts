@@ -5,13 +5,13 @@
  * guest hostile (forged scans, as root in the VM could send).
  */
 import path from 'node:path';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { syncId } from '../../app/engine/share/sync-paths.js';
+import { silentLogger } from '../../app/base/log.js';
+import { syncId } from '../../app/engine/settings/sync-paths.js';
 import { SyncSession } from '../../app/engine/share/sync-session.js';
 import { startExecGuest, type ExecGuest } from './exec-guest.js';
-import { newEd25519Pair } from '../../app/engine/guest/keys.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 
 export interface SyncRig {
   guest: ExecGuest;

@@ -14,7 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
-import { sleep, waitFor } from '../../app/engine/process-util.js';
+import { sleep, waitFor } from '../../app/base/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js';
 import { run } from '../helpers/run.js';

@@ -8,8 +8,8 @@ import path from 'node:path';
 import type { GuestArch } from '../../app/engine/drivers/driver.js';
 import { findEdk2Firmware } from '../../app/engine/drivers/qemu-host.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
-import { cacheDir } from '../../app/engine/paths.js';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { cacheDir } from '../../app/base/paths.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { busyboxProblem } from '../helpers/busybox-rootfs.js';
 
 export function vmPrereqProblem(): string | undefined {

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
-import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
+import { pidAlive, sleep, waitFor } from '../../app/base/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { waitFor } from '../../app/base/process-util.js';
 import type { SyncViewWire } from '../../app/contract/contract.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';

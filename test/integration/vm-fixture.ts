@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pidAlive } from '../../app/engine/process-util.js';
+import { pidAlive } from '../../app/base/process-util.js';
 import { berth, run } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
 

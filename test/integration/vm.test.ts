@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
-import { pidAlive, sleep, waitFor } from '../../app/engine/process-util.js';
+import { pidAlive, sleep, waitFor } from '../../app/base/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as tar from 'tar';
 import { renderEnv, writeConfigDisk } from '../../app/engine/guest/config-disk.js';
-import { ensureGuestKeys, fingerprint } from '../../app/engine/guest/keys.js';
+import { ensureGuestKeys, fingerprint } from '../../app/base/ssh-keys.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 test('keys are ed25519, owner-only, and stable across starts', () => {

@@ -3,12 +3,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ControlClient } from '../../app/engine/api/control-client.js';
-import { ControlServer, type Handlers } from '../../app/engine/api/control-server.js';
+import { ControlClient } from '../../app/client/control-client.js';
+import { ControlServer } from '../../app/engine/api/control-server.js';
+import type { Handlers } from '../../app/contract/contract.js';
 import { PROTOCOL_VERSION, type VmStatus } from '../../app/contract/contract.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const t = shortTempDir('api');

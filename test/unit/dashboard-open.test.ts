@@ -20,7 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { openFileHtml, writeOpenFile } from '../../app/cli/dashboard-open-file.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { BERTH_BIN } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
 

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { contextName, ensureDockerContext, useDockerContext } from '../../app/engine/docker/context.js';
+import { contextName, ensureDockerContext, useDockerContext } from '../../app/base/docker-context.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 

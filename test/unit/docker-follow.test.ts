@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DockerApi } from '../../app/engine/docker/docker-api.js';
-import { sleep, waitFor } from '../../app/engine/process-util.js';
+import { sleep, waitFor } from '../../app/base/process-util.js';
 import { startFakeDockerEngine } from '../helpers/fake-dockerd.js';
 import { shortTempDir } from '../helpers/temp.js';
 

@@ -11,7 +11,7 @@ import { DockerApi } from '../../app/engine/docker/docker-api.js';
 import { dockerHandlers } from '../../app/engine/docker/docker-handlers.js';
 import { StdStreamDemuxer } from '../../app/engine/docker/docker-streams.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { startFakeDockerEngine, type FakeDockerd } from '../helpers/fake-dockerd.js';
 import { shortTempDir } from '../helpers/temp.js';
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { doctorReport, formatDoctor } from '../../app/cli/doctor.js';
+import { doctorReport, formatDoctor } from '../../app/client/doctor.js';
 import { formatStatus } from '../../app/cli/output.js';
 import type { VmStatus } from '../../app/contract/contract.js';
 import { GOOD_HYPERV_PROBE, linuxHost, macHost, windowsHost } from '../helpers/fake-host.js';

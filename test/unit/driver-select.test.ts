@@ -15,7 +15,7 @@ import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { findVfkit, VfkitDriver } from '../../app/engine/drivers/vfkit.js';
 import { buildVmSpec, HYPERV_IMAGE_FILES, ROSETTA_TAG, rosettaPlan, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { instancePaths } from '../../app/engine/paths.js';
+import { instancePaths } from '../../app/base/paths.js';
 import { SettingsSchema } from '../../app/engine/settings/schema.js';
 import { GOOD_HYPERV_PROBE, linuxHost, macHost, windowsHost } from '../helpers/fake-host.js';
 import { withEnv } from '../helpers/temp.js';

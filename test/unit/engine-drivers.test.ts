@@ -23,11 +23,11 @@ import { driverFactory, type DriverFactory, type DriverOptions } from '../../app
 import { realHostFacts, type HostFacts } from '../../app/engine/drivers/host-detect.js';
 import { HYPERV_IMAGE_FILES } from '../../app/engine/drivers/vm-spec.js';
 import { Engine } from '../../app/engine/engine.js';
-import { freeLoopbackPort } from '../../app/engine/process-util.js';
+import { freeLoopbackPort } from '../../app/base/process-util.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
-import { instancePaths, type InstancePaths } from '../../app/engine/paths.js';
-import { pidAlive } from '../../app/engine/process-util.js';
+import { instancePaths, type InstancePaths } from '../../app/base/paths.js';
+import { pidAlive } from '../../app/base/process-util.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange } from '../../app/contract/vm-states.js';
 import { installFake } from '../helpers/fake-hypervisors.js';

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { EngineGateway } from '../../app/engine/api/engine-gateway.js';
+import { EngineGateway } from '../../app/client/engine-gateway.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
-import { instancePaths } from '../../app/engine/paths.js';
+import { instancePaths } from '../../app/base/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';
 
@@ -59,7 +59,7 @@ test('no engine: shares and manual ports are edited on the file too; what needs 
 });
 
 test('a VM left without its engine is found for every driver: QEMU and vfkit by pid, Hyper-V by its run state', async (t) => {
-  const { orphanVm } = await import('../../app/engine/api/offline.js');
+  const { orphanVm } = await import('../../app/client/offline.js');
   const { spawn } = await import('node:child_process');
   const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
   t.after(() => sleeper.kill());
@@ -80,7 +80,7 @@ test('a VM left without its engine is found for every driver: QEMU and vfkit by 
 });
 
 test('Stop in the dashboard (and berth stop) on an orphaned VM of any driver has an engine take it over and stop it', async () => {
-  const { offlineCall } = await import('../../app/engine/api/offline.js');
+  const { offlineCall } = await import('../../app/client/offline.js');
   for (const [driver, leave] of [
     ['qemu', () => fs.writeFileSync(paths.qemuPid, `${process.pid}\n`)],
     ['vfkit', () => fs.writeFileSync(paths.vfkitPid, `${process.pid}\n`)],

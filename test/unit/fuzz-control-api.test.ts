@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ControlClient } from '../../app/engine/api/control-client.js';
+import { ControlClient } from '../../app/client/control-client.js';
 import { RequestSchema } from '../../app/contract/contract.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';

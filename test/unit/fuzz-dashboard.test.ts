@@ -17,7 +17,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
-import { ControlClient } from '../../app/engine/api/control-client.js';
+import { ControlClient } from '../../app/client/control-client.js';
 import { RequestSchema } from '../../app/contract/contract.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { fuzzSeed, malformedJson, randomJson, randomString, rng } from '../helpers/fuzz.js';

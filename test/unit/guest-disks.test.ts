@@ -22,7 +22,7 @@ import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { buildCreateScript, HYPERV_DISK_LUNS, hypervDiskLun } from '../../app/engine/drivers/hyperv-scripts.js';
 import { buildVmSpec } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { instancePaths } from '../../app/engine/paths.js';
+import { instancePaths } from '../../app/base/paths.js';
 import { ROOT } from '../helpers/run.js';
 import { guestShells } from '../helpers/guest-shells.js';
 import { shortTempDir } from '../helpers/temp.js';

@@ -12,10 +12,10 @@ import { after, before, test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
 import { DockerSocketForward, pingDocker } from '../../app/engine/forward/docker-socket.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { startFakeDockerd, startFakeGuest, startHalfCloseEcho, type FakeGuest } from '../helpers/fake-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
-import { newEd25519Pair } from '../../app/engine/guest/keys.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 
 const t = shortTempDir('fwd');
 const client = newEd25519Pair();

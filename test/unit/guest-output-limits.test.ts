@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import type { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { silentLogger } from '../../app/base/log.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { GuestSocketWatcher, MAX_WATCH_LINE } from '../../app/engine/forward/guest-socket-watcher.js';
 import { GuestOutputTooLong, MAX_FIELD_BYTES, NulFields, scanGuest } from '../../app/engine/share/sync-guest.js';
 

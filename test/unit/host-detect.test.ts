@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { doctorReport, formatDoctor } from '../../app/cli/doctor.js';
+import { doctorReport, formatDoctor } from '../../app/client/doctor.js';
 import { buildProbeScript } from '../../app/engine/drivers/hyperv-scripts.js';
 import { POWERSHELL_ARGS } from '../../app/engine/drivers/powershell.js';
 import {

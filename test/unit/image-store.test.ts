@@ -7,7 +7,7 @@ import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { bootModeFor, DRIVER_FEATURES } from '../../app/engine/drivers/features.js';
 import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { instancePaths } from '../../app/engine/paths.js';
+import { instancePaths } from '../../app/base/paths.js';
 import {
   BOOT_FILES,
   ImageStore,

@@ -25,7 +25,14 @@ const wrong: [string, string][] = [
   ['app/engine/guest/probe.ts', "import { ShareManager } from '../share/share-manager.js';\nexport const x = ShareManager;\n"],
   ['app/engine/settings/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
   ['app/engine/share/probe.ts', "import { ControlServer } from '../api/control-server.js';\nexport const x = ControlServer;\n"],
-  ['app/engine/engine-probe.ts', "import { startDaemon } from './daemon.js';\nexport const x = startDaemon;\n"],
+  ['app/base/probe.ts', "import { startDaemon } from '../engine/daemon.js';\nexport const x = startDaemon;\n"],
+  ['app/base/probe.ts', "import { ControlClient } from '../client/control-client.js';\nexport const x = ControlClient;\n"],
+  ['app/cli/probe.ts', "import { Engine } from '../engine/engine.js';\nexport const x = Engine;\n"],
+  ['app/cli/probe.ts', "import { SettingsStore } from '../engine/settings/store.js';\nexport const x = SettingsStore;\n"],
+  ['app/main/probe.ts', "import { QemuDriver } from '../engine/drivers/qemu.js';\nexport const x = QemuDriver;\n"],
+  ['app/client/probe.ts', "import { main } from '../cli/main.js';\nexport const x = main;\n"],
+  ['app/renderer/src/probe.tsx', "import { berthHome } from '../../base/paths.js';\nexport const x = berthHome;\n"],
+  ['app/preload/probe.ts', "import { ControlClient } from '../client/control-client.js';\nexport const x = ControlClient;\n"],
   ['app/engine/share/probe.ts', "import { GuestRuntime } from '../runtime/guest-runtime.js';\nexport const x = GuestRuntime;\n"],
   ['app/engine/runtime/probe.ts', "import { Engine } from '../engine.js';\nexport const x = Engine;\n"],
   ['app/contract/contract-docker.ts', "import { Engine } from '../engine/engine.js';\nexport const x = Engine;\n"],
@@ -44,6 +51,9 @@ const right: [string, string][] = [
   ['app/renderer/src/probe.tsx', "import { METHODS } from '../../contract/contract';\nimport { BerthError } from '../../contract/errors';\nexport const x = [METHODS, BerthError];\n"],
   ['app/engine/share/probe.ts', "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../../contract/errors.js';\nexport const x = [GuestSession, BerthError];\n"],
   ['app/engine/api/probe.ts', "import { Engine } from '../engine.js';\nimport { METHODS } from '../../contract/contract.js';\nexport const x = [Engine, METHODS];\n"],
+  ['app/cli/probe.ts', "import { ControlClient } from '../client/control-client.js';\nimport { berthHome } from '../base/paths.js';\nexport const x = [ControlClient, berthHome];\n"],
+  ['app/main/probe.ts', "import { connectOrLaunch } from '../client/engine-launcher.js';\nimport { METHODS } from '../contract/contract.js';\nexport const x = [connectOrLaunch, METHODS];\n"],
+  ['app/client/probe.ts', "import { SettingsStore } from '../engine/settings/store.js';\nexport const x = SettingsStore;\n"],
   ['app/engine/daemon.ts', "import { Engine } from './engine.js';\nimport { ControlServer } from './api/control-server.js';\nexport const x = [Engine, ControlServer];\n"],
 ];
 
@@ -52,6 +62,31 @@ for (const [file, code] of right) {
     assert.deepEqual(await layerErrors(file, code), []);
   });
 }
+
+test('the front ends import nothing from app/engine/, dynamic imports included', () => {
+  const offenders: string[] = [];
+  for (const dir of ['cli', 'main', 'renderer', 'preload']) {
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.tsx?$/.test(e.name)) {
+          const src = fs.readFileSync(p, 'utf8');
+          for (const m of src.matchAll(/(?:from\s+|import\s*\(\s*)['"]([^'"]+)['"]/g)) {
+            if (/(^|\/)engine\//.test(m[1]!)) offenders.push(`${path.relative(ROOT, p)}: ${m[1]}`);
+          }
+        }
+      }
+    };
+    walk(path.join(ROOT, 'app', dir));
+  }
+  assert.deepEqual(offenders, [], 'the CLI and Electron main use app/client/ and app/contract/ (the renderer and preload only the contract)');
+});
+
+test('app/engine/ holds only engine.ts and daemon.ts at its top: helpers live in app/base/, where the layer rule sees them', () => {
+  const top = fs.readdirSync(path.join(ROOT, 'app', 'engine'), { withFileTypes: true }).filter((e) => e.isFile() && /\.tsx?$/.test(e.name)).map((e) => e.name).sort();
+  assert.deepEqual(top, ['daemon.ts', 'engine.ts']);
+});
 
 /** Every .ts/.tsx file under app/, with the files of ours it imports (types too). */
 function importGraph(): Map<string, string[]> {

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
 import { listenPrivate, prepareSocketPath } from '../../app/engine/forward/unix-socket.js';
-import { InstanceLock } from '../../app/engine/lock.js';
-import { checkSocketPath } from '../../app/engine/paths.js';
+import { InstanceLock } from '../../app/base/lock.js';
+import { checkSocketPath } from '../../app/base/paths.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 test('a second engine is refused while the first lives', async () => {

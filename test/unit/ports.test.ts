@@ -16,11 +16,11 @@ import { desiredForwards, guestTarget, hostIpsFor } from '../../app/engine/forwa
 import { decodeAddress, parseProcNet, type ListeningSocket } from '../../app/engine/forward/proc-net.js';
 import { FrameReader, frame, UDP_RELAY_PERL } from '../../app/engine/forward/udp-relay.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { silentLogger } from '../../app/base/log.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
 import { echoRoundTrip } from '../helpers/net-probe.js';
-import { newEd25519Pair } from '../../app/engine/guest/keys.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 
 // Real lines from a guest's /proc/net/tcp, tcp6 and udp.
 const TCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isProcessOf, readPidFile } from '../../app/engine/process-util.js';
+import { isProcessOf, readPidFile } from '../../app/base/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 test('readPidFile: the pid, or undefined for no file, an empty one, junk, zero or a negative number', (t) => {

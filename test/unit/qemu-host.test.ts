@@ -26,7 +26,7 @@ import {
   qemuMachine,
   tcgCpu,
 } from '../../app/engine/drivers/qemu-host.js';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const spec: VmSpec = {

@@ -19,7 +19,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, test, type TestContext } from 'node:test';
 import type { FileEntry, Stats as SftpStats } from 'ssh2';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { SFTP_STATUS } from '../../app/engine/share/sftp-channel.js';
 import { serveSftp, type SftpSession } from '../../app/engine/share/sftp-server.js';
 import { duplexPair, sftpClient, sftpCode, type TestSftpClient } from '../helpers/sftp-client.js';

@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FileEntry, Stats as SftpStats } from 'ssh2';
 import { isBerthError } from '../../app/contract/errors.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
+import { silentLogger } from '../../app/base/log.js';
 import { installedSsh2Version, SFTP_STATUS, SSH2_VERSION_VERIFIED } from '../../app/engine/share/sftp-channel.js';
 import { serveSftp, SSHFS_OPTIONS, sshfsCommand, statusFor, type SftpSession } from '../../app/engine/share/sftp-server.js';
 import { startExecGuest } from '../helpers/exec-guest.js';
@@ -37,7 +37,7 @@ import {
 } from '../helpers/sshfs-mount.js';
 import { ROOT } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
-import { newEd25519Pair } from '../../app/engine/guest/keys.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 
 const GiB = 2 ** 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

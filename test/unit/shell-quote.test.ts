@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { sh, shq, shWord } from '../../app/engine/guest/shell-quote.js';
+import { sh, shq, shWord } from '../../app/base/shell-quote.js';
 import { guestShells } from '../helpers/guest-shells.js';
 
 const HOSTILE = ["it's", '$(touch /tmp/pwned)', '`id`', 'a b\tc\nd', "'", "''", '\\', '*', '-rf', '', 'ü € 💥', '"; rm -rf / #', '$HOME', '!!'];

@@ -11,10 +11,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { dockerHostUrl, ensureDockerContext } from '../../app/engine/docker/context.js';
+import { dockerHostUrl, ensureDockerContext } from '../../app/base/docker-context.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { listenError } from '../../app/engine/forward/unix-socket.js';
-import { checkSocketPath, controlPipeName, dockerPipeName, instancePaths } from '../../app/engine/paths.js';
+import { checkSocketPath, controlPipeName, dockerPipeName, instancePaths } from '../../app/base/paths.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 test('Windows: the docker socket is \\\\.\\pipe\\berth_docker, the control socket a pipe per instance', () => {

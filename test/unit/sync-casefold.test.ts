@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, IN_CI, test } from '../helpers/prereq-gate.js';
-import { findExecutable, sleep } from '../../app/engine/process-util.js';
+import { findExecutable, sleep } from '../../app/base/process-util.js';
 import { applyHostOp } from '../../app/engine/share/sync-host.js';
 import type { SyncSession } from '../../app/engine/share/sync-session.js';
 import { mountCaseFold, type CaseFoldMount } from '../helpers/casefold.js';

@@ -10,13 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { findExecutable, waitFor } from '../../app/engine/process-util.js';
-import { syncId } from '../../app/engine/share/sync-paths.js';
+import { silentLogger } from '../../app/base/log.js';
+import { findExecutable, waitFor } from '../../app/base/process-util.js';
+import { syncId } from '../../app/engine/settings/sync-paths.js';
 import { SyncSession, type SyncConflictView } from '../../app/engine/share/sync-session.js';
 import { startExecGuest, type ExecGuest } from '../helpers/exec-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
-import { newEd25519Pair } from '../../app/engine/guest/keys.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 
 const missing = ['perl', 'tar'].filter((x) => !findExecutable(x));
 

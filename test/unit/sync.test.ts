@@ -10,13 +10,13 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { create as tarCreate } from 'tar';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { SettingsSchema } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { agentCommand, encodeOps, NulFields, parseScan, type GuestOp } from '../../app/engine/share/sync-guest.js';
 import { applyHostOp, hostEntry, receiveTar, scanHost } from '../../app/engine/share/sync-host.js';
-import { checkSyncable, guestSyncDirs, safeRelative, syncGuestPath, syncId, syncPathProblem } from '../../app/engine/share/sync-paths.js';
+import { checkSyncable, guestSyncDirs, safeRelative, syncGuestPath, syncId, syncPathProblem } from '../../app/engine/settings/sync-paths.js';
 import { shortTempDir } from '../helpers/temp.js';
 import { formatSync } from '../../app/cli/output.js';
 

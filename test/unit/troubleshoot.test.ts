@@ -12,7 +12,7 @@ import { buildDiagnostics, redact } from '../../app/engine/api/diagnostics.js';
 import { factoryReset } from '../../app/engine/api/factory-reset.js';
 import { readLog } from '../../app/engine/api/log-read.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { instancePaths } from '../../app/engine/paths.js';
+import { instancePaths } from '../../app/base/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { after } from 'node:test';
 import { needNow, test } from '../helpers/prereq-gate.js';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { ROOT } from '../helpers/run.js';
 import { fakeArm64Image, shortTempDir } from '../helpers/temp.js';
 

@@ -35,7 +35,7 @@ import {
 } from '../../app/engine/drivers/vfkit.js';
 import { leaseIpFor, leaseMac, parseDhcpLeases } from '../../app/engine/drivers/dhcp-leases.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { pidAlive } from '../../app/engine/process-util.js';
+import { pidAlive } from '../../app/base/process-util.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { fakeArm64Image, shortTempDir, withEnv } from '../helpers/temp.js';
 

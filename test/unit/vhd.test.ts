@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fixedVhdFooter, vhdGeometry, writeFixedVhd } from '../../app/engine/drivers/vhd.js';
-import { findExecutable } from '../../app/engine/process-util.js';
+import { findExecutable } from '../../app/base/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 test('CHS geometry by the specification\'s algorithm', () => {

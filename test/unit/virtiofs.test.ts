@@ -13,8 +13,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/engine/log.js';
-import { waitFor } from '../../app/engine/process-util.js';
+import { silentLogger } from '../../app/base/log.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { ShareManager } from '../../app/engine/share/share-manager.js';
 import { shortTempDir } from '../helpers/temp.js';
 import { MAX_TAG_BYTES, planShares, routeOf, shareKey, virtiofsMountCommand, virtiofsTag, type PlanInputs } from '../../app/engine/share/virtiofs.js';

@@ -40,7 +40,7 @@ import {
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/contract/errors.js';
-import { pidAlive } from '../../app/engine/process-util.js';
+import { pidAlive } from '../../app/base/process-util.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
 test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () => {

@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import { describeIssues } from '../settings/schema.js';
 import { listenPrivate, prepareSocketPath } from '../forward/unix-socket.js';
@@ -16,14 +15,10 @@ import {
   type MethodName,
   type Params,
   type Response,
-  type Result,
+  type Handlers,
 } from '../../contract/contract.js';
-import { LineReader } from './line-reader.js';
-import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
-
-export type Handlers = {
-  [M in Exclude<MethodName, 'hello' | 'events.subscribe'>]: (params: z.infer<(typeof methods)[M]['params']>) => Promise<Result<M>>;
-};
+import { LineReader } from '../../base/line-reader.js';
+import { TOO_DEEP, nestedTooDeep } from '../../contract/wire-limits.js';
 
 interface Conn {
   sock: net.Socket;

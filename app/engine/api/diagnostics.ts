@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { zipSync, strToU8 } from 'fflate';
-import { tailFile, writeFileAtomic } from '../fs-util.js';
-import type { InstancePaths } from '../paths.js';
+import { tailFile, writeFileAtomic } from '../../base/fs-util.js';
+import type { InstancePaths } from '../../base/paths.js';
 import { DockerApi } from '../docker/docker-api.js';
-import { BERTH_VERSION } from '../version.js';
+import { BERTH_VERSION } from '../../base/version.js';
 
 /**
  * `diagnostics.bundle`: one zip to attach to a bug report: the engine and

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { BerthError, isBerthError } from '../../contract/errors.js';
-import type { InstancePaths } from '../paths.js';
+import type { InstancePaths } from '../../base/paths.js';
 import { SettingsSchema, type Settings } from '../settings/schema.js';
 import type { SettingsStore } from '../settings/store.js';
 import type { VmState } from '../../contract/vm-states.js';

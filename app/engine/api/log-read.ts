@@ -1,6 +1,6 @@
-import type { InstancePaths } from '../paths.js';
-import { tailFile } from '../fs-util.js';
-import { formatLogLine } from '../log-format.js';
+import type { InstancePaths } from '../../base/paths.js';
+import { tailFile } from '../../base/fs-util.js';
+import { formatLogLine } from '../../base/log-format.js';
 
 export type LogSource = 'engine' | 'serial';
 

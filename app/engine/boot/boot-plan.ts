@@ -10,7 +10,7 @@ import type { VmStatus } from '../../contract/contract.js';
 import type { QemuHost } from '../drivers/qemu-host.js';
 import { buildVmSpec, rosettaPlan, type RosettaPlan } from '../drivers/vm-spec.js';
 import type { GuestImage } from '../image/image-store.js';
-import type { InstancePaths } from '../paths.js';
+import type { InstancePaths } from '../../base/paths.js';
 import type { Settings } from '../settings/schema.js';
 import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Driver, RunningVm, VmSpec } from '../drivers/driver.js';
 import { bootModeFor } from '../drivers/features.js';
 import { BerthError } from '../../contract/errors.js';
-import { readJsonIfExists, tailFile } from '../fs-util.js';
+import { readJsonIfExists, tailFile } from '../../base/fs-util.js';
 import type { GuestImage, ImageStore } from '../image/image-store.js';
 import { vmSpecFor, type PlanContext, type RunState } from './boot-plan.js';
 

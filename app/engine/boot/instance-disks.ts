@@ -3,8 +3,8 @@ import type { DriverFeatures, GuestTraits } from '../drivers/driver.js';
 import { writeFixedVhd } from '../drivers/vhd.js';
 import { ROSETTA_TAG } from '../drivers/vm-spec.js';
 import { writeConfigDisk } from '../guest/config-disk.js';
-import type { GuestKeys } from '../guest/keys.js';
-import type { InstancePaths } from '../paths.js';
+import type { GuestKeys } from '../../base/ssh-keys.js';
+import type { InstancePaths } from '../../base/paths.js';
 
 /**
  * An instance's own disks before a boot: the data disk at the size settings

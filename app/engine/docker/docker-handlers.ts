@@ -1,5 +1,5 @@
 import type { dockerMethods } from '../../contract/contract-docker.js';
-import type { Handlers } from '../api/control-server.js';
+import type { Handlers } from '../../contract/contract.js';
 import type { Broadcast } from '../../contract/contract.js';
 import { DockerApi } from './docker-api.js';
 import { DockerStreams } from './docker-streams.js';

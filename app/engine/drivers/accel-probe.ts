@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
-import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
+import { readJsonIfExists, writeFileAtomic } from '../../base/fs-util.js';
 import type { Accelerator, GuestArch } from './driver.js';
 import { findQemu, serialConsole } from './qemu.js';
 import { hardwareAccel, nativeGuestArch, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError, type ErrorInfo } from '../../contract/errors.js';
-import { findExecutable } from '../process-util.js';
+import { findExecutable } from '../../base/process-util.js';
 import { buildProbeScript } from './hyperv-scripts.js';
 import { hypervError, parsePsResult, POWERSHELL_ARGS } from './powershell.js';
 import type { DriverName, GuestArch } from './driver.js';

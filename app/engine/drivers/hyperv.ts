@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { BerthError } from '../../contract/errors.js';
-import { sleep, waitFor } from '../process-util.js';
+import { sleep, waitFor } from '../../base/process-util.js';
 import { type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { buildAddressScript, buildCreateScript, buildProbeScript, buildStateScript, buildStopScript, comPipePath, HYPERV_NOTE, hypervVmName } from './hyperv-scripts.js';

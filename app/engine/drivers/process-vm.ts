@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { pidAlive, waitFor } from '../process-util.js';
+import { pidAlive, waitFor } from '../../base/process-util.js';
 import type { RunningVm, VmExit, VmSpec } from './driver.js';
 
 /**

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { BerthError } from '../../contract/errors.js';
-import { tailFile } from '../fs-util.js';
-import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep } from '../process-util.js';
+import { tailFile } from '../../base/fs-util.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep } from '../../base/process-util.js';
 import type { Driver, GuestArch, RunningVm, VmSpec, VirtiofsSupport } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';

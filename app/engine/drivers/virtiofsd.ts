@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
-import { tailFile } from '../fs-util.js';
-import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../process-util.js';
+import { tailFile } from '../../base/fs-util.js';
+import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../../base/process-util.js';
 import type { ShareSpec, VirtiofsSupport } from './driver.js';
 
 /**

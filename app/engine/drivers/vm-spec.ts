@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
-import type { InstancePaths } from '../paths.js';
+import type { InstancePaths } from '../../base/paths.js';
 import type { Accelerator, DiskSpec, DriverName, GuestArch, GuestTraits, ShareSpec, VmSpec } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 

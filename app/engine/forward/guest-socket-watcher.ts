@@ -3,9 +3,9 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { sleep } from '../process-util.js';
+import { sleep } from '../../base/process-util.js';
 import { decodeAddress, EPHEMERAL_START, type ListeningSocket } from './proc-net.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 /**
  * Runs in the guest for as long as the channel is open: asks the kernel for

@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 /**
  * UDP over ssh. SSH forwards only streams, so datagrams travel framed

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { BerthError } from '../../contract/errors.js';
-import { checkSocketPath } from '../paths.js';
+import { checkSocketPath } from '../../base/paths.js';
 
 /** Does something accept connections on this unix socket (or named pipe)? */
 export function socketIsLive(socketPath: string, timeoutMs = 1000): Promise<boolean> {

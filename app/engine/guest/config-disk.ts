@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
-import { ensurePrivateDir, writeFileAtomic } from '../fs-util.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
 
 /**
  * The config disk: a plain tar archive attached read-only as a virtio disk

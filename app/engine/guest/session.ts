@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import { BerthError } from '../../contract/errors.js';
-import { sleep } from '../process-util.js';
-import { publicKeyBlob } from './keys.js';
+import { sleep } from '../../base/process-util.js';
+import { publicKeyBlob } from '../../base/ssh-keys.js';
 
 const { Client } = ssh2;
 

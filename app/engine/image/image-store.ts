@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { BerthError } from '../../contract/errors.js';
-import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
-import { packageRoot } from '../package-root.js';
-import { berthHome } from '../paths.js';
-import { pidAlive, sleep } from '../process-util.js';
+import { readJsonIfExists, writeFileAtomic } from '../../base/fs-util.js';
+import { packageRoot } from '../../base/package-root.js';
+import { berthHome } from '../../base/paths.js';
+import { pidAlive, sleep } from '../../base/process-util.js';
 import type { BootMode, GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
-import { checkSyncable } from '../share/sync-paths.js';
+import { checkSyncable } from './sync-paths.js';
 import type { Settings } from './schema.js';
 import type { SettingsStore } from './store.js';
 

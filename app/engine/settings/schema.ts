@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../../contract/settings-values.js';
-import { syncPathProblem } from '../share/sync-paths.js';
+import { syncPathProblem } from './sync-paths.js';
 
 /**
  * Engine settings of one instance. Every field has a default, so an empty

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
-import { ensurePrivateDir, writeFileAtomic } from '../fs-util.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
 import {
   RESTART_KEYS,
   SettingsPatchSchema,

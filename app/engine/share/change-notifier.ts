@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 /**
  * Host edits reach containers' file watchers (webpack, vite, nodemon).

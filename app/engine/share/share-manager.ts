@@ -3,10 +3,10 @@ import fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import type { GuestSession } from '../guest/session.js';
-import { sleep } from '../process-util.js';
+import { sleep } from '../../base/process-util.js';
 import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
 import { shareKey, virtiofsMountCommand, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 export type ShareMechanism = ShareMechanismName;
 export type ShareState = 'mounting' | 'mounted' | 'error';

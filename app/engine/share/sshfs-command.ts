@@ -3,7 +3,7 @@
  * it uses (the engine's side of it is sftp-server.ts).
  */
 import { BerthError } from '../../contract/errors.js';
-import { shWord } from '../guest/shell-quote.js';
+import { shWord } from '../../base/shell-quote.js';
 
 /**
  * sshfs options for a Berth share (besides `slave`), and why:

@@ -19,8 +19,8 @@ import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
 import type { Entry, EntryKind, Snapshot } from './sync-plan.js';
-import { SYNC_TEMP_PREFIX } from './sync-paths.js';
-import { shq } from '../guest/shell-quote.js';
+import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
+import { shq } from '../../base/shell-quote.js';
 
 export const AGENT_PERL = String.raw`
 use strict; use warnings;

@@ -22,7 +22,7 @@ import type { Readable } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
 import type { Entry, Snapshot } from './sync-plan.js';
 import { HostTree, isRefused, type HostDir } from './sync-host-path.js';
-import { safeRelative, SYNC_TEMP_PREFIX } from './sync-paths.js';
+import { safeRelative, SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 
 const abs = (root: string, rel: string) => path.join(root, ...rel.split('/'));
 

@@ -9,9 +9,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
-import { GUEST_SYNC_ROOT, shareOf, syncGuestPath, syncId, type ShareLike } from './sync-paths.js';
+import { GUEST_SYNC_ROOT, shareOf, syncGuestPath, syncId, type ShareLike } from '../settings/sync-paths.js';
 import { SyncSession, type SyncConflictView, type SyncView } from './sync-session.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 export interface SyncSetting {
   hostPath: string;

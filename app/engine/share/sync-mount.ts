@@ -5,7 +5,7 @@
  */
 import type { GuestSession } from '../guest/session.js';
 import { mountsEscape } from './share-manager.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 const topMount = (g: string) => `top=$(P=${shq(mountsEscape(g))} awk '$5 == ENVIRON["P"] { r = $4 } END { print r }' /proc/self/mountinfo)`;
 

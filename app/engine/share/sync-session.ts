@@ -27,13 +27,13 @@ import type { GuestSession } from '../guest/session.js';
 import { hashGuest, scanGuest } from './sync-guest.js';
 import { hashHost, scanHost } from './sync-host.js';
 import { mountCopy, unmountCopy } from './sync-mount.js';
-import { guestSyncDirs, syncId } from './sync-paths.js';
+import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
 import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncWatch } from './sync-watch.js';
 import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions, type TransferProgress } from './sync-transfer.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
 export type { SyncProblemView } from './sync-retry.js';

@@ -12,9 +12,9 @@ import { create as tarCreate } from 'tar';
 import type { GuestSession } from '../guest/session.js';
 import { applyGuest, runGuest, type GuestOp, type OpResult } from './sync-guest.js';
 import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
-import { type guestSyncDirs } from './sync-paths.js';
+import { type guestSyncDirs } from '../settings/sync-paths.js';
 import type { Action, Ancestor } from './sync-plan.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 export interface TransferContext {
   session: GuestSession;

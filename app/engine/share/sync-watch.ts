@@ -10,7 +10,7 @@ import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { GuestWatcher } from './sync-guest.js';
-import { SYNC_TEMP_PREFIX } from './sync-paths.js';
+import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 
 export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }> {
   private hostSub?: parcelWatcher.AsyncSubscription;

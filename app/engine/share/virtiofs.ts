@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ShareSpec, VirtiofsSupport } from '../drivers/driver.js';
-import { shq } from '../guest/shell-quote.js';
+import { shq } from '../../base/shell-quote.js';
 
 /**
  * virtiofs shares: which shared folders the VM gets as virtio-fs devices,

@@ -13,7 +13,7 @@ import {
 import { DRIVER_FEATURES } from '../engine/drivers/features.js';
 import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
 import { rosettaPlan } from '../engine/drivers/vm-spec.js';
-import { cacheDir } from '../engine/paths.js';
+import { cacheDir } from '../base/paths.js';
 import type { DriverSetting } from '../contract/settings-values.js';
 
 /**

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BerthError, isBerthError, type ErrorInfo } from '../../contract/errors.js';
-import type { InstancePaths } from '../paths.js';
-import { PROTOCOL_VERSION, protocolMismatch, type EventData, type EventName, type MethodName, type Params, type Result } from '../../contract/contract.js';
-import { LineReader } from './line-reader.js';
+import { BerthError, isBerthError, type ErrorInfo } from '../contract/errors.js';
+import type { InstancePaths } from '../base/paths.js';
+import { PROTOCOL_VERSION, protocolMismatch, type EventData, type EventName, type MethodName, type Params, type Result } from '../contract/contract.js';
+import { LineReader } from '../base/line-reader.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { BerthError, isBerthError } from '../../contract/errors.js';
-import type { InstancePaths } from '../paths.js';
-import { describeIssues } from '../settings/schema.js';
-import type { VmState } from '../../contract/vm-states.js';
-import { methods, type EventName, type MethodName, type VmStatus } from '../../contract/contract.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
+import type { InstancePaths } from '../base/paths.js';
+import { describeIssues } from '../engine/settings/schema.js';
+import type { VmState } from '../contract/vm-states.js';
+import { methods, type EventName, type MethodName, type VmStatus } from '../contract/contract.js';
 import type { ControlClient } from './control-client.js';
 import { offlineCall } from './offline.js';
-import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
+import { TOO_DEEP, nestedTooDeep } from '../contract/wire-limits.js';
 
 /**
  * The contract as a UI sees it, whether or not the engine runs: what the

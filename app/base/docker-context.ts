@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { BerthError } from '../../contract/errors.js';
-import { readJsonIfExists, writeFileAtomic } from '../fs-util.js';
+import { BerthError } from '../contract/errors.js';
+import { readJsonIfExists, writeFileAtomic } from './fs-util.js';
 
 /**
  * The docker CLI's contexts, written the way `docker context create` writes

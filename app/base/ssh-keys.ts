@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import ssh2 from 'ssh2';
-import { ensurePrivateDir, writeFileAtomic } from '../fs-util.js';
+import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
 
 const { utils } = ssh2;
 

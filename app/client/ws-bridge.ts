@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { toErrorInfo, type ErrorInfo } from '../../contract/errors.js';
-import { MAX_MESSAGE_BYTES, RequestSchema } from '../../contract/contract.js';
+import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
+import { MAX_MESSAGE_BYTES, RequestSchema } from '../contract/contract.js';
 import type { EngineGateway } from './engine-gateway.js';
-import { TOO_DEEP, nestedTooDeep } from './wire-limits.js';
+import { TOO_DEEP, nestedTooDeep } from '../contract/wire-limits.js';
 
 /**
  * The browser dashboard's transport: the contract's JSON messages over a

@@ -1,19 +1,19 @@
 import fs from 'node:fs';
-import type { RunState } from '../boot/boot-plan.js';
-import { dockerHostUrl } from '../docker/context.js';
-import { DRIVER_FEATURES } from '../drivers/features.js';
-import type { DriverName } from '../drivers/driver.js';
-import { BerthError } from '../../contract/errors.js';
-import { readJsonIfExists } from '../fs-util.js';
-import type { InstancePaths } from '../paths.js';
-import { pidAlive } from '../process-util.js';
-import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../settings/edits.js';
-import { SettingsStore, settingsView } from '../settings/store.js';
-import type { MethodName, VmStatus } from '../../contract/contract.js';
+import type { RunState } from '../engine/boot/boot-plan.js';
+import { dockerHostUrl } from '../base/docker-context.js';
+import { DRIVER_FEATURES } from '../engine/drivers/features.js';
+import type { DriverName } from '../engine/drivers/driver.js';
+import { BerthError } from '../contract/errors.js';
+import { readJsonIfExists } from '../base/fs-util.js';
+import type { InstancePaths } from '../base/paths.js';
+import { pidAlive } from '../base/process-util.js';
+import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../engine/settings/edits.js';
+import { SettingsStore, settingsView } from '../engine/settings/store.js';
+import type { MethodName, VmStatus } from '../contract/contract.js';
 import type { ControlClient } from './control-client.js';
-import { buildDiagnostics } from './diagnostics.js';
-import { factoryReset } from './factory-reset.js';
-import { readLog } from './log-read.js';
+import { buildDiagnostics } from '../engine/api/diagnostics.js';
+import { factoryReset } from '../engine/api/factory-reset.js';
+import { readLog } from '../engine/api/log-read.js';
 
 /**
  * What works with no engine running, one place for the CLI and the
@@ -130,4 +130,9 @@ export function offlineStatus(paths: InstancePaths): VmStatus {
     dockerHost: dockerHostUrl(paths.dockerSocket),
     enginePid: 0,
   };
+}
+
+/** The settings file itself, when no engine runs (same schema, same checks). */
+export async function localSettings(paths: InstancePaths): Promise<SettingsStore> {
+  return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk });
 }

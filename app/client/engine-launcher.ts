@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError, isBerthError } from '../../contract/errors.js';
-import { ensurePrivateDir, tailFile } from '../fs-util.js';
-import type { InstancePaths } from '../paths.js';
-import { pidAlive, sleep } from '../process-util.js';
+import { BerthError, isBerthError } from '../contract/errors.js';
+import { ensurePrivateDir, tailFile } from '../base/fs-util.js';
+import type { InstancePaths } from '../base/paths.js';
+import { pidAlive, sleep } from '../base/process-util.js';
 import { ControlClient } from './control-client.js';
 
 /**

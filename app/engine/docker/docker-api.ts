@@ -41,18 +41,55 @@ export class DockerApiError extends Error {
   }
 }
 
+/**
+ * http's client calls a few net.Socket methods on its connection; a plain
+ * stream (an ssh channel) gets them as no-ops (timeouts are ours, per request).
+ */
+function asSocket(s: Duplex): Duplex {
+  const sock = s as Duplex & Record<string, unknown>;
+  for (const m of ['setTimeout', 'setNoDelay', 'setKeepAlive', 'ref', 'unref']) {
+    if (typeof sock[m] !== 'function') sock[m] = () => sock;
+  }
+  return sock;
+}
+
+/** Opens a fresh byte stream to dockerd (an ssh channel to the guest's socket). */
+export type DockerDial = () => Promise<Duplex>;
+
 export class DockerApi {
-  constructor(private readonly socketPath: string) {}
+  /**
+   * `to`: the path of a unix socket that reaches dockerd, or a dial
+   * function. The engine's own clients (port watcher, change notifier,
+   * idle check) dial the guest directly, so they never count as someone
+   * using the host's docker socket.
+   */
+  constructor(private readonly to: string | DockerDial) {}
+
+  /** How http reaches dockerd for one request. */
+  private get via(): Pick<http.RequestOptions, 'socketPath' | 'createConnection' | 'agent'> {
+    const to = this.to;
+    // No agent: one connection per request (and createConnection is only used without one).
+    if (typeof to === 'string') return { socketPath: to, agent: false };
+    return {
+      // http waits for `done` when createConnection returns nothing.
+      createConnection: ((_opts: unknown, done: (err: Error | null, s?: Duplex) => void) => {
+        to().then(
+          (s) => done(null, asSocket(s)),
+          (err: Error) => done(err),
+        );
+        return undefined;
+      }) as unknown as http.RequestOptions['createConnection'],
+    };
+  }
 
   request(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(
         {
-          socketPath: this.socketPath,
+          ...this.via,
           method,
           path: `${DOCKER_API}${path}`,
-          agent: false,
           headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
         },
         (res) => {
@@ -146,7 +183,7 @@ export class DockerApi {
       onEnd(err);
     };
     const q = encodeURIComponent(JSON.stringify(filters));
-    const req = http.request({ socketPath: this.socketPath, method: 'GET', path: `${DOCKER_API}/events?filters=${q}`, agent: false }, (res) => {
+    const req = http.request({ ...this.via, method: 'GET', path: `${DOCKER_API}/events?filters=${q}` }, (res) => {
       if ((res.statusCode ?? 0) >= 400) {
         res.resume();
         return end(new DockerApiError(res.statusCode ?? 0, 'events request refused'));
@@ -192,7 +229,7 @@ export class DockerApi {
       ended = true;
       onEnd(err);
     };
-    const req = http.request({ socketPath: this.socketPath, method: 'GET', path: `${DOCKER_API}${path}`, agent: false }, (res) => {
+    const req = http.request({ ...this.via, method: 'GET', path: `${DOCKER_API}${path}` }, (res) => {
       const status = res.statusCode ?? 0;
       if (status >= 400) {
         const chunks: Buffer[] = [];
@@ -227,10 +264,9 @@ export class DockerApi {
     return new Promise((resolve, reject) => {
       const data = Buffer.from(JSON.stringify(body));
       const req = http.request({
-        socketPath: this.socketPath,
+        ...this.via,
         method: 'POST',
         path: `${DOCKER_API}${path}`,
-        agent: false,
         headers: {
           'content-type': 'application/json',
           'content-length': data.length,

@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { DockerSocketForward } from '../app/engine/forward/docker-socket.js';
+import { forwardDockerSocket } from '../app/engine/forward/docker-socket.js';
 import { GuestSession } from '../app/engine/guest/session.js';
 import { silentLogger } from '../app/base/log.js';
 import { startFakeDockerd, startFakeGuest } from '../test/helpers/fake-guest.js';
@@ -83,10 +83,8 @@ export async function measureForwardOverhead(n = 500, bulkBytes = 256 * 1024 * 1
     vmAlive: () => true,
   });
   await session.connect(5000);
-  const fwd = new DockerSocketForward(path.join(dir, 'f.sock'), session, silentLogger());
-  await fwd.listen();
-  const guardedFwd = new DockerSocketForward(path.join(dir, 'g.sock'), session, silentLogger(), () => undefined);
-  await guardedFwd.listen();
+  const fwd = await forwardDockerSocket(path.join(dir, 'f.sock'), session, silentLogger());
+  const guardedFwd = await forwardDockerSocket(path.join(dir, 'g.sock'), session, silentLogger(), () => undefined);
   const [d, f, g] = ['d.sock', 'f.sock', 'g.sock'].map((s) => path.join(dir, s)) as [string, string, string];
   const keep = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const r: OverheadResult = { direct: [], forwarded: [], forwardedKeepAlive: [], guarded: [], bulk: { bytes: bulkBytes, direct: [], forwarded: [], guarded: [] } };

@@ -54,6 +54,7 @@ export function formatStatus(s: VmStatus): string {
       `${bold('docker context')}${' '}${s.dockerContext.name}${s.dockerContext.outcome === 'conflict' ? red(' (name taken by another context; left alone)') : ''}`,
     );
   }
+  if (s.rest) lines.push(`${bold('idle rest')}     ${restLine(s.rest)}`);
   if (s.vmPid) lines.push(`${bold('vm pid')}        ${s.vmPid}${s.attached ? dim(' (reattached)') : ''}`);
   lines.push(`${bold('engine pid')}    ${s.enginePid}`);
   if (s.lastCrash) {
@@ -153,4 +154,14 @@ function table(rows: string[][]): string {
   const strip = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => strip(r[i]!).length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - strip(c).length))).join('  ').trimEnd()).join('\n');
+}
+
+function restLine(r: NonNullable<VmStatus['rest']>): string {
+  if (!r.idleMinutes) return dim('off (idleMinutes=0)');
+  const parts = [`after ${r.idleMinutes} idle min`];
+  if (r.restingSince) parts.push(`resting since ${r.restingSince}; the next docker command wakes it`);
+  else if (r.busy) parts.push(`in use: ${r.busy}`);
+  else if (r.idleSince) parts.push(`idle since ${r.idleSince}`);
+  if (r.rests) parts.push(`${r.rests} rest${r.rests > 1 ? 's' : ''}, ${r.wakes} wake${r.wakes === 1 ? '' : 's'}${r.lastWakeMs !== undefined ? ` (last ${seconds(r.lastWakeMs)})` : ''}`);
+  return parts.join('; ');
 }

@@ -135,6 +135,20 @@ export const VmStatusSchema = z.object({
   sshHost: z.string().optional(),
   startedAt: z.string().optional(),
   attached: z.boolean().optional(),
+  /** Idle rest: the setting, how long nothing has been in use, and the wakes so far. */
+  rest: z
+    .object({
+      idleMinutes: z.number(),
+      /** Since when nothing has been in use (while running), or why it cannot rest now. */
+      idleSince: z.string().optional(),
+      busy: z.string().optional(),
+      restingSince: z.string().optional(),
+      rests: z.number(),
+      wakes: z.number(),
+      /** The last wake: from the first waiting connection to dockerd answering it. */
+      lastWakeMs: z.number().optional(),
+    })
+    .optional(),
   /** The VM's last unexpected exit under this engine, and how many in the last 10 minutes. */
   lastCrash: z.object({ at: z.string(), reason: z.string(), recent: z.number() }).optional(),
   timings: TimingsSchema.optional(),
@@ -164,6 +178,8 @@ export const SettingsViewSchema = z.object({
   /** Rosetta for amd64 binaries (absent from engines older than the setting). */
   rosetta: z.boolean().optional(),
   portBind: z.enum(['loopback', 'all']),
+  /** Minutes with nothing in use before the VM rests; 0 = never (absent from engines older than the idle rest). */
+  idleMinutes: z.number().optional(),
   /** Absent from engines older than virtiofs. */
   shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).optional(),
   ports: z.array(ManualPortViewSchema),

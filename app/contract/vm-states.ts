@@ -1,7 +1,12 @@
 import type { ErrorInfo } from './errors.js';
 
 /** The VM's states and the phases of a start, as every side of the contract sees them. */
-export const VM_STATES = ['stopped', 'starting', 'running', 'stopping', 'error'] as const;
+/**
+ * `resting`: stopped by the engine after `idleMinutes` with nothing in use;
+ * unlike `stopped`, the docker socket still listens and the next connection
+ * wakes the VM (it waits, it is not refused).
+ */
+export const VM_STATES = ['stopped', 'starting', 'running', 'stopping', 'resting', 'error'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 /** What `starting` is doing right now, in order. */

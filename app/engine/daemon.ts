@@ -172,7 +172,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   if (opts.exitOnStop) {
     engine.on('state', (c) => {
-      if (c.state === 'stopped' && c.previous === 'stopping') setImmediate(() => void shutdown(false));
+      if (c.state === 'stopped' && (c.previous === 'stopping' || c.previous === 'resting')) setImmediate(() => void shutdown(false));
     });
   }
 

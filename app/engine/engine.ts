@@ -2,27 +2,25 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { VmStatus } from '../contract/contract.js';
-import { chooseAccel, driverOfRun, guestTraits, pickDriver, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type PlanContext, type RunState } from './boot/boot-plan.js';
-import { CrashBudget, findLeftVm, guestDied } from './boot/crash-recovery.js';
+import { chooseAccel, driverOfRun, guestTraits, imageView, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type PlanContext, type RunState } from './boot/boot-plan.js';
+import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
 import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
 import { sshEndpointOf, type Driver, type RunningVm, type VmSpec } from './drivers/driver.js';
 import type { DriverFactory } from './drivers/driver-select.js';
 import { bootModeFor } from './drivers/features.js';
 import { contextName, dockerHostUrl, ensureDockerContextOrWarn, type ContextResult } from '../base/docker-context.js';
-import { BerthError, toErrorInfo, type ErrorInfo } from '../contract/errors.js';
-import type { PortView } from './forward/port-manager.js';
+import { BerthError, toErrorInfo } from '../contract/errors.js';
 import { ensurePrivateDir, tailFile, writeFileAtomic } from '../base/fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
 import type { GuestSession } from './guest/session.js';
 import type { GuestImage, ImageStore } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
 import { freeLoopbackPort } from '../base/process-util.js';
-import { GuestRuntime } from './runtime/guest-runtime.js';
+import { GuestRuntime, type RuntimeEvents } from './runtime/guest-runtime.js';
 import { LiveEdits } from './runtime/live-edits.js';
+import { RestControl } from './runtime/rest-control.js';
 import type { Settings } from './settings/schema.js';
 import type { SettingsStore } from './settings/store.js';
-import type { ShareView } from './share/share-manager.js';
-import type { SyncConflictView, SyncView } from './share/sync-session.js';
 import type { StartPhase, StateChange } from '../contract/vm-states.js';
 import { VmStateMachine } from './vm/state-machine.js';
 
@@ -50,15 +48,12 @@ const env = (name: string, fallback: number) => Number(process.env[name] || fall
  * One instance: its VM, the guest session and the docker socket. Owns the
  * state machine; every transition and start phase is an event.
  */
-export class Engine extends EventEmitter<{
-  state: [StateChange];
-  progress: [{ phase: StartPhase; message: string; at: string }];
-  session: [{ state: string; at: string }];
-  ports: [PortView[]];
-  shares: [ShareView[]];
-  sync: [SyncView[]];
-  syncConflict: [{ hostPath: string; conflict: SyncConflictView }];
-}> {
+export class Engine extends EventEmitter<
+  RuntimeEvents & {
+    state: [StateChange];
+    progress: [{ phase: StartPhase; message: string; at: string }];
+  }
+> {
   readonly sm = new VmStateMachine();
   /** Shares, manual ports and synced folders: edited in settings, applied to what runs. */
   readonly edits = new LiveEdits(
@@ -84,9 +79,21 @@ export class Engine extends EventEmitter<{
   private vmSpec?: VmSpec;
   /** When the VM went down by itself lately (for the restart budget). */
   private readonly crashes = new CrashBudget();
+  /** The idle rest, and the docker socket that outlives one VM run. */
+  private readonly rest: RestControl;
 
   constructor(private readonly o: EngineOptions) {
     super();
+    this.rest = new RestControl({
+      paths: o.paths,
+      log: o.log,
+      idleMinutes: () => (this.o.settings instanceof BerthError ? 0 : this.o.settings.get().idleMinutes),
+      busyReason: async () => (this.runtime ? this.runtime.busyReason() : 'the VM is not running'),
+      state: () => this.sm.state,
+      inFlight: () => !!(this.startPromise || this.stopPromise || this.reattaching),
+      start: () => this.start(),
+      toRest: () => this.stopping(() => this.doStop(false, true)),
+    });
     this.sm.on('change', (c) => {
       this.o.log.info({ state: c.state, previous: c.previous, error: c.error?.code }, 'vm state');
       this.emit('state', c);
@@ -146,13 +153,8 @@ export class Engine extends EventEmitter<{
     if (Object.keys(this.timings).length) st.timings = { ...this.timings };
     if (this.context) st.dockerContext = { ...this.context };
     if (this.runtime) Object.assign(st, this.runtime.status());
-    if (this.image) {
-      st.image = {
-        dir: this.image.dir,
-        recipeHash: this.image.manifest.recipeHash,
-        kernelRelease: this.image.manifest.kernelRelease,
-      };
-    }
+    st.rest = this.rest.view();
+    if (this.image) st.image = imageView(this.image);
     return st;
   }
 
@@ -232,6 +234,7 @@ export class Engine extends EventEmitter<{
       await this.connectGuest(tBoot, accel.accel === 'tcg');
       this.timings.totalMs = Date.now() - t0;
       this.sm.to('running');
+      this.rest.running();
       this.o.log.info({ timings: this.timings }, 'VM running');
       return this.status();
     } catch (err) {
@@ -258,13 +261,10 @@ export class Engine extends EventEmitter<{
     this.run!.ssh = endpoint;
     if (endpoint.host !== '127.0.0.1') this.o.log.info({ endpoint }, 'guest address');
     // From here on the runtime owns the session: its teardown closes it last.
-    const rt = new GuestRuntime({ endpoint, keys, vm, paths: this.paths, log: this.o.log, settings: () => this.settingsStore().get(), sharePlan: this.run?.sharePlan });
+    const settings = () => this.settingsStore().get();
+    const rt = new GuestRuntime({ endpoint, keys, vm, paths: this.paths, log: this.o.log, settings, sharePlan: this.run?.sharePlan, dockerSocket: this.rest.socket });
     this.runtime = rt;
-    rt.on('session', (e) => this.emit('session', e));
-    rt.on('ports', (l) => this.emit('ports', l));
-    rt.on('shares', (l) => this.emit('shares', l));
-    rt.on('sync', (l) => this.emit('sync', l));
-    rt.on('syncConflict', (c) => this.emit('syncConflict', c));
+    rt.relayTo(this);
     const bootFailed = () => {
       if (!vm.alive()) throw guestDied(this.paths.serialLog, 'the VM exited while booting');
     };
@@ -304,16 +304,9 @@ export class Engine extends EventEmitter<{
       const wasRunning = this.sm.state === 'running';
       void this.teardown(false).then(() => {
         if (!wasRunning) return; // a start in flight reports its own failure
-        const info: ErrorInfo = {
-          code: 'VM_EXITED',
-          message: `the VM stopped unexpectedly (${reason})`,
-          hint: 'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.',
-          details: tailFile(this.paths.serialLog, 25).join('\n'),
-        };
         if (this.sm.state !== 'running') return;
         const restart = this.crashes.record(reason);
-        if (!restart) info.hint = `${this.crashes.spentNote()} ${info.hint}`;
-        this.sm.to('error', info);
+        this.sm.to('error', vmExitedInfo(this.paths.serialLog, reason, restart ? undefined : this.crashes.spentNote()));
         if (restart) this.scheduleRecovery();
       });
     });
@@ -334,11 +327,17 @@ export class Engine extends EventEmitter<{
     }, env('BERTH_RECOVERY_DELAY_MS', 2000));
   }
 
-  /** Take down what runs on the session, newest first; with `killVm`, force the VM off too. */
+  /**
+   * Take down what runs on the session, newest first; with `killVm`, force
+   * the VM off too. A crash or a failed start (or wake): the docker socket
+   * goes, and connections that waited for a wake end.
+   */
   private async teardown(killVm: boolean): Promise<void> {
+    this.rest.leaving();
     const rt = this.runtime;
     this.runtime = undefined;
     await rt?.close();
+    await this.rest.closeSocket();
     if (killVm && this.vm) {
       const vm = this.vm;
       this.vm = undefined;
@@ -351,14 +350,25 @@ export class Engine extends EventEmitter<{
   stop(opts: { force?: boolean } = {}): Promise<VmStatus> {
     this.crashes.cancel();
     if (this.sm.state === 'stopped' && !this.reattaching) return Promise.resolve(this.status());
-    if (this.stopPromise) return this.stopPromise;
-    const p = (async () => {
+    if (this.stopPromise) {
+      // A stop asked for while the VM goes to rest: it ends stopped, not resting.
+      return this.stopPromise.then(() => (this.sm.state === 'resting' ? this.stop(opts) : this.status()));
+    }
+    return this.stopping(async () => {
       if (this.reattaching) await this.reattaching;
       if (this.startPromise) await this.startPromise.catch(() => undefined);
       if (this.sm.state === 'stopped') return this.status();
+      if (this.sm.state === 'resting') {
+        await this.rest.closeSocket();
+        this.sm.to('stopped');
+        return this.status();
+      }
       return this.doStop(opts.force ?? false);
-    })();
-    this.stopPromise = p.finally(() => {
+    });
+  }
+
+  private stopping(run: () => Promise<VmStatus>): Promise<VmStatus> {
+    this.stopPromise = run().finally(() => {
       this.stopPromise = undefined;
     });
     return this.stopPromise;
@@ -370,12 +380,15 @@ export class Engine extends EventEmitter<{
    * stop, then the guest powers off while its shares are still served, and
    * the shares and the session go last.
    */
-  private async doStop(force: boolean): Promise<VmStatus> {
+  private async doStop(force: boolean, toRest = false): Promise<VmStatus> {
     this.sm.to('stopping');
+    this.rest.leaving();
     const vm = this.vm;
     const rt = this.runtime;
     this.runtime = undefined;
     await rt?.unwindAbove('sync');
+    // Going to rest, the socket stays and new connections wait for the wake.
+    if (!toRest) await this.rest.closeSocket();
     // What containers wrote in synced folders reaches the host before the VM goes.
     if (!force) await rt?.flushSync(env('BERTH_SYNC_STOP_TIMEOUT_MS', 60_000));
     await rt?.unwindAbove('shares');
@@ -402,7 +415,8 @@ export class Engine extends EventEmitter<{
     this.attached = false;
     this.timings = {};
     fs.rmSync(this.paths.state, { force: true });
-    this.sm.to('stopped');
+    this.sm.to(toRest ? 'resting' : 'stopped');
+    if (toRest) this.rest.rested();
     return this.status();
   }
 
@@ -445,6 +459,7 @@ export class Engine extends EventEmitter<{
       await this.connectGuest(t0, run.accel === 'tcg');
       this.timings.totalMs = Date.now() - t0;
       this.sm.to('running');
+      this.rest.running();
       this.o.log.info({ pid: vm.pid }, 'reattached to the running VM');
       return true;
     } catch (err) {
@@ -456,17 +471,11 @@ export class Engine extends EventEmitter<{
   }
 
   /** The ssh endpoint for `berth shell`. */
-  sshEndpoint(): { host: string; port: number; user: string; privateKeyPath: string; hostPublicKey: string } {
+  sshEndpoint(): SshLogin {
     if (this.sm.state !== 'running' || !this.run || !this.keys) {
       throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start`.');
     }
-    return {
-      host: this.run.ssh?.host ?? '127.0.0.1',
-      port: this.run.ssh?.port ?? this.run.sshPort,
-      user: 'root',
-      privateKeyPath: this.paths.clientKey,
-      hostPublicKey: this.keys.hostPublic,
-    };
+    return sshLogin(this.run, this.keys, this.paths);
   }
 
   async guestLogs(lines: number): Promise<string[]> {

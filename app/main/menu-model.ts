@@ -26,12 +26,12 @@ export interface MenuItemModel {
 /** The tray menu for a VM state: status line, VM actions, windows, login item, quit. */
 export function trayMenu(view: TrayView, state: VmState | undefined, prefs: { openAtLogin: boolean }): MenuItemModel[] {
   const running = state === 'running';
-  const idle = state === 'stopped' || state === 'error' || state === undefined;
+  const idle = state === 'stopped' || state === 'resting' || state === 'error' || state === undefined;
   return [
     { label: view.statusLine, enabled: false },
     { type: 'separator' },
     { label: 'Start', action: 'start', enabled: idle },
-    { label: 'Stop', action: 'stop', enabled: running || state === 'starting' },
+    { label: 'Stop', action: 'stop', enabled: running || state === 'starting' || state === 'resting' },
     { label: 'Restart', action: 'restart', enabled: running },
     { type: 'separator' },
     { label: 'Open Dashboard', action: 'open-dashboard', enabled: true },

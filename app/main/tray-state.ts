@@ -39,6 +39,8 @@ export function trayView(s: { state?: VmState; phase?: string; error?: { message
     }
     case 'stopping':
       return { icon: 'starting', tooltip: 'Berth: stopping', statusLine: 'Stopping…' };
+    case 'resting':
+      return { icon: 'stopped', tooltip: 'Berth: resting (the next docker command wakes it)', statusLine: 'Resting: wakes on the next docker command' };
     case 'error':
       return {
         icon: 'error',

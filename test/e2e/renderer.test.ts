@@ -213,6 +213,20 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('resting shows on Home and in the badge, with Start (wake) and Stop', async () => {
+    await page.getByRole('link', { name: 'Home' }).click();
+    await page.getByTestId('vm-state').getByText('Running').waitFor();
+    // As the engine does after idleMinutes with nothing in use.
+    engine.sm.to('stopping');
+    engine.sm.to('resting');
+    await page.getByTestId('vm-state').getByText('Resting').waitFor();
+    assert.match(await page.getByTestId('resting-note').innerText(), /next docker command wakes it/);
+    assert.match(await page.getByRole('status').first().innerText(), /resting/i);
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await page.getByTestId('vm-state').getByText('Running').waitFor();
+    assert.deepEqual(problems, []);
+  });
+
   test('with the VM stopped, the Docker screens offer to start it', async () => {
     await page.getByRole('link', { name: 'Home' }).click();
     await page.getByRole('button', { name: 'Stop', exact: true }).click();

@@ -70,6 +70,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     };
     if (settings.problem) st.settingsProblem = settings.problem.toInfo();
     if (sm.state === 'starting' && phase) st.phase = phase as never;
+    if (sm.state === 'resting') st.rest = { idleMinutes: s.idleMinutes, rests: 1, wakes: 0, restingSince: new Date().toISOString() };
     if (sm.state === 'running') {
       st.accel = 'tcg';
       // What the real engine says with the setting on and a driver without Rosetta.
@@ -96,6 +97,10 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     return status();
   };
   const stop = async () => {
+    if (sm.state === 'resting') {
+      sm.to('stopped');
+      return status();
+    }
     if (sm.state !== 'running') return status();
     sm.to('stopping');
     await sleep(o.phaseMs ?? 150);

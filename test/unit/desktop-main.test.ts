@@ -36,6 +36,11 @@ describe('tray state mapping', () => {
     assert.deepEqual(trayView({ state: 'running', engine: 'up' }).icon, 'running');
     assert.deepEqual(trayView({ state: 'starting', phase: 'boot', engine: 'up' }), { icon: 'starting', tooltip: 'Berth: starting (booting the VM)', statusLine: 'Starting: booting the VM…' });
     assert.equal(trayView({ state: 'stopping', engine: 'up' }).icon, 'starting', 'stopping is busy too');
+    assert.deepEqual(trayView({ state: 'resting', engine: 'up' }), {
+      icon: 'stopped',
+      tooltip: 'Berth: resting (the next docker command wakes it)',
+      statusLine: 'Resting: wakes on the next docker command',
+    });
     const err = trayView({ state: 'error', error: { message: 'the guest did not answer' }, engine: 'up' });
     assert.equal(err.icon, 'error');
     assert.match(err.tooltip, /the guest did not answer/);
@@ -52,6 +57,12 @@ describe('tray menu', () => {
         .filter((m) => m.action)
         .map((m) => [m.label!, m.enabled]),
     );
+  test('resting: Start wakes the VM, Stop really stops it', () => {
+    const m = labels('resting');
+    assert.equal(m.Start, true);
+    assert.equal(m.Stop, true);
+    assert.equal(m.Restart, false);
+  });
   test('status line first, then Start/Stop/Restart enabled by state, windows, login item, quit with a choice', () => {
     const m = trayMenu(trayView({ state: 'running', engine: 'up' }), 'running', { openAtLogin: true });
     assert.deepEqual(m[0], { label: 'Berth is running', enabled: false });

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
-import { DockerSocketForward, pingDocker } from '../../app/engine/forward/docker-socket.js';
+import { forwardDockerSocket, pingDocker } from '../../app/engine/forward/docker-socket.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/base/log.js';
 import { startFakeDockerd, startFakeGuest, startHalfCloseEcho, type FakeGuest } from '../helpers/fake-guest.js';
@@ -25,7 +25,7 @@ const echo = path.join(t.dir, 'echo.sock');
 const hostSocket = path.join(t.dir, 'docker.sock');
 let guest: FakeGuest;
 let session: GuestSession;
-let forward: DockerSocketForward;
+let forward: { close: () => Promise<void> };
 const servers: net.Server[] = [];
 
 before(async () => {
@@ -45,8 +45,7 @@ before(async () => {
     vmAlive: () => true,
   });
   await session.connect(5000);
-  forward = new DockerSocketForward(hostSocket, session, silentLogger());
-  await forward.listen();
+  forward = await forwardDockerSocket(hostSocket, session, silentLogger());
 });
 
 after(async () => {
@@ -88,12 +87,9 @@ test('the host socket is owner-only and carries HTTP to the guest dockerd', asyn
 /** Connect through a second forward whose guest target is the half-close echo. */
 async function echoForward(): Promise<{ sock: string; close: () => Promise<void> }> {
   const sock = path.join(t.dir, `e${crypto.randomInt(1e6)}.sock`);
-  const f = new DockerSocketForward(sock, session, silentLogger());
-  // Point this forward's channels at /echo.sock.
-  (f as unknown as { session: { openStreamLocal: (p: string) => unknown } }).session = {
-    openStreamLocal: () => session.openStreamLocal('/echo.sock'),
-  };
-  await f.listen();
+  // This forward's channels go to /echo.sock.
+  const toEcho = { openStreamLocal: () => session.openStreamLocal('/echo.sock') } as unknown as GuestSession;
+  const f = await forwardDockerSocket(sock, toEcho, silentLogger());
   return { sock, close: () => f.close() };
 }
 

@@ -29,7 +29,8 @@ test('every illegal transition throws and changes nothing', () => {
     stopped: ['starting'],
     starting: ['running', 'stopping', 'error'],
     running: ['stopping', 'error'],
-    stopping: ['stopped', 'error'],
+    stopping: ['stopped', 'resting', 'error'],
+    resting: ['starting', 'stopped'],
     error: ['starting', 'stopping', 'stopped'],
   };
   for (const from of VM_STATES) {

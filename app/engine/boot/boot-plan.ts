@@ -10,6 +10,7 @@ import type { VmStatus } from '../../contract/contract.js';
 import type { QemuHost } from '../drivers/qemu-host.js';
 import { buildVmSpec, rosettaPlan, type RosettaPlan } from '../drivers/vm-spec.js';
 import type { GuestImage } from '../image/image-store.js';
+import type { GuestKeys } from '../../base/ssh-keys.js';
 import type { InstancePaths } from '../../base/paths.js';
 import type { Settings } from '../settings/schema.js';
 import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
@@ -202,4 +203,28 @@ export function runStatus(r: RunState): Partial<VmStatus> {
     ...(r.ssh ? { sshHost: r.ssh.host } : {}),
     startedAt: r.startedAt,
   };
+}
+
+/** What `berth shell` needs to log in to the running VM. */
+export interface SshLogin {
+  host: string;
+  port: number;
+  user: string;
+  privateKeyPath: string;
+  hostPublicKey: string;
+}
+
+export function sshLogin(run: RunState, keys: Pick<GuestKeys, 'hostPublic'>, paths: InstancePaths): SshLogin {
+  return {
+    host: run.ssh?.host ?? '127.0.0.1',
+    port: run.ssh?.port ?? run.sshPort,
+    user: 'root',
+    privateKeyPath: paths.clientKey,
+    hostPublicKey: keys.hostPublic,
+  };
+}
+
+/** The guest image, as status shows it. */
+export function imageView(image: GuestImage): NonNullable<VmStatus['image']> {
+  return { dir: image.dir, recipeHash: image.manifest.recipeHash, kernelRelease: image.manifest.kernelRelease };
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Driver, RunningVm, VmSpec } from '../drivers/driver.js';
 import { bootModeFor } from '../drivers/features.js';
-import { BerthError } from '../../contract/errors.js';
+import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import { readJsonIfExists, tailFile } from '../../base/fs-util.js';
 import type { GuestImage, ImageStore } from '../image/image-store.js';
 import { vmSpecFor, type PlanContext, type RunState } from './boot-plan.js';
@@ -99,4 +99,15 @@ export function guestDied(serialLog: string, message: string): BerthError {
     'The serial console below shows what the guest printed last (`berth logs --serial` has all of it).',
     tailFile(serialLog, 25).join('\n'),
   );
+}
+
+/** The error a running VM that went down by itself leaves (with the restart budget's note once it is spent). */
+export function vmExitedInfo(serialLog: string, reason: string, budgetSpent?: string): ErrorInfo {
+  const hint = 'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.';
+  return {
+    code: 'VM_EXITED',
+    message: `the VM stopped unexpectedly (${reason})`,
+    hint: budgetSpent ? `${budgetSpent} ${hint}` : hint,
+    details: tailFile(serialLog, 25).join('\n'),
+  };
 }

@@ -1,22 +1,21 @@
-import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { bridge } from './bridge.js';
 import { DockerRequestGuard, type BindCheck } from './docker-request-guard.js';
-import { listenPrivate, prepareSocketPath } from './unix-socket.js';
+import { DockerSocketListener } from './docker-socket-listener.js';
 
 export const GUEST_DOCKER_SOCKET = '/var/run/docker.sock';
 
 /**
- * The host's docker socket. Every connection is one ssh channel
+ * Connections to the host's docker socket (docker-socket-listener.ts) on
+ * one guest session. Every connection is one ssh channel
  * (openssh_forwardOutStreamLocal) to the guest's /var/run/docker.sock and
  * the bytes pass untouched both ways, so hijacked and streamed requests
  * (attach, exec, logs -f, build) work. Half-closes are carried across: the
  * docker CLI closes its write side after stdin ends and still reads.
  */
 export class DockerSocketForward {
-  private server?: net.Server;
   private conns = new Set<net.Socket>();
   total = 0;
   failed = 0;
@@ -24,7 +23,6 @@ export class DockerSocketForward {
   refused = 0;
 
   constructor(
-    readonly socketPath: string,
     private readonly session: GuestSession,
     private readonly log: Logger,
     /** Refuses binds of host folders that are not shared (Docker Desktop's "Mounts denied"). */
@@ -35,14 +33,8 @@ export class DockerSocketForward {
     return this.conns.size;
   }
 
-  async listen(): Promise<void> {
-    await prepareSocketPath(this.socketPath, 'docker socket');
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.onConnection(sock));
-    await listenPrivate(server, this.socketPath);
-    this.server = server;
-  }
-
-  private onConnection(sock: net.Socket): void {
+  /** Serve one connection (paused, as the listener accepted it). */
+  handle(sock: net.Socket): void {
     this.total++;
     this.conns.add(sock);
     sock.on('close', () => this.conns.delete(sock));
@@ -68,12 +60,9 @@ export class DockerSocketForward {
     );
   }
 
-  async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+  /** The session goes: the connections it carries end. */
+  close(): void {
     for (const s of this.conns) s.destroy();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
-    if (process.platform !== 'win32') fs.rmSync(this.socketPath, { force: true });
   }
 }
 
@@ -102,4 +91,29 @@ export async function pingDocker(session: GuestSession, timeoutMs = 5000): Promi
     channel.on('close', () => done(false));
     channel.write('GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n');
   });
+}
+
+/**
+ * A listener at `socketPath` whose every connection goes to `session`'s
+ * dockerd, for one session's lifetime (tests and the forward bench; the
+ * engine keeps its listener across VM runs and attaches each run's forward).
+ */
+export async function forwardDockerSocket(
+  socketPath: string,
+  session: GuestSession,
+  log: Logger,
+  bindCheck?: BindCheck,
+): Promise<{ forward: DockerSocketForward; listener: DockerSocketListener; close: () => Promise<void> }> {
+  const forward = new DockerSocketForward(session, log, bindCheck);
+  const listener = new DockerSocketListener(socketPath, log, () => undefined);
+  await listener.listen();
+  listener.attach((sock) => forward.handle(sock));
+  return {
+    forward,
+    listener,
+    close: async () => {
+      forward.close();
+      await listener.close();
+    },
+  };
 }

@@ -135,6 +135,14 @@ export class PortManager extends EventEmitter<{ change: [PortView[]] }> {
     this.dockerWatcher.on('change', () => this.schedule());
   }
 
+  /** TCP connections open through the forwards now (the idle rest waits for them). */
+  get openConnections(): number {
+    let n = 0;
+    for (const f of this.forwards.values()) n += f.connections;
+    return n;
+  }
+
+
   start(): void {
     this.running = true;
     this.guestWatcher.start();

@@ -6,7 +6,8 @@ import type { VmStatus } from '../../contract/contract.js';
 import { DockerApi } from '../docker/docker-api.js';
 import type { RunningVm, SshEndpoint } from '../drivers/driver.js';
 import { BerthError } from '../../contract/errors.js';
-import { DockerSocketForward, pingDocker } from '../forward/docker-socket.js';
+import { DockerSocketForward, GUEST_DOCKER_SOCKET, pingDocker } from '../forward/docker-socket.js';
+import type { DockerSocketListener } from '../forward/docker-socket-listener.js';
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
@@ -40,19 +41,25 @@ export interface RuntimeOptions {
   settings: () => Settings;
   /** Which shares are virtio-fs devices of this VM (absent: all reverse sshfs). */
   sharePlan?: SharePlan;
+  /** The host's docker socket (the engine's: it outlives this session). */
+  dockerSocket: DockerSocketListener;
 }
+
+const RUNTIME_EVENTS = ['session', 'ports', 'shares', 'sync', 'syncConflict'] as const;
 
 /** The parts in the order they come up; teardown runs the other way. */
 export type RuntimePart = 'session' | 'shares' | 'sync' | 'socket' | 'ports';
 const ORDER: RuntimePart[] = ['session', 'shares', 'sync', 'socket', 'ports'];
 
-export class GuestRuntime extends EventEmitter<{
+export interface RuntimeEvents {
   session: [{ state: string; at: string }];
   ports: [PortView[]];
   shares: [ShareView[]];
   sync: [SyncView[]];
   syncConflict: [{ hostPath: string; conflict: SyncConflictView }];
-}> {
+}
+
+export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   private readonly undo: { part: RuntimePart; stop: () => Promise<void> | void }[] = [];
   private forward?: DockerSocketForward;
   private ports?: PortManager;
@@ -78,6 +85,13 @@ export class GuestRuntime extends EventEmitter<{
     session.on('reconnected', () => void this.syncClock());
     session.on('resumed', () => void this.syncClock());
     this.undo.push({ part: 'session', stop: () => session.close() });
+  }
+
+  /** Pass every runtime event on to `to` (the engine, whose events the contract carries). */
+  relayTo(to: EventEmitter<any>): void {
+    const from = this as EventEmitter;
+    const sink = to as EventEmitter;
+    for (const event of RUNTIME_EVENTS) from.on(event, (...args: unknown[]) => sink.emit(event, ...args));
   }
 
   /** The first ssh connection; `bootFailed` throws when the VM died meanwhile. */
@@ -140,7 +154,7 @@ export class GuestRuntime extends EventEmitter<{
     const { log } = this.o;
     const notifier = new ChangeNotifier(
       session,
-      new DockerApi(this.o.paths.dockerSocket),
+      this.dockerApi(),
       log,
       () => (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
       // Synced folders' guest copies get real writes (and real inotify events) from the sync.
@@ -217,10 +231,19 @@ export class GuestRuntime extends EventEmitter<{
     if (this.sync && this.session.currentState === 'connected') await this.sync.flush(timeoutMs);
   }
 
+  /**
+   * dockerd for the engine's own clients (port watcher, change notifier,
+   * idle check): a channel straight to the guest's socket, so they are not
+   * counted as someone using the host's docker socket.
+   */
+  dockerApi(): DockerApi {
+    return new DockerApi(() => this.session.openStreamLocal(GUEST_DOCKER_SOCKET));
+  }
+
   /** The host's docker socket, every connection a channel to the guest's dockerd. */
   private async openSocket(): Promise<void> {
+    const listener = this.o.dockerSocket;
     const forward = new DockerSocketForward(
-      this.o.paths.dockerSocket,
       this.session,
       this.o.log,
       makeBindCheck(
@@ -228,20 +251,23 @@ export class GuestRuntime extends EventEmitter<{
         (p) => fs.existsSync(p),
       ),
     );
-    await forward.listen();
+    await listener.listen();
+    listener.attach((sock) => forward.handle(sock));
     this.forward = forward;
     this.undo.push({
       part: 'socket',
-      stop: async () => {
+      stop: () => {
+        // New connections wait (the engine either wakes the VM or closes the socket).
+        listener.detach();
         this.forward = undefined;
-        await forward.close().catch(() => undefined);
+        forward.close();
       },
     });
   }
 
   /** Published ports follow the guest from now on (Docker events + socket table + manual). */
   private startPorts(): void {
-    const ports = new PortManager(this.session, new DockerApi(this.o.paths.dockerSocket), this.o.log, () => {
+    const ports = new PortManager(this.session, this.dockerApi(), this.o.log, () => {
       const s = this.o.settings();
       return { ports: s.ports, portBind: s.portBind };
     });
@@ -261,6 +287,33 @@ export class GuestRuntime extends EventEmitter<{
   /** Host edits in shared folders reach file watchers in containers from now on. */
   private startChangeNotifier(): void {
     this.notifier?.start();
+  }
+
+  /**
+   * Why the VM cannot rest now, or undefined when nothing is in use: no
+   * connection to the host's docker socket (docker logs -f, builds and
+   * attach are connections), no forwarded connection, no running
+   * container, no shell (a terminal in the guest). A check that fails
+   * counts as busy.
+   */
+  async busyReason(): Promise<string | undefined> {
+    const docker = this.o.dockerSocket.active;
+    if (docker) return `${docker} docker connection${docker > 1 ? 's' : ''} open`;
+    const fwd = this.ports?.openConnections ?? 0;
+    if (fwd) return `${fwd} forwarded connection${fwd > 1 ? 's' : ''} open`;
+    try {
+      const running = await this.dockerApi().request('GET', '/containers/json?limit=1', undefined, 15_000);
+      if (!Array.isArray(running)) return 'cannot tell whether containers run';
+      if (running.length) return 'a container is running';
+      // berth shell (and any ssh login) holds a terminal; the engine's own channels have none.
+      const r = await this.session.exec("ls /dev/pts | grep -c '^[0-9]'", { timeoutMs: 15_000 });
+      const shells = Number.parseInt(r.stdout.trim(), 10);
+      if (!Number.isSafeInteger(shells)) return 'cannot tell whether a shell is open';
+      if (shells > 0) return `${shells} shell${shells > 1 ? 's' : ''} open in the VM`;
+    } catch (err) {
+      return `cannot tell whether the VM is in use (${(err as Error).message.slice(0, 200)})`;
+    }
+    return undefined;
   }
 
   /** Set the guest's clock from the host's (after boot, and after the host slept). */

@@ -113,6 +113,12 @@ export const SettingsSchema = z
      * say why (vm-spec.ts rosettaPlan).
      */
     rosetta: z.boolean().default(false),
+    /**
+     * Rest the VM after this many minutes with nothing in use (no running
+     * container, no docker or forwarded connection, no shell); the next
+     * docker connection wakes it. 0 = never. Fractions are allowed.
+     */
+    idleMinutes: z.number().min(0, 'must be 0 (never rest) or more minutes').max(1440, 'must be at most 1440 minutes (a day)').default(15),
     /** Where forwarded ports listen on the host: loopback only, or every interface. */
     portBind: z.enum(['loopback', 'all']).default('loopback'),
     shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).default('auto'),
@@ -159,6 +165,7 @@ export const SettingsPatchSchema = z
     driver: z.enum(DRIVER_SETTINGS),
     rosetta: z.boolean(),
     portBind: z.enum(['loopback', 'all']),
+    idleMinutes: z.number(),
     shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS),
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),

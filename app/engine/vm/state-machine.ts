@@ -7,14 +7,16 @@ const ALLOWED: Record<VmState, readonly VmState[]> = {
   stopped: ['starting'],
   starting: ['running', 'stopping', 'error'],
   running: ['stopping', 'error'],
-  stopping: ['stopped', 'error'],
+  stopping: ['stopped', 'resting', 'error'],
+  resting: ['starting', 'stopped'],
   error: ['starting', 'stopping', 'stopped'],
 };
 
 
 /**
  * stopped → starting → running → stopping → stopped, plus error with a
- * reason and a hint. Every transition is an event; an illegal one is a bug
+ * reason and a hint, and resting (stopping → resting → starting on the next
+ * docker connection, or → stopped). Every transition is an event; an illegal one is a bug
  * and throws.
  */
 export class VmStateMachine extends EventEmitter<{ change: [StateChange] }> {

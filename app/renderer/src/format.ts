@@ -36,6 +36,7 @@ export function shortId(id: string): string {
 
 export const STATE_LABELS: Record<string, string> = {
   stopped: 'Stopped',
+  resting: 'Resting',
   starting: 'Starting',
   running: 'Running',
   stopping: 'Stopping',

@@ -22,15 +22,21 @@ export function Home() {
         </p>
         <ErrorNote error={statusError} />
         {state === 'error' && status?.error && <ErrorNote error={CallError.from(status.error)} />}
+        {state === 'resting' && (
+          <p className="note" data-testid="resting-note">
+            Resting after {status?.rest?.idleMinutes ?? 15} idle minutes: the VM is stopped and uses no memory or CPU. The next docker command wakes it; containers that
+            ran are kept (stopped, as after Stop).
+          </p>
+        )}
         {status?.settingsProblem && <ErrorNote warning testId="settings-problem" error={CallError.from(status.settingsProblem)} />}
         <div className="actions">
-          {(state === 'stopped' || state === 'error' || !state) && (
+          {(state === 'stopped' || state === 'resting' || state === 'error' || !state) && (
             <button type="button" className="primary" onClick={() => void act('vm.start')} disabled={transitional || !state}>
               {busy === 'vm.start' ? 'Starting…' : 'Start'}
             </button>
           )}
-          {(state === 'running' || state === 'starting') && (
-            <button type="button" onClick={() => void act('vm.stop')} disabled={state !== 'running' || !!busy}>
+          {(state === 'running' || state === 'starting' || state === 'resting') && (
+            <button type="button" onClick={() => void act('vm.stop')} disabled={state === 'starting' || !!busy}>
               {busy === 'vm.stop' ? 'Stopping…' : 'Stop'}
             </button>
           )}

@@ -6,9 +6,9 @@ import { useVm } from '../vm';
 import { SharesPanel } from './Shares';
 
 type SettingsView = Result<'settings.get'>;
-type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind' | 'shareMechanism';
-const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'shareMechanism'];
-const NUMERIC: Key[] = ['cpus', 'memoryMiB', 'diskGiB'];
+type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind' | 'idleMinutes' | 'shareMechanism';
+const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'idleMinutes', 'shareMechanism'];
+const NUMERIC: Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'idleMinutes'];
 /** Form values are strings; these are true/false. */
 const BOOLEAN: Key[] = ['rosetta'];
 
@@ -40,6 +40,11 @@ const FIELDS: { key: Key; label: string; help: string; check?: string }[] = [
   },
   { key: 'portBind', label: 'Forwarded ports listen on', help: 'Loopback keeps them on this machine.' },
   {
+    key: 'idleMinutes',
+    label: 'Rest when idle (minutes)',
+    help: 'With no container running and no docker, forwarded or shell connection for this long, the VM stops until the next docker command wakes it. 0: never.',
+  },
+  {
     key: 'shareMechanism',
     label: 'Shared folders use',
     help: 'auto: virtiofs where the VM driver has it, reverse sshfs elsewhere and as the fallback. Applies at the next start.',
@@ -49,6 +54,7 @@ const FIELDS: { key: Key; label: string; help: string; check?: string }[] = [
 /** The form's text for a saved value (true/false for booleans; a setting older engines lack is off, or auto). */
 function formValue(s: SettingsView, k: Key): string {
   const v = s[k];
+  if (k === 'idleMinutes') return String(v ?? 15);
   return BOOLEAN.includes(k) ? String(v === true) : String(v ?? 'auto');
 }
 
@@ -58,7 +64,7 @@ export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
   if (err.code === 'DISK_SHRINK') out.diskGiB = err.message;
   const body = err.message.replace(/^(invalid settings|bad params for settings\.update):\s*/, '');
   for (const part of body.split('; ')) {
-    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind|shareMechanism)\b[^:]*:\s*(.*)$/.exec(part);
+    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind|idleMinutes|shareMechanism)\b[^:]*:\s*(.*)$/.exec(part);
     if (m) out[m[1] as Key] = m[2]!;
   }
   return out;
@@ -76,6 +82,7 @@ export function Settings() {
     driver: 'auto',
     rosetta: 'false',
     portBind: 'loopback',
+    idleMinutes: '15',
     shareMechanism: 'auto',
   });
   const [error, setError] = useState<CallError | null>(null);

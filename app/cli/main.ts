@@ -414,7 +414,7 @@ settings
         if (!m) throw usage(`"${p}" is not KEY=VALUE`);
         // Numbers and true/false as JSON would have them; the schema says whether they fit the key.
         const v = m[2]!;
-        patch[m[1]!] = /^-?\d+$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
+        patch[m[1]!] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
       }
       const r = await callOrOffline(paths, 'settings.update', { patch });
       if (r.notice) process.stderr.write(`${yellow('note:')} ${r.notice}\n`);

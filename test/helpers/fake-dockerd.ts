@@ -125,7 +125,8 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
     }
     if (p === '/containers/json' && req.method === 'GET') {
       let list = [...containers.values()];
-      if (q.get('all') !== '1') list = list.filter((c) => c.State === 'running');
+      // As Docker: `limit` lists stopped containers too, like all=1.
+      if (q.get('all') !== '1' && !q.get('limit')) list = list.filter((c) => c.State === 'running');
       const filters = q.get('filters') ? (JSON.parse(q.get('filters')!) as Record<string, string[]>) : {};
       if (filters.id) list = list.filter((c) => filters.id!.some((i) => c.Id.startsWith(i)));
       if (filters.name) list = list.filter((c) => filters.name!.some((n) => new RegExp(n).test(c.Names[0]!)));

@@ -117,6 +117,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('rests after idleMinutes with nothing in use, not before; the next docker connection wakes it and is answered', async () => {
   // 0.05 min = 3 s idle; checks every second.
   const { engine, paths, states } = makeEngine({ idleMinutes: 0.05 });
+  // A stopped container does not keep the VM up.
+  const stopped = dockerd.addContainer({ name: 'done', State: 'exited' });
+  after(() => dockerd.remove(stopped.Id));
   await engine.start();
   const t0 = Date.now();
   await sleep(1500);

@@ -302,7 +302,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     const fwd = this.ports?.openConnections ?? 0;
     if (fwd) return `${fwd} forwarded connection${fwd > 1 ? 's' : ''} open`;
     try {
-      const running = await this.dockerApi().request('GET', '/containers/json?limit=1', undefined, 15_000);
+      const running = await this.dockerApi().request('GET', '/containers/json', undefined, 15_000);
       if (!Array.isArray(running)) return 'cannot tell whether containers run';
       if (running.length) return 'a container is running';
       // berth shell (and any ssh login) holds a terminal; the engine's own channels have none.

@@ -131,20 +131,24 @@ function serveStatic(root: string, port: number, req: http.IncomingMessage, res:
     res.writeHead(404);
     return void res.end();
   }
+  if (rel === '/') file = path.join(root, 'index.html');
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(file, { throwIfNoEntry: false });
-  } catch {
-    stat = undefined; // ENOTDIR, ENAMETOOLONG, EACCES: not a file we serve
-  }
-  if (!stat || stat.isDirectory()) {
-    // The UI is one page: its own paths all get index.html; missing assets are 404s.
-    if (rel.startsWith('/assets/') || path.extname(rel)) {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      return void res.end('not found\n');
+  } catch (err) {
+    // A name past the file system's limit is the request's fault: 414.
+    // ENOTDIR (a file used as a folder), EACCES: not a file we serve.
+    if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      res.writeHead(414, { 'content-type': 'text/plain' });
+      return void res.end('name too long\n');
     }
-    file = path.join(root, 'index.html');
-    stat = fs.statSync(file);
+    stat = undefined;
+  }
+  // The UI is one page whose screens are hash routes (#/containers), so
+  // only `/` is the page; any other path must be a file in the build.
+  if (!stat || !stat.isFile()) {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    return void res.end('not found\n');
   }
   const isIndex = path.basename(file) === 'index.html';
   res.writeHead(200, {

@@ -200,8 +200,8 @@ describe('static files', () => {
     assert.equal(r.headers['cache-control'], 'no-store');
     assert.equal((await get('/assets/app.js')).headers['content-type'], 'text/javascript; charset=utf-8');
   });
-  test('UI paths fall back to the page; missing assets and paths outside the folder are 404', async () => {
-    assert.equal((await get('/containers')).status, 200);
+  test('only / is the page (its screens are hash routes); other missing paths, missing assets and paths outside the folder are 404', async () => {
+    assert.equal((await get('/containers')).status, 404);
     assert.equal((await get('/assets/missing.js')).status, 404);
     assert.equal((await get('/../secret.txt')).status, 404);
     assert.equal((await get('/%2e%2e/secret.txt')).status, 404);

@@ -32,6 +32,8 @@ export interface RunningDaemon {
   engine: Engine;
   paths: InstancePaths;
   log: Logger;
+  /** The control server (tests look at what reaches its handlers). */
+  server: ControlServer;
   /** Resolves when the daemon has shut down. */
   done: Promise<void>;
   shutdown(stopVm: boolean): Promise<void>;
@@ -183,7 +185,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     void engine.reattach();
   }
 
-  return { engine, paths, log, done, shutdown };
+  return { engine, paths, log, server, done, shutdown };
 }
 
 /** `berth daemon`: run until stopped by a signal or `engine.shutdown`. */

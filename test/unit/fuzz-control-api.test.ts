@@ -10,15 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../app/client/control-client.js';
-import { RequestSchema } from '../../app/contract/contract.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
-import { fuzzSeed, garbageLine, malformedJson, randomJson, rng } from '../helpers/fuzz.js';
-import { checkErrorShape, randomPatch, randomRequest } from '../helpers/fuzz-requests.js';
+import { fuzzSeed, garbageLine, rng } from '../helpers/fuzz.js';
+import { checkErrorShape, randomPatch } from '../helpers/fuzz-requests.js';
+import { hello as helloWith, raw as rawConnection, type Raw } from '../helpers/control-raw.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const t = shortTempDir('fzc');
@@ -35,80 +34,8 @@ after(async () => {
   t.cleanup();
 });
 
-interface Raw {
-  sock: net.Socket;
-  lines: string[];
-  closed: Promise<void>;
-  isClosed: () => boolean;
-  write(data: string | Buffer): void;
-  /** Wait until `n` lines arrived (or the connection closed). */
-  waitLines(n: number, ms?: number): Promise<unknown[]>;
-}
-
-async function raw(): Promise<Raw> {
-  // allowHalfOpen: a bad client keeps writing after the engine hung up its side.
-  const sock = net.createConnection({ path: eng.paths.controlSocket, allowHalfOpen: true });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', reject);
-  });
-  const lines: string[] = [];
-  let buf = '';
-  let isClosed = false;
-  const wake = new Set<() => void>();
-  sock.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-    for (const w of wake) w();
-  });
-  sock.on('error', () => undefined);
-  // The engine hanging up its side counts as closed (the client is half-open).
-  const closed = new Promise<void>((r) => {
-    const done = () => {
-      isClosed = true;
-      for (const w of wake) w();
-      r();
-    };
-    sock.on('end', done);
-    sock.on('close', done);
-  });
-  return {
-    sock,
-    lines,
-    closed,
-    isClosed: () => isClosed,
-    write: (d) => {
-      if (!sock.destroyed) sock.write(d);
-    },
-    waitLines: (n, ms = 10_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          if (lines.length >= n || isClosed) {
-            wake.delete(check);
-            clearTimeout(timer);
-            resolve(lines.map((l) => JSON.parse(l)));
-          }
-        };
-        const timer = setTimeout(() => {
-          wake.delete(check);
-          reject(new Error(`only ${lines.length} of ${n} answers in ${ms} ms (seed ${SEED})`));
-        }, ms);
-        wake.add(check);
-        check();
-      }),
-  };
-}
-
-async function hello(c: Raw): Promise<void> {
-  c.write(JSON.stringify({ id: 'h', method: 'hello', params: { token } }) + '\n');
-  const [r] = (await c.waitLines(1)) as { result?: unknown }[];
-  assert.ok(r?.result, 'hello answered');
-  c.lines.length = 0;
-}
+const raw = () => rawConnection(eng.paths.controlSocket);
+const hello = (c: Raw) => helloWith(c, token);
 
 /** The engine is alive and well: a new client gets a status. */
 async function stillServes(): Promise<void> {
@@ -121,53 +48,6 @@ async function stillServes(): Promise<void> {
   }
   SettingsStore.load(eng.paths.settings); // the settings file is still valid
 }
-
-test(`random lines on an authenticated connection: one clear answer each (seed ${SEED})`, async () => {
-  const r = rng(SEED);
-  const c = await raw();
-  await hello(c);
-  const expectIds: unknown[] = [];
-  const sent: string[] = [];
-  const N = 600;
-  for (let i = 0; i < N; i++) {
-    let line: string | Buffer;
-    const kind = r.int(4);
-    if (kind === 0) line = garbageLine(r);
-    else if (kind === 1) line = JSON.stringify(randomJson(r, 3));
-    else if (kind === 2) line = malformedJson(r, JSON.stringify(randomRequest(r, i)));
-    else line = JSON.stringify(randomRequest(r, i));
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line.toString());
-    } catch {
-      parsed = undefined;
-    }
-    const req = RequestSchema.safeParse(parsed);
-    expectIds.push(req.success ? req.data.id : null);
-    sent.push(line.toString());
-    if (process.env.FUZZ_DUMP) fs.appendFileSync(process.env.FUZZ_DUMP, Buffer.concat([Buffer.from(line), Buffer.from('\n')]));
-    c.write(Buffer.concat([Buffer.from(line), Buffer.from('\n')]));
-  }
-  const answers = (await c.waitLines(N, 30_000).catch((err: Error) => {
-    const seen = new Set(c.lines.map((l) => JSON.stringify(JSON.parse(l).id)));
-    const missing = sent.filter((_, i) => expectIds[i] !== null && !seen.has(JSON.stringify(expectIds[i])));
-    throw new Error(`${err.message}; unanswered: ${missing.join('\n').slice(0, 2000)}`);
-  })) as { id: unknown; result?: unknown; error?: unknown }[];
-  assert.equal(c.isClosed(), false, `the connection stays open (last answers: ${c.lines.slice(-2).join('\n').slice(0, 1000)}; unanswered: ${sent.filter((_, i) => expectIds[i] !== null && !c.lines.some((l) => JSON.stringify(JSON.parse(l).id) === JSON.stringify(expectIds[i]))).slice(0, 5).join('\n').slice(0, 1500)})`);
-  assert.equal(answers.length, N, 'one answer per line');
-  const got = answers.map((a) => JSON.stringify(a.id)).sort();
-  assert.deepEqual(got, expectIds.map((id) => JSON.stringify(id)).sort(), 'answers carry the request ids');
-  let errors = 0;
-  for (const a of answers) {
-    if (a.error) {
-      errors++;
-      checkErrorShape(a.error, `answer to id ${JSON.stringify(a.id)} (seed ${SEED})`);
-    } else assert.ok('result' in a, `an answer is a result or an error (seed ${SEED})`);
-  }
-  assert.ok(errors > N / 2, 'most of it was refused');
-  c.sock.destroy();
-  await stillServes();
-});
 
 test(`bad settings patches change nothing on disk, good ones are saved (seed ${SEED})`, async () => {
   const r = rng(SEED + 1);
@@ -191,38 +71,6 @@ test(`bad settings patches change nothing on disk, good ones are saved (seed ${S
   }
   assert.ok(refused > 50);
   await stillServes();
-});
-
-test('before hello: every request is refused and no handler runs', async () => {
-  const r = rng(SEED + 2);
-  const statsBefore = eng.sm.state;
-  for (let i = 0; i < 40; i++) {
-    const c = await raw();
-    const req = randomRequest(r, i);
-    if (req.method === 'hello') req.method = 'vm.start';
-    c.write(JSON.stringify({ ...req, method: r.pick(['vm.start', 'vm.stop', 'engine.shutdown', 'settings.update', 'containers.remove', String(req.method)]) }) + '\n');
-    const [a] = (await c.waitLines(1)) as { error?: { code: string } }[];
-    assert.ok(a?.error, 'refused');
-    checkErrorShape(a.error, 'pre-hello answer');
-    assert.ok(['UNAUTHORIZED', 'BAD_REQUEST'].includes(a.error.code), a.error.code);
-    if (a.error.code === 'UNAUTHORIZED') await c.closed;
-    c.sock.destroy();
-  }
-  assert.equal(eng.sm.state, statsBefore, 'nothing started or stopped');
-});
-
-test('hello with a missing, empty, short, long or wrong token: UNAUTHORIZED or BAD_REQUEST, then closed', async () => {
-  for (const params of [undefined, {}, { token: '' }, { token: token.slice(0, -1) }, { token: token + '0' }, { token: token.toUpperCase() === token ? 'x' : token.toUpperCase() }, { token: 'x'.repeat(5000) }, { token: 42 }, { token: [token] }]) {
-    const c = await raw();
-    c.write(JSON.stringify({ id: 1, method: 'hello', params }) + '\n');
-    const [a] = (await c.waitLines(1)) as { error?: { code: string } }[];
-    assert.ok(a?.error, JSON.stringify(params));
-    checkErrorShape(a.error, 'hello');
-    c.write(JSON.stringify({ id: 2, method: 'vm.start', params: {} }) + '\n');
-    const rest = (await c.waitLines(2)) as { result?: unknown; error?: { code: string } }[];
-    assert.ok(!rest.some((x) => x.result), `no call succeeds without the token: ${JSON.stringify(params)}`);
-    c.sock.destroy();
-  }
 });
 
 test('a 64 MiB line: refused with BAD_REQUEST and the connection closed; nothing after it is read', async () => {

@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
-import { waitFor } from '../../app/engine/process-util.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { startDashboard, type DashboardServer } from '../../app/cli/dashboard.js';
 import { ControlClient } from '../../app/client/control-client.js';
 import { RequestSchema } from '../../app/contract/contract.js';

@@ -140,30 +140,32 @@ export class ControlServer {
   }
 
   private async dispatch(conn: Conn, method: string, rawParams: unknown): Promise<unknown> {
+    // Before a good hello nothing else is looked at: any other call, known
+    // or not, well-formed or not, ends the connection as UNAUTHORIZED.
+    if (!conn.authed && method !== 'hello') {
+      throw new BerthError('UNAUTHORIZED', 'say hello with the control token first', 'The first request must be `hello`.');
+    }
     if (!Object.hasOwn(methods, method)) {
       throw new BerthError('BAD_REQUEST', `unknown method "${method}"`, `Known methods: ${Object.keys(methods).join(', ')}.`);
     }
     const m = method as MethodName;
     const parsed = methods[m].params.safeParse(rawParams);
     if (!parsed.success) {
+      // A hello without a usable token is refused like a wrong token. One
+      // with a token and a field this engine does not know stays
+      // BAD_REQUEST: that is how a newer client learns the engine is older.
+      if (m === 'hello' && !conn.authed && !hasUsableToken(rawParams)) throw badToken('hello without a usable control token');
       throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
     }
     if (m === 'hello') {
       const p = parsed.data as Params<'hello'>;
       if (!tokenMatches(p.token, this.token)) {
         this.log.warn('control connection refused: bad token');
-        throw new BerthError(
-          'UNAUTHORIZED',
-          'the control token is wrong',
-          'Clients read the token from the instance folder; only its owner can.',
-        );
+        throw badToken('the control token is wrong');
       }
       if (p.protocol !== undefined && p.protocol !== PROTOCOL_VERSION) throw protocolMismatch(p.protocol, PROTOCOL_VERSION, this.info.version);
       conn.authed = true;
       return { protocol: PROTOCOL_VERSION, version: this.info.version, instance: this.info.instance, pid: process.pid };
-    }
-    if (!conn.authed) {
-      throw new BerthError('UNAUTHORIZED', 'say hello with the control token first', 'The first request must be `hello`.');
     }
     if (m === 'events.subscribe') {
       conn.subscribed = true;
@@ -179,6 +181,15 @@ export class ControlServer {
     this.server = undefined;
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }
+}
+
+function hasUsableToken(params: unknown): boolean {
+  const token = (params as { token?: unknown } | null | undefined)?.token;
+  return typeof token === 'string' && methods.hello.params.shape.token.safeParse(token).success;
+}
+
+function badToken(message: string): BerthError {
+  return new BerthError('UNAUTHORIZED', message, 'Clients read the token from the instance folder; only its owner can.');
 }
 
 function tokenMatches(given: string, expected: string): boolean {

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ControlClient } from '../../app/client/control-client.js';
@@ -392,12 +391,8 @@ describe('main process wiring (fake electron, real control server)', () => {
     await app.gateway!.close();
   });
 
-  test('a real Electron window needs the Electron binary: this says whether it is here, never skips silently', () => {
-    // Not `require('electron')`: from Electron 42 on that starts a download.
-    const dir = path.join(path.dirname(createRequire(import.meta.url).resolve('electron/package.json')));
-    const pathTxt = path.join(dir, 'path.txt');
-    const exe = fs.existsSync(pathTxt) ? path.join(dir, 'dist', fs.readFileSync(pathTxt, 'utf8')) : undefined;
-    const why = exe && fs.existsSync(exe) ? `the binary is at ${exe}, but these tests drive main through the fake module only` : 'the Electron binary is not installed (it cannot be downloaded on this machine)';
-    process.stdout.write(`# Electron window on screen not tested: ${why}; main runs here with a fake electron module (this file, desktop-bundle.test.ts) and the same UI runs in Chromium (test/e2e)\n`);
-  });
+  // Not a pass: no test here puts a real Electron window on screen. Main
+  // runs with a fake electron module (this file, desktop-bundle.test.ts) and
+  // the same UI runs in Chromium (test/e2e); this says so in the skip count.
+  test('a real Electron window on screen', { skip: 'not tested: main runs here with a fake electron module, the UI in Chromium (test/e2e)' }, () => undefined);
 });

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import { buildCreateScript, HYPERV_DISK_LUNS, hypervDiskLun } from '../../app/engine/drivers/hyperv-scripts.js';
@@ -24,7 +24,7 @@ import { buildVmSpec } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
 import { ROOT } from '../helpers/run.js';
-import { guestShells } from '../helpers/guest-shells.js';
+import { anyShell, guestShells } from '../helpers/guest-shells.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const DISKS_SH = path.join(ROOT, 'vm-images/rootfs/etc/berth/disks.sh');
@@ -33,7 +33,7 @@ const RC_SYSINIT = path.join(ROOT, 'vm-images/rootfs/etc/berth/rc.sysinit');
 const t = shortTempDir('gdk');
 after(() => t.cleanup());
 
-const SHELLS = guestShells('disks.sh');
+const SHELLS = guestShells();
 
 let n = 0;
 /** A fresh fake sysfs root. */
@@ -101,7 +101,7 @@ function sh(shell: { argv: string[] }, root: string, script: string, ...args: st
 const find = (shell: { argv: string[] }, root: string, name: string) => sh(shell, root, 'berth_find_disk "$1"', name);
 
 for (const shell of SHELLS) {
-  describe(`disks.sh under ${shell.name}`, () => {
+  gatedSuite(`disks.sh under ${shell.name}`, shell.problem, {}, () => {
     test('QEMU and vfkit: each disk by its virtio serial, in any probe order', () => {
       const root = sysfs();
       virtioDisk(root, 'vda', 'berth-cfg');
@@ -223,8 +223,8 @@ for (const shell of SHELLS) {
   });
 }
 
-describe('the LUN table: guest and engine agree', () => {
-  const shell = SHELLS[0]!;
+const { shell, problem: noShell } = anyShell();
+gatedSuite('the LUN table: guest and engine agree', noShell, {}, () => {
 
   test('berth_disk_lun in disks.sh answers HYPERV_DISK_LUNS for every name, and nothing else', () => {
     const text = fs.readFileSync(DISKS_SH, 'utf8');

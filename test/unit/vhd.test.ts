@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from '../helpers/prereq-gate.js';
 import { fixedVhdFooter, vhdGeometry, writeFixedVhd } from '../../app/engine/drivers/vhd.js';
 import { findExecutable } from '../../app/base/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
@@ -46,7 +46,7 @@ test('the footer: fields at their offsets, and a checksum that adds up', () => {
   assert.throws(() => fixedVhdFooter(1000), /multiple of 512/);
 });
 
-test('a raw file becomes a fixed VHD: same bytes, padded to a MiB, footer last, owner-only', (t) => {
+test('a raw file becomes a fixed VHD: same bytes, padded to a MiB, footer last, owner-only', () => {
   const tmp = shortTempDir('vhd');
   try {
     const raw = path.join(tmp.dir, 'config.tar');
@@ -59,16 +59,25 @@ test('a raw file becomes a fixed VHD: same bytes, padded to a MiB, footer last, 
     assert.deepEqual(out.subarray(0, data.length), data);
     assert.equal(out.toString('ascii', 1024 * 1024, 1024 * 1024 + 8), 'conectix');
     assert.equal(fs.statSync(vhd).mode & 0o777, 0o600);
+  } finally {
+    tmp.cleanup();
+  }
+});
 
-    const qemuImg = findExecutable('qemu-img');
-    if (!qemuImg) {
-      t.diagnostic('qemu-img is not installed (Debian: qemu-utils); the cross-check with QEMU\'s VHD reader did not run');
-      return;
-    }
-    const info = JSON.parse(execFileSync(qemuImg, ['info', '-f', 'vpc', '--output=json', vhd], { encoding: 'utf8' })) as { format: string };
+const qemuImg = findExecutable('qemu-img');
+
+test('QEMU reads the fixed VHD back as the same bytes', { needs: qemuImg ? undefined : 'qemu-img is not installed (Debian: qemu-utils)' }, () => {
+  const tmp = shortTempDir('vhd');
+  try {
+    const raw = path.join(tmp.dir, 'config.tar');
+    const vhd = path.join(tmp.dir, 'config.vhd');
+    const data = Buffer.from('berth config disk\n'.repeat(400));
+    fs.writeFileSync(raw, data);
+    writeFixedVhd(raw, vhd);
+    const info = JSON.parse(execFileSync(qemuImg!, ['info', '-f', 'vpc', '--output=json', vhd], { encoding: 'utf8' })) as { format: string };
     assert.equal(info.format, 'vpc', 'QEMU accepts the footer (it verifies the checksum)');
     const back = path.join(tmp.dir, 'back.raw');
-    execFileSync(qemuImg, ['convert', '-f', 'vpc', '-O', 'raw', vhd, back]);
+    execFileSync(qemuImg!, ['convert', '-f', 'vpc', '-O', 'raw', vhd, back]);
     assert.deepEqual(fs.readFileSync(back).subarray(0, data.length), data);
   } finally {
     tmp.cleanup();

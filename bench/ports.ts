@@ -39,6 +39,18 @@ const refused = (port: number) =>
     s.on('error', () => resolve(true));
   });
 
+/** waitFor that throws when the time runs out: a timeout is an error, never a sample. */
+async function until(check: () => boolean | Promise<boolean>, ms: number, every: number, what: string): Promise<void> {
+  if (!(await waitFor(check, ms, every))) throw new Error(`bench: ${what} did not happen within ${ms / 1000} s`);
+}
+
+/** A GET that must answer 200 with `bytes` bytes; a failed request is an error, never a latency sample. */
+async function sample(port: number, path: string, bytes: number): Promise<{ ms: number; bytes: number }> {
+  const r = await get(port, path);
+  if (r.status !== 200 || r.bytes !== bytes) throw new Error(`bench: GET 127.0.0.1:${port}${path} failed (status ${r.status ?? 'none'}, ${r.bytes} of ${bytes} bytes)`);
+  return r;
+}
+
 function cpuTicks(pid: number): number {
   // utime + stime, in clock ticks (fields 14 and 15 of /proc/PID/stat).
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -71,11 +83,11 @@ export async function benchPorts(r: Runner, image: string): Promise<PortsBench> 
   for (let i = 0; i < 5; i++) {
     await must(['run', '-d', '--name', `fc${i}`, '-p', '18201:80', image, 'httpd', '-f', '-p', '80', '-h', '/www']);
     const t0 = performance.now();
-    await waitFor(async () => (await get(18201, '/')).status === 200, 30_000, 5);
+    await until(async () => (await get(18201, '/')).status === 200, 30_000, 5, `the published port answering (run ${i + 1})`);
     out.firstConnectMs.push(performance.now() - t0);
     await must(['rm', '-f', `fc${i}`]);
     const t1 = performance.now();
-    await waitFor(() => refused(18201), 30_000, 5);
+    await until(() => refused(18201), 30_000, 5, `the port closing after docker rm -f (run ${i + 1})`);
     out.releaseMs.push(performance.now() - t1);
   }
 
@@ -84,27 +96,28 @@ export async function benchPorts(r: Runner, image: string): Promise<PortsBench> 
     'run', '-d', '--name', 'big', '-p', `${HOSTFWD.guest}:80`, image, 'sh', '-c',
     'dd if=/dev/urandom of=/www/big bs=1M count=100 2>/dev/null && head -c 1024 /dev/urandom > /www/small && exec httpd -f -p 80 -h /www',
   ]);
-  await waitFor(async () => (await get(HOSTFWD.guest, '/small')).bytes === 1024, 120_000, 200);
-  await waitFor(async () => (await get(HOSTFWD.host, '/small')).bytes === 1024, 30_000, 200);
+  await until(async () => (await get(HOSTFWD.guest, '/small')).bytes === 1024, 120_000, 200, "the test server answering through Berth's forward");
+  await until(async () => (await get(HOSTFWD.host, '/small')).bytes === 1024, 30_000, 200, "the test server answering through QEMU's hostfwd");
   for (let i = 0; i < 10; i++) {
-    await get(HOSTFWD.guest, '/small');
-    await get(HOSTFWD.host, '/small');
+    await sample(HOSTFWD.guest, '/small', 1024);
+    await sample(HOSTFWD.host, '/small', 1024);
   }
   for (let i = 0; i < 100; i++) {
-    out.small.berth.push((await get(HOSTFWD.guest, '/small')).ms);
-    out.small.hostfwd.push((await get(HOSTFWD.host, '/small')).ms);
+    out.small.berth.push((await sample(HOSTFWD.guest, '/small', 1024)).ms);
+    out.small.hostfwd.push((await sample(HOSTFWD.host, '/small', 1024)).ms);
   }
+  const BIG = 100 * 1048576;
   for (let i = 0; i < 3; i++) {
-    const b = await get(HOSTFWD.guest, '/big');
+    const b = await sample(HOSTFWD.guest, '/big', BIG);
     out.bigMBps.berth.push(b.bytes / 1048576 / (b.ms / 1000));
-    const h = await get(HOSTFWD.host, '/big');
+    const h = await sample(HOSTFWD.host, '/big', BIG);
     out.bigMBps.hostfwd.push(h.bytes / 1048576 / (h.ms / 1000));
   }
   await must(['rm', '-f', 'big']);
 
   // 3. Ten forwards open, nothing happening.
   await must(['run', '-d', '--name', 'ten', '-p', '18210-18219:8000-8009', image, 'sh', '-c', 'for p in $(seq 8000 8009); do httpd -p $p -h /www; done; exec sleep 100000']);
-  await waitFor(async () => (await Promise.all(Array.from({ length: 10 }, (_, i) => get(18210 + i, '/')))).every((x) => x.status === 200), 60_000, 200);
+  await until(async () => (await Promise.all(Array.from({ length: 10 }, (_, i) => get(18210 + i, '/')))).every((x) => x.status === 200), 60_000, 200, 'ten forwarded ports answering');
   out.idle.forwards = JSON.parse((await r.berth('ports', '--json')).stdout).ports.length;
   await sleep(10_000);
   const pid = await r.enginePid();

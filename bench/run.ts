@@ -9,24 +9,27 @@
  *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
  *     written to bench/soak-results.md by default)
  *
+ * Each kind of run writes its own file whole, with a header naming the
+ * commit, the command, the machine and the accelerator (results-file.ts);
+ * `--out` never names another kind's file.
+ *
  * Uses its own BERTH_HOME in /tmp so the user's instance is untouched.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../app/base/package-root.js';
 import { processRssKiB, sleep } from '../app/base/process-util.js';
 import type { VmStatus } from '../app/contract/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
-import { measureForwardOverhead } from './forward-overhead.js';
 import { benchPorts, HOSTFWD } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 import { benchSyncLocal } from './sync-local.js';
+import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results-file.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
+import { socketLatencyRows } from './socket-latency.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -48,7 +51,16 @@ if (ONLY && ONLY !== 'shares') {
   process.stderr.write(`bench: --only takes a section name: shares (not ${JSON.stringify(ONLY)})\n`);
   process.exit(2);
 }
-const OUT = path.resolve(opt('--out', path.join(packageRoot(), 'bench', SOAK ? 'soak-results.md' : ONLY ? `results-${ONLY}.md` : 'results.md')));
+const KIND: RunKind = SOAK ? 'soak' : ONLY ? 'shares' : 'full';
+let OUT: string;
+try {
+  OUT = resultsPath(path.join(packageRoot(), 'bench'), KIND, args.includes('--out') ? opt('--out', '') || undefined : undefined);
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+/** The command line as typed, for the results file's header. */
+const COMMAND = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
 
 const home = fs.mkdtempSync('/tmp/bb-');
 const sock = path.join(home, 'default', 'docker.sock');
@@ -109,39 +121,8 @@ async function startOnce(): Promise<StartSample> {
   return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {} };
 }
 
-/** GET /version over a unix socket, n times, one connection each. */
-async function apiLatency(socketPath: string, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      http
-        .get({ socketPath, path: '/version', agent: false }, (res) => {
-          res.resume();
-          res.on('end', () => resolve());
-        })
-        .on('error', reject);
-    });
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
-
-function header(accel: string): string[] {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  return [
-    '# Berth benchmark results',
-    '',
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench${SOAK ? ' -- --soak' : ''}\` on ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.versions.node}.`,
-    `Accelerator: ${accel}. Under TCG (software emulation) every guest-side number is many times what KVM or Hypervisor.framework gives.`,
-    '',
-  ];
-}
-
 function writeResults(rows: string[], accel: string): void {
-  const text = [...header(accel), ...rows].join('\n');
-  fs.mkdirSync(path.dirname(OUT), { recursive: true });
-  fs.writeFileSync(OUT, text);
+  const text = writeResultsFile(OUT, { commit: commitOf(packageRoot()), command: COMMAND, accel }, rows);
   process.stdout.write(text + '\n');
 }
 
@@ -311,66 +292,14 @@ async function main(): Promise<void> {
     '',
   );
 
-  // 2. Added latency of the socket forward.
+  // 2. The socket forward: its own cost without a VM, and calls through the VM for context.
   process.stderr.write('bench: latency\n');
-  const N = 200;
-  await apiLatency(sock, 20); // warm up
-  const host = await apiLatency(sock, N);
-  const guestRun = await must(
-    berth(
-      'shell',
-      '--',
-      'sh',
-      '-c',
-      `for i in $(seq ${N}); do curl -s -o /dev/null -w '%{time_total}\\n' --unix-socket /var/run/docker.sock http://d/version; done`,
-    ),
-    'guest curl loop',
-  );
-  const guest = guestRun.stdout
-    .trim()
-    .split('\n')
-    .map((l) => Number(l) * 1000)
-    .filter((x) => Number.isFinite(x));
-  const cliHost: number[] = [];
-  for (let i = 0; i < 10; i++) cliHost.push((await must(run('docker', ['version']), 'docker version')).ms);
-  const cliGuestRun = await must(
-    berth('shell', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do s=$(date +%s%N); docker version >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done'),
-    'guest docker loop',
-  );
-  const cliGuest = cliGuestRun.stdout.trim().split('\n').map((l) => Number(l) / 1000);
   rows.push(
-    '## Docker socket forward: added latency',
-    '',
-    `\`GET /version\` on a new connection each time, ${N} calls: from the host through Berth's socket (ssh channel per connection) vs. inside the guest on dockerd's own socket (curl). The \`docker version\` rows include the CLI's own start-up on each side.`,
-    '',
-    '| call | host via Berth (p50 / p95) | inside the guest (p50 / p95) | added (p50) |',
-    '|---|---|---|---|',
-    `| API \`GET /version\` | ${ms1(median(host))} / ${ms1(pct(host, 95))} | ${ms1(median(guest))} / ${ms1(pct(guest, 95))} | ${ms1(median(host) - median(guest))} |`,
-    `| \`docker version\` (CLI) | ${ms1(median(cliHost))} / ${ms1(pct(cliHost, 95))} | ${ms1(median(cliGuest))} / ${ms1(pct(cliGuest, 95))} | ${ms1(median(cliHost) - median(cliGuest))} |`,
-    '',
-  );
-
-  const o = await measureForwardOverhead();
-  rows.push(
-    'The forward alone, without a VM (an ssh2 server on loopback stands in for the guest, a tiny HTTP server for dockerd), 500 calls each:',
-    '',
-    '| path | p50 | p95 |',
-    '|---|---|---|',
-    `| straight to the unix socket | ${ms1(median(o.direct))} | ${ms1(pct(o.direct, 95))} |`,
-    `| through Berth's forward, new connection per call (new ssh channel) | ${ms1(median(o.forwarded))} | ${ms1(pct(o.forwarded, 95))} |`,
-    `| through Berth's forward, keep-alive connection | ${ms1(median(o.forwardedKeepAlive))} | ${ms1(pct(o.forwardedKeepAlive, 95))} |`,
-    `| through Berth's forward with the bind guard (as the engine runs it), new connection | ${ms1(median(o.guarded))} | ${ms1(pct(o.guarded, 95))} |`,
-    `| **added by the forward (new connection, p50)** | **${ms1(median(o.forwarded) - median(o.direct))}** | |`,
-    `| **added by the guard on top (p50)** | **${ms1(median(o.guarded) - median(o.forwarded))}** | |`,
-    '',
-    `A ${Math.round(o.bulk.bytes / 2 ** 20)} MiB upload (PUT with a Content-Length body, as \`docker cp\` into a container sends its archive), median of ${o.bulk.direct.length}:`,
-    '',
-    '| path | MB/s |',
-    '|---|---|',
-    `| straight to the unix socket | ${median(o.bulk.direct).toFixed(0)} |`,
-    `| through Berth's forward | ${median(o.bulk.forwarded).toFixed(0)} |`,
-    `| through Berth's forward with the bind guard | ${median(o.bulk.guarded).toFixed(0)} |`,
-    '',
+    ...(await socketLatencyRows({
+      socketPath: sock,
+      guest: async (script) => (await must(berth('shell', '--', 'sh', '-c', script), 'berth shell')).stdout,
+      dockerVersion: async () => (await must(run('docker', ['version']), 'docker version')).ms,
+    })),
   );
 
   // 3. Port forwarding.

@@ -182,7 +182,7 @@ export function soakRows(r: SoakResult): string[] {
     '|---|---|---|---|---|',
     ...r.samples
       .filter((_, i) => i % every === 0 || i === r.samples.length - 1)
-      .map((s) => `| ${(s.atSec / 60).toFixed(1)} min | ${s.engineRssMiB.toFixed(1)} MiB | ${s.qemuRssMiB.toFixed(0)} MiB | ${s.guestUsedMiB.toFixed(0)} MiB | ${s.ops} |`),
+      .map((s) => `| ${Math.round(s.atSec / 60)} min | ${s.engineRssMiB.toFixed(1)} MiB | ${s.qemuRssMiB.toFixed(0)} MiB | ${s.guestUsedMiB.toFixed(0)} MiB | ${s.ops} |`),
     '',
   ];
 }

@@ -29,12 +29,36 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
   after(() => vm.cleanup());
 
   test('berth start boots the VM and prints how to use the docker socket', async () => {
-    const r = await berth(['start'], { timeoutMs: 10 * 60_000 });
+    // A usual login umask: the engine and QEMU must not rely on it (the walk below).
+    const umask = process.umask(0o022);
+    const r = await berth(['start'], { timeoutMs: 10 * 60_000 }).finally(() => process.umask(umask));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Berth is running/);
     assert.ok(r.stdout.includes(`export DOCKER_HOST=unix://${sock}`), r.stdout);
     assert.match(r.stderr, /booting the VM/);
     assert.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the docker socket is owner-only');
+  });
+
+  test('a start with a 022 umask; every path under BERTH_HOME walked: all folders 0700, all files and sockets 0600', () => {
+    const home = path.dirname(inst);
+    const seen: string[] = [];
+    const bad: string[] = [];
+    const walk = (p: string) => {
+      const st = fs.lstatSync(p);
+      if (st.isSymbolicLink()) return;
+      seen.push(path.relative(home, p));
+      const mode = st.mode & 0o777;
+      if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(home, p) || '.'} ${mode.toString(8)}`);
+      if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    };
+    walk(home);
+    // What QEMU and virtiofsd made themselves is in the walk, not only the engine's own files.
+    for (const f of ['qemu.pid', 'qmp.sock', 'serial.log', 'docker.sock', 'control.sock', 'engine.log', 'data.img']) {
+      assert.ok(seen.includes(path.join('default', f)), `${f} is in the walk`);
+    }
+    const vfs = seen.filter((f) => f.startsWith(path.join('default', 'virtiofs') + path.sep));
+    process.stdout.write(`# umask walk: ${seen.length} paths, ${vfs.length} of virtiofs (${vfs.join(', ') || 'no virtiofs share here'})\n`);
+    assert.deepEqual(bad, [], 'paths others can read or enter, or files not 0600');
   });
 
   test('docker version shows both client and server', async () => {

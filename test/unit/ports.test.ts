@@ -10,11 +10,12 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { publishedPorts, type PublishedPort } from '../../app/engine/forward/docker-port-watcher.js';
-import { parseWatchLine, WATCH_SCRIPT } from '../../app/engine/forward/guest-socket-watcher.js';
+import { parseWatchLine } from '../../app/engine/forward/guest-socket-watcher.js';
 import { PortForward, type ForwardSpec } from '../../app/engine/forward/port-forward.js';
 import { desiredForwards, guestTarget, hostIpsFor } from '../../app/engine/forward/port-manager.js';
 import { decodeAddress, parseProcNet, type ListeningSocket } from '../../app/engine/forward/proc-net.js';
-import { FrameReader, frame, UDP_RELAY_PERL } from '../../app/engine/forward/udp-relay.js';
+import { FrameReader, frame } from '../../app/engine/forward/udp-relay.js';
+import { guestProgram } from '../../app/engine/guest/programs.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { silentLogger } from '../../app/base/log.js';
 import { waitFor } from '../../app/base/process-util.js';
@@ -64,8 +65,8 @@ test('the watcher line format', () => {
   ]);
   assert.deepEqual(parseWatchLine('='), []);
   assert.equal(parseWatchLine('garbage'), undefined);
-  assert.match(WATCH_SCRIPT, /exit 0 if \$stdin->can_read/, 'the loop ends when its stdin closes');
-  assert.match(WATCH_SCRIPT, /BERTH_WATCH_INTERVAL\} \|\| 0\.5/);
+  assert.match(guestProgram('socket-watch.pl'), /exit 0 if \$stdin->can_read/, 'the loop ends when its stdin closes');
+  assert.match(guestProgram('socket-watch.pl'), /BERTH_WATCH_INTERVAL\} \|\| 0\.5/);
 });
 
 test('guest bindings map to host addresses: loopback stays loopback, the rest follows the setting', () => {
@@ -133,7 +134,7 @@ test('UDP frames survive arbitrary chunking', () => {
   const all = Buffer.concat([frame(1, Buffer.from('hello')), frame(70000, Buffer.from('')), frame(2, Buffer.alloc(1000, 'x'))]);
   for (let i = 0; i < all.length; i += 7) r.push(all.subarray(i, i + 7));
   assert.deepEqual(got, ['1:hello', '70000:', `2:${'x'.repeat(1000)}`]);
-  assert.match(UDP_RELAY_PERL, /exit 0 unless \$n/, 'the relay ends with its stdin');
+  assert.match(guestProgram('udp-relay.pl'), /exit 0 unless \$n/, 'the relay ends with its stdin');
 });
 
 // --- real listeners through a fake guest ------------------------------------
@@ -207,7 +208,7 @@ test('a host port in use is a conflict naming its holder; it opens once freed', 
 // --- the guest-side scripts, run here (perl is on every Debian) ---
 
 test('the socket watcher script reports a new listener, stays quiet otherwise, and exits on EOF', async () => {
-  const child = spawn('perl', ['-e', WATCH_SCRIPT], { env: { ...process.env, BERTH_WATCH_INTERVAL: '0.1' } });
+  const child = spawn('perl', ['-e', guestProgram('socket-watch.pl')], { env: { ...process.env, BERTH_WATCH_INTERVAL: '0.1' } });
   const lines: string[] = [];
   let buf = '';
   child.stdout.on('data', (d) => {
@@ -237,7 +238,7 @@ test('the UDP relay script carries datagrams to a service and replies back, per 
   const svc = dgram.createSocket('udp4');
   svc.on('message', (m, r) => svc.send(Buffer.concat([Buffer.from('re:'), m]), r.port, r.address));
   await new Promise<void>((r) => svc.bind(0, '127.0.0.1', r));
-  const relay = spawn('perl', ['-e', UDP_RELAY_PERL, '127.0.0.1', String(svc.address().port)]);
+  const relay = spawn('perl', ['-e', guestProgram('udp-relay.pl'), '127.0.0.1', String(svc.address().port)]);
   const got: string[] = [];
   const reader = new FrameReader((id, p) => got.push(`${id}:${p.toString()}`));
   relay.stdout.on('data', (d: Buffer) => reader.push(d));

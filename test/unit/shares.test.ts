@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
-import { NUDGE_PERL, guestPathFor, hostPathFor, nudgeLine } from '../../app/engine/share/change-notifier.js';
+import { guestPathFor, hostPathFor, nudgeLine } from '../../app/engine/share/change-notifier.js';
+import { guestProgram } from '../../app/engine/guest/programs.js';
 import { mountsEscape } from '../../app/engine/share/share-manager.js';
 import { defaultShares, guestPathProblem } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
@@ -84,7 +85,7 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
       'garbage',
     ];
     const gBefore = fs.lstatSync(g, { bigint: true });
-    const child = spawn('perl', ['-e', NUDGE_PERL]);
+    const child = spawn('perl', ['-e', guestProgram('nudge.pl')]);
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.stdin.end(lines.join('\n') + '\n');

@@ -1,19 +1,11 @@
-import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import type { Logger } from 'pino';
-import type { ClientChannel } from 'ssh2';
-import type { GuestSession } from '../guest/session.js';
-import { sleep } from '../../base/process-util.js';
-import { decodeAddress, EPHEMERAL_START, type ListeningSocket } from './proc-net.js';
-import { shq } from '../../base/shell-quote.js';
-
 /**
- * Runs in the guest for as long as the channel is open: asks the kernel for
- * its listening sockets every half second and prints one line of tokens
- * ("t/127.0.0.1/8080 u/::/5353") only when the set changed, so an idle guest
- * sends nothing. It ends when its stdin reaches EOF (or carries anything), which happens when the
- * engine closes the channel or the connection dies: no loop outlives its
- * engine.
+ * Follows the guest's listening sockets. The guest side
+ * (programs/socket-watch.pl) runs for as long as the channel is open: it
+ * asks the kernel for its listening sockets every half second and prints
+ * one line of tokens ("t/127.0.0.1/8080 u/::/5353") only when the set
+ * changed, so an idle guest sends nothing. It ends when its stdin reaches
+ * EOF (or carries anything), which happens when the engine closes the
+ * channel or the connection dies: no loop outlives its engine.
  *
  * It asks over netlink (sock_diag, listening sockets only) rather than
  * parsing /proc/net/*: measured under TCG over 30 s, netlink used 0.7 % of a
@@ -21,42 +13,17 @@ import { shq } from '../../base/shell-quote.js';
  * stays as the fallback for kernels without sock_diag (tokens in its hex
  * form). Perl because perl-base is part of every Debian system.
  */
-export const WATCH_SCRIPT = String.raw`
-use strict; use Socket qw(SOCK_DGRAM inet_ntop); use IO::Select;
-$| = 1;
-my $iv = $ENV{BERTH_WATCH_INTERVAL} || 0.5;
-my $stdin = IO::Select->new(\*STDIN);
-my $nl; socket($nl, 16, SOCK_DGRAM, 4) or undef $nl;
-my $kernel = pack('SSLL', 16, 0, 0, 0);
-my $seq = 0;
-sub diag { my ($fam, $proto, $states, $tag) = @_;
-  my $req = pack('CCCCL', $fam, $proto, 0, 0, $states) . ("\0" x 48);
-  send($nl, pack('LSSLL', 16 + length $req, 20, 0x301, ++$seq, 0) . $req, 0, $kernel) or return ();
-  my @out;
-  while (1) {
-    my $buf; defined recv($nl, $buf, 65536, 0) or return @out;
-    while (length($buf) >= 16) {
-      my ($len, $type) = unpack('LS', $buf);
-      return @out if $type == 2 || $type == 3 || $len < 16;
-      my ($f, undef, undef, undef, $port, undef, $src) = unpack('CCCCnna16', substr($buf, 16, $len - 16));
-      push @out, "$tag/" . inet_ntop($f, $f == 2 ? substr($src, 0, 4) : $src) . "/$port";
-      substr($buf, 0, ($len + 3) & ~3) = '';
-    }
-  }
-}
-sub table { my ($f, $st, $tag) = @_; open(my $h, '<', $f) or return (); local $/; my $d = <$h>; close $h;
-  return map { "$tag$_" } $d =~ /^\s*\d+:\s+([0-9A-F]+:[0-9A-F]{4})\s+\S+\s+$st\s/mg; }
-my $prev = 'x';
-while (1) {
-  my $cur = $nl
-    ? join(' ', diag(2, 6, 1 << 10, 't'), diag(10, 6, 1 << 10, 't'), diag(2, 17, 1 << 7, 'u'), diag(10, 17, 1 << 7, 'u'))
-    : join(' ', table('/proc/net/tcp', '0A', 't'), table('/proc/net/tcp6', '0A', 't'), table('/proc/net/udp', '07', 'u'), table('/proc/net/udp6', '07', 'u'));
-  if ($cur ne $prev) { print "= $cur\n"; $prev = $cur; }
-  exit 0 if $stdin->can_read($iv);
-}
-`;
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { ClientChannel } from 'ssh2';
+import type { GuestSession } from '../guest/session.js';
+import { sleep } from '../../base/process-util.js';
+import { decodeAddress, EPHEMERAL_START, type ListeningSocket } from './proc-net.js';
+import { perlCommand } from '../guest/programs.js';
+import { sh } from '../../base/shell-quote.js';
 
-/** Decode one output line of WATCH_SCRIPT (netlink "t/IP/PORT" or /proc hex "tADDR:PORT" tokens). */
+/** Decode one output line of programs/socket-watch.pl (netlink "t/IP/PORT" or /proc hex "tADDR:PORT" tokens). */
 export function parseWatchLine(line: string): ListeningSocket[] | undefined {
   if (!line.startsWith('=')) return undefined;
   const out: ListeningSocket[] = [];
@@ -115,9 +82,7 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
     let delay = 200;
     while (!this.stopped) {
       try {
-        const ch = await this.session.openExec(
-          `BERTH_WATCH_INTERVAL=${this.intervalSec} exec perl -e ${shq(WATCH_SCRIPT)}`,
-        );
+        const ch = await this.session.openExec(sh`BERTH_WATCH_INTERVAL=${this.intervalSec} ` + perlCommand('socket-watch.pl'));
         this.channel = ch;
         delay = 200;
         await new Promise<void>((resolve) => {

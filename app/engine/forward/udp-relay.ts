@@ -1,57 +1,17 @@
+/**
+ * UDP over ssh. SSH forwards only streams, so datagrams travel framed
+ * ([u32 client id][u16 length][payload], network byte order) over one exec
+ * channel per forwarded port. In the guest a small Perl relay
+ * (programs/udp-relay.pl; perl-base is part of every Debian system) keeps
+ * one connected UDP socket per host-side client, so replies find their way
+ * back; idle clients expire after 2 min. The relay exits when its stdin
+ * closes (engine gone, link lost).
+ */
 import type dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { shq } from '../../base/shell-quote.js';
-
-/**
- * UDP over ssh. SSH forwards only streams, so datagrams travel framed
- * ([u32 client id][u16 length][payload], network byte order) over one exec
- * channel per forwarded port. In the guest a small Perl relay (perl-base is
- * part of every Debian system) keeps one connected UDP socket per host-side
- * client, so replies find their way back; idle clients expire after 2 min.
- * The relay exits when its stdin closes (engine gone, link lost).
- */
-export const UDP_RELAY_PERL = String.raw`
-use strict; use IO::Socket::IP; use IO::Select;
-binmode STDIN; binmode STDOUT; $| = 1;
-my ($host, $port) = @ARGV;
-my $sel = IO::Select->new(\*STDIN);
-my (%sock, %id, %last); my $buf = '';
-while (1) {
-  for my $fh ($sel->can_read(5)) {
-    if (fileno($fh) == 0) {
-      my $n = sysread(STDIN, $buf, 65536, length $buf);
-      exit 0 unless $n;
-      while (length($buf) >= 6) {
-        my ($cid, $len) = unpack('Nn', $buf);
-        last if length($buf) < 6 + $len;
-        my $data = substr($buf, 6, $len);
-        substr($buf, 0, 6 + $len) = '';
-        my $s = $sock{$cid};
-        if (!$s) {
-          $s = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => 'udp') or next;
-          $sock{$cid} = $s; $id{fileno $s} = $cid; $sel->add($s);
-        }
-        send($s, $data, 0);
-        $last{$cid} = time;
-      }
-    } else {
-      my $cid = $id{fileno $fh};
-      my $data;
-      if (defined recv($fh, $data, 65536, 0)) {
-        syswrite(STDOUT, pack('Nn', $cid, length $data) . $data);
-        $last{$cid} = time;
-      }
-    }
-  }
-  for my $cid (keys %sock) {
-    next if time - $last{$cid} < 120;
-    my $s = delete $sock{$cid};
-    $sel->remove($s); delete $id{fileno $s}; close $s;
-  }
-}
-`;
+import { perlCommand } from '../guest/programs.js';
 
 export function frame(clientId: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(6);
@@ -103,7 +63,7 @@ export class UdpRelay {
   private ensureChannel(): Promise<ClientChannel> {
     if (!this.channel) {
       const ip = this.guestIp.replace(/[^0-9A-Fa-f:.]/g, '');
-      this.channel = this.session.openExec(`exec perl -e ${shq(UDP_RELAY_PERL)} ${ip} ${this.guestPort}`).then((ch) => {
+      this.channel = this.session.openExec(perlCommand('udp-relay.pl', [ip, this.guestPort])).then((ch) => {
         const reader = new FrameReader((id, payload) => {
           const c = this.clients.get(id);
           if (c) c.sock.send(payload, c.port, c.address);

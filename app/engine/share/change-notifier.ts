@@ -1,14 +1,3 @@
-import { EventEmitter } from 'node:events';
-import type { BigIntStats } from 'node:fs';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
-import parcelWatcher from '@parcel/watcher';
-import type { Logger } from 'pino';
-import type { ClientChannel } from 'ssh2';
-import type { DockerApi } from '../docker/docker-api.js';
-import type { GuestSession } from '../guest/session.js';
-import { shq } from '../../base/shell-quote.js';
-
 /**
  * Host edits reach containers' file watchers (webpack, vite, nodemon).
  * None of 9p, virtiofs or sshfs carries inotify events from the host, so,
@@ -33,38 +22,20 @@ import { shq } from '../../base/shell-quote.js';
  * made through reverse sshfs (reported by the SFTP server) are not echoed
  * back; over virtiofs they are nudged once more (an extra attribute event).
  *
- * One line per path: `HOW ASEC ANSEC MSEC MNSEC PATH`, HOW `f` (ask the
- * file server, fall back to the given times) or `h` (the given times).
+ * The guest side is programs/nudge.pl. One line per path: `HOW ASEC ANSEC
+ * MSEC MNSEC PATH`, HOW `f` (ask the file server, fall back to the given
+ * times) or `h` (the given times).
  */
-export const NUDGE_PERL = String.raw`
-$| = 1;
-my ($nr_statx, $nr_utimensat);
-eval { require 'syscall.ph'; $nr_statx = &SYS_statx; $nr_utimensat = &SYS_utimensat; 1 };
-# statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_ATIME|STATX_MTIME): the
-# current times from the file server, not the guest's attribute cache.
-sub fresh {
-  my ($p) = @_;
-  return () unless $nr_statx;
-  my $buf = "\0" x 256;
-  return () unless syscall($nr_statx, -100, $p, 0x2000, 0x60, $buf) == 0;
-  my ($as, $ans) = unpack('q L', substr($buf, 64, 12));
-  my ($ms, $mns) = unpack('q L', substr($buf, 112, 12));
-  return ($as, $ans, $ms, $mns);
-}
-sub settimes {
-  my ($p, $as, $ans, $ms, $mns) = @_;
-  return syscall($nr_utimensat, -100, $p, pack('q4', $as, $ans, $ms, $mns), 0) == 0 if $nr_utimensat;
-  return utime($as + $ans / 1e9, $ms + $mns / 1e9, $p);
-}
-while (my $line = <STDIN>) {
-  chomp $line;
-  my ($how, $as, $ans, $ms, $mns, $p) = split / /, $line, 6;
-  next unless defined $p && length $p;
-  my @t = $how eq 'f' ? fresh($p) : ();
-  @t = ($as, $ans, $ms, $mns) unless @t;
-  settimes($p, @t);
-}
-`;
+import { EventEmitter } from 'node:events';
+import type { BigIntStats } from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import parcelWatcher from '@parcel/watcher';
+import type { Logger } from 'pino';
+import type { ClientChannel } from 'ssh2';
+import type { DockerApi } from '../docker/docker-api.js';
+import type { GuestSession } from '../guest/session.js';
+import { perlCommand } from '../guest/programs.js';
 
 /** More changed paths than this in one batch are nudged by folder. */
 const FLOOD = 500;
@@ -113,7 +84,7 @@ function signature(st: BigIntStats): string {
   return `${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
 }
 
-/** One nudge line (see NUDGE_PERL). */
+/** One nudge line (see programs/nudge.pl). */
 export function nudgeLine(how: 'f' | 'h', st: Pick<BigIntStats, 'atimeNs' | 'mtimeNs'>, guestPath: string): string {
   const split = (ns: bigint) => `${ns / 1_000_000_000n} ${ns % 1_000_000_000n}`;
   return `${how} ${split(st.atimeNs)} ${split(st.mtimeNs)} ${guestPath}`;
@@ -297,7 +268,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
 
   private nudger(): Promise<ClientChannel> {
     if (!this.channel) {
-      this.channel = this.session.openExec(`exec perl -e ${shq(NUDGE_PERL)}`).then((ch) => {
+      this.channel = this.session.openExec(perlCommand('nudge.pl')).then((ch) => {
         ch.on('close', () => (this.channel = undefined));
         ch.stderr.on('data', (d: Buffer) => this.log.debug({ stderr: d.toString() }, 'nudger'));
         return ch;

@@ -1,0 +1,110 @@
+# The guest side of a synced folder (share/sync-guest.ts): scan, hash or
+# apply changes in the guest copy. Arguments: MODE ROOT STAGE TEMP_PREFIX.
+use strict; use warnings;
+use Time::HiRes ();
+use Fcntl qw(S_ISDIR S_ISLNK S_ISREG);
+use File::Path ();
+my ($mode, $root, $stage, $TMP) = @ARGV;
+chdir $root or die "cannot enter $root: $!\n";
+binmode STDIN; binmode STDOUT;
+my $n = 0;
+sub ent {
+  my ($p) = @_;
+  my @st = Time::HiRes::lstat($p);
+  return () unless @st;
+  my $m = $st[2];
+  if (S_ISLNK($m)) { my $t = readlink($p); $t = '' unless defined $t; return ('link', "l:$t", $t); }
+  if (S_ISDIR($m)) { return ('dir', '', ''); }
+  if (S_ISREG($m)) { return ('file', sprintf('%d:%.6f:%d:%s', $st[7], $st[9], $st[1], ($m & 0111) ? 'x' : '-'), $st[7]); }
+  return ('other', '', '');
+}
+sub out { print join("\0", @_), "\0"; }
+sub matches {
+  my ($p, $ek, $es) = @_;
+  my ($k, $s) = ent($p);
+  return !defined $k if $ek eq '';
+  return defined $k && $k eq $ek && ($k eq 'dir' || $s eq $es);
+}
+sub parent {
+  my ($p) = @_;
+  my $i = rindex($p, '/');
+  return 1 if $i < 0;
+  my $d = substr($p, 0, $i);
+  return 1 if -d $d;
+  eval { File::Path::make_path($d); 1 } or return 0;
+  return -d $d;
+}
+if ($mode eq 'scan') {
+  my @dirs = ('');
+  while (@dirs) {
+    my $d = shift @dirs;
+    opendir(my $dh, $d eq '' ? '.' : $d) or next;
+    my @names = grep { $_ ne '.' && $_ ne '..' && index($_, $TMP) != 0 } readdir($dh);
+    closedir $dh;
+    for my $name (@names) {
+      my $p = $d eq '' ? $name : "$d/$name";
+      my ($k, $sig, $x) = ent($p);
+      next unless defined $k && $k ne 'other';
+      out($k, $p, $sig, $x);
+      push @dirs, $p if $k eq 'dir';
+    }
+  }
+  exit 0;
+}
+if ($mode eq 'hash') {
+  require Digest::SHA;
+  local $/ = "\0";
+  while (my $p = <STDIN>) {
+    chomp $p;
+    my $h = eval { Digest::SHA->new(256)->addfile($p, 'b')->hexdigest } // '';
+    out($p, $h);
+  }
+  exit 0;
+}
+if ($mode eq 'apply') {
+  local $/;
+  my @f = split /\0/, <STDIN> // '', -1;
+  pop @f if @f && $f[-1] eq '';
+  my %arity = (save => 4, del => 3, mkdir => 1, place => 3, link => 4);
+  while (@f) {
+    my $op = shift @f;
+    my $k = $arity{$op} or die "unknown op $op\n";
+    my @a = splice(@f, 0, $k);
+    my $p = $a[0];
+    my ($st, $info) = ('ok', '');
+    if ($op eq 'save') {
+      my ($to, $ek, $es) = @a[1..3];
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif (-e $to || -l $to) { ($st, $info) = ('skip', 'taken'); }
+      elsif (!rename($p, $to)) { ($st, $info) = ('err', "$!"); }
+    } elsif ($op eq 'del') {
+      my ($ek, $es) = @a[1..2];
+      my ($k) = ent($p);
+      if (!defined $k) { }
+      elsif (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif ($k eq 'dir') { rmdir($p) or ($st, $info) = ($!{ENOTEMPTY} || $!{EEXIST} ? 'skip' : 'err', "$!"); }
+      else { unlink($p) or ($st, $info) = ('err', "$!"); }
+    } elsif ($op eq 'mkdir') {
+      my ($k) = ent($p);
+      if (defined $k && $k ne 'dir') { ($st, $info) = ('skip', 'taken'); }
+      elsif (!defined $k) { eval { File::Path::make_path($p); 1 } or ($st, $info) = ('err', "$@"); }
+    } elsif ($op eq 'place') {
+      my ($ek, $es) = @a[1..2];
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); unlink("$stage/$p"); }
+      elsif (!parent($p)) { ($st, $info) = ('err', 'cannot make its folder'); }
+      elsif (!rename("$stage/$p", $p)) { ($st, $info) = ('err', "$!"); }
+      else { (undef, $info) = ent($p); }
+    } elsif ($op eq 'link') {
+      my ($t, $ek, $es) = @a[1..3];
+      my $tmp = $p =~ m{^(.*/)} ? "$1$TMP$$-" . $n++ : "$TMP$$-" . $n++;
+      if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); }
+      elsif (!parent($p)) { ($st, $info) = ('err', 'cannot make its folder'); }
+      elsif (!symlink($t, $tmp)) { ($st, $info) = ('err', "$!"); }
+      elsif (!rename($tmp, $p)) { ($st, $info) = ('err', "$!"); unlink($tmp); }
+      else { (undef, $info) = ent($p); }
+    }
+    out($st, $p, $info);
+  }
+  exit 0;
+}
+die "unknown mode $mode\n";

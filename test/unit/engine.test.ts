@@ -20,6 +20,7 @@ import type { StateChange } from '../../app/contract/vm-states.js';
 import { FakeDriver, type FakeMode } from '../helpers/fake-driver.js';
 import { startFakeDockerd } from '../helpers/fake-guest.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
+import { mountsCommand } from '../../app/engine/guest/queries.js';
 
 const t = shortTempDir('eng');
 let dockerd: net.Server;
@@ -330,7 +331,7 @@ test('shares get virtio-fs devices at start, kept in the run state, mounted by t
     s.shares?.map((x) => [x.hostPath, x.mechanism, x.mechanismReason]),
     [[shared, 'virtiofs', 'fake virtio-fs']],
   );
-  assert.ok(driver.vms[0]!.guest!.commands.some((c) => c.includes(`mount -t virtiofs ${spec.shares![0]!.tag}`)));
+  assert.ok(driver.vms[0]!.guest!.commands.includes(mountsCommand('mount-virtiofs', shared, spec.shares![0]!.tag, 'rw')), 'mounted by tag');
 });
 
 test('BERTH_SHARE_MECHANISM=sshfs: no devices, every share by reverse sshfs, saying so', async () => {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
 import { guestPathFor, hostPathFor, nudgeLine } from '../../app/engine/share/change-notifier.js';
 import { guestProgram } from '../../app/engine/guest/programs.js';
-import { mountsEscape } from '../../app/engine/share/share-manager.js';
+import { mountsEscape } from '../../app/engine/guest/queries.js';
 import { defaultShares, guestPathProblem } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';

@@ -12,7 +12,7 @@ import { sh } from '../../base/shell-quote.js';
 
 export const PROGRAMS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'programs');
 
-export type GuestProgram = 'sync-agent.pl' | 'nudge.pl' | 'socket-watch.pl' | 'udp-relay.pl';
+export type GuestProgram = 'sync-agent.pl' | 'nudge.pl' | 'socket-watch.pl' | 'udp-relay.pl' | 'mounts.sh';
 
 const loaded = new Map<GuestProgram, string>();
 
@@ -31,3 +31,7 @@ export function perlCommand(name: GuestProgram & `${string}.pl`, args: readonly 
   return sh`exec perl -e ${guestProgram(name)} ${args.map(String)}`;
 }
 
+/** The guest command that runs a shell program with these arguments ($0 is the program's name). */
+export function shellCommand(name: GuestProgram & `${string}.sh`, args: readonly string[]): string {
+  return sh`sh -c ${guestProgram(name)} ${name.replace(/\.sh$/, '')} ${args}`;
+}

@@ -5,8 +5,8 @@ import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../../base/process-util.js';
 import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
-import { shareKey, virtiofsMountCommand, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
-import { shq } from '../../base/shell-quote.js';
+import { shareKey, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
+import { detachMount, fuseUnmount, isMounted, mountVirtiofs, prepareFuseMountPoint, unmountVirtiofs } from '../guest/queries.js';
 
 export type ShareMechanism = ShareMechanismName;
 export type ShareState = 'mounting' | 'mounted' | 'error';
@@ -34,16 +34,6 @@ export interface ShareView {
 const SSHFS_ONLY: ShareRoute = { mechanism: 'reverse-sshfs', reason: 'reverse sshfs is the only mechanism here' };
 
 export const guestPathOf = (s: ShareSetting) => s.guestPath ?? s.hostPath;
-
-/** A path as /proc/mounts writes it: space, tab, newline and backslash octal-escaped. */
-export function mountsEscape(p: string): string {
-  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-}
-
-/** Guest shell: true when the virtio-fs device `tag` is mounted at exactly `guestPath`. */
-function virtiofsMounted(guestPath: string, tag: string): string {
-  return `P=${shq(mountsEscape(guestPath))} T=${shq(tag)} awk '$1 == ENVIRON["T"] && $2 == ENVIRON["P"] && $3 == "virtiofs" { f = 1 } END { exit !f }' /proc/mounts`;
-}
 
 /**
  * One shared folder mounted in the guest, by one of two mechanisms:
@@ -136,7 +126,7 @@ class ShareMount {
         // (the umount itself may wait forever for the device; the path is
         // free at once). What is still pending on it, and a VM-wide sync,
         // waits until the VM restarts: the reason says so.
-        void this.session.exec(`umount -l ${shq(this.guestPath)} 2>/dev/null`, { timeoutMs: 10_000 }).catch(() => undefined);
+        void detachMount(this.session, this.guestPath);
         await sleep(500);
         this.fallBack(`${why} (restart the VM soon with \`berth restart\`: until then, anything still waiting on the old device, and a VM-wide sync, hangs)`);
         continue;
@@ -172,9 +162,7 @@ class ShareMount {
         'Create it, or stop sharing it with `berth share rm`. Berth mounts it as soon as it exists.',
       );
     }
-    // A mount left by a dead channel answers "transport endpoint is not
-    // connected": detach it first, then (re)create the mount point.
-    const prep = await this.session.exec(`fusermount3 -u -z ${shq(guest)} 2>/dev/null; mkdir -p ${shq(guest)}`, { timeoutMs: 20_000 });
+    const prep = await prepareFuseMountPoint(this.session, guest);
     if (prep.code !== 0) {
       throw new BerthError('SHARE_MOUNT_FAILED', `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`, 'Pick another guest path with `berth share add PATH --guest-path ...`.');
     }
@@ -182,14 +170,10 @@ class ShareMount {
     let stderr = '';
     ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     this.sftp = await serveSftp(ch, { root: hostPath, remoteRoot: guest, readOnly, log: this.log, onMutate: this.onMutate });
-    // Mounted once the guest kernel lists it (sshfs mounts after the SFTP
-    // handshake). /proc/mounts, not stat: stat of a dead FUSE mount hangs.
+    // Mounted once the guest kernel lists it (sshfs mounts after the SFTP handshake).
     const deadline = Date.now() + 30_000;
-    // Through the environment: awk -v would expand the \040 escapes itself.
-    const listed = `P=${shq(mountsEscape(guest))} awk '$2 == ENVIRON["P"] && $3 ~ /^fuse/ { f = 1 } END { exit !f }' /proc/mounts`;
     for (;;) {
-      const r = await this.session.exec(listed, { timeoutMs: 10_000 }).catch(() => undefined);
-      if (r?.code === 0) break;
+      if (await isMounted(this.session, guest, { type: 'fuse' })) break;
       if (Date.now() > deadline || this.stopping) {
         await this.sftp.close().catch(() => undefined);
         throw new BerthError(
@@ -212,13 +196,7 @@ class ShareMount {
     const tag = this.route.tag!;
     const st = await fsp.stat(hostPath).catch(() => undefined);
     if (!st?.isDirectory()) throw new Error(`the shared folder ${hostPath} does not exist on this computer`);
-    const script = [
-      `${virtiofsMounted(guest, tag)} && exit 0`,
-      // A reverse sshfs mount left at this path by an earlier engine.
-      `fusermount3 -u -z ${shq(guest)} 2>/dev/null`,
-      virtiofsMountCommand(tag, guest, !!readOnly),
-    ].join('\n');
-    const r = await this.session.exec(script, { timeoutMs: 30_000 });
+    const r = await mountVirtiofs(this.session, tag, guest, !!readOnly);
     if (r.code !== 0) throw new Error((r.stderr.trim() || r.stdout.trim() || `exit status ${r.code}`).split('\n').pop());
     this.log.info({ share: guest, host: hostPath, tag, readOnly: !!readOnly }, 'shared folder mounted (virtiofs)');
     this.set('mounted');
@@ -228,14 +206,10 @@ class ShareMount {
     this.stopping = true;
     this.lose?.(undefined);
     if (unmountInGuest && this.state === 'mounted' && this.route.mechanism === 'virtiofs') {
-      const guest = this.guestPath;
-      const tag = this.route.tag!;
       // Only our own device at exactly that path.
-      await this.session
-        .exec(`${virtiofsMounted(guest, tag)} && umount -l ${shq(guest)}`, { timeoutMs: 5000 })
-        .catch(() => undefined);
+      await unmountVirtiofs(this.session, this.route.tag!, this.guestPath);
     } else if (unmountInGuest && this.state === 'mounted') {
-      await this.session.exec(`fusermount3 -u -z ${shq(this.guestPath)}`, { timeoutMs: 5000 }).catch(() => undefined);
+      await fuseUnmount(this.session, this.guestPath);
     }
     await this.sftp?.close().catch(() => undefined);
     this.settleFirst();

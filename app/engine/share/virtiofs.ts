@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ShareSpec, VirtiofsSupport } from '../drivers/driver.js';
-import { shq } from '../../base/shell-quote.js';
 
 /**
  * virtiofs shares: which shared folders the VM gets as virtio-fs devices,
@@ -60,20 +59,6 @@ export function virtiofsTag(s: ShareEntry): string {
     .slice(0, MAX_TAG_BYTES - 'berth-'.length - 1 - hash.length)
     .replace(/-+$/, '');
   return name ? `berth-${name}-${hash}` : `berth-${hash}`;
-}
-
-/**
- * The guest command that mounts a tag at `mountPoint` (made if missing).
- * `mount -t virtiofs TAG DIR` is the kernel's own usage
- * (Documentation/filesystems/virtiofs.rst). Read-only shares are mounted
- * `ro` (the host side enforces it too where it can: see virtiofsd.ts).
- */
-export function virtiofsMountCommand(tag: string, mountPoint: string, readOnly: boolean): string {
-  if (!/^[A-Za-z0-9._-]{1,36}$/.test(tag)) throw new Error(`bad virtiofs tag ${JSON.stringify(tag)}`);
-  if (!mountPoint.startsWith('/') || mountPoint.includes('\0') || mountPoint.includes('\n')) {
-    throw new Error(`bad mount point ${JSON.stringify(mountPoint)}`);
-  }
-  return `mkdir -p ${shq(mountPoint)} && mount -t virtiofs${readOnly ? ' -o ro' : ''} ${tag} ${shq(mountPoint)}`;
 }
 
 /** How one share is mounted, and why. */

@@ -12,6 +12,7 @@ import { contextName, dockerHostUrl, ensureDockerContextOrWarn, type ContextResu
 import { BerthError, toErrorInfo } from '../contract/errors.js';
 import { ensurePrivateDir, tailFile, writeFileAtomic } from '../base/fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
+import { poweroff } from './guest/queries.js';
 import type { GuestSession } from './guest/session.js';
 import type { GuestImage, ImageStore } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
@@ -399,7 +400,7 @@ export class Engine extends EventEmitter<
         this.o.log.info('asking the guest to power off');
         // The guest stops dockerd, flushes and unmounts the data disk, then
         // powers off; the ssh connection drops on the way.
-        session.exec('/bin/busybox poweroff', { timeoutMs: 5000 }).catch(() => undefined);
+        void poweroff(session);
         session.expectShutdown();
         off = await vm.waitExit(env('BERTH_STOP_TIMEOUT_MS', 60_000));
         if (!off) this.o.log.warn('the guest did not power off in time; forcing it off');

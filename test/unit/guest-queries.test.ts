@@ -18,11 +18,17 @@ import {
   detachMount,
   fuseUnmount,
   isMounted,
+  listDir,
   mountsEscape,
   mountVirtiofs,
+  poweroff,
   prepareFuseMountPoint,
+  removeTrees,
+  setClock,
+  systemLog,
   unbindMount,
   unmountVirtiofs,
+  writeFile,
   type GuestExec,
 } from '../../app/engine/guest/queries.js';
 import { guestShells, type Shell } from '../helpers/guest-shells.js';
@@ -72,6 +78,12 @@ function local(shell: Shell, tables?: { mounts?: string; mountinfo?: string }, r
         .filter(Boolean)
         .map((c) => c.split('\x1f')),
   };
+}
+
+/** A session that only records what it is asked. */
+function recorder(): GuestExec & { commands: string[] } {
+  const commands: string[] = [];
+  return { commands, exec: async (c) => (commands.push(c), { code: 0, stdout: '', stderr: '' }) };
 }
 
 test('/proc/mounts escaping: space, tab, newline and backslash in octal', () => {
@@ -176,4 +188,42 @@ for (const shell of SHELLS) {
     }
     assert.ok(!fs.existsSync(PWNED), 'nothing in a path ran');
   });
+
+  test(`${shell.name}: listDir, writeFile and removeTrees on names that are not plain`, async () => {
+    const root = path.join(t.dir, `files ${shell.name} it's`);
+    // Not a newline (ls -1 gives lines); busybox's own ls shows ? for what is not ASCII.
+    const names = HOSTILE.map((p) => path.basename(p).replace(/\n/g, '_')).filter((n) => shell.name !== 'busybox sh' || /^[ -~]+$/.test(n));
+    const s = local(shell);
+    assert.deepEqual(await listDir(s, root), [], 'a missing folder lists nothing');
+    fs.mkdirSync(root);
+    for (const n of names) assert.equal((await writeFile(s, path.join(root, n), `${n}\n$(touch ${PWNED}) '"`)).code, 0, n);
+    for (const n of names) assert.equal(fs.readFileSync(path.join(root, n), 'utf8'), `${n}\n$(touch ${PWNED}) '"`);
+    assert.deepEqual((await listDir(s, root)).sort(), [...names].sort());
+    await removeTrees(s, names.slice(1).map((n) => path.join(root, n)));
+    assert.deepEqual(fs.readdirSync(root), [names[0]]);
+    await removeTrees(s, [root]);
+    assert.ok(!fs.existsSync(root));
+    assert.ok(!fs.existsSync(PWNED), 'nothing in a name ran');
+  });
+
+  test(`${shell.name}: systemLog keeps the last lines, only those that match when asked`, async () => {
+    const s = local(shell, undefined, (c) => c.replace('/bin/busybox logread', `printf '%s\\n' 'a dockerd' b 'c dockerd' "it's d"`));
+    assert.equal(await systemLog(s, 2), "c dockerd\nit's d\n");
+    assert.equal(await systemLog(s, 1, { match: 'dockerd' }), 'c dockerd\n');
+    assert.equal(await systemLog(s, 5, { match: "it's" }), "it's d\n");
+  });
 }
+
+test('setClock, poweroff and systemLog ask what they always asked', async () => {
+  const s = recorder();
+  await setClock(s, new Date(1_700_000_000_123));
+  await poweroff(s);
+  await systemLog(s, 20, { match: 'dockerd' });
+  await systemLog(s, 2000);
+  assert.deepEqual(s.commands, [
+    "date -u -s '@1700000000.123' >/dev/null",
+    '/bin/busybox poweroff',
+    "/bin/busybox logread | grep -e 'dockerd' | tail -n 20",
+    '/bin/busybox logread | tail -n 2000',
+  ]);
+});

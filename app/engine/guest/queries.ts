@@ -2,9 +2,9 @@
  * What the engine asks of the guest, by name: every command here quotes
  * each value it carries (shell-quote.ts), and the mount logic is one shell
  * program of its own (programs/mounts.sh). Callers say what they want
- * (`isMounted`, `mountVirtiofs`), never write guest shell text.
+ * (`isMounted`, `setClock`, `poweroff`), never write guest shell text.
  *
- * Best-effort queries (an unmount on the way out) say so in
+ * Best-effort queries (an unmount on the way out, a clock sync) say so in
  * their name or their comment and never throw; the others return the
  * command's result or throw what the session throws.
  */
@@ -96,4 +96,43 @@ export function prepareFuseMountPoint(session: GuestExec, guestPath: string): Pr
 /** Lazily unmount the FUSE mount at `guestPath` (best effort). */
 export async function fuseUnmount(session: GuestExec, guestPath: string): Promise<void> {
   await session.exec(sh`fusermount3 -u -z ${guestPath}`, { timeoutMs: 5000 }).catch(() => undefined);
+}
+
+/** Set the guest's clock (UTC, to the millisecond). */
+export async function setClock(session: GuestExec, date: Date): Promise<void> {
+  const secs = (date.getTime() / 1000).toFixed(3);
+  await session.exec(sh`date -u -s ${`@${secs}`} >/dev/null`, { timeoutMs: 5000 });
+}
+
+/**
+ * Power the guest off: it stops dockerd, flushes and unmounts the data
+ * disk, then powers off, dropping the ssh connection on the way (so no
+ * answer is awaited beyond the request; best effort).
+ */
+export async function poweroff(session: GuestExec): Promise<void> {
+  await session.exec('/bin/busybox poweroff', { timeoutMs: 5000 }).catch(() => undefined);
+}
+
+/** The last `lines` lines of the guest's system log (sshd, dockerd), only those with `match` when given. */
+export async function systemLog(session: GuestExec, lines: number, o: { match?: string; timeoutMs?: number } = {}): Promise<string> {
+  const n = Math.max(0, Math.floor(lines));
+  const cmd = o.match ? sh`/bin/busybox logread | grep -e ${o.match} | tail -n ${n}` : sh`/bin/busybox logread | tail -n ${n}`;
+  return (await session.exec(cmd, { timeoutMs: o.timeoutMs ?? 10_000 })).stdout;
+}
+
+/** The names in the guest folder `dir` (none when it does not exist). */
+export async function listDir(session: GuestExec, dir: string): Promise<string[]> {
+  const r = await session.exec(sh`ls -1 ${dir} 2>/dev/null; true`, { timeoutMs: 15_000 });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** Delete these guest paths and everything under them (best effort). */
+export async function removeTrees(session: GuestExec, paths: readonly string[], timeoutMs = 120_000): Promise<void> {
+  if (!paths.length) return;
+  await session.exec(sh`rm -rf ${paths}`, { timeoutMs }).catch(() => undefined);
+}
+
+/** Write `text` as the whole content of the guest file `file`. */
+export function writeFile(session: GuestExec, file: string, text: string): Promise<ExecResult> {
+  return session.exec(sh`printf %s ${text} > ${file}`, { timeoutMs: 30_000 });
 }

@@ -11,6 +11,7 @@ import type { DockerSocketListener } from '../forward/docker-socket-listener.js'
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
+import { setClock, systemLog } from '../guest/queries.js';
 import { GuestSession } from '../guest/session.js';
 import type { InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
@@ -122,12 +123,12 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     while (!(await pingDocker(session))) {
       o.bootFailed();
       if (Date.now() > deadline) {
-        const log = await session.exec('/bin/busybox logread | grep dockerd | tail -n 20', { timeoutMs: 5000 }).catch(() => undefined);
+        const log = await systemLog(session, 20, { match: 'dockerd', timeoutMs: 5000 }).catch(() => undefined);
         throw new BerthError(
           'DOCKER_TIMEOUT',
           'dockerd in the VM did not become ready in time',
           "The lines below are dockerd's last log lines; `berth logs --guest` has more. `berth restart` tries again.",
-          log?.stdout,
+          log,
         );
       }
       await sleep(200);
@@ -318,16 +319,14 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
 
   /** Set the guest's clock from the host's (after boot, and after the host slept). */
   async syncClock(): Promise<void> {
-    const secs = (Date.now() / 1000).toFixed(3);
-    await this.session.exec(`date -u -s @${secs} >/dev/null`, { timeoutMs: 5000 }).catch((err: Error) => {
+    await setClock(this.session, new Date()).catch((err: Error) => {
       this.o.log.debug({ err: err.message }, 'clock sync failed');
     });
   }
 
   /** The guest's system log (sshd, dockerd), the last `lines` lines. */
   async guestLogs(lines: number): Promise<string[]> {
-    const r = await this.session.exec(`/bin/busybox logread | tail -n ${lines}`, { timeoutMs: 10_000 });
-    return r.stdout.split('\n').filter(Boolean);
+    return (await systemLog(this.session, lines)).split('\n').filter(Boolean);
   }
 
   /** Stop the parts that came up after `part`, newest first; `part` itself stays. */

@@ -22,7 +22,7 @@ import type { GuestSession } from '../guest/session.js';
 import type { Entry, EntryKind, Snapshot } from './sync-plan.js';
 import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 import { perlCommand } from '../guest/programs.js';
-import { shq } from '../../base/shell-quote.js';
+import { sh } from '../../base/shell-quote.js';
 
 /** The shell command that runs the agent (programs/sync-agent.pl) in `mode` on `root`. */
 export function agentCommand(mode: 'scan' | 'hash' | 'apply', root: string, stage = ''): string {
@@ -230,8 +230,8 @@ export class GuestWatcher extends EventEmitter<{ changed: []; reopened: []; unav
     if (this.stopped) return;
     try {
       const ch = await this.session.openExec(
-        `command -v inotifywait >/dev/null || { echo 'inotifywait is missing in the guest' >&2; exit 127; }; ` +
-          `exec inotifywait -m -r -q -e modify,attrib,close_write,move,create,delete --format x ${shq(this.root)}`,
+        sh`command -v inotifywait >/dev/null || { echo 'inotifywait is missing in the guest' >&2; exit 127; }; ` +
+          sh`exec inotifywait -m -r -q -e modify,attrib,close_write,move,create,delete --format x ${this.root}`,
       );
       if (this.stopped) return void ch.close();
       this.ch = ch;

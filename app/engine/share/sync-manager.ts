@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { GUEST_SYNC_ROOT, shareOf, syncGuestPath, syncId, type ShareLike } from '../settings/sync-paths.js';
 import { SyncSession, type SyncConflictView, type SyncView } from './sync-session.js';
-import { shq } from '../../base/shell-quote.js';
+import { listDir, removeTrees } from '../guest/queries.js';
 
 export interface SyncSetting {
   hostPath: string;
@@ -66,11 +66,11 @@ export class SyncManager extends EventEmitter<{ change: [SyncView[]]; conflict: 
   /** Guest copies and state files of folders no longer synced (removed while the VM was stopped). */
   private async removeOrphans(): Promise<void> {
     const ids = new Set(this.o.syncs().map((s) => syncId(s.hostPath)));
-    const r = await this.o.session.exec(`ls -1 ${shq(GUEST_SYNC_ROOT)} 2>/dev/null; true`, { timeoutMs: 15_000 }).catch(() => undefined);
-    const gone = (r?.stdout ?? '').split('\n').filter((n) => /^[0-9a-f]{16}$/.test(n) && !ids.has(n));
+    const names = await listDir(this.o.session, GUEST_SYNC_ROOT).catch(() => [] as string[]);
+    const gone = names.filter((n) => /^[0-9a-f]{16}$/.test(n) && !ids.has(n));
     if (gone.length) {
       this.o.log.info({ gone }, 'removing guest copies of folders no longer synced');
-      await this.o.session.exec(`cd ${shq(GUEST_SYNC_ROOT)} && rm -rf ${gone.join(' ')}`, { timeoutMs: 120_000 }).catch(() => undefined);
+      await removeTrees(this.o.session, gone.map((n) => path.posix.join(GUEST_SYNC_ROOT, n)));
     }
     const files = await fsp.readdir(this.o.stateDir).catch(() => [] as string[]);
     for (const f of files) {

@@ -33,7 +33,8 @@ import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncWatch } from './sync-watch.js';
 import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions, type TransferProgress } from './sync-transfer.js';
-import { shq } from '../../base/shell-quote.js';
+import { removeTrees, writeFile } from '../guest/queries.js';
+import { sh } from '../../base/shell-quote.js';
 
 export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
 export type { SyncProblemView } from './sync-retry.js';
@@ -162,7 +163,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       const d = this.dirs;
       const r = await this.o.session.exec(
         // Staging leftovers of a push the link dropped under are removed (best effort).
-        `mkdir -p ${shq(d.tree)} && { rm -rf ${shq(d.stage)}; mkdir -p ${shq(d.stage)}; cat ${shq(d.token)} 2>/dev/null; true; }`,
+        sh`mkdir -p ${d.tree} && { rm -rf ${d.stage}; mkdir -p ${d.stage}; cat ${d.token} 2>/dev/null; true; }`,
         { timeoutMs: 30_000 },
       );
       const guestToken = r.stdout.trim();
@@ -170,7 +171,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         if (this.anc.size) this.log.warn({ folder: this.hostPath }, 'the guest copy is not the one last synced (new data disk?); copying the folder to the guest again, nothing is deleted');
         this.anc = new Map();
         this.initialDone = false;
-        await this.o.session.exec(`printf %s ${shq(this.token)} > ${shq(d.token)}`, { timeoutMs: 30_000 });
+        await writeFile(this.o.session, d.token, this.token);
       }
     } catch (err) {
       this.failures++;
@@ -420,7 +421,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.stopped = true;
     await this.running?.catch(() => undefined);
     await this.unmount();
-    await this.o.session.exec(`rm -rf ${shq(this.dirs.base)}`, { timeoutMs: 120_000 }).catch(() => undefined);
+    await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';
   }

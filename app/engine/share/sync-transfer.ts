@@ -14,7 +14,8 @@ import { applyGuest, runGuest, type GuestOp, type OpResult } from './sync-guest.
 import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
 import { type guestSyncDirs } from '../settings/sync-paths.js';
 import type { Action, Ancestor } from './sync-plan.js';
-import { shq } from '../../base/shell-quote.js';
+import { removeTrees } from '../guest/queries.js';
+import { sh } from '../../base/shell-quote.js';
 
 export interface TransferContext {
   session: GuestSession;
@@ -125,7 +126,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
       out.toGuest++;
       anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
     });
-    if (bfiles.length) await c.session.exec(`rm -rf ${shq(stage)}`, { timeoutMs: 60_000 }).catch(() => undefined);
+    if (bfiles.length) await removeTrees(c.session, [stage], 60_000);
     await progress.landed(bfiles.length);
   }
 
@@ -171,14 +172,14 @@ export async function pushFiles(c: TransferContext, files: string[], stage: stri
   });
   pack.on('error', (err: unknown) => counter.destroy(err as Error));
   pack.pipe(counter);
-  const r = await runGuest(c.session, `mkdir -p ${shq(stage)} && cd ${shq(stage)} && exec tar -x -f - --no-same-owner`, counter);
+  const r = await runGuest(c.session, sh`mkdir -p ${stage} && cd ${stage} && exec tar -x -f - --no-same-owner`, counter);
   if (r.code !== 0) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
 
 /** Fetch guest files as one tar stream and write them on the host. */
 export async function pullFiles(c: TransferContext, want: Map<string, Extract<Action, { op: 'copy' }>>): Promise<HostResult[]> {
   const list = Buffer.from([...want.keys()].map((p) => `${p}\0`).join(''), 'utf8');
-  const ch = await c.session.openExec(`cd ${shq(c.dirs.tree)} && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`);
+  const ch = await c.session.openExec(sh`cd ${c.dirs.tree} && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`);
   const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
   const done = receiveTar(c.hostPath, ch, wanted);
   ch.end(list);

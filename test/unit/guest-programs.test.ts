@@ -32,9 +32,9 @@ for (const f of files.filter((n) => n.endsWith('.pl'))) {
   });
 }
 
-for (const shell of guestShells('guest program')) {
+for (const shell of guestShells()) {
   for (const f of files.filter((n) => n.endsWith('.sh'))) {
-    test(`${f} parses under ${shell.name} (sh -n)`, () => {
+    test(`${f} parses under ${shell.name} (sh -n)`, { needs: shell.problem }, () => {
       const r = spawnSync(shell.argv[0]!, [...shell.argv.slice(1), '-n', path.join(PROGRAMS_DIR, f)], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
     });

@@ -99,6 +99,8 @@ function agent(mode: 'scan' | 'apply' | 'hash', root: string, input: Buffer, sta
     c.stderr.on('data', (d) => (stderr += d));
     c.on('error', reject);
     c.on('close', (code) => resolve({ code, fields, stderr }));
+    // A scan reads no input: the agent may be gone before it is written (EPIPE); its output and status decide.
+    c.stdin.on('error', () => undefined);
     c.stdin.end(input);
   });
 }

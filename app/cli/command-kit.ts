@@ -14,6 +14,9 @@ import { dim, printError, yellow } from './output.js';
  * running, to the instance's files.
  */
 
+/** The arguments `main` was called with (shell needs to know where `--` was). */
+export const invocation: { argv: string[] } = { argv: [] };
+
 export interface Globals {
   instance: string;
   json?: boolean;

@@ -1,0 +1,132 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { action, callOrOffline, printJson, usage } from '../command-kit.js';
+import { formatPorts, formatShares, formatSync } from '../output.js';
+
+/** What crosses between host and VM: forwarded ports, shared and synced folders. */
+export function forwardCommands(program: Command): void {
+  program
+    .command('ports')
+    .description('list forwarded ports: automatic (containers, guest processes) and manual, with their state')
+    .action(
+      action(async (g, paths) => {
+        const r = await callOrOffline(paths, 'ports.list', {});
+        if (g.json) return printJson(r);
+        process.stdout.write(formatPorts(r.ports, r.manual) + '\n');
+      }),
+    );
+
+  const port = program.command('port').description('add or remove a manual port forward');
+  port
+    .command('add')
+    .description('forward a host port to a guest port, e.g. `berth port add 8080:80` or `berth port add 5353:53/udp`')
+    .argument('<host:guest[/udp]>', 'host port, guest port, optional protocol')
+    .option('--host-ip <ip>', 'listen on this host address instead of loopback')
+    .action(
+      action(async (g, paths, spec: string, opts: { hostIp?: string }) => {
+        const m = /^(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+        if (!m) throw usage(`"${spec}" is not HOST:GUEST or HOST:GUEST/udp`);
+        const p = { hostPort: Number(m[1]), guestPort: Number(m[2]), proto: (m[3] ?? 'tcp') as 'tcp' | 'udp', ...(opts.hostIp ? { hostIp: opts.hostIp } : {}) };
+        const r = await callOrOffline(paths, 'ports.add', p);
+        if (g.json) return printJson(r);
+        const live = r.ports.find((x) => x.hostPort === p.hostPort && x.proto === p.proto);
+        process.stdout.write(`Forwarding host port ${p.hostPort}/${p.proto} to guest port ${p.guestPort}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when the VM runs'}.\n`);
+      }),
+    );
+  port
+    .command('rm')
+    .description('remove a manual port forward, e.g. `berth port rm 8080`')
+    .argument('<host[/udp]>', 'host port, optional protocol')
+    .action(
+      action(async (g, paths, spec: string) => {
+        const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+        if (!m) throw usage(`"${spec}" is not a port or PORT/udp`);
+        const p = { hostPort: Number(m[1]), proto: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
+        const r = await callOrOffline(paths, 'ports.remove', p);
+        if (g.json) return printJson(r);
+        process.stdout.write(`Removed the forward of host port ${p.hostPort}/${p.proto}.\n`);
+      }),
+    );
+
+  program
+    .command('shares')
+    .description('list the shared folders, how they are mounted in the VM and their state')
+    .action(
+      action(async (g, paths) => {
+        const r = await callOrOffline(paths, 'shares.list', {});
+        if (g.json) return printJson(r);
+        process.stdout.write(formatShares(r.shares, r.configured) + '\n');
+      }),
+    );
+
+  const share = program.command('share').description('add or remove a shared folder');
+  share
+    .command('add')
+    .description('share a host folder with the VM (at the same path unless --guest-path)')
+    .argument('<path>', 'the host folder')
+    .option('--guest-path <path>', 'where it appears in the VM')
+    .option('--read-only', 'containers can read but not change it')
+    .action(
+      action(async (g, paths, dir: string, opts: { guestPath?: string; readOnly?: boolean }) => {
+        const p = { hostPath: path.resolve(dir), ...(opts.guestPath ? { guestPath: opts.guestPath } : {}), ...(opts.readOnly ? { readOnly: true } : {}) };
+        const r = await callOrOffline(paths, 'shares.add', p);
+        if (g.json) return printJson(r);
+        const live = r.shares.find((x) => x.hostPath === p.hostPath);
+        process.stdout.write(
+          `Sharing ${p.hostPath} at ${p.guestPath ?? p.hostPath} in the VM${p.readOnly ? ' (read-only)' : ''}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when it runs'}.\n`,
+        );
+      }),
+    );
+  share
+    .command('rm')
+    .description('stop sharing a host folder')
+    .argument('<path>', 'the host folder')
+    .action(
+      action(async (g, paths, dir: string) => {
+        const hostPath = path.resolve(dir);
+        const r = await callOrOffline(paths, 'shares.remove', { hostPath });
+        if (g.json) return printJson(r);
+        process.stdout.write(`Stopped sharing ${hostPath}.\n`);
+      }),
+    );
+
+  const sync = program
+    .command('sync')
+    .description('folders kept in sync with a copy on the VM\'s disk (builds in containers at native disk speed): list them with their state and conflicts')
+    .action(
+      action(async (g, paths) => {
+        const r = await callOrOffline(paths, 'sync.list', {});
+        if (g.json) return printJson(r);
+        process.stdout.write(formatSync(r.syncs, r.configured) + '\n');
+      }),
+    );
+  sync
+    .command('add')
+    .description('keep a folder inside a shared folder in sync with a copy on the VM\'s disk; `docker run -v` of it (or of a folder in it) then uses the copy')
+    .argument('<path>', 'the host folder')
+    .action(
+      action(async (g, paths, dir: string) => {
+        const hostPath = path.resolve(dir);
+        const r = await callOrOffline(paths, 'sync.add', { hostPath });
+        if (g.json) return printJson(r);
+        const live = r.syncs.find((x) => x.hostPath === hostPath);
+        process.stdout.write(
+          live
+            ? `Syncing ${hostPath} with a copy on the VM's disk (${live.state}${live.error ? `: ${live.error}` : ''}). \`berth sync\` shows its progress.\n`
+            : `Syncing ${hostPath} with a copy on the VM's disk once the VM runs.\n`,
+        );
+      }),
+    );
+  sync
+    .command('rm')
+    .description('stop syncing a folder: a last sync, then the VM\'s copy is deleted (the host folder stays as it is)')
+    .argument('<path>', 'the host folder')
+    .action(
+      action(async (g, paths, dir: string) => {
+        const hostPath = path.resolve(dir);
+        const r = await callOrOffline(paths, 'sync.remove', { hostPath });
+        if (g.json) return printJson(r);
+        process.stdout.write(`Stopped syncing ${hostPath}; containers see it through the shared folder again.\n`);
+      }),
+    );
+}

@@ -1,0 +1,139 @@
+import type { Command } from 'commander';
+import type { ControlClient } from '../../client/control-client.js';
+import { localSettings, orphanVm } from '../../client/offline.js';
+import { runEngineHere } from '../../client/engine-here.js';
+import { dockerHostUrl } from '../../base/docker-context.js';
+import { isBerthError } from '../../contract/errors.js';
+import { action, globals, printJson, printWarning, withProgress } from '../command-kit.js';
+import { connectEngine } from '../engine-link.js';
+import { bold, dim, formatStatus, green, printError, usageHint } from '../output.js';
+
+/** Start, stop, restart and status of the VM, and the engine run in the foreground. */
+export function vmCommands(program: Command): void {
+  program
+    .command('start')
+    .description('start the VM (and the engine) and forward the docker socket')
+    .action(
+      action(async (g, paths) => {
+        const client = await connectEngine(paths, true);
+        try {
+          const before = await client.call('vm.status', {});
+          if (!g.json && before.state !== 'running') process.stderr.write(`Starting Berth (instance ${paths.name})\n`);
+          const s = await withProgress(client, !!g.json, () => client.call('vm.start', {}));
+          if (g.json) return printJson(s);
+          const took = s.timings?.totalMs !== undefined && before.state !== 'running' ? ` in ${(s.timings.totalMs / 1000).toFixed(1)} s` : '';
+          process.stdout.write(
+            `${green('Berth is running')}${took} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
+          );
+          if (s.accel === 'tcg' && s.accelReason && /slower/.test(s.accelReason)) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  program
+    .command('stop')
+    .description('stop the VM: containers stop, data stays on the disk')
+    .option('-f, --force', 'power the VM off at once instead of shutting it down cleanly')
+    .action(
+      action(async (g, paths, opts: { force?: boolean }) => {
+        let client: ControlClient;
+        try {
+          client = await connectEngine(paths, false);
+        } catch (err) {
+          if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+          if (!orphanVm(paths)) {
+            if (g.json) return printJson({ instance: paths.name, state: 'stopped' });
+            process.stdout.write('Berth is not running.\n');
+            return;
+          }
+          // A VM without an engine (the engine was killed): an engine
+          // reattaches to it first so it can shut it down cleanly.
+          client = await connectEngine(paths, true);
+        }
+        try {
+          if (!g.json) process.stderr.write('Stopping Berth...\n');
+          const s = await client.call('vm.stop', { force: !!opts.force });
+          if (g.json) return printJson(s);
+          process.stdout.write('Berth is stopped.\n');
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  program
+    .command('restart')
+    .description('stop and start the VM (to apply changed settings)')
+    .action(
+      action(async (g, paths) => {
+        const client = await connectEngine(paths, true);
+        try {
+          const s = await withProgress(client, !!g.json, () => client.call('vm.restart', {}));
+          if (g.json) return printJson(s);
+          process.stdout.write(`${green('Berth is running')} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n`);
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  program
+    .command('status')
+    .description('show the VM state, accelerator, resources and socket')
+    .action(
+      action(async (g, paths) => {
+        let client: ControlClient;
+        try {
+          client = await connectEngine(paths, false);
+        } catch (err) {
+          if (!isBerthError(err, 'ENGINE_NOT_RUNNING')) throw err;
+          const orphan = orphanVm(paths);
+          const driver = await localSettings(paths).then(
+            (st) => st.get().driver,
+            () => undefined,
+          );
+          const s = {
+            instance: paths.name,
+            state: 'stopped' as const,
+            engine: false,
+            ...(driver ? { driver } : {}),
+            dockerSocket: paths.dockerSocket,
+            dockerHost: dockerHostUrl(paths.dockerSocket),
+            ...(orphan ? { orphanVm: orphan, ...(orphan.pid ? { orphanVmPid: orphan.pid } : {}) } : {}),
+          };
+          if (g.json) return printJson(s);
+          process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
+          if (driver) process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
+          if (orphan) {
+            const which = orphan.pid ? `A VM (${orphan.driver}, pid ${orphan.pid}) is still running` : `A ${orphan.driver} VM may still be running`;
+            process.stdout.write(`${which} without an engine; \`berth start\` reattaches to it, \`berth stop\` stops it.\n`);
+          }
+          return;
+        }
+        try {
+          const s = await client.call('vm.status', {});
+          if (s.settingsProblem) printWarning(s.settingsProblem);
+          if (g.json) return printJson(s);
+          process.stdout.write(formatStatus(s) + '\n');
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  program
+    .command('daemon')
+    .description('run the engine in the foreground (the desktop app and `berth start` use this)')
+    .option('--exit-on-stop', 'exit once the VM has been stopped')
+    .action(async (opts: { exitOnStop?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      try {
+        await runEngineHere({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
+      } catch (err) {
+        printError(err, !!g.json);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -5,7 +5,7 @@ import type { ControlClient } from '../client/control-client.js';
 import { offlineCall } from '../client/offline.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../base/paths.js';
 import { connectEngine } from './engine-link.js';
-import { dim, printError, yellow } from './output.js';
+import { onStderr as e, printError } from './output.js';
 
 /**
  * What every berth command is built with: its global options, how an action
@@ -65,7 +65,7 @@ export async function withProgress(client: ControlClient, json: boolean, call: (
     await client.subscribe((event, data) => {
       if (event !== 'vm.progress') return;
       const p = data as { message: string };
-      process.stderr.write(`${dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  ${p.message}\n`);
+      process.stderr.write(`${e.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  ${p.message}\n`);
     });
   }
   return call();
@@ -73,7 +73,7 @@ export async function withProgress(client: ControlClient, json: boolean, call: (
 
 /** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */
 export function printWarning(p: { code: string; message: string; hint: string }): void {
-  process.stderr.write(`${yellow('warning:')} ${p.message} ${dim(`[${p.code}]`)}\n${yellow('hint:')} ${p.hint}\n`);
+  process.stderr.write(`${e.yellow('warning:')} ${p.message} ${e.dim(`[${p.code}]`)}\n${e.yellow('hint:')} ${p.hint}\n`);
 }
 
 /**

@@ -3,13 +3,32 @@ import type { PortViewWire, SyncViewWire, VmStatus } from '../contract/contract.
 type ShareViewWire = NonNullable<VmStatus['shares']>[number];
 import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
 
-const tty = process.stdout.isTTY && !process.env.NO_COLOR;
-const c = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
-export const bold = c('1');
-export const dim = c('2');
-export const red = c('31');
-export const green = c('32');
-export const yellow = c('33');
+/**
+ * Colour is decided per stream: stdout's text is coloured when stdout is a
+ * terminal, stderr's when stderr is (so `berth ... 2>file` gets no escape
+ * codes), and never with NO_COLOR set (https://no-color.org) or TERM=dumb.
+ */
+export function colourWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!stream.isTTY && !env.NO_COLOR && env.TERM !== 'dumb';
+}
+
+export interface Palette {
+  bold: (s: string) => string;
+  dim: (s: string) => string;
+  red: (s: string) => string;
+  green: (s: string) => string;
+  yellow: (s: string) => string;
+}
+
+export function palette(on: boolean): Palette {
+  const c = (code: string) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
+  return { bold: c('1'), dim: c('2'), red: c('31'), green: c('32'), yellow: c('33') };
+}
+
+/** For text written to stdout. */
+export const { bold, dim, red, green, yellow } = palette(colourWanted(process.stdout));
+/** For text written to stderr: errors, warnings, progress. */
+export const onStderr: Palette = palette(colourWanted(process.stderr));
 
 /** Print an error the same way everywhere: message and code, hint, details. */
 export function printError(err: unknown, json: boolean): ErrorInfo {
@@ -19,14 +38,14 @@ export function printError(err: unknown, json: boolean): ErrorInfo {
     return info;
   }
   const e = process.stderr;
-  e.write(`${red('error:')} ${info.message} ${dim(`[${info.code}]`)}\n`);
-  e.write(`${yellow('hint:')} ${info.hint}\n`);
+  e.write(`${onStderr.red('error:')} ${info.message} ${onStderr.dim(`[${info.code}]`)}\n`);
+  e.write(`${onStderr.yellow('hint:')} ${info.hint}\n`);
   if (info.details) {
     e.write(
       info.details
         .trimEnd()
         .split('\n')
-        .map((l) => `  ${dim('|')} ${l}`)
+        .map((l) => `  ${onStderr.dim('|')} ${l}`)
         .join('\n') + '\n',
     );
   }

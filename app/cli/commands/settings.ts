@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action, callOrOffline, printJson, printWarning, usage } from '../command-kit.js';
-import { yellow } from '../output.js';
+import { onStderr } from '../output.js';
 
 /** `berth settings show|set`. */
 export function settingsCommands(program: Command): void {
@@ -31,7 +31,7 @@ export function settingsCommands(program: Command): void {
           patch[m[1]!] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
         }
         const r = await callOrOffline(paths, 'settings.update', { patch });
-        if (r.notice) process.stderr.write(`${yellow('note:')} ${r.notice}\n`);
+        if (r.notice) process.stderr.write(`${onStderr.yellow('note:')} ${r.notice}\n`);
         if (g.json) return printJson(r);
         if (!r.changed.length) return void process.stdout.write(r.notice ? 'Saved.\n' : 'Nothing changed.\n');
         process.stdout.write(`Saved: ${r.changed.map((k) => `${k}=${(r.settings as Record<string, unknown>)[k]}`).join(', ')}.\n`);

@@ -1,0 +1,64 @@
+/**
+ * CLI habits users bring from other tools (issue 19): colour decided per
+ * stream and off with NO_COLOR, `berth` alone, typos that suggest, global
+ * options in every command's help, `status` exit codes. Needs the built CLI.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { colourWanted, palette } from '../../app/cli/output.js';
+import { BERTH_BIN, run } from '../helpers/run.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+const t = shortTempDir('clh');
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  BERTH_HOME: path.join(t.dir, 'home'),
+  BERTH_CACHE: path.join(t.dir, 'cache'),
+  DOCKER_CONFIG: path.join(t.dir, 'docker'),
+  NO_COLOR: '1',
+};
+after(() => t.cleanup());
+
+const ESC = '\x1b[';
+const hasScript = (() => {
+  try {
+    execFileSync('script', ['-qec', 'true', '/dev/null'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('colour: only for a terminal, never with NO_COLOR or TERM=dumb', () => {
+  assert.equal(colourWanted({ isTTY: true }, {}), true);
+  assert.equal(colourWanted({ isTTY: false }, {}), false);
+  assert.equal(colourWanted({}, {}), false);
+  assert.equal(colourWanted({ isTTY: true }, { NO_COLOR: '1' }), false);
+  assert.equal(colourWanted({ isTTY: true }, { NO_COLOR: '' }), true, 'an empty NO_COLOR does not count (no-color.org)');
+  assert.equal(colourWanted({ isTTY: true }, { TERM: 'dumb' }), false);
+  assert.equal(palette(true).red('x'), `${ESC}31mx${ESC}0m`);
+  assert.equal(palette(false).red('x'), 'x');
+});
+
+/** `berth shell` while stopped fails with a coloured-when-allowed error, under a pseudo-terminal from script(1). */
+async function underPty(redirect: string, extra: NodeJS.ProcessEnv = {}): Promise<{ tty: string; file: string }> {
+  const file = path.join(t.dir, `redirect-${Math.random().toString(36).slice(2)}`);
+  const e = { ...env, ...extra, TERM: 'xterm' };
+  if (!('NO_COLOR' in extra)) delete e.NO_COLOR;
+  const r = await run('script', ['-qec', `'${process.execPath}' '${BERTH_BIN}' shell -- true ${redirect}'${file}'`, '/dev/null'], { env: e });
+  return { tty: r.stdout, file: fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '' };
+}
+
+test('colour per stream: stderr is coloured only when stderr itself is a terminal', { skip: !hasScript && 'script(1) is not installed' }, async () => {
+  const errToFile = await underPty('2>');
+  assert.match(errToFile.file, /error: .*ENGINE_NOT_RUNNING/);
+  assert.ok(!errToFile.file.includes(ESC), `no escape codes in redirected stderr: ${JSON.stringify(errToFile.file)}`);
+  const outToFile = await underPty('>');
+  assert.ok(outToFile.tty.includes(`${ESC}31merror:`), `stderr on a terminal is coloured: ${JSON.stringify(outToFile.tty)}`);
+  const noColour = await underPty('>', { NO_COLOR: '1' });
+  assert.match(noColour.tty, /error: /);
+  assert.ok(!noColour.tty.includes(ESC), 'NO_COLOR turns colour off on a terminal too');
+});

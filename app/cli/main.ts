@@ -13,6 +13,8 @@ program
   .version(BERTH_VERSION, '-V, --version')
   .option('-i, --instance <name>', 'the instance to act on', (v) => parseInstance(v), process.env.BERTH_INSTANCE || 'default')
   .option('--json', 'print machine-readable JSON')
+  // Every command's help shows --instance and --json too (inherited by subcommands).
+  .configureHelp({ showGlobalOptions: true })
   // Every usage error prints the failing command's own usage (inherited by subcommands).
   .showHelpAfterError(true)
   .exitOverride();
@@ -22,8 +24,31 @@ guestCommands(program);
 forwardCommands(program);
 settingsCommands(program);
 
+// The program's own usage errors (an unknown command: "Did you mean start?")
+// get one line pointing at the help, not the whole command list.
+program.showHelpAfterError('Usage: berth [options] <command>   (`berth --help` lists the commands)');
+
+/** What `berth` alone prints: what it is, the commands by name, where to start. */
+function shortHelp(): string {
+  const names = program.commands.map((c) => c.name()).filter((n) => n !== 'daemon');
+  return [
+    `berth ${BERTH_VERSION}: ${program.description()}`,
+    '',
+    'Usage: berth [options] <command>',
+    '',
+    `Commands: ${names.join(', ')}`,
+    '',
+    'Start here: `berth start`, then use your docker CLI.',
+    'Run `berth --help` for every command and option, `berth <command> --help` for one.',
+  ].join('\n');
+}
+
 export async function main(argv: string[]): Promise<void> {
   invocation.argv = argv;
+  if (argv.length <= 2) {
+    process.stdout.write(shortHelp() + '\n');
+    return;
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { colourWanted, palette } from '../../app/cli/output.js';
-import { BERTH_BIN, run } from '../helpers/run.js';
+import { BERTH_BIN, berth, run } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const t = shortTempDir('clh');
@@ -61,4 +61,47 @@ test('colour per stream: stderr is coloured only when stderr itself is a termina
   const noColour = await underPty('>', { NO_COLOR: '1' });
   assert.match(noColour.tty, /error: /);
   assert.ok(!noColour.tty.includes(ESC), 'NO_COLOR turns colour off on a terminal too');
+});
+
+test('`berth` alone: a short help on stdout, exit 0', async () => {
+  const r = await berth([], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: berth /m);
+  assert.match(r.stdout, /Commands: start, stop/);
+  assert.match(r.stdout, /berth --help/);
+  assert.ok(r.stdout.split('\n').length < 15, 'short');
+  assert.equal(r.stderr, '');
+});
+
+test('a typo suggests the command and points at the help, without printing it all', async () => {
+  const r = await berth(['strat'], env);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown command 'strat'/);
+  assert.match(r.stderr, /Did you mean start\?/);
+  assert.match(r.stderr, /berth --help/);
+  assert.ok(!/Commands:/.test(r.stderr), `no command list: ${r.stderr}`);
+  assert.ok(r.stderr.split('\n').length <= 4, r.stderr);
+  const sub = await berth(['settings', 'shwo'], env);
+  assert.equal(sub.code, 2);
+  assert.match(sub.stderr, /Did you mean show\?/);
+});
+
+test('--instance and --json are in every command\'s help', async () => {
+  for (const args of [['status'], ['port', 'add'], ['settings', 'set'], ['share', 'add'], ['logs']]) {
+    const r = await berth([...args, '--help'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Global Options:[\s\S]*--instance <name>[\s\S]*--json/, `berth ${args.join(' ')} --help`);
+  }
+});
+
+test('status: exit 3 while not running, saying what to run; JSON too', async () => {
+  const r = await berth(['status'], env);
+  assert.equal(r.code, 3);
+  assert.match(r.stdout, /Berth is not running\. Start it with `berth start`\./);
+  const j = await berth(['status', '--json'], env);
+  assert.equal(j.code, 3);
+  assert.equal(JSON.parse(j.stdout).state, 'stopped');
+  const other = await berth(['--instance', 'work', 'status'], env);
+  assert.equal(other.code, 3);
+  assert.match(other.stdout, /`berth --instance work start`/);
 });

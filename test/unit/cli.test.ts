@@ -48,12 +48,12 @@ for (const [args, pattern] of [
   });
 }
 
-test('status while stopped: exit 0, human and JSON', async () => {
+test('status while stopped: exit 3 (not running), human and JSON', async () => {
   const r = await berth(['status'], env);
-  assert.equal(r.code, 0);
+  assert.equal(r.code, 3);
   assert.match(r.stdout, /stopped/);
   const j = await berth(['status', '--json'], env);
-  assert.equal(j.code, 0);
+  assert.equal(j.code, 3);
   const s = JSON.parse(j.stdout);
   assert.equal(s.state, 'stopped');
   assert.equal(s.dockerHost, `unix://${env.BERTH_HOME}/default/docker.sock`);

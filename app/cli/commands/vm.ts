@@ -8,6 +8,18 @@ import { action, globals, printJson, printWarning, withProgress } from '../comma
 import { connectEngine } from '../engine-link.js';
 import { bold, dim, formatStatus, green, printError, usageHint } from '../output.js';
 
+/**
+ * `berth status`'s exit code when the VM is not running (stopped, starting,
+ * stopping, failed), as the LSB has it for "program is not running"; 1
+ * stays for "could not tell" (an error with a hint), 2 for usage.
+ */
+export const NOT_RUNNING = 3;
+
+/** The start command for an instance, as the user would type it. */
+export function startCommand(instance: string): string {
+  return instance === 'default' ? 'berth start' : `berth --instance ${instance} start`;
+}
+
 /** Start, stop, restart and status of the VM, and the engine run in the foreground. */
 export function vmCommands(program: Command): void {
   program
@@ -81,7 +93,7 @@ export function vmCommands(program: Command): void {
 
   program
     .command('status')
-    .description('show the VM state, accelerator, resources and socket')
+    .description(`show the VM state, accelerator, resources and socket; exits 0 when running, ${NOT_RUNNING} when not`)
     .action(
       action(async (g, paths) => {
         let client: ControlClient;
@@ -103,20 +115,30 @@ export function vmCommands(program: Command): void {
             dockerHost: dockerHostUrl(paths.dockerSocket),
             ...(orphan ? { orphanVm: orphan, ...(orphan.pid ? { orphanVmPid: orphan.pid } : {}) } : {}),
           };
-          if (g.json) return printJson(s);
+          if (g.json) {
+            printJson(s);
+            return NOT_RUNNING;
+          }
           process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
           if (driver) process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
           if (orphan) {
             const which = orphan.pid ? `A VM (${orphan.driver}, pid ${orphan.pid}) is still running` : `A ${orphan.driver} VM may still be running`;
             process.stdout.write(`${which} without an engine; \`berth start\` reattaches to it, \`berth stop\` stops it.\n`);
-          }
-          return;
+          } else process.stdout.write(`\nBerth is not running. Start it with \`${startCommand(paths.name)}\`.\n`);
+          return NOT_RUNNING;
         }
         try {
           const s = await client.call('vm.status', {});
           if (s.settingsProblem) printWarning(s.settingsProblem);
-          if (g.json) return printJson(s);
+          const code = s.state === 'running' ? 0 : NOT_RUNNING;
+          if (g.json) {
+            printJson(s);
+            return code;
+          }
           process.stdout.write(formatStatus(s) + '\n');
+          if (s.state === 'stopped') process.stdout.write(`\nBerth is not running. Start it with \`${startCommand(paths.name)}\`.\n`);
+          if (s.state === 'error') process.stdout.write(`\nStart it again with \`${startCommand(paths.name)}\` once the hint above is dealt with.\n`);
+          return code;
         } finally {
           client.close();
         }

@@ -5,6 +5,7 @@ import type { ControlClient } from '../client/control-client.js';
 import { offlineCall } from '../client/offline.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../base/paths.js';
 import { connectEngine } from './engine-link.js';
+import { nearest } from './suggest.js';
 import { onStderr as e, printError } from './output.js';
 
 /**
@@ -105,4 +106,18 @@ export function positiveInt(v: string): number {
 export class UsageError extends Error {}
 export function usage(message: string): UsageError {
   return new UsageError(message);
+}
+
+/**
+ * A command that does something alone and has subcommands (`berth port`
+ * lists, `berth port add` adds): a stray word after it is a mistyped
+ * subcommand, said so with a suggestion, not "too many arguments".
+ */
+export function listsAlone(group: Command): Command {
+  return group.allowExcessArguments(true).hook('preAction', (_hooked, actionCmd) => {
+    if (actionCmd !== group || !group.args.length) return;
+    const word = group.args[0]!;
+    const near = nearest(word, group.commands.map((c) => c.name()));
+    group.error(`error: unknown command '${word}'${near ? `\n(Did you mean ${near}?)` : ''}`, { exitCode: 2, code: 'commander.unknownCommand' });
+  });
 }

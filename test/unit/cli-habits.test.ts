@@ -105,3 +105,21 @@ test('status: exit 3 while not running, saying what to run; JSON too', async () 
   assert.equal(other.code, 3);
   assert.match(other.stdout, /`berth --instance work start`/);
 });
+
+test('one naming scheme: `port`, `share` and `sync` list alone and change with add/rm; the plurals are aliases', async () => {
+  const e = { ...env, BERTH_INSTANCE: 'naming' };
+  assert.equal((await berth(['port', 'add', '18600:80'], e)).code, 0);
+  for (const list of ['port', 'ports']) {
+    const r = await berth([list], e);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /127\.0\.0\.1:18600\s+guest:80/);
+  }
+  assert.equal((await berth(['ports', 'rm', '18600'], e)).code, 0, 'the old plural takes the subcommands too');
+  for (const list of ['share', 'shares']) assert.match((await berth([list], e)).stdout, /HOST FOLDER/);
+  const typo = await berth(['share', 'ad', t.dir], e);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command 'ad'\n\(Did you mean add\?\)/);
+  const help = await berth(['--help'], e);
+  assert.match(help.stdout, /^ {2}port\|ports /m);
+  assert.match(help.stdout, /^ {2}share\|shares /m);
+});

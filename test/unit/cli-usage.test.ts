@@ -21,12 +21,12 @@ const env = {
 };
 after(() => t.cleanup());
 
-/** Command names listed under "Commands:" in a help text (without `help`). */
+/** Command names listed under "Commands:" in a help text (without `help`; `port|ports` is `port`). */
 function commandsIn(help: string): { name: string; usage: string }[] {
   const section = help.split(/^Commands:\s*$/m)[1] ?? '';
   return section
     .split('\n')
-    .map((l) => /^ {2}(\S+)((?: (?:\[[^\]]*\]|<[^>]*>))*)/.exec(l))
+    .map((l) => /^ {2}([^\s|]+)(?:\|\S+)?((?: (?:\[[^\]]*\]|<[^>]*>))*)/.exec(l))
     .filter((m): m is RegExpExecArray => !!m && m[1] !== 'help')
     .map((m) => ({ name: m[1]!, usage: m[2]!.trim() }));
 }
@@ -71,7 +71,7 @@ async function expectUsage(args: string[]): Promise<void> {
 test('every command is covered', () => {
   assert.ok(leaves.length >= 15, `found ${leaves.length} commands`);
   const names = leaves.map((l) => l.path.join(' '));
-  for (const must of ['start', 'stop', 'restart', 'status', 'shell', 'logs', 'daemon', 'settings set', 'settings show', 'port add', 'port rm', 'ports', 'dashboard', 'context use']) {
+  for (const must of ['start', 'stop', 'restart', 'status', 'shell', 'logs', 'daemon', 'settings set', 'settings show', 'port add', 'port rm', 'share add', 'share rm', 'sync add', 'sync rm', 'dashboard', 'context use']) {
     assert.ok(names.includes(must), `"${must}" is listed by --help (found: ${names.join(', ')})`);
   }
 });

@@ -1,13 +1,16 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { action, callOrOffline, printJson, usage } from '../command-kit.js';
+import { action, callOrOffline, listsAlone, printJson, usage } from '../command-kit.js';
 import { formatPorts, formatShares, formatSync } from '../output.js';
 
 /** What crosses between host and VM: forwarded ports, shared and synced folders. */
 export function forwardCommands(program: Command): void {
-  program
-    .command('ports')
-    .description('list forwarded ports: automatic (containers, guest processes) and manual, with their state')
+  // One scheme: a singular noun lists, its subcommands change (`berth port`,
+  // `berth port add`), as `berth sync` does; the plural is an alias.
+  const port = program
+    .command('port')
+    .alias('ports')
+    .description('list forwarded ports (automatic: containers, guest processes; manual: `port add`) with their state; add or remove manual ones')
     .action(
       action(async (g, paths) => {
         const r = await callOrOffline(paths, 'ports.list', {});
@@ -15,8 +18,6 @@ export function forwardCommands(program: Command): void {
         process.stdout.write(formatPorts(r.ports, r.manual) + '\n');
       }),
     );
-
-  const port = program.command('port').description('add or remove a manual port forward');
   port
     .command('add')
     .description('forward a host port to a guest port, e.g. `berth port add 8080:80` or `berth port add 5353:53/udp`')
@@ -48,9 +49,10 @@ export function forwardCommands(program: Command): void {
       }),
     );
 
-  program
-    .command('shares')
-    .description('list the shared folders, how they are mounted in the VM and their state')
+  const share = program
+    .command('share')
+    .alias('shares')
+    .description('list the shared folders, how they are mounted in the VM and their state; add or remove one')
     .action(
       action(async (g, paths) => {
         const r = await callOrOffline(paths, 'shares.list', {});
@@ -58,8 +60,6 @@ export function forwardCommands(program: Command): void {
         process.stdout.write(formatShares(r.shares, r.configured) + '\n');
       }),
     );
-
-  const share = program.command('share').description('add or remove a shared folder');
   share
     .command('add')
     .description('share a host folder with the VM (at the same path unless --guest-path)')
@@ -129,4 +129,6 @@ export function forwardCommands(program: Command): void {
         process.stdout.write(`Stopped syncing ${hostPath}; containers see it through the shared folder again.\n`);
       }),
     );
+  // After the subcommands: they must not inherit the group's excess arguments.
+  for (const group of [port, share, sync]) listsAlone(group);
 }

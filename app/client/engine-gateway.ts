@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { BerthError, isBerthError } from '../contract/errors.js';
 import type { InstancePaths } from '../base/paths.js';
-import { describeIssues } from '../engine/settings/schema.js';
 import type { VmState } from '../contract/vm-states.js';
-import { methods, type EventName, type MethodName, type VmStatus } from '../contract/contract.js';
+import { checkParams, methods, type EventName, type MethodName, type VmStatus } from '../contract/contract.js';
 import type { ControlClient } from './control-client.js';
 import { offlineCall } from './offline.js';
 import { TOO_DEEP, nestedTooDeep } from '../contract/wire-limits.js';
@@ -69,12 +68,9 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     }
     const m = method as MethodName;
     if (nestedTooDeep(params)) throw new BerthError(TOO_DEEP.code, TOO_DEEP.message, TOO_DEEP.hint);
-    const parsed = methods[m].params.safeParse(params ?? {});
-    if (!parsed.success) {
-      throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
-    }
+    const data = checkParams(m, params ?? {});
     const client = await this.link(SPAWNING.has(m));
-    const result = client ? await client.call(m, parsed.data as never) : await this.offline(m, parsed.data as Record<string, unknown>);
+    const result = client ? await client.call(m, data as never) : await this.offline(m, data as Record<string, unknown>);
     this.track(m, result);
     return result;
   }

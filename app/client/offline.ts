@@ -9,7 +9,7 @@ import type { InstancePaths } from '../base/paths.js';
 import { pidAlive } from '../base/process-util.js';
 import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../engine/settings/edits.js';
 import { SettingsStore, settingsView } from '../engine/settings/store.js';
-import type { MethodName, VmStatus } from '../contract/contract.js';
+import { checkParams, type MethodName, type VmStatus } from '../contract/contract.js';
 import type { ControlClient } from './control-client.js';
 import { buildDiagnostics } from '../engine/api/diagnostics.js';
 import { factoryReset } from '../engine/api/factory-reset.js';
@@ -61,7 +61,9 @@ export function orphanVm(paths: InstancePaths): OrphanVm | undefined {
  * (which reattaches to an orphaned VM) for the calls only an engine can
  * answer: stopping that VM cleanly.
  */
-export async function offlineCall(paths: InstancePaths, m: MethodName, p: Record<string, unknown>, takeOver: () => Promise<ControlClient>): Promise<unknown> {
+export async function offlineCall(paths: InstancePaths, m: MethodName, raw: Record<string, unknown>, takeOver: () => Promise<ControlClient>): Promise<unknown> {
+  // Checked as the engine checks them, so a bad value gets the same message with or without one.
+  const p = checkParams(m, raw) as Record<string, unknown>;
   switch (m) {
     case 'vm.status':
     case 'vm.stop':

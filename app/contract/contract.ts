@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BerthError, ERROR_CODES } from './errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
+import { describeIssues, portNumber } from './issues.js';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from './settings-values.js';
 import { START_PHASES, VM_STATES } from './vm-states.js';
 
@@ -205,7 +206,7 @@ export const PortViewSchema = z.object({
 });
 export type PortViewWire = z.infer<typeof PortViewSchema>;
 
-const PortNumber = z.number().int().min(1).max(65535);
+const PortNumber = portNumber();
 const SharesResult = z.object({ shares: z.array(ShareViewSchema), configured: z.array(ShareSettingSchema) });
 const SyncResult = z.object({ syncs: z.array(SyncViewSchema), configured: z.array(SyncSettingSchema) });
 const PortsResult = z.object({ ports: z.array(PortViewSchema), manual: z.array(ManualPortViewSchema) });
@@ -294,6 +295,17 @@ export const methods = {
 export type Methods = typeof methods;
 export type MethodName = keyof Methods;
 export type Params<M extends MethodName> = z.input<Methods[M]['params']>;
+
+/**
+ * A method's params checked against the contract, with one message for
+ * every path that checks them (the engine, the dashboard's gateway, the
+ * offline path): BAD_REQUEST, nothing changed.
+ */
+export function checkParams<M extends MethodName>(m: M, raw: unknown): z.infer<Methods[M]['params']> {
+  const parsed = methods[m].params.safeParse(raw);
+  if (!parsed.success) throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
+  return parsed.data as z.infer<Methods[M]['params']>;
+}
 export type Result<M extends MethodName> = z.infer<Methods[M]['result']>;
 /** What serves the contract: one function per method (hello and events.subscribe belong to the connection). */
 export type Handlers = {

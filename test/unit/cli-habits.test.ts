@@ -46,7 +46,7 @@ test('colour: only for a terminal, never with NO_COLOR or TERM=dumb', () => {
 /** `berth shell` while stopped fails with a coloured-when-allowed error, under a pseudo-terminal from script(1). */
 async function underPty(redirect: string, extra: NodeJS.ProcessEnv = {}): Promise<{ tty: string; file: string }> {
   const file = path.join(t.dir, `redirect-${Math.random().toString(36).slice(2)}`);
-  const e = { ...env, ...extra, TERM: 'xterm' };
+  const e: NodeJS.ProcessEnv = { ...env, ...extra, TERM: 'xterm' };
   if (!('NO_COLOR' in extra)) delete e.NO_COLOR;
   const r = await run('script', ['-qec', `'${process.execPath}' '${BERTH_BIN}' shell -- true ${redirect}'${file}'`, '/dev/null'], { env: e });
   return { tty: r.stdout, file: fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '' };

@@ -70,7 +70,7 @@ for (const [name, patch, pattern] of [
   ['a string', { memoryMiB: 'lots' }, /memoryMiB/],
   ['an unknown key', { memory: 1024 }, /memory/],
   ['an unknown accelerator', { accel: 'warp' }, /accel/],
-  ['rosetta as a string', { rosetta: 'true' }, /rosetta: .*boolean/],
+  ['rosetta as a string', { rosetta: 'true' }, /rosetta: must be true or false/],
   ['rosetta as a number', { rosetta: 1 }, /rosetta/],
 ] as const) {
   test(`refused and nothing saved: ${name}`, () => {

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { BerthError, toErrorInfo } from '../../contract/errors.js';
-import { describeIssues } from '../settings/schema.js';
+import { describeIssues } from '../../contract/issues.js';
 import { listenPrivate, prepareSocketPath } from '../forward/unix-socket.js';
 import {
   MAX_MESSAGE_BYTES,
@@ -157,8 +157,9 @@ export class ControlServer {
       if (m === 'hello' && !conn.authed && !hasUsableToken(rawParams)) throw badToken('hello without a usable control token');
       throw new BerthError('BAD_REQUEST', `bad params for ${m}: ${describeIssues(parsed.error)}`, 'Nothing was changed.');
     }
+    const params: unknown = parsed.data;
     if (m === 'hello') {
-      const p = parsed.data as Params<'hello'>;
+      const p = params as Params<'hello'>;
       if (!tokenMatches(p.token, this.token)) {
         this.log.warn('control connection refused: bad token');
         throw badToken('the control token is wrong');
@@ -172,7 +173,7 @@ export class ControlServer {
       return {};
     }
     const handler = this.handlers[m] as (p: unknown) => Promise<unknown>;
-    return handler(parsed.data);
+    return handler(params);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../../contract/settings-values.js';
+import { describeIssues, portNumber } from '../../contract/issues.js';
 import { syncPathProblem } from './sync-paths.js';
 
 /**
@@ -13,7 +14,8 @@ import { syncPathProblem } from './sync-paths.js';
 const hostCpus = () => Math.max(1, os.cpus().length);
 const hostMemoryMiB = () => Math.floor(os.totalmem() / (1024 * 1024));
 
-const Port = z.number().int().min(1, 'must be a port from 1 to 65535').max(65535, 'must be a port from 1 to 65535');
+/** The same rule and message as the contract's (contract/issues.ts): one message on every path. */
+const Port = portNumber();
 
 /** A port forwarded by hand (`berth port add`), kept while the VM runs. */
 export const ManualPortSchema = z
@@ -183,12 +185,5 @@ export function defaultSettings(): Settings {
   return SettingsSchema.parse({});
 }
 
-/** One line per problem: "memoryMiB: must be at least 512 MiB". */
-export function describeIssues(err: z.ZodError): string {
-  return err.issues
-    .map((i) => {
-      const where = i.path.length ? i.path.join('.') : '(top level)';
-      return `${where}: ${i.message}`;
-    })
-    .join('; ');
-}
+/** One line per problem, in the words every path uses (contract/issues.ts). */
+export { describeIssues };

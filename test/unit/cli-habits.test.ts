@@ -123,3 +123,20 @@ test('one naming scheme: `port`, `share` and `sync` list alone and change with a
   assert.match(help.stdout, /^ {2}port\|ports /m);
   assert.match(help.stdout, /^ {2}share\|shares /m);
 });
+
+test('`share add` of a folder that does not exist (or of a file) fails with a hint; nothing is saved', async () => {
+  const e = { ...env, BERTH_INSTANCE: 'sharebad' };
+  const file = path.join(env.BERTH_HOME!, 'sharebad', 'settings.json');
+  const missing = await berth(['share', 'add', path.join(t.dir, 'nonexistent', 'dir')], e);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /error: .*nonexistent\/dir does not exist \[INVALID_HOST_PATH\]/);
+  assert.match(missing.stderr, /hint: Share a folder that exists/);
+  assert.ok(!fs.existsSync(file), 'nothing saved');
+  const aFile = path.join(t.dir, 'a-file');
+  fs.writeFileSync(aFile, 'x');
+  const notDir = await berth(['share', 'add', aFile], e);
+  assert.equal(notDir.code, 1);
+  assert.match(notDir.stderr, /is not a folder \[INVALID_HOST_PATH\]/);
+  const ok = await berth(['share', 'add', t.dir, '--read-only'], e);
+  assert.equal(ok.code, 0, ok.stderr);
+});

@@ -20,6 +20,7 @@ const home = path.join(t.dir, 'home');
 const shared = path.join(t.dir, 'work');
 fs.mkdirSync(path.join(shared, 'app'), { recursive: true });
 fs.mkdirSync(path.join(t.dir, 'elsewhere'));
+fs.mkdirSync(path.join(t.dir, 'more'));
 const paths = instancePaths('default', home);
 fs.mkdirSync(paths.dir, { recursive: true });
 new SettingsStore(paths.settings).update({ shares: [{ hostPath: shared }] });

@@ -104,3 +104,17 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
 test('nudge lines carry seconds and nanoseconds apart', () => {
   assert.equal(nudgeLine('f', { atimeNs: 1_700_000_000_123_456_789n, mtimeNs: 5n }, '/a b/c'), 'f 1700000000 123456789 0 5 /a b/c');
 });
+
+test('addShare (the engine\'s, the gateway\'s and the CLI\'s edit) refuses a folder that does not exist, and saves nothing', async () => {
+  const { addShare } = await import('../../app/engine/settings/edits.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-addshare-'));
+  try {
+    const store = new SettingsStore(path.join(dir, 'settings.json'));
+    assert.throws(() => addShare(store, { hostPath: path.join(dir, 'nope') }), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /does not exist/.test(e.message));
+    assert.ok(!fs.existsSync(path.join(dir, 'settings.json')));
+    fs.mkdirSync(path.join(dir, 'yes'));
+    assert.ok(addShare(store, { hostPath: path.join(dir, 'yes') }).some((s) => s.hostPath === path.join(dir, 'yes')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

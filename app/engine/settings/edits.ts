@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
 import { checkSyncable } from './sync-paths.js';
@@ -16,6 +17,14 @@ type ManualPort = Settings['ports'][number];
 type SyncEntry = Settings['sync'][number];
 
 export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?: string; readOnly?: boolean }): Share[] {
+  // Checked only when added: a shared folder deleted later must not break the settings file.
+  let isDir = false;
+  try {
+    isDir = fs.statSync(p.hostPath).isDirectory();
+  } catch {
+    throw new BerthError('INVALID_HOST_PATH', `${p.hostPath} does not exist`, 'Share a folder that exists on this computer (create it first, or check the path for a typo).');
+  }
+  if (!isDir) throw new BerthError('INVALID_HOST_PATH', `${p.hostPath} is not a folder`, 'Share the folder that holds it instead.');
   const entry: Share = { hostPath: p.hostPath };
   if (p.guestPath) entry.guestPath = p.guestPath;
   if (p.readOnly) entry.readOnly = true;

@@ -88,25 +88,30 @@ export const SyncSettingSchema = z
 
 export const SettingsSchema = z
   .object({
+    // Limits as min/max (not refinements), so the key table (client/settings-keys.ts) can show them.
     cpus: z
       .number()
       .int()
-      .min(1)
-      .refine((n) => n <= hostCpus(), {
-        message: `must not exceed the host's CPU count (${hostCpus()})`,
-      })
-      .default(() => Math.min(2, hostCpus())),
+      .min(1, 'must be at least 1')
+      .max(hostCpus(), `must not exceed the host's CPU count (${hostCpus()})`)
+      .default(() => Math.min(2, hostCpus()))
+      .describe('virtual CPUs of the VM'),
     memoryMiB: z
       .number()
       .int()
       .min(512, 'must be at least 512 MiB')
-      .refine((n) => n <= hostMemoryMiB() - 256, {
-        message: `must leave the host at least 256 MiB (the host has ${hostMemoryMiB()} MiB)`,
-      })
-      .default(() => Math.min(2048, Math.max(512, Math.floor(hostMemoryMiB() / 4)))),
-    diskGiB: z.number().int().min(4, 'must be at least 4 GiB').max(4096, 'must be at most 4096 GiB').default(64),
-    accel: z.enum(ACCELERATORS).default('auto'),
-    driver: z.enum(DRIVER_SETTINGS).default('auto'),
+      .max(hostMemoryMiB() - 256, `must leave the host at least 256 MiB (the host has ${hostMemoryMiB()} MiB)`)
+      .default(() => Math.min(2048, Math.max(512, Math.floor(hostMemoryMiB() / 4))))
+      .describe("the VM's memory"),
+    diskGiB: z
+      .number()
+      .int()
+      .min(4, 'must be at least 4 GiB')
+      .max(4096, 'must be at most 4096 GiB')
+      .default(64)
+      .describe('the largest size of the data disk (containers, images, volumes); it only grows'),
+    accel: z.enum(ACCELERATORS).default('auto').describe("QEMU's accelerator"),
+    driver: z.enum(DRIVER_SETTINGS).default('auto').describe('the hypervisor driver (`berth doctor` shows which work here)'),
     /**
      * Apple silicon: run amd64 (x86_64) binaries in the arm64 VM through
      * Rosetta. Takes effect with the vfkit driver and an arm64 guest; with
@@ -114,23 +119,29 @@ export const SettingsSchema = z
      * Mac, the VM starts without it and `berth status` and `berth doctor`
      * say why (vm-spec.ts rosettaPlan).
      */
-    rosetta: z.boolean().default(false),
+    rosetta: z.boolean().default(false).describe('run amd64 binaries through Rosetta (Apple silicon, vfkit)'),
     /**
      * Rest the VM after this many minutes with nothing in use (no running
      * container, no docker or forwarded connection, no shell); the next
      * docker connection wakes it. 0 = never. Fractions are allowed.
      */
-    idleMinutes: z.number().min(0, 'must be 0 (never rest) or more minutes').max(1440, 'must be at most 1440 minutes (a day)').default(15),
+    idleMinutes: z
+      .number()
+      .min(0, 'must be 0 (never rest) or more minutes')
+      .max(1440, 'must be at most 1440 minutes (a day)')
+      .default(15)
+      .describe('rest the VM after this many idle minutes (0: never); the next docker command wakes it'),
     /** Where forwarded ports listen on the host: loopback only, or every interface. */
-    portBind: z.enum(['loopback', 'all']).default('loopback'),
-    shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).default('auto'),
+    portBind: z.enum(['loopback', 'all']).default('loopback').describe('where forwarded ports listen on the host'),
+    shareMechanism: z.enum(SHARE_MECHANISM_SETTINGS).default('auto').describe('how shared folders reach the VM'),
     ports: z
       .array(ManualPortSchema)
       .max(1000)
       .default([])
       .refine((ps) => new Set(ps.map((p) => `${p.proto}/${p.hostPort}`)).size === ps.length, {
         message: 'each host port (and protocol) can be forwarded only once',
-      }),
+      })
+      .describe('manual port forwards (`berth port add`)'),
     /** Folders of the host mounted in the guest (live: no restart needed). */
     shares: z
       .array(ShareSchema)
@@ -138,9 +149,10 @@ export const SettingsSchema = z
       .default(defaultShares)
       .refine((ss) => new Set(ss.map((s) => s.guestPath ?? s.hostPath)).size === ss.length, {
         message: 'two shares cannot use the same guest path',
-      }),
+      })
+      .describe('shared folders (`berth share add`)'),
     /** Folders inside shares kept in sync with a copy on the guest's disk (live). */
-    sync: z.array(SyncSettingSchema).max(16, 'at most 16 folders can be synced').default([]),
+    sync: z.array(SyncSettingSchema).max(16, 'at most 16 folders can be synced').default([]).describe('synced folders (`berth sync add`)'),
   })
   .strict()
   .superRefine((s, ctx) => {

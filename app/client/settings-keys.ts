@@ -11,6 +11,8 @@ export interface SettingsKey {
   /** number, true/false, one of a list, or a list edited by its own command. */
   type: 'number' | 'boolean' | 'choice' | 'list';
   description: string;
+  /** A number key that takes whole numbers only. */
+  integer?: boolean;
   min?: number;
   max?: number;
   choices?: string[];
@@ -39,6 +41,7 @@ export function settingsKeys(): SettingsKey[] {
       key,
       type,
       description: p.description ?? '',
+      ...(p.type === 'integer' ? { integer: true } : {}),
       ...(type === 'number' && p.minimum !== undefined ? { min: p.minimum } : {}),
       ...(type === 'number' && p.maximum !== undefined && p.maximum < Number.MAX_SAFE_INTEGER ? { max: p.maximum } : {}),
       ...(p.enum ? { choices: p.enum } : {}),

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { action, callOrOffline, printJson, printWarning, usage } from '../command-kit.js';
+import { settingsKeys } from '../../client/settings-keys.js';
+import { action, callOrOffline, printJson, printWarning } from '../command-kit.js';
+import { formatSettings, keysHelp, parsePairs } from '../settings-input.js';
 import { onStderr } from '../output.js';
 
 /** `berth settings show|set`. */
@@ -13,23 +15,17 @@ export function settingsCommands(program: Command): void {
         const s = await callOrOffline(paths, 'settings.get', {});
         if (s.problem) printWarning(s.problem);
         if (g.json) return printJson(s);
-        for (const [k, v] of Object.entries(s)) if (k !== 'problem') process.stdout.write(`${k.padEnd(10)} ${JSON.stringify(v)}\n`);
+        process.stdout.write(formatSettings(s) + '\n');
       }),
     );
   settings
     .command('set')
-    .description('change settings, e.g. `berth settings set cpus=4 memoryMiB=4096 rosetta=true`')
+    .description('change settings, e.g. `berth settings set cpus=4 memory=4GiB rosetta=true`')
+    .addHelpText('after', () => `\n${keysHelp(settingsKeys())}`)
     .argument('<key=value...>', 'settings to change')
     .action(
       action(async (g, paths, pairs: string[]) => {
-        const patch: Record<string, unknown> = {};
-        for (const p of pairs) {
-          const m = /^([A-Za-z]+)=(.*)$/.exec(p);
-          if (!m) throw usage(`"${p}" is not KEY=VALUE`);
-          // Numbers and true/false as JSON would have them; the schema says whether they fit the key.
-          const v = m[2]!;
-          patch[m[1]!] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
-        }
+        const patch = parsePairs(pairs, settingsKeys());
         const r = await callOrOffline(paths, 'settings.update', { patch });
         if (r.notice) process.stderr.write(`${onStderr.yellow('note:')} ${r.notice}\n`);
         if (g.json) return printJson(r);

@@ -3,6 +3,7 @@ import { BERTH_VERSION } from '../base/version.js';
 import { invocation, parseInstance } from './command-kit.js';
 import { forwardCommands } from './commands/forwards.js';
 import { guestCommands } from './commands/guest.js';
+import { instanceCommands } from './commands/instances.js';
 import { settingsCommands } from './commands/settings.js';
 import { vmCommands } from './commands/vm.js';
 
@@ -23,6 +24,7 @@ vmCommands(program);
 guestCommands(program);
 forwardCommands(program);
 settingsCommands(program);
+instanceCommands(program);
 
 // The program's own usage errors (an unknown command: "Did you mean start?")
 // get one line pointing at the help, not the whole command list.

@@ -24,6 +24,9 @@ export class ControlClient extends EventEmitter<{
   private nextId = 1;
   private pending = new Map<number, Pending>();
 
+  /** What the engine said in `hello`: its Berth version, protocol and pid. */
+  engine?: { version: string; protocol: number; pid: number };
+
   private constructor(private readonly sock: net.Socket) {
     super();
     const reader = new LineReader(64 << 20, (line) => this.onLine(line), () => sock.destroy());
@@ -74,6 +77,7 @@ export class ControlClient extends EventEmitter<{
     try {
       const hi = await c.call('hello', { token, client, protocol: PROTOCOL_VERSION });
       if (hi.protocol !== PROTOCOL_VERSION) throw protocolMismatch(PROTOCOL_VERSION, hi.protocol, hi.version);
+      c.engine = { version: hi.version, protocol: hi.protocol, pid: hi.pid };
     } catch (err) {
       sock.destroy();
       // An engine from before the protocol check refuses the unknown field.

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { BERTH_VERSION } from '../base/version.js';
 import { invocation, parseInstance } from './command-kit.js';
+import { aboutCommands } from './commands/about.js';
 import { forwardCommands } from './commands/forwards.js';
 import { guestCommands } from './commands/guest.js';
 import { instanceCommands } from './commands/instances.js';
@@ -25,6 +26,7 @@ guestCommands(program);
 forwardCommands(program);
 settingsCommands(program);
 instanceCommands(program);
+aboutCommands(program);
 
 // The program's own usage errors (an unknown command: "Did you mean start?")
 // get one line pointing at the help, not the whole command list.

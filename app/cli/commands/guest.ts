@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { localSettings } from '../../client/offline.js';
-import { dockerHostUrl, useDockerContext } from '../../base/docker-context.js';
+import { dockerHostUrl, ensureDockerContext, useDockerContext } from '../../base/docker-context.js';
 import { BerthError } from '../../contract/errors.js';
 import { formatLogLine } from '../../base/log-format.js';
 import { action, invocation, positiveInt, printJson, usage } from '../command-kit.js';
@@ -116,9 +116,15 @@ export function guestCommands(program: Command): void {
   const context = program.command('context').description("the docker CLI's context for Berth");
   context
     .command('use')
-    .description("make Berth the docker CLI's current context")
+    .description("make this instance the docker CLI's current context (`berth` for the default instance, `berth-<instance>` for another)")
     .action(
       action(async (g, paths) => {
+        // Written (or pointed) at this instance's socket first: another BERTH_HOME's
+        // or an older start's context must not be the one the docker CLI ends up using.
+        const made = ensureDockerContext(paths.name, paths.dockerSocket);
+        if (made.outcome === 'conflict') {
+          throw new BerthError('DOCKER_CONTEXT_CONFLICT', `the docker context "${made.name}" was not created by Berth`, `Berth leaves it alone. Remove or rename it (\`docker context rm ${made.name}\`) and try again.`);
+        }
         const name = useDockerContext(paths.name);
         if (g.json) return printJson({ context: name });
         process.stdout.write(`The docker CLI now uses the context "${name}" (${dockerHostUrl(paths.dockerSocket)}).\n`);

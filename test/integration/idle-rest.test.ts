@@ -65,6 +65,9 @@ gatedSuite('idle rest with a real VM', vmPrereqProblem(), { timeout: 30 * 60_000
     assert.equal(s.rest?.rests, 1);
     assert.equal(s.vmPid, undefined, 'no VM process while resting');
     assert.ok(fs.existsSync(sock), 'the docker socket still listens');
+    const human = await vm.berth(['status']);
+    assert.equal(human.code, 0, 'resting is in service: status exits 0');
+    assert.match(human.stdout, /resting since .*the next docker command wakes it/);
   });
 
   test('docker version wakes it and succeeds; the container and the volume data are still there', async () => {

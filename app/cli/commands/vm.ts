@@ -130,7 +130,8 @@ export function vmCommands(program: Command): void {
         try {
           const s = await client.call('vm.status', {});
           if (s.settingsProblem) printWarning(s.settingsProblem);
-          const code = s.state === 'running' ? 0 : NOT_RUNNING;
+          // Resting is in service: the docker socket listens and the next command wakes the VM.
+          const code = s.state === 'running' || s.state === 'resting' ? 0 : NOT_RUNNING;
           if (g.json) {
             printJson(s);
             return code;

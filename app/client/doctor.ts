@@ -14,6 +14,7 @@ import { DRIVER_FEATURES } from '../engine/drivers/features.js';
 import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
 import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../base/paths.js';
+import { readTuning, type Tuning } from '../base/tuning.js';
 import type { DriverSetting } from '../contract/settings-values.js';
 
 /**
@@ -93,6 +94,8 @@ export function formatDoctor(json: DoctorJson): string {
 
 export interface DoctorOptions {
   facts?: HostFacts;
+  /** The overrides (BERTH_QEMU, BERTH_GUEST_ARCH, ...); default this process's. */
+  tuning?: Tuning;
   /** The instance's `driver` setting (default auto). */
   setting?: DriverSetting;
   /** What the running engine says about its driver. */
@@ -102,14 +105,15 @@ export interface DoctorOptions {
 }
 
 export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorReport> {
-  const facts = opts.facts ?? realHostFacts();
+  const tuning = opts.tuning ?? readTuning();
+  const facts = opts.facts ?? realHostFacts(tuning);
   const [host, drivers] = await Promise.all([describeHost(facts), detectDrivers(facts)]);
   const recommended = recommendedDriver(drivers) ?? null;
   const setting = opts.setting ?? 'auto';
   const selected = setting === 'auto' ? recommended : drivers.find((c) => c.driver === setting)?.usable ? setting : null;
   const json: DoctorJson = { host, drivers, recommended, setting, selected, ok: selected !== null };
   if (opts.live) json.live = opts.live;
-  const rosetta = rosettaView(facts, drivers, selected, opts.rosetta ?? false);
+  const rosetta = rosettaView(facts, tuning, drivers, selected, opts.rosetta ?? false);
   if (rosetta) json.rosetta = rosetta;
   const probe = lastProbe();
   if (probe) json.lastProbe = probe;
@@ -126,13 +130,13 @@ function lastProbe(): { accel: string; reason: string } | undefined {
 }
 
 /** What the rosetta setting does on this host with the driver the next start uses. */
-function rosettaView(facts: HostFacts, drivers: DriverCheck[], selected: DriverName | null, setting: boolean): DoctorJson['rosetta'] {
+function rosettaView(facts: HostFacts, tuning: Pick<Tuning, 'guestArch'>, drivers: DriverCheck[], selected: DriverName | null, setting: boolean): DoctorJson['rosetta'] {
   // The driver that can offer Rosetta (Virtualization.framework's), and what its host check found.
   const offering = drivers.find((c) => DRIVER_FEATURES[c.driver].rosetta);
   const appleSilicon = facts.platform === 'darwin' && facts.arch === 'arm64';
   // Off, and nothing to offer: say nothing (Linux, Windows, Intel Macs).
   if (!setting && !(appleSilicon && offering?.usable)) return undefined;
-  const arch = facts.env.BERTH_GUEST_ARCH === 'x86_64' || facts.env.BERTH_GUEST_ARCH === 'amd64' ? 'x86_64' : (nativeGuestArch(facts.arch) ?? 'x86_64');
+  const arch = tuning.guestArch === 'x86_64' ? 'x86_64' : (nativeGuestArch(facts.arch) ?? 'x86_64');
   const installed = typeof offering?.details.rosetta === 'boolean' ? offering.details.rosetta : undefined;
   if (!setting) return { setting, usable: false };
   if (!selected) return { setting, usable: false, note: 'on in settings; no driver can run the VM here (see above)' };

@@ -18,6 +18,7 @@ import { InstanceLock } from '../base/lock.js';
 import { createEngineLogger } from '../base/log.js';
 import { berthHome, cacheDir, instancePaths, type InstancePaths } from '../base/paths.js';
 import { SettingsStore, settingsView } from './settings/store.js';
+import { readTuning, type Tuning } from '../base/tuning.js';
 import { BERTH_VERSION } from '../base/version.js';
 
 export interface DaemonOptions {
@@ -26,6 +27,8 @@ export interface DaemonOptions {
   exitOnStop: boolean;
   /** The hypervisor driver (tests pass a fake one). */
   driver?: Driver;
+  /** The environment overrides; default this process's (readTuning), refused here when bad. */
+  tuning?: Tuning;
 }
 
 export interface RunningDaemon {
@@ -45,6 +48,8 @@ export interface RunningDaemon {
  * SIGTERM/SIGINT stops the VM cleanly before it exits.
  */
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  // A bad override stops the engine before it takes anything, naming the variable.
+  const tuning = opts.tuning ?? readTuning();
   const paths = instancePaths(opts.instance);
   // Everything the engine and its children (QEMU) create is owner-only
   // from its first moment: logs, sockets, disks, pid files, the token.
@@ -79,7 +84,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const engine = new Engine({
     paths,
     log,
-    ...(opts.driver ? { driver: opts.driver } : { drivers: driverFactory() }),
+    ...(opts.driver ? { driver: opts.driver } : { drivers: driverFactory({ tuning }) }),
     images: new ImageStore(cacheDir()),
     settings,
     accelCacheFile: path.join(cacheDir(), 'accel-probe.json'),

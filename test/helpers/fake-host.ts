@@ -3,7 +3,7 @@
  * HostFacts): executables "on PATH", canned command results, file access.
  */
 import path from 'node:path';
-import type { CommandResult, HostFacts } from '../../app/engine/drivers/host-detect.js';
+import type { CommandResult, HostFacts, HostTools } from '../../app/engine/drivers/host-detect.js';
 
 export type Handler = CommandResult | ((args: string[], input?: string) => CommandResult);
 
@@ -11,7 +11,8 @@ export interface FakeHost {
   platform: NodeJS.Platform;
   release: string;
   arch?: string;
-  env?: NodeJS.ProcessEnv;
+  /** The binaries the overrides name (BERTH_QEMU, ...). */
+  tools?: HostTools;
   /** name -> path of executables "on PATH". */
   bins?: Record<string, string>;
   /** "basename arg arg" (or just basename) -> result. */
@@ -28,7 +29,7 @@ export function fakeFacts(h: FakeHost): HostFacts & { calls: { cmd: string; args
     platform: h.platform,
     release: h.release,
     arch: h.arch ?? 'x64',
-    env: h.env ?? {},
+    tools: h.tools ?? {},
     which: (name) => h.bins?.[name] ?? (Object.values(h.bins ?? {}).includes(name) ? name : undefined),
     access: (p) => h.files?.[p] ?? 'missing',
     run: async (cmd, args, opts = {}) => {

@@ -31,7 +31,7 @@ test('the driver setting: auto by default, the four values, anything else refuse
 });
 
 test('the vfkit hint names a setting that exists', () => {
-  const restore = withEnv({ PATH: '/nonexistent', BERTH_VFKIT: undefined });
+  const restore = withEnv({ PATH: '/nonexistent' });
   try {
     assert.throws(() => findVfkit(), (e) => {
       assert.ok(isBerthError(e, 'VFKIT_MISSING'));

@@ -79,7 +79,7 @@ test('BERTH_QEMU is honoured', async () => {
   const f = fakeFacts({
     platform: 'linux',
     release: '6.1.0',
-    env: { BERTH_QEMU: '/opt/qemu/bin/qemu-system-x86_64' },
+    tools: { qemu: '/opt/qemu/bin/qemu-system-x86_64' },
     bins: { '/opt/qemu/bin/qemu-system-x86_64': '/opt/qemu/bin/qemu-system-x86_64' },
     commands: { 'qemu-system-x86_64 --version': ok('QEMU emulator version 6.2.0\n') },
     files: { '/dev/kvm': 'rw' },

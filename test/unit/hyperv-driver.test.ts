@@ -277,8 +277,6 @@ const stateFile = path.join(t.dir, 'state.json');
 const record = path.join(t.dir, 'scripts.jsonl');
 const restoreEnv = withEnv({
   PATH: `${bin}${path.delimiter}${process.env.PATH}`,
-  BERTH_POWERSHELL: undefined,
-  BERTH_HYPERV_SWITCH: undefined,
   FAKE_PS_STATE: stateFile,
   FAKE_PS_RECORD: record,
 });
@@ -464,13 +462,13 @@ test('no Default Switch: HYPERV_SWITCH_MISSING', async () => {
   await assert.rejects(driver.start(liveSpec()), (e) => isBerthError(e, 'HYPERV_SWITCH_MISSING') && /BERTH_HYPERV_SWITCH/.test(e.hint));
 });
 
-test('BERTH_POWERSHELL picks the binary; a missing one is POWERSHELL_MISSING', async () => {
+test('the PowerShell BERTH_POWERSHELL names (the powershell option) is the one run; a missing one is POWERSHELL_MISSING', async () => {
   const run = spawnPowerShell('/nonexistent/pwsh');
   await assert.rejects(run(wrapScript('state', 'x')), (e) => isBerthError(e, 'POWERSHELL_MISSING'));
   reset('ok', { 'berth-p': { state: 'Running', notes: HYPERV_NOTE } });
-  const restore = withEnv({ BERTH_POWERSHELL: path.join(bin, 'powershell.exe'), PATH: '/usr/bin:/bin' });
+  const restore = withEnv({ PATH: '/usr/bin:/bin' });
   try {
-    const vm = await new HypervDriver({ pollMs: 100, comPipe: pipeFor }).attach({ ...spec, name: 'p' });
+    const vm = await new HypervDriver({ powershell: path.join(bin, 'powershell.exe'), pollMs: 100, comPipe: pipeFor }).attach({ ...spec, name: 'p' });
     assert.ok(vm);
     vms.push(vm);
   } finally {

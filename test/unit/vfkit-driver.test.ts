@@ -178,7 +178,6 @@ const record = path.join(t.dir, 'argv.jsonl');
 const leases = path.join(t.dir, 'dhcpd_leases');
 const restoreEnv = withEnv({
   PATH: `${bin}${path.delimiter}${process.env.PATH}`,
-  BERTH_VFKIT: undefined,
   FAKE_VFKIT_RECORD: record,
   FAKE_VFKIT_LEASES: leases,
   FAKE_VFKIT_MODE: undefined,
@@ -364,7 +363,7 @@ test('an arm64 kernel that is not the plain Image is refused before vfkit runs (
 });
 
 test('missing vfkit is reported with an install hint', () => {
-  const restore = withEnv({ PATH: '/nonexistent', BERTH_VFKIT: undefined });
+  const restore = withEnv({ PATH: '/nonexistent' });
   try {
     assert.throws(() => findVfkit(), (e) => isBerthError(e, 'VFKIT_MISSING') && /brew install vfkit/.test(e.hint));
     assert.throws(() => findVfkit('/nope/vfkit'), (e) => isBerthError(e, 'VFKIT_MISSING'));
@@ -374,9 +373,9 @@ test('missing vfkit is reported with an install hint', () => {
 });
 
 test('BERTH_VFKIT selects the binary', async () => {
-  const restore = withEnv({ BERTH_VFKIT: path.join(bin, 'vfkit'), PATH: '/nonexistent' });
+  const restore = withEnv({ PATH: '/nonexistent' });
   try {
-    assert.equal(findVfkit(), path.join(bin, 'vfkit'));
+    assert.equal(findVfkit(path.join(bin, 'vfkit')), path.join(bin, 'vfkit'));
   } finally {
     restore();
   }

@@ -41,7 +41,7 @@ import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { pidAlive } from '../../app/base/process-util.js';
-import { shortTempDir, withEnv } from '../helpers/temp.js';
+import { shortTempDir } from '../helpers/temp.js';
 
 test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () => {
   assert.deepEqual(
@@ -228,7 +228,6 @@ test('the real virtiofsd of this host listens on its socket and stops', { needs:
 
 test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts again without it), and its virtiofsd is stopped', async () => {
   const t = shortTempDir('vfq');
-  const restore = withEnv({ BERTH_QEMU: path.join(t.dir, 'qemu-system-x86_64') });
   try {
     fs.writeFileSync(
       path.join(t.dir, 'qemu-system-x86_64'),
@@ -236,7 +235,7 @@ test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts aga
       { mode: 0o755 },
     );
     const bin = fakeVirtiofsd(t.dir, 'listen');
-    const driver = new QemuDriver({ platform: 'linux', arch: 'x64' }, () => rootProbe(bin));
+    const driver = new QemuDriver({ platform: 'linux', arch: 'x64' }, () => rootProbe(bin), { qemu: path.join(t.dir, 'qemu-system-x86_64') });
     assert.equal((await driver.virtiofs()).ok, true);
     const socketPath = path.join(t.dir, 'v', 'berth-a-1.sock');
     const spec: VmSpec = {
@@ -259,7 +258,6 @@ test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts aga
     assert.ok(!fs.existsSync(socketPath), 'the virtiofsd it started is gone');
     assert.deepEqual(findBackends(spec.shares!), []);
   } finally {
-    restore();
     t.cleanup();
   }
 });

@@ -2,11 +2,14 @@ import { BerthError } from '../../contract/errors.js';
 import type { DriverSetting } from '../../contract/settings-values.js';
 import type { Driver, GuestArch } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
-import { describeHost, detectDrivers, realHostFacts, type DriverCheck, type DriverName, type HostFacts } from './host-detect.js';
+import { describeHost, detectDrivers, realHostFacts, type DriverCheck, type DriverName, type HostFacts, type HostTools } from './host-detect.js';
 import { HypervDriver, type HypervDriverOptions } from './hyperv.js';
-import { QemuDriver } from './qemu.js';
+import { QemuDriver, type QemuTools } from './qemu.js';
 import type { QemuHost } from './qemu-host.js';
 import { VfkitDriver, type VfkitDriverOptions } from './vfkit.js';
+
+/** What the drivers take from the overrides: binaries and the Hyper-V switch. */
+export type DriverTuning = HostTools & QemuTools;
 
 /**
  * Which driver runs the VM, and why: the one place that turns the `driver`
@@ -80,19 +83,22 @@ export async function chooseDriver(requested: DriverSetting, o: ChooseOptions = 
 export interface DriverOptions {
   /** The host QEMU runs on (tests simulate a Mac). */
   qemuHost?: QemuHost;
+  /** The binaries and switch the overrides name (BERTH_QEMU, BERTH_VFKIT, ...). */
+  tuning?: DriverTuning;
   vfkit?: VfkitDriverOptions;
   hyperv?: HypervDriverOptions;
 }
 
 /** A driver by name: the only place drivers are constructed. */
 export function createDriver(name: DriverName, o: DriverOptions = {}): Driver {
+  const t = o.tuning ?? {};
   switch (name) {
     case 'qemu':
-      return new QemuDriver(o.qemuHost);
+      return new QemuDriver(o.qemuHost, undefined, { qemu: t.qemu, virtiofsd: t.virtiofsd });
     case 'vfkit':
-      return new VfkitDriver(o.vfkit);
+      return new VfkitDriver({ binary: t.vfkit, ...o.vfkit });
     case 'hyperv':
-      return new HypervDriver(o.hyperv);
+      return new HypervDriver({ powershell: t.powershell, switchName: t.hypervSwitch, ...o.hyperv });
   }
 }
 
@@ -116,7 +122,7 @@ export interface DriverFactory {
 
 /** The factory the engine uses: real host facts unless a test gives others. */
 export function driverFactory(o: DriverOptions & { facts?: HostFacts } = {}): DriverFactory {
-  const facts = o.facts ?? realHostFacts();
+  const facts = o.facts ?? realHostFacts(o.tuning);
   const host: QemuHost = o.qemuHost ?? { platform: facts.platform, arch: facts.arch };
   const opts = { ...o, qemuHost: host };
   return {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import { findExecutable } from '../../base/process-util.js';
+import type { Tuning } from '../../base/tuning.js';
 import { buildProbeScript } from './hyperv-scripts.js';
 import { hypervError, parsePsResult, POWERSHELL_ARGS } from './powershell.js';
 import type { DriverName, GuestArch } from './driver.js';
@@ -30,7 +31,8 @@ export interface HostFacts {
   release: string;
   /** process.arch: x64, arm64. */
   arch: string;
-  env: NodeJS.ProcessEnv;
+  /** The binaries and switch the overrides name (BERTH_QEMU, ...); absent: the usual ones. */
+  tools: HostTools;
   /** An executable by name on PATH (or an explicit path), or undefined. */
   which(name: string): string | undefined;
   /** Run a command; `input` goes to its stdin. Never rejects for a non-zero exit. */
@@ -39,12 +41,14 @@ export interface HostFacts {
   access(p: string): 'rw' | 'exists' | 'missing';
 }
 
-export function realHostFacts(): HostFacts {
+export type HostTools = Pick<Tuning, 'qemu' | 'vfkit' | 'powershell' | 'hypervSwitch'>;
+
+export function realHostFacts(tools: HostTools = {}): HostFacts {
   return {
     platform: process.platform,
     release: os.release(),
     arch: process.arch,
-    env: process.env,
+    tools,
     which: (name) => findExecutable(name),
     run: (cmd, args, opts = {}) =>
       new Promise((resolve) => {
@@ -175,14 +179,14 @@ async function checkQemu(f: HostFacts, guestArch?: GuestArch): Promise<DriverChe
     return unusable('qemu', problem('UNSUPPORTED_HOST', `a ${f.arch} host is not supported`, 'Berth runs on x86_64 and arm64 hosts.'));
   }
   const guest = guestArch ?? native;
-  const wanted = f.env.BERTH_QEMU || (guest === 'aarch64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
+  const wanted = f.tools.qemu || (guest === 'aarch64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
   const binary = f.which(wanted);
   if (!binary) {
     return unusable(
       'qemu',
       problem(
         'QEMU_MISSING',
-        `${wanted} was not found${f.env.BERTH_QEMU ? '' : ' on PATH'}`,
+        `${wanted} was not found${f.tools.qemu ? '' : ' on PATH'}`,
         f.platform === 'darwin'
           ? 'Install QEMU with `brew install qemu`.'
           : `Install QEMU: \`sudo apt-get install ${guest === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-x86'} qemu-utils\` (Debian/Ubuntu) or \`sudo dnf install qemu-kvm\` (Fedora).`,
@@ -260,12 +264,12 @@ async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCh
       details,
     );
   }
-  const wanted = f.env.BERTH_VFKIT || 'vfkit';
+  const wanted = f.tools.vfkit || 'vfkit';
   const binary = f.which(wanted);
   if (!binary) {
     return unusable(
       'vfkit',
-      problem('VFKIT_MISSING', `${wanted} was not found${f.env.BERTH_VFKIT ? '' : ' on PATH'}`, 'Install vfkit with `brew install vfkit`.'),
+      problem('VFKIT_MISSING', `${wanted} was not found${f.tools.vfkit ? '' : ' on PATH'}`, 'Install vfkit with `brew install vfkit`.'),
       details,
     );
   }
@@ -315,15 +319,15 @@ async function checkHyperv(f: HostFacts, guestArch?: GuestArch): Promise<DriverC
   }
   const foreign = foreignGuest('hyperv', f, guestArch);
   if (foreign) return foreign;
-  const ps = f.which(f.env.BERTH_POWERSHELL || 'powershell.exe');
+  const ps = f.which(f.tools.powershell || 'powershell.exe');
   if (!ps) {
     return unusable(
       'hyperv',
-      problem('POWERSHELL_MISSING', `${f.env.BERTH_POWERSHELL || 'powershell.exe'} was not found`, 'Windows PowerShell ships with Windows; check PATH, or set BERTH_POWERSHELL.'),
+      problem('POWERSHELL_MISSING', `${f.tools.powershell || 'powershell.exe'} was not found`, 'Windows PowerShell ships with Windows; check PATH, or set BERTH_POWERSHELL.'),
       details,
     );
   }
-  const switchName = f.env.BERTH_HYPERV_SWITCH || 'Default Switch';
+  const switchName = f.tools.hypervSwitch || 'Default Switch';
   const run = await f.run(ps, POWERSHELL_ARGS, { input: buildProbeScript(switchName), timeoutMs: 60_000 });
   const r = parsePsResult(run);
   if (!r.ok) return unusable('hyperv', hypervError(r, 'be queried', switchName).toInfo(), details);

@@ -27,11 +27,11 @@ import { hypervError, parsePsResult, powershellBinary, spawnPowerShell, type Pow
  */
 
 export interface HypervDriverOptions {
-  /** powershell.exe (default), pwsh.exe, or $BERTH_POWERSHELL. */
+  /** powershell.exe (default), pwsh.exe, or what BERTH_POWERSHELL names. */
   powershell?: string;
   /** Runs scripts; replaces `powershell` (tests). */
   run?: PowerShellRunner;
-  /** Virtual switch; default $BERTH_HYPERV_SWITCH, then "Default Switch". */
+  /** Virtual switch (BERTH_HYPERV_SWITCH); default "Default Switch". */
   switchName?: string;
   /** State poll interval while running. */
   pollMs?: number;
@@ -197,8 +197,8 @@ export class HypervDriver implements Driver {
 
   constructor(options: HypervDriverOptions = {}) {
     this.o = {
-      run: options.run ?? spawnPowerShell(options.powershell ?? powershellBinary()),
-      switchName: options.switchName ?? (process.env.BERTH_HYPERV_SWITCH || 'Default Switch'),
+      run: options.run ?? spawnPowerShell(powershellBinary(options.powershell)),
+      switchName: options.switchName || 'Default Switch',
       pollMs: options.pollMs ?? 3000,
       comPipe: options.comPipe ?? comPipePath,
       sshPort: options.sshPort ?? 22,

@@ -21,8 +21,9 @@ export interface PsRun {
 /** Runs one script; injectable so tests and host-detect can stand in. */
 export type PowerShellRunner = (script: string, timeoutMs?: number) => Promise<PsRun>;
 
-export function powershellBinary(): string {
-  return process.env.BERTH_POWERSHELL || 'powershell.exe';
+/** The PowerShell to run: `explicit` (BERTH_POWERSHELL), else Windows PowerShell. */
+export function powershellBinary(explicit?: string): string {
+  return explicit || 'powershell.exe';
 }
 
 /** The command line every script runs under (script on stdin). */

@@ -8,21 +8,26 @@ import { DRIVER_FEATURES } from './features.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { ProcessVm } from './process-vm.js';
 import { QmpClient } from './qmp.js';
-import { findBackends, probeVirtiofsd, startBackends, stopBackends, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
+import { findBackends, probeVirtiofsd, startBackends, stopBackends, thisProbeHost, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
+import type { Tuning } from '../../base/tuning.js';
 
-/** The QEMU binary for a guest architecture; $BERTH_QEMU overrides. */
+/** The binaries the overrides name (BERTH_QEMU, BERTH_VIRTIOFSD). */
+export type QemuTools = Pick<Tuning, 'qemu' | 'virtiofsd'>;
+
+/** The QEMU binary's name for a guest architecture. */
 export function qemuBinaryName(arch: GuestArch): string {
   return arch === 'aarch64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
 }
 
-export function findQemu(arch: GuestArch): string {
-  const wanted = process.env.BERTH_QEMU || qemuBinaryName(arch);
+/** The QEMU binary for a guest architecture; `explicit` (BERTH_QEMU) overrides. */
+export function findQemu(arch: GuestArch, explicit?: string): string {
+  const wanted = explicit || qemuBinaryName(arch);
   const found = findExecutable(wanted);
   if (!found) {
     const pkg = arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-x86';
     throw new BerthError(
       'QEMU_MISSING',
-      `${wanted} was not found${process.env.BERTH_QEMU ? '' : ' on PATH'}`,
+      `${wanted} was not found${explicit ? '' : ' on PATH'}`,
       process.platform === 'darwin'
         ? 'Install QEMU with `brew install qemu`, or install vfkit.'
         : `Install QEMU: \`sudo apt-get install ${pkg} qemu-utils\` (Debian/Ubuntu) or \`sudo dnf install qemu-kvm\` (Fedora).`,
@@ -242,15 +247,20 @@ export class QemuDriver implements Driver {
   readonly name = 'qemu';
   readonly features = DRIVER_FEATURES.qemu;
   private probed?: VirtiofsdProbe;
+  private readonly probe: () => VirtiofsdProbe;
 
   /**
    * `host`: the OS and CPU QEMU runs on (tests simulate a Mac); default this
-   * one. `virtiofsd`: how to find and run virtiofsd (tests give a fake).
+   * one. `probe`: how to find and run virtiofsd (tests give a fake).
+   * `tools`: the QEMU and virtiofsd binaries the overrides name.
    */
   constructor(
     private readonly host: QemuHost = thisHost(),
-    private readonly probe: () => VirtiofsdProbe = probeVirtiofsd,
-  ) {}
+    probe?: () => VirtiofsdProbe,
+    private readonly tools: QemuTools = {},
+  ) {
+    this.probe = probe ?? (() => probeVirtiofsd(thisProbeHost(tools.virtiofsd)));
+  }
 
   private virtiofsd(): VirtiofsdProbe {
     // Asked again at each start: virtiofsd may have been installed since.
@@ -266,7 +276,7 @@ export class QemuDriver implements Driver {
   }
 
   async start(spec: VmSpec): Promise<RunningVm> {
-    const qemu = findQemu(spec.arch);
+    const qemu = findQemu(spec.arch, this.tools.qemu);
     fs.rmSync(spec.pidFile, { force: true });
     fs.rmSync(spec.controlSocket, { force: true });
     const args = hostQemuArgs(spec, qemu, this.host);

@@ -41,7 +41,7 @@ const MAX_DEVICE_ID = 20;
 export const VFKIT_RUNNING = 'VirtualMachineStateRunning';
 export const VFKIT_STOPPED = 'VirtualMachineStateStopped';
 
-export function findVfkit(explicit = process.env.BERTH_VFKIT): string {
+export function findVfkit(explicit?: string): string {
   const wanted = explicit || 'vfkit';
   const found = findExecutable(wanted);
   if (!found) {
@@ -203,7 +203,7 @@ function isOurVfkit(pid: number, spec: VmSpec): boolean {
 }
 
 export interface VfkitDriverOptions {
-  /** vfkit binary (name on PATH or path); default $BERTH_VFKIT, then `vfkit`. */
+  /** vfkit binary (name on PATH or path; BERTH_VFKIT); default `vfkit`. */
   binary?: string;
   /** Where bootpd records leases; default /var/db/dhcpd_leases. */
   leasesFile?: string;
@@ -320,7 +320,7 @@ export class VfkitDriver implements Driver {
   }
 
   async start(spec: VmSpec): Promise<RunningVm> {
-    const vfkit = findVfkit(this.o.binary ?? process.env.BERTH_VFKIT);
+    const vfkit = findVfkit(this.o.binary);
     const args = buildVfkitArgs(spec);
     checkVfkitKernel(spec);
     fs.rmSync(spec.pidFile, { force: true });

@@ -75,7 +75,8 @@ export const SUBORDINATE_IDS = 65536;
 /** Where distributions put it (Debian/Ubuntu's qemu-system-common, Fedora/RHEL's virtiofsd, Arch). */
 export const VIRTIOFSD_PATHS = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd', '/usr/lib/virtiofsd'];
 
-export function findVirtiofsd(explicit = process.env.BERTH_VIRTIOFSD, exists: (p: string) => boolean = fs.existsSync): string | undefined {
+/** virtiofsd: `explicit` (BERTH_VIRTIOFSD), else where distributions put it, else PATH. */
+export function findVirtiofsd(explicit?: string, exists: (p: string) => boolean = fs.existsSync): string | undefined {
   if (explicit) return findExecutable(explicit);
   for (const p of VIRTIOFSD_PATHS) if (exists(p)) return p;
   return findExecutable('virtiofsd');
@@ -180,7 +181,8 @@ export interface ProbeHost {
   readFile: (p: string) => string | undefined;
 }
 
-export function thisProbeHost(): ProbeHost {
+/** This host; `virtiofsd` is the binary BERTH_VIRTIOFSD names, if any. */
+export function thisProbeHost(virtiofsd?: string): ProbeHost {
   let userName: string | undefined;
   try {
     userName = os.userInfo().username;
@@ -192,7 +194,7 @@ export function thisProbeHost(): ProbeHost {
     uid: process.getuid?.() ?? -1,
     gid: process.getgid?.() ?? -1,
     userName,
-    find: () => findVirtiofsd(),
+    find: () => findVirtiofsd(virtiofsd),
     run: (file, args) => {
       const r = spawnSync(file, args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
       return { code: r.error ? null : r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };

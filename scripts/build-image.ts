@@ -11,10 +11,11 @@ import path from 'node:path';
 import { BerthError } from '../app/contract/errors.js';
 import { IMAGE_FILES, ImageStore } from '../app/engine/image/image-store.js';
 import { cacheDir } from '../app/base/paths.js';
+import { readTuning } from '../app/base/tuning.js';
 
 const archArg = process.argv.find((a) => a.startsWith('--arch='))?.slice('--arch='.length);
-if (archArg) process.env.BERTH_GUEST_ARCH = archArg;
-const store = new ImageStore(cacheDir());
+const tuning = readTuning(archArg ? { ...process.env, BERTH_GUEST_ARCH: archArg } : process.env);
+const store = new ImageStore(cacheDir(), undefined, tuning);
 const dir = store.expectedDir();
 const force = process.argv.includes('--force');
 const t0 = Date.now();

@@ -85,9 +85,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     paths,
     log,
     ...(opts.driver ? { driver: opts.driver } : { drivers: driverFactory({ tuning }) }),
-    images: new ImageStore(cacheDir()),
+    images: new ImageStore(cacheDir(), undefined, tuning),
     settings,
     accelCacheFile: path.join(cacheDir(), 'accel-probe.json'),
+    tuning,
   });
 
   const token = crypto.randomBytes(32).toString('hex');

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { VmStatus } from '../contract/contract.js';
-import { chooseAccel, driverOfRun, guestTraits, imageView, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type PlanContext, type RunState } from './boot/boot-plan.js';
+import { chooseAccel, driverOfRun, guestTraits, imageView, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
 import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
 import { sshEndpointOf, type Driver, type RunningVm, type VmSpec } from './drivers/driver.js';
@@ -39,11 +39,11 @@ export interface EngineOptions {
   settings: SettingsStore | BerthError;
   /** Where the accelerator probe caches its verdict. */
   accelCacheFile: string;
+  /** The environment overrides (timeouts, accelerator, share mechanism, ...), read by the process that runs the engine. */
+  tuning: EngineTuning;
 }
 
 type Timings = NonNullable<VmStatus['timings']>;
-
-const env = (name: string, fallback: number) => Number(process.env[name] || fallback);
 
 /**
  * One instance: its VM, the guest session and the docker socket. Owns the
@@ -106,7 +106,7 @@ export class Engine extends EventEmitter<
   }
 
   private get plan(): PlanContext {
-    return { paths: this.paths, log: this.o.log, arch: this.o.images.arch, accelCacheFile: this.o.accelCacheFile, host: this.o.drivers?.host };
+    return { paths: this.paths, log: this.o.log, arch: this.o.images.arch, accelCacheFile: this.o.accelCacheFile, host: this.o.drivers?.host, tuning: this.o.tuning };
   }
 
   settingsStore(): SettingsStore {
@@ -193,7 +193,7 @@ export class Engine extends EventEmitter<
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
-      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features), progress: (m) => this.progress('image', m) });
+      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features, this.o.tuning.boot), progress: (m) => this.progress('image', m) });
       this.image = image;
       const accel = await chooseAccel(this.plan, driver, settings, image);
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
@@ -251,7 +251,7 @@ export class Engine extends EventEmitter<
   private async connectGuest(tBoot: number, slow: boolean): Promise<void> {
     const vm = this.vm!;
     const keys = this.keys!;
-    const bootTimeout = env('BERTH_BOOT_TIMEOUT_MS', slow ? 240_000 : 60_000);
+    const bootTimeout = this.o.tuning.bootTimeoutMs ?? (slow ? 240_000 : 60_000);
     this.progress('guest', 'waiting for the guest to answer on ssh');
     // QEMU forwards a loopback port; vfkit and Hyper-V guests are reached at
     // the address their NAT's DHCP gave them, which the driver finds.
@@ -277,8 +277,8 @@ export class Engine extends EventEmitter<
     });
     this.timings.guestMs = Date.now() - tBoot;
     await rt.bringUp({
-      dockerTimeoutMs: env('BERTH_DOCKER_TIMEOUT_MS', slow ? 240_000 : 60_000),
-      syncTimeoutMs: env('BERTH_SYNC_START_TIMEOUT_MS', 120_000),
+      dockerTimeoutMs: this.o.tuning.dockerTimeoutMs ?? (slow ? 240_000 : 60_000),
+      syncTimeoutMs: this.o.tuning.syncStartTimeoutMs,
       bootFailed,
       progress: (phase, message) => this.progress(phase, message),
       reached: (mark) => (this.timings[mark] = Date.now() - tBoot),
@@ -325,7 +325,7 @@ export class Engine extends EventEmitter<
       if (this.sm.state !== 'error' || this.stopPromise || this.startPromise) return;
       this.o.log.warn({ crashes: this.crashes.count }, 'starting the VM again after it stopped unexpectedly');
       this.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'restarting the VM after a crash failed'));
-    }, env('BERTH_RECOVERY_DELAY_MS', 2000));
+    }, this.o.tuning.recoveryDelayMs);
   }
 
   /**
@@ -391,7 +391,7 @@ export class Engine extends EventEmitter<
     // Going to rest, the socket stays and new connections wait for the wake.
     if (!toRest) await this.rest.closeSocket();
     // What containers wrote in synced folders reaches the host before the VM goes.
-    if (!force) await rt?.flushSync(env('BERTH_SYNC_STOP_TIMEOUT_MS', 60_000));
+    if (!force) await rt?.flushSync(this.o.tuning.syncStopTimeoutMs);
     await rt?.unwindAbove('shares');
     if (vm && vm.alive()) {
       let off = false;
@@ -402,7 +402,7 @@ export class Engine extends EventEmitter<
         // powers off; the ssh connection drops on the way.
         void poweroff(session);
         session.expectShutdown();
-        off = await vm.waitExit(env('BERTH_STOP_TIMEOUT_MS', 60_000));
+        off = await vm.waitExit(this.o.tuning.stopTimeoutMs);
         if (!off) this.o.log.warn('the guest did not power off in time; forcing it off');
       }
       if (!off) await vm.kill();

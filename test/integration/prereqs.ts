@@ -9,6 +9,7 @@ import type { GuestArch } from '../../app/engine/drivers/driver.js';
 import { findEdk2Firmware } from '../../app/engine/drivers/qemu-host.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { cacheDir } from '../../app/base/paths.js';
+import { readTuning } from '../../app/base/tuning.js';
 import { findExecutable } from '../../app/base/process-util.js';
 import { busyboxProblem } from '../helpers/busybox-rootfs.js';
 
@@ -23,7 +24,7 @@ export function vmPrereqProblem(): string | undefined {
 }
 
 function hasImage(arch?: GuestArch): boolean {
-  return fs.existsSync(path.join(new ImageStore(cacheDir(), arch).expectedDir(), 'manifest.json'));
+  return fs.existsSync(path.join(new ImageStore(cacheDir(), arch, readTuning()).expectedDir(), 'manifest.json'));
 }
 
 /**
@@ -59,7 +60,7 @@ export function efiPrereqProblem(arch: GuestArch): string | undefined {
 
 /** Build (or find) the guest image, printing the build's progress. */
 export async function ensureImage(arch?: GuestArch): Promise<string> {
-  const store = new ImageStore(cacheDir(), arch);
+  const store = new ImageStore(cacheDir(), arch, readTuning());
   const img = await store.ensure({ build: true, progress: (m) => process.stdout.write(`# image${arch ? ` (${arch})` : ''}: ${m}\n`) });
   return img.dir;
 }

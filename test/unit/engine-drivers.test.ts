@@ -7,7 +7,7 @@
  * vfkit, Windows 11 Pro), so selection, the VM spec, the driver's own start
  * and state queries, the guest's address and the docker socket all run for
  * real. Each driver goes start -> running -> stop, then through a crash, a
- * shutdown the guest ignores (forced off after BERTH_STOP_TIMEOUT_MS), and
+ * shutdown the guest ignores (forced off after the stop timeout), and
  * a start the hypervisor refuses.
  */
 import assert from 'node:assert/strict';
@@ -28,6 +28,7 @@ import { isBerthError } from '../../app/contract/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { instancePaths, type InstancePaths } from '../../app/base/paths.js';
 import { pidAlive } from '../../app/base/process-util.js';
+import { defaultTuning } from '../../app/base/tuning.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange } from '../../app/contract/vm-states.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
@@ -46,19 +47,16 @@ const bins = {
   win: installFake(path.join(t.dir, 'bin-win'), ['powershell.exe']),
 };
 const STOP_TIMEOUT_MS = 1500;
+/** The overrides the engines run with (what BERTH_* would set). */
+const TUNING = defaultTuning({
+  bootTimeoutMs: 15_000,
+  stopTimeoutMs: STOP_TIMEOUT_MS,
+  // The engine restarts a crashed VM after this delay; the crash tests look before.
+  recoveryDelayMs: 600_000,
+});
 const restoreEnv = withEnv({
   BERTH_HOME: path.join(t.dir, 'home'),
-  BERTH_IMAGE_DIR: imgDir,
   DOCKER_CONFIG: path.join(t.dir, 'docker'),
-  BERTH_BOOT_TIMEOUT_MS: '15000',
-  BERTH_STOP_TIMEOUT_MS: String(STOP_TIMEOUT_MS),
-  // The engine restarts a crashed VM after this delay; the crash tests look before.
-  BERTH_RECOVERY_DELAY_MS: '600000',
-  BERTH_ACCEL: undefined,
-  BERTH_VFKIT: undefined,
-  BERTH_QEMU: undefined,
-  BERTH_POWERSHELL: undefined,
-  BERTH_HYPERV_SWITCH: undefined,
   FAKE_VFKIT_MODE: undefined,
   FAKE_QEMU_MODE: undefined,
   FAKE_VFKIT_LEASES: leases,
@@ -180,9 +178,10 @@ async function rig(o: {
     paths,
     log,
     drivers,
-    images: new ImageStore(path.join(t.dir, 'cache'), o.arch),
+    images: new ImageStore(path.join(t.dir, 'cache'), o.arch, { imageDir: imgDir }),
     settings: new SettingsStore(paths.settings),
     accelCacheFile: path.join(t.dir, 'accel.json'),
+    tuning: TUNING,
   });
   r.engine.on('state', (c: StateChange) => r.states.push(c.state));
   rigs.push(r);

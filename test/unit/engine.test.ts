@@ -14,6 +14,7 @@ import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { silentLogger } from '../../app/base/log.js';
+import { defaultTuning, type Tuning } from '../../app/base/tuning.js';
 import { instancePaths } from '../../app/base/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange } from '../../app/contract/vm-states.js';
@@ -27,11 +28,11 @@ let dockerd: net.Server;
 const dockerdSock = path.join(t.dir, 'dockerd.sock');
 const restoreEnv = withEnv({
   BERTH_HOME: path.join(t.dir, 'home'),
-  BERTH_IMAGE_DIR: path.join(t.dir, 'img'),
-  BERTH_ACCEL: 'tcg',
   DOCKER_CONFIG: path.join(t.dir, 'docker'),
-  BERTH_BOOT_TIMEOUT_MS: '1500',
 });
+/** The overrides these engines run with (what BERTH_* would set). */
+const TUNING = defaultTuning({ accel: 'tcg', bootTimeoutMs: 1500 });
+const images = () => new ImageStore(path.join(t.dir, 'cache'), 'x86_64', { imageDir: path.join(t.dir, 'img') });
 
 before(async () => {
   fakeImageDir(path.join(t.dir, 'img'));
@@ -45,7 +46,7 @@ after(() => {
 
 let n = 0;
 const engines: Engine[] = [];
-function makeEngine(mode: FakeMode) {
+function makeEngine(mode: FakeMode, tuning: Partial<Tuning> = {}) {
   const paths = instancePaths(`e${++n}`);
   fs.mkdirSync(paths.dir, { recursive: true });
   const driver = new FakeDriver({
@@ -58,9 +59,10 @@ function makeEngine(mode: FakeMode) {
     paths,
     log: silentLogger(),
     driver,
-    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
+    images: images(),
     settings: new SettingsStore(paths.settings),
     accelCacheFile: path.join(t.dir, 'accel.json'),
+    tuning: { ...TUNING, ...tuning },
   });
   const states: string[] = [];
   engine.on('state', (c: StateChange) => states.push(c.state));
@@ -188,57 +190,42 @@ test('a stop and a crash take down the same list, newest first: ports (and the s
 });
 
 test('a VM that dies while running is started again by itself, and says so in its status', async () => {
-  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '50' });
-  try {
-    const { engine, driver, states } = makeEngine('ok');
-    await engine.start();
-    await driver.vms[0]!.exit('killed by signal SIGKILL');
-    assert.ok(await waitForState(engine, 'running', 10_000), `running again (${states.join(' → ')})`);
-    assert.deepEqual(states, ['starting', 'running', 'error', 'starting', 'running']);
-    assert.equal(driver.vms.length, 2, 'a new VM');
-    const s = engine.status();
-    assert.equal(s.lastCrash?.reason, 'killed by signal SIGKILL');
-    assert.equal(s.lastCrash?.recent, 1);
-    assert.equal(await ping(s.dockerSocket), 'OK');
-  } finally {
-    restore();
-  }
+  const { engine, driver, states } = makeEngine('ok', { recoveryDelayMs: 50 });
+  await engine.start();
+  await driver.vms[0]!.exit('killed by signal SIGKILL');
+  assert.ok(await waitForState(engine, 'running', 10_000), `running again (${states.join(' → ')})`);
+  assert.deepEqual(states, ['starting', 'running', 'error', 'starting', 'running']);
+  assert.equal(driver.vms.length, 2, 'a new VM');
+  const s = engine.status();
+  assert.equal(s.lastCrash?.reason, 'killed by signal SIGKILL');
+  assert.equal(s.lastCrash?.recent, 1);
+  assert.equal(await ping(s.dockerSocket), 'OK');
 });
 
 test('a VM that keeps dying is left in error after the third time, with a hint that says why', async () => {
-  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '50' });
-  try {
-    const { engine, driver } = makeEngine('ok');
-    await engine.start();
-    for (let i = 0; i < 2; i++) {
-      await driver.vms.at(-1)!.exit('kernel panic');
-      assert.ok(await waitForState(engine, 'running', 10_000), `restart ${i + 1}`);
-    }
+  const { engine, driver } = makeEngine('ok', { recoveryDelayMs: 50 });
+  await engine.start();
+  for (let i = 0; i < 2; i++) {
     await driver.vms.at(-1)!.exit('kernel panic');
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(engine.status().state, 'error');
-    assert.equal(driver.vms.length, 3);
-    assert.match(engine.status().error?.hint ?? '', /3 times within 10 minutes.*does not restart it by itself/);
-    assert.equal(engine.status().lastCrash?.recent, 3);
-  } finally {
-    restore();
+    assert.ok(await waitForState(engine, 'running', 10_000), `restart ${i + 1}`);
   }
+  await driver.vms.at(-1)!.exit('kernel panic');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(engine.status().state, 'error');
+  assert.equal(driver.vms.length, 3);
+  assert.match(engine.status().error?.hint ?? '', /3 times within 10 minutes.*does not restart it by itself/);
+  assert.equal(engine.status().lastCrash?.recent, 3);
 });
 
 test('berth stop right after a crash cancels the automatic restart', async () => {
-  const restore = withEnv({ BERTH_RECOVERY_DELAY_MS: '300' });
-  try {
-    const { engine, driver } = makeEngine('ok');
-    await engine.start();
-    await driver.vms[0]!.exit('gone');
-    await new Promise((r) => setTimeout(r, 50));
-    await engine.stop();
-    await new Promise((r) => setTimeout(r, 600));
-    assert.equal(engine.status().state, 'stopped');
-    assert.equal(driver.vms.length, 1);
-  } finally {
-    restore();
-  }
+  const { engine, driver } = makeEngine('ok', { recoveryDelayMs: 300 });
+  await engine.start();
+  await driver.vms[0]!.exit('gone');
+  await new Promise((r) => setTimeout(r, 50));
+  await engine.stop();
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(engine.status().state, 'stopped');
+  assert.equal(driver.vms.length, 1);
 });
 
 async function waitForState(engine: Engine, state: string, ms: number): Promise<boolean> {
@@ -283,9 +270,10 @@ test('invalid settings on disk block the start with a clear error', async () => 
     paths,
     log: silentLogger(),
     driver: new FakeDriver({ mode: 'ok', hostKeyFile: '', clientPubFile: '', dockerSocket: '' }),
-    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
+    images: images(),
     settings: new SettingsStore(paths.settings), // never good: no last good settings to go on with
     accelCacheFile: path.join(t.dir, 'accel.json'),
+    tuning: TUNING,
   });
   await assert.rejects(engine.start(), (e) => isBerthError(e, 'INVALID_SETTINGS'));
   assert.equal(fs.readFileSync(paths.settings, 'utf8'), '{"memoryMiB": "lots"}');
@@ -306,7 +294,7 @@ class VirtiofsFakeDriver extends FakeDriver {
   }
 }
 
-function makeVirtiofsEngine(failVirtiofs: boolean) {
+function makeVirtiofsEngine(failVirtiofs: boolean, tuning: Partial<Tuning> = {}) {
   const paths = instancePaths(`v${++n}`);
   fs.mkdirSync(paths.dir, { recursive: true });
   const shared = fs.mkdtempSync(path.join(t.dir, 'shared-'));
@@ -314,7 +302,7 @@ function makeVirtiofsEngine(failVirtiofs: boolean) {
   settings.update({ shares: [{ hostPath: shared }] });
   const driver = new VirtiofsFakeDriver({ mode: 'ok', hostKeyFile: paths.hostKey, clientPubFile: `${paths.clientKey}.pub`, dockerSocket: dockerdSock });
   driver.failVirtiofs = failVirtiofs;
-  const engine = new Engine({ paths, log: silentLogger(), driver, images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'), settings, accelCacheFile: path.join(t.dir, 'accel.json') });
+  const engine = new Engine({ paths, log: silentLogger(), driver, images: images(), settings, accelCacheFile: path.join(t.dir, 'accel.json'), tuning: { ...TUNING, ...tuning } });
   engines.push(engine);
   return { engine, paths, driver, shared };
 }
@@ -335,16 +323,11 @@ test('shares get virtio-fs devices at start, kept in the run state, mounted by t
 });
 
 test('BERTH_SHARE_MECHANISM=sshfs: no devices, every share by reverse sshfs, saying so', async () => {
-  const restore = withEnv({ BERTH_SHARE_MECHANISM: 'sshfs' });
-  try {
-    const { engine, driver } = makeVirtiofsEngine(false);
-    const s = await engine.start();
-    assert.equal(driver.specs[0]!.shares, undefined);
-    assert.equal(s.shares?.[0]?.mechanism, 'reverse-sshfs');
-    assert.equal(s.shares?.[0]?.mechanismReason, 'shareMechanism=sshfs (BERTH_SHARE_MECHANISM)');
-  } finally {
-    restore();
-  }
+  const { engine, driver } = makeVirtiofsEngine(false, { shareMechanism: 'sshfs' });
+  const s = await engine.start();
+  assert.equal(driver.specs[0]!.shares, undefined);
+  assert.equal(s.shares?.[0]?.mechanism, 'reverse-sshfs');
+  assert.equal(s.shares?.[0]?.mechanismReason, 'shareMechanism=sshfs (BERTH_SHARE_MECHANISM)');
 });
 
 test('virtiofsd failing at start: the VM starts again without virtio-fs and the shares say why', async () => {

@@ -18,6 +18,7 @@ import { ControlClient } from '../../app/client/control-client.js';
 import { startDaemon } from '../../app/engine/daemon.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
+import { defaultTuning } from '../../app/base/tuning.js';
 import { defaultSettings } from '../../app/engine/settings/schema.js';
 import { SettingsStore, lastGoodPath } from '../../app/engine/settings/store.js';
 import { FakeDriver } from '../helpers/fake-driver.js';
@@ -209,8 +210,6 @@ test('the engine with a broken settings file keeps running, boots with the last 
   const home = path.join(t.dir, 'home');
   const restore = withEnv({
     BERTH_HOME: home,
-    BERTH_IMAGE_DIR: fakeImageDir(path.join(t.dir, 'img')),
-    BERTH_ACCEL: 'tcg',
     DOCKER_CONFIG: path.join(t.dir, 'docker'),
     BERTH_CACHE: path.join(t.dir, 'cache'),
   });
@@ -221,7 +220,8 @@ test('the engine with a broken settings file keeps running, boots with the last 
   fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   new SettingsStore(paths.settings).update({ cpus: 1, memoryMiB: 1024 });
   fs.writeFileSync(paths.settings, '{"cpus": 1, "memoryMiB": 10');
-  const d = await startDaemon({ instance: 'broken', exitOnStop: false, driver });
+  const tuning = defaultTuning({ imageDir: fakeImageDir(path.join(t.dir, 'img')), accel: 'tcg' });
+  const d = await startDaemon({ instance: 'broken', exitOnStop: false, driver, tuning });
   try {
     const c = await ControlClient.connect(paths);
     try {

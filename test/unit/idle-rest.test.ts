@@ -15,6 +15,7 @@ import { after, afterEach, before, test } from 'node:test';
 import { Engine } from '../../app/engine/engine.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { silentLogger } from '../../app/base/log.js';
+import { defaultTuning } from '../../app/base/tuning.js';
 import { instancePaths } from '../../app/base/paths.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange, VmState } from '../../app/contract/vm-states.js';
@@ -25,12 +26,11 @@ import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 const t = shortTempDir('idle');
 let dockerd: FakeDockerd;
 const dockerdSock = path.join(t.dir, 'dockerd.sock');
+/** The overrides these engines run with (what BERTH_* would set). */
+const TUNING = defaultTuning({ accel: 'tcg', bootTimeoutMs: 3000 });
 const restoreEnv = withEnv({
   BERTH_HOME: path.join(t.dir, 'home'),
-  BERTH_IMAGE_DIR: path.join(t.dir, 'img'),
-  BERTH_ACCEL: 'tcg',
   DOCKER_CONFIG: path.join(t.dir, 'docker'),
-  BERTH_BOOT_TIMEOUT_MS: '3000',
 });
 
 before(async () => {
@@ -70,9 +70,10 @@ function makeEngine(o: { idleMinutes: number; shells?: () => number; poweroffMs?
     paths,
     log: silentLogger(),
     driver,
-    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64'),
+    images: new ImageStore(path.join(t.dir, 'cache'), 'x86_64', { imageDir: path.join(t.dir, 'img') }),
     settings,
     accelCacheFile: path.join(t.dir, 'accel.json'),
+    tuning: TUNING,
   });
   const states: VmState[] = [];
   engine.on('state', (c: StateChange) => states.push(c.state));

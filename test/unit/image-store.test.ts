@@ -17,7 +17,7 @@ import {
   sha256Sums,
   type ImageManifest,
 } from '../../app/engine/image/image-store.js';
-import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
+import { fakeImageDir, shortTempDir } from '../helpers/temp.js';
 
 test('the recipe hash is stable and changes with any recipe file', () => {
   const t = shortTempDir();
@@ -44,33 +44,28 @@ test('the repository recipe hashes', () => {
 
 test('a missing image is reported with how to build it', async () => {
   const t = shortTempDir();
-  const restore = withEnv({ BERTH_IMAGE_DIR: undefined });
   try {
     const store = new ImageStore(t.dir, 'x86_64');
     await assert.rejects(store.ensure({ build: false }), (e) => isBerthError(e, 'IMAGE_MISSING') && /npm run image/.test(e.hint));
   } finally {
-    restore();
     t.cleanup();
   }
 });
 
 test('BERTH_IMAGE_DIR without an image is reported', async () => {
   const t = shortTempDir();
-  const restore = withEnv({ BERTH_IMAGE_DIR: t.dir });
   try {
-    await assert.rejects(new ImageStore(t.dir, 'x86_64').ensure({ build: true }), (e) => isBerthError(e, 'IMAGE_MISSING'));
+    await assert.rejects(new ImageStore(t.dir, 'x86_64', { imageDir: t.dir }).ensure({ build: true }), (e) => isBerthError(e, 'IMAGE_MISSING'));
   } finally {
-    restore();
     t.cleanup();
   }
 });
 
 test('a good image verifies; a changed byte, a wrong size or a missing file does not', async () => {
   const t = shortTempDir();
-  const restore = withEnv({ BERTH_IMAGE_DIR: path.join(t.dir, 'img') });
   try {
     const dir = fakeImageDir(path.join(t.dir, 'img'));
-    const store = new ImageStore(t.dir, 'x86_64');
+    const store = new ImageStore(t.dir, 'x86_64', { imageDir: path.join(t.dir, 'img') });
     const img = await store.ensure({ build: false });
     assert.equal(img.kernel, path.join(dir, 'vmlinuz'));
 
@@ -87,7 +82,6 @@ test('a good image verifies; a changed byte, a wrong size or a missing file does
     fs.rmSync(rootfs);
     await assert.rejects(store.ensure({ build: false }), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /missing/.test(e.message));
   } finally {
-    restore();
     t.cleanup();
   }
 });
@@ -99,39 +93,34 @@ test('building needs root, and says how', () => {
 });
 
 test('each driver boots its artifact: QEMU and vfkit the kernel, Hyper-V the VHDX; BERTH_BOOT overrides', () => {
-  assert.equal(bootModeFor(DRIVER_FEATURES.qemu, {}), 'kernel');
-  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, {}), 'kernel');
-  assert.equal(bootModeFor(DRIVER_FEATURES.hyperv, {}), 'vhdx');
-  assert.equal(bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'efi' }), 'efi');
-  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, { BERTH_BOOT: 'efi' }), 'efi');
-  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'bios' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /kernel, efi, vhdx/.test(e.hint));
-  assert.throws(() => bootModeFor(DRIVER_FEATURES.hyperv, { BERTH_BOOT: 'kernel' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /Hyper-V boots vhdx/.test(e.hint));
-  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'vhdx' }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /QEMU driver cannot boot/.test(e.message));
+  assert.equal(bootModeFor(DRIVER_FEATURES.qemu), 'kernel');
+  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit), 'kernel');
+  assert.equal(bootModeFor(DRIVER_FEATURES.hyperv), 'vhdx');
+  assert.equal(bootModeFor(DRIVER_FEATURES.qemu, 'efi'), 'efi');
+  assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, 'efi'), 'efi');
+  assert.throws(() => bootModeFor(DRIVER_FEATURES.hyperv, 'kernel'), (e) => isBerthError(e, 'INVALID_SETTINGS') && /Hyper-V boots vhdx/.test(e.hint));
+  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, 'vhdx'), (e) => isBerthError(e, 'INVALID_SETTINGS') && /QEMU driver cannot boot/.test(e.message));
   assert.deepEqual(BOOT_FILES.kernel, ['vmlinuz', 'initrd.img', 'rootfs.squashfs']);
   assert.deepEqual(BOOT_FILES.efi, ['vmlinuz', 'initrd.img', 'efi.img']);
   assert.deepEqual(BOOT_FILES.vhdx, ['efi.vhdx']);
 });
 
 test('the guest architecture is the host\'s (x64 -> x86_64, arm64 -> aarch64) unless BERTH_GUEST_ARCH asks for the other', () => {
-  assert.equal(guestArchFor('x64', {}), 'x86_64');
-  assert.equal(guestArchFor('arm64', {}), 'aarch64');
-  assert.equal(guestArchFor('x64', { BERTH_GUEST_ARCH: 'aarch64' }), 'aarch64');
-  assert.equal(guestArchFor('x64', { BERTH_GUEST_ARCH: 'arm64' }), 'aarch64');
-  assert.equal(guestArchFor('arm64', { BERTH_GUEST_ARCH: 'amd64' }), 'x86_64');
-  assert.throws(() => guestArchFor('x64', { BERTH_GUEST_ARCH: 'riscv64' }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
-  assert.throws(() => guestArchFor('ia32', {}), (e) => isBerthError(e, 'UNSUPPORTED_HOST'));
+  assert.equal(guestArchFor('x64'), 'x86_64');
+  assert.equal(guestArchFor('arm64'), 'aarch64');
+  // BERTH_GUEST_ARCH (aliases and bad values: tuning.test.ts).
+  assert.equal(guestArchFor('x64', 'aarch64'), 'aarch64');
+  assert.equal(guestArchFor('arm64', 'x86_64'), 'x86_64');
+  assert.throws(() => guestArchFor('ia32'), (e) => isBerthError(e, 'UNSUPPORTED_HOST'));
   const t = shortTempDir();
   try {
     const x = new ImageStore(t.dir, 'x86_64');
     const a = new ImageStore(t.dir, 'aarch64');
-    const restore = withEnv({ BERTH_IMAGE_DIR: undefined });
-    try {
-      assert.match(path.basename(x.expectedDir()), /^x86_64-[0-9a-f]{16}$/);
-      assert.match(path.basename(a.expectedDir()), /^aarch64-[0-9a-f]{16}$/);
-      assert.notEqual(path.basename(x.expectedDir()).slice(7), path.basename(a.expectedDir()).slice(8));
-    } finally {
-      restore();
-    }
+    assert.match(path.basename(x.expectedDir()), /^x86_64-[0-9a-f]{16}$/);
+    assert.match(path.basename(a.expectedDir()), /^aarch64-[0-9a-f]{16}$/);
+    assert.notEqual(path.basename(x.expectedDir()).slice(7), path.basename(a.expectedDir()).slice(8));
+    assert.equal(new ImageStore(t.dir, undefined, { guestArch: 'aarch64' }).arch, 'aarch64', 'BERTH_GUEST_ARCH picks the arch');
+    assert.equal(new ImageStore(t.dir, 'x86_64', { imageDir: 'img' }).expectedDir(), path.resolve('img'), 'BERTH_IMAGE_DIR, resolved');
   } finally {
     t.cleanup();
   }
@@ -186,19 +175,19 @@ test('the VM spec boots what the image store verified: the root disk for direct 
     const inputs = (image: SpecInputs['image']): SpecInputs => ({ paths, image, arch: 'x86_64', accel: 'tcg', cpus: 1, memoryMiB: 1024, diskGiB: 8, sshHostPort: 2222 });
     const traits = defaultGuestTraits('x86_64');
 
-    const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu, {}))));
+    const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu))));
     assert.equal(k.kernel, path.join(dir, 'vmlinuz'));
     assert.equal(k.initrd, path.join(dir, 'initrd.img'));
     assert.deepEqual(k.disks[0], { path: path.join(dir, 'rootfs.squashfs'), serial: 'berth-root', readonly: true, format: 'raw' });
     assert.equal(k.efi, undefined);
 
-    const e = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu, { BERTH_BOOT: 'efi' }))));
+    const e = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu, 'efi'))));
     assert.ok(!e.disks.some((d) => d.serial === 'berth-root'), 'the root image is a partition of the EFI disk');
     assert.deepEqual(e.efi, { image: path.join(dir, 'efi.img'), variableStore: path.join(paths.dir, 'efi-vars.fd') });
     assert.equal(e.kernel, path.join(dir, 'vmlinuz'), 'the KVM probe still boots the kernel directly');
 
     const hv = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) });
-    const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.hyperv, {}))));
+    const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.hyperv))));
     assert.equal(h.efi?.image, path.join(dir, 'efi.vhdx'));
     assert.deepEqual(h.disks.map((d) => d.serial), ['berth-data', 'berth-cfg']);
   } finally {
@@ -213,7 +202,6 @@ test('SHA256SUMS lists every artifact in sha256sum(1) format', () => {
 
 test('stale images are the same architecture\'s older recipes only: the other architecture\'s image stays', () => {
   const t = shortTempDir();
-  const restore = withEnv({ BERTH_IMAGE_DIR: undefined });
   try {
     const x = new ImageStore(t.dir, 'x86_64');
     const a = new ImageStore(t.dir, 'aarch64');
@@ -223,7 +211,6 @@ test('stale images are the same architecture\'s older recipes only: the other ar
     assert.deepEqual(x.staleImages(), [path.join(x.imagesDir, 'x86_64-0000000000000000')]);
     assert.deepEqual(a.staleImages(), []);
   } finally {
-    restore();
     t.cleanup();
   }
 });

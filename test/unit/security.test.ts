@@ -26,6 +26,7 @@ import { isBerthError } from '../../app/contract/errors.js';
 import { parseProcNet, isLoopback } from '../../app/engine/forward/proc-net.js';
 import { ensureGuestKeys } from '../../app/base/ssh-keys.js';
 import { instancePaths } from '../../app/base/paths.js';
+import { defaultTuning } from '../../app/base/tuning.js';
 import { waitFor } from '../../app/base/process-util.js';
 import { FakeDriver, FakeVm } from '../helpers/fake-driver.js';
 import { startFakeDockerd } from '../helpers/fake-guest.js';
@@ -41,16 +42,17 @@ let umask: number;
 let dockerd: net.Server;
 /** The guest port the fake guest says something listens on (0.0.0.0) */
 let guestWildcardPort = 0;
+/** What BERTH_IMAGE_DIR and BERTH_ACCEL would set for these in-process engines. */
+const tuning = defaultTuning({ imageDir: imgDir, accel: 'tcg' });
 
 before(async () => {
   umask = process.umask();
   restoreEnv = withEnv({
     BERTH_HOME: home,
-    BERTH_IMAGE_DIR: fakeImageDir(imgDir),
-    BERTH_ACCEL: 'tcg',
     DOCKER_CONFIG: path.join(t.dir, 'docker'),
     BERTH_CACHE: path.join(t.dir, 'cache'),
   });
+  fakeImageDir(imgDir);
   dockerd = await startFakeDockerd(dockerdSock);
   guestWildcardPort = await freeLoopbackPort();
 });
@@ -127,7 +129,7 @@ describe('the daemon on the fake guest', () => {
   before(async () => {
     process.umask(0o022); // a usual login umask: the engine must not rely on it
     driver = driverFor('sec');
-    d = await startDaemon({ instance: 'sec', exitOnStop: false, driver });
+    d = await startDaemon({ instance: 'sec', exitOnStop: false, driver, tuning });
     firstToken = fs.readFileSync(paths.token, 'utf8').trim();
     const c = await ControlClient.connect(paths);
     try {
@@ -193,7 +195,7 @@ describe('the daemon on the fake guest', () => {
     await d.shutdown(true);
     await d.done;
     assert.ok(!fs.existsSync(paths.token), 'the token is removed at shutdown');
-    d = await startDaemon({ instance: 'sec', exitOnStop: false, driver });
+    d = await startDaemon({ instance: 'sec', exitOnStop: false, driver, tuning });
     const second = fs.readFileSync(paths.token, 'utf8').trim();
     assert.notEqual(second, firstToken);
     const old = path.join(t.dir, 'old.token');
@@ -216,7 +218,7 @@ function ROOT_WITH_INDEX(): string {
 describe('the guest image is verified before it boots', () => {
   test('on every start, not only the first', async () => {
     const driver = driverFor('img');
-    const d = await startDaemon({ instance: 'img', exitOnStop: false, driver });
+    const d = await startDaemon({ instance: 'img', exitOnStop: false, driver, tuning });
     const k = path.join(imgDir, 'initrd.img');
     const good = fs.readFileSync(k);
     try {
@@ -250,7 +252,7 @@ describe('the guest image is verified before it boots', () => {
     const k = path.join(imgDir, 'vmlinuz');
     const good = fs.readFileSync(k);
     fs.writeFileSync(k, Buffer.concat([good.subarray(0, -1), Buffer.from('!')]));
-    const d = await startDaemon({ instance: 'reat', exitOnStop: false, driver });
+    const d = await startDaemon({ instance: 'reat', exitOnStop: false, driver, tuning });
     try {
       await waitFor(() => !fs.existsSync(paths.state), 5000);
       assert.equal(attaches, 0, 'no VM was taken over with a damaged image');

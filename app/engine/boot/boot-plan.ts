@@ -13,6 +13,7 @@ import type { GuestImage } from '../image/image-store.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import type { InstancePaths } from '../../base/paths.js';
 import type { Settings } from '../settings/schema.js';
+import type { Tuning } from '../../base/tuning.js';
 import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
 
 /**
@@ -71,6 +72,13 @@ export function newRun(o: {
   return run;
 }
 
+/** The overrides a boot plan heeds (BERTH_ACCEL, BERTH_SHARE_MECHANISM, ...). */
+export type PlanTuning = Pick<Tuning, 'accel' | 'kvmProbeTimeoutMs' | 'qemu' | 'shareMechanism' | 'boot' | 'qemuHostForwards'>;
+
+/** What the engine takes from the overrides: the boot plan's, and its own timeouts. */
+export type EngineTuning = PlanTuning &
+  Pick<Tuning, 'bootTimeoutMs' | 'dockerTimeoutMs' | 'syncStartTimeoutMs' | 'syncStopTimeoutMs' | 'stopTimeoutMs' | 'recoveryDelayMs'>;
+
 export interface PlanContext {
   paths: InstancePaths;
   log: Logger;
@@ -79,6 +87,7 @@ export interface PlanContext {
   accelCacheFile: string;
   /** The host QEMU runs on (tests simulate others). */
   host?: QemuHost;
+  tuning: PlanTuning;
 }
 
 /** A driver that chooses (QEMU) probes or takes the setting; the others run on their own hypervisor. */
@@ -93,6 +102,9 @@ export async function chooseAccel(c: PlanContext, driver: Driver, settings: Sett
     kernel: image.kernel,
     initrd: image.initrd,
     requested: settings.accel,
+    forced: c.tuning.accel,
+    qemu: c.tuning.qemu,
+    timeoutMs: c.tuning.kvmProbeTimeoutMs,
     cacheFile: c.accelCacheFile,
     host: c.host,
   });
@@ -104,15 +116,13 @@ export function guestTraits(c: Pick<PlanContext, 'arch'>, driver: Driver): Guest
 
 /**
  * Which shares become virtio-fs devices at this start (share/virtiofs.ts):
- * the shareMechanism setting (BERTH_SHARE_MECHANISM overrides it), what
+ * the shareMechanism setting (BERTH_SHARE_MECHANISM, c.tuning, overrides it), what
  * the driver can do here, and each share's own limits. `failed`: virtio-fs
  * was tried and failed, so reverse sshfs for every share, saying why.
  */
 export async function sharePlanFor(c: PlanContext, driver: Driver, settings: Settings, failed?: string): Promise<SharePlan> {
-  const env = process.env.BERTH_SHARE_MECHANISM;
-  const fromEnv = env === 'auto' || env === 'virtiofs' || env === 'sshfs';
-  if (env && !fromEnv) c.log.warn({ BERTH_SHARE_MECHANISM: env }, 'BERTH_SHARE_MECHANISM must be auto, virtiofs or sshfs; ignored');
-  const setting: ShareMechanismSetting = fromEnv ? env : settings.shareMechanism;
+  const forced = c.tuning.shareMechanism;
+  const setting: ShareMechanismSetting = forced ?? settings.shareMechanism;
   const support =
     failed !== undefined
       ? { ok: false as const, reason: failed }
@@ -124,7 +134,7 @@ export async function sharePlanFor(c: PlanContext, driver: Driver, settings: Set
   const plan = planShares({
     shares: settings.shares,
     setting,
-    settingSource: fromEnv ? 'BERTH_SHARE_MECHANISM' : 'settings',
+    settingSource: forced ? 'BERTH_SHARE_MECHANISM' : 'settings',
     driver: driver.name,
     support,
     socketDir: path.join(c.paths.dir, 'virtiofs'),
@@ -153,7 +163,7 @@ export function vmSpecFor(c: PlanContext, run: RunState, image: GuestImage, driv
     diskGiB: run.diskGiB,
     sshHostPort: run.sshPort,
     // BERTH_QEMU_HOSTFWD=28080:18080,... adds QEMU's own loopback forwards (benchmarks).
-    extraHostForwards: (process.env.BERTH_QEMU_HOSTFWD ?? '').split(',').filter(Boolean),
+    extraHostForwards: c.tuning.qemuHostForwards,
     rosetta: run.rosetta?.active ?? false,
   });
 }

@@ -81,7 +81,7 @@ export async function findLeftVm(c: PlanContext, images: ImageStore, driverFor: 
   const run = readJsonIfExists(c.paths.state) as RunState | undefined;
   const driver = run ? driverFor(run) : undefined;
   const image =
-    run?.sshPort && run.imageDir && driver ? await images.verify(run.imageDir, undefined, bootModeFor(driver.features)).catch(() => undefined) : undefined;
+    run?.sshPort && run.imageDir && driver ? await images.verify(run.imageDir, undefined, bootModeFor(driver.features, c.tuning.boot)).catch(() => undefined) : undefined;
   const spec = run && image && driver ? vmSpecFor(c, run, image, driver) : undefined;
   const vm = driver && spec ? await driver.attach(spec) : null;
   if (!run || !image || !vm || !driver || !spec) {

@@ -22,9 +22,14 @@ interface ProbeInput {
   arch: GuestArch;
   kernel: string;
   initrd: string;
-  /** `auto` probes; anything else is taken as asked (BERTH_ACCEL wins over it). */
+  /** `auto` probes; anything else is taken as asked (`forced` wins over it). */
   requested: Accelerator | 'auto';
+  /** BERTH_ACCEL: taken as it is, over the setting and the probe. */
+  forced?: Accelerator;
+  /** The QEMU binary BERTH_QEMU names, if any. */
+  qemu?: string;
   cacheFile: string;
+  /** How long the KVM probe boot may take (BERTH_KVM_PROBE_TIMEOUT_MS; default 8000). */
   timeoutMs?: number;
   /** The host QEMU runs on (tests simulate others); default this one. */
   host?: QemuHost;
@@ -49,17 +54,7 @@ function bootId(): string {
  * QEMU binary and kernel, so only the first start after a reboot pays.
  */
 export async function chooseAccelerator(input: ProbeInput): Promise<AccelChoice> {
-  const env = process.env.BERTH_ACCEL;
-  if (env) {
-    if (!['kvm', 'tcg', 'hvf'].includes(env)) {
-      throw new BerthError(
-        'ACCEL_UNAVAILABLE',
-        `BERTH_ACCEL=${env} is not an accelerator`,
-        'Use BERTH_ACCEL=kvm, tcg or hvf, or unset it to let Berth probe.',
-      );
-    }
-    return { accel: env as Accelerator, reason: 'set by BERTH_ACCEL', cached: false };
-  }
+  if (input.forced) return { accel: input.forced, reason: 'set by BERTH_ACCEL', cached: false };
   const host = input.host ?? thisHost();
   // Hardware acceleration runs only guests of the host's own architecture;
   // anything else is emulated by TCG, whatever the OS offers.
@@ -102,7 +97,7 @@ export async function chooseAccelerator(input: ProbeInput): Promise<AccelChoice>
     };
   }
 
-  const qemu = findQemu(input.arch);
+  const qemu = findQemu(input.arch, input.qemu);
   const key = crypto
     .createHash('sha256')
     .update([bootId(), qemu, fs.statSync(qemu).mtimeMs, input.kernel, fs.statSync(input.kernel).size].join('\n'))
@@ -111,7 +106,7 @@ export async function chooseAccelerator(input: ProbeInput): Promise<AccelChoice>
   if (cache?.key === key && cache.accel && cache.reason) {
     return { accel: cache.accel, reason: cache.reason, cached: true };
   }
-  const timeoutMs = input.timeoutMs ?? Number(process.env.BERTH_KVM_PROBE_TIMEOUT_MS || 8000);
+  const timeoutMs = input.timeoutMs ?? 8000;
   const ok = await probeBoot(qemu, input, 'kvm', timeoutMs);
   const choice: AccelChoice = ok.ok
     ? { accel: 'kvm', reason: `KVM probe boot reached userspace in ${ok.ms} ms`, cached: false }

@@ -41,17 +41,14 @@ export const BOOT_MODES: readonly BootMode[] = ['kernel', 'efi', 'vhdx'];
  * spec uses it, root disk or EFI disk, is decided in vm-spec.ts): the
  * driver's first boot mode, the fastest it has (QEMU and vfkit boot the
  * kernel directly, no firmware; Hyper-V generation 2 only boots UEFI disks
- * and attaches only VHD(X) files). $BERTH_BOOT picks another the driver can
- * do (the integration tests boot `efi` that way).
+ * and attaches only VHD(X) files). `asked` (BERTH_BOOT, checked by the
+ * tuning) picks another the driver can do (the integration tests boot `efi`
+ * that way).
  */
-export function bootModeFor(features: Pick<DriverFeatures, 'label' | 'bootModes'>, env: NodeJS.ProcessEnv = process.env): BootMode {
-  const asked = env.BERTH_BOOT;
+export function bootModeFor(features: Pick<DriverFeatures, 'label' | 'bootModes'>, asked?: BootMode): BootMode {
   if (!asked) return features.bootModes[0]!;
-  if (!(BOOT_MODES as readonly string[]).includes(asked)) {
-    throw new BerthError('INVALID_SETTINGS', `BERTH_BOOT=${asked} is not a boot mode`, `Use BERTH_BOOT=${BOOT_MODES.join(', ')}, or unset it.`);
-  }
-  if (!features.bootModes.includes(asked as BootMode)) {
+  if (!features.bootModes.includes(asked)) {
     throw new BerthError('INVALID_SETTINGS', `the ${features.label} driver cannot boot BERTH_BOOT=${asked}`, `${features.label} boots ${features.bootModes.join(' or ')}; unset BERTH_BOOT.`);
   }
-  return asked as BootMode;
+  return asked;
 }

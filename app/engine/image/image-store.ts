@@ -8,6 +8,7 @@ import { readJsonIfExists, writeFileAtomic } from '../../base/fs-util.js';
 import { packageRoot } from '../../base/package-root.js';
 import { berthHome } from '../../base/paths.js';
 import { pidAlive, sleep } from '../../base/process-util.js';
+import type { Tuning } from '../../base/tuning.js';
 import type { BootMode, GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
 
@@ -67,20 +68,16 @@ export function hostGuestArch(hostArch: string = process.arch): GuestArch {
 }
 
 /**
- * The guest architecture to run: the host's own, or $BERTH_GUEST_ARCH
- * (x86_64 or aarch64) to run the other one emulated, as the arm64 tests do
- * on an x86_64 machine.
+ * The guest architecture to run: the host's own, or `asked`
+ * (BERTH_GUEST_ARCH, checked by the tuning) to run the other one emulated,
+ * as the arm64 tests do on an x86_64 machine.
  */
-export function guestArchFor(hostArch: string = process.arch, env: NodeJS.ProcessEnv = process.env): GuestArch {
-  const asked = env.BERTH_GUEST_ARCH;
-  if (asked) {
-    if (asked === 'x86_64' || asked === 'aarch64') return asked;
-    if (asked === 'amd64') return 'x86_64';
-    if (asked === 'arm64') return 'aarch64';
-    throw new BerthError('INVALID_SETTINGS', `BERTH_GUEST_ARCH=${asked} is not a guest architecture`, 'Use BERTH_GUEST_ARCH=x86_64 or aarch64, or unset it.');
-  }
-  return hostGuestArch(hostArch);
+export function guestArchFor(hostArch: string = process.arch, asked?: GuestArch): GuestArch {
+  return asked ?? hostGuestArch(hostArch);
 }
+
+/** What the image store takes from the overrides. */
+export type ImageTuning = Pick<Tuning, 'guestArch' | 'imageDir' | 'aptSources'>;
 
 export function debianArch(arch: GuestArch): string {
   return arch === 'aarch64' ? 'arm64' : 'amd64';
@@ -156,18 +153,20 @@ export function checkBuildPrivileges(uid: number | undefined): void {
 
 /**
  * Built guest images, cached by recipe hash outside the repository
- * (~/.cache/berth/images/<arch>-<hash>). $BERTH_IMAGE_DIR points at a
+ * (~/.cache/berth/images/<arch>-<hash>). BERTH_IMAGE_DIR points at a
  * prebuilt image instead (what a release ships). Every boot verifies the
  * files against the manifest's checksums first.
  */
 export class ImageStore {
   readonly arch: GuestArch;
 
+  /** `arch`: default the host's, or BERTH_GUEST_ARCH's from `tuning`. */
   constructor(
     private readonly cacheRoot: string,
     arch?: GuestArch,
+    private readonly tuning: ImageTuning = {},
   ) {
-    this.arch = arch ?? guestArchFor();
+    this.arch = arch ?? guestArchFor(process.arch, tuning.guestArch);
   }
 
   get imagesDir(): string {
@@ -176,7 +175,7 @@ export class ImageStore {
 
   /** The folder the current recipe's image lives (or would live) in. */
   expectedDir(): string {
-    if (process.env.BERTH_IMAGE_DIR) return path.resolve(process.env.BERTH_IMAGE_DIR);
+    if (this.tuning.imageDir) return path.resolve(this.tuning.imageDir);
     return path.join(this.imagesDir, `${this.arch}-${recipeHash(this.arch)}`);
   }
 
@@ -187,11 +186,11 @@ export class ImageStore {
   async ensure(opts: { build: boolean; boot?: BootMode; progress?: ImageProgress }): Promise<GuestImage> {
     const dir = this.expectedDir();
     if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
-      if (!opts.build || process.env.BERTH_IMAGE_DIR) {
+      if (!opts.build || this.tuning.imageDir) {
         throw new BerthError(
           'IMAGE_MISSING',
           `no guest image in ${dir}`,
-          process.env.BERTH_IMAGE_DIR
+          this.tuning.imageDir
             ? `BERTH_IMAGE_DIR must name a folder with a built image (manifest.json, ${BOOT_FILES[opts.boot ?? 'kernel'].join(', ')}).`
             : 'Build it with `npm run image` (Linux, needs root and mmdebstrap), then start again.',
         );
@@ -260,8 +259,8 @@ export class ImageStore {
     const release = await this.takeBuildLock(progress);
     try {
       if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir; // built while we waited
-      const sources = process.env.BERTH_APT_SOURCES
-        ? fs.readFileSync(process.env.BERTH_APT_SOURCES, 'utf8')
+      const sources = this.tuning.aptSources
+        ? fs.readFileSync(this.tuning.aptSources, 'utf8')
         : sourcesForSuite(hostAptEntries(), GUEST_SUITE);
       if (!sources) {
         throw new BerthError(

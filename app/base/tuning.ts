@@ -113,6 +113,16 @@ export function readTuning(env: Record<string, string | undefined> = process.env
   throw new BerthError('INVALID_SETTINGS', `${d.env}=${raw[key]} is not valid: it takes ${d.takes}`, `Set ${d.env} to ${d.takes}, or unset it. ${d.env}: ${d.doc}.`);
 }
 
+/** readTuning, or the error it raised: for reports that must not fail on a bad override. */
+export function tryReadTuning(env: Record<string, string | undefined> = process.env): Tuning | BerthError {
+  try {
+    return readTuning(env);
+  } catch (err) {
+    if (err instanceof BerthError) return err;
+    throw err;
+  }
+}
+
 /** No overrides: every default (tests, and tools that run no engine). */
 export function defaultTuning(over: Partial<Tuning> = {}): Tuning {
   return { ...readTuning({}), ...over };

@@ -14,7 +14,7 @@ import { DRIVER_FEATURES } from '../engine/drivers/features.js';
 import { nativeGuestArch } from '../engine/drivers/qemu-host.js';
 import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../base/paths.js';
-import { readTuning, type Tuning } from '../base/tuning.js';
+import { readTuning, tuningInEffect, type Tuning } from '../base/tuning.js';
 import type { DriverSetting } from '../contract/settings-values.js';
 
 /**
@@ -41,6 +41,8 @@ export interface DoctorJson {
    * be, why. Absent on other hosts while the setting is off.
    */
   rosetta?: { setting: boolean; usable: boolean; note?: string };
+  /** The BERTH_* overrides in effect (variable -> value), when any are set. */
+  overrides?: Record<string, string>;
   ok: boolean;
 }
 
@@ -63,6 +65,7 @@ export function formatDoctor(json: DoctorJson): string {
   const lines = [`Host: ${json.host.os} (${json.host.arch})`, ''];
   for (const c of json.drivers) lines.push(...driverLines(c, json.selected));
   if (json.lastProbe) lines.push('', `Last accelerator probe: ${json.lastProbe.accel} (${json.lastProbe.reason})`);
+  if (json.overrides) lines.push('', `Overrides in effect: ${Object.entries(json.overrides).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   lines.push('');
   if (json.live) {
     const name = DRIVER_FEATURES[json.live.driver as DriverName]?.label ?? json.live.driver;
@@ -117,6 +120,8 @@ export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorRepo
   if (rosetta) json.rosetta = rosetta;
   const probe = lastProbe();
   if (probe) json.lastProbe = probe;
+  const overrides = tuningInEffect(tuning);
+  if (Object.keys(overrides).length) json.overrides = overrides;
   return { text: formatDoctor(json), json };
 }
 

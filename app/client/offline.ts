@@ -6,6 +6,7 @@ import type { DriverName } from '../engine/drivers/driver.js';
 import { BerthError } from '../contract/errors.js';
 import { readJsonIfExists } from '../base/fs-util.js';
 import type { InstancePaths } from '../base/paths.js';
+import { tryReadTuning } from '../base/tuning.js';
 import { pidAlive } from '../base/process-util.js';
 import { addPort, addShare, addSync, removePort, removeShare, removeSync } from '../engine/settings/edits.js';
 import { SettingsStore, settingsView } from '../engine/settings/store.js';
@@ -99,7 +100,7 @@ export async function offlineCall(paths: InstancePaths, m: MethodName, raw: Reco
     case 'logs.read':
       return readLog(paths, p.source as 'engine' | 'serial', p.lines as number | undefined);
     case 'diagnostics.bundle':
-      return buildDiagnostics({ paths, extra: { 'status.json': { ...offlineStatus(paths), engine: false } } });
+      return buildDiagnostics({ paths, tuning: tryReadTuning(), extra: { 'status.json': { ...offlineStatus(paths), engine: false } } });
     case 'engine.factoryReset': {
       if (orphanVm(paths)) throw new BerthError('VM_BUSY', 'a VM of this instance still runs', 'Stop it first (Stop, or `berth stop`).');
       return factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }) });

@@ -57,7 +57,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   ensurePrivateDir(berthHome());
   ensurePrivateDir(paths.dir);
   const lock = InstanceLock.acquire(paths.lock);
-  const log = createEngineLogger(paths.engineLog);
+  const log = createEngineLogger(paths.engineLog, tuning);
   log.info({ pid: process.pid, version: BERTH_VERSION, instance: opts.instance, recoveredFrom: lock.recoveredFrom }, 'engine starting');
 
   // A broken settings file never stops the engine: it goes on with the
@@ -134,7 +134,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'logs.read': async (p) => readLog(paths, p.source, p.lines),
-      'diagnostics.bundle': async () => buildDiagnostics({ paths, extra: await engineExtras(engine, paths.dockerSocket) }),
+      'diagnostics.bundle': async () => buildDiagnostics({ paths, tuning, extra: await engineExtras(engine, paths.dockerSocket) }),
       'engine.factoryReset': async () => factoryReset({ paths, state: engine.sm.state, settings: engine.settingsStore() }),
       'engine.shutdown': async (p) => {
         setImmediate(() => void shutdown(p.stopVm));

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { doctorReport, formatDoctor } from '../../app/client/doctor.js';
 import { formatStatus } from '../../app/cli/output.js';
+import { defaultTuning } from '../../app/base/tuning.js';
 import type { VmStatus } from '../../app/contract/contract.js';
 import { GOOD_HYPERV_PROBE, linuxHost, macHost, windowsHost } from '../helpers/fake-host.js';
 
@@ -52,6 +53,15 @@ test('doctor: the setting decides what is used; auto shows its pick', async () =
   assert.match(qemu.text, /^ {2}QEMU {5}ok \(used\)/m);
   assert.match(qemu.text, /^ {2}vfkit {4}ok {8}/m);
   assert.equal(qemu.text.split('\n').at(-1), 'Berth will use: QEMU (set in settings)');
+});
+
+test('doctor: the overrides in effect are listed from the tuning, none when none are set', async () => {
+  const none = await doctorReport({ facts: macHost(), tuning: defaultTuning() });
+  assert.equal(none.json.overrides, undefined);
+  assert.doesNotMatch(none.text, /Overrides/);
+  const some = await doctorReport({ facts: macHost(), tuning: defaultTuning({ accel: 'tcg', bootTimeoutMs: 90_000 }) });
+  assert.deepEqual(some.json.overrides, { BERTH_BOOT_TIMEOUT_MS: '90000', BERTH_ACCEL: 'tcg' });
+  assert.match(some.text, /^Overrides in effect: BERTH_BOOT_TIMEOUT_MS=90000 BERTH_ACCEL=tcg$/m);
 });
 
 test('doctor: a driver set in settings that cannot run here is a failure with the way out', async () => {

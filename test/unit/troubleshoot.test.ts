@@ -13,6 +13,7 @@ import { factoryReset } from '../../app/engine/api/factory-reset.js';
 import { readLog } from '../../app/engine/api/log-read.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
+import { readTuning, tryReadTuning } from '../../app/base/tuning.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
 import { shortTempDir } from '../helpers/temp.js';
 
@@ -62,6 +63,17 @@ test('diagnostics bundle: logs, settings and status in a zip; no key or token an
   assert.equal(JSON.parse(strFromU8(files['settings.json']!)).cpus, 1);
   for (let i = 0; i < 6; i++) buildDiagnostics({ paths });
   assert.ok(fs.readdirSync(paths.dir).filter((f) => f.startsWith('berth-diagnostics-')).length <= 5, 'old bundles are pruned');
+});
+
+test('diagnostics bundle: system.json lists the overrides in effect from the tuning, or why they were refused', () => {
+  const system = (tuning: Parameters<typeof buildDiagnostics>[0]['tuning']) =>
+    JSON.parse(strFromU8(unzipSync(fs.readFileSync(buildDiagnostics({ paths, tuning }).path))['system.json']!));
+  assert.deepEqual(system(readTuning({ BERTH_ACCEL: 'tcg', BERTH_STOP_TIMEOUT_MS: '5000', BERTH_LOG_LEVEL: 'info' })).overrides, {
+    BERTH_ACCEL: 'tcg',
+    BERTH_STOP_TIMEOUT_MS: '5000',
+  });
+  assert.deepEqual(system(readTuning({})).overrides, {});
+  assert.match(system(tryReadTuning({ BERTH_ACCEL: 'whpx' })).overrides.refused, /^BERTH_ACCEL=whpx /);
 });
 
 test('factory reset: refused unless the VM is stopped; then the data disk goes and settings are defaults', () => {

@@ -6,6 +6,8 @@ import { tailFile, writeFileAtomic } from '../../base/fs-util.js';
 import type { InstancePaths } from '../../base/paths.js';
 import { DockerApi } from '../docker/docker-api.js';
 import { BERTH_VERSION } from '../../base/version.js';
+import { tuningInEffect, type Tuning } from '../../base/tuning.js';
+import { BerthError } from '../../contract/errors.js';
 
 /**
  * `diagnostics.bundle`: one zip to attach to a bug report: the engine and
@@ -17,8 +19,13 @@ import { BERTH_VERSION } from '../../base/version.js';
 
 const KEEP_BUNDLES = 5;
 
+/** The process's own environment worth a bug report; the BERTH_* overrides come from the tuning. */
+const PROCESS_ENV = ['BERTH_HOME', 'BERTH_CACHE', 'BERTH_INSTANCE', 'DOCKER_HOST'];
+
 export interface DiagnosticsInput {
   paths: InstancePaths;
+  /** The environment overrides in effect (or why they were refused): listed in system.json. */
+  tuning?: Tuning | BerthError;
   /** Extra files: name -> JSON value or text (status.json, ports.json, guest.log...). */
   extra?: Record<string, unknown>;
 }
@@ -104,7 +111,8 @@ export function buildDiagnostics(input: DiagnosticsInput): DiagnosticsBundle {
         freeMemMiB: Math.round(os.freemem() / 2 ** 20),
         uptimeSeconds: Math.round(os.uptime()),
         instance: paths.name,
-        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(BERTH_|DOCKER_HOST$)/.test(k))),
+        env: Object.fromEntries(PROCESS_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
+        ...(input.tuning ? { overrides: input.tuning instanceof BerthError ? { refused: input.tuning.message } : tuningInEffect(input.tuning) } : {}),
         createdAt: new Date().toISOString(),
       },
       null,

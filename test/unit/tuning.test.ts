@@ -1,11 +1,15 @@
 /**
  * The engine's environment overrides (app/base/tuning.ts): read once into a
- * typed object, and bad values refused naming the variable.
+ * typed object, bad values refused naming the variable, and nothing else
+ * in app/ reading BERTH_* from process.env.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { isBerthError } from '../../app/contract/errors.js';
 import { defaultTuning, readTuning, TUNING, tuningInEffect } from '../../app/base/tuning.js';
+import { ROOT } from '../helpers/run.js';
 
 test('with nothing set, every override is its default', () => {
   const t = readTuning({});
@@ -101,4 +105,31 @@ test('every override has a variable, what it takes and a line saying what it is 
     assert.match(d.env, /^BERTH_[A-Z0-9_]+$/);
     assert.ok(d.takes.length > 2 && d.doc.length > 10, d.env);
   }
+});
+
+/** The files that may read BERTH_* from process.env: the tuning module and the process's own identity (paths, CLI, Electron main). */
+const MAY_READ_ENV = new Set(['app/base/tuning.ts', 'app/base/paths.ts', 'app/cli/main.ts', 'app/cli/dashboard.ts', 'app/main/main.ts']);
+
+test('no module but tuning.ts and the process entries reads BERTH_* from process.env', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.tsx?$/.test(e.name)) {
+        const rel = path.relative(ROOT, p).split(path.sep).join('/');
+        if (MAY_READ_ENV.has(rel)) continue;
+        fs.readFileSync(p, 'utf8')
+          .split('\n')
+          .forEach((line, i) => {
+            // process.env.BERTH_X, process.env['BERTH_X'], and a BERTH_ name looked up in a whole environment.
+            if (/process\.env(\.BERTH_|\[\s*['"`]BERTH_)/.test(line) || (/process\.env\b/.test(line) && /BERTH_/.test(line)) || /\benv\.BERTH_/.test(line)) {
+              offenders.push(`${rel}:${i + 1}: ${line.trim()}`);
+            }
+          });
+      }
+    }
+  };
+  walk(path.join(ROOT, 'app'));
+  assert.deepEqual(offenders, [], 'read overrides through readTuning (app/base/tuning.ts) and pass them in');
 });

@@ -113,12 +113,13 @@ mkdir -p "$root/mnt/data"
 
 step "initramfs"
 ird=$work/initramfs
-mkdir -p "$ird"/{bin,dev,proc,sys,modules,lower,rw,newroot}
+mkdir -p "$ird"/{bin,dev,proc,sys,run,modules,lower,rw,newroot}
 cp "$root/bin/busybox" "$ird/bin/busybox"
 for a in sh mount insmod poweroff switch_root mkdir cat sleep usleep echo; do
 	ln -s busybox "$ird/bin/$a"
 done
 cp "$here/initramfs/init" "$ird/init"
+cp "$here/rootfs/etc/berth/stamp.sh" "$ird/stamp.sh"
 chmod 0755 "$ird/init"
 : >"$ird/modules/order"
 # shellcheck disable=SC2046

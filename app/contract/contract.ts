@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BootStepSchema } from './boot-timeline.js';
 import { BerthError, ERROR_CODES } from './errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
 import { describeIssues, portNumber } from './issues.js';
@@ -153,6 +154,8 @@ export const VmStatusSchema = z.object({
   /** The VM's last unexpected exit under this engine, and how many in the last 10 minutes. */
   lastCrash: z.object({ at: z.string(), reason: z.string(), recent: z.number() }).optional(),
   timings: TimingsSchema.optional(),
+  /** The last start's steps, host and guest, in the order they happened (absent after a reattach). */
+  bootTimeline: z.array(BootStepSchema).optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
   shares: z.array(ShareViewSchema).optional(),

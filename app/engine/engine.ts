@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { VmStatus } from '../contract/contract.js';
+import { BootTimeline } from './boot/boot-timeline.js';
 import { chooseAccel, driverOfRun, guestTraits, imageView, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
 import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
@@ -70,6 +71,8 @@ export class Engine extends EventEmitter<
   private run?: RunState;
   private context?: ContextResult;
   private timings: Timings = {};
+  /** The last start's steps, the engine's and the guest's. */
+  private readonly boot = new BootTimeline();
   private attached = false;
   private startPromise?: Promise<VmStatus>;
   private stopPromise?: Promise<VmStatus>;
@@ -152,6 +155,8 @@ export class Engine extends EventEmitter<
     const lastCrash = this.crashes.last();
     if (lastCrash) st.lastCrash = lastCrash;
     if (Object.keys(this.timings).length) st.timings = { ...this.timings };
+    const timeline = this.boot.view();
+    if (timeline) st.bootTimeline = timeline;
     if (this.context) st.dockerContext = { ...this.context };
     if (this.runtime) Object.assign(st, this.runtime.status());
     st.rest = this.rest.view();
@@ -180,6 +185,7 @@ export class Engine extends EventEmitter<
   private async doStart(): Promise<VmStatus> {
     const t0 = Date.now();
     this.timings = {};
+    this.boot.begin();
     this.attached = false;
     this.sm.to('starting');
     try {
@@ -217,6 +223,7 @@ export class Engine extends EventEmitter<
       const tBoot = Date.now();
       this.progress('boot', `booting the VM (${driver.name}, ${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
       rotateLog(this.paths.serialLog);
+      this.boot.mark('vm-spawn');
       try {
         this.vm = await driver.start(spec);
       } catch (err) {
@@ -228,6 +235,7 @@ export class Engine extends EventEmitter<
         this.vmSpec = spec;
         this.vm = await driver.start(spec);
       }
+      this.boot.mark('vm-process-up');
       this.watchVm(this.vm);
       writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
       this.timings.bootMs = Date.now() - tBoot;
@@ -276,13 +284,24 @@ export class Engine extends EventEmitter<
       throw err;
     });
     this.timings.guestMs = Date.now() - tBoot;
+    this.boot.mark('ssh-connected');
+    // The guest's stamps are read while the rest comes up (not after a reattach: that boot was not watched).
+    let guestStamps: Promise<void> | undefined;
     await rt.bringUp({
       dockerTimeoutMs: this.o.tuning.dockerTimeoutMs ?? (slow ? 240_000 : 60_000),
       syncTimeoutMs: this.o.tuning.syncStartTimeoutMs,
       bootFailed,
       progress: (phase, message) => this.progress(phase, message),
-      reached: (mark) => (this.timings[mark] = Date.now() - tBoot),
+      reached: (mark) => {
+        this.timings[mark] = Date.now() - tBoot;
+        if (mark === 'dockerMs') {
+          this.boot.mark('docker-ready');
+          if (!this.attached) guestStamps = this.boot.readGuest(rt.session);
+        }
+        if (mark === 'socketMs') this.boot.mark('socket-ready');
+      },
     });
+    await guestStamps;
     this.context = ensureDockerContextOrWarn(this.paths.name, this.paths.dockerSocket, this.o.log);
   }
 
@@ -415,6 +434,7 @@ export class Engine extends EventEmitter<
     this.vmSpec = undefined;
     this.attached = false;
     this.timings = {};
+    this.boot.clear();
     fs.rmSync(this.paths.state, { force: true });
     this.sm.to(toRest ? 'resting' : 'stopped');
     if (toRest) this.rest.rested();
@@ -445,6 +465,7 @@ export class Engine extends EventEmitter<
     const { run, image, driver, spec, vm } = left;
     const t0 = Date.now();
     this.timings = {};
+    this.boot.clear();
     this.sm.to('starting');
     try {
       this.progress('prepare', `found the VM (pid ${vm.pid}) of an earlier engine; reattaching`);

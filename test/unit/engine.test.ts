@@ -12,6 +12,7 @@ import { after, afterEach, before, test } from 'node:test';
 import { Engine } from '../../app/engine/engine.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
+import { READ_TIMELINE_COMMAND } from '../../app/engine/guest/boot-timeline.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { silentLogger } from '../../app/base/log.js';
 import { defaultTuning, type Tuning } from '../../app/base/tuning.js';
@@ -46,7 +47,7 @@ after(() => {
 
 let n = 0;
 const engines: Engine[] = [];
-function makeEngine(mode: FakeMode, tuning: Partial<Tuning> = {}) {
+function makeEngine(mode: FakeMode, tuning: Partial<Tuning> = {}, exec?: (command: string) => { stdout?: string; code?: number } | undefined) {
   const paths = instancePaths(`e${++n}`);
   fs.mkdirSync(paths.dir, { recursive: true });
   const driver = new FakeDriver({
@@ -54,6 +55,7 @@ function makeEngine(mode: FakeMode, tuning: Partial<Tuning> = {}) {
     hostKeyFile: paths.hostKey,
     clientPubFile: `${paths.clientKey}.pub`,
     dockerSocket: dockerdSock,
+    exec,
   });
   const engine = new Engine({
     paths,
@@ -107,6 +109,29 @@ test('start → running with the docker socket, context and timings; stop leaves
   assert.ok(!fs.existsSync(paths.state), 'run state removed');
   assert.ok(driver.vms[0]!.guest!.commands.some((c) => c.includes('poweroff')), 'asked the guest to power off');
   assert.equal(driver.vms[0]!.alive(), false);
+});
+
+test("the boot timeline: the engine's steps in order, the guest's placed among them; a stop clears it", async () => {
+  const { engine } = makeEngine('ok', {}, (cmd) => (cmd === READ_TIMELINE_COMMAND ? { stdout: 'init 0.40\nbogus line\ndocker-api-listening 0.90\n@uptime 1.00 0.5\n' } : undefined));
+  const s = await engine.start();
+  const steps = s.bootTimeline!.map((x) => x.step);
+  assert.deepEqual(
+    steps.filter((x) => !['kernel', 'init', 'docker-api-listening'].includes(x)),
+    ['vm-spawn', 'vm-process-up', 'ssh-connected', 'docker-ready', 'socket-ready'],
+  );
+  assert.deepEqual(steps.filter((x) => ['kernel', 'init', 'docker-api-listening'].includes(x)), ['kernel', 'init', 'docker-api-listening']);
+  const at = s.bootTimeline!.map((x) => x.atMs);
+  assert.deepEqual([...at].sort((a, b) => a - b), at, 'in time order');
+  assert.equal(s.bootTimeline!.find((x) => x.step === 'init')!.source, 'guest');
+  assert.equal(s.bootTimeline!.find((x) => x.step === 'socket-ready')!.source, 'host');
+  assert.equal((await engine.stop()).bootTimeline, undefined);
+});
+
+test("a guest with garbage for a timeline still starts, with the engine's steps only", async () => {
+  const { engine } = makeEngine('ok', {}, (cmd) => (cmd === READ_TIMELINE_COMMAND ? { stdout: '\u0000'.repeat(100_000) + 'init 1\n@uptime x' } : undefined));
+  const s = await engine.start();
+  assert.equal(s.state, 'running');
+  assert.deepEqual(s.bootTimeline!.map((x) => x.source), ['host', 'host', 'host', 'host', 'host']);
 });
 
 test('start twice is harmless: concurrent calls share one boot, a later call returns at once', async () => {

@@ -1,4 +1,5 @@
 import type { PortViewWire, SyncViewWire, VmStatus } from '../contract/contract.js';
+import { formatBootTimeline } from './boot-timeline-format.js';
 
 type ShareViewWire = NonNullable<VmStatus['shares']>[number];
 import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
@@ -97,6 +98,10 @@ export function formatStatus(s: VmStatus): string {
     lines.push(
       `${bold('start time')}    ${seconds(t.totalMs)} ${dim(`(image ${seconds(t.imageMs)}, boot→ssh ${seconds(t.guestMs)}, →dockerd ${seconds(t.dockerMs)}, →socket ${seconds(t.socketMs)})`)}`,
     );
+  }
+  if (s.bootTimeline?.length) {
+    const rows = formatBootTimeline(s.bootTimeline, '');
+    rows.forEach((r, i) => lines.push(`${i ? ' '.repeat(14) : `${bold('boot timeline')} `}${r}`));
   }
   return lines.join('\n');
 }

@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { formatBootTimeline } from '../../app/cli/boot-timeline-format.js';
+import { formatStatus } from '../../app/cli/output.js';
+import { VmStatusSchema } from '../../app/contract/contract.js';
 import { BootTimeline } from '../../app/engine/boot/boot-timeline.js';
 import { MAX_GUEST_STEPS, MAX_TIMELINE_BYTES, parseGuestStamps, placeGuestSteps, READ_TIMELINE_COMMAND, readGuestStamps } from '../../app/engine/guest/boot-timeline.js';
 import { fuzzSeed, randomString, rng } from '../helpers/fuzz.js';
@@ -203,4 +206,64 @@ describe('the BootTimeline of a start', () => {
     await tl2.readGuest({ exec: async () => Promise.reject(new Error('gone')) }, { retryMs: 1 });
     assert.deepEqual(tl2.view(), [{ step: 'vm-spawn', atMs: 0, source: 'host' }]);
   });
+});
+
+describe('the readable timeline (berth start, berth status)', () => {
+  test('each step with its time, the time since the step before, its label and whose clock', () => {
+    const lines = formatBootTimeline([
+      { step: 'vm-spawn', atMs: 120, source: 'host' },
+      { step: 'kernel', atMs: 900, source: 'guest' },
+      { step: 'docker-api-listening', atMs: 12_345, source: 'guest' },
+      { step: 'socket-ready', atMs: 12_600, source: 'host' },
+    ]);
+    assert.deepEqual(lines, [
+      '   0.1 s   +0.1 s  VM process spawned               host',
+      '   0.9 s   +0.8 s  kernel started                   guest',
+      '  12.3 s  +11.4 s  Docker API listening             guest',
+      '  12.6 s   +0.3 s  docker socket ready on the host  host',
+    ]);
+  });
+
+  test("a step the CLI does not know is shown by its name; a name that is one of Object's own is not a label", () => {
+    const lines = formatBootTimeline(
+      [
+        { step: 'new-step', atMs: 1000, source: 'guest' },
+        { step: 'constructor', atMs: 2000, source: 'guest' },
+        { step: '__proto__', atMs: 3000, source: 'guest' },
+        { step: 'toString', atMs: 2500, source: 'guest' },
+        { step: 'evil\u001b[31m', atMs: 4000, source: 'guest' },
+      ],
+      '',
+    );
+    assert.match(lines[0]!, /new-step +guest$/);
+    assert.match(lines[1]!, /constructor/);
+    assert.match(lines[2]!, /__proto__/);
+    assert.match(lines[3]!, /\+0\.0 s {2}toString/, 'out of order: no negative time');
+    assert.match(lines[4]!, /evil\?\[31m/, 'no terminal escapes from the wire');
+    assert.deepEqual(formatBootTimeline([]), []);
+  });
+});
+
+test('berth status shows the timeline under its own heading; the status schema carries it', () => {
+  const st = VmStatusSchema.parse({
+    instance: 'default',
+    state: 'running',
+    driver: 'qemu',
+    cpus: 2,
+    memoryMiB: 2048,
+    diskGiB: 64,
+    dockerSocket: '/s',
+    dockerHost: 'unix:///s',
+    enginePid: 1,
+    bootTimeline: [
+      { step: 'vm-spawn', atMs: 100, source: 'host' },
+      { step: 'init', atMs: 2100, source: 'guest' },
+    ],
+  });
+  const out = formatStatus(st).split('\n');
+  const i = out.findIndex((l) => l.startsWith('boot timeline '));
+  assert.ok(i > 0, out.join('\n'));
+  assert.match(out[i]!, /^boot timeline 0\.1 s {2}\+0\.1 s {2}VM process spawned {7}host$/);
+  assert.match(out[i + 1]!, /^ {14}2\.1 s {2}\+2\.0 s {2}initramfs \/init running {2}guest$/);
+  assert.throws(() => VmStatusSchema.parse({ ...st, bootTimeline: [{ step: 'x', atMs: 1, source: 'elsewhere' }] }));
 });

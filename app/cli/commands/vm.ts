@@ -4,6 +4,7 @@ import { localSettings, orphanVm } from '../../client/offline.js';
 import { runEngineHere } from '../../client/engine-here.js';
 import { dockerHostUrl } from '../../base/docker-context.js';
 import { isBerthError } from '../../contract/errors.js';
+import { formatBootTimeline } from '../boot-timeline-format.js';
 import { action, globals, printJson, printWarning, withProgress } from '../command-kit.js';
 import { connectEngine } from '../engine-link.js';
 import { bold, dim, formatStatus, green, printError, usageHint } from '../output.js';
@@ -34,9 +35,11 @@ export function vmCommands(program: Command): void {
           const s = await withProgress(client, !!g.json, () => client.call('vm.start', {}));
           if (g.json) return printJson(s);
           const took = s.timings?.totalMs !== undefined && before.state !== 'running' ? ` in ${(s.timings.totalMs / 1000).toFixed(1)} s` : '';
-          process.stdout.write(
-            `${green('Berth is running')}${took} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n${usageHint(s)}\n`,
-          );
+          process.stdout.write(`${green('Berth is running')}${took} (${s.driver}, ${s.accel}, ${s.cpus} CPUs, ${s.memoryMiB} MiB).\n\n`);
+          if (before.state !== 'running' && s.bootTimeline?.length) {
+            process.stdout.write(`Boot timeline (since the start began, +time after the step before):\n${formatBootTimeline(s.bootTimeline).join('\n')}\n\n`);
+          }
+          process.stdout.write(`${usageHint(s)}\n`);
           if (s.accel === 'tcg' && s.accelReason && /slower/.test(s.accelReason)) process.stdout.write(`\n${dim(`Note: ${s.accelReason}.`)}\n`);
         } finally {
           client.close();

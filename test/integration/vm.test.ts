@@ -8,6 +8,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
+import { formatBootTimeline } from '../../app/cli/boot-timeline-format.js';
+import { BOOT_STEPS } from '../../app/contract/boot-timeline.js';
+import type { VmStatus } from '../../app/contract/contract.js';
 import { pidAlive, sleep, waitFor } from '../../app/base/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';
@@ -36,6 +39,7 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     assert.match(r.stdout, /Berth is running/);
     assert.ok(r.stdout.includes(`export DOCKER_HOST=unix://${sock}`), r.stdout);
     assert.match(r.stderr, /booting the VM/);
+    assert.match(r.stdout, /Boot timeline[^\n]*\n(.*\n)*.*Docker API listening +guest\n/, 'the start says where its time went');
     assert.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the docker socket is owner-only');
   });
 
@@ -59,6 +63,25 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     const vfs = seen.filter((f) => f.startsWith(path.join('default', 'virtiofs') + path.sep));
     process.stdout.write(`# umask walk: ${seen.length} paths, ${vfs.length} of virtiofs (${vfs.join(', ') || 'no virtiofs share here'})\n`);
     assert.deepEqual(bad, [], 'paths others can read or enter, or files not 0600');
+  });
+
+  test("status --json has the start's boot timeline: every step, each after the ones it needs", async () => {
+    const r = await berth(['status', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const tl = (JSON.parse(r.stdout) as VmStatus).bootTimeline ?? [];
+    process.stdout.write(`# boot timeline:\n${formatBootTimeline(tl, '#   ').join('\n')}\n`);
+    const at = new Map(tl.map((x) => [x.step, x]));
+    for (const step of Object.keys(BOOT_STEPS)) assert.ok(at.has(step), `${step} is in the timeline: ${JSON.stringify(tl)}`);
+    const times = tl.map((x) => x.atMs);
+    assert.deepEqual([...times].sort((a, b) => a - b), times, 'listed in the order they happened');
+    // The guest's clock is placed on the engine's by one reading over ssh:
+    // between the two clocks allow that reading's error; on one clock, none.
+    const tolerance = (a: string, b: string) => (at.get(a)!.source === at.get(b)!.source ? 0 : 500);
+    const after = (a: string, b: string) => assert.ok(at.get(a)!.atMs <= at.get(b)!.atMs + tolerance(a, b), `${a} (${at.get(a)!.atMs} ms) before ${b} (${at.get(b)!.atMs} ms)`);
+    const chain = (...steps: string[]) => steps.slice(1).forEach((s, i) => after(steps[i]!, s));
+    chain('vm-spawn', 'vm-process-up', 'kernel', 'init', 'root-mounted', 'sysinit', 'network-up', 'data-disk-ready', 'sysinit-done', 'sshd-listening', 'ssh-connected', 'docker-ready', 'socket-ready');
+    chain('sysinit-done', 'dockerd-launched', 'containerd-ready', 'docker-api-listening', 'docker-ready');
+    assert.ok(tl.every((x) => x.atMs >= 0), 'nothing before the start began');
   });
 
   test('docker version shows both client and server', async () => {

@@ -6,6 +6,8 @@
  *   npm run bench -- [--runs N] [--quick] [--out FILE]
  *   npm run bench -- --only shares [--quick] [--out FILE]   (one start, then
  *     only the file sharing section; bench/results-shares.md by default)
+ *   npm run bench -- --only boot [--runs N] [--out FILE]   (N starts and the
+ *     floor, only the boot timeline section; bench/results-boot.md)
  *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
  *     written to bench/soak-results.md by default)
  *
@@ -23,6 +25,7 @@ import { processRssKiB, sleep } from '../app/base/process-util.js';
 import type { VmStatus } from '../app/contract/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
 import { benchPorts, HOSTFWD } from './ports.js';
+import { bootTimelineRows, floorFor, type FloorResult } from './boot-timeline.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
@@ -45,10 +48,10 @@ if (!(SOAK_MINUTES > 0)) {
   process.stderr.write('bench: --soak-minutes takes a number of minutes above 0, e.g. --soak-minutes 30\n');
   process.exit(2);
 }
-/** --only SECTION: one start, then only that section (now: shares). */
+/** --only SECTION: only that section (shares: after one start; boot: the starts and the floor). */
 const ONLY = opt('--only', '');
-if (ONLY && ONLY !== 'shares') {
-  process.stderr.write(`bench: --only takes a section name: shares (not ${JSON.stringify(ONLY)})\n`);
+if (ONLY && ONLY !== 'shares' && ONLY !== 'boot') {
+  process.stderr.write(`bench: --only takes a section name: shares or boot (not ${JSON.stringify(ONLY)})\n`);
   process.exit(2);
 }
 const KIND: RunKind = SOAK ? 'soak' : ONLY ? 'shares' : 'full';
@@ -108,6 +111,7 @@ interface StartSample {
   wallMs: number;
   firstDockerMs: number;
   t: NonNullable<VmStatus['timings']>;
+  status: VmStatus;
 }
 
 /** berth start, then the first docker version through the socket. */
@@ -118,7 +122,46 @@ async function startOnce(): Promise<StartSample> {
   await must(run('docker', ['version', '--format', '{{.Server.Version}}']), 'docker version');
   const first = performance.now() - t0;
   const s = await status();
-  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {} };
+  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {}, status: s };
+}
+
+/**
+ * `RUNS` starts, the first of a new instance, each stopped but the last;
+ * the floor is measured after the first stop (the image exists by then, and
+ * the VM is not running to share the CPUs with it).
+ */
+async function startRuns(): Promise<{ samples: StartSample[]; floor: FloorResult }> {
+  const samples: StartSample[] = [];
+  let floor: FloorResult | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    process.stderr.write(`bench: start ${i + 1}/${RUNS}\n`);
+    samples.push(await startOnce());
+    if (i < RUNS - 1) await must(berth('stop'), 'berth stop');
+    if (i === 0) {
+      process.stderr.write('bench: the floor (the same kernel, a trivial initramfs)\n');
+      floor = await floorFor(samples[0]!.status, home);
+    }
+  }
+  return { samples, floor: floor! };
+}
+
+/** The boot timeline section, of the warm start nearest the median first `docker version`. */
+function bootRows(samples: StartSample[], floor: FloorResult, accel: string): string[] {
+  const warm = samples.slice(1);
+  const mid = median(warm.map((s) => s.firstDockerMs));
+  const pick = [...warm].sort((a, b) => Math.abs(a.firstDockerMs - mid) - Math.abs(b.firstDockerMs - mid))[0]!;
+  return bootTimelineRows({ floor, timeline: pick.status.bootTimeline ?? [], firstDockerMs: pick.firstDockerMs, wallMs: pick.wallMs, accel });
+}
+
+/** --only boot: the starts and the floor, the boot timeline section, stop. */
+async function onlyBoot(): Promise<void> {
+  process.stderr.write(`bench: BERTH_HOME=${home}, only the boot timeline (${RUNS} starts)\n`);
+  const { samples, floor } = await startRuns();
+  const st = await status();
+  const accel = `${st.accel} (${st.accelReason})`;
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+  writeResults(bootRows(samples, floor, st.accel ?? '?'), accel);
 }
 
 function writeResults(rows: string[], accel: string): void {
@@ -260,17 +303,13 @@ async function sharesSection(): Promise<string[]> {
 async function main(): Promise<void> {
   if (SOAK) return soak();
   if (ONLY === 'shares') return onlyShares();
+  if (ONLY === 'boot') return onlyBoot();
   const rows: string[] = [];
   process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
   await addBootShare();
 
   // 1. Start time: a new instance (formats the data disk), then warm starts.
-  const samples: StartSample[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    process.stderr.write(`bench: start ${i + 1}/${RUNS}\n`);
-    samples.push(await startOnce());
-    if (i < RUNS - 1) await must(berth('stop'), 'berth stop');
-  }
+  const { samples, floor } = await startRuns();
   const st = await status();
   const accel = `${st.accel} (${st.accelReason})`;
   const warm = samples.slice(1);
@@ -290,6 +329,7 @@ async function main(): Promise<void> {
     `| \`berth start\` returned (wall, CLI included) | ${s1(m((s) => s.wallMs))} | ${s1(samples[0]!.wallMs)} |`,
     `| **first successful \`docker version\`** | **${s1(m((s) => s.firstDockerMs))}** | **${s1(samples[0]!.firstDockerMs)}** |`,
     '',
+    ...bootRows(samples, floor, st.accel ?? '?'),
   );
 
   // 2. The socket forward: its own cost without a VM, and calls through the VM for context.

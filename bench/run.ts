@@ -17,18 +17,17 @@
  *
  * Uses its own BERTH_HOME in /tmp so the user's instance is untouched.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../app/base/package-root.js';
 import { processRssKiB, sleep } from '../app/base/process-util.js';
-import type { VmStatus } from '../app/contract/contract.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
-import { benchPorts, HOSTFWD } from './ports.js';
-import { bootTimelineRows, floorFor, type FloorResult } from './boot-timeline.js';
+import { berth, home, median, ms1, must, pct, run, s1, sock, status } from './bench-kit.js';
+import { benchPorts } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
+import { bootRows, startRows, startRuns } from './starts.js';
 import { benchSyncLocal } from './sync-local.js';
 import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results-file.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
@@ -54,7 +53,7 @@ if (ONLY && ONLY !== 'shares' && ONLY !== 'boot') {
   process.stderr.write(`bench: --only takes a section name: shares or boot (not ${JSON.stringify(ONLY)})\n`);
   process.exit(2);
 }
-const KIND: RunKind = SOAK ? 'soak' : ONLY ? 'shares' : 'full';
+const KIND: RunKind = SOAK ? 'soak' : ONLY === 'boot' ? 'boot' : ONLY ? 'shares' : 'full';
 let OUT: string;
 try {
   OUT = resultsPath(path.join(packageRoot(), 'bench'), KIND, args.includes('--out') ? opt('--out', '') || undefined : undefined);
@@ -65,98 +64,10 @@ try {
 /** The command line as typed, for the results file's header. */
 const COMMAND = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
 
-const home = fs.mkdtempSync('/tmp/bb-');
-const sock = path.join(home, 'default', 'docker.sock');
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  BERTH_HOME: home,
-  DOCKER_CONFIG: path.join(home, '.docker'),
-  DOCKER_HOST: `unix://${sock}`,
-  NO_COLOR: '1',
-  // QEMU's own forward to the same guest port, to compare Berth's with.
-  BERTH_QEMU_HOSTFWD: `${HOSTFWD.host}:${HOSTFWD.guest}`,
-};
-const bin = path.join(packageRoot(), 'bin', 'berth.js');
-
-function run(cmd: string, argv: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const c = spawn(cmd, argv, { env });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
-    c.stdin.end(input ?? '');
-  });
-}
-const berth = (...a: string[]) => run(process.execPath, [bin, ...a]);
-async function must(p: Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>, what: string) {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-const status = async (): Promise<VmStatus> => JSON.parse((await must(berth('status', '--json'), 'berth status')).stdout);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const s1 = (ms: number) => (ms / 1000).toFixed(1) + ' s';
-const ms1 = (ms: number) => ms.toFixed(1) + ' ms';
-
-interface StartSample {
-  wallMs: number;
-  firstDockerMs: number;
-  t: NonNullable<VmStatus['timings']>;
-  status: VmStatus;
-}
-
-/** berth start, then the first docker version through the socket. */
-async function startOnce(): Promise<StartSample> {
-  const t0 = performance.now();
-  await must(berth('start'), 'berth start');
-  const wall = performance.now() - t0;
-  await must(run('docker', ['version', '--format', '{{.Server.Version}}']), 'docker version');
-  const first = performance.now() - t0;
-  const s = await status();
-  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {}, status: s };
-}
-
-/**
- * `RUNS` starts, the first of a new instance, each stopped but the last;
- * the floor is measured after the first stop (the image exists by then, and
- * the VM is not running to share the CPUs with it).
- */
-async function startRuns(): Promise<{ samples: StartSample[]; floor: FloorResult }> {
-  const samples: StartSample[] = [];
-  let floor: FloorResult | undefined;
-  for (let i = 0; i < RUNS; i++) {
-    process.stderr.write(`bench: start ${i + 1}/${RUNS}\n`);
-    samples.push(await startOnce());
-    if (i < RUNS - 1) await must(berth('stop'), 'berth stop');
-    if (i === 0) {
-      process.stderr.write('bench: the floor (the same kernel, a trivial initramfs)\n');
-      floor = await floorFor(samples[0]!.status, home);
-    }
-  }
-  return { samples, floor: floor! };
-}
-
-/** The boot timeline section, of the warm start nearest the median first `docker version`. */
-function bootRows(samples: StartSample[], floor: FloorResult, accel: string): string[] {
-  const warm = samples.slice(1);
-  const mid = median(warm.map((s) => s.firstDockerMs));
-  const pick = [...warm].sort((a, b) => Math.abs(a.firstDockerMs - mid) - Math.abs(b.firstDockerMs - mid))[0]!;
-  return bootTimelineRows({ floor, timeline: pick.status.bootTimeline ?? [], firstDockerMs: pick.firstDockerMs, wallMs: pick.wallMs, accel });
-}
-
 /** --only boot: the starts and the floor, the boot timeline section, stop. */
 async function onlyBoot(): Promise<void> {
   process.stderr.write(`bench: BERTH_HOME=${home}, only the boot timeline (${RUNS} starts)\n`);
-  const { samples, floor } = await startRuns();
+  const { samples, floor } = await startRuns(RUNS);
   const st = await status();
   const accel = `${st.accel} (${st.accelReason})`;
   await must(berth('stop'), 'berth stop');
@@ -309,28 +220,10 @@ async function main(): Promise<void> {
   await addBootShare();
 
   // 1. Start time: a new instance (formats the data disk), then warm starts.
-  const { samples, floor } = await startRuns();
+  const { samples, floor } = await startRuns(RUNS);
   const st = await status();
   const accel = `${st.accel} (${st.accelReason})`;
-  const warm = samples.slice(1);
-  const m = (f: (s: StartSample) => number | undefined) => median(warm.map((s) => f(s) ?? NaN));
-  rows.push(
-    '## Start: `berth start` to the first working `docker version`',
-    '',
-    `Median of ${warm.length} warm starts (instance exists; engine not running); the first start of a new instance is listed apart.`,
-    '',
-    '| phase (from `berth start`) | warm start | first start (new instance) |',
-    '|---|---|---|',
-    `| image verified, accelerator chosen | ${s1(m((s) => (s.t.prepareMs ?? 0) + (s.t.imageMs ?? 0)))} | ${s1((samples[0]!.t.prepareMs ?? 0) + (samples[0]!.t.imageMs ?? 0))} |`,
-    `| VM boot (QEMU up) | ${s1(m((s) => s.t.bootMs))} | ${s1(samples[0]!.t.bootMs ?? NaN)} |`,
-    `| guest ready (ssh answers), from boot | ${s1(m((s) => s.t.guestMs))} | ${s1(samples[0]!.t.guestMs ?? NaN)} |`,
-    `| dockerd ready, from boot | ${s1(m((s) => s.t.dockerMs))} | ${s1(samples[0]!.t.dockerMs ?? NaN)} |`,
-    `| socket ready, from boot | ${s1(m((s) => s.t.socketMs))} | ${s1(samples[0]!.t.socketMs ?? NaN)} |`,
-    `| \`berth start\` returned (wall, CLI included) | ${s1(m((s) => s.wallMs))} | ${s1(samples[0]!.wallMs)} |`,
-    `| **first successful \`docker version\`** | **${s1(m((s) => s.firstDockerMs))}** | **${s1(samples[0]!.firstDockerMs)}** |`,
-    '',
-    ...bootRows(samples, floor, st.accel ?? '?'),
-  );
+  rows.push(...startRows(samples), ...bootRows(samples, floor, st.accel ?? '?'));
 
   // 2. The socket forward: its own cost without a VM, and calls through the VM for context.
   process.stderr.write('bench: latency\n');

@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { VmStatus } from '../contract/contract.js';
 import { BootTimeline } from './boot/boot-timeline.js';
-import { chooseAccel, driverOfRun, guestTraits, imageView, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
+import { chooseAccel, driverOfRun, guestTraits, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
 import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
 import { sshEndpointOf, type Driver, type RunningVm, type VmSpec } from './drivers/driver.js';
 import type { DriverFactory } from './drivers/driver-select.js';
 import { bootModeFor } from './drivers/features.js';
-import { contextName, dockerHostUrl, ensureDockerContextOrWarn, type ContextResult } from '../base/docker-context.js';
+import { contextName, ensureDockerContextOrWarn, type ContextResult } from '../base/docker-context.js';
 import { BerthError, toErrorInfo } from '../contract/errors.js';
 import { ensurePrivateDir, tailFile, writeFileAtomic } from '../base/fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
@@ -124,26 +124,8 @@ export class Engine extends EventEmitter<
   }
 
   status(): VmStatus {
-    let s: Settings | undefined;
-    try {
-      s = this.settingsStore().get();
-    } catch {
-      s = undefined;
-    }
     const r = this.run;
-    const st: VmStatus = {
-      instance: this.paths.name,
-      state: this.sm.state,
-      driver: this.driver?.name ?? this.o.driver?.name ?? s?.driver ?? 'auto',
-      cpus: r?.cpus ?? s?.cpus ?? 0,
-      memoryMiB: r?.memoryMiB ?? s?.memoryMiB ?? 0,
-      diskGiB: r?.diskGiB ?? s?.diskGiB ?? 0,
-      dockerSocket: this.paths.dockerSocket,
-      dockerHost: dockerHostUrl(this.paths.dockerSocket),
-      enginePid: process.pid,
-    };
-    const settingsProblem = this.o.settings instanceof BerthError ? this.o.settings : this.o.settings.problem;
-    if (settingsProblem) st.settingsProblem = settingsProblem.toInfo();
+    const st = instanceStatus({ paths: this.paths, state: this.sm.state, settings: this.o.settings, run: r, driver: this.driver?.name ?? this.o.driver?.name });
     if (this.sm.state === 'starting' && this.phase) st.phase = this.phase;
     const err = this.sm.error;
     if (err) st.error = err;

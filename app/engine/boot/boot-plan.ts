@@ -13,6 +13,9 @@ import type { GuestImage } from '../image/image-store.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import type { InstancePaths } from '../../base/paths.js';
 import type { Settings } from '../settings/schema.js';
+import type { SettingsStore } from '../settings/store.js';
+import type { VmState } from '../../contract/vm-states.js';
+import { dockerHostUrl } from '../../base/docker-context.js';
 import type { Tuning } from '../../base/tuning.js';
 import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
 
@@ -237,4 +240,33 @@ export function sshLogin(run: RunState, keys: Pick<GuestKeys, 'hostPublic'>, pat
 /** The guest image, as status shows it. */
 export function imageView(image: GuestImage): NonNullable<VmStatus['image']> {
   return { dir: image.dir, recipeHash: image.manifest.recipeHash, kernelRelease: image.manifest.kernelRelease };
+}
+
+/**
+ * What status says of an instance in any state: its resources (the run's
+ * while one lives, else the settings'), its docker socket, and a problem
+ * with its settings file.
+ */
+export function instanceStatus(o: { paths: InstancePaths; state: VmState; settings: SettingsStore | BerthError; run?: RunState; driver?: string }): VmStatus {
+  let s: Settings | undefined;
+  try {
+    s = o.settings instanceof BerthError ? undefined : o.settings.get();
+  } catch {
+    s = undefined;
+  }
+  const r = o.run;
+  const st: VmStatus = {
+    instance: o.paths.name,
+    state: o.state,
+    driver: o.driver ?? s?.driver ?? 'auto',
+    cpus: r?.cpus ?? s?.cpus ?? 0,
+    memoryMiB: r?.memoryMiB ?? s?.memoryMiB ?? 0,
+    diskGiB: r?.diskGiB ?? s?.diskGiB ?? 0,
+    dockerSocket: o.paths.dockerSocket,
+    dockerHost: dockerHostUrl(o.paths.dockerSocket),
+    enginePid: process.pid,
+  };
+  const problem = o.settings instanceof BerthError ? o.settings : o.settings.problem;
+  if (problem) st.settingsProblem = problem.toInfo();
+  return st;
 }

@@ -142,3 +142,20 @@ test("no code outside app/engine/drivers/ compares driver names (it asks the dri
   }
   assert.deepEqual(found, []);
 });
+
+test('no source file under app/ is over 500 lines (split it by job first)', () => {
+  const over: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules' && e.name !== 'dist') walk(p);
+      } else if (/\.tsx?$/.test(e.name)) {
+        const lines = fs.readFileSync(p, 'utf8').split('\n').length - 1;
+        if (lines > 500) over.push(`${path.relative(ROOT, p)}: ${lines}`);
+      }
+    }
+  };
+  walk(path.join(ROOT, 'app'));
+  assert.deepEqual(over, []);
+});

@@ -180,7 +180,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   if (opts.exitOnStop) {
     engine.on('state', (c) => {
-      if (c.state === 'stopped' && (c.previous === 'stopping' || c.previous === 'resting')) setImmediate(() => void shutdown(false));
+      if (c.state !== 'stopped' || (c.previous !== 'stopping' && c.previous !== 'resting')) return;
+      // A restart's stop is followed at once by its start: exit only if the VM stayed stopped.
+      setImmediate(() => {
+        if (engine.status().state === 'stopped') void shutdown(false);
+      });
     });
   }
 

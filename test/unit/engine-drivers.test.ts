@@ -12,7 +12,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -33,6 +32,7 @@ import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange } from '../../app/contract/vm-states.js';
 import { installFake } from '../helpers/fake-hypervisors.js';
 import { startFakeDockerd, startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
+import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 
 const t = shortTempDir('edrv');
@@ -201,17 +201,7 @@ afterEach(async () => {
   for (const f of [leases, process.env.FAKE_VFKIT_RECORD!, process.env.FAKE_QEMU_RECORD!, process.env.FAKE_PS_RECORD!]) fs.rmSync(f, { force: true });
 });
 
-function ping(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath, path: '/_ping', agent: false }, (res) => {
-        let b = '';
-        res.on('data', (d) => (b += d));
-        res.on('end', () => resolve(b));
-      })
-      .on('error', reject);
-  });
-}
+const ping = dockerPing;
 
 const until = async (check: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
@@ -21,6 +20,7 @@ import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange } from '../../app/contract/vm-states.js';
 import { FakeDriver, type FakeMode } from '../helpers/fake-driver.js';
 import { startFakeDockerd } from '../helpers/fake-guest.js';
+import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 import { mountsCommand } from '../../app/engine/guest/queries.js';
 
@@ -75,17 +75,7 @@ afterEach(async () => {
   for (const e of engines.splice(0)) await e.stop({ force: true }).catch(() => undefined);
 });
 
-function ping(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath, path: '/_ping', agent: false }, (res) => {
-        let b = '';
-        res.on('data', (d) => (b += d));
-        res.on('end', () => resolve(b));
-      })
-      .on('error', reject);
-  });
-}
+const ping = dockerPing;
 
 test('start → running with the docker socket, context and timings; stop leaves nothing behind', async () => {
   const { engine, paths, driver, states } = makeEngine('ok');

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
@@ -21,6 +20,7 @@ import { SettingsStore } from '../../app/engine/settings/store.js';
 import type { StateChange, VmState } from '../../app/contract/vm-states.js';
 import { FakeDriver } from '../helpers/fake-driver.js';
 import { startFakeDockerEngine, type FakeDockerd } from '../helpers/fake-dockerd.js';
+import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 
 const t = shortTempDir('idle');
@@ -84,17 +84,7 @@ afterEach(async () => {
   for (const e of engines.splice(0)) await e.stop({ force: true }).catch(() => undefined);
 });
 
-function ping(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath, path: '/_ping', agent: false }, (res) => {
-        let b = '';
-        res.on('data', (d) => (b += d));
-        res.on('end', () => resolve(b));
-      })
-      .on('error', reject);
-  });
-}
+const ping = dockerPing;
 
 function waitState(engine: Engine, state: VmState, timeoutMs: number): Promise<void> {
   if (engine.status().state === state) return Promise.resolve();

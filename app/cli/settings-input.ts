@@ -84,7 +84,7 @@ export function keysHelp(keys: SettingsKey[]): string {
 
 /** `settings show`: aligned, strings as they are, lists one item per line. */
 export function formatSettings(s: Record<string, unknown>): string {
-  const entries = Object.entries(s).filter(([k]) => k !== 'problem');
+  const entries = Object.entries(s).filter(([k]) => k !== 'problem' && k !== 'limits');
   const w = Math.max(...entries.map(([k]) => k.length));
   const item = (x: unknown): string => {
     if (x && typeof x === 'object') {

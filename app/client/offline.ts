@@ -74,7 +74,7 @@ export async function offlineCall(paths: InstancePaths, m: MethodName, raw: Reco
       }
       return offlineStatus(paths);
     case 'settings.get':
-      return settingsView(new SettingsStore(paths.settings));
+      return settingsView(new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }));
     case 'settings.update':
       return new SettingsStore(paths.settings, { dataDisk: paths.dataDisk }).update((p as { patch: unknown }).patch);
     case 'ports.list':

@@ -173,6 +173,19 @@ export const ManualPortViewSchema = z.object({
   hostIp: z.string().optional(),
 });
 
+/** The range a number setting takes on this host (the engine's own rule). */
+export const SettingLimitSchema = z.object({ min: z.number(), max: z.number() });
+
+/** The ranges of the number settings here, and the host they come from (memory and CPUs). */
+export const SettingsLimitsSchema = z.object({
+  cpus: SettingLimitSchema,
+  memoryMiB: SettingLimitSchema,
+  diskGiB: SettingLimitSchema,
+  idleMinutes: SettingLimitSchema,
+  host: z.object({ cpus: z.number(), memoryMiB: z.number() }),
+});
+export type SettingsLimits = z.infer<typeof SettingsLimitsSchema>;
+
 export const SettingsViewSchema = z.object({
   cpus: z.number(),
   memoryMiB: z.number(),
@@ -192,6 +205,8 @@ export const SettingsViewSchema = z.object({
   problem: ErrorInfoSchema.optional(),
   /** Synced folders (absent from engines older than sync mode). */
   sync: z.array(SyncSettingSchema).optional(),
+  /** The ranges the number settings take here (absent from older engines). */
+  limits: SettingsLimitsSchema.optional(),
 });
 
 export const PortViewSchema = z.object({

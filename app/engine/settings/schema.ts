@@ -193,6 +193,22 @@ export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 /** Settings whose change needs a VM restart to take effect. */
 export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'shareMechanism'];
 
+type NumberKey = 'cpus' | 'memoryMiB' | 'diskGiB' | 'idleMinutes';
+const NUMBER_KEYS: readonly NumberKey[] = ['cpus', 'memoryMiB', 'diskGiB', 'idleMinutes'];
+
+/**
+ * The ranges of the number settings on this host, read from the schema
+ * itself (so a front end shows the rule the engine checks). `diskFloorGiB`:
+ * the data disk's size, below which the disk cannot shrink.
+ */
+export function settingsLimits(diskFloorGiB?: number): Record<NumberKey, { min: number; max: number }> & { host: { cpus: number; memoryMiB: number } } {
+  const props = (z.toJSONSchema(SettingsSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, { minimum?: number; maximum?: number }> }).properties;
+  const range = (k: NumberKey) => ({ min: props[k]!.minimum!, max: props[k]!.maximum! });
+  const out = Object.fromEntries(NUMBER_KEYS.map((k) => [k, range(k)])) as Record<NumberKey, { min: number; max: number }>;
+  if (diskFloorGiB !== undefined) out.diskGiB.min = Math.min(out.diskGiB.max, Math.max(out.diskGiB.min, diskFloorGiB));
+  return { ...out, host: { cpus: hostCpus(), memoryMiB: hostMemoryMiB() } };
+}
+
 export function defaultSettings(): Settings {
   return SettingsSchema.parse({});
 }

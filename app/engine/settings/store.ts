@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { BerthError } from '../../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
 import {
@@ -7,6 +8,7 @@ import {
   SettingsPatchSchema,
   SettingsSchema,
   describeIssues,
+  settingsLimits,
   type Settings,
   type SettingsPatch,
 } from './schema.js';
@@ -137,7 +139,7 @@ export class SettingsStore {
   }
 
   /** The size the data disk has on the host, in GiB; undefined before the first start. */
-  private diskFloorGiB(base: Settings): number | undefined {
+  diskFloorGiB(base: Settings): number | undefined {
     if (!this.opts.dataDisk) return base.diskGiB;
     try {
       return Math.ceil(fs.statSync(this.opts.dataDisk).size / 2 ** 30);
@@ -229,16 +231,17 @@ export class SettingsStore {
    * on disk is moved aside first (never overwritten), and the result says so.
    */
   update(patch: unknown): UpdateResult {
+    this.refresh();
+    const base = this.current ?? SettingsSchema.parse({});
     const p = SettingsPatchSchema.safeParse(patch);
     if (!p.success) {
+      // Every problem in one round: the keys of the wrong type, and the range of the others.
       throw new BerthError(
         'INVALID_SETTINGS',
-        `invalid settings: ${describeIssues(p.error)}`,
+        `invalid settings: ${describeIssues(allIssues(p.error, base, patch))}`,
         'Nothing was saved. `berth settings show` lists the keys and their current values.',
       );
     }
-    this.refresh();
-    const base = this.current ?? SettingsSchema.parse({});
     const merged = SettingsSchema.safeParse({ ...base, ...(p.data as SettingsPatch) });
     if (!merged.success) {
       throw new BerthError(
@@ -292,8 +295,23 @@ export class SettingsStore {
   }
 }
 
+/**
+ * The patch's own issues (wrong types, unknown keys) and, for the keys of
+ * the right type, the full schema's (ranges, rules across keys), so a form
+ * with a bad CPU count and too little memory hears of both at once.
+ */
+function allIssues(patchError: z.ZodError, base: Settings, patch: unknown): z.ZodError {
+  const bad = new Set(patchError.issues.map((i) => String(i.path[0] ?? '')));
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patchError;
+  const rest = Object.fromEntries(Object.entries(patch as Record<string, unknown>).filter(([k]) => !bad.has(k) && Object.hasOwn(base, k)));
+  const merged = SettingsSchema.safeParse({ ...base, ...rest });
+  const more = merged.success ? [] : merged.error.issues.filter((i) => !bad.has(String(i.path[0] ?? '')));
+  return new z.ZodError([...patchError.issues, ...more]);
+}
+
 /** The settings as the contract shows them: with the file's problem, when it has one. */
-export function settingsView(store: SettingsStore): Settings & { problem?: ReturnType<BerthError['toInfo']> } {
+export function settingsView(store: SettingsStore): Settings & { problem?: ReturnType<BerthError['toInfo']>; limits: ReturnType<typeof settingsLimits> } {
   const s = store.get();
-  return store.problem ? { ...s, problem: store.problem.toInfo() } : s;
+  const view = { ...s, limits: settingsLimits(store.diskFloorGiB(s)) };
+  return store.problem ? { ...view, problem: store.problem.toInfo() } : view;
 }

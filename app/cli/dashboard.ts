@@ -5,7 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import type { ControlClient } from '../client/control-client.js';
-import { EngineGateway } from '../client/engine-gateway.js';
+import { EngineGateway, type GatewayOptions } from '../client/engine-gateway.js';
 import { WsBridge, hostProblem } from '../client/ws-bridge.js';
 import { BerthError } from '../contract/errors.js';
 import { packageRoot } from '../base/package-root.js';
@@ -58,6 +58,8 @@ export async function startDashboard(o: {
   /** How the bridge reaches the engine (default: the instance's control socket, starting the engine on vm.start). */
   connect?: (spawn: boolean) => Promise<ControlClient>;
   root?: string;
+  /** `host.doctor` for the page (default: `berth doctor`'s report on this host); tests give a fake host. */
+  doctor?: GatewayOptions['doctor'];
 }): Promise<DashboardServer> {
   const root = path.resolve(o.root ?? rendererDir());
   if (!fs.existsSync(path.join(root, 'index.html'))) {
@@ -77,7 +79,7 @@ export async function startDashboard(o: {
       res.end('not found\n');
     }
   });
-  const bridge = new WsBridge(server, { token, port: () => port, gateway: () => new EngineGateway({ paths: o.paths, connect }) });
+  const bridge = new WsBridge(server, { token, port: () => port, gateway: () => new EngineGateway({ paths: o.paths, connect, ...(o.doctor ? { doctor: o.doctor } : {}) }) });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

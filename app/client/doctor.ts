@@ -16,6 +16,7 @@ import { rosettaPlan } from '../engine/drivers/vm-spec.js';
 import { cacheDir } from '../base/paths.js';
 import { readTuning, tuningInEffect, type Tuning } from '../base/tuning.js';
 import type { DriverSetting } from '../contract/settings-values.js';
+import { settingChoices, type DoctorChoices } from './doctor-choices.js';
 
 /**
  * `berth doctor`: which drivers can run Berth's VM here and why the others
@@ -43,6 +44,8 @@ export interface DoctorJson {
   rosetta?: { setting: boolean; usable: boolean; note?: string };
   /** The BERTH_* overrides in effect (variable -> value), when any are set. */
   overrides?: Record<string, string>;
+  /** Which choices of the driver, accel and rosetta settings can work here, and why not (choices.ts). */
+  choices?: DoctorChoices;
   ok: boolean;
 }
 
@@ -120,6 +123,7 @@ export async function doctorReport(opts: DoctorOptions = {}): Promise<DoctorRepo
   if (rosetta) json.rosetta = rosetta;
   const probe = lastProbe();
   if (probe) json.lastProbe = probe;
+  json.choices = settingChoices(facts, drivers, json.rosetta);
   const overrides = tuningInEffect(tuning);
   if (Object.keys(overrides).length) json.overrides = overrides;
   return { text: formatDoctor(json), json };

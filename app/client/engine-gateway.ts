@@ -2,9 +2,12 @@ import { EventEmitter } from 'node:events';
 import { BerthError, isBerthError } from '../contract/errors.js';
 import type { InstancePaths } from '../base/paths.js';
 import type { VmState } from '../contract/vm-states.js';
-import { checkParams, methods, type EventName, type MethodName, type VmStatus } from '../contract/contract.js';
+import { checkParams, methods, type EventName, type MethodName, type Result, type VmStatus } from '../contract/contract.js';
 import type { ControlClient } from './control-client.js';
 import { offlineCall } from './offline.js';
+import { doctorReport, type DoctorJson, type DoctorOptions } from './doctor.js';
+import { SettingsStore } from '../engine/settings/store.js';
+import type { DriverSetting } from '../contract/settings-values.js';
 import { TOO_DEEP, nestedTooDeep } from '../contract/wire-limits.js';
 
 /**
@@ -29,6 +32,8 @@ export interface GatewayOptions {
   connect(spawn: boolean): Promise<ControlClient>;
   /** How often to look for an engine while there is none (0: only when called). Default 2000 ms. */
   watchMs?: number;
+  /** `host.doctor` (default: `berth doctor`'s report on this host); tests give a fake host. */
+  doctor?: (o: DoctorOptions) => Promise<{ json: DoctorJson }>;
 }
 
 /** Methods that bring the engine up when it is not running. */
@@ -69,6 +74,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     const m = method as MethodName;
     if (nestedTooDeep(params)) throw new BerthError(TOO_DEEP.code, TOO_DEEP.message, TOO_DEEP.hint);
     const data = checkParams(m, params ?? {});
+    if (m === 'host.doctor') return this.doctor();
     const client = await this.link(SPAWNING.has(m));
     const result = client ? await client.call(m, data as never) : await this.offline(m, data as Record<string, unknown>);
     this.track(m, result);
@@ -189,6 +195,24 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     const c = this.client;
     this.client = undefined;
     c?.close();
+  }
+
+  /** `berth doctor` for the UI: the host's verdict, with the instance's settings and the engine's live driver. */
+  private async doctor(): Promise<Result<'host.doctor'>> {
+    let settings: { driver?: DriverSetting; rosetta?: boolean } = {};
+    try {
+      settings = new SettingsStore(this.o.paths.settings).get();
+    } catch {
+      /* a broken settings file with no good copy: judge the host for auto */
+    }
+    let live: DoctorOptions['live'];
+    const c = this.client;
+    if (c) {
+      const st = await c.call('vm.status', {}).catch(() => undefined);
+      if (st && st.state !== 'stopped' && st.driverReason) live = { driver: st.driver, reason: st.driverReason, state: st.state };
+    }
+    const run = this.o.doctor ?? doctorReport;
+    return (await run({ setting: settings.driver, rosetta: settings.rosetta, live })).json;
   }
 
   /** What the contract answers when no engine runs (offline.ts, as for the CLI). */

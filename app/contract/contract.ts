@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BootStepSchema } from './boot-timeline.js';
 import { BerthError, ERROR_CODES } from './errors.js';
 import { dockerEvents, dockerMethods } from './contract-docker.js';
+import { FRONT_END_METHODS, hostMethods } from './contract-doctor.js';
 import { describeIssues, portNumber } from './issues.js';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from './settings-values.js';
 import { START_PHASES, VM_STATES } from './vm-states.js';
@@ -308,7 +309,10 @@ export const methods = {
     result: z.object({ removed: z.array(z.string()), settings: SettingsViewSchema, kept: z.array(z.string()) }),
   },
   ...dockerMethods,
+  ...hostMethods,
 } as const;
+
+export { FRONT_END_METHODS };
 
 export type Methods = typeof methods;
 export type MethodName = keyof Methods;
@@ -327,7 +331,7 @@ export function checkParams<M extends MethodName>(m: M, raw: unknown): z.infer<M
 export type Result<M extends MethodName> = z.infer<Methods[M]['result']>;
 /** What serves the contract: one function per method (hello and events.subscribe belong to the connection). */
 export type Handlers = {
-  [M in Exclude<MethodName, 'hello' | 'events.subscribe'>]: (params: z.infer<Methods[M]['params']>) => Promise<Result<M>>;
+  [M in Exclude<MethodName, 'hello' | 'events.subscribe' | keyof typeof hostMethods>]: (params: z.infer<Methods[M]['params']>) => Promise<Result<M>>;
 };
 
 export const events = {

@@ -8,6 +8,7 @@ import {
   MAX_MESSAGE_BYTES,
   RequestSchema,
   methods,
+  FRONT_END_METHODS,
   PROTOCOL_VERSION,
   protocolMismatch,
   type EventData,
@@ -172,7 +173,12 @@ export class ControlServer {
       conn.subscribed = true;
       return {};
     }
-    const handler = this.handlers[m] as (p: unknown) => Promise<unknown>;
+    const handler = (this.handlers as Record<string, ((p: unknown) => Promise<unknown>) | undefined>)[m];
+    if (!handler) {
+      // host.doctor and the like judge the host the front end runs on: its gateway answers them.
+      if (FRONT_END_METHODS.includes(m)) throw new BerthError('BAD_REQUEST', `${m} is answered by the dashboard or the desktop app, not by the engine`, 'Run `berth doctor` for the same report.');
+      throw new BerthError('BAD_REQUEST', `${m} is not served by this engine`, 'Nothing was changed.');
+    }
     return handler(params);
   }
 

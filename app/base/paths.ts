@@ -77,6 +77,8 @@ export interface InstancePaths {
   dir: string;
   settings: string;
   state: string;
+  /** The last starts' phase times (boot/start-clock.ts): what the start checklist expects. */
+  startTimes: string;
   lock: string;
   controlSocket: string;
   token: string;
@@ -114,6 +116,7 @@ export function instancePaths(name: string, home = berthHome(), platform: NodeJS
     dir,
     settings: p('settings.json'),
     state: p('state.json'),
+    startTimes: p('start-times.json'),
     lock: p('engine.lock'),
     controlSocket: platform === 'win32' ? controlPipeName(name) : p('control.sock'),
     token: p('control.token'),

@@ -15,6 +15,7 @@ import type { ControlClient } from './control-client.js';
 import { buildDiagnostics } from '../engine/api/diagnostics.js';
 import { factoryReset } from '../engine/api/factory-reset.js';
 import { readLog } from '../engine/api/log-read.js';
+import { expectedTimes, readStarts } from '../engine/boot/start-clock.js';
 
 /**
  * What works with no engine running, one place for the CLI and the
@@ -132,7 +133,14 @@ export function offlineStatus(paths: InstancePaths): VmStatus {
     dockerSocket: paths.dockerSocket,
     dockerHost: dockerHostUrl(paths.dockerSocket),
     enginePid: 0,
+    ...expectedOf(paths),
   };
+}
+
+/** The phase times of the last starts, for the checklist of the next one. */
+function expectedOf(paths: InstancePaths): Pick<VmStatus, 'expected'> {
+  const expected = expectedTimes(readStarts(paths.startTimes));
+  return expected ? { expected } : {};
 }
 
 /** The settings file itself, when no engine runs (same schema, same checks). */

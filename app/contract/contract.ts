@@ -155,6 +155,10 @@ export const VmStatusSchema = z.object({
   /** The VM's last unexpected exit under this engine, and how many in the last 10 minutes. */
   lastCrash: z.object({ at: z.string(), reason: z.string(), recent: z.number() }).optional(),
   timings: TimingsSchema.optional(),
+  /** How long each start phase took over the last starts (the median), for the start checklist; absent before the first start. */
+  expected: z
+    .object({ starts: z.number(), totalMs: z.number(), phases: z.partialRecord(z.enum(START_PHASES), z.number()) })
+    .optional(),
   /** The last start's steps, host and guest, in the order they happened (absent after a reattach). */
   bootTimeline: z.array(BootStepSchema).optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),

@@ -11,6 +11,8 @@ import { DockerApi } from './docker/docker-api.js';
 import { driverFactory } from './drivers/driver-select.js';
 import type { Driver } from './drivers/driver.js';
 import { Engine } from './engine.js';
+import { StartClock } from './boot/start-clock.js';
+import type { VmStatus } from '../contract/contract.js';
 import { BerthError } from '../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../base/fs-util.js';
 import { ImageStore } from './image/image-store.js';
@@ -112,7 +114,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     token,
     {
       ...docker,
-      'vm.status': async () => engine.status(),
+      'vm.status': async () => withExpected(engine.status()),
       'vm.start': () => engine.start(),
       'vm.stop': (p) => engine.stop({ force: p.force }),
       'vm.restart': () => engine.restart(),
@@ -145,8 +147,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log,
   );
 
-  engine.on('state', (c) => server.broadcast('vm.state', c));
-  engine.on('progress', (p) => server.broadcast('vm.progress', p));
+  // Each phase's time, kept for the next starts' checklist.
+  const clock = new StartClock(paths.startTimes);
+  const withExpected = (st: VmStatus): VmStatus => {
+    const expected = clock.expected();
+    return expected ? { ...st, expected } : st;
+  };
+  engine.on('state', (c) => (clock.state(c), server.broadcast('vm.state', c)));
+  engine.on('progress', (p) => (clock.progress(p.phase), server.broadcast('vm.progress', p)));
   engine.on('session', (s) => server.broadcast('guest.session', s));
   engine.on('ports', (ports) => server.broadcast('ports.changed', { ports }));
   engine.on('shares', (shares) => server.broadcast('shares.changed', { shares }));

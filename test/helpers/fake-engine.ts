@@ -22,6 +22,7 @@ import { sleep } from '../../app/base/process-util.js';
 import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
 import { SettingsStore, settingsView } from '../../app/engine/settings/store.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
+import { StartClock } from '../../app/engine/boot/start-clock.js';
 import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
 
 export interface FakeEngine {
@@ -50,6 +51,8 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
   fs.writeFileSync(paths.engineLog, JSON.stringify({ level: 30, time: Date.now(), msg: 'engine starting (fake)' }) + '\n');
   fs.writeFileSync(paths.serialLog, 'Linux version 6.1.0-fake\nberth-init: ready\n');
   const sm = new VmStateMachine();
+  // As the daemon does: each phase's time, kept for the next starts' checklist.
+  const clock = new StartClock(paths.startTimes);
   let phase: string | undefined;
   const abort = new AbortController();
   const token = 'f'.repeat(64);
@@ -69,6 +72,8 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
       enginePid: process.pid,
     };
     if (settings.problem) st.settingsProblem = settings.problem.toInfo();
+    const expected = clock.expected();
+    if (expected) st.expected = expected;
     if (sm.state === 'starting' && phase) st.phase = phase as never;
     if (sm.state === 'resting') st.rest = { idleMinutes: s.idleMinutes, rests: 1, wakes: 0, restingSince: new Date().toISOString() };
     if (sm.state === 'running') {
@@ -89,6 +94,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     sm.to('starting');
     for (const [p, message] of PHASES) {
       phase = p;
+      clock.progress(p);
       server.broadcast('vm.progress', { phase: p, message, at: new Date().toISOString() });
       await sleep(o.phaseMs ?? 150);
     }
@@ -182,7 +188,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     'engine.shutdown': async () => ({}),
   };
   server = new ControlServer(paths.controlSocket, token, handlers as Handlers, { version: 'fake', instance: 'default' }, silentLogger());
-  sm.on('change', (c) => server.broadcast('vm.state', c));
+  sm.on('change', (c) => (clock.state(c), server.broadcast('vm.state', c)));
   await server.listen();
   if (o.running) {
     sm.to('starting');

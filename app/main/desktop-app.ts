@@ -14,6 +14,8 @@ import { restoreBounds, saveBounds, type KeyValueStore } from './window-state.js
 
 export const IPC_CALL = 'berth:call';
 export const IPC_EVENT = 'berth:event';
+/** The system's folder picker, for the File sharing screen (app/preload/bridge.ts). */
+export const IPC_PICK_FOLDER = 'berth:pickFolder';
 
 export interface DesktopDeps {
   electron: ElectronLike;
@@ -122,6 +124,13 @@ export function startDesktopApp(d: DesktopDeps): DesktopApp {
     } catch (err) {
       return { ok: false, error: toErrorInfo(err) };
     }
+  });
+
+  // The folder picker: a path the user chose in the system's dialog (the engine still checks it).
+  ipcMain.handle(IPC_PICK_FOLDER, async (event: { senderFrame?: { url: string } | null }) => {
+    if ((event.senderFrame?.url ?? '').split('#')[0] !== indexUrl) return null;
+    const r = await dialog.showOpenDialog(win, { title: 'Share a folder with the VM', properties: ['openDirectory', 'createDirectory'] });
+    return r.canceled ? null : (r.filePaths[0] ?? null);
   });
 
   const createWindow = (screenId: Screen, show: boolean) => {

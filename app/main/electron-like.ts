@@ -46,6 +46,9 @@ export interface ElectronLike {
   nativeImage: { createFromPath(path: string): unknown };
   ipcMain: { handle(channel: string, listener: (event: any, ...args: any[]) => Promise<unknown>): void };
   shell: { openExternal(url: string): Promise<void> };
-  dialog: { showMessageBox(options: { type?: string; title?: string; message: string; detail?: string }): Promise<unknown> };
+  dialog: {
+    showMessageBox(options: { type?: string; title?: string; message: string; detail?: string }): Promise<unknown>;
+    showOpenDialog(window: WindowLike | undefined, options: { title?: string; properties: string[] }): Promise<{ canceled: boolean; filePaths: string[] }>;
+  };
   screen: { getAllDisplays(): { bounds: { x: number; y: number; width: number; height: number } }[] };
 }

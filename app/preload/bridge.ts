@@ -1,11 +1,13 @@
 /**
  * What the preload script puts in the page: `window.berth` with `call`
  * (one contract call, answered as {ok, result} or {ok: false, error}) and
- * `onEvent` (the contract's events). Nothing else: no ipcRenderer, no Node.
+ * `onEvent` (the contract's events), and `pickFolder` (the system's folder
+ * picker, for a shared folder). Nothing else: no ipcRenderer, no Node.
  * Main checks every call against the contract.
  */
 export const IPC_CALL = 'berth:call';
 export const IPC_EVENT = 'berth:event';
+export const IPC_PICK_FOLDER = 'berth:pickFolder';
 
 export interface ContextBridgeLike {
   exposeInMainWorld(key: string, api: unknown): void;
@@ -26,6 +28,11 @@ export function berthBridge(ipc: IpcRendererLike) {
         return Promise.resolve({ ok: false, error: { code: 'BAD_REQUEST', message: 'the method must be a contract method name', hint: 'See app/contract/contract.ts.' } });
       }
       return ipc.invoke(IPC_CALL, method, params ?? {}) as Promise<Envelope>;
+    },
+    /** The folder the user chose in the system's picker, or null when cancelled. */
+    async pickFolder(): Promise<string | null> {
+      const r = await ipc.invoke(IPC_PICK_FOLDER);
+      return typeof r === 'string' ? r : null;
     },
     onEvent(cb: (event: string, data: unknown) => void): () => void {
       if (typeof cb !== 'function') throw new TypeError('onEvent needs a function');

@@ -113,6 +113,8 @@ export function fakeElectron(o: { lock?: boolean; wasOpenedAtLogin?: boolean } =
   const handlers = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
   const dialogs: { message: string; detail?: string }[] = [];
   const opened: string[] = [];
+  /** What the folder picker answers next (null: the user cancels), and the pickers shown. */
+  const picker = { next: null as string | null, shown: [] as { title?: string; properties: string[] }[] };
   Object.assign(app, {
     quitCalls: 0,
     requestSingleInstanceLock: () => o.lock ?? true,
@@ -149,6 +151,10 @@ export function fakeElectron(o: { lock?: boolean; wasOpenedAtLogin?: boolean } =
           dialogs.push(m);
           return { response: 0 };
         },
+        showOpenDialog: async (_w: unknown, opts: { title?: string; properties: string[] }) => {
+          picker.shown.push(opts);
+          return picker.next === null ? { canceled: true, filePaths: [] } : { canceled: false, filePaths: [picker.next] };
+        },
       },
       screen: { getAllDisplays: () => [{ bounds: { x: 0, y: 0, width: 1920, height: 1080 } }] },
     },
@@ -160,6 +166,7 @@ export function fakeElectron(o: { lock?: boolean; wasOpenedAtLogin?: boolean } =
     handlers,
     dialogs,
     opened,
+    picker,
   };
 }
 

@@ -17,7 +17,7 @@ import { BerthError } from '../../app/contract/errors.js';
 import { silentLogger } from '../../app/base/log.js';
 import { instancePaths } from '../../app/base/paths.js';
 import { waitFor } from '../../app/base/process-util.js';
-import { startDesktopApp, IPC_CALL, IPC_EVENT } from '../../app/main/desktop-app.js';
+import { startDesktopApp, IPC_CALL, IPC_EVENT, IPC_PICK_FOLDER } from '../../app/main/desktop-app.js';
 import type { ElectronLike } from '../../app/main/electron-like.js';
 import { runMenuAction, trayMenu, type MenuAction } from '../../app/main/menu-model.js';
 import { terminalLaunch } from '../../app/main/terminal-command.js';
@@ -137,15 +137,23 @@ describe('window bounds', () => {
 });
 
 describe('preload surface', () => {
-  test('exposes only window.berth with call and onEvent, frozen; nothing of Electron or Node', async () => {
+  test('exposes only window.berth with call, onEvent and pickFolder, frozen; nothing of Electron or Node', async () => {
     const f = fakePreloadElectron();
     exposeBerth(f.contextBridge, f.ipcRenderer);
     assert.deepEqual([...f.exposed.keys()], ['berth']);
     const berth = f.exposed.get('berth') as ReturnType<typeof berthBridge>;
-    assert.deepEqual(Object.keys(berth).sort(), ['call', 'onEvent']);
+    assert.deepEqual(Object.keys(berth).sort(), ['call', 'onEvent', 'pickFolder']);
     assert.ok(Object.isFrozen(berth));
     for (const v of Object.values(berth)) assert.equal(typeof v, 'function');
-    assert.equal(JSON.stringify(Object.getOwnPropertyNames(berth).sort()), '["call","onEvent"]');
+    assert.equal(JSON.stringify(Object.getOwnPropertyNames(berth).sort()), '["call","onEvent","pickFolder"]');
+  });
+
+  test('pickFolder asks main on its own channel and gives a path or null, nothing else', async () => {
+    const f = fakePreloadElectron();
+    const berth = berthBridge(f.ipcRenderer);
+    // The fake answers every invoke with an object: not a path, so null.
+    assert.equal(await berth.pickFolder(), null);
+    assert.deepEqual(f.invoked, [[IPC_PICK_FOLDER]]);
   });
 
   test('call goes to the one contract channel; a non-string method never leaves the page', async () => {
@@ -309,6 +317,21 @@ describe('main process wiring (fake electron, real control server)', () => {
       const r = (await call(evil, 'vm.status', {})) as { ok: boolean; error: { code: string } };
       assert.equal(r.error.code, 'UNAUTHORIZED', JSON.stringify(evil));
     }
+    await app.gateway!.close();
+  });
+
+  test('the folder picker: the chosen folder from our page, null when cancelled or from another page', async () => {
+    const f = fakeElectron();
+    const app = startDesktopApp(deps(f));
+    f.ready();
+    const pick = f.handlers.get(IPC_PICK_FOLDER)!;
+    assert.ok(pick);
+    assert.equal(await pick(fromPage), null, 'cancelled');
+    f.picker.next = '/home/me/src';
+    assert.equal(await pick(fromPage), '/home/me/src');
+    assert.deepEqual(f.picker.shown.at(-1)!.properties, ['openDirectory', 'createDirectory']);
+    assert.equal(await pick({ senderFrame: { url: 'https://evil.example/' } }), null, 'another page gets nothing');
+    assert.equal(f.picker.shown.length, 2, 'and no dialog');
     await app.gateway!.close();
   });
 

@@ -5,11 +5,17 @@ import { CallError, type Transport } from './transport';
 export interface PreloadBridge {
   call(method: string, params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: ErrorInfo }>;
   onEvent(cb: (event: string, data: unknown) => void): () => void;
+  /** The system's folder picker (absent from older preloads). */
+  pickFolder?(): Promise<string | null>;
 }
 
 /** Electron's transport: the contract through the preload bridge to main. */
 export class PreloadTransport implements Transport {
-  constructor(private readonly bridge: PreloadBridge) {}
+  readonly pickFolder?: () => Promise<string | null>;
+
+  constructor(private readonly bridge: PreloadBridge) {
+    if (bridge.pickFolder) this.pickFolder = () => bridge.pickFolder!();
+  }
 
   async call(method: string, params: unknown): Promise<unknown> {
     const r = await this.bridge.call(method, params ?? {});

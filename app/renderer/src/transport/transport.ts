@@ -12,6 +12,12 @@ export interface Transport {
   onEvent(cb: (event: string, data: unknown) => void): () => void;
   /** Whether the transport itself is up (the page can reach the engine side); returns the unsubscribe function. */
   onLink(cb: (up: boolean, problem?: ErrorInfo) => void): () => void;
+  /**
+   * The system's folder picker, where there is one (Electron): the chosen
+   * folder, or null when the user cancelled. A browser page has none (it
+   * cannot learn host paths) and types the path.
+   */
+  pickFolder?(): Promise<string | null>;
 }
 
 /** A contract error as the UI shows it: code, one-line message, hint. */

@@ -123,3 +123,42 @@ export function useDockerContext(instance: string): string {
   writeFileAtomic(cfgFile, JSON.stringify(cfg, null, '\t') + '\n', mode);
   return name;
 }
+
+/**
+ * Remove the instance's context when the instance goes (`berth delete`):
+ * only one Berth made and only while it points at this instance's socket
+ * (another BERTH_HOME's instance of the same name keeps its own). When it
+ * was the docker CLI's current context, the CLI goes back to its default
+ * one (a current context that does not exist breaks every docker command).
+ */
+export function removeDockerContext(
+  instance: string,
+  socketPath: string,
+  platform: NodeJS.Platform = process.platform,
+): { name: string; outcome: 'removed' | 'absent' | 'not-ours' | 'another-socket'; wasCurrent?: boolean } {
+  const name = contextName(instance);
+  const file = metaFile(name);
+  let meta: ContextMeta | undefined;
+  try {
+    meta = readJsonIfExists(file) as ContextMeta | undefined;
+  } catch {
+    return { name, outcome: 'not-ours' };
+  }
+  if (!meta) return { name, outcome: 'absent' };
+  if (!meta.Metadata?.Description?.startsWith(MARK)) return { name, outcome: 'not-ours' };
+  if (meta.Endpoints?.docker?.Host !== dockerHostUrl(socketPath, platform)) return { name, outcome: 'another-socket' };
+  fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  const cfgFile = path.join(dockerConfigDir(), 'config.json');
+  let wasCurrent = false;
+  try {
+    const cfg = readJsonIfExists(cfgFile) as Record<string, unknown> | undefined;
+    if (cfg?.currentContext === name) {
+      delete cfg.currentContext;
+      writeFileAtomic(cfgFile, JSON.stringify(cfg, null, '\t') + '\n', fs.statSync(cfgFile).mode & 0o777);
+      wasCurrent = true;
+    }
+  } catch {
+    /* a config the docker CLI cannot read either: left as it is */
+  }
+  return { name, outcome: 'removed', wasCurrent };
+}

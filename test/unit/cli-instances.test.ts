@@ -38,7 +38,7 @@ test('list: every instance with its state and driver, human and JSON', async () 
   assert.deepEqual((await berth(['list', '--json'], { ...env, BERTH_HOME: path.join(t.dir, 'empty') })).stdout.trim(), JSON.stringify({ instances: [] }, null, 2));
 });
 
-test('delete: refuses without a terminal or --force, with a hint; --force removes the folder', async () => {
+test('delete: refuses without a terminal or --force, with a hint; --force removes the folder and its docker context', async () => {
   const e = { ...env, BERTH_INSTANCE: 'gone' };
   assert.equal((await berth(['settings', 'set', 'cpus=1'], e)).code, 0);
   const dir = path.join(home, 'gone');
@@ -47,9 +47,16 @@ test('delete: refuses without a terminal or --force, with a hint; --force remove
   assert.match(refused.stderr, /no terminal to ask .*\[CONFIRMATION_NEEDED\]/);
   assert.match(refused.stderr, /hint: Run `berth --instance gone delete --force`/);
   assert.ok(fs.existsSync(dir), 'nothing deleted');
+  // Its docker context, made current, goes with it; the docker CLI is back on its default context.
+  assert.equal((await berth(['context', 'use'], e)).code, 0);
+  const contextMeta = path.join(env.DOCKER_CONFIG, 'contexts/meta', crypto.createHash('sha256').update('berth-gone').digest('hex'));
+  assert.ok(fs.existsSync(contextMeta));
   const ok = await berth(['delete', '--force'], e);
   assert.equal(ok.code, 0, ok.stderr);
   assert.ok(!fs.existsSync(dir));
+  assert.match(ok.stdout, /Removed its docker context "berth-gone"; the docker CLI uses its default context again/);
+  assert.ok(!fs.existsSync(contextMeta), 'the context is gone');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(env.DOCKER_CONFIG, 'config.json'), 'utf8')).currentContext, undefined);
   const again = await berth(['delete', '--force'], e);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /there is no instance "gone"/);

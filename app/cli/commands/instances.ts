@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import type { Command } from 'commander';
 import { describeInstance, listInstances, type InstanceEntry } from '../../client/instances.js';
+import { removeDockerContext } from '../../base/docker-context.js';
 import { InstanceLock } from '../../base/lock.js';
 import { instancePaths, type InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
@@ -95,8 +96,13 @@ export function instanceCommands(program: Command): void {
         }
         await stopAll(paths);
         fs.rmSync(paths.dir, { recursive: true, force: true });
-        if (g.json) return printJson({ instance: paths.name, deleted: paths.dir });
+        // Its docker context goes too (only Berth's own, pointing at this instance).
+        const context = removeDockerContext(paths.name, paths.dockerSocket);
+        if (g.json) return printJson({ instance: paths.name, deleted: paths.dir, context });
         process.stdout.write(`Deleted the instance "${paths.name}" (${paths.dir}).\n`);
+        if (context.outcome === 'removed') {
+          process.stdout.write(`Removed its docker context "${context.name}"${context.wasCurrent ? '; the docker CLI uses its default context again' : ''}.\n`);
+        }
       }),
     );
 

@@ -21,6 +21,7 @@ import { instancePaths, type InstancePaths } from '../../app/base/paths.js';
 import { sleep } from '../../app/base/process-util.js';
 import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
 import { SettingsStore, settingsView } from '../../app/engine/settings/store.js';
+import { addShare, removeShare } from '../../app/engine/settings/edits.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
 import { StartClock } from '../../app/engine/boot/start-clock.js';
 import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
@@ -132,6 +133,22 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     manual: settings.get().ports,
   });
 
+  // While "running", every configured share is mounted over virtiofs, as on a Linux host with virtiofsd.
+  const sharesList = () => ({
+    shares:
+      sm.state === 'running'
+        ? settings.get().shares.map((c) => ({
+            hostPath: c.hostPath,
+            guestPath: c.guestPath ?? c.hostPath,
+            readOnly: !!c.readOnly,
+            mechanism: 'virtiofs' as const,
+            mechanismReason: 'virtiofsd (fake)',
+            state: 'mounted' as const,
+          }))
+        : [],
+    configured: settings.get().shares,
+  });
+
   const handlers: Partial<Handlers> = {
     ...dockerHandlers({
       api: () => {
@@ -160,15 +177,10 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
       settings.update({ ports: next });
       return portsList();
     },
-    'shares.list': async () => ({ shares: [], configured: settings.get().shares }),
-    'shares.add': async (p) => {
-      settings.update({ shares: [...settings.get().shares.filter((x) => x.hostPath !== p.hostPath), p] });
-      return { shares: [], configured: settings.get().shares };
-    },
-    'shares.remove': async (p) => {
-      settings.update({ shares: settings.get().shares.filter((x) => x.hostPath !== p.hostPath) });
-      return { shares: [], configured: settings.get().shares };
-    },
+    'shares.list': async () => sharesList(),
+    // The engine's own edits: a folder that does not exist is refused (INVALID_HOST_PATH).
+    'shares.add': async (p) => (addShare(settings, p), sharesList()),
+    'shares.remove': async (p) => (removeShare(settings, p.hostPath), sharesList()),
     'sync.list': async () => ({ syncs: [], configured: settings.get().sync ?? [] }),
     'sync.add': async (p) => {
       settings.update({ sync: [...(settings.get().sync ?? []).filter((x) => x.hostPath !== p.hostPath), { hostPath: p.hostPath }] });

@@ -7,6 +7,7 @@ import { Home } from './screens/Home';
 import { Images } from './screens/Images';
 import { Ports } from './screens/Ports';
 import { Settings } from './screens/Settings';
+import { FileSharing } from './screens/Shares';
 import { Troubleshoot } from './screens/Troubleshoot';
 import { Volumes } from './screens/Volumes';
 import { VmProvider, useVm } from './vm';
@@ -17,6 +18,7 @@ export const SCREENS = [
   { id: 'images', title: 'Images', view: Images },
   { id: 'volumes', title: 'Volumes', view: Volumes },
   { id: 'ports', title: 'Ports', view: Ports },
+  { id: 'shares', title: 'File sharing', view: FileSharing },
   { id: 'settings', title: 'Settings', view: Settings },
   { id: 'troubleshoot', title: 'Troubleshoot', view: Troubleshoot },
 ] as const;

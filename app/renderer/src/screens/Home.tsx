@@ -1,10 +1,10 @@
 import { useEffect, useState } from 'react';
-import type { Result } from '../../../contract/contract';
+import type { Result, VmStatus } from '../../../contract/contract';
 import { CallError, useApi, useEvent } from '../api';
 import { CopyButton } from '../components/CopyButton';
 import { ErrorNote } from '../components/ErrorNote';
 import { PHASE_LABELS, START_PHASES, STATE_LABELS, formatBytes } from '../format';
-import { useVm } from '../vm';
+import { useVm, type Progress } from '../vm';
 
 export function Home() {
   const { status, statusError, progress, busy, actionError, clearActionError, act, refresh } = useVm();
@@ -47,9 +47,18 @@ export function Home() {
           )}
         </div>
         <ErrorNote error={actionError} onDismiss={clearActionError} />
-        {(state === 'starting' || (busy === 'vm.start' && progress.length > 0)) && <StartProgress seen={progress.map((p) => p.phase)} current={status?.phase} />}
+        {(state === 'starting' || (busy === 'vm.start' && progress.length > 0)) && <StartProgress progress={progress} current={status?.phase} expected={status?.expected} />}
         {status?.timings?.totalMs !== undefined && state === 'running' && (
           <p className="muted">Started in {(status.timings.totalMs / 1000).toFixed(1)} s{status.accel ? ` (${status.accel})` : ''}.</p>
+        )}
+        {status?.accel === 'tcg' && (state === 'running' || state === 'starting') && (
+          <div className="error-note warning" role="status" data-testid="tcg-warning">
+            <div className="error-message">Slow: the VM runs under TCG, QEMU&apos;s software emulation</div>
+            <div className="error-hint">
+              {status.accelReason ? `${status.accelReason}. ` : ''}Every instruction is emulated, so starts and builds take many times longer than with KVM or HVF.{' '}
+              <a href="#/troubleshoot">The doctor says what this host lacks</a>.
+            </div>
+          </div>
         )}
       </section>
 
@@ -78,16 +87,49 @@ export function Home() {
   );
 }
 
-function StartProgress({ seen, current }: { seen: string[]; current?: string }) {
+/** Seconds for the checklist: "4.2 s", "1 min 05 s". */
+function secs(ms: number): string {
+  const s = ms / 1000;
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
+}
+
+/**
+ * The start checklist: each phase with the time it took (or has taken so
+ * far), the time it took over the last starts, and the current phase's
+ * latest message (the image build reports its steps there).
+ */
+function StartProgress({ progress, current, expected }: { progress: Progress[]; current?: string; expected?: VmStatus['expected'] }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, []);
   const idx = current ? START_PHASES.indexOf(current) : -1;
+  const seen = new Map(progress.map((p) => [p.phase as string, p]));
+  const order = progress.map((p) => p.phase as string);
+  const elapsed = (p: string): number | undefined => {
+    const at = seen.get(p)?.at;
+    if (!at) return undefined;
+    const next = order.slice(order.indexOf(p) + 1).map((q) => seen.get(q)!.at)[0];
+    return Math.max(0, (next ? Date.parse(next) : now) - Date.parse(at));
+  };
   return (
     <ol className="phases" aria-label="Start progress">
       {START_PHASES.map((p, i) => {
-        const st = p === current ? 'current' : i < idx || (idx < 0 && seen.includes(p)) ? 'done' : 'pending';
+        const st = p === current ? 'current' : i < idx || (idx < 0 && seen.has(p)) ? 'done' : 'pending';
+        const took = st === 'pending' ? undefined : elapsed(p);
+        const usual = expected?.phases[p as keyof NonNullable<VmStatus['expected']>['phases']];
         return (
-          <li key={p} className={`phase-${st}`} aria-current={st === 'current' ? 'step' : undefined}>
+          <li key={p} className={`phase-${st}`} aria-current={st === 'current' ? 'step' : undefined} data-testid={`phase-${p}`}>
             <span aria-hidden="true">{st === 'done' ? '✓' : st === 'current' ? '…' : '○'}</span> {PHASE_LABELS[p] ?? p}
             <span className="visually-hidden">{st === 'done' ? ' (done)' : st === 'current' ? ' (in progress)' : ''}</span>
+            {(took !== undefined || usual !== undefined) && (
+              <span className="phase-time muted small" data-testid={`phase-time-${p}`}>
+                {took !== undefined ? ` ${secs(took)}` : ''}
+                {usual !== undefined ? ` (usually ${secs(usual)})` : ''}
+              </span>
+            )}
+            {st === 'current' && seen.get(p)?.message && <div className="phase-message small muted">{seen.get(p)!.message}</div>}
           </li>
         );
       })}

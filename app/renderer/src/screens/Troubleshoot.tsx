@@ -6,31 +6,48 @@ import { ErrorNote } from '../components/ErrorNote';
 import { Note } from '../components/Note';
 import { formatBytes } from '../format';
 import { useVm } from '../vm';
+import { DoctorPanel } from './DoctorPanel';
 
 export function Troubleshoot() {
   return (
     <div className="troubleshoot">
+      <DoctorPanel />
       <LogPanel source="engine" title="Engine log" />
       <LogPanel source="serial" title="VM console (serial log)" />
+      <LogPanel source="guest" title="Guest system log" />
       <Diagnostics />
       <Maintenance />
     </div>
   );
 }
 
-function LogPanel({ source, title }: { source: 'engine' | 'serial'; title: string }) {
+type Log = { file?: string; lines: string[] };
+
+/** The last lines of a log: the engine's and the serial console's (host files), or the guest's own (sshd, dockerd; while the VM runs). */
+function LogPanel({ source, title }: { source: 'engine' | 'serial' | 'guest'; title: string }) {
   const api = useApi();
-  const [log, setLog] = useState<Result<'logs.read'> | null>(null);
+  const { status } = useVm();
+  const [log, setLog] = useState<Log | null>(null);
   const [error, setError] = useState<CallError | null>(null);
+  const running = status?.state === 'running';
   const load = useCallback(async () => {
     try {
-      setLog(await api.call('logs.read', { source, lines: 300 }));
+      setLog(source === 'guest' ? await api.call('guest.logs', { lines: 300 }) : await api.call('logs.read', { source, lines: 300 }));
       setError(null);
     } catch (err) {
       setError(CallError.from(err));
     }
   }, [api, source]);
-  useEffect(() => void load(), [load]);
+  // The guest's log is read in the VM: again whenever it starts running.
+  useEffect(() => void (source !== 'guest' || running ? load() : setLog(null)), [load, source, running]);
+  if (source === 'guest' && !running) {
+    return (
+      <section className="card" aria-labelledby={`log-${source}`}>
+        <h2 id={`log-${source}`}>{title}</h2>
+        <p className="muted">The guest&apos;s log (sshd, dockerd, the init) is read in the VM: start it to see it.</p>
+      </section>
+    );
+  }
   return (
     <section className="card" aria-labelledby={`log-${source}`}>
       <div className="panel-head">
@@ -42,7 +59,7 @@ function LogPanel({ source, title }: { source: 'engine' | 'serial'; title: strin
       <ErrorNote error={error} />
       {log && (
         <>
-          <p className="muted small">{log.file}</p>
+          {log.file && <p className="muted small">{log.file}</p>}
           <pre className="log-lines short" tabIndex={0} role="log" aria-label={title}>
             {log.lines.length ? log.lines.join('\n') : '(empty)'}
           </pre>

@@ -37,8 +37,11 @@ export function App() {
     return () => window.removeEventListener('hashchange', on);
   }, []);
   const current = SCREENS.find((s) => s.id === screen)!;
+  // In a narrow window the sidebar collapses to a bar with a menu button; choosing a screen closes it.
+  const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => {
     document.title = `${current.title} · Berth`;
+    setMenuOpen(false);
     document.getElementById('main')?.focus({ preventScroll: true });
   }, [current]);
   const View = current.view;
@@ -48,11 +51,15 @@ export function App() {
         Skip to content
       </a>
       <div className="layout">
-        <nav className="sidebar" aria-label="Screens">
+        <nav className={`sidebar${menuOpen ? ' open' : ''}`} aria-label="Screens">
           <div className="brand" aria-hidden="true">
             Berth
           </div>
-          <ul>
+          <button type="button" className="menu-button" aria-expanded={menuOpen} aria-controls="screen-list" onClick={() => setMenuOpen((o) => !o)}>
+            <span aria-hidden="true">☰</span> {current.title}
+            <span className="visually-hidden"> (screens menu)</span>
+          </button>
+          <ul id="screen-list">
             {SCREENS.map((s) => (
               <li key={s.id}>
                 <a href={`#/${s.id}`} aria-current={s.id === screen ? 'page' : undefined}>

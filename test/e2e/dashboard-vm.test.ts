@@ -180,6 +180,9 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await go('Troubleshoot');
     await page.getByRole('log', { name: 'Engine log' }).getByText(/vm state/).first().waitFor();
     await page.getByRole('log', { name: 'VM console (serial log)' }).getByText(/berth-init/).first().waitFor();
+    // The doctor judges this very host: QEMU runs the VM.
+    await page.locator('[data-testid=doctor-driver][data-driver=qemu]').getByText('yes (used)').waitFor();
+    await page.getByRole('log', { name: 'Guest system log' }).waitFor(); // read in the guest (busybox logread)
     await checkScreen('troubleshoot');
   });
 
@@ -187,9 +190,9 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     const file = path.join(vm.inst, 'settings.json');
     const before = fs.readFileSync(file, 'utf8');
     await go('Settings');
-    const memory = page.getByRole('textbox', { name: 'Memory (MiB)' });
-    await memory.fill('100');
-    await page.getByRole('button', { name: 'Save' }).click();
+    const memory = page.getByRole('textbox', { name: 'Memory (GiB)' });
+    await memory.fill('0.1');
+    await page.getByRole('button', { name: 'Apply', exact: true }).click();
     const err = page.getByTestId('error-memoryMiB');
     await err.waitFor();
     assert.match(await err.innerText(), /at least 512 MiB/);
@@ -197,8 +200,8 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await screenshot(page, 'vm-settings-error');
     assert.equal(fs.readFileSync(file, 'utf8'), before, 'nothing saved');
     const good = JSON.parse(before).memoryMiB === 1024 ? 1536 : 1024;
-    await memory.fill(String(good));
-    await page.getByRole('button', { name: 'Save' }).click();
+    await memory.fill(String(good / 1024));
+    await page.getByRole('button', { name: 'Apply', exact: true }).click();
     await page.getByTestId('settings-result').getByText('Saved memoryMiB.').waitFor();
     assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).memoryMiB, good);
     await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).waitFor();

@@ -46,6 +46,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
   private lastState: VmState = 'stopped';
   private ownLogs = new Set<string>();
   private ownTerms = new Set<string>();
+  private ownStats = new Set<string>();
   private watchTimer?: NodeJS.Timeout;
   private closed = false;
 
@@ -118,6 +119,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     if (event === 'vm.state') this.lastState = (data as { state: VmState }).state;
     if (event === 'containers.logs.end') this.ownLogs.delete((data as { stream: string }).stream);
     if (event === 'terminal.exit') this.ownTerms.delete((data as { session: string }).session);
+    if (event === 'containers.stats.end') this.ownStats.delete((data as { stream: string }).stream);
     this.emit('event', event, data);
   }
 
@@ -135,6 +137,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     this.client = undefined;
     this.ownLogs.clear();
     this.ownTerms.clear();
+    this.ownStats.clear();
     this.emit('link', false);
     if (this.closed) return;
     if (this.lastState === 'stopped') {
@@ -169,6 +172,7 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
   private track(m: MethodName, result: unknown): void {
     if (m === 'containers.logs') this.ownLogs.add((result as { stream: string }).stream);
     if (m === 'terminal.start') this.ownTerms.add((result as { session: string }).session);
+    if (m === 'containers.stats') this.ownStats.add((result as { stream: string }).stream);
     if (m === 'vm.status' || m === 'vm.start' || m === 'vm.stop' || m === 'vm.restart') this.lastState = (result as VmStatus).state;
   }
 
@@ -177,10 +181,13 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
     const c = this.client;
     const logs = [...this.ownLogs];
     const terms = [...this.ownTerms];
+    const stats = [...this.ownStats];
     this.ownLogs.clear();
     this.ownTerms.clear();
+    this.ownStats.clear();
     if (!c) return;
     await Promise.all([
+      ...stats.map((stream) => c.call('containers.stats.stop', { stream }).catch(() => undefined)),
       ...logs.map((stream) => c.call('containers.logs.stop', { stream }).catch(() => undefined)),
       ...terms.map((session) => c.call('terminal.stop', { session }).catch(() => undefined)),
     ]);

@@ -76,6 +76,51 @@ export const VolumeViewSchema = z.object({
 });
 export type VolumeView = z.infer<typeof VolumeViewSchema>;
 
+/** What `docker inspect` says about a container, for the UI's Inspect view. */
+export const ContainerDetailsSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  state: z.string(),
+  /** RFC 3339. */
+  created: z.string(),
+  /** The entrypoint and its arguments as Docker runs them. */
+  command: z.array(z.string()),
+  workingDir: z.string().optional(),
+  tty: z.boolean(),
+  restartPolicy: z.string().optional(),
+  env: z.array(z.object({ name: z.string(), value: z.string() })),
+  labels: z.array(z.object({ name: z.string(), value: z.string() })),
+  mounts: z.array(
+    z.object({
+      /** bind, volume, tmpfs, ... */
+      type: z.string(),
+      /** The host (VM) path, or the volume's name. */
+      source: z.string(),
+      destination: z.string(),
+      readOnly: z.boolean(),
+    }),
+  ),
+  ports: z.array(ContainerPortViewSchema),
+  networks: z.array(z.object({ name: z.string(), ipAddress: z.string().optional() })),
+  project: z.string().optional(),
+});
+export type ContainerDetails = z.infer<typeof ContainerDetailsSchema>;
+
+/** One live sample of a container's resource use (Docker's stats, about once a second). */
+export const ContainerStatsSampleSchema = z.object({
+  stream: z.string(),
+  /** Share of one CPU, as `docker stats` shows it (200 = two CPUs busy). */
+  cpuPercent: z.number(),
+  /** Memory in use, without the page cache that can be dropped (as `docker stats`). */
+  memoryBytes: z.number(),
+  /** The container's memory limit (the VM's memory when it has none). */
+  memoryLimitBytes: z.number(),
+  pids: z.number().optional(),
+  at: z.string(),
+});
+export type ContainerStatsSample = z.infer<typeof ContainerStatsSampleSchema>;
+
 const PruneResult = z.object({ deleted: z.number(), reclaimedBytes: z.number() });
 
 export const dockerMethods = {
@@ -127,6 +172,15 @@ export const dockerMethods = {
     result: z.object({ stream: z.string(), tty: z.boolean() }),
   },
   'containers.logs.stop': { params: z.object({ stream: StreamId }).strict(), result: Empty },
+  /** Env, mounts, ports, labels and the rest of `docker inspect` a user reads. */
+  'containers.inspect': { params: z.object({ id: ContainerRef }).strict(), result: ContainerDetailsSchema },
+  /**
+   * Start a live CPU and memory stream for one container: `containers.stats.data`
+   * about once a second, then `containers.stats.end`. One Docker stats request
+   * per stream; stop it when the view closes.
+   */
+  'containers.stats': { params: z.object({ id: ContainerRef }).strict(), result: z.object({ stream: z.string() }) },
+  'containers.stats.stop': { params: z.object({ stream: StreamId }).strict(), result: Empty },
   /** A shell (or `command`) in a running container with a pty: `terminal.output` events, then `terminal.exit`. */
   'terminal.start': {
     params: z
@@ -165,6 +219,8 @@ export const dockerEvents = {
   'volumes.changed': z.object({ name: z.string(), action: z.string() }),
   'containers.logs.data': z.object({ stream: z.string(), source: z.enum(['stdout', 'stderr']), text: z.string() }),
   'containers.logs.end': z.object({ stream: z.string(), error: ErrorInfo.optional() }),
+  'containers.stats.data': ContainerStatsSampleSchema,
+  'containers.stats.end': z.object({ stream: z.string(), error: ErrorInfo.optional() }),
   'terminal.output': z.object({ session: z.string(), data: z.string() }),
   'terminal.exit': z.object({ session: z.string(), exitCode: z.number().optional(), error: ErrorInfo.optional() }),
 } satisfies Record<string, z.ZodType>;

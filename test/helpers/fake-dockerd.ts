@@ -21,6 +21,11 @@ export interface FakeContainer {
   Labels: Record<string, string>;
   Tty: boolean;
   log: { source: 1 | 2; text: string; time: string }[];
+  /** For inspect: "KEY=value" lines and mounts as Docker lists them. */
+  Env: string[];
+  Mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
+  /** What its stats stream reports: CPU nanoseconds used per second of wall time, memory bytes. */
+  usage: { cpuNsPerSec: number; memoryBytes: number };
 }
 
 export interface FakeDockerd {
@@ -30,6 +35,10 @@ export interface FakeDockerd {
   volumes: { Name: string; Driver: string; Mountpoint: string; CreatedAt: string; size: number; refs: number }[];
   /** Every request line seen ("GET /v1.41/containers/json?all=1"). */
   requests: string[];
+  /** Stats streams open now, by container id. */
+  openStats(): number;
+  /** How often a stats stream sends a sample (default 1000 ms, as dockerd). */
+  statsMs: number;
   /** Exec sessions: id -> the resizes and input they got. */
   execs: Map<string, { container: string; cmd: string[]; resizes: string[]; input: string; exitCode?: number; running: boolean }>;
   addContainer(c: Partial<FakeContainer> & { name: string }): FakeContainer;
@@ -69,6 +78,7 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
   const eventStreams = new Set<http.ServerResponse>();
   const followers = new Map<string, Set<{ res: http.ServerResponse; tty: boolean; timestamps: boolean }>>();
   const sockets = new Set<net.Socket>();
+  const statsFollowers = new Map<string, Set<http.ServerResponse>>();
 
   const event = (e: { Type: string; Action: string; Actor: { ID: string } }) => {
     const line = JSON.stringify({ ...e, time: Math.floor(Date.now() / 1000) }) + '\n';
@@ -81,7 +91,7 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
   };
 
   const summary = (c: FakeContainer) => {
-    const { log: _l, Tty: _t, ...rest } = c;
+    const { log: _l, Tty: _t, Env: _e, usage: _u, ...rest } = c;
     return rest;
   };
 
@@ -135,7 +145,60 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
     if ((m = /^\/containers\/([^/]+)\/json$/.exec(p))) {
       const c = find(decodeURIComponent(m[1]!));
       if (!c) return notFound(res, m[1]!);
-      return json(res, 200, { Id: c.Id, Name: c.Names[0], Config: { Tty: c.Tty }, State: { Status: c.State } });
+      const bindings: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+      for (const port of c.Ports) {
+        const k = `${port.PrivatePort}/${port.Type}`;
+        bindings[k] ??= port.PublicPort ? [] : null;
+        if (port.PublicPort) bindings[k]!.push({ HostIp: port.IP ?? '0.0.0.0', HostPort: String(port.PublicPort) });
+      }
+      return json(res, 200, {
+        Id: c.Id,
+        Name: c.Names[0],
+        Created: new Date(c.Created * 1000).toISOString(),
+        Path: 'sh',
+        Args: ['-c', 'serve'],
+        Image: c.ImageID,
+        Config: { Tty: c.Tty, Image: c.Image, Env: c.Env, Labels: c.Labels, WorkingDir: '/' },
+        State: { Status: c.State, Running: c.State === 'running' },
+        HostConfig: { RestartPolicy: { Name: 'no' } },
+        Mounts: c.Mounts,
+        NetworkSettings: { Ports: bindings, Networks: { bridge: { IPAddress: c.State === 'running' ? '172.17.0.2' : '' } } },
+      });
+    }
+    if ((m = /^\/containers\/([^/]+)\/stats$/.exec(p))) {
+      const c = find(decodeURIComponent(m[1]!));
+      if (!c) return notFound(res, m[1]!);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // As dockerd: cumulative CPU counters, the previous sample's in precpu_stats.
+      let cpu = 0;
+      let system = 0;
+      let pre = { cpu: 0, system: 0 };
+      const sample = () => {
+        pre = { cpu, system };
+        const running = c.State === 'running';
+        cpu += running ? c.usage.cpuNsPerSec * (api.statsMs / 1000) : 0;
+        system += 2 * 1e9 * (api.statsMs / 1000);
+        res.write(
+          JSON.stringify({
+            read: new Date().toISOString(),
+            pids_stats: { current: running ? 3 : 0 },
+            cpu_stats: { cpu_usage: { total_usage: cpu }, system_cpu_usage: system, online_cpus: 2 },
+            precpu_stats: { cpu_usage: { total_usage: pre.cpu }, system_cpu_usage: pre.system },
+            memory_stats: running ? { usage: c.usage.memoryBytes + 4096, limit: 2 * 2 ** 30, stats: { inactive_file: 4096 } } : {},
+          }) + '\n',
+        );
+      };
+      sample();
+      if (q.get('stream') === '0') return void res.end();
+      const timer = setInterval(sample, api.statsMs);
+      const set = statsFollowers.get(c.Id) ?? new Set();
+      statsFollowers.set(c.Id, set);
+      set.add(res);
+      res.on('close', () => {
+        clearInterval(timer);
+        set.delete(res);
+      });
+      return;
     }
     if ((m = /^\/containers\/([^/]+)\/(start|stop|restart)$/.exec(p)) && req.method === 'POST') {
       const c = find(decodeURIComponent(m[1]!));
@@ -306,6 +369,8 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
     volumes,
     requests,
     execs,
+    statsMs: 1000,
+    openStats: () => [...statsFollowers.values()].reduce((n, set) => n + set.size, 0),
     addContainer(c) {
       const id = c.Id ?? hex(64);
       const full: FakeContainer = {
@@ -320,6 +385,9 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
         Labels: c.Labels ?? {},
         Tty: c.Tty ?? false,
         log: c.log ?? [],
+        Env: c.Env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        Mounts: c.Mounts ?? [],
+        usage: c.usage ?? { cpuNsPerSec: 0.05e9, memoryBytes: 12 * 2 ** 20 },
       };
       containers.set(id, full);
       event({ Type: 'container', Action: 'create', Actor: { ID: id } });
@@ -349,6 +417,7 @@ export async function startFakeDockerEngine(socketPath: string): Promise<FakeDoc
     remove(id) {
       containers.delete(id);
       for (const f of followers.get(id) ?? []) f.res.end();
+      for (const r of statsFollowers.get(id) ?? []) r.end();
       event({ Type: 'container', Action: 'destroy', Actor: { ID: id } });
     },
     event,

@@ -84,6 +84,11 @@ const handlers = (): Handlers => ({
     stopped.push(p.stream);
     return {};
   },
+  'containers.stats': async () => ({ stream: 'stats-abc' }),
+  'containers.stats.stop': async (p) => {
+    stopped.push(p.stream);
+    return {};
+  },
   'terminal.start': async () => ({ session: 'term-abc' }),
   'terminal.stop': async (p) => {
     stopped.push(p.session);
@@ -297,14 +302,15 @@ describe('websocket upgrades', () => {
     }
   });
 
-  test('log streams and terminals a page opened are closed when it goes', async () => {
+  test('log streams, stats streams and terminals a page opened are closed when it goes', async () => {
     const p = await open();
     await p.call('containers.logs', { id: 'web' });
+    await p.call('containers.stats', { id: 'web' });
     await p.call('terminal.start', { id: 'web', cols: 80, rows: 24 });
     stopped.length = 0;
     p.ws.close();
-    assert.ok(await waitFor(() => stopped.length === 2, 3000), `stopped: ${stopped}`);
-    assert.deepEqual(stopped.sort(), ['logs-abc', 'term-abc']);
+    assert.ok(await waitFor(() => stopped.length === 3, 3000), `stopped: ${stopped}`);
+    assert.deepEqual(stopped.sort(), ['logs-abc', 'stats-abc', 'term-abc']);
   });
 });
 

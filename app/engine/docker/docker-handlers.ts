@@ -2,6 +2,8 @@ import type { dockerMethods } from '../../contract/contract-docker.js';
 import type { Handlers } from '../../contract/contract.js';
 import type { Broadcast } from '../../contract/contract.js';
 import { DockerApi } from './docker-api.js';
+import { containerDetails } from './docker-inspect.js';
+import { DockerStats } from './docker-stats.js';
 import { DockerStreams } from './docker-streams.js';
 import {
   containerView,
@@ -39,9 +41,11 @@ const enc = encodeURIComponent;
 export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
   const watcher = new DockerWatcher(() => ctx.api(), ctx.broadcast, { retryMs: ctx.watchRetryMs ?? 2000, debounceMs: 50 });
   const streams = new DockerStreams(ctx.broadcast);
+  const stats = new DockerStats(ctx.broadcast);
   ctx.signal?.addEventListener('abort', () => {
     watcher.close();
     streams.closeAll();
+    stats.closeAll();
   });
 
   /** The API for a request; the first request also starts the change events. */
@@ -127,6 +131,15 @@ export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
     'containers.logs': (p) => streams.startLogs(api(), p),
     'containers.logs.stop': async (p) => {
       streams.stopLogs(p.stream);
+      return {};
+    },
+
+    'containers.inspect': (p) =>
+      call(`inspect container ${p.id}`, async (a) => containerDetails(await a.request('GET', `/containers/${enc(p.id)}/json`))),
+
+    'containers.stats': (p) => stats.start(api(), p),
+    'containers.stats.stop': async (p) => {
+      stats.stop(p.stream);
       return {};
     },
 

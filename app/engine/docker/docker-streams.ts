@@ -21,7 +21,7 @@ const FLUSH_BYTES = 32 * 1024;
 /** The shell a terminal runs when the client names no command: bash where there is one. */
 export const DEFAULT_SHELL = ['/bin/sh', '-c', 'if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi'];
 
-export function newStreamId(kind: 'logs' | 'term'): string {
+export function newStreamId(kind: 'logs' | 'term' | 'stats'): string {
   return `${kind}-${crypto.randomBytes(8).toString('hex')}`;
 }
 

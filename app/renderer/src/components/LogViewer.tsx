@@ -1,5 +1,7 @@
 import { useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { CallError, useApi } from '../api';
+import { ansiSegments, plainText, type Segment } from './ansi';
+import { downloadText } from './download';
 import { ErrorNote } from './ErrorNote';
 
 const MAX_LINES = 5000;
@@ -7,8 +9,38 @@ const MAX_LINES = 5000;
 interface Line {
   n: number;
   ts?: string;
+  /** Without escape codes: what Search looks in and Download saves. */
   text: string;
+  /** As shown, with the colours the container asked for. */
+  segs: Segment[];
   err: boolean;
+}
+
+function toLine(n: number, raw: string, err: boolean): Line {
+  const { ts, text } = splitTimestamp(raw);
+  const line: Line = { n, text: plainText(text), segs: ansiSegments(text), err };
+  if (ts) line.ts = ts;
+  return line;
+}
+
+function SegmentSpan({ s }: { s: Segment }) {
+  if (!s.fg && !s.bg && !s.bold && !s.dim && !s.italic && !s.underline && !s.strike) return <>{s.text}</>;
+  const deco = [s.underline && 'underline', s.strike && 'line-through'].filter(Boolean).join(' ');
+  return (
+    <span
+      className="ansi"
+      style={{
+        color: s.fg,
+        backgroundColor: s.bg,
+        fontWeight: s.bold ? 700 : undefined,
+        opacity: s.dim ? 0.7 : undefined,
+        fontStyle: s.italic ? 'italic' : undefined,
+        textDecoration: deco || undefined,
+      }}
+    >
+      {s.text}
+    </span>
+  );
 }
 
 /** Split Docker's "2024-01-01T00:00:00.123456789Z text" into time and text. */
@@ -19,10 +51,12 @@ function splitTimestamp(line: string): { ts?: string; text: string } {
 
 /**
  * A container's log, streaming: the last 500 lines, then new ones as they
- * come. Follow keeps the newest line in view; Timestamps shows each line's
- * time; Search shows only the lines that contain the text.
+ * come, ANSI colours shown as coloured text. Follow keeps the newest line
+ * in view; Timestamps shows each line's time; Search shows only the lines
+ * that contain the text; Download saves the lines shown as plain text.
+ * `fill`: take the height of the parent (a drawer) instead of a fixed one.
  */
-export function LogViewer({ containerId, name }: { containerId: string; name: string }) {
+export function LogViewer({ containerId, name, fill = false }: { containerId: string; name: string; fill?: boolean }) {
   const api = useApi();
   const [lines, setLines] = useState<Line[]>([]);
   const [follow, setFollow] = useState(true);
@@ -53,7 +87,7 @@ export function LogViewer({ containerId, name }: { containerId: string; name: st
     const push = (source: 'stdout' | 'stderr', text: string) => {
       const parts = (carry[source] + text).split('\n');
       carry[source] = parts.pop()!;
-      for (const p of parts) pending.push({ n: n++, ...splitTimestamp(p.replace(/\r$/, '')), err: source === 'stderr' });
+      for (const p of parts) pending.push(toLine(n++, p.replace(/\r$/, ''), source === 'stderr'));
       if (!raf) raf = requestAnimationFrame(flush);
     };
     setLines([]);
@@ -100,7 +134,7 @@ export function LogViewer({ containerId, name }: { containerId: string; name: st
   }, [shown, follow, timestamps]);
 
   return (
-    <div className="log-viewer">
+    <div className={fill ? 'log-viewer fill' : 'log-viewer'}>
       <div className="toolbar">
         <label>
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow
@@ -114,16 +148,26 @@ export function LogViewer({ containerId, name }: { containerId: string; name: st
           {search ? `${shown.length} of ${lines.length} lines` : `${lines.length} lines`}
           {ended ? ' · stream ended' : ''}
         </span>
+        <button
+          type="button"
+          onClick={() => downloadText(`${name}.log`, shown.map((l) => (timestamps && l.ts ? `${l.ts} ${l.text}` : l.text)).join('\n') + '\n')}
+          disabled={!shown.length}
+          aria-label={`Download the log of ${name}`}
+        >
+          Download
+        </button>
         <button type="button" onClick={() => setLines([])} aria-label={`Clear the log view of ${name}`}>
           Clear
         </button>
       </div>
       <ErrorNote error={error} />
-      <pre ref={boxRef} className="log-lines" role="log" aria-label={`Log of ${name}`} tabIndex={0} data-testid="log-lines">
+      <pre ref={boxRef} className={fill ? 'log-lines fill' : 'log-lines'} role="log" aria-label={`Log of ${name}`} tabIndex={0} data-testid="log-lines">
         {shown.map((l) => (
           <div key={l.n} className={l.err ? 'stderr' : undefined}>
             {timestamps && l.ts ? <span className="ts">{l.ts} </span> : null}
-            {l.text}
+            {l.segs.map((seg, i) => (
+              <SegmentSpan key={i} s={seg} />
+            ))}
           </div>
         ))}
       </pre>

@@ -89,25 +89,29 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('containers appear live, logs stream and filter, the terminal answers, remove asks first', async () => {
+  test('containers appear live, logs stream and filter in the drawer, the terminal answers, remove asks first', async () => {
     await page.getByRole('link', { name: 'Containers' }).click();
     const later = engine.dockerd.addContainer({ name: 'later' });
     await page.locator('[data-testid=container-row][data-name=later]').waitFor();
-    await page.getByRole('button', { name: 'Logs of web' }).click();
-    const log = page.getByTestId('log-lines');
+    await page.getByRole('button', { name: 'Details of web' }).click();
+    const drawer = page.getByRole('region', { name: 'web' });
+    const log = drawer.getByTestId('log-lines');
     await log.getByText('hello from web').waitFor();
     const web = [...engine.dockerd.containers.values()].find((x) => x.Names[0] === '/web')!;
     engine.dockerd.log(web.Id, 'second line\n');
     await log.getByText('second line').waitFor();
-    await page.getByRole('searchbox', { name: 'Search' }).fill('second');
+    await drawer.getByRole('searchbox', { name: 'Search' }).fill('second');
     await page.waitForFunction(() => !document.querySelector('[data-testid=log-lines]')!.textContent!.includes('hello from web'));
-    await page.getByRole('checkbox', { name: 'Timestamps' }).check();
+    await drawer.getByRole('checkbox', { name: 'Timestamps' }).check();
     assert.match(await log.innerText(), /^\d{4}-\d\d-\d\dT\S+ second line/);
-    await page.getByRole('button', { name: 'Terminal in web' }).click();
+    await drawer.getByRole('tab', { name: 'Terminal' }).click();
     await page.locator('.xterm-rows').getByText('/ #').first().waitFor();
+    await page.locator('.xterm-helper-textarea').focus();
     await page.keyboard.type('echo term-ok-42\r');
     await page.waitForFunction(() => /term-ok-42\s*\n?.*term-ok-42/s.test((document.querySelector('.xterm-rows') as HTMLElement).innerText));
     await screenshot(page, 'fake-terminal');
+    await drawer.getByRole('button', { name: 'Close the details of web' }).click();
+    await drawer.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Remove later' }).click();
     const dialog = page.getByRole('dialog', { name: 'Remove later?' });
     await dialog.waitFor();

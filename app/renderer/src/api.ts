@@ -8,6 +8,8 @@ export { CallError };
 const STREAM_KEYS: Partial<Record<EventName, 'stream' | 'session'>> = {
   'containers.logs.data': 'stream',
   'containers.logs.end': 'stream',
+  'containers.stats.data': 'stream',
+  'containers.stats.end': 'stream',
   'terminal.output': 'session',
   'terminal.exit': 'session',
 };

@@ -8,6 +8,7 @@
  * engine. Screenshots go to test-artifacts/e2e/.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import type { Browser, Locator, Page } from 'playwright-core';
@@ -123,6 +124,13 @@ gatedSuite('the Containers screen in Chromium (50 containers, 1280×800)', probl
     assert.doesNotMatch(text, /\x1b|\[\d+m|\]0;/, 'no escape code shows');
     assert.match(text, /ERROR upstream timed out/);
     await screenshot(page, 'containers-drawer-logs', { fullPage: false });
+    const download = page.waitForEvent('download');
+    await drawer.getByRole('button', { name: 'Download the log of shop-web-1' }).click();
+    const file = await (await download).path();
+    assert.equal((await download).suggestedFilename(), 'shop-web-1.log');
+    const saved = fs.readFileSync(file, 'utf8');
+    assert.match(saved, /^0 GET \/item\/0 200\n/);
+    assert.match(saved, /\nERROR upstream timed out\n$/, 'plain text, no escape codes');
 
     await drawer.getByTestId('stats-cpu').getByText(/^\d+\.\d %$/).waitFor();
     assert.equal(await drawer.getByTestId('stats-cpu').innerText(), '25.0 %', 'a quarter of one CPU (0.25 s a second), as docker stats says');

@@ -129,31 +129,47 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await checkScreen('containers');
   });
 
-  test("its log streams: new lines arrive, search filters, timestamps show", async () => {
-    await row('web').getByRole('button', { name: 'Logs of web' }).click();
-    const log = page.getByTestId('log-lines');
+  test("its drawer: the log streams (search, timestamps), live CPU and memory from Docker's stats, inspect", async () => {
+    await row('web').getByRole('button', { name: 'Details of web' }).click();
+    const drawer = page.getByRole('region', { name: 'web' });
+    const log = drawer.getByTestId('log-lines');
     await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 30_000 });
     const seen = async () => Math.max(...[...(await log.innerText()).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
     const first = await seen();
     await page.waitForFunction((n) => [...document.querySelector('[data-testid=log-lines]')!.textContent!.matchAll(/tick (\d+)/g)].some((m) => Number(m[1]) >= n + 2), first, { timeout: 30_000 });
-    await page.getByRole('searchbox', { name: 'Search' }).fill('tick 1');
+    await drawer.getByRole('searchbox', { name: 'Search' }).fill('tick 1');
     await page.waitForFunction(() => document.querySelector('[data-testid=log-lines]')!.textContent!.split('tick').length > 1 && !/tick 0/.test(document.querySelector('[data-testid=log-lines]')!.textContent!));
-    await page.getByRole('searchbox', { name: 'Search' }).fill('');
-    await page.getByRole('checkbox', { name: 'Timestamps' }).check();
+    await drawer.getByRole('searchbox', { name: 'Search' }).fill('');
+    await drawer.getByRole('checkbox', { name: 'Timestamps' }).check();
     assert.match(await log.innerText(), /\d{4}-\d\d-\d\dT[\d:.]+Z tick \d+/);
+    await drawer.getByTestId('stats-cpu').getByText(/^\d+\.\d %$/).waitFor({ timeout: 30_000 });
+    assert.match(await drawer.getByTestId('stats-memory').innerText(), /^[\d.]+ [kMG]?B of [\d.]+ [MG]B$/);
     await checkScreen('containers-logs');
+    // What the engine spends with the dashboard open on this container (a measurement, printed).
+    const pid = (JSON.parse((await vm.berth(['status', '--json'])).stdout) as { enginePid: number }).enginePid;
+    const ticks = () => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+    const c0 = ticks();
+    await page.waitForTimeout(10_000);
+    note(`engine CPU with the dashboard open and the drawer streaming stats: ${(((ticks() - c0) / 100 / 10) * 100).toFixed(1)} % of one core over 10 s`);
+    await drawer.getByRole('tab', { name: 'Inspect' }).click();
+    await drawer.getByTestId('inspect').getByText('Environment').waitFor();
+    await checkScreen('containers-inspect');
   });
 
   test('its terminal: what is typed runs in the container and the output comes back', async () => {
-    await row('web').getByRole('button', { name: 'Terminal in web' }).click();
+    const drawer = page.getByRole('region', { name: 'web' });
+    await drawer.getByRole('tab', { name: 'Terminal' }).click();
     const rows = page.locator('.xterm-rows');
     await rows.getByText('#').first().waitFor({ timeout: 30_000 });
+    await page.locator('.xterm-helper-textarea').focus();
     await page.keyboard.type('echo "sum=$((6*7))"; hostname\r');
     await page.waitForFunction(() => /sum=42/.test((document.querySelector('.xterm-rows') as HTMLElement).innerText), null, { timeout: 30_000 });
     const id = (await vm.ok(['inspect', '-f', '{{.Id}}', 'web'])).trim();
     await page.waitForFunction((h) => (document.querySelector('.xterm-rows') as HTMLElement).innerText.includes(h), id.slice(0, 12), { timeout: 10_000 });
     note('terminal answered');
     await checkScreen('containers-terminal');
+    await drawer.getByRole('button', { name: 'Close the details of web' }).click();
+    await drawer.waitFor({ state: 'detached' });
   });
 
   test('stop and remove it from the UI', async () => {

@@ -105,8 +105,9 @@ for (const shell of SHELLS) {
         'time="2025-01-01T00:00:09.9Z" level=info msg="API listen on /var/run/docker.sock"',
       ].join('\n');
       const sshd = /berth_stamp_on (.*) \|/.exec(read('rootfs/etc/berth/run-sshd'))![1]!;
+      const containerd = /berth_stamp_on (.*) \|/.exec(read('rootfs/etc/berth/run-containerd'))![1]!;
       const dockerd = /berth_stamp_on (.*) \|/.exec(read('rootfs/etc/berth/run-dockerd'))![1]!;
-      const r = stamp(shell, `berth_stamp_on ${sshd} | berth_stamp_on ${dockerd}`, { input });
+      const r = stamp(shell, `berth_stamp_on ${sshd} | berth_stamp_on ${containerd} | berth_stamp_on ${dockerd}`, { input });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout, input);
       assert.deepEqual(r.file?.trim().split('\n').map((l) => l.split(' ')[0]).sort(), ['containerd-ready', 'docker-api-listening', 'sshd-listening']);
@@ -142,7 +143,7 @@ describe('the guest scripts that stamp', () => {
   test('run-dockerd stamps its launch before exec, and every guest step name is one the engine knows', () => {
     const dockerd = read('rootfs/etc/berth/run-dockerd');
     assert.ok(dockerd.indexOf('berth_stamp dockerd-launched') < dockerd.indexOf('exec /usr/sbin/dockerd'));
-    const all = [init, sysinit, read('rootfs/etc/berth/run-sshd'), dockerd].join('\n');
+    const all = [init, sysinit, read('rootfs/etc/berth/run-sshd'), read('rootfs/etc/berth/run-containerd'), dockerd].join('\n');
     const names = [...all.matchAll(/berth_stamp (\S+)/g), ...all.matchAll(/ ([a-z][a-z-]+) '\*?[A-Za-z]/g)].map((m) => m[1]!).filter((x) => x !== '"$_bs_s"');
     assert.ok(names.length >= 10, names.join(' '));
     for (const name of names) assert.ok(name in BOOT_STEPS, `${name} is in BOOT_STEPS`);

@@ -215,4 +215,20 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     const s = JSON.parse((await berth(['status', '--json'])).stdout);
     assert.ok(s.session.connects >= 2, `reconnected (${s.session.connects} connects)`);
   });
+
+  test("sshd answers the engine only: a container gets a reset on the guest's port 22, and the rules are set once though sshd respawned", async () => {
+    const rules = (await berth(['shell', '--', 'sh', '-c', 'iptables -S INPUT; ip6tables -S INPUT'])).stdout.split('\n').filter((l) => l.includes('--dport 22'));
+    assert.deepEqual(rules, [
+      '-A INPUT -i lo -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A INPUT -s 10.0.2.2/32 -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset',
+      '-A INPUT -i lo -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset',
+    ]);
+    for (const addr of ['172.17.0.1', '10.0.2.15']) {
+      const out = await ok(['run', '--rm', 'bb:1', 'sh', '-c', `nc -w 5 ${addr} 22 </dev/null; echo "exit=$?"`]);
+      assert.doesNotMatch(out, /SSH-2\.0/, `no ssh banner from ${addr}`);
+      assert.match(out, /exit=[1-9]/, `the connection to ${addr}:22 fails`);
+    }
+  });
 });

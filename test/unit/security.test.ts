@@ -311,20 +311,25 @@ describe('the guest recipe (vm-images)', () => {
   });
 
   test('sshd is reachable from the host side only: loopback and the gateway, everything else reset', () => {
-    const init = read('rootfs/etc/berth/rc.sysinit');
-    const rules = init.split('\n').filter((l) => /ip6?tables .*--dport 22/.test(l));
+    const sshd = read('rootfs/etc/berth/run-sshd');
+    const rules = sshd.split('\n').filter((l) => /--dport 22/.test(l));
     assert.deepEqual(
       rules.map((l) => l.trim()),
       [
-        'iptables -w -A INPUT -p tcp --dport 22 -i lo -j ACCEPT',
-        '[ -n "$gw" ] && iptables -w -A INPUT -p tcp --dport 22 -s "$gw" -j ACCEPT',
-        'iptables -w -A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset',
-        'ip6tables -w -A INPUT -p tcp --dport 22 -i lo -j ACCEPT',
-        'ip6tables -w -A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset',
+        "echo '-A INPUT -p tcp --dport 22 -i lo -j ACCEPT'",
+        '[ -n "$gw" ] && echo "-A INPUT -p tcp --dport 22 -s $gw -j ACCEPT"',
+        "echo '-A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset'",
+        "echo '-A INPUT -p tcp --dport 22 -i lo -j ACCEPT'",
+        "echo '-A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset'",
       ],
     );
-    assert.ok(init.indexOf('--dport 22 -j REJECT') < init.indexOf('ready for sshd'), 'the firewall is up before sshd starts');
+    assert.match(sshd, /\| iptables-restore -w --noflush/);
+    assert.match(sshd, /\| ip6tables-restore -w --noflush/);
+    assert.ok(sshd.indexOf('ip6tables-restore') < sshd.indexOf('exec /usr/sbin/sshd'), 'the firewall is up before sshd starts');
+    assert.match(sshd, /if \[ ! -e \/run\/berth\/sshd-firewall \]; then/, 'once per boot, though init respawns sshd');
+    assert.doesNotMatch(read('rootfs/etc/berth/rc.sysinit'), /--dport 22/, 'one place sets the firewall');
     // Only the config disk's key becomes authorized, and the folder is root's alone.
+    const init = read('rootfs/etc/berth/rc.sysinit');
     assert.match(init, /for f in authorized_keys ssh_host_ed25519_key ssh_host_ed25519_key\.pub; do/);
     assert.match(init, /chmod 0700 \/run\/berth\/ssh/);
   });

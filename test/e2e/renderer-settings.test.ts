@@ -265,6 +265,23 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
           const remove = page.getByRole('button', { name: `Stop sharing ${os.homedir()}` });
           const box = (await remove.boundingBox())!;
           assert.ok(box.x + box.width <= width, 'Remove is inside the window');
+          // Containers: the long name is cut with the whole of it in a tooltip; the row's actions and the drawer's are inside the window.
+          await go('Containers');
+          const name = c.Names[0]!.slice(1);
+          const open = page.getByRole('button', { name: `Details of ${name}` });
+          assert.equal(await open.getAttribute('title'), name);
+          assert.ok(await open.evaluate((e) => e.scrollWidth > e.clientWidth), 'the name is cut');
+          const rowRemove = (await page.getByRole('button', { name: `Remove ${name}` }).boundingBox())!;
+          assert.ok(rowRemove.x + rowRemove.width <= width, "the row's Remove is inside the window");
+          await open.click();
+          const drawer = page.getByRole('region', { name });
+          for (const control of [drawer.getByRole('button', { name: `Close the details of ${name}` }), drawer.getByRole('button', { name: `Download the log of ${name}` })]) {
+            const b = (await control.boundingBox())!;
+            assert.ok(b.x >= 0 && b.x + b.width <= width && b.y + b.height <= height, `${await control.getAttribute('aria-label')} is inside the window`);
+          }
+          await screenshot(page, `layout-${width}-${scheme}-containers-drawer`, { fullPage: false });
+          await page.keyboard.press('Escape');
+          await drawer.waitFor({ state: 'detached' });
         }
         await page.emulateMedia({ colorScheme: null });
         assert.deepEqual(problems, []);

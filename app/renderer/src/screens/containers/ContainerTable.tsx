@@ -68,9 +68,13 @@ export function ContainerTable(p: TableProps) {
           </th>
           <th scope="col">Name</th>
           <th scope="col">Image</th>
-          <th scope="col">State</th>
-          <th scope="col">Ports</th>
-          <th scope="col">
+          <th scope="col" className="col-state">
+            State
+          </th>
+          <th scope="col" className="col-ports">
+            Ports
+          </th>
+          <th scope="col" className="col-actions">
             <span className="visually-hidden">Actions</span>
           </th>
         </tr>
@@ -101,7 +105,9 @@ function GroupBody({ g, ...p }: TableProps & { g: Group }) {
               <span className={closed ? 'chevron closed' : 'chevron'}>
                 <Icon name="chevron" />
               </span>
-              {project}
+              <span className="project-name" title={project}>
+                {project}
+              </span>
             </button>
             <span className="muted small" data-testid="group-summary">
               {' '}

@@ -133,6 +133,25 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     assert.deepEqual(problems, []);
   });
 
+  test('Settings: the fields wait for the saved values, so what is typed first is not replaced by them', async () => {
+    // A busy engine (a VM booting under TCG) answers late; the saved values must not land on top of what the user typed.
+    engine.slow.set('settings.get', 1500);
+    try {
+      await go('Home');
+      await go('Settings');
+      const memory = page.getByRole('textbox', { name: 'Memory (GiB)' });
+      assert.equal(await memory.isDisabled(), true, 'disabled while the saved values load');
+      await memory.fill('0.25'); // waits until it can be typed in
+      await page.getByRole('button', { name: 'Apply', exact: true }).click();
+      assert.match(await page.getByTestId('error-memoryMiB').innerText(), /must be at least 512 MiB/);
+      await page.getByRole('button', { name: 'Revert' }).click();
+      await page.getByTestId('settings-summary').waitFor({ state: 'detached' });
+    } finally {
+      engine.slow.delete('settings.get');
+    }
+    assert.deepEqual(problems, []);
+  });
+
   test('Settings: Apply & restart saves and restarts the running VM', async () => {
     await go('Home');
     await page.getByRole('button', { name: 'Start', exact: true }).click();

@@ -31,6 +31,8 @@ export interface FakeEngine {
   dockerd: FakeDockerd;
   sm: VmStateMachine;
   server: ControlServer;
+  /** Methods answered this many ms late (a busy engine), to show what the page does meanwhile. */
+  slow: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -199,6 +201,14 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     'engine.factoryReset': async () => factoryReset({ paths, state: sm.state, settings }) as never,
     'engine.shutdown': async () => ({}),
   };
+  const slow = new Map<string, number>();
+  for (const [method, handler] of Object.entries(handlers) as [string, (...a: unknown[]) => Promise<unknown>][]) {
+    (handlers as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+      const ms = slow.get(method);
+      if (ms) await sleep(ms);
+      return handler(...a);
+    };
+  }
   server = new ControlServer(paths.controlSocket, token, handlers as Handlers, { version: 'fake', instance: 'default' }, silentLogger());
   sm.on('change', (c) => (clock.state(c), server.broadcast('vm.state', c)));
   await server.listen();
@@ -211,6 +221,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     dockerd,
     sm,
     server,
+    slow,
     async close() {
       abort.abort();
       await server.close();

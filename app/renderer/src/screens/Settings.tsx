@@ -74,7 +74,7 @@ export function Settings() {
 
   const invalid = FIELDS.filter((f) => fields[f.key]);
   return (
-    <form className="settings card" onSubmit={submit} noValidate aria-describedby={error ? `${id}-error` : undefined}>
+    <form className="settings card" onSubmit={submit} noValidate aria-describedby={error ? `${id}-error` : undefined} aria-busy={!saved && !error}>
       {error && (
         <div className="error-note" role="alert" id={`${id}-error`} data-testid="settings-summary">
           <div className="error-message">{invalid.length ? `${invalid.length === 1 ? 'One value is' : `${invalid.length} values are`} not valid.` : error.message}</div>
@@ -100,18 +100,21 @@ export function Settings() {
           <p className="muted small">Apply writes the settings below anew; the broken file is moved aside, not deleted.</p>
         </>
       )}
-      {FIELDS.map((f) => (
-        <SettingField
-          key={f.key}
-          field={f}
-          fid={`${id}-${f.key}`}
-          value={form[f.key]}
-          error={fields[f.key]}
-          limits={saved?.limits}
-          doctor={doctor}
-          onChange={(v) => setForm((cur) => ({ ...cur, [f.key]: v }))}
-        />
-      ))}
+      {/* Disabled until the saved values are in: what is typed before would be replaced by them and never sent. */}
+      <fieldset className="settings-fields" disabled={!saved}>
+        {FIELDS.map((f) => (
+          <SettingField
+            key={f.key}
+            field={f}
+            fid={`${id}-${f.key}`}
+            value={form[f.key]}
+            error={fields[f.key]}
+            limits={saved?.limits}
+            doctor={doctor}
+            onChange={(v) => setForm((cur) => ({ ...cur, [f.key]: v }))}
+          />
+        ))}
+      </fieldset>
       <div className="actions">
         <button type="submit" className="primary" value="apply" disabled={saving || !saved}>
           {saving ? 'Applying…' : 'Apply'}

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { formatBootTimeline } from '../../app/cli/boot-timeline-format.js';
@@ -229,6 +230,35 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
       const out = await ok(['run', '--rm', 'bb:1', 'sh', '-c', `nc -w 5 ${addr} 22 </dev/null; echo "exit=$?"`]);
       assert.doesNotMatch(out, /SSH-2\.0/, `no ssh banner from ${addr}`);
       assert.match(out, /exit=[1-9]/, `the connection to ${addr}:22 fails`);
+    }
+  });
+
+  test("containers reach out through the guest's NAT, from the default bridge and from a network of their own; two networks cannot reach each other", async () => {
+    // The host's loopback is 10.0.2.2 from the guest (QEMU user networking).
+    const server = http.createServer((_req, res) => res.end('from-the-host\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      await ok(['network', 'create', 'net-a']);
+      await ok(['network', 'create', 'net-b']);
+      for (const net of ['bridge', 'net-a']) {
+        const out = await ok(['run', '--rm', '--network', net, 'bb:1', 'wget', '-q', '-T', '20', '-O', '-', `http://10.0.2.2:${port}/`]);
+        assert.equal(out.trim(), 'from-the-host', `out of ${net}`);
+      }
+      await ok(['run', '-d', '--name', 'web-b', '--network', 'net-b', 'bb:1', 'sh', '-c', 'mkdir -p /w && echo in-b > /w/i && httpd -f -p 80 -h /w']);
+      const ipB = (await ok(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'web-b'])).trim();
+      assert.match(ipB, /^\d+\.\d+\.\d+\.\d+$/);
+      const same = await ok(['run', '--rm', '--network', 'net-b', 'bb:1', 'wget', '-q', '-T', '20', '-O', '-', `http://${ipB}/i`]);
+      assert.equal(same.trim(), 'in-b', 'within one network containers reach each other');
+      for (const net of ['net-a', 'bridge']) {
+        const other = await ok(['run', '--rm', '--network', net, 'bb:1', 'sh', '-c', `wget -q -T 5 -O - http://${ipB}/i; echo "exit=$?"`]);
+        assert.doesNotMatch(other, /in-b/, `${net} cannot reach net-b`);
+        assert.match(other, /exit=[1-9]/);
+      }
+    } finally {
+      server.close();
+      await ok(['rm', '-f', 'web-b']).catch(() => undefined);
+      await ok(['network', 'rm', 'net-a', 'net-b']).catch(() => undefined);
     }
   });
 });

@@ -36,3 +36,24 @@ test('at shutdown dockerd stops its containers first, then containerd goes', () 
   const down = read('etc/berth/rc.shutdown');
   assert.ok(down.indexOf('stop dockerd') >= 0 && down.indexOf('stop dockerd') < down.indexOf('stop containerd'));
 });
+
+test("containers' NAT and network isolation are set by one iptables-restore in rc.sysinit, not by dockerd", () => {
+  const daemon = JSON.parse(read('etc/docker/daemon.json')) as Record<string, unknown>;
+  assert.equal(daemon.iptables, false);
+  const sysinit = read('etc/berth/rc.sysinit');
+  for (const rule of [
+    '"-A POSTROUTING -o $nic -j MASQUERADE"',
+    "'-A FORWARD -j BERTH-ISOLATION'",
+    "'-A BERTH-ISOLATION -m physdev --physdev-is-bridged -j RETURN'",
+    "'-A BERTH-ISOLATION -i docker0 -o br-+ -j DROP'",
+    "'-A BERTH-ISOLATION -i br-+ -o docker0 -j DROP'",
+    "'-A BERTH-ISOLATION -i br-+ -o br-+ -j DROP'",
+  ]) {
+    assert.ok(sysinit.includes(rule), rule);
+  }
+  assert.match(sysinit, /\|\n\s*iptables-restore -w --noflush \|\| log "cannot set the containers' NAT and isolation rules"\n\s*fi\n\s*: >\/run\/berth\/container-net\n\) &/);
+  // No container before the rules: containerd (which runs them) waits for the marker.
+  const containerd = read('etc/berth/run-containerd');
+  assert.ok(containerd.indexOf('[ ! -e /run/berth/container-net ]') >= 0);
+  assert.ok(containerd.indexOf('container-net') < containerd.indexOf('exec /usr/bin/containerd'));
+});

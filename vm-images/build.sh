@@ -56,7 +56,9 @@ kernel_meta=$(awk -v a="$arch" '$1 == a { print $2 }' "$here/kernel.txt")
 
 step "debootstrap $suite/$arch: $packages"
 # Docs, man pages and locales are never unpacked (copyright files are kept).
-mmdebstrap --mode=root --variant=minbase --arch="$arch" \
+# --verbose prints apt's and dpkg's own lines (Get:, Unpacking, Setting up),
+# which the image store counts into progress (build-progress.ts).
+mmdebstrap --mode=root --variant=minbase --arch="$arch" --verbose \
 	--aptopt='APT::Install-Recommends "false"' \
 	--dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/info/*' \

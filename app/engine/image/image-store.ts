@@ -11,6 +11,7 @@ import { pidAlive, sleep } from '../../base/process-util.js';
 import type { Tuning } from '../../base/tuning.js';
 import type { BootMode, GuestArch } from '../drivers/driver.js';
 import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
+import { BuildProgress, type BuildProgressMessage } from './build-progress.js';
 
 /**
  * Every artifact one build of the recipe makes, for one architecture:
@@ -55,7 +56,12 @@ export interface GuestImage {
   manifest: ImageManifest;
 }
 
-export type ImageProgress = (message: string) => void;
+/** A counter or timer message (see build-progress.ts): `step` says what it updates. */
+export interface ProgressDetail {
+  step?: string;
+  fraction?: number;
+}
+export type ImageProgress = (message: string, detail?: ProgressDetail) => void;
 
 export function hostGuestArch(hostArch: string = process.arch): GuestArch {
   if (hostArch === 'x64') return 'x86_64';
@@ -276,6 +282,11 @@ export class ImageStore {
       const started = Date.now();
       progress(`building the guest image (${this.arch}, recipe ${path.basename(dir)}); this takes a few minutes once`);
       const log: string[] = [];
+      const counter = new BuildProgress();
+      const report = (msgs: BuildProgressMessage[]) => {
+        for (const m of msgs) progress(m.message, { step: m.step, ...(m.fraction !== undefined ? { fraction: m.fraction } : {}) });
+      };
+      const ticker = setInterval(() => report(counter.tick(Date.now())), 1000);
       const code = await new Promise<number | null>((resolve, reject) => {
         const child = spawn('bash', [path.join(recipeDir(), 'build.sh'), out, sourcesFile, debianArch(this.arch)], {
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -285,11 +296,14 @@ export class ImageStore {
           readline.createInterface({ input: stream }).on('line', (line) => {
             log.push(line);
             if (log.length > 200) log.shift();
-            if (line.startsWith('== ')) progress(line.slice(3));
+            report(counter.line(line, Date.now()));
           });
         }
         child.on('error', reject);
         child.on('close', resolve);
+      }).finally(() => {
+        clearInterval(ticker);
+        report(counter.finish(Date.now()));
       });
       if (code !== 0) {
         fs.rmSync(tmp, { recursive: true, force: true });

@@ -9,9 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../app/contract/errors.js';
-import { IMAGE_FILES, ImageStore } from '../app/engine/image/image-store.js';
+import { IMAGE_FILES, ImageStore, type ProgressDetail } from '../app/engine/image/image-store.js';
 import { cacheDir } from '../app/base/paths.js';
 import { readTuning } from '../app/base/tuning.js';
+import { ProgressLines } from '../app/base/progress-lines.js';
 
 const archArg = process.argv.find((a) => a.startsWith('--arch='))?.slice('--arch='.length);
 const tuning = readTuning(archArg ? { ...process.env, BERTH_GUEST_ARCH: archArg } : process.env);
@@ -19,7 +20,14 @@ const store = new ImageStore(cacheDir(), undefined, tuning);
 const dir = store.expectedDir();
 const force = process.argv.includes('--force');
 const t0 = Date.now();
-const say = (m: string) => process.stdout.write(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${m}\n`);
+// On a terminal the build's counters and timers update one line in place.
+const lines = new ProgressLines({
+  write: (t) => process.stdout.write(t),
+  tty: process.stdout.isTTY === true,
+  columns: () => process.stdout.columns,
+  prefix: () => ({ text: `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s  `, width: 10 }),
+});
+const say = (m: string, d?: ProgressDetail) => lines.say(m, d?.step);
 
 try {
   if (force) fs.rmSync(dir, { recursive: true, force: true });
@@ -36,8 +44,10 @@ try {
     const e = m.files[f];
     say(`  ${f.padEnd(16)} ${e ? `${mib(e.size).padStart(10)}  sha256 ${e.sha256}` : 'missing'}`);
   }
+  lines.end();
   process.stdout.write(`${dir}\n`);
 } catch (err) {
+  lines.end();
   if (err instanceof BerthError) {
     process.stderr.write(`error: ${err.message} [${err.code}]\nhint: ${err.hint}\n${err.details ?? ''}\n`);
     process.exit(1);

@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { MethodName, Params, Result, VmStatus } from '../contract/contract.js';
+import type { EventData, MethodName, Params, Result, VmStatus } from '../contract/contract.js';
 import { BerthError, isBerthError } from '../contract/errors.js';
 import type { ControlClient } from '../client/control-client.js';
 import { offlineCall } from '../client/offline.js';
 import { instancePaths, validateInstanceName, type InstancePaths } from '../base/paths.js';
+import { ProgressLines } from '../base/progress-lines.js';
 import { connectEngine } from './engine-link.js';
 import { nearest } from './suggest.js';
 import { onStderr as e, printError } from './output.js';
@@ -59,17 +60,29 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-/** Stream start progress while `call` runs. */
+/**
+ * Stream start progress while `call` runs. A counter or timer (the image
+ * build's packages) updates one line in place on a terminal.
+ */
 export async function withProgress(client: ControlClient, json: boolean, call: () => Promise<VmStatus>): Promise<VmStatus> {
   const t0 = Date.now();
-  if (!json) {
-    await client.subscribe((event, data) => {
-      if (event !== 'vm.progress') return;
-      const p = data as { message: string };
-      process.stderr.write(`${e.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  ${p.message}\n`);
-    });
+  if (json) return call();
+  const lines = new ProgressLines({
+    write: (t) => process.stderr.write(t),
+    tty: process.stderr.isTTY === true,
+    columns: () => process.stderr.columns,
+    prefix: () => ({ text: `${e.dim(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`)}  `, width: 9 }),
+  });
+  await client.subscribe((event, data) => {
+    if (event !== 'vm.progress') return;
+    const p = data as EventData<'vm.progress'>;
+    lines.say(p.message, p.step);
+  });
+  try {
+    return await call();
+  } finally {
+    lines.end();
   }
-  return call();
 }
 
 /** A problem that does not stop the command (a broken settings file): on stderr, so --json output stays clean. */

@@ -345,7 +345,19 @@ export const events = {
     at: z.string(),
     error: ErrorInfoSchema.optional(),
   }),
-  'vm.progress': z.object({ phase: z.enum(START_PHASES), message: z.string(), at: z.string() }),
+  /**
+   * A start phase's latest message. `step` marks a running count or timer
+   * (the image build's packages, its squashfs seconds): consecutive messages
+   * with the same step replace each other, one updating line in a terminal;
+   * `fraction` (0..1) is how far that step is, when it counts toward a total.
+   */
+  'vm.progress': z.object({
+    phase: z.enum(START_PHASES),
+    message: z.string(),
+    at: z.string(),
+    step: z.string().optional(),
+    fraction: z.number().min(0).max(1).optional(),
+  }),
   'guest.session': z.object({ state: z.string(), at: z.string() }),
   'ports.changed': z.object({ ports: z.array(PortViewSchema) }),
   'shares.changed': z.object({ shares: z.array(ShareViewSchema) }),

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import type { VmStatus } from '../contract/contract.js';
+import type { EventData, VmStatus } from '../contract/contract.js';
 import { BootTimeline } from './boot/boot-timeline.js';
 import { chooseAccel, driverOfRun, guestTraits, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
@@ -15,7 +15,7 @@ import { ensurePrivateDir, tailFile, writeFileAtomic } from '../base/fs-util.js'
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
 import { poweroff } from './guest/queries.js';
 import type { GuestSession } from './guest/session.js';
-import type { GuestImage, ImageStore } from './image/image-store.js';
+import type { GuestImage, ImageStore, ProgressDetail } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
 import { freeLoopbackPort } from '../base/process-util.js';
 import { GuestRuntime, type RuntimeEvents } from './runtime/guest-runtime.js';
@@ -53,7 +53,7 @@ type Timings = NonNullable<VmStatus['timings']>;
 export class Engine extends EventEmitter<
   RuntimeEvents & {
     state: [StateChange];
-    progress: [{ phase: StartPhase; message: string; at: string }];
+    progress: [EventData<'vm.progress'>];
   }
 > {
   readonly sm = new VmStateMachine();
@@ -117,10 +117,10 @@ export class Engine extends EventEmitter<
     return this.o.settings;
   }
 
-  private progress(phase: StartPhase, message: string): void {
+  private progress(phase: StartPhase, message: string, detail: ProgressDetail = {}): void {
     this.phase = phase;
     this.o.log.info({ phase }, message);
-    this.emit('progress', { phase, message, at: new Date().toISOString() });
+    this.emit('progress', { phase, message, at: new Date().toISOString(), ...detail });
   }
 
   status(): VmStatus {
@@ -181,7 +181,7 @@ export class Engine extends EventEmitter<
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
-      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features, this.o.tuning.boot), progress: (m) => this.progress('image', m) });
+      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features, this.o.tuning.boot), progress: (m, d) => this.progress('image', m, d) });
       this.image = image;
       const accel = await chooseAccel(this.plan, driver, settings, image);
       this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');

@@ -51,7 +51,12 @@ export function VmProvider({ children }: { children: ReactNode }) {
     void refresh();
   });
   useEvent('vm.progress', (p) => {
-    setProgress((list) => [...list.filter((x) => x.phase !== p.phase), p]);
+    // A phase keeps its place and the time it began; its message is the latest
+    // (the image build sends a counter about once a second).
+    setProgress((list) => {
+      const had = list.find((x) => x.phase === p.phase);
+      return had ? list.map((x) => (x === had ? { ...p, at: had.at } : x)) : [...list, p];
+    });
     setStatus((s) => (s && s.state === 'starting' ? { ...s, phase: p.phase } : s));
   });
 

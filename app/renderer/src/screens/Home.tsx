@@ -129,7 +129,14 @@ function StartProgress({ progress, current, expected }: { progress: Progress[]; 
                 {usual !== undefined ? ` (usually ${secs(usual)})` : ''}
               </span>
             )}
-            {st === 'current' && seen.get(p)?.message && <div className="phase-message small muted">{seen.get(p)!.message}</div>}
+            {st === 'current' && seen.get(p)?.message && (
+              <div className="phase-message small muted">
+                {seen.get(p)!.message}
+                {seen.get(p)!.fraction !== undefined && (
+                  <progress className="phase-bar" max={1} value={seen.get(p)!.fraction} aria-label={seen.get(p)!.message} />
+                )}
+              </div>
+            )}
           </li>
         );
       })}

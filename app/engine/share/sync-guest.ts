@@ -202,16 +202,20 @@ export async function applyGuest(session: GuestSession, root: string, stage: str
   return out;
 }
 
+/** What inotifywait says on stderr once all its watches are in place (not with -q). */
+const WATCHES_ESTABLISHED = 'Watches established.';
+
 /**
  * Watches the guest copy with inotifywait and says when something changed.
- * The channel is opened again after it drops (an ssh reconnect), and
- * `reopened` tells the owner to rescan (events may have been missed).
+ * `established` says the watches are in place (each time the channel is
+ * opened, again after it drops with an ssh reconnect): a change made before
+ * that was not seen, so the owner looks once. Only then, not when the
+ * channel opens: inotifywait -r takes a while to watch a big tree.
  */
-export class GuestWatcher extends EventEmitter<{ changed: []; reopened: []; unavailable: [string] }> {
+export class GuestWatcher extends EventEmitter<{ changed: []; established: []; unavailable: [string] }> {
   private ch?: ClientChannel;
   private stopped = false;
   private timer?: NodeJS.Timeout;
-  private opened = 0;
 
   constructor(
     private readonly session: GuestSession,
@@ -231,13 +235,20 @@ export class GuestWatcher extends EventEmitter<{ changed: []; reopened: []; unav
     try {
       const ch = await this.session.openExec(
         sh`command -v inotifywait >/dev/null || { echo 'inotifywait is missing in the guest' >&2; exit 127; }; ` +
-          sh`exec inotifywait -m -r -q -e modify,attrib,close_write,move,create,delete --format x ${this.root}`,
+          sh`exec inotifywait -m -r -e modify,attrib,close_write,move,create,delete --format x ${this.root}`,
       );
       if (this.stopped) return void ch.close();
       this.ch = ch;
       let stderr = '';
+      let established = false;
       ch.on('data', () => this.emit('changed'));
-      ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-1000)));
+      ch.stderr.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-1000);
+        if (established || !stderr.includes(WATCHES_ESTABLISHED)) return;
+        established = true;
+        stderr = '';
+        this.emit('established');
+      });
       ch.on('exit', (code: number | null) => {
         if (code === 127) this.emit('unavailable', stderr.trim());
       });
@@ -247,7 +258,6 @@ export class GuestWatcher extends EventEmitter<{ changed: []; reopened: []; unav
         this.log.debug({ root: this.root, stderr: stderr.trim() }, 'guest watcher ended; watching again');
         this.timer = setTimeout(() => void this.open(), 1000);
       });
-      if (this.opened++ > 0) this.emit('reopened');
     } catch (err) {
       if (this.stopped) return;
       this.log.debug({ err: (err as Error).message }, 'cannot start the guest watcher; trying again');

@@ -5,8 +5,8 @@
  * both held after the last cycle), applies, and saves the new ancestor on
  * the host, so a restarted engine or VM picks up where it left off. Cycles
  * run when either side's watcher reports a change (@parcel/watcher on the
- * host, inotifywait in the guest), after an ssh reconnect, and every minute
- * as a safety net.
+ * host, inotifywait in the guest) or has just started watching (first, or
+ * after an ssh reconnect), and every minute as a safety net.
  *
  * Safety rules:
  * - The guest copy carries a token that the host state names. A guest copy
@@ -42,6 +42,12 @@ export { batches } from './sync-transfer.js';
 
 const MAX_CONFLICTS = 200;
 const SAFETY_RESCAN_MS = 60_000;
+/**
+ * How long start() waits for the watchers before its first cycle (usually
+ * well under a second; inotifywait -r on a big guest tree takes longer). A
+ * watcher that comes up later still asks for a look then.
+ */
+const WATCHERS_READY_MS = 5000;
 
 export interface SyncSessionOptions {
   hostPath: string;
@@ -149,9 +155,15 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   /**
-   * Load the state, check the guest copy is ours, run the first cycle and
-   * mount the copy; then watch. Resolves after the first cycle (it never
+   * Load the state, check the guest copy is ours, start watching, run the
+   * first cycle and mount the copy. Resolves after the first cycle (it never
    * rejects: failures show as the error state and are retried).
+   *
+   * The watchers are in place before the first cycle scans: a change made
+   * after its scan (during the cycle, or the moment start() resolves) is
+   * then reported, one made before is in the scan. Watching only after the
+   * cycle left a window whose changes nothing reported until the safety
+   * rescan, a minute later.
    */
   async start(): Promise<void> {
     this.stopped = false;
@@ -180,9 +192,12 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       return;
     }
     this.prepared = true;
+    this.watch();
+    const ready = await this.watcher?.ready(WATCHERS_READY_MS);
+    if (this.stopped) return;
+    if (ready === false) this.log.debug({ folder: this.hostPath }, 'the sync watchers are not up yet; they ask for a look when they are');
     await this.runCycle();
     await this.ensureMounted();
-    this.watch();
   }
 
   private fail(err: unknown): void {
@@ -250,6 +265,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.dirty = true;
       return this.running;
     }
+    // This run's scan comes after any look asked for so far: it answers it.
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = undefined;
     const p = (async () => {
       do {
         this.dirty = false;

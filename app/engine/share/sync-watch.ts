@@ -3,6 +3,12 @@
  * host (our own temporary files ignored), inotifywait in the guest (opened
  * again after a reconnect, when events may have been missed). Each says
  * only "something changed"; the session decides when to look.
+ *
+ * A watcher sees only what happens after its watches are in place, so each
+ * one also says "changed" once they are (the host's subscription made, the
+ * guest's inotifywait established, first or again): whatever happened
+ * before is then looked at, never left for the safety rescan. `ready()`
+ * lets the session start its first cycle only once both are watching.
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
@@ -16,6 +22,10 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
   private hostSub?: parcelWatcher.AsyncSubscription;
   private guestWatch?: GuestWatcher;
   private stopped = false;
+  private hostReady: Promise<void> = Promise.resolve();
+  private guestReady: Promise<void> = Promise.resolve();
+  private halt!: () => void;
+  private readonly halted = new Promise<void>((r) => (this.halt = r));
 
   constructor(
     private readonly hostPath: string,
@@ -28,7 +38,7 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
 
   start(): void {
     this.stopped = false;
-    void parcelWatcher
+    this.hostReady = parcelWatcher
       .subscribe(this.hostPath, (err, events) => {
         if (err) return void this.log.debug({ err: err.message }, 'sync host watcher error');
         if (events.some((e) => !path.basename(e.path).startsWith(SYNC_TEMP_PREFIX))) this.emit('changed');
@@ -37,12 +47,17 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
         (sub) => {
           if (this.stopped) return void sub.unsubscribe().catch(() => undefined);
           this.hostSub = sub;
+          this.emit('changed');
         },
         (err: Error) => this.log.warn({ err: err.message, folder: this.hostPath }, 'cannot watch the synced folder on the host; rescanning every minute'),
       );
     const gw = new GuestWatcher(this.session, this.guestTree, this.log);
+    this.guestReady = new Promise((resolve) => {
+      gw.once('established', resolve);
+      gw.once('unavailable', () => resolve());
+    });
     gw.on('changed', () => this.emit('changed'));
-    gw.on('reopened', () => this.emit('changed'));
+    gw.on('established', () => this.emit('changed'));
     gw.on('unavailable', (why) => {
       this.log.warn({ why }, 'no inotify watcher in the guest; the guest copy is rescanned every 2 s');
       gw.stop();
@@ -52,8 +67,25 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
     this.guestWatch = gw;
   }
 
+  /**
+   * Both sides are watching (or known not to: then rescans stand in), or
+   * `timeoutMs` passed (a watcher that comes up later still says "changed"),
+   * or the watch was stopped. Returns whether both were ready.
+   */
+  async ready(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const both = Promise.all([this.hostReady, this.guestReady]).then(() => true);
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    try {
+      return await Promise.race([both, late, this.halted.then(() => false)]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   stop(): void {
     this.stopped = true;
+    this.halt();
     void this.hostSub?.unsubscribe().catch(() => undefined);
     this.hostSub = undefined;
     this.guestWatch?.stop();

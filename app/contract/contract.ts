@@ -63,16 +63,18 @@ export const ShareViewSchema = z.object({
   error: z.string().optional(),
   hint: z.string().optional(),
 });
+export type ShareViewWire = z.infer<typeof ShareViewSchema>;
 
 export const ShareSettingSchema = z.object({ hostPath: z.string(), guestPath: z.string().optional(), readOnly: z.boolean().optional() });
 
 export const SyncConflictSchema = z.object({
-  /** The host file both sides changed; it holds the host's version. */
+  /** The host file both sides changed (absolute); it holds the host's version. */
   path: z.string(),
   /** Where the guest's version was kept (a host path; the same name in the guest). */
   guestCopy: z.string(),
   at: z.string(),
 });
+export type SyncConflictWire = z.infer<typeof SyncConflictSchema>;
 
 export const SyncProblemSchema = z.object({
   /** The host path that is not in sync (absolute). */
@@ -83,6 +85,7 @@ export const SyncProblemSchema = z.object({
   since: z.string(),
   nextTry: z.string(),
 });
+export type SyncProblemWire = z.infer<typeof SyncProblemSchema>;
 
 export const SyncViewSchema = z.object({
   hostPath: z.string(),
@@ -91,12 +94,16 @@ export const SyncViewSchema = z.object({
   /** The guest copy on the VM's data disk. */
   copyPath: z.string(),
   state: z.enum(['starting', 'copying', 'watching', 'syncing', 'error', 'stopped']),
+  /** Whether the guest copy is mounted at guestPath right now. */
   mounted: z.boolean(),
+  /** While the first copy to the guest runs. */
   initial: z.object({ files: z.number(), totalFiles: z.number(), bytes: z.number(), totalBytes: z.number() }).optional(),
+  /** Files, folders and links in sync. */
   entries: z.number(),
   cycles: z.number(),
   lastSyncAt: z.string().optional(),
   lastCycleMs: z.number().optional(),
+  /** Changes moved in the last cycle that moved anything. */
   lastChanges: z.object({ toGuest: z.number(), toHost: z.number(), deleted: z.number() }).optional(),
   conflicts: z.array(SyncConflictSchema),
   /** Paths that could not be brought in sync (refused or failing); tried again later, each on its own delay. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { PortViewWire } from '../../contract/contract.js';
 import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
 import { DockerPortWatcher, type PublishedPort } from './docker-port-watcher.js';
@@ -16,20 +17,8 @@ export interface ManualPort {
   hostIp?: string;
 }
 
-/** What the API and `berth ports` show for one forwarded port. */
-export interface PortView {
-  proto: 'tcp' | 'udp';
-  hostPort: number;
-  hostIps: string[];
-  guestIp: string;
-  guestPort: number;
-  source: ForwardSpec['source'];
-  container?: ForwardSpec['container'];
-  state: PortForward['state'];
-  error?: string;
-  holder?: { pid?: number; command?: string };
-  connections: number;
-}
+/** What the API and `berth ports` show for one forwarded port: the wire's shape (contract.ts holds the schema). */
+export type PortView = PortViewWire;
 
 /** The guest's own sshd: never forwarded. */
 const GUEST_SSH_PORT = 22;

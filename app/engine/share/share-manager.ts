@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
+import type { ShareViewWire } from '../../contract/contract.js';
 import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../../base/process-util.js';
@@ -9,7 +10,7 @@ import { shareKey, type ShareMechanismName, type ShareRoute } from './virtiofs.j
 import { detachMount, fuseUnmount, isMounted, mountVirtiofs, prepareFuseMountPoint, unmountVirtiofs } from '../guest/queries.js';
 
 export type ShareMechanism = ShareMechanismName;
-export type ShareState = 'mounting' | 'mounted' | 'error';
+export type ShareState = ShareViewWire['state'];
 
 /** A shared folder as settings hold it. */
 export interface ShareSetting {
@@ -19,17 +20,8 @@ export interface ShareSetting {
   readOnly?: boolean;
 }
 
-export interface ShareView {
-  hostPath: string;
-  guestPath: string;
-  readOnly: boolean;
-  mechanism: ShareMechanism;
-  /** Why this mechanism (virtiofs: how it is served; reverse-sshfs: why not virtiofs). */
-  mechanismReason?: string;
-  state: ShareState;
-  error?: string;
-  hint?: string;
-}
+/** What a share shows: the wire's shape (contract.ts holds the schema and its field notes). */
+export type ShareView = ShareViewWire;
 
 const SSHFS_ONLY: ShareRoute = { mechanism: 'reverse-sshfs', reason: 'reverse sshfs is the only mechanism here' };
 

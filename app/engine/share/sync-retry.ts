@@ -10,19 +10,10 @@
  * A path leaves the list when a change to it lands, or when a cycle no
  * longer plans anything for it (the user fixed it on either side).
  */
+import type { SyncProblemWire } from '../../contract/contract.js';
 
-export interface SyncProblemView {
-  /** The host path that could not be brought in sync (absolute). */
-  path: string;
-  /** Why, as the last try said. */
-  problem: string;
-  /** Tries so far. */
-  attempts: number;
-  /** When it first failed. */
-  since: string;
-  /** When it is tried again. */
-  nextTry: string;
-}
+/** The wire's shape (contract.ts holds the schema and its field notes). */
+export type SyncProblemView = SyncProblemWire;
 
 interface Failing {
   attempts: number;

@@ -5,43 +5,15 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { SyncProblemView } from './sync-retry.js';
+import type { SyncConflictWire, SyncViewWire } from '../../contract/contract.js';
 import type { Ancestor, AncestorEntry } from './sync-plan.js';
 
-export type SyncState = 'starting' | 'copying' | 'watching' | 'syncing' | 'error' | 'stopped';
+export type SyncState = SyncViewWire['state'];
 
-export interface SyncConflictView {
-  /** The host file both sides changed (absolute). */
-  path: string;
-  /** Where the guest's version was kept (absolute host path; also in the guest). */
-  guestCopy: string;
-  at: string;
-}
+export type SyncConflictView = SyncConflictWire;
 
-export interface SyncView {
-  hostPath: string;
-  /** Where containers see it in the VM (the guest copy is bind-mounted here). */
-  guestPath: string;
-  /** The guest copy on the VM's data disk. */
-  copyPath: string;
-  state: SyncState;
-  /** Whether the guest copy is mounted at guestPath right now. */
-  mounted: boolean;
-  /** While the first copy to the guest runs. */
-  initial?: { files: number; totalFiles: number; bytes: number; totalBytes: number };
-  /** Files, folders and links in sync. */
-  entries: number;
-  cycles: number;
-  lastSyncAt?: string;
-  lastCycleMs?: number;
-  /** Changes moved in the last cycle that moved anything. */
-  lastChanges?: { toGuest: number; toHost: number; deleted: number };
-  conflicts: SyncConflictView[];
-  /** Paths that could not be brought in sync, tried again later (only when there are any). */
-  problems?: SyncProblemView[];
-  error?: string;
-  hint?: string;
-}
+/** What a synced folder shows: the wire's shape (contract.ts holds the schema and its field notes). */
+export type SyncView = SyncViewWire;
 
 export interface StateFile {
   version: 1;

@@ -134,3 +134,46 @@ test('every Reliability row names tests that exist, by file and name', () => {
   }
   assert.ok(rows >= 40, `${rows} rows`);
 });
+
+/** Number literals in a test's code, `60_000` read as 60000. */
+function literals(text: string): Set<number> {
+  return new Set([...text.matchAll(/(?<![\w.])(\d[\d_]*)(?:\.\d+)?(?![\w])/g)].map((m) => Number(m[1]!.replace(/_/g, ''))));
+}
+
+/** A Reliability row's times are bounds or parameters its tests hold, never a measurement of one run: those belong to the bench. */
+function unheldTimes(row: string, testTexts: string[]): string[] {
+  const cells = row.slice(1, -1).split(' | ');
+  const claim = cells.slice(0, -1).join(' | ');
+  const held = new Set(testTexts.flatMap((t) => [...literals(t)]));
+  const out: string[] = [];
+  for (const f of figures(claim)) {
+    if (f.unit === 'MB/s') out.push(`${f.value} ${f.unit}`);
+    else if (f.unit === 's' || f.unit === 'ms' || f.unit === 'min') {
+      const ms = f.value * (f.unit === 's' ? 1000 : f.unit === 'min' ? 60_000 : 1);
+      if (!held.has(ms) && !held.has(f.value)) out.push(`${f.value} ${f.unit}`);
+    }
+  }
+  return out;
+}
+
+test('a time in a Reliability row is a bound or parameter of its tests, not a number from one run', () => {
+  const lines = README.split('\n');
+  const head = lines.findIndex((l) => l.startsWith('| fault, load or bad input |'));
+  let checked = 0;
+  for (const line of lines.slice(head + 2)) {
+    if (!line.startsWith('|')) break;
+    const files = [...line.matchAll(/`((?:test|bench)\/[\w./-]+\.ts)` "/g)].map((m) => m[1]!);
+    if (!files.length) continue;
+    const texts = [...new Set(files)].map((f) => fs.readFileSync(path.join(ROOT, f), 'utf8'));
+    checked++;
+    assert.deepEqual(unheldTimes(line, texts), [], `a Reliability row quotes a time its tests do not hold (a measurement belongs in a bench results file): ${line.slice(0, 200)}`);
+  }
+  assert.ok(checked >= 40, `${checked} rows`);
+});
+
+test('the time check catches a measured time in a row', () => {
+  const row = '| 200 requests | all answered (15.6 s under TCG), within 60 s | nothing | `test/x.ts` "y" |';
+  assert.deepEqual(unheldTimes(row, ['await waitFor(ok, 60_000);']), ['15.6 s']);
+  assert.deepEqual(unheldTimes('| cp | in 594 s (3.6 MB/s) | nothing | `test/x.ts` "y" |', ['t(594)']), ['3.6 MB/s']);
+  assert.deepEqual(unheldTimes(row.replace(' (15.6 s under TCG)', ''), ['await waitFor(ok, 60_000);']), []);
+});

@@ -11,7 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** The kinds of run and their files in bench/. */
-export const RESULT_FILES = { full: 'results.md', shares: 'results-shares.md', boot: 'results-boot.md', soak: 'soak-results.md' } as const;
+export const RESULT_FILES = {
+  full: 'results.md',
+  shares: 'results-shares.md',
+  boot: 'results-boot.md',
+  lifecycle: 'results-lifecycle.md',
+  soak: 'soak-results.md',
+} as const;
 export type RunKind = keyof typeof RESULT_FILES;
 
 /**

@@ -8,6 +8,9 @@
  *     only the file sharing section; bench/results-shares.md by default)
  *   npm run bench -- --only boot [--runs N] [--out FILE]   (N starts and the
  *     floor, only the boot timeline section; bench/results-boot.md)
+ *   npm run bench -- --only lifecycle [--out FILE]   (one start, then only
+ *     container start, memory given back and wake from rest;
+ *     bench/results-lifecycle.md)
  *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
  *     written to bench/soak-results.md by default)
  *
@@ -28,6 +31,7 @@ import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 import { bootRows, startRows, startRuns } from './starts.js';
+import { lifecycleSections, type LifecycleDeps } from './lifecycle.js';
 import { benchSyncLocal } from './sync-local.js';
 import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results-file.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
@@ -47,13 +51,15 @@ if (!(SOAK_MINUTES > 0)) {
   process.stderr.write('bench: --soak-minutes takes a number of minutes above 0, e.g. --soak-minutes 30\n');
   process.exit(2);
 }
-/** --only SECTION: only that section (shares: after one start; boot: the starts and the floor). */
+/** --only SECTION: only that section (shares, lifecycle: after one start; boot: the starts and the floor). */
 const ONLY = opt('--only', '');
-if (ONLY && ONLY !== 'shares' && ONLY !== 'boot') {
-  process.stderr.write(`bench: --only takes a section name: shares or boot (not ${JSON.stringify(ONLY)})\n`);
+const ONLY_KINDS = ['shares', 'boot', 'lifecycle'] as const;
+const isOnlyKind = (x: string): x is (typeof ONLY_KINDS)[number] => (ONLY_KINDS as readonly string[]).includes(x);
+if (ONLY && !isOnlyKind(ONLY)) {
+  process.stderr.write(`bench: --only takes a section name: ${ONLY_KINDS.join(', ')} (not ${JSON.stringify(ONLY)})\n`);
   process.exit(2);
 }
-const KIND: RunKind = SOAK ? 'soak' : ONLY === 'boot' ? 'boot' : ONLY ? 'shares' : 'full';
+const KIND: RunKind = SOAK ? 'soak' : isOnlyKind(ONLY) ? ONLY : 'full';
 let OUT: string;
 try {
   OUT = resultsPath(path.join(packageRoot(), 'bench'), KIND, args.includes('--out') ? opt('--out', '') || undefined : undefined);
@@ -73,6 +79,28 @@ async function onlyBoot(): Promise<void> {
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });
   writeResults(bootRows(samples, floor, st.accel ?? '?'), accel);
+}
+
+/** The life-cycle sections' hands: the bench's docker and berth, the guest through berth shell. */
+const lifecycleDeps: LifecycleDeps = {
+  docker: (a) => run('docker', a),
+  berth: (...a) => berth(...a),
+  guest: async (script) => (await must(berth('shell', '--', 'sh', '-c', script), 'berth shell')).stdout,
+  status,
+  image: 'bench-bb:1',
+  log: (m) => process.stderr.write(`bench: ${m}\n`),
+};
+
+/** --only lifecycle: one start, the image, the life-cycle sections, stop. */
+async function onlyLifecycle(): Promise<void> {
+  process.stderr.write(`bench: BERTH_HOME=${home}, only container start, memory given back and wake from rest\n`);
+  await must(berth('start'), 'berth start');
+  const st = await status();
+  await must(run('docker', ['import', busyboxRootfsTar(home), 'bench-bb:1']), 'docker import');
+  const rows = await lifecycleSections(lifecycleDeps);
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+  writeResults(rows, `${st.accel} (${st.accelReason})`);
 }
 
 function writeResults(rows: string[], accel: string): void {
@@ -215,6 +243,7 @@ async function main(): Promise<void> {
   if (SOAK) return soak();
   if (ONLY === 'shares') return onlyShares();
   if (ONLY === 'boot') return onlyBoot();
+  if (ONLY === 'lifecycle') return onlyLifecycle();
   const rows: string[] = [];
   process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
   await addBootShare();
@@ -300,6 +329,9 @@ async function main(): Promise<void> {
     `| guest memory in use (free -m) | ${used ? `${used[2]} MiB of ${used[1]} MiB` : 'n/a'} |`,
     '',
   );
+
+  // 7. Container start, memory given back, wake from rest (ends with a cold start).
+  rows.push(...(await lifecycleSections(lifecycleDeps)));
 
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });

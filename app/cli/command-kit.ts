@@ -1,9 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { EventData, MethodName, Params, Result, VmStatus } from '../contract/contract.js';
-import { BerthError, isBerthError } from '../contract/errors.js';
+import { isBerthError } from '../contract/errors.js';
 import type { ControlClient } from '../client/control-client.js';
 import { offlineCall } from '../client/offline.js';
-import { instancePaths, validateInstanceName, type InstancePaths } from '../base/paths.js';
+import { instancePaths, type InstancePaths } from '../base/paths.js';
 import { ProgressLines } from '../base/progress-lines.js';
 import { connectEngine } from './engine-link.js';
 import { nearest } from './suggest.js';
@@ -24,13 +24,7 @@ export interface Globals {
   json?: boolean;
 }
 
-export function parseInstance(v: string): string {
-  try {
-    return validateInstanceName(v);
-  } catch (err) {
-    throw new InvalidArgumentError((err as BerthError).message);
-  }
-}
+export { parseInstance } from './program.js';
 
 export function globals(cmd: Command): Globals {
   return cmd.optsWithGlobals() as Globals;

@@ -107,8 +107,8 @@ test('every override has a variable, what it takes and a line saying what it is 
   }
 });
 
-/** The files that may read BERTH_* from process.env: the tuning module and the process's own identity (paths, CLI, Electron main). */
-const MAY_READ_ENV = new Set(['app/base/tuning.ts', 'app/base/paths.ts', 'app/cli/main.ts', 'app/cli/dashboard.ts', 'app/main/main.ts']);
+/** The files that may read BERTH_* from process.env: the tuning module and the process's own identity (paths, the CLI's program, Electron main). */
+const MAY_READ_ENV = new Set(['app/base/tuning.ts', 'app/base/paths.ts', 'app/cli/program.ts', 'app/cli/dashboard.ts', 'app/main/main.ts']);
 
 test('no module but tuning.ts and the process entries reads BERTH_* from process.env', () => {
   const offenders: string[] = [];

@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
 import type { ControlClient } from '../../client/control-client.js';
 import { localSettings, orphanVm } from '../../client/offline.js';
-import { runEngineHere } from '../../client/engine-here.js';
 import { dockerHostUrl } from '../../base/docker-context.js';
 import { isBerthError } from '../../contract/errors.js';
 import { formatBootTimeline } from '../boot-timeline-format.js';
-import { action, globals, printJson, printWarning, withProgress } from '../command-kit.js';
+import { action, printJson, printWarning, withProgress } from '../command-kit.js';
 import { connectEngine } from '../engine-link.js';
-import { bold, dim, formatStatus, green, printError, usageHint } from '../output.js';
+import { bold, dim, formatStatus, green, usageHint } from '../output.js';
 
 /**
  * `berth status`'s exit code when the VM is not running (stopped, starting,
@@ -21,7 +20,7 @@ export function startCommand(instance: string): string {
   return instance === 'default' ? 'berth start' : `berth --instance ${instance} start`;
 }
 
-/** Start, stop, restart and status of the VM, and the engine run in the foreground. */
+/** Start, stop, restart and status of the VM (the engine in the foreground is commands/daemon.ts). */
 export function vmCommands(program: Command): void {
   program
     .command('start')
@@ -148,18 +147,4 @@ export function vmCommands(program: Command): void {
         }
       }),
     );
-
-  program
-    .command('daemon')
-    .description('run the engine in the foreground (the desktop app and `berth start` use this)')
-    .option('--exit-on-stop', 'exit once the VM has been stopped')
-    .action(async (opts: { exitOnStop?: boolean }, cmd: Command) => {
-      const g = globals(cmd);
-      try {
-        await runEngineHere({ instance: g.instance, exitOnStop: !!opts.exitOnStop });
-      } catch (err) {
-        printError(err, !!g.json);
-        process.exitCode = 1;
-      }
-    });
 }

@@ -3,8 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ControlServer } from './api/control-server.js';
-import { buildDiagnostics, engineExtras } from './api/diagnostics.js';
-import { factoryReset } from './api/factory-reset.js';
 import { readLog } from './api/log-read.js';
 import { dockerHandlers } from './docker/docker-handlers.js';
 import { DockerApi } from './docker/docker-api.js';
@@ -136,8 +134,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       'guest.sshEndpoint': async () => engine.sshEndpoint(),
       'guest.logs': async (p) => ({ lines: await engine.guestLogs(p.lines ?? 200) }),
       'logs.read': async (p) => readLog(paths, p.source, p.lines),
-      'diagnostics.bundle': async () => buildDiagnostics({ paths, tuning, extra: await engineExtras(engine, paths.dockerSocket) }),
-      'engine.factoryReset': async () => factoryReset({ paths, state: engine.sm.state, settings: engine.settingsStore() }),
+      // Rare methods load their code when first asked: the engine holds what it loads for as long as it runs.
+      'diagnostics.bundle': async () => {
+        const { buildDiagnostics, engineExtras } = await import('./api/diagnostics.js');
+        return buildDiagnostics({ paths, tuning, extra: await engineExtras(engine, paths.dockerSocket) });
+      },
+      'engine.factoryReset': async () => {
+        const { factoryReset } = await import('./api/factory-reset.js');
+        return factoryReset({ paths, state: engine.sm.state, settings: engine.settingsStore() });
+      },
       'engine.shutdown': async (p) => {
         setImmediate(() => void shutdown(p.stopVm));
         return {};

@@ -30,7 +30,7 @@ import { EventEmitter } from 'node:events';
 import type { BigIntStats } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import parcelWatcher from '@parcel/watcher';
+import type parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
@@ -178,12 +178,15 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     // ReadDirectoryChangesW) off the event loop. Node 20's own recursive
     // fs.watch on Linux walks folders synchronously on every event: 20,000
     // new files in one folder blocked the engine for minutes, and a blocked
-    // engine deadlocks the SFTP mounts it serves.
-    entry.ready = parcelWatcher
-      .subscribe(root, (err, events) => {
-        if (err) return void this.log.debug({ err: err.message, root }, 'file watcher error');
-        for (const e of events) this.hostChanged(e.path, e.type === 'update' ? 'c' : 'r');
-      })
+    // engine deadlocks the SFTP mounts it serves. Loaded with the first
+    // folder watched: an engine whose containers mount no share never needs it.
+    entry.ready = import('@parcel/watcher')
+      .then(({ default: watcher }) =>
+        watcher.subscribe(root, (err, events) => {
+          if (err) return void this.log.debug({ err: err.message, root }, 'file watcher error');
+          for (const e of events) this.hostChanged(e.path, e.type === 'update' ? 'c' : 'r');
+        }),
+      )
       .then(
         (sub) => {
           if (this.watched.get(root) !== entry) return void sub.unsubscribe().catch(() => undefined);

@@ -5,7 +5,9 @@ import type { ShareViewWire } from '../../contract/contract.js';
 import { BerthError, toErrorInfo } from '../../contract/errors.js';
 import type { GuestSession } from '../guest/session.js';
 import { sleep } from '../../base/process-util.js';
-import { serveSftp, sshfsCommand, type SftpSession } from './sftp-server.js';
+// The SFTP server is loaded with the first reverse sshfs mount: virtio-fs shares never need it.
+import type { SftpSession } from './sftp-server.js';
+import { sshfsCommand } from './sshfs-command.js';
 import { shareKey, type ShareMechanismName, type ShareRoute } from './virtiofs.js';
 import { detachMount, fuseUnmount, isMounted, mountVirtiofs, prepareFuseMountPoint, unmountVirtiofs } from '../guest/queries.js';
 
@@ -158,6 +160,7 @@ class ShareMount {
     if (prep.code !== 0) {
       throw new BerthError('SHARE_MOUNT_FAILED', `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`, 'Pick another guest path with `berth share add PATH --guest-path ...`.');
     }
+    const { serveSftp } = await import('./sftp-server.js');
     const ch = await this.session.openExec(`exec ${sshfsCommand(guest, guest, { readOnly })}`);
     let stderr = '';
     ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));

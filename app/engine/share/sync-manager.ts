@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { GUEST_SYNC_ROOT, shareOf, syncGuestPath, syncId, type ShareLike } from '../settings/sync-paths.js';
-import { SyncSession, type SyncConflictView, type SyncView } from './sync-session.js';
+// Only a synced folder needs the sync itself (and its tar and file watcher): loaded with the first.
+import type { SyncSession, SyncConflictView, SyncView } from './sync-session.js';
 import { listDir, removeTrees } from '../guest/queries.js';
 
 export interface SyncSetting {
@@ -31,12 +32,14 @@ export interface SyncManagerOptions {
 export class SyncManager extends EventEmitter<{ change: [SyncView[]]; conflict: [{ hostPath: string; conflict: SyncConflictView }] }> {
   private sessions = new Map<string, SyncSession>();
   private refreshing: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly o: SyncManagerOptions) {
     super();
   }
 
-  private make(hostPath: string): SyncSession {
+  private async make(hostPath: string): Promise<SyncSession> {
+    const { SyncSession } = await import('./sync-session.js');
     const s = new SyncSession({
       hostPath,
       guestPath: () => syncGuestPath(hostPath, this.o.shares()),
@@ -96,7 +99,9 @@ export class SyncManager extends EventEmitter<{ change: [SyncView[]]; conflict: 
     const starting: Promise<void>[] = [];
     for (const p of want) {
       if (this.sessions.has(p)) continue;
-      const s = this.make(p);
+      const s = await this.make(p);
+      // Stopped while the sync's code loaded: start nothing more.
+      if (this.stopped) return;
       this.sessions.set(p, s);
       const started = s.start();
       // A folder synced before (a restart) is brought up to date before we
@@ -126,6 +131,7 @@ export class SyncManager extends EventEmitter<{ change: [SyncView[]]; conflict: 
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((s) => s.stop()));

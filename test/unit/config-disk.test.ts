@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as tar from 'tar';
 import { renderEnv, writeConfigDisk } from '../../app/engine/guest/config-disk.js';
+import { ustar } from '../../app/engine/guest/ustar.js';
 import { ensureGuestKeys, fingerprint } from '../../app/base/ssh-keys.js';
 import { shortTempDir } from '../helpers/temp.js';
 
@@ -63,6 +64,11 @@ test('the config disk is a tar the guest can read, sector-aligned and owner-only
     await tar.t({
       file: disk,
       onReadEntry: (e) => {
+        // Regular files, owner-only, owned by root once the guest unpacks them.
+        assert.equal(e.type, 'File', e.path);
+        assert.equal(e.mode! & 0o777, 0o600, e.path);
+        assert.equal(e.uid, 0, e.path);
+        assert.equal(e.gid, 0, e.path);
         const chunks: Buffer[] = [];
         e.on('data', (d: Buffer) => chunks.push(d));
         e.on('end', () => (seen[e.path] = Buffer.concat(chunks).toString()));
@@ -71,6 +77,36 @@ test('the config disk is a tar the guest can read, sector-aligned and owner-only
     assert.equal(seen['authorized_keys'], 'ssh-ed25519 AAAA test\n');
     assert.equal(seen['ssh_host_ed25519_key'], 'PRIVATE');
     assert.equal(seen['config.env'], 'BERTH_NET=static\nBERTH_HOSTNAME=berth\n');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the hand-made ustar reads back with tar, padded and ended as the format says', async () => {
+  const t = shortTempDir();
+  try {
+    const big = 'x'.repeat(1000);
+    const archive = ustar([{ name: 'a', content: '' }, { name: 'b.txt', content: big, mode: 0o644 }], 1_700_000_000);
+    // a: a header; b.txt: a header and two blocks; then two empty blocks.
+    assert.equal(archive.length, 512 * (1 + 1 + 2 + 2));
+    assert.ok(archive.subarray(-1024).every((b) => b === 0));
+    const file = path.join(t.dir, 'x.tar');
+    fs.writeFileSync(file, archive);
+    const seen: Record<string, { size: number; mode: number; mtime: number; body: string }> = {};
+    await tar.t({
+      file,
+      onReadEntry: (e) => {
+        const chunks: Buffer[] = [];
+        e.on('data', (d: Buffer) => chunks.push(d));
+        e.on('end', () => (seen[e.path] = { size: e.size!, mode: e.mode! & 0o7777, mtime: e.mtime!.getTime() / 1000, body: Buffer.concat(chunks).toString() }));
+      },
+    });
+    assert.deepEqual(seen, {
+      a: { size: 0, mode: 0o600, mtime: 1_700_000_000, body: '' },
+      'b.txt': { size: 1000, mode: 0o644, mtime: 1_700_000_000, body: big },
+    });
+    assert.throws(() => ustar([{ name: '../x', content: '' }]), /bad file name/);
+    assert.throws(() => ustar([{ name: 'dir/x', content: '' }]), /bad file name/);
   } finally {
     t.cleanup();
   }

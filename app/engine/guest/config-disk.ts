@@ -1,7 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import * as tar from 'tar';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
+import { ustar } from './ustar.js';
 
 /**
  * The config disk: a plain tar archive attached read-only as a virtio disk
@@ -37,8 +36,5 @@ export function writeConfigDisk(stagingDir: string, diskFile: string, input: Con
     'config.env': renderEnv(input.env),
   };
   for (const [name, content] of Object.entries(files)) writeFileAtomic(path.join(stagingDir, name), content, 0o600);
-  const tmp = `${diskFile}.tmp`;
-  tar.c({ file: tmp, cwd: stagingDir, portable: true, sync: true, noDirRecurse: true }, Object.keys(files));
-  fs.chmodSync(tmp, 0o600);
-  fs.renameSync(tmp, diskFile);
+  writeFileAtomic(diskFile, ustar(Object.entries(files).map(([name, content]) => ({ name, content }))), 0o600);
 }

@@ -95,7 +95,15 @@ export async function runGuest(
   onStdout?: (chunk: Buffer) => void,
   maxFields = Infinity,
 ): Promise<GuestRun> {
-  const ch = await session.openExec(command);
+  // A stream's error while the channel opens (a file gone before tar read
+  // it) would otherwise have no listener: keep it for below.
+  let inputError: Error | undefined;
+  const early = (err: Error) => (inputError ??= err);
+  if (input && !Buffer.isBuffer(input)) input.on('error', early);
+  const ch = await session.openExec(command).catch((err: unknown) => {
+    if (input && !Buffer.isBuffer(input)) input.destroy();
+    throw err;
+  });
   return new Promise((resolve, reject) => {
     const fields = new NulFields();
     let stderr = '';
@@ -124,11 +132,14 @@ export async function runGuest(
     if (input === undefined) ch.end();
     else if (Buffer.isBuffer(input)) ch.end(input);
     else {
-      input.on('error', (err) => {
+      const failed = (err: Error) => {
         ch.close();
         reject(err);
-      });
-      input.pipe(ch);
+      };
+      input.off('error', early);
+      input.on('error', failed);
+      if (inputError) failed(inputError);
+      else input.pipe(ch);
     }
   });
 }

@@ -26,13 +26,14 @@ import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { hashGuest, lookGuest, scanGuest } from './sync-guest.js';
 import { hashHost, lookHost, scanHost } from './sync-host.js';
-import { ancestorIn, asRecorded, coveredBy, scopeOf, within, type Scope } from './sync-scope.js';
+import { ancestorIn, asRecorded, coveredBy, within } from './sync-scope.js';
+import { PendingLook } from './sync-pending.js';
 import { mountCopy, unmountCopy } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
 import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncWatch, type Changed } from './sync-watch.js';
-import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
+import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions, type TransferProgress } from './sync-transfer.js';
 import { removeTrees, writeFile } from '../guest/queries.js';
 import { sh } from '../../base/shell-quote.js';
@@ -48,8 +49,6 @@ const SAFETY_RESCAN_MS = 60_000;
  * with it (the host's watcher already gathers its events for 50 ms).
  */
 const EVENT_DELAY_MS = 5;
-/** More changed paths than this waiting for a cycle: look at everything instead. */
-const MAX_PENDING_PATHS = 50_000;
 /**
  * How long start() waits for the watchers before its first cycle (usually
  * well under a second; inotifywait -r on a big guest tree takes longer). A
@@ -89,20 +88,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private mounted = false;
   private running?: Promise<void>;
   private dirty = false;
-  /** Paths the watchers named since the last cycle took them. */
-  private pending = new Set<string>();
-  /** The next cycle looks at everything (first, a watcher (re)started, the safety rescan, after a failure). */
-  private pendingAll = true;
-  /**
-   * The guest's watcher named some of the pending paths (or cannot be
-   * relied on): the cycle looks at them in the guest. Otherwise it takes the
-   * guest to hold what the ancestor says: every change it then makes in the
-   * guest is checked against that just before (the agent's `matches`), so a
-   * guest change not reported yet is never overwritten, only found later.
-   */
-  private pendingGuest = true;
-  /** The guest's side has a watcher (inotifywait) that reports its changes. */
-  private guestWatched = true;
+  /** What the next cycle looks at. */
+  private readonly look = new PendingLook();
   private debounce?: NodeJS.Timeout;
   private safety?: NodeJS.Timeout;
   private watcher?: SyncWatch;
@@ -233,7 +220,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log);
     w.on('changed', (paths, side) => this.changed(paths, side));
     w.on('noGuestWatcher', () => {
-      this.guestWatched = false;
+      this.look.guestWatched = false;
       this.safetyMs = 2000;
       this.armSafety();
     });
@@ -252,7 +239,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         void this.start();
         return;
       }
-      this.pendingAll = true;
+      this.look.all();
       this.request(0);
       this.armSafety();
     }, this.state === 'error' ? Math.min(this.safetyMs, 5000 * 2 ** Math.min(this.failures, 3)) : this.safetyMs);
@@ -261,11 +248,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** A watcher saw `paths` change (undefined: it cannot say which): look there soon. */
   private changed(paths: Changed, side: 'host' | 'guest'): void {
-    if (side === 'guest') this.pendingGuest = true;
-    if (!paths) this.pendingAll = true;
-    else if (!this.pendingAll) for (const p of paths) this.pending.add(p);
-    if (this.pending.size > MAX_PENDING_PATHS) this.pendingAll = true;
-    if (this.pendingAll) this.pending.clear();
+    this.look.note(paths, side);
     this.request(EVENT_DELAY_MS);
   }
 
@@ -285,7 +268,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** Run a cycle over everything now (or join the one running, then run one more). */
   async flush(): Promise<void> {
-    this.pendingAll = true;
+    this.look.all();
     if (this.running) {
       this.dirty = true;
       await this.running;
@@ -312,7 +295,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         } catch (err) {
           this.failures++;
           // What this cycle was to look at is not known to be done.
-          this.pendingAll = this.pendingGuest = true;
+          this.look.failed();
           // A file that went away between the scan and the copy (a build or
           // a checkout on the host): look again rather than report an error.
           const code = (err as NodeJS.ErrnoException).code;
@@ -325,7 +308,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
           this.armSafety();
           break;
         }
-      } while ((this.dirty || this.pendingAll || this.pending.size) && !this.stopped);
+      } while ((this.dirty || this.look.waiting) && !this.stopped);
     })();
     this.running = p.finally(() => {
       this.running = undefined;
@@ -343,18 +326,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const t0 = Date.now();
     const st = await fsp.stat(this.hostPath).catch(() => undefined);
     if (!st?.isDirectory()) throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`. The guest copy is kept until then.');
-    let scope: Scope | undefined;
-    if (!this.pendingAll) {
-      scope = scopeOf(this.pending);
-      if (scope && !scope.deep.length) {
-        this.pending.clear();
-        return; // only our own temporary files
-      }
-    }
-    const lookInGuest = this.pendingGuest || !this.guestWatched;
-    this.pending = new Set();
-    this.pendingAll = false;
-    this.pendingGuest = false;
+    const next = this.look.take();
+    if (next.skip) return; // only our own temporary files
+    const { scope, lookInGuest } = next;
     if (this.state !== 'copying') this.set(this.initialDone ? 'syncing' : 'copying');
     const [host, looked] = scope
       ? await Promise.all([
@@ -372,7 +346,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     }
     const plan = reconcile(anc, host, guest, { equal });
     if (scope && plan.conflicts.length) {
-      this.pendingAll = true;
+      this.look.all();
       return;
     }
     // A path whose change failed before waits for its own next try.
@@ -424,7 +398,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (planned) this.retries.keepOnly(planned);
     if (!this.stopped)
       this.retries.arm(() => {
-        this.pendingAll = true;
+        this.look.all();
         this.request(0);
       });
   }
@@ -517,15 +491,6 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';
-  }
-}
-
-class SyncProblem extends Error {
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
   }
 }
 

@@ -2,11 +2,10 @@
  * Noticing changes to a synced folder on both sides: @parcel/watcher on the
  * host (our own temporary files ignored), inotifywait in the guest (opened
  * again after a reconnect, when events may have been missed). Each says
- * which paths changed (a hint of where to look: the session looks there,
- * and at everything when a watcher cannot say); the session decides when.
+ * only "something changed"; the session decides when to look.
  *
  * A watcher sees only what happens after its watches are in place, so each
- * one also says "changed" (everything) once they are (the host's subscription made, the
+ * one also says "changed" once they are (the host's subscription made, the
  * guest's inotifywait established, first or again): whatever happened
  * before is then looked at, never left for the safety rescan. `ready()`
  * lets the session start its first cycle only once both are watching.
@@ -19,10 +18,7 @@ import type { GuestSession } from '../guest/session.js';
 import { GuestWatcher } from './sync-guest.js';
 import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 
-/** Paths (relative, POSIX) that changed on a side, or undefined: look at everything. */
-export type Changed = string[] | undefined;
-
-export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'host' | 'guest']; noGuestWatcher: [] }> {
+export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }> {
   private hostSub?: parcelWatcher.AsyncSubscription;
   private guestWatch?: GuestWatcher;
   private stopped = false;
@@ -45,22 +41,13 @@ export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'h
     this.hostReady = parcelWatcher
       .subscribe(this.hostPath, (err, events) => {
         if (err) return void this.log.debug({ err: err.message }, 'sync host watcher error');
-        const paths: string[] = [];
-        let all = false;
-        for (const e of events) {
-          if (path.basename(e.path).startsWith(SYNC_TEMP_PREFIX)) continue;
-          const rel = path.relative(this.hostPath, e.path);
-          if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) all = true;
-          else paths.push(rel.split(path.sep).join('/'));
-        }
-        if (all) this.emit('changed', undefined, 'host');
-        else if (paths.length) this.emit('changed', paths, 'host');
+        if (events.some((e) => !path.basename(e.path).startsWith(SYNC_TEMP_PREFIX))) this.emit('changed');
       })
       .then(
         (sub) => {
           if (this.stopped) return void sub.unsubscribe().catch(() => undefined);
           this.hostSub = sub;
-          this.emit('changed', undefined, 'host');
+          this.emit('changed');
         },
         (err: Error) => this.log.warn({ err: err.message, folder: this.hostPath }, 'cannot watch the synced folder on the host; rescanning every minute'),
       );
@@ -69,8 +56,8 @@ export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'h
       gw.once('established', resolve);
       gw.once('unavailable', () => resolve());
     });
-    gw.on('changed', (paths) => this.emit('changed', paths, 'guest'));
-    gw.on('established', () => this.emit('changed', undefined, 'guest'));
+    gw.on('changed', () => this.emit('changed'));
+    gw.on('established', () => this.emit('changed'));
     gw.on('unavailable', (why) => {
       this.log.warn({ why }, 'no inotify watcher in the guest; the guest copy is rescanned every 2 s');
       gw.stop();

@@ -1,6 +1,5 @@
-import { CommanderError } from 'commander';
 import { daemonCommand } from './commands/daemon.js';
-import { berthProgram } from './program.js';
+import { berthProgram, runProgram } from './program.js';
 
 /**
  * `berth daemon ...` as the engine launcher spawns it (bin/berth.js comes
@@ -10,14 +9,5 @@ import { berthProgram } from './program.js';
  * runs). Its options and errors are main.ts's.
  */
 export async function main(argv: string[]): Promise<void> {
-  const program = berthProgram(daemonCommand);
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    throw err;
-  }
+  await runProgram(berthProgram(daemonCommand), argv);
 }

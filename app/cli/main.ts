@@ -1,4 +1,3 @@
-import { CommanderError } from 'commander';
 import { BERTH_VERSION } from '../base/version.js';
 import { invocation } from './command-kit.js';
 import { aboutCommands } from './commands/about.js';
@@ -8,7 +7,7 @@ import { guestCommands } from './commands/guest.js';
 import { instanceCommands } from './commands/instances.js';
 import { settingsCommands } from './commands/settings.js';
 import { vmCommands } from './commands/vm.js';
-import { berthProgram } from './program.js';
+import { berthProgram, runProgram } from './program.js';
 
 /** The `berth` program: its global options (program.ts), then the commands, one file per job (commands/). */
 const program = berthProgram((p) => {
@@ -42,14 +41,5 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(shortHelp() + '\n');
     return;
   }
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and --version exit 0; every usage error exits 2.
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    throw err;
-  }
+  await runProgram(program, argv);
 }

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { BerthError } from '../contract/errors.js';
 import { validateInstanceName } from '../base/paths.js';
 import { BERTH_VERSION } from '../base/version.js';
@@ -30,5 +30,18 @@ export function parseInstance(v: string): string {
     return validateInstanceName(v);
   } catch (err) {
     throw new InvalidArgumentError((err as BerthError).message);
+  }
+}
+
+/** Parse and run: help and --version exit 0, every usage error exits 2 (commander has printed it). */
+export async function runProgram(program: Command, argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
   }
 }

@@ -118,3 +118,29 @@ test('addShare (the engine\'s, the gateway\'s and the CLI\'s edit) refuses a fol
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('addShare and addSync refuse a relative path or one with a NUL or newline before touching the disk, and save nothing', async () => {
+  const { addShare, addSync } = await import('../../app/engine/settings/edits.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-addpath-'));
+  try {
+    const store = new SettingsStore(path.join(dir, 'settings.json'));
+    // The daemon's working folder must never give a relative path its meaning.
+    fs.mkdirSync(path.join(dir, 'rel'));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      for (const edit of [(p: string) => addShare(store, { hostPath: p }), (p: string) => addSync(store, p)]) {
+        assert.throws(() => edit('rel'), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /not an absolute path/.test(e.message) && /full path/.test(e.hint ?? ''));
+        // The fuzz case that once came back INTERNAL (fs refuses NUL with a programmer's error).
+        for (const bad of [`${dir}/AF/\udb2c\u0003+KK\u0000Is`, `${dir}/a\nb`]) {
+          assert.throws(() => edit(bad), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /NUL or newline/.test(e.message));
+        }
+      }
+    } finally {
+      process.chdir(cwd);
+    }
+    assert.ok(!fs.existsSync(path.join(dir, 'settings.json')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

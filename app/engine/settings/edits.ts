@@ -16,7 +16,20 @@ type Share = Settings['shares'][number];
 type ManualPort = Settings['ports'][number];
 type SyncEntry = Settings['sync'][number];
 
+/**
+ * A folder to add comes as an absolute path of plain text: checked before it
+ * reaches the file system (which would fail on a NUL with an error meant for
+ * programmers) and never resolved against the engine's own working folder.
+ */
+function checkHostPathText(hostPath: string): void {
+  if (!path.isAbsolute(hostPath)) {
+    throw new BerthError('INVALID_HOST_PATH', `${hostPath} is not an absolute path`, 'Give the full path of the folder (the CLI resolves relative ones for you).');
+  }
+  if (/[\0\n]/.test(hostPath)) throw new BerthError('INVALID_HOST_PATH', 'the path contains a NUL or newline character', 'Give the path of a folder whose name has neither.');
+}
+
 export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?: string; readOnly?: boolean }): Share[] {
+  checkHostPathText(p.hostPath);
   // Checked only when added: a shared folder deleted later must not break the settings file.
   let isDir = false;
   try {
@@ -63,6 +76,7 @@ export function removePort(store: SettingsStore, p: { hostPort: number; proto?: 
 
 /** Sync a folder inside a share (checked against the shares and the other synced folders). */
 export function addSync(store: SettingsStore, hostPath: string): SyncEntry[] {
+  checkHostPathText(hostPath);
   const abs = path.resolve(hostPath);
   const cur = store.get().sync;
   if (cur.some((x) => path.resolve(x.hostPath) === abs)) return cur;

@@ -32,7 +32,7 @@ import { benchShares } from './shares.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 import { bootRows, startRows, startRuns } from './starts.js';
 import { lifecycleSections, type LifecycleDeps } from './lifecycle.js';
-import { benchSyncLocal } from './sync-local.js';
+import { benchSyncLocal, syncLocalRows } from './sync-local.js';
 import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results-file.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
 import { socketLatencyRows } from './socket-latency.js';
@@ -226,16 +226,8 @@ async function sharesSection(): Promise<string[]> {
     '',
   );
   process.stderr.write('bench: sync alone\n');
-  const sl = await benchSyncLocal(QUICK ? 1000 : 5000);
-  rows.push(
-    'Sync mode alone, without a VM (this machine behind a real ssh channel plays the guest: the same Perl agent, tar and cycles at native speed):',
-    '',
-    '| what | time |',
-    '|---|---|',
-    `| \`berth sync add\` of a folder with ${sl.files.toLocaleString('en')} small files, first copy done | ${(sl.initialMs / 1000).toFixed(1)} s |`,
-    `| ${sl.files.toLocaleString('en')} more files written on the host, all in the copy | ${(sl.liveMs / 1000).toFixed(1)} s |`,
-    '',
-  );
+  const sl = await benchSyncLocal(QUICK ? { files: 1000, burst: 2000, edits: 50 } : {});
+  rows.push(...syncLocalRows(sl));
   return rows;
 }
 

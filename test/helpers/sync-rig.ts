@@ -57,9 +57,6 @@ export function cycleBound(): number {
   return findExecutable('inotifywait') ? 4 : 6;
 }
 
-/** Let a just-started session's watchers open their channels before the test drives a cycle. */
-export const settleWatchers = () => new Promise((r) => setTimeout(r, 500));
-
 /**
  * Run a cycle now. Over the exec guest a guest command sometimes ends
  * without an exit status ("exit null"; not understood yet, seen about once

@@ -14,7 +14,7 @@ import { findExecutable, sleep } from '../../app/base/process-util.js';
 import { applyHostOp } from '../../app/engine/share/sync-host.js';
 import type { SyncSession } from '../../app/engine/share/sync-session.js';
 import { mountCaseFold, type CaseFoldMount } from '../helpers/casefold.js';
-import { cycleBound, flushCycle, settleWatchers, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { cycleBound, flushCycle, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
 import { fingerprint } from '../helpers/fingerprint.js';
 
@@ -42,7 +42,6 @@ gatedSuite('a synced folder on a case-insensitive host file system', missing.len
     rig = await startSyncRig({ hostPath: host, guestRoot: path.join(t.dir, 'guest'), stateDir: path.join(t.dir, 'state') });
     sync = rig.make();
     await sync.start();
-    await settleWatchers();
   });
 
   after(async () => {

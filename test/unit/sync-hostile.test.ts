@@ -20,7 +20,7 @@ import { reconcile, type Entry, type Snapshot } from '../../app/engine/share/syn
 import { PathRetries } from '../../app/engine/share/sync-retry.js';
 import { applyActions } from '../../app/engine/share/sync-transfer.js';
 import { fingerprint } from '../helpers/fingerprint.js';
-import { cycleBound, flushCycle, settleWatchers, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { cycleBound, flushCycle, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 /** A guest session whose only channel answers with `tar` (what the hostile guest sends for a pull). */
@@ -125,7 +125,7 @@ gatedSuite('a hostile guest over a real ssh exec channel', missing.length ? `nee
       stateDir,
       // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
       rewrite: (cmd) =>
-        forge && /^exec perl -e .* 'scan' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
+        forge && /^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
           ? cmd.replace('use strict; use warnings;', `use strict; use warnings; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
           : cmd,
     });
@@ -139,7 +139,6 @@ gatedSuite('a hostile guest over a real ssh exec channel', missing.length ? `nee
   test('root in the guest forges a scan (link a -> outside, file a/x): nothing outside changes, the refusal is reported', async () => {
     const sync = rig.make();
     await sync.start();
-    await settleWatchers();
     const before = fingerprint(outside);
     forge = true;
     try {
@@ -180,7 +179,6 @@ gatedSuite('a hostile guest over a real ssh exec channel', missing.length ? `nee
     const sync = rig.make();
     try {
       await sync.start();
-      await settleWatchers();
       fs.writeFileSync(rig.copy('ro', 'new.txt'), 'from the guest');
       await flushCycle(sync);
       const c0 = sync.view().cycles;

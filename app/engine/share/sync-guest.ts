@@ -15,7 +15,7 @@
  * function, so a scan and the result of a change always agree.
  */
 import { EventEmitter } from 'node:events';
-import type { Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
@@ -25,7 +25,7 @@ import { perlCommand } from '../guest/programs.js';
 import { sh } from '../../base/shell-quote.js';
 
 /** The shell command that runs the agent (programs/sync-agent.pl) in `mode` on `root`. */
-export function agentCommand(mode: 'scan' | 'hash' | 'apply', root: string, stage = ''): string {
+export function agentCommand(mode: 'scan' | 'look' | 'hash' | 'apply' | 'push', root: string, stage = ''): string {
   return perlCommand('sync-agent.pl', [mode, root, stage || root, SYNC_TEMP_PREFIX]);
 }
 
@@ -95,7 +95,15 @@ export async function runGuest(
   onStdout?: (chunk: Buffer) => void,
   maxFields = Infinity,
 ): Promise<GuestRun> {
-  const ch = await session.openExec(command);
+  // A stream's error while the channel opens (a file gone before tar read
+  // it) would otherwise have no listener: keep it for below.
+  let inputError: Error | undefined;
+  const early = (err: Error) => (inputError ??= err);
+  if (input && !Buffer.isBuffer(input)) input.on('error', early);
+  const ch = await session.openExec(command).catch((err: unknown) => {
+    if (input && !Buffer.isBuffer(input)) input.destroy();
+    throw err;
+  });
   return new Promise((resolve, reject) => {
     const fields = new NulFields();
     let stderr = '';
@@ -124,11 +132,14 @@ export async function runGuest(
     if (input === undefined) ch.end();
     else if (Buffer.isBuffer(input)) ch.end(input);
     else {
-      input.on('error', (err) => {
+      const failed = (err: Error) => {
         ch.close();
         reject(err);
-      });
-      input.pipe(ch);
+      };
+      input.off('error', early);
+      input.on('error', failed);
+      if (inputError) failed(inputError);
+      else input.pipe(ch);
     }
   });
 }
@@ -137,6 +148,19 @@ export async function scanGuest(session: GuestSession, root: string): Promise<Sn
   const fields: string[] = [];
   const r = await runGuest(session, agentCommand('scan', root), undefined, (f) => fields.push(f), undefined, MAX_SCAN_ENTRIES * 4);
   if (r.code !== 0) throw new Error(`scanning the guest copy ${root} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return parseScan(fields);
+}
+
+/**
+ * What the guest copy holds at some paths only (see Scope): each path in
+ * `deep` with everything under it, each in `shallow` alone. The same
+ * signatures as scanGuest (the agent's one `ent`).
+ */
+export async function lookGuest(session: GuestSession, root: string, deep: string[], shallow: string[]): Promise<Snapshot> {
+  const input = Buffer.from([...deep.map((p) => `d\0${p}\0`), ...shallow.map((p) => `s\0${p}\0`)].join(''), 'utf8');
+  const fields: string[] = [];
+  const r = await runGuest(session, agentCommand('look', root), input, (f) => fields.push(f), undefined, MAX_SCAN_ENTRIES * 4);
+  if (r.code !== 0) throw new Error(`looking in the guest copy ${root} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseScan(fields);
 }
 
@@ -202,6 +226,25 @@ export async function applyGuest(session: GuestSession, root: string, stage: str
   return out;
 }
 
+/**
+ * Files and links into the guest copy in one round trip: the agent reads
+ * `ops`, unpacks `tar` (a tar stream of the files) into the new staging
+ * folder `stage`, applies the ops (`place` from there) and removes `stage`.
+ */
+export async function pushGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[], tar: Readable): Promise<OpResult[]> {
+  const enc = encodeOps(ops);
+  const input = new PassThrough();
+  input.write(`${enc.length}\n`);
+  input.write(enc);
+  pipeline(tar, input, () => undefined); // an error of tar's destroys input: runGuest rejects
+  const fields: string[] = [];
+  const r = await runGuest(session, agentCommand('push', root, stage), input, (f) => fields.push(f), undefined, ops.length * 3);
+  const out: OpResult[] = [];
+  for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
+  if (r.code !== 0 && out.length < ops.length) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return out;
+}
+
 /** What inotifywait says on stderr once all its watches are in place (not with -q). */
 const WATCHES_ESTABLISHED = 'Watches established.';
 
@@ -212,7 +255,7 @@ const WATCHES_ESTABLISHED = 'Watches established.';
  * that was not seen, so the owner looks once. Only then, not when the
  * channel opens: inotifywait -r takes a while to watch a big tree.
  */
-export class GuestWatcher extends EventEmitter<{ changed: []; established: []; unavailable: [string] }> {
+export class GuestWatcher extends EventEmitter<{ changed: [paths: string[] | undefined]; established: []; unavailable: [string] }> {
   private ch?: ClientChannel;
   private stopped = false;
   private timer?: NodeJS.Timeout;
@@ -235,13 +278,32 @@ export class GuestWatcher extends EventEmitter<{ changed: []; established: []; u
     try {
       const ch = await this.session.openExec(
         sh`command -v inotifywait >/dev/null || { echo 'inotifywait is missing in the guest' >&2; exit 127; }; ` +
-          sh`exec inotifywait -m -r -e modify,attrib,close_write,move,create,delete --format x ${this.root}`,
+          sh`exec inotifywait -m -r -e modify,attrib,close_write,move,create,delete --no-newline --format '%e %w%f%0' ${this.root}`,
       );
       if (this.stopped) return void ch.close();
       this.ch = ch;
       let stderr = '';
       let established = false;
-      ch.on('data', () => this.emit('changed'));
+      const fields = new NulFields();
+      const prefix = `${this.root}/`;
+      ch.on('data', (d: Buffer) => {
+        // "EVENTS PATH" per event; only a hint of where to look (the look is
+        // the agent's). Anything else (an overflow, a path outside the copy,
+        // a field too long) asks for a look at everything.
+        const paths: string[] = [];
+        let all = false;
+        try {
+          fields.push(d, (f) => {
+            const sp = f.indexOf(' ');
+            const file = f.slice(sp + 1);
+            if (sp < 0 || f.slice(0, sp).includes('OVERFLOW') || !file.startsWith(prefix) || file.length === prefix.length) all = true;
+            else paths.push(file.slice(prefix.length).replace(/\/+$/, ''));
+          });
+        } catch {
+          all = true;
+        }
+        this.emit('changed', all ? undefined : paths);
+      });
       ch.stderr.on('data', (d: Buffer) => {
         stderr = (stderr + d.toString()).slice(-1000);
         if (established || !stderr.includes(WATCHES_ESTABLISHED)) return;

@@ -91,7 +91,12 @@ const SCAN_CHUNK = 256;
  */
 export async function scanHost(root: string): Promise<Snapshot> {
   const snap: Snapshot = new Map();
-  const dirs: string[] = [''];
+  await walkHost(root, [''], snap);
+  return snap;
+}
+
+/** Add everything under the folders `dirs` (relative; '' is the root) to `snap`. */
+async function walkHost(root: string, dirs: string[], snap: Snapshot): Promise<void> {
   while (dirs.length) {
     const rel = dirs.shift()!;
     let names: string[];
@@ -113,6 +118,38 @@ export async function scanHost(root: string): Promise<Snapshot> {
       await new Promise((r) => setImmediate(r));
     }
   }
+}
+
+/**
+ * What the host folder holds at some paths only (sync-scope.ts): each of
+ * `deep` with everything under it, each of `shallow` alone. As in a whole
+ * scan, nothing is looked up through a link: a path whose folder on the
+ * way is not a real folder holds nothing.
+ */
+export async function lookHost(root: string, deep: string[], shallow: string[]): Promise<Snapshot> {
+  const snap: Snapshot = new Map();
+  const isDir = new Map<string, boolean>([['', true]]);
+  const under = (p: string): boolean => {
+    let sofar = '';
+    for (const c of p.split('/').slice(0, -1)) {
+      sofar = sofar ? `${sofar}/${c}` : c;
+      let d = isDir.get(sofar);
+      if (d === undefined) isDir.set(sofar, (d = hostEntrySync(abs(root, sofar))?.kind === 'dir'));
+      if (!d) return false;
+    }
+    return true;
+  };
+  const walk: string[] = [];
+  let n = 0;
+  for (const [p, isDeep] of [...shallow.map((x) => [x, false] as const), ...deep.map((x) => [x, true] as const)]) {
+    if (!under(p)) continue;
+    const e = hostEntrySync(abs(root, p));
+    if (!e) continue;
+    snap.set(p, e);
+    if (isDeep && e.kind === 'dir') walk.push(p);
+    if (++n % SCAN_CHUNK === 0) await new Promise((r) => setImmediate(r));
+  }
+  await walkHost(root, walk, snap);
   return snap;
 }
 

@@ -24,14 +24,16 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
-import { hashGuest, scanGuest } from './sync-guest.js';
-import { hashHost, scanHost } from './sync-host.js';
+import { hashGuest, lookGuest, scanGuest } from './sync-guest.js';
+import { hashHost, lookHost, scanHost } from './sync-host.js';
+import { ancestorIn, asRecorded, coveredBy, within } from './sync-scope.js';
+import { PendingLook } from './sync-pending.js';
 import { mountCopy, unmountCopy } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
 import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
-import { SyncWatch } from './sync-watch.js';
-import { loadSyncState, saveSyncState, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
+import { SyncWatch, type Changed } from './sync-watch.js';
+import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions, type TransferProgress } from './sync-transfer.js';
 import { removeTrees, writeFile } from '../guest/queries.js';
 import { sh } from '../../base/shell-quote.js';
@@ -42,6 +44,11 @@ export { batches } from './sync-transfer.js';
 
 const MAX_CONFLICTS = 200;
 const SAFETY_RESCAN_MS = 60_000;
+/**
+ * How long a cycle waits after a watcher's event, to take more of a burst
+ * with it (the host's watcher already gathers its events for 50 ms).
+ */
+const EVENT_DELAY_MS = 5;
 /**
  * How long start() waits for the watchers before its first cycle (usually
  * well under a second; inotifywait -r on a big guest tree takes longer). A
@@ -81,6 +88,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private mounted = false;
   private running?: Promise<void>;
   private dirty = false;
+  /** What the next cycle looks at. */
+  private readonly look = new PendingLook();
   private debounce?: NodeJS.Timeout;
   private safety?: NodeJS.Timeout;
   private watcher?: SyncWatch;
@@ -209,8 +218,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private watch(): void {
     if (this.stopped) return;
     const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log);
-    w.on('changed', () => this.request());
+    w.on('changed', (paths, side) => this.changed(paths, side));
     w.on('noGuestWatcher', () => {
+      this.look.guestWatched = false;
       this.safetyMs = 2000;
       this.armSafety();
     });
@@ -229,13 +239,20 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         void this.start();
         return;
       }
+      this.look.all();
       this.request(0);
       this.armSafety();
     }, this.state === 'error' ? Math.min(this.safetyMs, 5000 * 2 ** Math.min(this.failures, 3)) : this.safetyMs);
     this.safety.unref?.();
   }
 
-  /** Something changed: run a cycle soon (bursts coalesce). */
+  /** A watcher saw `paths` change (undefined: it cannot say which): look there soon. */
+  private changed(paths: Changed, side: 'host' | 'guest'): void {
+    this.look.note(paths, side);
+    this.request(EVENT_DELAY_MS);
+  }
+
+  /** Run a cycle soon (bursts coalesce); it looks at what is pending then. */
   request(delayMs = 100): void {
     if (this.stopped) return;
     if (this.running) {
@@ -249,8 +266,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     }, delayMs);
   }
 
-  /** Run a cycle now (or join the one running, then run one more). */
+  /** Run a cycle over everything now (or join the one running, then run one more). */
   async flush(): Promise<void> {
+    this.look.all();
     if (this.running) {
       this.dirty = true;
       await this.running;
@@ -276,6 +294,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
           this.failures = 0;
         } catch (err) {
           this.failures++;
+          // What this cycle was to look at is not known to be done.
+          this.look.failed();
           // A file that went away between the scan and the copy (a build or
           // a checkout on the host): look again rather than report an error.
           const code = (err as NodeJS.ErrnoException).code;
@@ -288,7 +308,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
           this.armSafety();
           break;
         }
-      } while (this.dirty && !this.stopped);
+      } while ((this.dirty || this.look.waiting) && !this.stopped);
     })();
     this.running = p.finally(() => {
       this.running = undefined;
@@ -296,24 +316,44 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     return this.running;
   }
 
+  /**
+   * One look at both sides and what it takes to make them equal: at
+   * everything (scanHost, scanGuest) or only where the watchers saw changes
+   * (sync-scope.ts). A look at some paths that finds a conflict is made
+   * again over everything (naming the conflict copy needs every name).
+   */
   private async cycle(): Promise<void> {
     const t0 = Date.now();
     const st = await fsp.stat(this.hostPath).catch(() => undefined);
     if (!st?.isDirectory()) throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`. The guest copy is kept until then.');
+    const next = this.look.take();
+    if (next.skip) return; // only our own temporary files
+    const { scope, lookInGuest } = next;
     if (this.state !== 'copying') this.set(this.initialDone ? 'syncing' : 'copying');
-    const [host, guest] = await Promise.all([scanHost(this.hostPath), scanGuest(this.o.session, this.dirs.tree)]);
-    const cands = hashCandidates(this.anc, host, guest);
+    const [host, looked] = scope
+      ? await Promise.all([
+          lookHost(this.hostPath, scope.deep, scope.shallow),
+          lookInGuest ? lookGuest(this.o.session, this.dirs.tree, scope.deep, scope.shallow).then((g) => within(g, scope)) : undefined,
+        ])
+      : await Promise.all([scanHost(this.hostPath), scanGuest(this.o.session, this.dirs.tree)]);
+    const anc = scope ? ancestorIn(this.anc, scope, host, looked ?? new Map()) : this.anc;
+    const guest = looked ?? asRecorded(anc);
+    const cands = hashCandidates(anc, host, guest);
     const equal = new Set<string>();
     if (cands.length) {
       const [hh, gh] = await Promise.all([hashHost(this.hostPath, cands), hashGuest(this.o.session, this.dirs.tree, cands)]);
       for (const p of cands) if (hh.get(p) && hh.get(p) === gh.get(p)) equal.add(p);
     }
-    const plan = reconcile(this.anc, host, guest, { equal });
+    const plan = reconcile(anc, host, guest, { equal });
+    if (scope && plan.conflicts.length) {
+      this.look.all();
+      return;
+    }
     // A path whose change failed before waits for its own next try.
     const planned = new Set(plan.actions.filter((a) => a.op !== 'same').map((a) => a.path));
     const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
     const changes = await applyActions({ session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc }, actions, this.progress());
-    this.noteRetries(changes.applied, changes.failed, planned);
+    this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;
@@ -321,7 +361,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     }
     // A conflict copy the user removed (or renamed) on the host is resolved.
     const before = this.conflicts.length;
-    this.conflicts = this.conflicts.filter((c) => host.has(rel(this.hostPath, c.guestCopy)) || changes.copiedToHost.has(rel(this.hostPath, c.guestCopy)));
+    const deep = new Set(scope?.deep);
+    this.conflicts = this.conflicts.filter((c) => {
+      const p = rel(this.hostPath, c.guestCopy);
+      return (scope && !coveredBy(deep, p)) || host.has(p) || changes.copiedToHost.has(p);
+    });
     const moved = changes.toGuest + changes.toHost + changes.deleted;
     if (!this.initialDone) this.initialDone = true;
     this.initial = undefined;
@@ -341,7 +385,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
    * again when its path's delay is up (never by re-running at once: a change
    * that can never apply would spin the sync).
    */
-  private noteRetries(applied: Set<string>, failed: Map<string, { info: string; refused: boolean }>, planned: Set<string>): void {
+  private noteRetries(applied: Set<string>, failed: Map<string, { info: string; refused: boolean }>, planned: Set<string> | undefined): void {
     for (const p of applied) this.retries.succeeded(p);
     const abs = (x: string) => path.join(this.hostPath, ...x.split('/'));
     for (const [p, f] of failed) {
@@ -350,8 +394,13 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       const v = this.retries.problems(abs).find((x) => x.path === abs(p));
       if (v) this.emit('problem', v);
     }
-    this.retries.keepOnly(planned);
-    if (!this.stopped) this.retries.arm(() => this.request(0));
+    // Only a look at everything knows which waiting paths no longer need a change.
+    if (planned) this.retries.keepOnly(planned);
+    if (!this.stopped)
+      this.retries.arm(() => {
+        this.look.all();
+        this.request(0);
+      });
   }
 
   private recordConflict(c: Conflict): void {
@@ -442,15 +491,6 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';
-  }
-}
-
-class SyncProblem extends Error {
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
   }
 }
 

@@ -12,6 +12,16 @@ export type SyncState = SyncViewWire['state'];
 
 export type SyncConflictView = SyncConflictWire;
 
+/** Why a synced folder is in the error state, with the hint its view shows. */
+export class SyncProblem extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
 /** What a synced folder shows: the wire's shape (contract.ts holds the schema and its field notes). */
 export type SyncView = SyncViewWire;
 

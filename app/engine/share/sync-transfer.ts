@@ -1,20 +1,19 @@
 /**
  * Carrying out one cycle's plan across both sides: deletes and folders on
  * each side, host files to the guest as tar streams into a staging folder
- * (then placed by the agent), guest files to the host as one tar stream,
+ * (placed by the agent in the same round trip), guest files to the host as one tar stream,
  * links directly. The ancestor is updated as each change lands, so a cycle
  * cut short keeps what it did.
  */
 import crypto from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { create as tarCreate } from 'tar';
 import type { GuestSession } from '../guest/session.js';
-import { applyGuest, runGuest, type GuestOp, type OpResult } from './sync-guest.js';
+import { applyGuest, pushGuest, type GuestOp, type OpResult } from './sync-guest.js';
 import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
 import { type guestSyncDirs } from '../settings/sync-paths.js';
 import type { Action, Ancestor } from './sync-plan.js';
-import { removeTrees } from '../guest/queries.js';
 import { sh } from '../../base/shell-quote.js';
 
 export interface TransferContext {
@@ -115,18 +114,19 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     // dropped link may still be writing into an earlier one.
     const stage = `${c.dirs.stage}/${crypto.randomBytes(6).toString('hex')}`;
     const bfiles = batch.filter((a) => a.entry.kind === 'file');
-    if (bfiles.length) await pushFiles(c, bfiles.map((a) => a.path), stage, progress);
     const placeOps: GuestOp[] = batch.map((a) =>
       a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
     );
-    const pres = await applyGuest(c.session, c.dirs.tree, stage, placeOps);
+    // Files: sent, placed and their staging folder removed in one round trip.
+    const pres = bfiles.length
+      ? await pushGuest(c.session, c.dirs.tree, stage, placeOps, packFiles(c, bfiles.map((a) => a.path), progress))
+      : await applyGuest(c.session, c.dirs.tree, stage, placeOps);
     pres.forEach((r, i) => {
       const a = batch[i]!;
       if (!note(r)) return;
       out.toGuest++;
       anc.set(a.path, { kind: a.entry.kind, host: a.entry.sig, guest: r.info });
     });
-    if (bfiles.length) await removeTrees(c.session, [stage], 60_000);
     await progress.landed(bfiles.length);
   }
 
@@ -160,8 +160,8 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
   return out;
 }
 
-/** Send host files (relative paths) into the guest's staging folder as one tar stream. */
-export async function pushFiles(c: TransferContext, files: string[], stage: string, progress: TransferProgress): Promise<void> {
+/** Host files (relative paths) as one tar stream, counted for the progress. */
+function packFiles(c: TransferContext, files: string[], progress: TransferProgress): Readable {
   const pack = tarCreate({ cwd: c.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
   const counter = new Transform({
     transform: (chunk: Buffer, _enc, cb) => {
@@ -172,8 +172,7 @@ export async function pushFiles(c: TransferContext, files: string[], stage: stri
   });
   pack.on('error', (err: unknown) => counter.destroy(err as Error));
   pack.pipe(counter);
-  const r = await runGuest(c.session, sh`mkdir -p ${stage} && cd ${stage} && exec tar -x -f - --no-same-owner`, counter);
-  if (r.code !== 0) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return counter;
 }
 
 /** Fetch guest files as one tar stream and write them on the host. */

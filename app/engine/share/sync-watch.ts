@@ -2,10 +2,11 @@
  * Noticing changes to a synced folder on both sides: @parcel/watcher on the
  * host (our own temporary files ignored), inotifywait in the guest (opened
  * again after a reconnect, when events may have been missed). Each says
- * only "something changed"; the session decides when to look.
+ * which paths changed (a hint of where to look: the session looks there,
+ * and at everything when a watcher cannot say); the session decides when.
  *
  * A watcher sees only what happens after its watches are in place, so each
- * one also says "changed" once they are (the host's subscription made, the
+ * one also says "changed" (everything) once they are (the host's subscription made, the
  * guest's inotifywait established, first or again): whatever happened
  * before is then looked at, never left for the safety rescan. `ready()`
  * lets the session start its first cycle only once both are watching.
@@ -18,7 +19,10 @@ import type { GuestSession } from '../guest/session.js';
 import { GuestWatcher } from './sync-guest.js';
 import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 
-export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }> {
+/** Paths (relative, POSIX) that changed on a side, or undefined: look at everything. */
+export type Changed = string[] | undefined;
+
+export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'host' | 'guest']; noGuestWatcher: [] }> {
   private hostSub?: parcelWatcher.AsyncSubscription;
   private guestWatch?: GuestWatcher;
   private stopped = false;
@@ -41,13 +45,22 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
     this.hostReady = parcelWatcher
       .subscribe(this.hostPath, (err, events) => {
         if (err) return void this.log.debug({ err: err.message }, 'sync host watcher error');
-        if (events.some((e) => !path.basename(e.path).startsWith(SYNC_TEMP_PREFIX))) this.emit('changed');
+        const paths: string[] = [];
+        let all = false;
+        for (const e of events) {
+          if (path.basename(e.path).startsWith(SYNC_TEMP_PREFIX)) continue;
+          const rel = path.relative(this.hostPath, e.path);
+          if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) all = true;
+          else paths.push(rel.split(path.sep).join('/'));
+        }
+        if (all) this.emit('changed', undefined, 'host');
+        else if (paths.length) this.emit('changed', paths, 'host');
       })
       .then(
         (sub) => {
           if (this.stopped) return void sub.unsubscribe().catch(() => undefined);
           this.hostSub = sub;
-          this.emit('changed');
+          this.emit('changed', undefined, 'host');
         },
         (err: Error) => this.log.warn({ err: err.message, folder: this.hostPath }, 'cannot watch the synced folder on the host; rescanning every minute'),
       );
@@ -56,8 +69,8 @@ export class SyncWatch extends EventEmitter<{ changed: []; noGuestWatcher: [] }>
       gw.once('established', resolve);
       gw.once('unavailable', () => resolve());
     });
-    gw.on('changed', () => this.emit('changed'));
-    gw.on('established', () => this.emit('changed'));
+    gw.on('changed', (paths) => this.emit('changed', paths, 'guest'));
+    gw.on('established', () => this.emit('changed', undefined, 'guest'));
     gw.on('unavailable', (why) => {
       this.log.warn({ why }, 'no inotify watcher in the guest; the guest copy is rescanned every 2 s');
       gw.stop();

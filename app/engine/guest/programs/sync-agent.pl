@@ -34,8 +34,9 @@ sub parent {
   eval { File::Path::make_path($d); 1 } or return 0;
   return -d $d;
 }
-if ($mode eq 'scan') {
-  my @dirs = ('');
+# Every entry under folder $d ('' for the root), folders first in, as (kind, path, sig, extra).
+sub walk {
+  my @dirs = @_;
   while (@dirs) {
     my $d = shift @dirs;
     opendir(my $dh, $d eq '' ? '.' : $d) or next;
@@ -49,6 +50,43 @@ if ($mode eq 'scan') {
       push @dirs, $p if $k eq 'dir';
     }
   }
+}
+if ($mode eq 'scan') {
+  walk('');
+  exit 0;
+}
+# Only some paths (the watcher named them): stdin holds (flag, path) pairs,
+# flag 'd' (the path, and everything under it if a folder) or 's' (the path
+# alone). A path under something that is not a real folder holds nothing,
+# as in a whole scan (never looked up through a link).
+if ($mode eq 'look') {
+  local $/ = "\0";
+  my %isdir = ('' => 1);
+  my $under = sub {
+    my ($p) = @_;
+    my $i = rindex($p, '/');
+    my $d = $i < 0 ? '' : substr($p, 0, $i);
+    return $isdir{$d} if exists $isdir{$d};
+    my $ok = 1;
+    my $sofar = '';
+    for my $c (split m{/}, $d) {
+      $sofar = $sofar eq '' ? $c : "$sofar/$c";
+      if (!exists $isdir{$sofar}) { my @st = lstat($sofar); $isdir{$sofar} = (@st && S_ISDIR($st[2])) ? 1 : 0; }
+      if (!$isdir{$sofar}) { $ok = 0; last; }
+    }
+    return $isdir{$d} = $ok;
+  };
+  while (defined(my $flag = <STDIN>)) {
+    my $p = <STDIN>;
+    last unless defined $p;
+    chomp $flag; chomp $p;
+    next if $p eq '' || grep { $_ eq '' || $_ eq '.' || $_ eq '..' || index($_, $TMP) == 0 } split m{/}, $p, -1;
+    next unless $under->($p);
+    my ($k, $sig, $x) = ent($p);
+    next unless defined $k && $k ne 'other';
+    out($k, $p, $sig, $x);
+    walk($p) if $k eq 'dir' && $flag eq 'd';
+  }
   exit 0;
 }
 if ($mode eq 'hash') {
@@ -61,10 +99,9 @@ if ($mode eq 'hash') {
   }
   exit 0;
 }
-if ($mode eq 'apply') {
-  local $/;
-  my @f = split /\0/, <STDIN> // '', -1;
-  pop @f if @f && $f[-1] eq '';
+# Apply ops (NUL fields: op, then its arguments), one result line each.
+sub apply_ops {
+  my @f = @_;
   my %arity = (save => 4, del => 3, mkdir => 1, place => 3, link => 4);
   while (@f) {
     my $op = shift @f;
@@ -105,6 +142,39 @@ if ($mode eq 'apply') {
     }
     out($st, $p, $info);
   }
+}
+sub split_ops {
+  my @f = split /\0/, $_[0] // '', -1;
+  pop @f if @f && $f[-1] eq '';
+  return @f;
+}
+if ($mode eq 'apply') {
+  local $/;
+  apply_ops(split_ops(scalar <STDIN>));
+  exit 0;
+}
+# Files in one go: stdin holds the ops' length in bytes and a newline, the
+# ops, then a tar stream that GNU tar unpacks into the (new) staging folder
+# STAGE; then the ops place the files, and STAGE is removed. One round trip
+# where push, apply and cleanup took three.
+if ($mode eq 'push') {
+  my ($len, $c) = ('', '');
+  while (1) {
+    sysread(STDIN, $c, 1) or die "no ops header\n";
+    last if $c eq "\n";
+    die "bad ops header\n" if $c !~ /^\d$/ || length($len) > 12;
+    $len .= $c;
+  }
+  my $ops = '';
+  while (length($ops) < $len) { sysread(STDIN, $ops, $len - length($ops), length($ops)) or die "short ops\n"; }
+  File::Path::make_path($stage);
+  # tar reads the rest of stdin: nothing of it was read ahead (sysread).
+  my $pid = fork() // die "fork: $!\n";
+  if (!$pid) { chdir $stage or exit 126; exec('tar', '-x', '-f', '-', '--no-same-owner') or exit 127; }
+  waitpid($pid, 0);
+  if ($? != 0) { File::Path::remove_tree($stage); die 'tar exited ' . ($? >> 8) . "\n"; }
+  apply_ops(split_ops($ops));
+  File::Path::remove_tree($stage);
   exit 0;
 }
 die "unknown mode $mode\n";

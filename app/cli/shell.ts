@@ -41,15 +41,23 @@ export async function runShell(ep: Result<'guest.sshEndpoint'>, command: string[
     ? { term: process.env.TERM || 'xterm-256color', rows: process.stdout.rows, cols: process.stdout.columns }
     : undefined;
 
+  // The exit status is heard from the moment the channel opens: a short
+  // command's 'exit' can arrive before the code after the await runs.
+  let code = 1;
   const stream = await new Promise<ClientChannel>((resolve, reject) => {
-    const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(ch));
+    const cb = (err: Error | undefined, ch: ClientChannel) => {
+      if (err) return reject(err);
+      ch.once('exit', (c: number | null, signal?: string) => {
+        code = c ?? (signal ? 128 + 1 : 1);
+      });
+      resolve(ch);
+    };
     if (command.length) client.exec(shellQuote(command), pty ? { pty } : {}, cb);
     else if (pty) client.shell(pty, cb);
     else client.exec('/bin/bash -l || /bin/sh', cb); // no terminal: a plain shell reading stdin
   });
 
   return new Promise<number>((resolve) => {
-    let code = 0;
     const onResize = () => stream.setWindow(process.stdout.rows, process.stdout.columns, 0, 0);
     if (interactive) {
       stdin.setRawMode(true);
@@ -58,9 +66,6 @@ export async function runShell(ep: Result<'guest.sshEndpoint'>, command: string[
     stdin.pipe(stream);
     stream.pipe(process.stdout);
     stream.stderr.pipe(process.stderr);
-    stream.on('exit', (c: number | null, signal?: string) => {
-      code = c ?? (signal ? 128 + 1 : 1);
-    });
     stream.on('close', () => {
       if (interactive) {
         stdin.setRawMode(false);

@@ -67,6 +67,11 @@ export interface SessionOptions {
 
 export type SessionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
+/** An exec channel; `exitCode` is the command's exit status once known (null: ended by a signal). */
+export interface ExecChannel extends ClientChannel {
+  exitCode?: number | null;
+}
+
 export interface ExecResult {
   code: number | null;
   stdout: string;
@@ -349,9 +354,19 @@ export class GuestSession extends EventEmitter<{
     return this.openChannel((c, cb) => c.forwardOut(srcIp, srcPort, dstIp, dstPort, cb));
   }
 
-  /** A command in the guest as a stream (stdin, stdout, stderr), for long-running helpers. */
-  openExec(command: string): Promise<ClientChannel> {
-    return this.openChannel((c, cb) => c.exec(command, cb));
+  /**
+   * A command in the guest as a stream (stdin, stdout, stderr), for
+   * long-running helpers. Its exit status is kept on the channel from the
+   * moment it opens: a short command's 'exit' can come before the caller's
+   * await resumes, and a listener added then would never hear it.
+   */
+  openExec(command: string): Promise<ExecChannel> {
+    return this.openChannel((c, cb) =>
+      c.exec(command, (err, ch) => {
+        if (ch) ch.once('exit', (code: number | null) => ((ch as ExecChannel).exitCode = code));
+        cb(err, ch);
+      }),
+    ) as Promise<ExecChannel>;
   }
 
   /** Run a command in the guest and collect its output (capped at 4 MiB). */

@@ -107,7 +107,6 @@ export async function runGuest(
   return new Promise((resolve, reject) => {
     const fields = new NulFields();
     let stderr = '';
-    let code: number | null = null;
     let count = 0;
     let over = false;
     ch.on('data', (d: Buffer) => {
@@ -126,8 +125,7 @@ export async function runGuest(
       }
     });
     ch.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    ch.on('exit', (c: number | null) => (code = c));
-    ch.on('close', () => resolve({ code, stderr }));
+    ch.on('close', () => resolve({ code: ch.exitCode ?? null, stderr }));
     ch.on('error', reject);
     if (input === undefined) ch.end();
     else if (Buffer.isBuffer(input)) ch.end(input);
@@ -311,10 +309,8 @@ export class GuestWatcher extends EventEmitter<{ changed: [paths: string[] | und
         stderr = '';
         this.emit('established');
       });
-      ch.on('exit', (code: number | null) => {
-        if (code === 127) this.emit('unavailable', stderr.trim());
-      });
       ch.on('close', () => {
+        if (ch.exitCode === 127) this.emit('unavailable', stderr.trim());
         if (this.ch === ch) this.ch = undefined;
         if (this.stopped) return;
         this.log.debug({ root: this.root, stderr: stderr.trim() }, 'guest watcher ended; watching again');

@@ -192,6 +192,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         if (this.anc.size) this.log.warn({ folder: this.hostPath }, 'the guest copy is not the one last synced (new data disk?); copying the folder to the guest again, nothing is deleted');
         this.anc = new Map();
         this.initialDone = false;
+        // Forgotten on disk first: a first copy that fails must not make the next start read what is missing as deletes.
+        await this.saveState();
         await writeFile(this.o.session, d.token, this.token);
       }
     } catch (err) {

@@ -221,6 +221,13 @@ test('per-path retries: doubling delays, reported after a few failures or at onc
   assert.equal(r.failed('link', 'a link on the way', true), true, 'a refusal is reported at once');
   assert.deepEqual(r.problems((p) => `/h/${p}`).map((p) => [p.path, p.attempts]), [['/h/a', 8], ['/h/link', 1]]);
   assert.equal(r.succeeded('a'), true);
+  // A path due within half its delay is tried with a cycle that runs anyway.
+  r.failed('b', 'busy');
+  r.failed('b', 'busy');
+  now += 499;
+  assert.ok(r.waiting('b'), 'more than half its delay to go');
+  now += 2;
+  assert.ok(!r.waiting('b'), 'less than half its delay to go: goes along');
   r.keepOnly(new Set());
   assert.equal(r.size, 0, 'a path the plan no longer touches is forgotten');
 });

@@ -19,6 +19,8 @@ interface Failing {
   attempts: number;
   /** Not before this time (ms). */
   due: number;
+  /** The delay that set `due` (ms). */
+  delay: number;
   problem: string;
   since: number;
   reported: boolean;
@@ -51,10 +53,15 @@ export class PathRetries {
     this.now = o.now ?? Date.now;
   }
 
-  /** The path failed before and its next try is not due yet: leave it out of this cycle. */
+  /**
+   * The path failed before and its next try is not due yet: leave it out of
+   * this cycle. A path due within half its delay goes with a cycle that runs
+   * anyway, so paths failing on their own schedules share cycles instead of
+   * each costing one.
+   */
   waiting(p: string): boolean {
     const f = this.failing.get(p);
-    return !!f && f.due > this.now();
+    return !!f && f.due - this.now() > f.delay / 2;
   }
 
   /**
@@ -67,10 +74,11 @@ export class PathRetries {
 
   private fail(p: string, problem: string, refused: boolean): boolean {
     const now = this.now();
-    const f = this.failing.get(p) ?? { attempts: 0, due: 0, problem, since: now, reported: false };
+    const f = this.failing.get(p) ?? { attempts: 0, due: 0, delay: 0, problem, since: now, reported: false };
     f.attempts++;
     f.problem = problem;
-    f.due = now + Math.min(this.maxMs, this.baseMs * 2 ** Math.min(f.attempts - 1, 30));
+    f.delay = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(f.attempts - 1, 30));
+    f.due = now + f.delay;
     this.failing.delete(p);
     this.failing.set(p, f);
     if (this.failing.size > this.maxPaths) this.failing.delete(this.failing.keys().next().value!);

@@ -3,22 +3,22 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { EventData, VmStatus } from '../contract/contract.js';
 import { BootTimeline } from './boot/boot-timeline.js';
-import { chooseAccel, driverOfRun, guestTraits, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, rosettaFor, runStatus, sharePlanFor, vmSpecFor, newRun, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
-import { CrashBudget, findLeftVm, guestDied, vmExitedInfo } from './boot/crash-recovery.js';
-import { prepareInstanceDisks, rotateLog } from './boot/instance-disks.js';
-import { sshEndpointOf, type Driver, type RunningVm, type VmSpec } from './drivers/driver.js';
+import { driverOfRun, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, runStatus, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
+import { CrashBudget, findLeftVm, vmExitedInfo } from './boot/crash-recovery.js';
+import { rotateLog } from './boot/instance-disks.js';
+import { launchVm, prepareRun } from './boot/launch-vm.js';
+import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
 import type { DriverFactory } from './drivers/driver-select.js';
-import { bootModeFor } from './drivers/features.js';
 import { contextName, ensureDockerContextOrWarn, type ContextResult } from '../base/docker-context.js';
 import { BerthError, toErrorInfo } from '../contract/errors.js';
-import { ensurePrivateDir, tailFile, writeFileAtomic } from '../base/fs-util.js';
+import { ensurePrivateDir, writeFileAtomic } from '../base/fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
 import { poweroff } from './guest/queries.js';
 import type { GuestSession } from './guest/session.js';
 import type { GuestImage, ImageStore, ProgressDetail } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
-import { freeLoopbackPort } from '../base/process-util.js';
-import { GuestRuntime, type RuntimeEvents } from './runtime/guest-runtime.js';
+import { connectGuest } from './runtime/connect-guest.js';
+import type { GuestRuntime, RuntimeEvents } from './runtime/guest-runtime.js';
 import { LiveEdits } from './runtime/live-edits.js';
 import { RestControl } from './runtime/rest-control.js';
 import type { Settings } from './settings/schema.js';
@@ -181,42 +181,30 @@ export class Engine extends EventEmitter<
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
-      const image = await this.o.images.ensure({ build: true, boot: bootModeFor(driver.features, this.o.tuning.boot), progress: (m, d) => this.progress('image', m, d) });
-      this.image = image;
-      const accel = await chooseAccel(this.plan, driver, settings, image);
-      this.o.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
-      this.timings.imageMs = Date.now() - tImage;
-
-      const rosetta = rosettaFor(this.plan, settings, driver, this.driverChoice?.checks);
-      prepareInstanceDisks({ paths: this.paths, diskGiB: settings.diskGiB, traits: guestTraits(this.plan, driver), features: driver.features, keys: this.keys, rosetta: rosetta.use });
-      this.run = newRun({
+      const prepared = await prepareRun({
+        plan: this.plan,
+        images: this.o.images,
+        tuning: this.o.tuning,
         driver,
         driverReason: this.driverChoice?.reason,
-        sshPort: await freeLoopbackPort(),
-        accel,
-        image,
+        driverChecks: this.driverChoice?.checks,
         settings,
-        rosetta,
-        sharePlan: await sharePlanFor(this.plan, driver, settings),
+        keys: this.keys,
+        imageProgress: (m, d) => this.progress('image', m, d),
       });
-      let spec = vmSpecFor(this.plan, this.run, image, driver);
-      this.vmSpec = spec;
+      const { image, accel } = prepared;
+      this.image = image;
+      this.run = prepared.run;
+      this.vmSpec = prepared.spec;
+      this.timings.imageMs = Date.now() - tImage;
 
       const tBoot = Date.now();
       this.progress('boot', `booting the VM (${driver.name}, ${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
       rotateLog(this.paths.serialLog);
       this.boot.mark('vm-spawn');
-      try {
-        this.vm = await driver.start(spec);
-      } catch (err) {
-        // virtiofsd would not start: the shares go by reverse sshfs instead.
-        if (!(err instanceof BerthError && err.code === 'VIRTIOFSD_FAILED') || !spec.shares?.length) throw err;
-        this.o.log.warn({ err: err.toInfo() }, 'virtiofsd failed; sharing folders by reverse sshfs for this start');
-        this.run.sharePlan = await sharePlanFor(this.plan, driver, settings, `virtiofsd failed to start (${err.message})`);
-        spec = vmSpecFor(this.plan, this.run, image, driver);
-        this.vmSpec = spec;
-        this.vm = await driver.start(spec);
-      }
+      const launched = await launchVm(this.plan, prepared, driver, settings);
+      this.vm = launched.vm;
+      this.vmSpec = launched.spec;
       this.boot.mark('vm-process-up');
       this.watchVm(this.vm);
       writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
@@ -237,53 +225,29 @@ export class Engine extends EventEmitter<
     }
   }
 
-  /** ssh, then dockerd, then the host socket: shared by start and reattach. */
+  /** ssh, then dockerd, then the host socket (runtime/connect-guest.ts): shared by start and reattach. */
   private async connectGuest(tBoot: number, slow: boolean): Promise<void> {
-    const vm = this.vm!;
-    const keys = this.keys!;
-    const bootTimeout = this.o.tuning.bootTimeoutMs ?? (slow ? 240_000 : 60_000);
-    this.progress('guest', 'waiting for the guest to answer on ssh');
-    // QEMU forwards a loopback port; vfkit and Hyper-V guests are reached at
-    // the address their NAT's DHCP gave them, which the driver finds.
-    const endpoint = await sshEndpointOf(vm, this.vmSpec!, bootTimeout).catch((err: unknown) => {
-      if (!vm.alive()) throw guestDied(this.paths.serialLog, 'the VM exited while booting');
-      throw err;
-    });
-    this.run!.ssh = endpoint;
-    if (endpoint.host !== '127.0.0.1') this.o.log.info({ endpoint }, 'guest address');
-    // From here on the runtime owns the session: its teardown closes it last.
-    const settings = () => this.settingsStore().get();
-    const rt = new GuestRuntime({ endpoint, keys, vm, paths: this.paths, log: this.o.log, settings, sharePlan: this.run?.sharePlan, dockerSocket: this.rest.socket });
-    this.runtime = rt;
-    rt.relayTo(this);
-    const bootFailed = () => {
-      if (!vm.alive()) throw guestDied(this.paths.serialLog, 'the VM exited while booting');
-    };
-    await rt.connect(bootTimeout, bootFailed).catch((err) => {
-      if (err instanceof BerthError && err.code === 'GUEST_TIMEOUT') {
-        throw new BerthError(err.code, err.message, err.hint, tailFile(this.paths.serialLog, 25).join('\n'));
-      }
-      throw err;
-    });
-    this.timings.guestMs = Date.now() - tBoot;
-    this.boot.mark('ssh-connected');
-    // The guest's stamps are read while the rest comes up (not after a reattach: that boot was not watched).
-    let guestStamps: Promise<void> | undefined;
-    await rt.bringUp({
-      dockerTimeoutMs: this.o.tuning.dockerTimeoutMs ?? (slow ? 240_000 : 60_000),
-      syncTimeoutMs: this.o.tuning.syncStartTimeoutMs,
-      bootFailed,
+    await connectGuest({
+      vm: this.vm!,
+      spec: this.vmSpec!,
+      keys: this.keys!,
+      run: this.run!,
+      paths: this.paths,
+      log: this.o.log,
+      tuning: this.o.tuning,
+      settings: () => this.settingsStore().get(),
+      dockerSocket: this.rest.socket,
+      slow,
+      attached: this.attached,
+      tBoot,
+      timings: this.timings,
+      boot: this.boot,
       progress: (phase, message) => this.progress(phase, message),
-      reached: (mark) => {
-        this.timings[mark] = Date.now() - tBoot;
-        if (mark === 'dockerMs') {
-          this.boot.mark('docker-ready');
-          if (!this.attached) guestStamps = this.boot.readGuest(rt.session);
-        }
-        if (mark === 'socketMs') this.boot.mark('socket-ready');
+      adopt: (rt) => {
+        this.runtime = rt;
+        rt.relayTo(this);
       },
     });
-    await guestStamps;
     this.context = ensureDockerContextOrWarn(this.paths.name, this.paths.dockerSocket, this.o.log);
   }
 

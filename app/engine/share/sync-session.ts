@@ -27,6 +27,7 @@ import type { GuestSession } from '../guest/session.js';
 import { hashGuest, lookGuest, scanGuest } from './sync-guest.js';
 import { hashHost, lookHost, scanHost } from './sync-host.js';
 import { ancestorIn, asRecorded, coveredBy, within } from './sync-scope.js';
+import { CycleRunner } from './sync-cycles.js';
 import { PendingLook } from './sync-pending.js';
 import { mountCopy, unmountCopy } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
@@ -86,11 +87,17 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private lastCycleMs?: number;
   private lastChanges?: SyncView['lastChanges'];
   private mounted = false;
-  private running?: Promise<void>;
-  private dirty = false;
   /** What the next cycle looks at. */
   private readonly look = new PendingLook();
-  private debounce?: NodeJS.Timeout;
+  private readonly runner = new CycleRunner({
+    cycle: async () => {
+      await this.cycle();
+      this.failures = 0;
+    },
+    waiting: () => this.look.waiting,
+    failed: (err) => this.cycleFailed(err),
+    stopped: () => this.stopped,
+  });
   private safety?: NodeJS.Timeout;
   private watcher?: SyncWatch;
   private stopped = false;
@@ -207,7 +214,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const ready = await this.watcher?.ready(WATCHERS_READY_MS);
     if (this.stopped) return;
     if (ready === false) this.log.debug({ folder: this.hostPath }, 'the sync watchers are not up yet; they ask for a look when they are');
-    await this.runCycle();
+    await this.runner.run();
     await this.ensureMounted();
   }
 
@@ -256,66 +263,29 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** Run a cycle soon (bursts coalesce); it looks at what is pending then. */
   request(delayMs = 100): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.dirty = true;
-      return;
-    }
-    if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      void this.runCycle();
-    }, delayMs);
+    this.runner.request(delayMs);
   }
 
   /** Run a cycle over everything now (or join the one running, then run one more). */
   async flush(): Promise<void> {
     this.look.all();
-    if (this.running) {
-      this.dirty = true;
-      await this.running;
-      if (this.running) await this.running;
-      return;
-    }
-    await this.runCycle();
+    await this.runner.flush();
   }
 
-  private runCycle(): Promise<void> {
-    if (this.running) {
-      this.dirty = true;
-      return this.running;
+  /** A cycle failed: look again at once when a file went away under it, else report and back off. */
+  private cycleFailed(err: unknown): boolean {
+    this.failures++;
+    // What this cycle was to look at is not known to be done.
+    this.look.failed();
+    // A file that went away between the scan and the copy (a build or a checkout on the host).
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'ENOENT' || code === 'ENOTDIR') && this.failures < 5) {
+      this.log.debug({ folder: this.hostPath, err: (err as Error).message }, 'a file changed during the sync; again');
+      return true;
     }
-    // This run's scan comes after any look asked for so far: it answers it.
-    if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = undefined;
-    const p = (async () => {
-      do {
-        this.dirty = false;
-        try {
-          await this.cycle();
-          this.failures = 0;
-        } catch (err) {
-          this.failures++;
-          // What this cycle was to look at is not known to be done.
-          this.look.failed();
-          // A file that went away between the scan and the copy (a build or
-          // a checkout on the host): look again rather than report an error.
-          const code = (err as NodeJS.ErrnoException).code;
-          if ((code === 'ENOENT' || code === 'ENOTDIR') && this.failures < 5) {
-            this.log.debug({ folder: this.hostPath, err: (err as Error).message }, 'a file changed during the sync; again');
-            this.dirty = true;
-            continue;
-          }
-          this.fail(err);
-          this.armSafety();
-          break;
-        }
-      } while ((this.dirty || this.look.waiting) && !this.stopped);
-    })();
-    this.running = p.finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    this.fail(err);
+    this.armSafety();
+    return false;
   }
 
   /**
@@ -466,10 +436,10 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   private unwatch(): void {
-    if (this.debounce) clearTimeout(this.debounce);
+    this.runner.cancel();
     if (this.safety) clearTimeout(this.safety);
     this.retries.disarm();
-    this.debounce = this.safety = undefined;
+    this.safety = undefined;
     this.watcher?.stop();
     this.watcher = undefined;
   }
@@ -478,7 +448,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   async stop(): Promise<void> {
     this.stopped = true;
     this.unwatch();
-    await this.running?.catch(() => undefined);
+    await this.runner.idle();
     this.mounted = false;
     this.state = 'stopped';
   }
@@ -488,7 +458,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.unwatch();
     if (this.state !== 'error' && this.initialDone) await this.flush().catch(() => undefined);
     this.stopped = true;
-    await this.running?.catch(() => undefined);
+    await this.runner.idle();
     await this.unmount();
     await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });

@@ -16,7 +16,10 @@ const LAYERS = [
   ['contract', ['app/contract/**']],
   ['base', ['app/base/**', 'app/engine/vm/**']],
   ['settings+guest', ['app/engine/settings/**', 'app/engine/guest/**']],
-  ['drivers+forward+share+docker+image', ['app/engine/drivers/**', 'app/engine/forward/**', 'app/engine/share/**', 'app/engine/docker/**', 'app/engine/image/**']],
+  [
+    'drivers+forward+share+docker+image',
+    ['app/engine/drivers/**', 'app/engine/forward/**', 'app/engine/share/**', 'app/engine/docker/**', 'app/engine/image/**'],
+  ],
   ['boot+runtime', ['app/engine/boot/**', 'app/engine/runtime/**']],
   ['engine', ['app/engine/engine.ts']],
   ['api', ['app/engine/api/**']],
@@ -99,7 +102,9 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '(^|/)engine/', message: 'the CLI and Electron main reach the engine through app/client/ and app/contract/, never app/engine/' }] },
+        {
+          patterns: [{ regex: '(^|/)engine/', message: 'the CLI and Electron main reach the engine through app/client/ and app/contract/, never app/engine/' }],
+        },
       ],
     },
   },
@@ -118,7 +123,5 @@ export default tseslint.config(
       ],
     },
   },
-  ...(KNOWN_WRONG_WAY.length
-    ? [{ name: 'berth/known-wrong-way-imports', files: KNOWN_WRONG_WAY, rules: { 'no-restricted-imports': 'off' } }]
-    : []),
+  ...(KNOWN_WRONG_WAY.length ? [{ name: 'berth/known-wrong-way-imports', files: KNOWN_WRONG_WAY, rules: { 'no-restricted-imports': 'off' } }] : []),
 );

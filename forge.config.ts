@@ -27,7 +27,13 @@ const config: ForgeConfig = {
     asar: { unpack: '**/*.node' },
     extraResource,
     // Only what runs: the built app, the CLI entry and the runtime dependencies.
-    ignore: [/^\/(app|test|bench|scripts|vm-images|test-artifacts|\.ci)(\/|$)/, /^\/dist\/(test|bench)(\/|$)/, /\.map$/, /^\/forge\.config\.ts$/, /^\/tsconfig.*\.json$/],
+    ignore: [
+      /^\/(app|test|bench|scripts|vm-images|test-artifacts|\.ci)(\/|$)/,
+      /^\/dist\/(test|bench)(\/|$)/,
+      /\.map$/,
+      /^\/forge\.config\.ts$/,
+      /^\/tsconfig.*\.json$/,
+    ],
   },
   // Electron's headers cannot be downloaded everywhere, and no module needs a rebuild.
   rebuildConfig: { onlyModules: [] },

@@ -71,13 +71,29 @@ export interface FloorInput {
 /** The QEMU command line: Berth's machine, accelerator, CPUs and memory (drivers/qemu.ts), nothing else. */
 export function floorQemuArgs(o: FloorInput): string[] {
   return [
-    '-machine', qemuMachine(o.arch, o.accel),
-    '-accel', o.accel === 'tcg' ? 'tcg,tb-size=256' : o.accel,
-    '-cpu', o.accel === 'tcg' ? tcgCpu(o.arch) : 'host',
-    '-smp', String(o.cpus), '-m', `${o.memoryMiB}M`,
-    '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', o.kernel, '-initrd', o.initrd,
-    '-append', `console=${serialConsole(o.arch)} quiet panic=-1`,
+    '-machine',
+    qemuMachine(o.arch, o.accel),
+    '-accel',
+    o.accel === 'tcg' ? 'tcg,tb-size=256' : o.accel,
+    '-cpu',
+    o.accel === 'tcg' ? tcgCpu(o.arch) : 'host',
+    '-smp',
+    String(o.cpus),
+    '-m',
+    `${o.memoryMiB}M`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    o.kernel,
+    '-initrd',
+    o.initrd,
+    '-append',
+    `console=${serialConsole(o.arch)} quiet panic=-1`,
   ];
 }
 

@@ -64,7 +64,9 @@ export function bootTimelineRows(o: { floor: FloorResult; timeline: BootStep[]; 
     '| measure | time | ratio to the floor |',
     '|---|---|---|',
     `| **the floor: this kernel from spawning QEMU to userspace** | **${s2(floorMs)}** | 1.0× |`,
-    spawn !== undefined && socket !== undefined ? `| QEMU spawned → docker socket ready on the host | ${s2(socket - spawn)} | ${ratio(socket - spawn)} |` : '| QEMU spawned → docker socket ready | n/a | |',
+    spawn !== undefined && socket !== undefined
+      ? `| QEMU spawned → docker socket ready on the host | ${s2(socket - spawn)} | ${ratio(socket - spawn)} |`
+      : '| QEMU spawned → docker socket ready | n/a | |',
     `| \`berth start\` returned (wall) | ${s2(o.wallMs)} | ${ratio(o.wallMs)} |`,
     `| **cold start: \`berth start\` → first \`docker version\`** | **${s2(o.firstDockerMs)}** | **${ratio(o.firstDockerMs)}** |`,
     '',

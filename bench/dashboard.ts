@@ -62,7 +62,16 @@ function rendererPids(root: number): number[] {
 export async function benchDashboard(o: { containers?: number; runs?: number } = {}): Promise<DashboardBenchResult> {
   const n = o.containers ?? 200;
   const runs = o.runs ?? 3;
-  const result: DashboardBenchResult = { containers: n, runs, firstPaintMs: [], firstContentfulPaintMs: [], containerListMs: [], jsHeapMiB: [], domNodes: [], rendererRssMiB: [] };
+  const result: DashboardBenchResult = {
+    containers: n,
+    runs,
+    firstPaintMs: [],
+    firstContentfulPaintMs: [],
+    containerListMs: [],
+    jsHeapMiB: [],
+    domNodes: [],
+    rendererRssMiB: [],
+  };
   const rendererRoot = path.join(packageRoot(), 'dist', 'renderer');
   if (!fs.existsSync(CHROMIUM)) return { ...result, skipped: `${CHROMIUM} is missing (apt-get install -y chromium)` };
   if (!fs.existsSync(path.join(rendererRoot, 'index.html'))) return { ...result, skipped: 'the renderer is not built (npm run build)' };
@@ -84,7 +93,15 @@ export async function benchDashboard(o: { containers?: number; runs?: number } =
   const server = await chromium.launchServer({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-dev-shm-usage',
+    ],
   });
   const browser = await chromium.connect(server.wsEndpoint());
   try {

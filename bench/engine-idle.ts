@@ -123,7 +123,10 @@ async function startEngine(tree: Tree, home: string, env: NodeJS.ProcessEnv, fla
   if (VM === 'none') {
     child = spawn(process.execPath, [...flags, bin, 'daemon', '--instance', 'default'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   } else {
-    child = spawn(process.execPath, [...flags, path.join(tree.bench, 'engine-idle', 'fake-engine-process.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    child = spawn(process.execPath, [...flags, path.join(tree.bench, 'engine-idle', 'fake-engine-process.js')], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const up = await waitFor(() => fs.existsSync(path.join(home, 'default', 'control.sock')), 20_000);
   if (!up) throw new Error('the engine did not open its control socket in 20 s');
@@ -212,7 +215,8 @@ function table(samples: Sample[]): string {
     ['malloced by V8', ...samples.map((s) => mib(s.report.heap.malloced_memory))],
   ];
   const spaces = Object.keys(samples[0]!.report.heapSpaces);
-  for (const sp of spaces) rows.push([`  ${sp} used / size`, ...samples.map((s) => `${mib(s.report.heapSpaces[sp]?.used ?? 0)} / ${mib(s.report.heapSpaces[sp]?.size ?? 0)}`)]);
+  for (const sp of spaces)
+    rows.push([`  ${sp} used / size`, ...samples.map((s) => `${mib(s.report.heapSpaces[sp]?.used ?? 0)} / ${mib(s.report.heapSpaces[sp]?.size ?? 0)}`)]);
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n');
 }

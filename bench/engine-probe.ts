@@ -23,7 +23,10 @@ const heap = process.env.BERTH_ENGINE_PROBE_HEAP === '1';
 
 /** The first stack frame outside node's internals and this file: where a resource was made. */
 function siteOf(stack: string | undefined): string {
-  const frames = (stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
+  const frames = (stack ?? '')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().replace(/^at /, ''));
   const own = frames.filter((f) => !f.includes('node:') && !f.includes('engine-probe') && !f.includes('(<anonymous>)'));
   const pick = own.slice(0, 3).map((f) => f.replace(/file:\/\/[^ )]*\/(dist|node_modules)\//, '$1/'));
   return pick.join(' < ') || frames[0] || '?';

@@ -21,7 +21,13 @@ function put(socketPath: string, bytes: number): Promise<number> {
   const chunk = Buffer.alloc(256 * 1024, 7);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath, method: 'PUT', path: '/v1.41/containers/x/archive?path=%2Ftmp', agent: false, headers: { 'content-type': 'application/x-tar', 'content-length': bytes } },
+      {
+        socketPath,
+        method: 'PUT',
+        path: '/v1.41/containers/x/archive?path=%2Ftmp',
+        agent: false,
+        headers: { 'content-type': 'application/x-tar', 'content-length': bytes },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(bytes / 1e6 / ((performance.now() - t0) / 1000)));
@@ -87,7 +93,13 @@ export async function measureForwardOverhead(n = 500, bulkBytes = 256 * 1024 * 1
   const guardedFwd = await forwardDockerSocket(path.join(dir, 'g.sock'), session, silentLogger(), () => undefined);
   const [d, f, g] = ['d.sock', 'f.sock', 'g.sock'].map((s) => path.join(dir, s)) as [string, string, string];
   const keep = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const r: OverheadResult = { direct: [], forwarded: [], forwardedKeepAlive: [], guarded: [], bulk: { bytes: bulkBytes, direct: [], forwarded: [], guarded: [] } };
+  const r: OverheadResult = {
+    direct: [],
+    forwarded: [],
+    forwardedKeepAlive: [],
+    guarded: [],
+    bulk: { bytes: bulkBytes, direct: [], forwarded: [], guarded: [] },
+  };
   for (let i = 0; i < 50; i++) {
     await get(d, '/v1.41/version', false);
     await get(f, '/v1.41/version', false);

@@ -100,8 +100,13 @@ export async function benchMemoryReturn(d: LifecycleDeps): Promise<MemoryResult>
     d.log(`memory: a container fills ${BURST_MIB} MiB and frees it`);
     await ok(
       d.docker([
-        'run', '--rm', `--shm-size=${BURST_MIB + 64}m`, d.image,
-        'sh', '-c', `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${BURST_MIB} 2>/dev/null && rm /dev/shm/fill`,
+        'run',
+        '--rm',
+        `--shm-size=${BURST_MIB + 64}m`,
+        d.image,
+        'sh',
+        '-c',
+        `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${BURST_MIB} 2>/dev/null && rm /dev/shm/fill`,
       ]),
       'the memory burst container',
     );
@@ -118,7 +123,9 @@ export async function benchMemoryReturn(d: LifecycleDeps): Promise<MemoryResult>
     ret,
     trace: rssTrace(samples, freedAt),
     guest,
-    memoryBackend: st.shares?.some((s) => s.mechanism === 'virtiofs') ? 'a shared memfd (a folder is shared over virtio-fs)' : 'anonymous memory (no virtio-fs share)',
+    memoryBackend: st.shares?.some((s) => s.mechanism === 'virtiofs')
+      ? 'a shared memfd (a folder is shared over virtio-fs)'
+      : 'anonymous memory (no virtio-fs share)',
   };
 }
 

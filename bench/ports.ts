@@ -47,7 +47,8 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, every:
 /** A GET that must answer 200 with `bytes` bytes; a failed request is an error, never a latency sample. */
 async function sample(port: number, path: string, bytes: number): Promise<{ ms: number; bytes: number }> {
   const r = await get(port, path);
-  if (r.status !== 200 || r.bytes !== bytes) throw new Error(`bench: GET 127.0.0.1:${port}${path} failed (status ${r.status ?? 'none'}, ${r.bytes} of ${bytes} bytes)`);
+  if (r.status !== 200 || r.bytes !== bytes)
+    throw new Error(`bench: GET 127.0.0.1:${port}${path} failed (status ${r.status ?? 'none'}, ${r.bytes} of ${bytes} bytes)`);
   return r;
 }
 
@@ -93,7 +94,15 @@ export async function benchPorts(r: Runner, image: string): Promise<PortsBench> 
 
   // 2. The same guest port through Berth (18200) and through QEMU's hostfwd (28200).
   await must([
-    'run', '-d', '--name', 'big', '-p', `${HOSTFWD.guest}:80`, image, 'sh', '-c',
+    'run',
+    '-d',
+    '--name',
+    'big',
+    '-p',
+    `${HOSTFWD.guest}:80`,
+    image,
+    'sh',
+    '-c',
     'dd if=/dev/urandom of=/www/big bs=1M count=100 2>/dev/null && head -c 1024 /dev/urandom > /www/small && exec httpd -f -p 80 -h /www',
   ]);
   await until(async () => (await get(HOSTFWD.guest, '/small')).bytes === 1024, 120_000, 200, "the test server answering through Berth's forward");
@@ -116,14 +125,40 @@ export async function benchPorts(r: Runner, image: string): Promise<PortsBench> 
   await must(['rm', '-f', 'big']);
 
   // 3. Ten forwards open, nothing happening.
-  await must(['run', '-d', '--name', 'ten', '-p', '18210-18219:8000-8009', image, 'sh', '-c', 'for p in $(seq 8000 8009); do httpd -p $p -h /www; done; exec sleep 100000']);
-  await until(async () => (await Promise.all(Array.from({ length: 10 }, (_, i) => get(18210 + i, '/')))).every((x) => x.status === 200), 60_000, 200, 'ten forwarded ports answering');
+  await must([
+    'run',
+    '-d',
+    '--name',
+    'ten',
+    '-p',
+    '18210-18219:8000-8009',
+    image,
+    'sh',
+    '-c',
+    'for p in $(seq 8000 8009); do httpd -p $p -h /www; done; exec sleep 100000',
+  ]);
+  await until(
+    async () => (await Promise.all(Array.from({ length: 10 }, (_, i) => get(18210 + i, '/')))).every((x) => x.status === 200),
+    60_000,
+    200,
+    'ten forwarded ports answering',
+  );
   out.idle.forwards = JSON.parse((await r.berth('ports', '--json')).stdout).ports.length;
   await sleep(10_000);
   const pid = await r.enginePid();
   const watcher = async () => {
-    const x = await r.berth('shell', '--', 'sh', '-c', "for p in /proc/[0-9]*; do if grep -q 'diag[(]2, 6' $p/cmdline 2>/dev/null; then cut -d' ' -f14,15 $p/stat; fi; done");
-    const nums = x.stdout.trim().split(/\s+/).map(Number).filter((n) => Number.isFinite(n));
+    const x = await r.berth(
+      'shell',
+      '--',
+      'sh',
+      '-c',
+      "for p in /proc/[0-9]*; do if grep -q 'diag[(]2, 6' $p/cmdline 2>/dev/null; then cut -d' ' -f14,15 $p/stat; fi; done",
+    );
+    const nums = x.stdout
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+      .filter((n) => Number.isFinite(n));
     return nums.length >= 2 ? nums.reduce((a, b) => a + b, 0) : undefined;
   };
   const e0 = cpuTicks(pid);

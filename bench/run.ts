@@ -171,7 +171,9 @@ async function sharesSection(): Promise<string[]> {
   await must(berth('sync', 'add', syncDir), 'berth sync add');
   const syncDeadline = Date.now() + 300_000;
   for (;;) {
-    const v = JSON.parse((await must(berth('sync', '--json'), 'berth sync')).stdout) as { syncs: { hostPath: string; state: string; mounted: boolean; error?: string }[] };
+    const v = JSON.parse((await must(berth('sync', '--json'), 'berth sync')).stdout) as {
+      syncs: { hostPath: string; state: string; mounted: boolean; error?: string }[];
+    };
     const me = v.syncs.find((x) => x.hostPath === syncDir);
     if (me?.state === 'watching' && me.mounted) break;
     if (Date.now() > syncDeadline) throw new Error(`the synced folder did not come up: ${JSON.stringify(me)}`);
@@ -188,13 +190,10 @@ async function sharesSection(): Promise<string[]> {
     { label: mech(shareDir)?.mechanism ?? '?', dir: shareDir, why: mech(shareDir)?.mechanismReason },
   ].filter((t, i, all) => all.findIndex((x) => x.label === t.label) === i);
   process.stderr.write(`bench: mechanisms measured: ${targets.map((t) => `${t.label} (${t.why ?? '?'})`).join(', ')}\n`);
-  const { rows: shareRows, settle } = await benchShares(
-    (script) => berth('shell', '--', 'sh', '-c', script),
-    targets,
-    '/var/lib/berth/bench',
-    sizes,
-    { dir: syncDir, guestFiles },
-  );
+  const { rows: shareRows, settle } = await benchShares((script) => berth('shell', '--', 'sh', '-c', script), targets, '/var/lib/berth/bench', sizes, {
+    dir: syncDir,
+    guestFiles,
+  });
   await must(berth('sync', 'rm', syncDir), 'berth sync rm');
   fs.rmSync(syncDir, { recursive: true, force: true });
   const cols = targets.map((t) => t.label);
@@ -220,7 +219,7 @@ async function sharesSection(): Promise<string[]> {
   process.stderr.write('bench: sftp server alone\n');
   const local = await benchSftpLocal(QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {});
   rows.push(
-    'The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine\'s server, against the plain folder:',
+    "The SFTP server alone, without a VM: the real sshfs on this machine mounting a folder through the engine's server, against the plain folder:",
     '',
     sftpBenchTable(local),
     '',
@@ -316,7 +315,7 @@ async function main(): Promise<void> {
     '| what | value |',
     '|---|---|',
     `| engine process RSS | ${mib(engineRss)} |`,
-    `| engine CPU over 10 s idle (of one core) | ${(((ticks / 100) / 10) * 100).toFixed(2)} % |`,
+    `| engine CPU over 10 s idle (of one core) | ${((ticks / 100 / 10) * 100).toFixed(2)} % |`,
     `| QEMU process RSS (guest memory touched so far) | ${mib(qemuRss)} |`,
     `| guest memory in use (free -m) | ${used ? `${used[2]} MiB of ${used[1]} MiB` : 'n/a'} |`,
     '',

@@ -43,8 +43,7 @@ type Shell = (script: string) => Promise<{ code: number | null; stdout: string; 
 
 /** One workload as guest shell: prints "<name> <milliseconds>" per step. */
 function workload(dir: string, o: Required<ShareBenchOptions>): string {
-  const t = (name: string, body: string) =>
-    `s=$(date +%s%N); ${body}; e=$(date +%s%N); echo "${name} $(( (e - s) / 1000000 ))"`;
+  const t = (name: string, body: string) => `s=$(date +%s%N); ${body}; e=$(date +%s%N); echo "${name} $(( (e - s) / 1000000 ))"`;
   return [
     'set -e',
     `mkdir -p '${dir}' && cd '${dir}'`,
@@ -138,11 +137,16 @@ export async function benchShares(
     // Files made in the guest (a build): time until the host has all of them.
     const n = o.smallFiles;
     const t1 = performance.now();
-    const mk = await shell(`set -e; mkdir -p '${synced.dir}/out'; cd '${synced.dir}/out'; i=0; while [ $i -lt ${n} ]; do echo "built $i" > o$i; i=$((i+1)); done`);
+    const mk = await shell(
+      `set -e; mkdir -p '${synced.dir}/out'; cd '${synced.dir}/out'; i=0; while [ $i -lt ${n} ]; do echo "built $i" > o$i; i=$((i+1)); done`,
+    );
     if (mk.code !== 0) throw new Error(`making files in the synced folder failed: ${mk.stderr}`);
     const wrote = performance.now() - t1;
-    await until(() => ((fs.existsSync(path.join(synced.dir, 'out')) ? fs.readdirSync(path.join(synced.dir, 'out')).length : 0) >= n));
-    settle.push({ what: `${n} files made in the guest → all on the host (guest writes and the command took ${Math.round(wrote)} ms)`, ms: performance.now() - t1 });
+    await until(() => (fs.existsSync(path.join(synced.dir, 'out')) ? fs.readdirSync(path.join(synced.dir, 'out')).length : 0) >= n);
+    settle.push({
+      what: `${n} files made in the guest → all on the host (guest writes and the command took ${Math.round(wrote)} ms)`,
+      ms: performance.now() - t1,
+    });
   }
   await shell(`rm -rf '${nativeGuest}'`);
   for (const t of sharedHost) fs.rmSync(path.join(t.dir, 'walk'), { recursive: true, force: true });

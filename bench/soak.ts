@@ -79,7 +79,18 @@ export async function runSoak(
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr.trim()}`);
     return r.stdout;
   };
-  await must(['run', '-d', '--name', 'soak-web', '-p', `${opts.port}:80`, opts.image, 'sh', '-c', 'mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w']);
+  await must([
+    'run',
+    '-d',
+    '--name',
+    'soak-web',
+    '-p',
+    `${opts.port}:80`,
+    opts.image,
+    'sh',
+    '-c',
+    'mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w',
+  ]);
   await must(['run', '-d', '--name', 'soak-talker', opts.image, 'sh', '-c', 'while true; do echo tick; sleep 1; done']);
 
   let ops = 0;
@@ -115,7 +126,16 @@ export async function runSoak(
         }
       });
       await step('shared folder', () =>
-        must(['run', '--rm', '-v', `${opts.shareDir}:/s`, opts.image, 'sh', '-c', `for k in 1 2 3 4 5 6 7 8 9 10; do echo ${i} > /s/f$k; done; cat /s/f* > /dev/null`]),
+        must([
+          'run',
+          '--rm',
+          '-v',
+          `${opts.shareDir}:/s`,
+          opts.image,
+          'sh',
+          '-c',
+          `for k in 1 2 3 4 5 6 7 8 9 10; do echo ${i} > /s/f$k; done; cat /s/f* > /dev/null`,
+        ]),
       );
       await step('docker logs', () => must(['logs', '--tail', '20', 'soak-talker']));
     }
@@ -136,7 +156,9 @@ export async function runSoak(
       errors,
     };
     samples.push(s);
-    log(`soak ${s.atSec}s: engine ${s.engineRssMiB.toFixed(1)} MiB, qemu ${s.qemuRssMiB.toFixed(0)} MiB, guest used ${s.guestUsedMiB.toFixed(0)} MiB, ${ops} ops, ${errors} errors`);
+    log(
+      `soak ${s.atSec}s: engine ${s.engineRssMiB.toFixed(1)} MiB, qemu ${s.qemuRssMiB.toFixed(0)} MiB, guest used ${s.guestUsedMiB.toFixed(0)} MiB, ${ops} ops, ${errors} errors`,
+    );
   };
   while (Date.now() < end) {
     await sample();
@@ -165,7 +187,8 @@ export async function runSoak(
 }
 
 export function soakRows(r: SoakResult): string[] {
-  const verdict = (growth: number, bound: number) => (growth <= bound ? `${growth.toFixed(1)} MiB (bound ${bound} MiB: **held**)` : `${growth.toFixed(1)} MiB (bound ${bound} MiB: **exceeded**)`);
+  const verdict = (growth: number, bound: number) =>
+    growth <= bound ? `${growth.toFixed(1)} MiB (bound ${bound} MiB: **held**)` : `${growth.toFixed(1)} MiB (bound ${bound} MiB: **exceeded**)`;
   const every = Math.max(1, Math.floor(r.samples.length / 12));
   return [
     `## Soak: ${r.minutes} minutes under an everyday load`,
@@ -182,7 +205,10 @@ export function soakRows(r: SoakResult): string[] {
     '|---|---|---|---|---|',
     ...r.samples
       .filter((_, i) => i % every === 0 || i === r.samples.length - 1)
-      .map((s) => `| ${Math.round(s.atSec / 60)} min | ${s.engineRssMiB.toFixed(1)} MiB | ${s.qemuRssMiB.toFixed(0)} MiB | ${s.guestUsedMiB.toFixed(0)} MiB | ${s.ops} |`),
+      .map(
+        (s) =>
+          `| ${Math.round(s.atSec / 60)} min | ${s.engineRssMiB.toFixed(1)} MiB | ${s.qemuRssMiB.toFixed(0)} MiB | ${s.guestUsedMiB.toFixed(0)} MiB | ${s.ops} |`,
+      ),
     '',
   ];
 }

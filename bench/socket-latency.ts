@@ -48,8 +48,12 @@ async function apiLatency(socketPath: string, n: number): Promise<number[]> {
 
 /** Numbers a guest loop printed, one a line; exactly `n` of them or an error. */
 function samples(stdout: string, n: number, scale: number, what: string): number[] {
-  const xs = stdout.trim().split('\n').map((l) => Number(l) * scale);
-  if (xs.length !== n || !xs.every((x) => Number.isFinite(x) && x > 0)) throw new Error(`bench: ${what}: ${xs.length} of ${n} samples, or a failed one:\n${stdout.slice(0, 500)}`);
+  const xs = stdout
+    .trim()
+    .split('\n')
+    .map((l) => Number(l) * scale);
+  if (xs.length !== n || !xs.every((x) => Number.isFinite(x) && x > 0))
+    throw new Error(`bench: ${what}: ${xs.length} of ${n} samples, or a failed one:\n${stdout.slice(0, 500)}`);
   return xs;
 }
 
@@ -60,7 +64,9 @@ export async function socketLatencyRows(d: LatencyDeps): Promise<string[]> {
   const host = await apiLatency(d.socketPath, N);
   // curl -f: a failed call exits non-zero, and `|| echo fail` makes it a non-number.
   const guest = samples(
-    await d.guest(`for i in $(seq ${N}); do curl -fs -o /dev/null -w '%{time_total}\\n' --unix-socket /var/run/docker.sock http://d/version || echo fail; done`),
+    await d.guest(
+      `for i in $(seq ${N}); do curl -fs -o /dev/null -w '%{time_total}\\n' --unix-socket /var/run/docker.sock http://d/version || echo fail; done`,
+    ),
     N,
     1000,
     'GET /version inside the guest',
@@ -68,7 +74,9 @@ export async function socketLatencyRows(d: LatencyDeps): Promise<string[]> {
   const cliHost: number[] = [];
   for (let i = 0; i < 10; i++) cliHost.push(await d.dockerVersion());
   const cliGuest = samples(
-    await d.guest('for i in 1 2 3 4 5 6 7 8 9 10; do s=$(date +%s%N); docker version >/dev/null || { echo fail; continue; }; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done'),
+    await d.guest(
+      'for i in 1 2 3 4 5 6 7 8 9 10; do s=$(date +%s%N); docker version >/dev/null || { echo fail; continue; }; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done',
+    ),
     10,
     1 / 1000,
     'docker version inside the guest',
@@ -76,7 +84,7 @@ export async function socketLatencyRows(d: LatencyDeps): Promise<string[]> {
   return [
     '## Docker socket forward',
     '',
-    "What the forward costs, measured without a VM (an ssh2 server on loopback stands in for the guest, a tiny HTTP server for dockerd), 500 calls each:",
+    'What the forward costs, measured without a VM (an ssh2 server on loopback stands in for the guest, a tiny HTTP server for dockerd), 500 calls each:',
     '',
     '| path | p50 | p95 |',
     '|---|---|---|',

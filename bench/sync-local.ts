@@ -128,8 +128,23 @@ export async function benchSyncLocal(o: SyncLocalOptions = {}): Promise<SyncLoca
   const client = ssh2.utils.generateKeyPairSync('ed25519');
   const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
   const guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public });
-  const gs = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
-  const sync = new SyncSession({ hostPath: host, guestPath: () => host, shareMounted: () => false, session: gs, log: silentLogger(), stateDir: path.join(t, 'state'), guestRoot });
+  const gs = new GuestSession({
+    host: '127.0.0.1',
+    port: guest.port,
+    privateKey: client.private,
+    hostPublicKey: hostKey.public,
+    log: silentLogger(),
+    vmAlive: () => true,
+  });
+  const sync = new SyncSession({
+    hostPath: host,
+    guestPath: () => host,
+    shareMounted: () => false,
+    session: gs,
+    log: silentLogger(),
+    stateDir: path.join(t, 'state'),
+    guestRoot,
+  });
   const copy = (...p: string[]) => path.join(guestRoot, syncId(host), 'tree', ...p);
   try {
     await gs.connect(5000);
@@ -150,7 +165,8 @@ export async function benchSyncLocal(o: SyncLocalOptions = {}): Promise<SyncLoca
     const toHost: number[] = [];
     fs.writeFileSync(path.join(host, 'edit.txt'), 'start');
     fs.writeFileSync(copy('guest-edit.txt'), 'start');
-    if (!(await waitFor(() => readOr(copy('edit.txt')) === 'start' && readOr(path.join(host, 'guest-edit.txt')) === 'start', 30_000, 5))) throw new Error('the edit files did not sync');
+    if (!(await waitFor(() => readOr(copy('edit.txt')) === 'start' && readOr(path.join(host, 'guest-edit.txt')) === 'start', 30_000, 5)))
+      throw new Error('the edit files did not sync');
     for (let i = 0; i < edits; i++) {
       toGuest.push(await editLatency(path.join(host, 'edit.txt'), copy('edit.txt'), `host edit ${i}`));
       await sleep(10);

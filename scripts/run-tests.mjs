@@ -32,12 +32,15 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tests-'));
 const tap = path.join(work, 'results.tap');
 const skipLog = path.join(work, 'skipped.jsonl');
 const args = [
-  '--import', 'tsx',
+  '--import',
+  'tsx',
   '--test',
   // VM tests boot a VM each; on 2 cores they must not overlap.
   '--test-concurrency=1',
-  '--test-reporter=spec', '--test-reporter-destination=stdout',
-  '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  '--test-reporter=tap',
+  `--test-reporter-destination=${tap}`,
   ...files,
 ];
 const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, BERTH_TEST_SKIP_LOG: skipLog } });

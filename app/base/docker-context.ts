@@ -89,11 +89,7 @@ export function useDockerContext(instance: string): string {
   const name = contextName(instance);
   const meta = readJsonIfExists(metaFile(name)) as ContextMeta | undefined;
   if (!meta) {
-    throw new BerthError(
-      'DOCKER_CONTEXT_CONFLICT',
-      `there is no docker context "${name}" yet`,
-      'Run `berth start` once; it creates the context.',
-    );
+    throw new BerthError('DOCKER_CONTEXT_CONFLICT', `there is no docker context "${name}" yet`, 'Run `berth start` once; it creates the context.');
   }
   if (!meta.Metadata?.Description?.startsWith(MARK)) {
     throw new BerthError(
@@ -107,11 +103,7 @@ export function useDockerContext(instance: string): string {
   try {
     cfg = (readJsonIfExists(cfgFile) as Record<string, unknown> | undefined) ?? {};
   } catch {
-    throw new BerthError(
-      'DOCKER_CONTEXT_CONFLICT',
-      `${cfgFile} is not valid JSON`,
-      'Fix the docker CLI config by hand; Berth did not change it.',
-    );
+    throw new BerthError('DOCKER_CONTEXT_CONFLICT', `${cfgFile} is not valid JSON`, 'Fix the docker CLI config by hand; Berth did not change it.');
   }
   cfg.currentContext = name;
   let mode = 0o600;

@@ -20,7 +20,13 @@ export function createEngineLogger(file: string, o: Pick<Tuning, 'logLevel' | 'l
   const level = o.logLevel;
   const dest = pino.destination({ dest: file, sync: false, mkdir: true });
   if (o.logStderr) {
-    return pino({ level }, pino.multistream([{ stream: dest, level }, { stream: process.stderr, level }]));
+    return pino(
+      { level },
+      pino.multistream([
+        { stream: dest, level },
+        { stream: process.stderr, level },
+      ]),
+    );
   }
   return pino({ level }, dest);
 }

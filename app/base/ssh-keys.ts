@@ -70,4 +70,3 @@ export function fingerprint(publicKey: string): string {
   const hash = crypto.createHash('sha256').update(publicKeyBlob(publicKey)).digest('base64');
   return `SHA256:${hash.replace(/=+$/, '')}`;
 }
-

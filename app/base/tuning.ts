@@ -28,12 +28,7 @@ interface Override<S extends z.ZodType> {
 const def = <S extends z.ZodType>(env: string, schema: S, takes: string, doc: string): Override<S> => ({ env, schema, takes, doc });
 
 /** Whole milliseconds; a day at most, so no timer overflows. */
-const ms = (min: number) =>
-  z
-    .string()
-    .regex(/^\d+$/)
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(86_400_000));
+const ms = (min: number) => z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(86_400_000));
 const MS = 'a whole number of milliseconds, 1 or more';
 
 const GUEST_ARCH_ALIASES = { x86_64: 'x86_64', amd64: 'x86_64', aarch64: 'aarch64', arm64: 'aarch64' } as const;
@@ -41,15 +36,55 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export const TUNING = {
   bootTimeoutMs: def('BERTH_BOOT_TIMEOUT_MS', ms(1).optional(), MS, 'how long the guest may take to answer on ssh (default 60000, 240000 under TCG)'),
-  dockerTimeoutMs: def('BERTH_DOCKER_TIMEOUT_MS', ms(1).optional(), MS, 'how long dockerd may take to answer once the guest is up (default 60000, 240000 under TCG)'),
-  syncStartTimeoutMs: def('BERTH_SYNC_START_TIMEOUT_MS', ms(1).default(120_000), MS, "how long the synced folders' first copy may take at start (default 120000)"),
-  syncStopTimeoutMs: def('BERTH_SYNC_STOP_TIMEOUT_MS', ms(1).default(60_000), MS, 'how long synced folders may take to flush to the host at stop (default 60000)'),
+  dockerTimeoutMs: def(
+    'BERTH_DOCKER_TIMEOUT_MS',
+    ms(1).optional(),
+    MS,
+    'how long dockerd may take to answer once the guest is up (default 60000, 240000 under TCG)',
+  ),
+  syncStartTimeoutMs: def(
+    'BERTH_SYNC_START_TIMEOUT_MS',
+    ms(1).default(120_000),
+    MS,
+    "how long the synced folders' first copy may take at start (default 120000)",
+  ),
+  syncStopTimeoutMs: def(
+    'BERTH_SYNC_STOP_TIMEOUT_MS',
+    ms(1).default(60_000),
+    MS,
+    'how long synced folders may take to flush to the host at stop (default 60000)',
+  ),
   stopTimeoutMs: def('BERTH_STOP_TIMEOUT_MS', ms(1).default(60_000), MS, 'how long the guest may take to power off before it is forced off (default 60000)'),
-  recoveryDelayMs: def('BERTH_RECOVERY_DELAY_MS', ms(0).default(2000), 'a whole number of milliseconds', 'the wait before a VM that died under a running engine is started again (default 2000)'),
-  kvmProbeTimeoutMs: def('BERTH_KVM_PROBE_TIMEOUT_MS', ms(1).default(8000), MS, 'how long the KVM probe boot may take before KVM is judged hung (default 8000)'),
-  accel: def('BERTH_ACCEL', z.enum(['kvm', 'tcg', 'hvf']).optional(), 'kvm, tcg or hvf', 'the accelerator, over the accel setting and the probe (default: the setting)'),
-  shareMechanism: def('BERTH_SHARE_MECHANISM', z.enum(['auto', 'virtiofs', 'sshfs']).optional(), 'auto, virtiofs or sshfs', 'how folders are shared, over the shareMechanism setting (default: the setting)'),
-  boot: def('BERTH_BOOT', z.enum(['kernel', 'efi', 'vhdx']).optional(), 'kernel, efi or vhdx', "what the VM boots, one of the driver's boot modes (default: the driver's fastest)"),
+  recoveryDelayMs: def(
+    'BERTH_RECOVERY_DELAY_MS',
+    ms(0).default(2000),
+    'a whole number of milliseconds',
+    'the wait before a VM that died under a running engine is started again (default 2000)',
+  ),
+  kvmProbeTimeoutMs: def(
+    'BERTH_KVM_PROBE_TIMEOUT_MS',
+    ms(1).default(8000),
+    MS,
+    'how long the KVM probe boot may take before KVM is judged hung (default 8000)',
+  ),
+  accel: def(
+    'BERTH_ACCEL',
+    z.enum(['kvm', 'tcg', 'hvf']).optional(),
+    'kvm, tcg or hvf',
+    'the accelerator, over the accel setting and the probe (default: the setting)',
+  ),
+  shareMechanism: def(
+    'BERTH_SHARE_MECHANISM',
+    z.enum(['auto', 'virtiofs', 'sshfs']).optional(),
+    'auto, virtiofs or sshfs',
+    'how folders are shared, over the shareMechanism setting (default: the setting)',
+  ),
+  boot: def(
+    'BERTH_BOOT',
+    z.enum(['kernel', 'efi', 'vhdx']).optional(),
+    'kernel, efi or vhdx',
+    "what the VM boots, one of the driver's boot modes (default: the driver's fastest)",
+  ),
   guestArch: def(
     'BERTH_GUEST_ARCH',
     z
@@ -61,10 +96,30 @@ export const TUNING = {
   ),
   qemu: def('BERTH_QEMU', z.string().optional(), 'a QEMU binary (name on PATH or path)', 'the QEMU binary (default qemu-system-<guest arch> on PATH)'),
   vfkit: def('BERTH_VFKIT', z.string().optional(), 'a vfkit binary (name on PATH or path)', 'the vfkit binary (default vfkit on PATH)'),
-  virtiofsd: def('BERTH_VIRTIOFSD', z.string().optional(), 'a virtiofsd binary (name on PATH or path)', "the virtiofsd binary (default: the distribution's, then PATH)"),
-  powershell: def('BERTH_POWERSHELL', z.string().optional(), 'powershell.exe or pwsh.exe (or a path)', 'the PowerShell that runs the Hyper-V scripts (default powershell.exe)'),
-  hypervSwitch: def('BERTH_HYPERV_SWITCH', z.string().optional(), 'the name of a Hyper-V virtual switch', 'the Hyper-V virtual switch (default "Default Switch")'),
-  imageDir: def('BERTH_IMAGE_DIR', z.string().optional(), 'a folder holding a built guest image', 'a prebuilt guest image to boot instead of the cache (what a release ships)'),
+  virtiofsd: def(
+    'BERTH_VIRTIOFSD',
+    z.string().optional(),
+    'a virtiofsd binary (name on PATH or path)',
+    "the virtiofsd binary (default: the distribution's, then PATH)",
+  ),
+  powershell: def(
+    'BERTH_POWERSHELL',
+    z.string().optional(),
+    'powershell.exe or pwsh.exe (or a path)',
+    'the PowerShell that runs the Hyper-V scripts (default powershell.exe)',
+  ),
+  hypervSwitch: def(
+    'BERTH_HYPERV_SWITCH',
+    z.string().optional(),
+    'the name of a Hyper-V virtual switch',
+    'the Hyper-V virtual switch (default "Default Switch")',
+  ),
+  imageDir: def(
+    'BERTH_IMAGE_DIR',
+    z.string().optional(),
+    'a folder holding a built guest image',
+    'a prebuilt guest image to boot instead of the cache (what a release ships)',
+  ),
   aptSources: def('BERTH_APT_SOURCES', z.string().optional(), 'an apt sources file', "the apt sources the guest image is built from (default: the host's own)"),
   qemuHostForwards: def(
     'BERTH_QEMU_HOSTFWD',
@@ -110,7 +165,11 @@ export function readTuning(env: Record<string, string | undefined> = process.env
   if (r.success) return r.data;
   const key = r.error.issues[0]?.path[0] as TuningKey;
   const d = TUNING[key];
-  throw new BerthError('INVALID_SETTINGS', `${d.env}=${raw[key]} is not valid: it takes ${d.takes}`, `Set ${d.env} to ${d.takes}, or unset it. ${d.env}: ${d.doc}.`);
+  throw new BerthError(
+    'INVALID_SETTINGS',
+    `${d.env}=${raw[key]} is not valid: it takes ${d.takes}`,
+    `Set ${d.env} to ${d.takes}, or unset it. ${d.env}: ${d.doc}.`,
+  );
 }
 
 /** readTuning, or the error it raised: for reports that must not fail on a bad override. */

@@ -124,7 +124,10 @@ export function listsAlone(group: Command): Command {
   return group.allowExcessArguments(true).hook('preAction', (_hooked, actionCmd) => {
     if (actionCmd !== group || !group.args.length) return;
     const word = group.args[0]!;
-    const near = nearest(word, group.commands.map((c) => c.name()));
+    const near = nearest(
+      word,
+      group.commands.map((c) => c.name()),
+    );
     group.error(`error: unknown command '${word}'${near ? `\n(Did you mean ${near}?)` : ''}`, { exitCode: 2, code: 'commander.unknownCommand' });
   });
 }

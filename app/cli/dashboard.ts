@@ -63,7 +63,11 @@ export async function startDashboard(o: {
 }): Promise<DashboardServer> {
   const root = path.resolve(o.root ?? rendererDir());
   if (!fs.existsSync(path.join(root, 'index.html'))) {
-    throw new BerthError('DASHBOARD_NOT_BUILT', `the dashboard is not built (no ${path.join(root, 'index.html')})`, 'Run `npm run build` in the Berth folder first.');
+    throw new BerthError(
+      'DASHBOARD_NOT_BUILT',
+      `the dashboard is not built (no ${path.join(root, 'index.html')})`,
+      'Run `npm run build` in the Berth folder first.',
+    );
   }
   const token = crypto.randomBytes(24).toString('base64url');
   const connect = o.connect ?? ((spawnEngine: boolean) => connectEngine(o.paths, spawnEngine));
@@ -79,7 +83,11 @@ export async function startDashboard(o: {
       res.end('not found\n');
     }
   });
-  const bridge = new WsBridge(server, { token, port: () => port, gateway: () => new EngineGateway({ paths: o.paths, connect, ...(o.doctor ? { doctor: o.doctor } : {}) }) });
+  const bridge = new WsBridge(server, {
+    token,
+    port: () => port,
+    gateway: () => new EngineGateway({ paths: o.paths, connect, ...(o.doctor ? { doctor: o.doctor } : {}) }),
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

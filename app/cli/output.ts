@@ -56,17 +56,21 @@ export function printError(err: unknown, json: boolean): ErrorInfo {
 const seconds = (ms?: number) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 export function formatStatus(s: VmStatus): string {
-  const state =
-    s.state === 'running' ? green(s.state) : s.state === 'error' ? red(s.state) : s.state === 'stopped' ? dim(s.state) : yellow(s.state);
+  const state = s.state === 'running' ? green(s.state) : s.state === 'error' ? red(s.state) : s.state === 'stopped' ? dim(s.state) : yellow(s.state);
   const lines = [`${bold('instance')}      ${s.instance}`, `${bold('state')}         ${state}${s.phase ? ` (${s.phase})` : ''}`];
   if (s.error) {
     lines.push(`${bold('error')}         ${s.error.message} [${s.error.code}]`);
     lines.push(`${bold('hint')}          ${s.error.hint}`);
   }
   const live = s.state !== 'stopped' && s.driverReason;
-  lines.push(`${bold('driver')}        ${s.driver}${live ? dim(` (${s.driverReason})`) : s.driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}`);
+  lines.push(
+    `${bold('driver')}        ${s.driver}${live ? dim(` (${s.driverReason})`) : s.driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}`,
+  );
   if (s.accel) lines.push(`${bold('accelerator')}   ${s.accel}${s.accelReason ? dim(` (${s.accelReason})`) : ''}`);
-  if (s.rosetta) lines.push(`${bold('rosetta')}       ${s.rosetta.active ? 'on (x86_64 binaries run through Rosetta)' : yellow(`not used: ${s.rosetta.note ?? 'see `berth doctor`'}`)}`);
+  if (s.rosetta)
+    lines.push(
+      `${bold('rosetta')}       ${s.rosetta.active ? 'on (x86_64 binaries run through Rosetta)' : yellow(`not used: ${s.rosetta.note ?? 'see `berth doctor`'}`)}`,
+    );
   lines.push(`${bold('resources')}     ${s.cpus} CPUs, ${s.memoryMiB} MiB memory, ${s.diskGiB} GiB disk`);
   lines.push(`${bold('docker socket')} ${s.dockerSocket}`);
   if (s.dockerContext) {
@@ -90,7 +94,9 @@ export function formatStatus(s: VmStatus): string {
   if (s.sync?.length) {
     const conflicts = s.sync.reduce((n, x) => n + x.conflicts.length, 0);
     const states = s.sync.map((x) => x.state).join(', ');
-    lines.push(`${bold('synced')}        ${s.sync.length} folder${s.sync.length > 1 ? 's' : ''} (${states})${conflicts ? red(` ${conflicts} conflicts: see \`berth sync\``) : ''}`);
+    lines.push(
+      `${bold('synced')}        ${s.sync.length} folder${s.sync.length > 1 ? 's' : ''} (${states})${conflicts ? red(` ${conflicts} conflicts: see \`berth sync\``) : ''}`,
+    );
   }
   if (s.session) lines.push(`${bold('guest link')}    ${s.session.state}${s.session.connects > 1 ? ` (${s.session.connects - 1} reconnects)` : ''}`);
   if (s.timings?.totalMs !== undefined) {
@@ -177,7 +183,14 @@ export function formatSync(syncs: SyncViewWire[], configured: { hostPath: string
 function table(rows: string[][]): string {
   const strip = (x: string) => x.replace(/\x1b\[[0-9;]*m/g, '');
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => strip(r[i]!).length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - strip(c).length))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - strip(c).length)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function restLine(r: NonNullable<VmStatus['rest']>): string {
@@ -186,6 +199,9 @@ function restLine(r: NonNullable<VmStatus['rest']>): string {
   if (r.restingSince) parts.push(`resting since ${r.restingSince}; the next docker command wakes it`);
   else if (r.busy) parts.push(`in use: ${r.busy}`);
   else if (r.idleSince) parts.push(`idle since ${r.idleSince}`);
-  if (r.rests) parts.push(`${r.rests} rest${r.rests > 1 ? 's' : ''}, ${r.wakes} wake${r.wakes === 1 ? '' : 's'}${r.lastWakeMs !== undefined ? ` (last ${seconds(r.lastWakeMs)})` : ''}`);
+  if (r.rests)
+    parts.push(
+      `${r.rests} rest${r.rests > 1 ? 's' : ''}, ${r.wakes} wake${r.wakes === 1 ? '' : 's'}${r.lastWakeMs !== undefined ? ` (last ${seconds(r.lastWakeMs)})` : ''}`,
+    );
   return parts.join('; ');
 }

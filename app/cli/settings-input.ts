@@ -27,7 +27,10 @@ export function resolveKey(typed: string, keys: SettingsKey[]): { key: SettingsK
   if (alias) return { key: alias, alias: true };
   const names = keys.flatMap((k) => (k.unit ? [k.key, k.key.slice(0, -k.unit.length)] : [k.key]));
   const near = nearest(typed, names);
-  throw refuse(`"${typed}" is not a setting${near ? ` (did you mean ${near}?)` : ''}`, '`berth settings set --help` lists every key with its type, range and default.');
+  throw refuse(
+    `"${typed}" is not a setting${near ? ` (did you mean ${near}?)` : ''}`,
+    '`berth settings set --help` lists every key with its type, range and default.',
+  );
 }
 
 /** A size in the key's unit: "4GiB" for memoryMiB is 4096. */
@@ -35,11 +38,13 @@ export function parseSize(value: string, key: SettingsKey & { unit: 'MiB' | 'GiB
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt])(?:i?b)?$/i.exec(value.trim());
   if (!m) {
     if (/^-?\d+$/.test(value) && typedKey === key.key) return Number(value);
-    if (/^-?\d+(\.\d+)?$/.test(value)) throw refuse(`${typedKey}=${value} needs a unit`, `Write ${typedKey}=4GiB or ${typedKey}=4096MiB (or ${key.key}=${value}, in ${key.unit}).`);
+    if (/^-?\d+(\.\d+)?$/.test(value))
+      throw refuse(`${typedKey}=${value} needs a unit`, `Write ${typedKey}=4GiB or ${typedKey}=4096MiB (or ${key.key}=${value}, in ${key.unit}).`);
     return value; // not a size: the schema says what the key takes
   }
   const n = Number(m[1]) * 1024 ** (UNIT_POWER[m[2]!.toLowerCase()]! - KEY_POWER[key.unit]);
-  if (!Number.isInteger(n)) throw refuse(`${key.key}: ${value} is not a whole number of ${key.unit}`, `Give a size in whole ${key.unit} (${key.key}=${Math.round(n)}).`);
+  if (!Number.isInteger(n))
+    throw refuse(`${key.key}: ${value} is not a whole number of ${key.unit}`, `Give a size in whole ${key.unit} (${key.key}=${Math.round(n)}).`);
   return n;
 }
 
@@ -66,13 +71,27 @@ export function parsePairs(pairs: string[], keys: SettingsKey[]): Record<string,
 /** `settings set --help`: every key with its type, range, default and whether it needs a restart. */
 export function keysHelp(keys: SettingsKey[]): string {
   const rows = keys.map((k) => {
-    const type = k.type === 'choice' ? k.choices!.join('|') : k.type === 'boolean' ? 'true|false' : k.type === 'list' ? 'list' : `number (${k.unit ?? (k.integer ? 'whole' : 'fractions too')})`;
+    const type =
+      k.type === 'choice'
+        ? k.choices!.join('|')
+        : k.type === 'boolean'
+          ? 'true|false'
+          : k.type === 'list'
+            ? 'list'
+            : `number (${k.unit ?? (k.integer ? 'whole' : 'fractions too')})`;
     const range = k.min !== undefined || k.max !== undefined ? `${k.min ?? ''}..${k.max ?? ''}` : '';
     const def = k.type === 'list' ? '' : `default ${String(k.default)}`;
     return [k.key, type, range, def, k.restart ? 'restart' : 'live', k.description];
   });
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => '  ' + r.map((c, i) => (i < 5 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd());
+  const lines = rows.map(
+    (r) =>
+      '  ' +
+      r
+        .map((c, i) => (i < 5 ? c.padEnd(widths[i]!) : c))
+        .join('  ')
+        .trimEnd(),
+  );
   return [
     'Keys (type, range, default, applies live or at `berth restart`):',
     ...lines,

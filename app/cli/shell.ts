@@ -22,9 +22,7 @@ export async function runShell(ep: Result<'guest.sshEndpoint'>, command: string[
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
     client.on('ready', () => resolve());
-    client.on('error', (err) =>
-      reject(new BerthError('GUEST_UNREACHABLE', `cannot open a shell in the VM: ${err.message}`, 'Check `berth status`.')),
-    );
+    client.on('error', (err) => reject(new BerthError('GUEST_UNREACHABLE', `cannot open a shell in the VM: ${err.message}`, 'Check `berth status`.')));
     client.connect({
       host: ep.host,
       port: ep.port,
@@ -37,9 +35,7 @@ export async function runShell(ep: Result<'guest.sshEndpoint'>, command: string[
 
   const stdin = process.stdin;
   const interactive = stdin.isTTY && process.stdout.isTTY;
-  const pty = interactive
-    ? { term: process.env.TERM || 'xterm-256color', rows: process.stdout.rows, cols: process.stdout.columns }
-    : undefined;
+  const pty = interactive ? { term: process.env.TERM || 'xterm-256color', rows: process.stdout.rows, cols: process.stdout.columns } : undefined;
 
   // The exit status is heard from the moment the channel opens: a short
   // command's 'exit' can arrive before the code after the await runs.

@@ -29,7 +29,11 @@ export class ControlClient extends EventEmitter<{
 
   private constructor(private readonly sock: net.Socket) {
     super();
-    const reader = new LineReader(64 << 20, (line) => this.onLine(line), () => sock.destroy());
+    const reader = new LineReader(
+      64 << 20,
+      (line) => this.onLine(line),
+      () => sock.destroy(),
+    );
     sock.on('data', (d: Buffer) => reader.push(d));
     sock.on('error', () => undefined);
     sock.on('close', () => {
@@ -53,13 +57,7 @@ export class ControlClient extends EventEmitter<{
       const s = net.createConnection(paths.controlSocket);
       s.once('connect', () => resolve(s));
       s.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new BerthError(
-            'ENGINE_NOT_RUNNING',
-            `the Berth engine is not running (${err.code ?? err.message})`,
-            'Start it with `berth start`.',
-          ),
-        ),
+        reject(new BerthError('ENGINE_NOT_RUNNING', `the Berth engine is not running (${err.code ?? err.message})`, 'Start it with `berth start`.')),
       );
     });
     const c = new ControlClient(sock);
@@ -68,11 +66,7 @@ export class ControlClient extends EventEmitter<{
       token = fs.readFileSync(paths.token, 'utf8').trim();
     } catch {
       sock.destroy();
-      throw new BerthError(
-        'UNAUTHORIZED',
-        `cannot read the control token ${paths.token}`,
-        'Only the user who started Berth can control it.',
-      );
+      throw new BerthError('UNAUTHORIZED', `cannot read the control token ${paths.token}`, 'Only the user who started Berth can control it.');
     }
     try {
       const hi = await c.call('hello', { token, client, protocol: PROTOCOL_VERSION });

@@ -27,7 +27,11 @@ function hostName(f: Pick<HostFacts, 'platform' | 'arch'>): string {
   return `${os} ${f.arch}`;
 }
 
-export function settingChoices(facts: Pick<HostFacts, 'platform' | 'arch'>, drivers: DriverCheck[], rosetta?: { usable: boolean; note?: string }): DoctorChoices {
+export function settingChoices(
+  facts: Pick<HostFacts, 'platform' | 'arch'>,
+  drivers: DriverCheck[],
+  rosetta?: { usable: boolean; note?: string },
+): DoctorChoices {
   const check = (d: DriverCheck['driver']) => drivers.find((c) => c.driver === d);
   const driver = Object.fromEntries(
     DRIVER_SETTINGS.map((d) => {
@@ -44,7 +48,11 @@ export function settingChoices(facts: Pick<HostFacts, 'platform' | 'arch'>, driv
   const hostOwn = (accel: 'kvm' | 'hvf'): Choice => {
     const needs = accel === 'kvm' ? 'linux' : 'darwin';
     if (facts.platform !== needs) {
-      return no(accel === 'kvm' ? `KVM is the Linux kernel's hypervisor; this host runs ${hostName(facts)}` : `HVF is macOS's Hypervisor.framework; this host runs ${hostName(facts)}`);
+      return no(
+        accel === 'kvm'
+          ? `KVM is the Linux kernel's hypervisor; this host runs ${hostName(facts)}`
+          : `HVF is macOS's Hypervisor.framework; this host runs ${hostName(facts)}`,
+      );
     }
     if (!qemu?.usable) return no(noQemu);
     if (found === accel) return OK;
@@ -60,7 +68,8 @@ export function settingChoices(facts: Pick<HostFacts, 'platform' | 'arch'>, driv
   // Rosetta: Apple silicon, a driver that offers it (vfkit), Rosetta installed.
   const offering = drivers.find((c) => DRIVER_FEATURES[c.driver].rosetta);
   let rosettaChoice: Choice;
-  if (facts.platform !== 'darwin' || facts.arch !== 'arm64') rosettaChoice = no(`Rosetta needs a Mac with Apple silicon and the vfkit driver; this host runs ${hostName(facts)}`);
+  if (facts.platform !== 'darwin' || facts.arch !== 'arm64')
+    rosettaChoice = no(`Rosetta needs a Mac with Apple silicon and the vfkit driver; this host runs ${hostName(facts)}`);
   else if (!offering?.usable) rosettaChoice = no(`Rosetta needs the vfkit driver, which cannot run here: ${offering?.summary ?? 'not checked'}`);
   else if (offering.details.rosetta === false) rosettaChoice = no(offering.warnings.find((w) => /Rosetta/.test(w)) ?? 'Rosetta is not installed');
   else rosettaChoice = rosetta && !rosetta.usable && rosetta.note ? { usable: true, reason: rosetta.note } : OK;

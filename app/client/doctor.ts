@@ -56,7 +56,9 @@ export interface DoctorReport {
 
 function driverLines(c: DriverCheck, selected: DriverName | null): string[] {
   const mark = c.usable ? (c.driver === selected ? 'ok (used)' : 'ok') : c.problem?.code === 'UNSUPPORTED_OS' ? 'n/a' : 'no';
-  const lines = [`  ${DRIVER_FEATURES[c.driver].label.padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`];
+  const lines = [
+    `  ${DRIVER_FEATURES[c.driver].label.padEnd(8)} ${mark.padEnd(10)} ${c.summary}${c.problem && c.problem.code !== 'UNSUPPORTED_OS' ? ` [${c.problem.code}]` : ''}`,
+  ];
   const pad = ' '.repeat(21);
   if (c.problem && c.problem.code !== 'UNSUPPORTED_OS') lines.push(`${pad}hint: ${c.problem.hint}`);
   for (const w of c.warnings) lines.push(`${pad}warning: ${w}`);
@@ -68,7 +70,13 @@ export function formatDoctor(json: DoctorJson): string {
   const lines = [`Host: ${json.host.os} (${json.host.arch})`, ''];
   for (const c of json.drivers) lines.push(...driverLines(c, json.selected));
   if (json.lastProbe) lines.push('', `Last accelerator probe: ${json.lastProbe.accel} (${json.lastProbe.reason})`);
-  if (json.overrides) lines.push('', `Overrides in effect: ${Object.entries(json.overrides).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (json.overrides)
+    lines.push(
+      '',
+      `Overrides in effect: ${Object.entries(json.overrides)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   lines.push('');
   if (json.live) {
     const name = DRIVER_FEATURES[json.live.driver as DriverName]?.label ?? json.live.driver;
@@ -87,7 +95,9 @@ export function formatDoctor(json: DoctorJson): string {
   const wanted = json.setting === 'auto' ? undefined : json.drivers.find((c) => c.driver === json.setting);
   if (wanted && !wanted.usable) {
     lines.push(`Settings ask for ${DRIVER_FEATURES[wanted.driver].label}, which cannot run here: ${wanted.summary}`);
-    lines.push(`Start with: ${wanted.problem?.hint ?? ''} Or let Berth pick: \`berth settings set driver=auto\`${json.recommended ? ` (it would use ${DRIVER_FEATURES[json.recommended].label})` : ''}.`);
+    lines.push(
+      `Start with: ${wanted.problem?.hint ?? ''} Or let Berth pick: \`berth settings set driver=auto\`${json.recommended ? ` (it would use ${DRIVER_FEATURES[json.recommended].label})` : ''}.`,
+    );
   } else if (json.selected) {
     lines.push(`Berth will use: ${DRIVER_FEATURES[json.selected].label}${wanted ? ' (set in settings)' : ''}`);
   } else {
@@ -139,7 +149,13 @@ function lastProbe(): { accel: string; reason: string } | undefined {
 }
 
 /** What the rosetta setting does on this host with the driver the next start uses. */
-function rosettaView(facts: HostFacts, tuning: Pick<Tuning, 'guestArch'>, drivers: DriverCheck[], selected: DriverName | null, setting: boolean): DoctorJson['rosetta'] {
+function rosettaView(
+  facts: HostFacts,
+  tuning: Pick<Tuning, 'guestArch'>,
+  drivers: DriverCheck[],
+  selected: DriverName | null,
+  setting: boolean,
+): DoctorJson['rosetta'] {
   // The driver that can offer Rosetta (Virtualization.framework's), and what its host check found.
   const offering = drivers.find((c) => DRIVER_FEATURES[c.driver].rosetta);
   const appleSilicon = facts.platform === 'darwin' && facts.arch === 'arm64';

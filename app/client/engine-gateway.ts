@@ -69,7 +69,9 @@ export class EngineGateway extends EventEmitter<{ event: [EventName, unknown]; l
       throw new BerthError(
         'BAD_REQUEST',
         `unknown method "${String(method).slice(0, 64)}"`,
-        `Known methods: ${Object.keys(methods).filter((m) => !GATEWAY_ONLY.has(m)).join(', ')}.`,
+        `Known methods: ${Object.keys(methods)
+          .filter((m) => !GATEWAY_ONLY.has(m))
+          .join(', ')}.`,
       );
     }
     const m = method as MethodName;

@@ -56,7 +56,12 @@ export async function connectOrLaunch(paths: InstancePaths, spawnIfNeeded: boole
   if (exited === undefined && child.pid && pidAlive(child.pid)) child.kill('SIGTERM');
   const tail = tailFile(paths.daemonOut, 15).join('\n');
   if (/INSTANCE_LOCKED|another Berth engine/.test(tail)) {
-    throw new BerthError('INSTANCE_LOCKED', 'another Berth engine holds this instance but does not answer', `If no engine is running, delete ${paths.lock} and try again.`, tail);
+    throw new BerthError(
+      'INSTANCE_LOCKED',
+      'another Berth engine holds this instance but does not answer',
+      `If no engine is running, delete ${paths.lock} and try again.`,
+      tail,
+    );
   }
   throw new BerthError(
     'ENGINE_START_FAILED',

@@ -21,7 +21,10 @@ export interface InstanceEntry {
 export function listInstances(home = berthHome()): InstanceEntry[] {
   let names: string[];
   try {
-    names = fs.readdirSync(home, { withFileTypes: true }).filter((d) => d.isDirectory() && INSTANCE_NAME_RE.test(d.name)).map((d) => d.name);
+    names = fs
+      .readdirSync(home, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && INSTANCE_NAME_RE.test(d.name))
+      .map((d) => d.name);
   } catch {
     return [];
   }

@@ -95,7 +95,11 @@ export class WsBridge {
     }
     const problem = hostProblem(req, this.o.port());
     if (problem) {
-      return refuse(socket, 403, { code: 'UNAUTHORIZED', message: `connection refused: ${problem}`, hint: 'Open the dashboard at the address `berth dashboard` printed.' });
+      return refuse(socket, 403, {
+        code: 'UNAUTHORIZED',
+        message: `connection refused: ${problem}`,
+        hint: 'Open the dashboard at the address `berth dashboard` printed.',
+      });
     }
     if (!tokenOk(url.searchParams.get('token'), this.o.token)) {
       return refuse(socket, 403, {

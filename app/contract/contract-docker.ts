@@ -16,9 +16,7 @@ import { ERROR_CODES } from './errors.js';
 const ErrorInfo = z.object({ code: z.enum(ERROR_CODES), message: z.string(), hint: z.string(), details: z.string().optional() });
 
 /** A container's id (or a prefix of it) or its name. */
-const ContainerRef = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be a container id or name (letters, digits, _ . -)');
+const ContainerRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be a container id or name (letters, digits, _ . -)');
 /** An image id (sha256:...), a prefix of it, or a reference such as repo/name:tag. */
 const ImageRef = z
   .string()

@@ -163,9 +163,7 @@ export const VmStatusSchema = z.object({
   lastCrash: z.object({ at: z.string(), reason: z.string(), recent: z.number() }).optional(),
   timings: TimingsSchema.optional(),
   /** How long each start phase took over the last starts (the median), for the start checklist; absent before the first start. */
-  expected: z
-    .object({ starts: z.number(), totalMs: z.number(), phases: z.partialRecord(z.enum(START_PHASES), z.number()) })
-    .optional(),
+  expected: z.object({ starts: z.number(), totalMs: z.number(), phases: z.partialRecord(z.enum(START_PHASES), z.number()) }).optional(),
   /** The last start's steps, host and guest, in the order they happened (absent after a reattach). */
   bootTimeline: z.array(BootStepSchema).optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
@@ -282,9 +280,7 @@ export const methods = {
   },
   'ports.list': { params: Empty, result: PortsResult },
   'ports.add': {
-    params: z
-      .object({ hostPort: PortNumber, guestPort: PortNumber, proto: z.enum(['tcp', 'udp']).optional(), hostIp: z.string().max(64).optional() })
-      .strict(),
+    params: z.object({ hostPort: PortNumber, guestPort: PortNumber, proto: z.enum(['tcp', 'udp']).optional(), hostIp: z.string().max(64).optional() }).strict(),
     result: PortsResult,
   },
   'ports.remove': {
@@ -387,8 +383,6 @@ export const RequestSchema = z.object({
 });
 export type Request = z.infer<typeof RequestSchema>;
 
-export type Response =
-  | { id: Request['id'] | null; result: unknown }
-  | { id: Request['id'] | null; error: z.infer<typeof ErrorInfoSchema> };
+export type Response = { id: Request['id'] | null; result: unknown } | { id: Request['id'] | null; error: z.infer<typeof ErrorInfoSchema> };
 
 export type EventMessage = { event: EventName; data: unknown };

@@ -29,5 +29,5 @@ export function nestedTooDeep(value: unknown, max = MAX_JSON_DEPTH): boolean {
 export const TOO_DEEP = {
   code: 'BAD_REQUEST' as const,
   message: `the request nests deeper than ${MAX_JSON_DEPTH} levels`,
-  hint: 'Requests are flat JSON objects; see the contract for each method\'s params.',
+  hint: "Requests are flat JSON objects; see the contract for each method's params.",
 };

@@ -3,7 +3,19 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { EventData, VmStatus } from '../contract/contract.js';
 import { BootTimeline } from './boot/boot-timeline.js';
-import { driverOfRun, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, runStatus, type DriverChoiceView, type EngineTuning, type PlanContext, type RunState } from './boot/boot-plan.js';
+import {
+  driverOfRun,
+  imageView,
+  instanceStatus,
+  pickDriver,
+  sshLogin,
+  type SshLogin,
+  runStatus,
+  type DriverChoiceView,
+  type EngineTuning,
+  type PlanContext,
+  type RunState,
+} from './boot/boot-plan.js';
 import { CrashBudget, findLeftVm, vmExitedInfo } from './boot/crash-recovery.js';
 import { rotateLog } from './boot/instance-disks.js';
 import { launchVm, prepareRun } from './boot/launch-vm.js';
@@ -109,7 +121,14 @@ export class Engine extends EventEmitter<
   }
 
   private get plan(): PlanContext {
-    return { paths: this.paths, log: this.o.log, arch: this.o.images.arch, accelCacheFile: this.o.accelCacheFile, host: this.o.drivers?.host, tuning: this.o.tuning };
+    return {
+      paths: this.paths,
+      log: this.o.log,
+      arch: this.o.images.arch,
+      accelCacheFile: this.o.accelCacheFile,
+      host: this.o.drivers?.host,
+      tuning: this.o.tuning,
+    };
   }
 
   settingsStore(): SettingsStore {
@@ -253,7 +272,8 @@ export class Engine extends EventEmitter<
 
   /** The driver for this start: fixed by the caller (tests), else the setting and the host decide. */
   private async selectDriver(settings: Settings): Promise<Driver> {
-    if (!this.o.driver) this.progress('prepare', settings.driver === 'auto' ? 'choosing the VM driver for this host' : `checking the ${settings.driver} driver`);
+    if (!this.o.driver)
+      this.progress('prepare', settings.driver === 'auto' ? 'choosing the VM driver for this host' : `checking the ${settings.driver} driver`);
     const sel = await pickDriver(this.o, settings.driver, this.o.images.arch);
     if (!this.o.driver) this.o.log.info({ driver: sel.driver.name, reason: sel.choice.reason, warnings: sel.choice.warnings }, 'driver');
     this.driver = sel.driver;

@@ -134,7 +134,10 @@ export function startDesktopApp(d: DesktopDeps): DesktopApp {
   });
 
   const createWindow = (screenId: Screen, show: boolean) => {
-    const bounds = restoreBounds(d.store, screen.getAllDisplays().map((x) => x.bounds));
+    const bounds = restoreBounds(
+      d.store,
+      screen.getAllDisplays().map((x) => x.bounds),
+    );
     const w = new BrowserWindow({
       ...bounds,
       minWidth: 760,

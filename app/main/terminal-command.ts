@@ -9,7 +9,6 @@ export interface TerminalLaunch {
   args: string[];
 }
 
-
 /** `berthCmd`: how to run the berth CLI here, e.g. [node, /app/bin/berth.js] (plus the instance flag). */
 export function terminalLaunch(platform: NodeJS.Platform, berthCmd: string[], env: NodeJS.ProcessEnv = {}): TerminalLaunch[] {
   const shell = [...berthCmd, 'shell'];

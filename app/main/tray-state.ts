@@ -34,7 +34,7 @@ export function trayView(s: { state?: VmState; phase?: string; error?: { message
     case 'running':
       return { icon: 'running', tooltip: 'Berth: running', statusLine: 'Berth is running' };
     case 'starting': {
-      const what = s.phase ? PHASES[s.phase] ?? s.phase : 'starting';
+      const what = s.phase ? (PHASES[s.phase] ?? s.phase) : 'starting';
       return { icon: 'starting', tooltip: `Berth: starting (${what})`, statusLine: `Starting: ${what}…` };
     }
     case 'stopping':

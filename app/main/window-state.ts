@@ -27,7 +27,9 @@ export function restoreBounds(store: KeyValueStore, displays: { x: number; y: nu
   if (!isBounds(saved)) return { ...DEFAULT_BOUNDS };
   if (saved.x === undefined || saved.y === undefined) return { width: saved.width, height: saved.height };
   const visible = displays.some(
-    (d) => Math.min(saved.x! + saved.width, d.x + d.width) - Math.max(saved.x!, d.x) >= 100 && Math.min(saved.y! + saved.height, d.y + d.height) - Math.max(saved.y!, d.y) >= 50,
+    (d) =>
+      Math.min(saved.x! + saved.width, d.x + d.width) - Math.max(saved.x!, d.x) >= 100 &&
+      Math.min(saved.y! + saved.height, d.y + d.height) - Math.max(saved.y!, d.y) >= 50,
   );
   return visible ? { x: saved.x, y: saved.y, width: saved.width, height: saved.height } : { width: saved.width, height: saved.height };
 }

@@ -25,7 +25,10 @@ export function berthBridge(ipc: IpcRendererLike) {
   return Object.freeze({
     call(method: unknown, params: unknown): Promise<Envelope> {
       if (typeof method !== 'string' || method.length > 64) {
-        return Promise.resolve({ ok: false, error: { code: 'BAD_REQUEST', message: 'the method must be a contract method name', hint: 'See app/contract/contract.ts.' } });
+        return Promise.resolve({
+          ok: false,
+          error: { code: 'BAD_REQUEST', message: 'the method must be a contract method name', hint: 'See app/contract/contract.ts.' },
+        });
       }
       return ipc.invoke(IPC_CALL, method, params ?? {}) as Promise<Envelope>;
     },

@@ -46,7 +46,14 @@ class GuestProcessVm extends EventEmitter<{ exit: [VmExit] }> implements Running
 const paths = instancePaths('default');
 const driver: Driver = {
   name: 'fake',
-  features: { label: 'fake', accelerator: 'choose', bootModes: ['kernel', 'efi'], diskFormat: 'raw', rosetta: false, ownProcess: true } satisfies DriverFeatures,
+  features: {
+    label: 'fake',
+    accelerator: 'choose',
+    bootModes: ['kernel', 'efi'],
+    diskFormat: 'raw',
+    rosetta: false,
+    ownProcess: true,
+  } satisfies DriverFeatures,
   async start(spec: VmSpec): Promise<RunningVm> {
     const child = spawn(process.execPath, [guestScript, String(spec.sshHostPort), paths.hostKey, `${paths.clientKey}.pub`, paths.dir], {
       stdio: ['ignore', 'pipe', 'inherit'],

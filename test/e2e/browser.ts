@@ -30,7 +30,15 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-dev-shm-usage',
+    ],
   });
 }
 
@@ -93,7 +101,8 @@ export async function unreachableByKeyboard(page: Page, maxTabs = 400): Promise<
       const visible = el.offsetParent !== null && getComputedStyle(el).visibility !== 'hidden';
       const disabled = (el as HTMLButtonElement).disabled;
       if (!visible || disabled || el.closest('dialog:not([open])') || el.closest('.xterm')) continue;
-      if (!el.hasAttribute('data-kbd-reached')) missed.push(`${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40)}"`);
+      if (!el.hasAttribute('data-kbd-reached'))
+        missed.push(`${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40)}"`);
     }
     return missed;
   });

@@ -49,14 +49,21 @@ gatedSuite('the Containers screen in Chromium (50 containers, 1280×800)', probl
         Image: s === 'db' ? 'postgres:16' : s === 'cache' ? 'redis:7' : 'nginx:1.27',
         Labels: compose('shop', s),
         Env: [`SERVICE=${s}`, 'TZ=UTC'],
-        Mounts: s === 'db' ? [{ Type: 'volume', Name: 'shop_pgdata', Source: '/var/lib/docker/volumes/shop_pgdata/_data', Destination: '/var/lib/postgresql/data', RW: true }] : [],
+        Mounts:
+          s === 'db'
+            ? [{ Type: 'volume', Name: 'shop_pgdata', Source: '/var/lib/docker/volumes/shop_pgdata/_data', Destination: '/var/lib/postgresql/data', RW: true }]
+            : [],
         Ports: s === 'web' ? [{ IP: '0.0.0.0', PrivatePort: 80, PublicPort: 18080, Type: 'tcp' }] : [],
         usage: { cpuNsPerSec: 0.25e9, memoryBytes: 48 * 2 ** 20 },
       });
     }
     for (const s of ['app', 'worker']) engine.dockerd.addContainer({ name: `blog-${s}-1`, Labels: compose('blog', s) });
     for (let i = 0; engine.dockerd.containers.size < N; i++) {
-      engine.dockerd.addContainer({ name: `svc-${String(i).padStart(2, '0')}`, Image: i % 3 ? 'nginx:1.27' : 'busybox:latest', State: i % 4 ? 'running' : 'exited' });
+      engine.dockerd.addContainer({
+        name: `svc-${String(i).padStart(2, '0')}`,
+        Image: i % 3 ? 'nginx:1.27' : 'busybox:latest',
+        State: i % 4 ? 'running' : 'exited',
+      });
     }
     const web = [...engine.dockerd.containers.values()].find((c) => c.Names[0] === '/shop-web-1')!;
     for (let i = 0; i < 150; i++) engine.dockerd.log(web.Id, `\x1b[2m${i}\x1b[22m GET /item/${i} 200\n`);
@@ -132,7 +139,10 @@ gatedSuite('the Containers screen in Chromium (50 containers, 1280×800)', probl
     assert.match(saved, /^0 GET \/item\/0 200\n/);
     assert.match(saved, /\nERROR upstream timed out\n$/, 'plain text, no escape codes');
 
-    await drawer.getByTestId('stats-cpu').getByText(/^\d+\.\d %$/).waitFor();
+    await drawer
+      .getByTestId('stats-cpu')
+      .getByText(/^\d+\.\d %$/)
+      .waitFor();
     assert.equal(await drawer.getByTestId('stats-cpu').innerText(), '25.0 %', 'a quarter of one CPU (0.25 s a second), as docker stats says');
     assert.match(await drawer.getByTestId('stats-memory').innerText(), /^50\.3 MB of 2\.1 GB$/);
     assert.equal(engine.dockerd.openStats(), 1, 'one stats stream for the open drawer');
@@ -223,7 +233,9 @@ gatedSuite('the Containers screen in Chromium (50 containers, 1280×800)', probl
     assert.equal(engine.dockerd.openStats(), 1);
     // The engine side (control server, Docker handlers, dashboard bridge) runs in this process with the fake dockerd and
     // Playwright's client: an upper bound for the engine. A measurement, not an assertion (bench numbers are not asserted).
-    tc.diagnostic(`engine-side CPU with the dashboard open on ${N} containers and the drawer streaming stats: ${share.toFixed(2)} % of one core over ${(wall / 1000).toFixed(1)} s`);
+    tc.diagnostic(
+      `engine-side CPU with the dashboard open on ${N} containers and the drawer streaming stats: ${share.toFixed(2)} % of one core over ${(wall / 1000).toFixed(1)} s`,
+    );
     console.log(`# engine-side CPU, dashboard open on ${N} containers, drawer open: ${share.toFixed(2)} % of one core`);
     await page.keyboard.press('Escape');
     assert.deepEqual(problems, []);

@@ -85,12 +85,22 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await page.getByTestId('vm-state').getByText('Stopped').waitFor();
     await checkScreen('home-stopped');
     await page.getByRole('button', { name: 'Start', exact: true }).click();
-    await page.getByTestId('vm-state').getByText(/^Starting/).waitFor({ timeout: 2 * MIN });
+    await page
+      .getByTestId('vm-state')
+      .getByText(/^Starting/)
+      .waitFor({ timeout: 2 * MIN });
     note('UI shows starting');
     await page.getByRole('list', { name: 'Start progress' }).waitFor();
-    await page.waitForFunction(() => /Booting the VM|Waiting for the guest|Starting Docker/.test(document.querySelector('[data-testid=vm-state]')!.textContent!), null, { timeout: 5 * MIN });
+    await page.waitForFunction(
+      () => /Booting the VM|Waiting for the guest|Starting Docker/.test(document.querySelector('[data-testid=vm-state]')!.textContent!),
+      null,
+      { timeout: 5 * MIN },
+    );
     await screenshot(page, 'vm-home-starting');
-    await page.getByTestId('vm-state').getByText('Running').waitFor({ timeout: 10 * MIN });
+    await page
+      .getByTestId('vm-state')
+      .getByText('Running')
+      .waitFor({ timeout: 10 * MIN });
     note('UI shows running');
     assert.match(await page.getByTestId('docker-host').innerText(), new RegExp(`DOCKER_HOST=unix://${vm.sock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     await page.getByTestId('containers-count').waitFor();
@@ -103,8 +113,16 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await go('Containers');
     await page.getByText('No containers yet').waitFor();
     await vm.ok([
-      'run', '-d', '--name', 'web', '-p', `${PORT}:80`, 'bbd:1',
-      'sh', '-c', 'httpd -p 80 -h /www; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done',
+      'run',
+      '-d',
+      '--name',
+      'web',
+      '-p',
+      `${PORT}:80`,
+      'bbd:1',
+      'sh',
+      '-c',
+      'httpd -p 80 -h /www; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done',
     ]);
     note('docker run returned');
     await row('web').waitFor({ timeout: 30_000 });
@@ -136,18 +154,35 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await log.getByText('tick 1', { exact: true }).waitFor({ timeout: 30_000 });
     const seen = async () => Math.max(...[...(await log.innerText()).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
     const first = await seen();
-    await page.waitForFunction((n) => [...document.querySelector('[data-testid=log-lines]')!.textContent!.matchAll(/tick (\d+)/g)].some((m) => Number(m[1]) >= n + 2), first, { timeout: 30_000 });
+    await page.waitForFunction(
+      (n) => [...document.querySelector('[data-testid=log-lines]')!.textContent!.matchAll(/tick (\d+)/g)].some((m) => Number(m[1]) >= n + 2),
+      first,
+      { timeout: 30_000 },
+    );
     await drawer.getByRole('searchbox', { name: 'Search' }).fill('tick 1');
-    await page.waitForFunction(() => document.querySelector('[data-testid=log-lines]')!.textContent!.split('tick').length > 1 && !/tick 0/.test(document.querySelector('[data-testid=log-lines]')!.textContent!));
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid=log-lines]')!.textContent!.split('tick').length > 1 &&
+        !/tick 0/.test(document.querySelector('[data-testid=log-lines]')!.textContent!),
+    );
     await drawer.getByRole('searchbox', { name: 'Search' }).fill('');
     await drawer.getByRole('checkbox', { name: 'Timestamps' }).check();
     assert.match(await log.innerText(), /\d{4}-\d\d-\d\dT[\d:.]+Z tick \d+/);
-    await drawer.getByTestId('stats-cpu').getByText(/^\d+\.\d %$/).waitFor({ timeout: 30_000 });
+    await drawer
+      .getByTestId('stats-cpu')
+      .getByText(/^\d+\.\d %$/)
+      .waitFor({ timeout: 30_000 });
     assert.match(await drawer.getByTestId('stats-memory').innerText(), /^[\d.]+ [kMG]?B of [\d.]+ [MG]B$/);
     await checkScreen('containers-logs');
     // What the engine spends with the dashboard open on this container (a measurement, printed).
     const pid = (JSON.parse((await vm.berth(['status', '--json'])).stdout) as { enginePid: number }).enginePid;
-    const ticks = () => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+    const ticks = () =>
+      fs
+        .readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .split(') ')[1]!
+        .split(' ')
+        .slice(11, 13)
+        .reduce((a, b) => a + Number(b), 0);
     const c0 = ticks();
     await page.waitForTimeout(10_000);
     note(`engine CPU with the dashboard open and the drawer streaming stats: ${(((ticks() - c0) / 100 / 10) * 100).toFixed(1)} % of one core over 10 s`);
@@ -174,7 +209,10 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
 
   test('stop and remove it from the UI', async () => {
     await row('web').getByRole('button', { name: 'Stop web' }).click();
-    await row('web').getByTestId('container-state').getByText('exited').waitFor({ timeout: 2 * MIN });
+    await row('web')
+      .getByTestId('container-state')
+      .getByText('exited')
+      .waitFor({ timeout: 2 * MIN });
     assert.match(await vm.ok(['ps', '-a', '--format', '{{.Names}} {{.State}}']), /^web exited$/m);
     await row('web').getByRole('button', { name: 'Remove web' }).click();
     await page.getByRole('dialog', { name: 'Remove web?' }).getByRole('button', { name: 'Remove container' }).click();
@@ -194,8 +232,16 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
     await page.getByRole('table', { name: 'Forwarded ports' }).waitFor();
     await checkScreen('ports');
     await go('Troubleshoot');
-    await page.getByRole('log', { name: 'Engine log' }).getByText(/vm state/).first().waitFor();
-    await page.getByRole('log', { name: 'VM console (serial log)' }).getByText(/berth-init/).first().waitFor();
+    await page
+      .getByRole('log', { name: 'Engine log' })
+      .getByText(/vm state/)
+      .first()
+      .waitFor();
+    await page
+      .getByRole('log', { name: 'VM console (serial log)' })
+      .getByText(/berth-init/)
+      .first()
+      .waitFor();
     // The doctor judges this very host: QEMU runs the VM.
     await page.locator('[data-testid=doctor-driver][data-driver=qemu]').getByText('yes (used)').waitFor();
     await page.getByRole('log', { name: 'Guest system log' }).waitFor(); // read in the guest (busybox logread)
@@ -227,7 +273,10 @@ gatedSuite('the dashboard with a real VM', problem, { timeout: 30 * MIN }, () =>
   test('stop the VM from the UI: the state follows to stopped and stays there when the engine exits', async () => {
     await go('Home');
     await page.getByRole('button', { name: 'Stop', exact: true }).click();
-    await page.getByTestId('vm-state').getByText('Stopped').waitFor({ timeout: 3 * MIN });
+    await page
+      .getByTestId('vm-state')
+      .getByText('Stopped')
+      .waitFor({ timeout: 3 * MIN });
     note('UI shows stopped');
     await page.waitForTimeout(3000); // the engine exits after a stop; the page must not flip to an error
     assert.equal(await page.getByTestId('vm-state').innerText(), 'Stopped');

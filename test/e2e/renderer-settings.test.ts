@@ -86,7 +86,8 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     assert.equal(await summary.getAttribute('role'), 'alert');
     const [sy, fy] = await Promise.all([summary.boundingBox(), page.getByTestId('field-cpus').boundingBox()]);
     assert.ok(sy!.y < fy!.y, 'the summary is above the fields');
-    for (const name of ['CPUs', 'Memory (GiB)', 'Disk (GiB)']) assert.equal(await page.getByRole('textbox', { name }).getAttribute('aria-invalid'), 'true', name);
+    for (const name of ['CPUs', 'Memory (GiB)', 'Disk (GiB)'])
+      assert.equal(await page.getByRole('textbox', { name }).getAttribute('aria-invalid'), 'true', name);
     assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
     // A link in the summary takes the keyboard to the field.
     await summary.getByRole('link', { name: 'Memory (GiB)' }).click();
@@ -116,11 +117,16 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     // The doctor answers (this is a Linux host): vfkit, Hyper-V, HVF and Rosetta cannot be chosen, and say why.
     await page.getByTestId('unavailable-driver').waitFor();
     const driver = page.getByRole('combobox', { name: 'VM driver' });
-    const disabled = await driver.locator('option').evaluateAll((os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
+    const disabled = await driver
+      .locator('option')
+      .evaluateAll((os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
     assert.deepEqual(disabled.sort(), ['hyperv', 'vfkit']);
     assert.match(await page.getByTestId('unavailable-driver').innerText(), /vfkit: vfkit runs only on macOS/);
     assert.match(await page.getByTestId('unavailable-driver').innerText(), /Hyper-V: Hyper-V is a Windows feature/);
-    const accelOff = await page.getByRole('combobox', { name: 'Accelerator' }).locator('option').evaluateAll((os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
+    const accelOff = await page
+      .getByRole('combobox', { name: 'Accelerator' })
+      .locator('option')
+      .evaluateAll((os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
     assert.deepEqual(accelOff.sort(), ['hvf', 'kvm'], 'no KVM on this host, and HVF is macOS');
     assert.match(await page.getByTestId('unavailable-accel').innerText(), /KVM: \/dev\/kvm does not exist/);
     assert.match(await page.getByTestId('unavailable-accel').innerText(), /HVF: HVF is macOS's Hypervisor\.framework; this host runs Linux/);
@@ -128,7 +134,10 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     assert.equal(await rosetta.isDisabled(), true);
     assert.match(await page.getByTestId('unavailable-rosetta').innerText(), /Rosetta needs a Mac with Apple silicon/);
     const describedBy = (await rosetta.getAttribute('aria-describedby'))!.split(' ');
-    assert.ok(describedBy.some((id) => id.endsWith('-off')), 'the reason is tied to the control');
+    assert.ok(
+      describedBy.some((id) => id.endsWith('-off')),
+      'the reason is tied to the control',
+    );
     await screenshot(page, 'settings-limits-and-choices');
     assert.deepEqual(problems, []);
   });
@@ -178,13 +187,22 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     await page.getByTestId('vm-state').getByText('Stopped').waitFor();
     await page.getByRole('button', { name: 'Start', exact: true }).click();
     // Two starts are on record by now (the start and the restart above).
-    await page.getByTestId('phase-time-boot').getByText(/usually 0\.\d s/).waitFor();
-    await page.getByTestId('phase-time-prepare').getByText(/^ \d+\.\d s \(usually/).waitFor();
+    await page
+      .getByTestId('phase-time-boot')
+      .getByText(/usually 0\.\d s/)
+      .waitFor();
+    await page
+      .getByTestId('phase-time-prepare')
+      .getByText(/^ \d+\.\d s \(usually/)
+      .waitFor();
     await screenshot(page, 'home-start-checklist');
     await page.getByTestId('vm-state').getByText('Running').waitFor();
     const kept = JSON.parse(fs.readFileSync(engine.paths.startTimes, 'utf8')) as { starts: { phases: Record<string, number> }[] };
     assert.equal(kept.starts.length, 3);
-    assert.ok(kept.starts.every((s) => s.phases.boot! >= 100), 'each phase took about 150 ms');
+    assert.ok(
+      kept.starts.every((s) => s.phases.boot! >= 100),
+      'each phase took about 150 ms',
+    );
     assert.deepEqual(problems, []);
   });
 
@@ -216,14 +234,21 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     const ro = page.getByRole('checkbox', { name: `${dir} read-only` });
     await ro.click();
     await page.waitForFunction((d) => (document.querySelector(`[data-path="${d}"] input[type=checkbox]`) as HTMLInputElement).checked, dir);
-    const share = () => (JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares as { hostPath: string; readOnly?: boolean }[]).find((s) => s.hostPath === dir);
+    const share = () =>
+      (JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares as { hostPath: string; readOnly?: boolean }[]).find((s) => s.hostPath === dir);
     assert.deepEqual(share(), { hostPath: dir, readOnly: true });
     await page.getByRole('checkbox', { name: `Sync ${dir}` }).click();
-    await page.getByRole('status').getByText(/kept in sync/).waitFor();
+    await page
+      .getByRole('status')
+      .getByText(/kept in sync/)
+      .waitFor();
     assert.equal(await page.getByRole('checkbox', { name: `Sync ${dir}` }).isChecked(), true);
     assert.deepEqual(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).sync, [{ hostPath: dir }]);
     await page.getByRole('checkbox', { name: `Sync ${dir}` }).click();
-    await page.getByRole('status').getByText(/no longer synced/).waitFor();
+    await page
+      .getByRole('status')
+      .getByText(/no longer synced/)
+      .waitFor();
 
     // Removing the home share asks first; Cancel keeps it.
     await page.getByRole('button', { name: `Stop sharing ${home}` }).click();
@@ -232,9 +257,15 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     assert.match(await dialog.innerText(), /docker run -v/);
     await screenshot(page, 'shares-remove-home');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
-    assert.ok(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares.some((s: { hostPath: string }) => s.hostPath === home), 'kept');
+    assert.ok(
+      JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares.some((s: { hostPath: string }) => s.hostPath === home),
+      'kept',
+    );
     await page.getByRole('button', { name: `Stop sharing ${dir}` }).click();
-    await page.getByRole('dialog', { name: `Stop sharing ${dir}?` }).getByRole('button', { name: 'Stop sharing' }).click();
+    await page
+      .getByRole('dialog', { name: `Stop sharing ${dir}?` })
+      .getByRole('button', { name: 'Stop sharing' })
+      .click();
     await row.waitFor({ state: 'detached' });
     assert.equal(share(), undefined);
     assert.deepEqual(problems, []);
@@ -262,7 +293,10 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
   ] as const) {
     for (const scheme of ['light', 'dark'] as const) {
       test(`${width}×${height} ${scheme}: no horizontal scroll on any screen, controls labelled and reachable by keyboard`, async () => {
-        const c = engine.dockerd.addContainer({ name: `a-container-with-a-rather-long-name-for-the-layout-${width}-${scheme}`, Image: 'registry.example.com/some-team/some-image-with-a-long-name:1.2.3-alpine' });
+        const c = engine.dockerd.addContainer({
+          name: `a-container-with-a-rather-long-name-for-the-layout-${width}-${scheme}`,
+          Image: 'registry.example.com/some-team/some-image-with-a-long-name:1.2.3-alpine',
+        });
         engine.dockerd.log(c.Id, 'hello\n');
         await page.setViewportSize({ width, height });
         await page.emulateMedia({ colorScheme: scheme });
@@ -294,7 +328,10 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
           assert.ok(rowRemove.x + rowRemove.width <= width, "the row's Remove is inside the window");
           await open.click();
           const drawer = page.getByRole('region', { name });
-          for (const control of [drawer.getByRole('button', { name: `Close the details of ${name}` }), drawer.getByRole('button', { name: `Download the log of ${name}` })]) {
+          for (const control of [
+            drawer.getByRole('button', { name: `Close the details of ${name}` }),
+            drawer.getByRole('button', { name: `Download the log of ${name}` }),
+          ]) {
             const b = (await control.boundingBox())!;
             assert.ok(b.x >= 0 && b.x + b.width <= width && b.y + b.height <= height, `${await control.getAttribute('aria-label')} is inside the window`);
           }

@@ -48,7 +48,15 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
   test('vite builds it', () => {
     const r = spawnSync(
       process.execPath,
-      [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', path.join(ROOT, 'app/renderer/vite.config.ts'), '--outDir', outDir, '--emptyOutDir'],
+      [
+        path.join(ROOT, 'node_modules/vite/bin/vite.js'),
+        'build',
+        '--config',
+        path.join(ROOT, 'app/renderer/vite.config.ts'),
+        '--outDir',
+        outDir,
+        '--emptyOutDir',
+      ],
       { cwd: ROOT, encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
@@ -139,7 +147,10 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
     assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
     await memory.fill('abc');
     await page.getByRole('button', { name: 'Apply', exact: true }).click();
-    await page.getByTestId('error-memoryMiB').getByText(/must be a number/).waitFor();
+    await page
+      .getByTestId('error-memoryMiB')
+      .getByText(/must be a number/)
+      .waitFor();
     await memory.fill('1');
     await page.getByRole('button', { name: 'Apply', exact: true }).click();
     await page.getByTestId('settings-result').getByText('Saved memoryMiB.').waitFor();
@@ -163,7 +174,10 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
     assert.equal(saved.rosetta, true, 'a boolean, not the string "true"');
     await page.getByTestId('settings-result').getByRole('button', { name: 'Restart now' }).click();
     await page.getByRole('link', { name: 'Home' }).click();
-    await page.getByTestId('rosetta-state').getByText(/^not used\. Rosetta is on in settings but not used: only the vfkit driver/).waitFor();
+    await page
+      .getByTestId('rosetta-state')
+      .getByText(/^not used\. Rosetta is on in settings but not used: only the vfkit driver/)
+      .waitFor();
     await page.getByRole('link', { name: 'Settings' }).click();
     await loaded();
     assert.equal(await page.getByRole('combobox', { name: 'VM driver' }).inputValue(), 'qemu', 'read back from the engine');
@@ -208,7 +222,10 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
 
   test('troubleshoot: logs, a diagnostics bundle downloaded, factory reset only when stopped', async () => {
     await page.getByRole('link', { name: 'Troubleshoot' }).click();
-    await page.getByRole('log', { name: 'Engine log' }).getByText(/engine starting \(fake\)/).waitFor();
+    await page
+      .getByRole('log', { name: 'Engine log' })
+      .getByText(/engine starting \(fake\)/)
+      .waitFor();
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Create diagnostics bundle' }).click();
     const d = await download;

@@ -35,7 +35,9 @@ export function busyboxRootfsTar(workDir: string, bin = '/bin/busybox', extra: R
   fs.writeFileSync(path.join(root, 'www/index.html'), 'hello from busybox httpd\n');
   fs.copyFileSync(bin, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  const applets = execFileSync(bin, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+  const applets = execFileSync(bin, ['--list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((a) => a && a !== 'busybox');
   for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
   for (const [inImage, src] of Object.entries(extra)) {
     fs.mkdirSync(path.dirname(path.join(root, inImage)), { recursive: true });

@@ -20,7 +20,11 @@ export interface CaseFoldMount {
   unmount(): Promise<void>;
 }
 
-const mounted = (dir: string) => fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir);
+const mounted = (dir: string) =>
+  fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === dir);
 
 /** Mount a case-folding folder at `dir`/mnt; on failure, why (never a silent skip). */
 export async function mountCaseFold(dir: string): Promise<CaseFoldMount | { why: string }> {
@@ -49,9 +53,17 @@ export async function mountCaseFold(dir: string): Promise<CaseFoldMount | { why:
     mount,
     backing,
     async unmount() {
-      for (const cmd of [['fusermount', '-u', mount], ['fusermount3', '-u', mount], ['umount', '-l', mount]]) {
+      for (const cmd of [
+        ['fusermount', '-u', mount],
+        ['fusermount3', '-u', mount],
+        ['umount', '-l', mount],
+      ]) {
         if (!mounted(mount)) break;
-        await new Promise<void>((r) => spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).on('close', () => r()).on('error', () => r()));
+        await new Promise<void>((r) =>
+          spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' })
+            .on('close', () => r())
+            .on('error', () => r()),
+        );
       }
       child?.kill('SIGTERM');
       child = undefined;

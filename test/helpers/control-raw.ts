@@ -79,4 +79,3 @@ export async function hello(c: Raw, token: string): Promise<void> {
   assert.ok(r?.result, 'hello answered');
   c.lines.length = 0;
 }
-

@@ -43,7 +43,14 @@ export class FakeVm extends EventEmitter<{ exit: [VmExit] }> implements RunningV
 export class FakeDriver implements Driver {
   readonly name = 'fake';
   /** As QEMU: it chooses its accelerator, boots the kernel, attaches raw disks. */
-  readonly features: DriverFeatures = { label: 'fake', accelerator: 'choose', bootModes: ['kernel', 'efi'], diskFormat: 'raw', rosetta: false, ownProcess: true };
+  readonly features: DriverFeatures = {
+    label: 'fake',
+    accelerator: 'choose',
+    bootModes: ['kernel', 'efi'],
+    diskFormat: 'raw',
+    rosetta: false,
+    ownProcess: true,
+  };
   specs: VmSpec[] = [];
   vms: FakeVm[] = [];
 

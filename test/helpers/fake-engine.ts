@@ -175,7 +175,8 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     'ports.remove': async (p) => {
       const cur = settings.get().ports;
       const next = cur.filter((m) => !(m.hostPort === p.hostPort && m.proto === (p.proto ?? 'tcp')));
-      if (next.length === cur.length) throw new BerthError('BAD_REQUEST', `there is no manual forward of host port ${p.hostPort}`, '`berth ports` lists the forwards.');
+      if (next.length === cur.length)
+        throw new BerthError('BAD_REQUEST', `there is no manual forward of host port ${p.hostPort}`, '`berth ports` lists the forwards.');
       settings.update({ ports: next });
       return portsList();
     },

@@ -27,14 +27,29 @@ export async function startSyncRig(o: { hostPath: string; guestRoot: string; sta
   const client = newEd25519Pair();
   const hostKey = newEd25519Pair();
   const guest = await startExecGuest({ hostPrivateKey: hostKey.private, clientPublicKey: client.public, rewrite: o.rewrite });
-  const session = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
+  const session = new GuestSession({
+    host: '127.0.0.1',
+    port: guest.port,
+    privateKey: client.private,
+    hostPublicKey: hostKey.public,
+    log: silentLogger(),
+    vmAlive: () => true,
+  });
   await session.connect(5000);
   const sessions: SyncSession[] = [];
   return {
     guest,
     session,
     make() {
-      const s = new SyncSession({ hostPath: o.hostPath, guestPath: () => o.hostPath, shareMounted: () => false, session, log: silentLogger(), stateDir: o.stateDir, guestRoot: o.guestRoot });
+      const s = new SyncSession({
+        hostPath: o.hostPath,
+        guestPath: () => o.hostPath,
+        shareMounted: () => false,
+        session,
+        log: silentLogger(),
+        stateDir: o.stateDir,
+        guestRoot: o.guestRoot,
+      });
       sessions.push(s);
       return s;
     },

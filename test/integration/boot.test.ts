@@ -35,7 +35,12 @@ gatedSuite('booting the real guest kernel', problem, { timeout: 10 * 60_000 }, (
   after(() => t.cleanup());
 
   test('TCG probe boot reaches the initramfs and prints the marker', async () => {
-    const r = await probeBoot(findQemu('x86_64'), { arch: 'x86_64', kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img') }, 'tcg', 60_000);
+    const r = await probeBoot(
+      findQemu('x86_64'),
+      { arch: 'x86_64', kernel: path.join(imageDir, 'vmlinuz'), initrd: path.join(imageDir, 'initrd.img') },
+      'tcg',
+      60_000,
+    );
     assert.equal(r.ok, true, JSON.stringify(r));
   });
 
@@ -83,7 +88,10 @@ gatedSuite('booting the real guest kernel', problem, { timeout: 10 * 60_000 }, (
       const data = fs.readFileSync(path.join(dir, f));
       files[f] = { sha256: crypto.createHash('sha256').update(data).digest('hex'), size: data.length };
     }
-    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ recipeHash: 'broken', arch: 'x86_64', kernelRelease: 'x', builtAt: '', buildSeconds: 0, files }));
+    fs.writeFileSync(
+      path.join(dir, 'manifest.json'),
+      JSON.stringify({ recipeHash: 'broken', arch: 'x86_64', kernelRelease: 'x', builtAt: '', buildSeconds: 0, files }),
+    );
     const env = {
       ...process.env,
       BERTH_HOME: path.join(t.dir, 'h'),

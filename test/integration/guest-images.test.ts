@@ -53,7 +53,10 @@ async function checkGuestDisks(vm: VmFixture): Promise<void> {
   ].join('; ');
   const r = await vm.berth(['shell', '--', 'sh', '-c', script], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
-  const [data, cfg, rosettaEnv, kvp, binfmt] = r.stdout.trim().split('\n').map((l) => l.trim());
+  const [data, cfg, rosettaEnv, kvp, binfmt] = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.trim());
   assert.match(data!, /^data \/dev\/vd[a-z] ext4$/, 'the data disk, found by serial berth-data');
   assert.match(cfg!, /\bauthorized_keys\b.*\bconfig\.env\b/, 'the config disk, found by serial berth-cfg');
   assert.equal(rosettaEnv, '0', 'the engine asked for no Rosetta');
@@ -140,7 +143,9 @@ gatedSuite('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot
     assert.equal(j.format, 'vhdx');
     assert.equal(j['virtual-size'], fs.statSync(path.join(imageDir, 'efi.img')).size);
     assert.equal(j['virtual-size'] % (1 << 20), 0, 'Hyper-V wants whole MiB');
-    const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', path.join(imageDir, 'efi.img'), path.join(imageDir, 'efi.vhdx')], { timeoutMs: 120_000 });
+    const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', path.join(imageDir, 'efi.img'), path.join(imageDir, 'efi.vhdx')], {
+      timeoutMs: 120_000,
+    });
     assert.equal(cmp.code, 0, `${cmp.stdout}${cmp.stderr}`);
   });
 
@@ -148,12 +153,18 @@ gatedSuite('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot
     assert.match(await startAndDockerVersion(vm, 'x86_64, EFI (OVMF + systemd-boot), TCG'), /^\S+ linux\/amd64$/);
     const argv = qemuArgv(vm);
     assert.ok(!argv.includes('-kernel'), 'no direct kernel boot');
-    assert.ok(argv.some((a) => /^if=pflash,format=raw,unit=0,readonly=on,file=.*OVMF_CODE.*\.fd$/.test(a)), argv.join(' '));
-    assert.ok(argv.some((a) => a.includes(`file=${path.join(imageDir, 'efi.img')}`)), 'the EFI disk is attached');
+    assert.ok(
+      argv.some((a) => /^if=pflash,format=raw,unit=0,readonly=on,file=.*OVMF_CODE.*\.fd$/.test(a)),
+      argv.join(' '),
+    );
+    assert.ok(
+      argv.some((a) => a.includes(`file=${path.join(imageDir, 'efi.img')}`)),
+      'the EFI disk is attached',
+    );
     assert.ok(!argv.some((a) => a.includes('rootfs.squashfs')), 'the root image comes from the EFI disk, not its own disk');
   });
 
-  test('inside, the kernel came up under UEFI with the boot entry\'s command line', async () => {
+  test("inside, the kernel came up under UEFI with the boot entry's command line", async () => {
     const tarFile = busyboxRootfsTar(vm.dir);
     const r = await run('docker', ['import', tarFile, 'bb:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -161,7 +172,7 @@ gatedSuite('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot
     const out = await vm.ok(['run', '--rm', '--privileged', 'bb:1', 'sh', '-c', 'test -d /sys/firmware/efi && echo uefi; cat /proc/cmdline']);
     const [fw, cmdline] = out.trim().split('\n');
     assert.equal(fw, 'uefi');
-    assert.match(cmdline!, /console=hvc0 console=ttyS0 quiet panic=-1/, 'the command line is the ESP entry\'s (efi/cmdline.txt)');
+    assert.match(cmdline!, /console=hvc0 console=ttyS0 quiet panic=-1/, "the command line is the ESP entry's (efi/cmdline.txt)");
   });
 
   test('the guest found its data and config disks', () => checkGuestDisks(vm));
@@ -189,7 +200,10 @@ gatedSuite('arm64 EFI disk on qemu-system-aarch64 with AAVMF (as vfkit EFI boots
     const argv = qemuArgv(vm);
     assert.match(argv[0]!, /qemu-system-aarch64$/);
     assert.ok(!argv.includes('-kernel'), 'no direct kernel boot');
-    assert.ok(argv.some((a) => /^if=pflash,format=raw,unit=0,readonly=on,file=.*(AAVMF_CODE|edk2-aarch64-code).*\.fd$/.test(a)), argv.join(' '));
+    assert.ok(
+      argv.some((a) => /^if=pflash,format=raw,unit=0,readonly=on,file=.*(AAVMF_CODE|edk2-aarch64-code).*\.fd$/.test(a)),
+      argv.join(' '),
+    );
     const info = await vm.ok(['info', '--format', '{{.Architecture}}']);
     assert.equal(info.trim(), 'aarch64');
   });

@@ -71,9 +71,10 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
 
   after(() => vm.cleanup());
 
-  const portsJson = async () => JSON.parse((await vm.berth(['ports', '--json'])).stdout) as {
-    ports: { proto: string; hostPort: number; hostIps: string[]; state: string; source: string; error?: string; holder?: { pid?: number } }[];
-  };
+  const portsJson = async () =>
+    JSON.parse((await vm.berth(['ports', '--json'])).stdout) as {
+      ports: { proto: string; hostPort: number; hostIps: string[]; state: string; source: string; error?: string; holder?: { pid?: number } }[];
+    };
 
   test('docker run -p: the port answers on the host, and closes when the container goes', async () => {
     await ok(['run', '-d', '--name', 'web', '-p', '18080:80', 'bbp:1', 'httpd', '-f', '-p', '80', '-h', '/www']);
@@ -141,11 +142,15 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     try {
       const replies: string[] = [];
       sock.on('message', (m) => replies.push(m.toString()));
-      await timeUntil('a UDP reply arrives', async () => {
-        sock.send(`ping-${replies.length}`, 18084, '127.0.0.1');
-        await sleep(200);
-        return replies.length > 0;
-      }, 30_000);
+      await timeUntil(
+        'a UDP reply arrives',
+        async () => {
+          sock.send(`ping-${replies.length}`, 18084, '127.0.0.1');
+          await sleep(200);
+          return replies.length > 0;
+        },
+        30_000,
+      );
       replies.length = 0;
       for (let i = 0; i < 20; i++) sock.send(`n${i}`, 18084, '127.0.0.1');
       await waitFor(() => replies.length >= 20, 10_000);
@@ -175,8 +180,23 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
   });
 
   test('a container publishing 20 ports at once: all 20 answer', async () => {
-    await ok(['run', '-d', '--name', 'many', '-p', '18100-18119:8000-8019', 'bbp:1', 'sh', '-c', 'for p in $(seq 8000 8019); do httpd -p $p -h /www; done; exec sleep 100000']);
-    await timeUntil('all 20 ports answer', async () => (await Promise.all(Array.from({ length: 20 }, (_, i) => httpStatus(18100 + i)))).every((s) => s === 200), 30_000);
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'many',
+      '-p',
+      '18100-18119:8000-8019',
+      'bbp:1',
+      'sh',
+      '-c',
+      'for p in $(seq 8000 8019); do httpd -p $p -h /www; done; exec sleep 100000',
+    ]);
+    await timeUntil(
+      'all 20 ports answer',
+      async () => (await Promise.all(Array.from({ length: 20 }, (_, i) => httpStatus(18100 + i)))).every((s) => s === 200),
+      30_000,
+    );
     await ok(['rm', '-f', 'many']);
     await timeUntil('all 20 released', async () => (await Promise.all(Array.from({ length: 20 }, (_, i) => refused(18100 + i)))).every(Boolean));
   });
@@ -212,10 +232,14 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     inUse.on('error', () => undefined);
     const before = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;
     await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
-    await timeUntil('echo through the forward after the reconnect', async () => {
-      const back = await echoRoundTrip(18085, Buffer.from('after')).catch(() => Buffer.alloc(0));
-      return back.toString() === 'after';
-    }, 60_000);
+    await timeUntil(
+      'echo through the forward after the reconnect',
+      async () => {
+        const back = await echoRoundTrip(18085, Buffer.from('after')).catch(() => Buffer.alloc(0));
+        return back.toString() === 'after';
+      },
+      60_000,
+    );
     const after = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;
     assert.ok(after > before, `reconnected (${before} -> ${after})`);
     inUse.destroy();

@@ -166,7 +166,9 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
       const outMs = performance.now() - t0;
       assert.equal(await sha256File(path.join(back, 'big.bin')), want, 'the copy back on the host');
       const mbs = (ms: number) => (CP_BYTES / 1e6 / (ms / 1000)).toFixed(1);
-      process.stdout.write(`# docker cp ${CP_BYTES / GiB} GiB: in ${Math.round(inMs / 1000)} s (${mbs(inMs)} MB/s), out ${Math.round(outMs / 1000)} s (${mbs(outMs)} MB/s), sha256 in the container ${Math.round(hashMs / 1000)} s\n`);
+      process.stdout.write(
+        `# docker cp ${CP_BYTES / GiB} GiB: in ${Math.round(inMs / 1000)} s (${mbs(inMs)} MB/s), out ${Math.round(outMs / 1000)} s (${mbs(outMs)} MB/s), sha256 in the container ${Math.round(hashMs / 1000)} s\n`,
+      );
     } finally {
       fs.rmSync(src, { force: true });
       fs.rmSync(back, { recursive: true, force: true });
@@ -210,7 +212,11 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
     process.stdout.write(`# ssh link cut: the streams in flight ended ${((performance.now() - cutAt) / 1000).toFixed(1)} s later\n`);
     held.destroy();
     // ...and everything the user does next works.
-    await timeUntil('port forward answers after the link dropped', async () => (await echoRoundTrip(18185, Buffer.from('again')).catch(() => Buffer.alloc(0))).toString() === 'again', 60_000);
+    await timeUntil(
+      'port forward answers after the link dropped',
+      async () => (await echoRoundTrip(18185, Buffer.from('again')).catch(() => Buffer.alloc(0))).toString() === 'again',
+      60_000,
+    );
     assert.match(await ok(['logs', '--tail', '1', 'talker']), /line\d+/);
     assert.equal((await ok(['exec', 'talker', 'sh', '-c', 'echo $((6*7))'])).trim(), '42');
     const after = (await status()).session.connects as number;
@@ -246,10 +252,20 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
     // Take every free block of the data disk, the blocks ext4 keeps for root
     // included (containers run as root): fallocate in shrinking pieces until
     // nothing fits. Instant, and no data is written to the host's disk.
-    const fill = await vm.docker([
-      'run', '--name', 'filler', '-v', 'fill:/f', 'bbr:1', 'sh', '-c',
-      'n=0; for s in 1073741824 134217728 16777216 1048576 65536 4096; do while fallocate -l $s /f/b$n 2>/dev/null; do n=$((n+1)); done; done; stat -f -c "%f free blocks" /f',
-    ], { timeoutMs: 10 * 60_000 });
+    const fill = await vm.docker(
+      [
+        'run',
+        '--name',
+        'filler',
+        '-v',
+        'fill:/f',
+        'bbr:1',
+        'sh',
+        '-c',
+        'n=0; for s in 1073741824 134217728 16777216 1048576 65536 4096; do while fallocate -l $s /f/b$n 2>/dev/null; do n=$((n+1)); done; done; stat -f -c "%f free blocks" /f',
+      ],
+      { timeoutMs: 10 * 60_000 },
+    );
     process.stdout.write(`# disk full: filler exit ${fill.code}, ${fill.stdout.trim()}\n`);
     const w = await vm.docker(['run', '--rm', '-v', 'keep:/data', 'bbr:1', 'sh', '-c', 'head -c 10485760 /dev/zero > /data/more']);
     assert.notEqual(w.code, 0, 'a write on a full disk fails');

@@ -91,7 +91,9 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     ok(['run', '--rm', ...(opts.user ? ['--user', opts.user] : []), '-v', `${share}:/src`, '-w', '/src', 'bbs:1', 'sh', '-c', script]);
 
   test('berth shares and berth status show each folder mounted, its mechanism and why', async () => {
-    const r = JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; state: string; mechanism: string; mechanismReason?: string }[] };
+    const r = JSON.parse((await vm.berth(['shares', '--json'])).stdout) as {
+      shares: { hostPath: string; state: string; mechanism: string; mechanismReason?: string }[];
+    };
     for (const p of [share, roShare, lossShare]) {
       const s = r.shares.find((x) => x.hostPath === p);
       assert.equal(s?.state, 'mounted', p);
@@ -100,7 +102,10 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     }
     if (!virtiofs) assert.match(r.shares.find((x) => x.hostPath === share)!.mechanismReason!, /shareMechanism=sshfs \(BERTH_SHARE_MECHANISM\)/);
     const st = JSON.parse((await vm.berth(['status', '--json'])).stdout);
-    assert.ok(st.shares.some((x: { hostPath: string; mechanism: string }) => x.hostPath === share && x.mechanism === variant.mechanism), 'status lists the shares');
+    assert.ok(
+      st.shares.some((x: { hostPath: string; mechanism: string }) => x.hostPath === share && x.mechanism === variant.mechanism),
+      'status lists the shares',
+    );
     const text = (await vm.berth(['status'])).stdout;
     assert.ok(text.includes(`${share} ${variant.mechanism} mounted`), text);
     const mounts = (await vm.berth(['shell', '--', 'cat', '/proc/mounts'])).stdout;
@@ -133,7 +138,20 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     // creates its files with its own ids; as an ordinary user they would be
     // that user's subordinate ids.
     assert.equal((await inContainer('cat from-host.txt', { user: '65534:65534' })).trim(), 'hello from the host');
-    const denied = await vm.docker(['run', '--rm', '--user', '65534:65534', '-v', `${share}:/src`, '-w', '/src', 'bbs:1', 'sh', '-c', 'echo no > by-nobody.txt']);
+    const denied = await vm.docker([
+      'run',
+      '--rm',
+      '--user',
+      '65534:65534',
+      '-v',
+      `${share}:/src`,
+      '-w',
+      '/src',
+      'bbs:1',
+      'sh',
+      '-c',
+      'echo no > by-nobody.txt',
+    ]);
     assert.notEqual(denied.code, 0, 'the share root is 0755 root: not writable by nobody');
     assert.match(denied.stderr, /Permission denied/);
     fs.mkdirSync(path.join(share, 'open'), { mode: 0o777 });
@@ -199,7 +217,10 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     // processes exclude each other; the host does not see them.
     const f = `${share}/lockfile`;
     const r = await vm.berth([
-      'shell', '--', 'sh', '-c',
+      'shell',
+      '--',
+      'sh',
+      '-c',
       `flock ${shq(f)} sleep 5 & sleep 2; if flock -n ${shq(f)} true; then echo got-it; else echo refused; fi; wait`,
     ]);
     assert.equal(r.stdout.trim(), 'refused', r.stderr);
@@ -232,7 +253,12 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
             .split('\n')
             .map((l) => /^([A-Z_,]+) (.+)$/.exec(l))
             .filter((m) => m !== null)
-            .flatMap((m) => m[1]!.split(',').filter(Boolean).map((k) => `${k} ${m[2]}`));
+            .flatMap((m) =>
+              m[1]!
+                .split(',')
+                .filter(Boolean)
+                .map((k) => `${k} ${m[2]}`),
+            );
         const okay = await waitFor(() => want.every((w) => events().includes(w)), 15_000, 10);
         seen[what] = `${Math.round(performance.now() - t0)} ms: ${events().join('; ') || 'nothing'}`;
         assert.ok(okay, `${what}: wanted ${want.join(' and ')}, the container's watcher saw ${events().join('; ') || 'nothing'}`);
@@ -257,18 +283,27 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     assert.equal(fs.statSync(f).mtimeMs, before);
   });
 
-  virtiofsTest('a read-only virtiofs share: after root in the VM remounts it read-write (the remount succeeds), a write fails with "Read-only file system"', async () => {
-    const w = await vm.docker(['run', '--rm', '-v', `${roShare}:/r`, 'bbs:1', 'sh', '-c', 'echo no > /r/new']);
-    assert.notEqual(w.code, 0, 'read-only share refuses writes');
-    const r = await vm.berth(['shell', '--', 'sh', '-c', `mount -o remount,rw ${shq(roShare)}; echo "mount=$?"; grep " ${roShare} virtiofs " /proc/mounts; echo no > ${shq(roShare)}/new; echo "write=$?"`]);
-    const said = r.stdout + r.stderr;
-    assert.match(said, /mount=0\n/, `the remount itself succeeded: ${said}`);
-    assert.match(said, new RegExp(` ${roShare} virtiofs rw[, ]`), `the guest has it mounted read-write: ${said}`);
-    assert.match(said, /write=[1-9]/, `the write failed: ${said}`);
-    assert.match(said, /Read-only file system/, `with EROFS: ${said}`);
-    assert.ok(!fs.existsSync(path.join(roShare, 'new')), 'nothing written on the host');
-    assert.equal((await ok(['run', '--rm', '-v', `${roShare}:/r`, 'bbs:1', 'cat', '/r/keep.txt'])).trim(), 'keep');
-  });
+  virtiofsTest(
+    'a read-only virtiofs share: after root in the VM remounts it read-write (the remount succeeds), a write fails with "Read-only file system"',
+    async () => {
+      const w = await vm.docker(['run', '--rm', '-v', `${roShare}:/r`, 'bbs:1', 'sh', '-c', 'echo no > /r/new']);
+      assert.notEqual(w.code, 0, 'read-only share refuses writes');
+      const r = await vm.berth([
+        'shell',
+        '--',
+        'sh',
+        '-c',
+        `mount -o remount,rw ${shq(roShare)}; echo "mount=$?"; grep " ${roShare} virtiofs " /proc/mounts; echo no > ${shq(roShare)}/new; echo "write=$?"`,
+      ]);
+      const said = r.stdout + r.stderr;
+      assert.match(said, /mount=0\n/, `the remount itself succeeded: ${said}`);
+      assert.match(said, new RegExp(` ${roShare} virtiofs rw[, ]`), `the guest has it mounted read-write: ${said}`);
+      assert.match(said, /write=[1-9]/, `the write failed: ${said}`);
+      assert.match(said, /Read-only file system/, `with EROFS: ${said}`);
+      assert.ok(!fs.existsSync(path.join(roShare, 'new')), 'nothing written on the host');
+      assert.equal((await ok(['run', '--rm', '-v', `${roShare}:/r`, 'bbs:1', 'cat', '/r/keep.txt'])).trim(), 'keep');
+    },
+  );
 
   virtiofsTest('virtiofs: the guest cannot make device nodes on the host (FIFOs still work)', async () => {
     const r = await vm.berth(['shell', '--', 'sh', '-c', `cd ${shq(share)} && mknod blk b 8 0; echo "rc=$?"; mkfifo fifo && echo fifo-ok`]);
@@ -284,7 +319,9 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     try {
       fs.writeFileSync(path.join(extra, 'x'), 'live');
       assert.equal((await vm.berth(['share', 'add', extra, '--read-only'])).code, 0);
-      const live = (JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; mechanism: string; mechanismReason?: string }[] }).shares.find((x) => x.hostPath === extra);
+      const live = (
+        JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; mechanism: string; mechanismReason?: string }[] }
+      ).shares.find((x) => x.hostPath === extra);
       assert.equal(live?.mechanism, 'reverse-sshfs');
       if (virtiofs) assert.match(live!.mechanismReason!, /next restart/);
       assert.equal((await ok(['run', '--rm', '-v', `${extra}:/e`, 'bbs:1', 'cat', '/e/x'])).trim(), 'live');
@@ -306,7 +343,13 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     // name, synced, then renamed into place) while the host writes its own.
     const writer = (
       await ok([
-        'run', '-d', '-v', `${share}:/src`, 'bbs:1', 'sh', '-c',
+        'run',
+        '-d',
+        '-v',
+        `${share}:/src`,
+        'bbs:1',
+        'sh',
+        '-c',
         'i=0; while true; do head -c 4096 /dev/urandom > /src/storm/.c$i.tmp && sync && mv /src/storm/.c$i.tmp /src/storm/c$i; i=$((i+1)); done',
       ])
     ).trim();
@@ -337,8 +380,13 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     // Host to guest: every file the host wrote during the storm reads back
     // whole in a container (names and one checksum over all of them, in order).
     const names = [...hostFiles.keys()].sort();
-    const want = crypto.createHash('sha256').update(names.map((n) => hostFiles.get(n)!).join('')).digest('hex');
-    const seen = (await inContainer("cd storm && ls | grep '^h' | LC_ALL=C sort > /tmp/n && wc -l < /tmp/n && xargs cat < /tmp/n | sha256sum")).trim().split(/\s+/);
+    const want = crypto
+      .createHash('sha256')
+      .update(names.map((n) => hostFiles.get(n)!).join(''))
+      .digest('hex');
+    const seen = (await inContainer("cd storm && ls | grep '^h' | LC_ALL=C sort > /tmp/n && wc -l < /tmp/n && xargs cat < /tmp/n | sha256sum"))
+      .trim()
+      .split(/\s+/);
     assert.equal(Number(seen[0]), names.length, 'every host file is seen in the container');
     assert.equal(seen[1], want, 'and each is whole');
     process.stdout.write(`# write storm: ${names.length} host files read whole in a container, ${crossedUp.length} container files whole on the host\n`);
@@ -369,8 +417,13 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     }
   });
   // Last: a share whose virtiofsd died leaves a dead device in the VM until it restarts.
-  virtiofsTest('virtiofs: when a share\'s virtiofsd dies, the share falls back to reverse sshfs and says why', async () => {
-    const list = async () => (JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; state: string; mechanism: string; mechanismReason?: string }[] }).shares;
+  virtiofsTest("virtiofs: when a share's virtiofsd dies, the share falls back to reverse sshfs and says why", async () => {
+    const list = async () =>
+      (
+        JSON.parse((await vm.berth(['shares', '--json'])).stdout) as {
+          shares: { hostPath: string; state: string; mechanism: string; mechanismReason?: string }[];
+        }
+      ).shares;
     const tag = fs.readdirSync(path.join(vm.inst, 'virtiofs')).find((f) => f.startsWith('berth-loss-') && f.endsWith('.pid'))!;
     const pid = Number(fs.readFileSync(path.join(vm.inst, 'virtiofs', tag), 'utf8'));
     assert.ok(pidAlive(pid));
@@ -390,7 +443,16 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     assert.ok((await list()).some((x) => x.hostPath === share && x.mechanism === 'virtiofs' && x.state === 'mounted'));
     // What the dead device still costs until a restart: a VM-wide sync waits
     // on it, uninterruptibly (so in the background, and only looked at).
-    const sync = await vm.berth(['shell', '--', 'sh', '-c', 'sync >/dev/null 2>&1 </dev/null & p=$!; sleep 5; if kill -0 $p 2>/dev/null; then echo "sync still waiting after 5 s"; else echo "sync done"; fi'], { timeoutMs: 60_000 });
+    const sync = await vm.berth(
+      [
+        'shell',
+        '--',
+        'sh',
+        '-c',
+        'sync >/dev/null 2>&1 </dev/null & p=$!; sleep 5; if kill -0 $p 2>/dev/null; then echo "sync still waiting after 5 s"; else echo "sync done"; fi',
+      ],
+      { timeoutMs: 60_000 },
+    );
     process.stdout.write(`# after a virtiofsd died: ${sync.stdout.trim()}\n`);
   });
 
@@ -401,7 +463,12 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     const r = await vm.berth(['restart'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     const after = (JSON.parse((await vm.berth(['shares', '--json'])).stdout) as { shares: { hostPath: string; mechanism: string; state: string }[] }).shares;
-    for (const p of [share, lossShare]) assert.deepEqual(after.filter((x) => x.hostPath === p).map((x) => [x.mechanism, x.state]), [['virtiofs', 'mounted']], p);
+    for (const p of [share, lossShare])
+      assert.deepEqual(
+        after.filter((x) => x.hostPath === p).map((x) => [x.mechanism, x.state]),
+        [['virtiofs', 'mounted']],
+        p,
+      );
     assert.equal((await ok(['run', '--rm', '-v', `${lossShare}:/l`, 'bbs:1', 'cat', '/l/y.txt'])).trim(), 'after');
   });
 }

@@ -71,10 +71,14 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
   after(() => vm.cleanup());
 
   test('the first copy lands on the guest disk and is mounted at the folder path', async () => {
-    await until('first copy done and mounted', async () => {
-      const s = await mine();
-      return s?.state === 'watching' && s.mounted;
-    }, 180_000);
+    await until(
+      'first copy done and mounted',
+      async () => {
+        const s = await mine();
+        return s?.state === 'watching' && s.mounted;
+      },
+      180_000,
+    );
     const s = (await mine())!;
     assert.equal(s.guestPath, proj);
     assert.match(s.copyPath, /^\/var\/lib\/berth\/sync\/[0-9a-f]{16}\/tree$/);
@@ -110,27 +114,43 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
     fs.renameSync(hp('src', 'f1.txt'), hp('src', 'renamed-on-host.txt'));
     fs.renameSync(hp('src', 'deep'), hp('src', 'deeper'));
     await until('host delete and renames seen in a container', async () => {
-      const r = await vm.docker(['run', '--rm', '-v', `${proj}:/src`, '-w', '/src/src', 'bbs:1', 'sh', '-c', 'ls f0.txt f1.txt deep 2>/dev/null; cat renamed-on-host.txt deeper/a.txt']);
+      const r = await vm.docker([
+        'run',
+        '--rm',
+        '-v',
+        `${proj}:/src`,
+        '-w',
+        '/src/src',
+        'bbs:1',
+        'sh',
+        '-c',
+        'ls f0.txt f1.txt deep 2>/dev/null; cat renamed-on-host.txt deeper/a.txt',
+      ]);
       return r.stdout === 'file 1\nA\n';
     });
   });
 
   test('deletes and renames, guest to host', async () => {
     await inContainer('rm src/f2.txt && mv src/f3.txt src/renamed-in-guest.txt && mv dist dist2 && rm -r src/deeper');
-    await until('guest delete and renames seen on the host', () =>
-      !fs.existsSync(hp('src', 'f2.txt')) &&
-      !fs.existsSync(hp('src', 'f3.txt')) &&
-      fs.existsSync(hp('src', 'renamed-in-guest.txt')) &&
-      fs.existsSync(hp('dist2', 'js', 'app.js')) &&
-      !fs.existsSync(hp('dist')) &&
-      !fs.existsSync(hp('src', 'deeper')),
+    await until(
+      'guest delete and renames seen on the host',
+      () =>
+        !fs.existsSync(hp('src', 'f2.txt')) &&
+        !fs.existsSync(hp('src', 'f3.txt')) &&
+        fs.existsSync(hp('src', 'renamed-in-guest.txt')) &&
+        fs.existsSync(hp('dist2', 'js', 'app.js')) &&
+        !fs.existsSync(hp('dist')) &&
+        !fs.existsSync(hp('src', 'deeper')),
     );
     assert.equal(fs.readFileSync(hp('src', 'renamed-in-guest.txt'), 'utf8'), 'file 3\n');
   });
 
   test('a conflict keeps both versions and is reported', async () => {
     fs.writeFileSync(hp('both.txt'), 'original\n');
-    await until('a new host file reaches the guest', async () => (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'cat', '/src/both.txt'])).stdout === 'original\n');
+    await until(
+      'a new host file reaches the guest',
+      async () => (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'cat', '/src/both.txt'])).stdout === 'original\n',
+    );
     // Freeze the engine so neither side's change is synced before the other
     // side changes the same file: a container writes in 4 s, the host now.
     const enginePid = JSON.parse((await vm.berth(['status', '--json'])).stdout).enginePid as number;
@@ -167,17 +187,28 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
     const before = await connects();
     // Cut the engine's ssh connection from inside the guest: every sshd
     // session process except the one running this command.
-    await vm.berth(['shell', '--', 'sh', '-c',
+    await vm.berth([
+      'shell',
+      '--',
+      'sh',
+      '-c',
       'anc=" "; p=$$; while [ "$p" -gt 1 ]; do anc="$anc$p "; p=$(cut -d" " -f4 /proc/$p/stat); done; ' +
-      'for p in $(pgrep -f "sshd: root"); do case "$anc" in *" $p "*) ;; *) kill $p;; esac; done']);
+        'for p in $(pgrep -f "sshd: root"); do case "$anc" in *" $p "*) ;; *) kill $p;; esac; done',
+    ]);
     await until('the engine reconnected', async () => (await connects()) > before);
-    await until('the guest copy is mounted again', async () => {
-      const out = (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'grep', ' /src ', '/proc/mounts'])).stdout;
-      return / \/src ext4 /.test(out);
-    }, 120_000);
+    await until(
+      'the guest copy is mounted again',
+      async () => {
+        const out = (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'grep', ' /src ', '/proc/mounts'])).stdout;
+        return / \/src ext4 /.test(out);
+      },
+      120_000,
+    );
     fs.writeFileSync(hp('after-reconnect.txt'), 'still syncing\n');
-    await until('a host edit after the reconnect reaches a container', async () =>
-      (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'cat', '/src/after-reconnect.txt'])).stdout === 'still syncing\n');
+    await until(
+      'a host edit after the reconnect reaches a container',
+      async () => (await vm.docker(['run', '--rm', '-v', `${proj}:/src`, 'bbs:1', 'cat', '/src/after-reconnect.txt'])).stdout === 'still syncing\n',
+    );
     await inContainer('echo back > after-reconnect-guest.txt');
     await until('a container write after the reconnect reaches the host', () => fs.existsSync(hp('after-reconnect-guest.txt')));
   });
@@ -193,7 +224,9 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     const tm = (JSON.parse((await vm.berth(['status', '--json'])).stdout) as { timings?: Record<string, number> }).timings ?? {};
-    say(`berth start with a synced folder: ${Math.round(performance.now() - t0)} ms (from boot: ssh ${tm.guestMs} ms, dockerd ${tm.dockerMs} ms, shares and synced folders ${tm.sharesMs} ms, socket ${tm.socketMs} ms)`);
+    say(
+      `berth start with a synced folder: ${Math.round(performance.now() - t0)} ms (from boot: ssh ${tm.guestMs} ms, dockerd ${tm.dockerMs} ms, shares and synced folders ${tm.sharesMs} ms, socket ${tm.socketMs} ms)`,
+    );
     const s = await mine();
     assert.equal(s?.mounted, true, 'mounted by the time start returns');
     const out = await inContainer("grep ' /src ' /proc/mounts; cat while-stopped.txt; ls src/f4.txt 2>&1 || true");

@@ -74,15 +74,37 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     const at = new Map(tl.map((x) => [x.step, x]));
     for (const step of Object.keys(BOOT_STEPS)) assert.ok(at.has(step), `${step} is in the timeline: ${JSON.stringify(tl)}`);
     const times = tl.map((x) => x.atMs);
-    assert.deepEqual([...times].sort((a, b) => a - b), times, 'listed in the order they happened');
+    assert.deepEqual(
+      [...times].sort((a, b) => a - b),
+      times,
+      'listed in the order they happened',
+    );
     // The guest's clock is placed on the engine's by one reading over ssh:
     // between the two clocks allow that reading's error; on one clock, none.
     const tolerance = (a: string, b: string) => (at.get(a)!.source === at.get(b)!.source ? 0 : 500);
-    const after = (a: string, b: string) => assert.ok(at.get(a)!.atMs <= at.get(b)!.atMs + tolerance(a, b), `${a} (${at.get(a)!.atMs} ms) before ${b} (${at.get(b)!.atMs} ms)`);
+    const after = (a: string, b: string) =>
+      assert.ok(at.get(a)!.atMs <= at.get(b)!.atMs + tolerance(a, b), `${a} (${at.get(a)!.atMs} ms) before ${b} (${at.get(b)!.atMs} ms)`);
     const chain = (...steps: string[]) => steps.slice(1).forEach((s, i) => after(steps[i]!, s));
-    chain('vm-spawn', 'vm-process-up', 'kernel', 'init', 'root-mounted', 'sysinit', 'network-up', 'data-disk-ready', 'sysinit-done', 'sshd-listening', 'ssh-connected', 'docker-ready', 'socket-ready');
+    chain(
+      'vm-spawn',
+      'vm-process-up',
+      'kernel',
+      'init',
+      'root-mounted',
+      'sysinit',
+      'network-up',
+      'data-disk-ready',
+      'sysinit-done',
+      'sshd-listening',
+      'ssh-connected',
+      'docker-ready',
+      'socket-ready',
+    );
     chain('sysinit-done', 'dockerd-launched', 'containerd-ready', 'docker-api-listening', 'docker-ready');
-    assert.ok(tl.every((x) => x.atMs >= 0), 'nothing before the start began');
+    assert.ok(
+      tl.every((x) => x.atMs >= 0),
+      'nothing before the start began',
+    );
   });
 
   test('docker version shows both client and server', async () => {
@@ -218,7 +240,9 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
   });
 
   test("sshd answers the engine only: a container gets a reset on the guest's port 22, and the rules are set once though sshd respawned", async () => {
-    const rules = (await berth(['shell', '--', 'sh', '-c', 'iptables -S INPUT; ip6tables -S INPUT'])).stdout.split('\n').filter((l) => l.includes('--dport 22'));
+    const rules = (await berth(['shell', '--', 'sh', '-c', 'iptables -S INPUT; ip6tables -S INPUT'])).stdout
+      .split('\n')
+      .filter((l) => l.includes('--dport 22'));
     assert.deepEqual(rules, [
       '-A INPUT -i lo -p tcp -m tcp --dport 22 -j ACCEPT',
       '-A INPUT -s 10.0.2.2/32 -p tcp -m tcp --dport 22 -j ACCEPT',

@@ -13,7 +13,7 @@ import { isBerthError } from '../../app/contract/errors.js';
 
 const probeInput = { kernel: '/k', initrd: '/i', cacheFile: '/nonexistent/accel.json' };
 
-test('accelerator: hardware only for the host\'s own architecture, else TCG with the reason', async () => {
+test("accelerator: hardware only for the host's own architecture, else TCG with the reason", async () => {
   const mac = { platform: 'darwin' as const, arch: 'arm64' };
   assert.equal((await chooseAccelerator({ ...probeInput, arch: 'aarch64', requested: 'auto', host: mac })).accel, 'hvf');
   const foreign = await chooseAccelerator({ ...probeInput, arch: 'x86_64', requested: 'auto', host: mac });
@@ -33,5 +33,9 @@ test('accelerator: hardware only for the host\'s own architecture, else TCG with
   );
   assert.equal((await chooseAccelerator({ ...probeInput, arch: 'aarch64', requested: 'tcg', host: mac })).reason, 'set in settings');
   // BERTH_ACCEL (forced) wins over the setting, unchecked.
-  assert.deepEqual(await chooseAccelerator({ ...probeInput, arch: 'aarch64', requested: 'kvm', forced: 'tcg', host: mac }), { accel: 'tcg', reason: 'set by BERTH_ACCEL', cached: false });
+  assert.deepEqual(await chooseAccelerator({ ...probeInput, arch: 'aarch64', requested: 'kvm', forced: 'tcg', host: mac }), {
+    accel: 'tcg',
+    reason: 'set by BERTH_ACCEL',
+    cached: false,
+  });
 });

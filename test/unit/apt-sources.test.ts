@@ -49,10 +49,7 @@ deb https://vendor.example.invalid/apt cloud-sdk-bookworm main`);
 });
 
 test('only the guest suite and its companions are kept, as deb822', () => {
-  const out = sourcesForSuite(
-    [...parseDeb822(deb822), ...parseOneLine('deb https://vendor.example.invalid/apt cloud-sdk-bookworm main')],
-    'bookworm',
-  );
+  const out = sourcesForSuite([...parseDeb822(deb822), ...parseOneLine('deb https://vendor.example.invalid/apt cloud-sdk-bookworm main')], 'bookworm');
   assert.match(out, /Suites: bookworm bookworm-updates/);
   assert.match(out, /Suites: bookworm-security/);
   assert.doesNotMatch(out, /nodistro|cloud-sdk|other\.example/);

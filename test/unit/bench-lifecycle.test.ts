@@ -7,15 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  containerStartRows,
-  memoryReturn,
-  memoryRows,
-  parseGuestMicros,
-  rssTrace,
-  wakeRows,
-  type RssSample,
-} from '../../bench/lifecycle-rows.js';
+import { containerStartRows, memoryReturn, memoryRows, parseGuestMicros, rssTrace, wakeRows, type RssSample } from '../../bench/lifecycle-rows.js';
 import { RESULT_FILES, resultsPath } from '../../bench/results-file.js';
 
 const MiB = 1024;
@@ -83,13 +75,27 @@ describe('memory given back', () => {
 
   test('the table: the target met or not, the guest side named', () => {
     const ret = memoryReturn(series([idle, idle + 1024 * MiB, idle + 1024 * MiB, idle + 50 * MiB]), idle, 1000);
-    const rows = memoryRows({ burstMiB: 1024, how: 'wrote 1024 MiB', ret, trace: 't', guest: { balloonDriver: true, reportingOrder: 9 }, memoryBackend: 'anonymous memory' }).join('\n');
+    const rows = memoryRows({
+      burstMiB: 1024,
+      how: 'wrote 1024 MiB',
+      ret,
+      trace: 't',
+      guest: { balloonDriver: true, reportingOrder: 9 },
+      memoryBackend: 'anonymous memory',
+    }).join('\n');
     assert.match(rows, /^## Memory given back$/m);
     assert.match(rows, /balloon driver bound, reporting order 9 \(pages of 2 MiB and up\)/);
     assert.match(rows, /\| QEMU RSS at idle \(median of 5 readings\) \| 600 MiB \|/);
     assert.match(rows, /\| peak during the 1024 MiB burst \| 1624 MiB \|/);
     assert.match(rows, /\| \*\*back within 128 MiB of idle after\*\* \| \*\*2\.0 s\*\* \(target: 30 s, met\) \|/);
-    const never = memoryRows({ burstMiB: 1024, how: 'x', ret: { ...ret, backMs: undefined }, trace: 't', guest: { balloonDriver: false }, memoryBackend: 'm' }).join('\n');
+    const never = memoryRows({
+      burstMiB: 1024,
+      how: 'x',
+      ret: { ...ret, backMs: undefined },
+      trace: 't',
+      guest: { balloonDriver: false },
+      memoryBackend: 'm',
+    }).join('\n');
     assert.match(never, /balloon driver \*\*not bound\*\*, reporting order n\/a/);
     assert.match(never, /\*\*not within 60\.0 s\*\* \(target: 30 s, not met\)/);
   });
@@ -122,7 +128,7 @@ test('wake from rest: each wake, the median, the cold start and the ratio agains
   assert.match(wakeRows({ ...r, coldMs: 15_000 }).join('\n'), /\*\*1\.40×\*\* \(target ≤ 1\.1×, not met\)/);
 });
 
-test('the lifecycle run writes results-lifecycle.md, and --out never names another kind\'s file', () => {
+test("the lifecycle run writes results-lifecycle.md, and --out never names another kind's file", () => {
   const dir = path.resolve('/tmp/bench-dir');
   assert.equal(RESULT_FILES.lifecycle, 'results-lifecycle.md');
   assert.equal(resultsPath(dir, 'lifecycle', undefined), path.join(dir, 'results-lifecycle.md'));

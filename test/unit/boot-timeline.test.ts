@@ -10,7 +10,14 @@ import { formatBootTimeline } from '../../app/cli/boot-timeline-format.js';
 import { formatStatus } from '../../app/cli/output.js';
 import { VmStatusSchema } from '../../app/contract/contract.js';
 import { BootTimeline } from '../../app/engine/boot/boot-timeline.js';
-import { MAX_GUEST_STEPS, MAX_TIMELINE_BYTES, parseGuestStamps, placeGuestSteps, READ_TIMELINE_COMMAND, readGuestStamps } from '../../app/engine/guest/boot-timeline.js';
+import {
+  MAX_GUEST_STEPS,
+  MAX_TIMELINE_BYTES,
+  parseGuestStamps,
+  placeGuestSteps,
+  READ_TIMELINE_COMMAND,
+  readGuestStamps,
+} from '../../app/engine/guest/boot-timeline.js';
 import { fuzzSeed, randomString, rng } from '../helpers/fuzz.js';
 
 const GOOD = 'init 0.61\nroot-mounted 1.20\nsysinit 1.25\nnetwork-up 2.50\n\n@uptime 20.00 35.10\n';
@@ -60,7 +67,10 @@ describe('parsing the guest stamps', () => {
       '@uptime 5.00 1.00',
     ].join('\n');
     const r = parseGuestStamps(`${junk}\nsysinit 3.5\n@uptime 20.00 1.00\n`);
-    assert.deepEqual(r?.steps, [{ step: 'constructor', sec: 1 }, { step: 'sysinit', sec: 3.5 }]);
+    assert.deepEqual(r?.steps, [
+      { step: 'constructor', sec: 1 },
+      { step: 'sysinit', sec: 3.5 },
+    ]);
     // "constructor" is a well-formed name; it is only ever a label lookup, never a property write.
   });
 
@@ -103,7 +113,10 @@ describe('parsing the guest stamps', () => {
   });
 
   test('the command reads the file bounded, then the clock last', () => {
-    assert.match(READ_TIMELINE_COMMAND, new RegExp(`^head -c ${MAX_TIMELINE_BYTES} /run/berth/boot-timeline 2>/dev/null; printf '\\\\n@uptime '; cat /proc/uptime$`));
+    assert.match(
+      READ_TIMELINE_COMMAND,
+      new RegExp(`^head -c ${MAX_TIMELINE_BYTES} /run/berth/boot-timeline 2>/dev/null; printf '\\\\n@uptime '; cat /proc/uptime$`),
+    );
   });
 });
 
@@ -133,7 +146,17 @@ describe('placing guest steps on the engine clock', () => {
     assert.equal(r?.readAtMs, 1100);
     assert.equal(await readGuestStamps({ exec: async () => Promise.reject(new Error('channel open failure')) }, clock), undefined);
     assert.equal(await readGuestStamps({ exec: async () => ({ code: 1, stdout: 'garbage', stderr: '' }) }, clock), undefined);
-    assert.equal(await readGuestStamps({ exec: () => { throw new Error('sync throw'); } }, clock), undefined);
+    assert.equal(
+      await readGuestStamps(
+        {
+          exec: () => {
+            throw new Error('sync throw');
+          },
+        },
+        clock,
+      ),
+      undefined,
+    );
   });
 });
 

@@ -67,7 +67,10 @@ test('a recorded build: steps, then package counters that reach their totals', (
 test('the silent stretches (extracting, squashfs) report their elapsed seconds', () => {
   const texts = replay().map((m) => m.message);
   assert.ok(texts.includes('base system: extracting 69 packages (5 s)'), texts.join('\n'));
-  assert.ok(texts.some((t) => /^root image \(squashfs, zstd\) \(\d+ s\)$/.test(t)), texts.join('\n'));
+  assert.ok(
+    texts.some((t) => /^root image \(squashfs, zstd\) \(\d+ s\)$/.test(t)),
+    texts.join('\n'),
+  );
 });
 
 test('rate-limited: at most one message a second per step (but its final count when it ends), every step change at once', () => {

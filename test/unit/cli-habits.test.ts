@@ -86,7 +86,7 @@ test('a typo suggests the command and points at the help, without printing it al
   assert.match(sub.stderr, /Did you mean show\?/);
 });
 
-test('--instance and --json are in every command\'s help', async () => {
+test("--instance and --json are in every command's help", async () => {
   for (const args of [['status'], ['port', 'add'], ['settings', 'set'], ['share', 'add'], ['logs']]) {
     const r = await berth([...args, '--help'], env);
     assert.equal(r.code, 0, r.stderr);

@@ -35,7 +35,10 @@ test('list: every instance with its state and driver, human and JSON', async () 
   const work = j.instances.find((i) => i.name === 'work');
   assert.deepEqual([work?.state, work?.driver], ['stopped', 'qemu']);
   assert.ok(j.instances.some((i) => i.name === 'default'));
-  assert.deepEqual((await berth(['list', '--json'], { ...env, BERTH_HOME: path.join(t.dir, 'empty') })).stdout.trim(), JSON.stringify({ instances: [] }, null, 2));
+  assert.deepEqual(
+    (await berth(['list', '--json'], { ...env, BERTH_HOME: path.join(t.dir, 'empty') })).stdout.trim(),
+    JSON.stringify({ instances: [] }, null, 2),
+  );
 });
 
 test('delete: refuses without a terminal or --force, with a hint; --force removes the folder and its docker context', async () => {
@@ -124,5 +127,9 @@ test('context use: the context follows the instance and this BERTH_HOME, written
   assert.equal(JSON.parse(fs.readFileSync(meta('berth-work'), 'utf8')).Endpoints.docker.Host, `unix://${home}/work/docker.sock`);
   const otherHome = path.join(t.dir, 'other');
   assert.equal((await berth(['context', 'use'], { ...env, BERTH_HOME: otherHome })).code, 0);
-  assert.equal(JSON.parse(fs.readFileSync(meta('berth'), 'utf8')).Endpoints.docker.Host, `unix://${otherHome}/default/docker.sock`, 'the context points at the socket it printed');
+  assert.equal(
+    JSON.parse(fs.readFileSync(meta('berth'), 'utf8')).Endpoints.docker.Host,
+    `unix://${otherHome}/default/docker.sock`,
+    'the context points at the socket it printed',
+  );
 });

@@ -16,13 +16,32 @@ import { berth } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const t = shortTempDir('cls');
-const env = { ...process.env, BERTH_HOME: path.join(t.dir, 'home'), BERTH_CACHE: path.join(t.dir, 'cache'), DOCKER_CONFIG: path.join(t.dir, 'docker'), NO_COLOR: '1' };
+const env = {
+  ...process.env,
+  BERTH_HOME: path.join(t.dir, 'home'),
+  BERTH_CACHE: path.join(t.dir, 'cache'),
+  DOCKER_CONFIG: path.join(t.dir, 'docker'),
+  NO_COLOR: '1',
+};
 after(() => t.cleanup());
 const onFile = (instance: string) => JSON.parse(fs.readFileSync(path.join(env.BERTH_HOME, instance, 'settings.json'), 'utf8'));
 
 test('the key table comes from the schema: types, ranges, defaults, units', () => {
   const keys = Object.fromEntries(settingsKeys().map((k) => [k.key, k]));
-  assert.deepEqual(Object.keys(keys), ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'idleMinutes', 'portBind', 'shareMechanism', 'ports', 'shares', 'sync']);
+  assert.deepEqual(Object.keys(keys), [
+    'cpus',
+    'memoryMiB',
+    'diskGiB',
+    'accel',
+    'driver',
+    'rosetta',
+    'idleMinutes',
+    'portBind',
+    'shareMechanism',
+    'ports',
+    'shares',
+    'sync',
+  ]);
   assert.equal(keys.cpus!.max, os.cpus().length);
   assert.equal(keys.memoryMiB!.min, 512);
   assert.equal(keys.memoryMiB!.unit, 'MiB');
@@ -34,7 +53,7 @@ test('the key table comes from the schema: types, ranges, defaults, units', () =
   assert.deepEqual([keys.idleMinutes!.integer, keys.cpus!.integer], [undefined, true]);
 });
 
-test('units: sizes in any binary unit become the key\'s own', () => {
+test("units: sizes in any binary unit become the key's own", () => {
   const keys = settingsKeys();
   for (const [pair, want] of [
     ['memory=4GiB', { memoryMiB: 4096 }],
@@ -48,8 +67,14 @@ test('units: sizes in any binary unit become the key\'s own', () => {
   ] as const) {
     assert.deepEqual(parsePairs([pair], keys), want, pair);
   }
-  assert.throws(() => parsePairs(['memory=4096'], keys), (e) => isBerthError(e, 'INVALID_SETTINGS') && /needs a unit/.test(e.message) && /memory=4GiB/.test(e.hint));
-  assert.throws(() => parsePairs(['diskGiB=100MiB'], keys), (e) => isBerthError(e, 'INVALID_SETTINGS') && /not a whole number of GiB/.test(e.message));
+  assert.throws(
+    () => parsePairs(['memory=4096'], keys),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && /needs a unit/.test(e.message) && /memory=4GiB/.test(e.hint),
+  );
+  assert.throws(
+    () => parsePairs(['diskGiB=100MiB'], keys),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && /not a whole number of GiB/.test(e.message),
+  );
 });
 
 test('did you mean: the nearest key, or none when nothing is near', () => {
@@ -100,6 +125,9 @@ test('`settings show`: aligned columns, strings without quotes, lists one per li
   assert.match(r.stdout, /^driver {10}qemu$/m);
   assert.match(r.stdout, /^ports {11}18700:80\/tcp$/m);
   assert.match(r.stdout, /^sync {12}\(none\)$/m);
-  const cols = r.stdout.trimEnd().split('\n').map((l) => /^\S+ +(?=\S)/.exec(l)?.[0].length ?? /^ +(?=\S)/.exec(l)?.[0].length);
+  const cols = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => /^\S+ +(?=\S)/.exec(l)?.[0].length ?? /^ +(?=\S)/.exec(l)?.[0].length);
   assert.equal(new Set(cols).size, 1, `one value column: ${r.stdout}`);
 });

@@ -51,8 +51,18 @@ before(async () => {
 
 /** Bad values for options that take one, per command (the rest get only the generic cases). */
 const BAD_VALUES: Record<string, string[][]> = {
-  logs: [['-n', 'many'], ['-n', '0'], ['-n', '-3'], ['--lines', '1.5'], ['--serial', '--guest'], ['--guest', '--follow']],
-  dashboard: [['--port', 'x'], ['--port', '0']],
+  logs: [
+    ['-n', 'many'],
+    ['-n', '0'],
+    ['-n', '-3'],
+    ['--lines', '1.5'],
+    ['--serial', '--guest'],
+    ['--guest', '--follow'],
+  ],
+  dashboard: [
+    ['--port', 'x'],
+    ['--port', '0'],
+  ],
   'port add': [['80'], ['8080:80/sctp'], ['a:b'], [':80'], ['8080:'], ['8080:80', '--host-ip']],
   'port rm': [['x'], ['80/sctp'], ['80:80']],
   'settings set': [['nonsense'], ['=4'], ['cpus'], ['cpus:4']],
@@ -71,7 +81,25 @@ async function expectUsage(args: string[]): Promise<void> {
 test('every command is covered', () => {
   assert.ok(leaves.length >= 15, `found ${leaves.length} commands`);
   const names = leaves.map((l) => l.path.join(' '));
-  for (const must of ['start', 'stop', 'restart', 'status', 'shell', 'logs', 'daemon', 'settings set', 'settings show', 'port add', 'port rm', 'share add', 'share rm', 'sync add', 'sync rm', 'dashboard', 'context use']) {
+  for (const must of [
+    'start',
+    'stop',
+    'restart',
+    'status',
+    'shell',
+    'logs',
+    'daemon',
+    'settings set',
+    'settings show',
+    'port add',
+    'port rm',
+    'share add',
+    'share rm',
+    'sync add',
+    'sync rm',
+    'dashboard',
+    'context use',
+  ]) {
     assert.ok(names.includes(must), `"${must}" is listed by --help (found: ${names.join(', ')})`);
   }
 });
@@ -102,7 +130,10 @@ test('a missing required argument: usage and exit 2', async () => {
 
 test('bad option values and malformed arguments: usage and exit 2', async () => {
   for (const [cmd, cases] of Object.entries(BAD_VALUES)) {
-    assert.ok(leaves.some((l) => l.path.join(' ') === cmd), `${cmd} exists`);
+    assert.ok(
+      leaves.some((l) => l.path.join(' ') === cmd),
+      `${cmd} exists`,
+    );
     for (const c of cases) await expectUsage([...cmd.split(' '), ...c]);
   }
 });
@@ -126,7 +157,19 @@ test('`berth settings set` with bad values changes nothing, whether the file is 
   for (const broken of [undefined, '{"cpus": 1, "memoryMiB": 10']) {
     if (broken) fs.writeFileSync(file, broken);
     const before = fs.readFileSync(file, 'utf8');
-    for (const bad of [['memoryMiB=100'], ['cpus=0'], ['cpus=abc'], ['diskGiB=99999999'], ['accel=warp'], ['portBind=everywhere'], ['rosetta=yes'], ['rosetta=1'], ['driver=true'], ['nosuchkey=1'], ['cpus=1', 'memoryMiB=1']]) {
+    for (const bad of [
+      ['memoryMiB=100'],
+      ['cpus=0'],
+      ['cpus=abc'],
+      ['diskGiB=99999999'],
+      ['accel=warp'],
+      ['portBind=everywhere'],
+      ['rosetta=yes'],
+      ['rosetta=1'],
+      ['driver=true'],
+      ['nosuchkey=1'],
+      ['cpus=1', 'memoryMiB=1'],
+    ]) {
       const r = await berth(['settings', 'set', ...bad], e);
       assert.equal(r.code, 1, `${bad.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /INVALID_SETTINGS/);

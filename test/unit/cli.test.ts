@@ -147,7 +147,13 @@ test('start without an image: exit 1 with IMAGE_MISSING; stop then leaves no eng
 });
 
 test('start without QEMU: exit 1 with QEMU_MISSING and an install hint', async () => {
-  const e = { ...env, BERTH_INSTANCE: 'noqemu', BERTH_IMAGE_DIR: fakeImageDir(path.join(t.dir, 'img')), BERTH_QEMU: '/nonexistent/qemu-system-x86_64', BERTH_ACCEL: 'tcg' };
+  const e = {
+    ...env,
+    BERTH_INSTANCE: 'noqemu',
+    BERTH_IMAGE_DIR: fakeImageDir(path.join(t.dir, 'img')),
+    BERTH_QEMU: '/nonexistent/qemu-system-x86_64',
+    BERTH_ACCEL: 'tcg',
+  };
   const r = await berth(['start'], e, { timeoutMs: 60_000 });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /QEMU_MISSING/);

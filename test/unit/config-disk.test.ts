@@ -86,7 +86,13 @@ test('the hand-made ustar reads back with tar, padded and ended as the format sa
   const t = shortTempDir();
   try {
     const big = 'x'.repeat(1000);
-    const archive = ustar([{ name: 'a', content: '' }, { name: 'b.txt', content: big, mode: 0o644 }], 1_700_000_000);
+    const archive = ustar(
+      [
+        { name: 'a', content: '' },
+        { name: 'b.txt', content: big, mode: 0o644 },
+      ],
+      1_700_000_000,
+    );
     // a: a header; b.txt: a header and two blocks; then two empty blocks.
     assert.equal(archive.length, 512 * (1 + 1 + 2 + 2));
     assert.ok(archive.subarray(-1024).every((b) => b === 0));

@@ -180,7 +180,10 @@ test('the typed client: calls, errors with hints, events', async () => {
   await client.subscribe((e, d) => events.push(`${e}:${(d as { state: string }).state}`));
   const s = await client.call('vm.start', {});
   assert.equal(s.state, 'running');
-  await assert.rejects(client.call('settings.update', { patch: { memoryMiB: 1 } }), (e) => isBerthError(e, 'INVALID_SETTINGS') && e.hint === 'Nothing was saved.');
+  await assert.rejects(
+    client.call('settings.update', { patch: { memoryMiB: 1 } }),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && e.hint === 'Nothing was saved.',
+  );
   await assert.rejects(client.call('guest.sshEndpoint', {}), (e) => isBerthError(e, 'VM_NOT_RUNNING'));
   assert.deepEqual(events, ['vm.state:starting']);
   client.close();
@@ -197,7 +200,10 @@ test('a client meeting an engine that predates the check, or one that answers an
   const dir = shortTempDir('apv');
   try {
     for (const [what, answer] of [
-      ['an engine before the check refuses the new field', { error: { code: 'BAD_REQUEST', message: 'bad params for hello: Unrecognized key: "protocol"', hint: 'Nothing was changed.' } }],
+      [
+        'an engine before the check refuses the new field',
+        { error: { code: 'BAD_REQUEST', message: 'bad params for hello: Unrecognized key: "protocol"', hint: 'Nothing was changed.' } },
+      ],
       ['an engine of a newer protocol', { result: { protocol: PROTOCOL_VERSION + 1, version: '9.9.9', instance: 'default', pid: 1 } }],
     ] as const) {
       const sock = path.join(dir.dir, 'old.sock');
@@ -206,7 +212,11 @@ test('a client meeting an engine that predates the check, or one that answers an
       const srv = net.createServer((c) => c.once('data', (d) => c.write(JSON.stringify({ id: JSON.parse(String(d).split('\n')[0]!).id, ...answer }) + '\n')));
       await new Promise<void>((r) => srv.listen(sock, r));
       try {
-        await assert.rejects(ControlClient.connect({ controlSocket: sock, token: path.join(dir.dir, 'token') }), (e) => isBerthError(e, 'PROTOCOL_MISMATCH'), what);
+        await assert.rejects(
+          ControlClient.connect({ controlSocket: sock, token: path.join(dir.dir, 'token') }),
+          (e) => isBerthError(e, 'PROTOCOL_MISMATCH'),
+          what,
+        );
       } finally {
         srv.close();
       }

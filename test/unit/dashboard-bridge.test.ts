@@ -47,54 +47,55 @@ const status = (state: VmStatus['state'] = 'running'): VmStatus => ({
 });
 
 /** The methods these tests use (a partial map: other methods are not called here). */
-const handlers = (): Handlers => ({
-  ...dockerHandlers({
-    api: () => {
+const handlers = (): Handlers =>
+  ({
+    ...dockerHandlers({
+      api: () => {
+        throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
+      },
+      broadcast: () => undefined,
+      signal: AbortSignal.abort(),
+    }),
+    'vm.status': async () => status(),
+    'vm.start': async () => {
+      server!.broadcast('vm.progress', { phase: 'boot', message: 'booting', at: new Date().toISOString() });
+      return status();
+    },
+    'vm.stop': async () => status('stopped'),
+    'vm.restart': async () => status(),
+    'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [] }) as never,
+    'settings.update': async () => {
+      throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
+    },
+    'guest.sshEndpoint': async () => {
       throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
     },
-    broadcast: () => undefined,
-    signal: AbortSignal.abort(),
-  }),
-  'vm.status': async () => status(),
-  'vm.start': async () => {
-    server!.broadcast('vm.progress', { phase: 'boot', message: 'booting', at: new Date().toISOString() });
-    return status();
-  },
-  'vm.stop': async () => status('stopped'),
-  'vm.restart': async () => status(),
-  'settings.get': async () => ({ cpus: 2, memoryMiB: 2048, diskGiB: 64, accel: 'auto', portBind: 'loopback', ports: [] }) as never,
-  'settings.update': async () => {
-    throw new BerthError('INVALID_SETTINGS', 'invalid settings: memoryMiB: must be at least 512 MiB', 'Nothing was saved.');
-  },
-  'guest.sshEndpoint': async () => {
-    throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it.');
-  },
-  'guest.logs': async () => ({ lines: [] }),
-  'ports.list': async () => ({ ports: [], manual: [] }),
-  'ports.add': async () => ({ ports: [], manual: [] }),
-  'ports.remove': async () => ({ ports: [], manual: [] }),
-  'engine.shutdown': async () => ({}),
-  'logs.read': async (p) => ({ source: p.source, file: 'f', lines: ['from the engine'] }),
-  'diagnostics.bundle': async () => ({ path: '/x', fileName: 'x.zip', bytes: 0, base64: '', files: [] }),
-  'engine.factoryReset': async () => {
-    throw new BerthError('VM_BUSY', 'the VM is running', 'Stop the VM first.');
-  },
-  'containers.logs': async () => ({ stream: 'logs-abc', tty: false }),
-  'containers.logs.stop': async (p) => {
-    stopped.push(p.stream);
-    return {};
-  },
-  'containers.stats': async () => ({ stream: 'stats-abc' }),
-  'containers.stats.stop': async (p) => {
-    stopped.push(p.stream);
-    return {};
-  },
-  'terminal.start': async () => ({ session: 'term-abc' }),
-  'terminal.stop': async (p) => {
-    stopped.push(p.session);
-    return {};
-  },
-} satisfies Partial<Handlers> as unknown as Handlers);
+    'guest.logs': async () => ({ lines: [] }),
+    'ports.list': async () => ({ ports: [], manual: [] }),
+    'ports.add': async () => ({ ports: [], manual: [] }),
+    'ports.remove': async () => ({ ports: [], manual: [] }),
+    'engine.shutdown': async () => ({}),
+    'logs.read': async (p) => ({ source: p.source, file: 'f', lines: ['from the engine'] }),
+    'diagnostics.bundle': async () => ({ path: '/x', fileName: 'x.zip', bytes: 0, base64: '', files: [] }),
+    'engine.factoryReset': async () => {
+      throw new BerthError('VM_BUSY', 'the VM is running', 'Stop the VM first.');
+    },
+    'containers.logs': async () => ({ stream: 'logs-abc', tty: false }),
+    'containers.logs.stop': async (p) => {
+      stopped.push(p.stream);
+      return {};
+    },
+    'containers.stats': async () => ({ stream: 'stats-abc' }),
+    'containers.stats.stop': async (p) => {
+      stopped.push(p.stream);
+      return {};
+    },
+    'terminal.start': async () => ({ session: 'term-abc' }),
+    'terminal.stop': async (p) => {
+      stopped.push(p.session);
+      return {};
+    },
+  }) satisfies Partial<Handlers> as unknown as Handlers;
 
 async function startEngine(): Promise<void> {
   fs.mkdirSync(paths.dir, { recursive: true });
@@ -161,10 +162,11 @@ function open(opts: { token?: string | null; origin?: string; host?: string } = 
   ws.on('message', (d) => {
     const m = JSON.parse(d.toString());
     messages.push(m);
-    for (const w of [...waiters]) if (w.pred(m)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(m);
-    }
+    for (const w of [...waiters])
+      if (w.pred(m)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
   });
   let nextId = 1;
   const page: Page = {
@@ -219,7 +221,10 @@ describe('static files', () => {
     assert.match(dash.url, new RegExp(`^http://127\\.0\\.0\\.1:${dash.port}/#token=[A-Za-z0-9_-]{32}$`));
   });
   test('not built: DASHBOARD_NOT_BUILT with a hint', async () => {
-    await assert.rejects(startDashboard({ paths, root: path.join(t.dir, 'nothing') }), (e: unknown) => isBerthError(e, 'DASHBOARD_NOT_BUILT') && /npm run build/.test(e.hint));
+    await assert.rejects(
+      startDashboard({ paths, root: path.join(t.dir, 'nothing') }),
+      (e: unknown) => isBerthError(e, 'DASHBOARD_NOT_BUILT') && /npm run build/.test(e.hint),
+    );
   });
   test('a port in use: PORT_IN_USE with a hint', async () => {
     await assert.rejects(startDashboard({ paths, root, port: dash.port }), (e: unknown) => isBerthError(e, 'PORT_IN_USE') && /--port/.test(e.hint));

@@ -38,13 +38,22 @@ test('settings: a wrong type and out-of-range values are all reported in one rou
     () => store.update({ cpus: 'abc', memoryMiB: 100, diskGiB: 2, idleMinutes: 5000 }),
     (e) =>
       isBerthError(e, 'INVALID_SETTINGS') &&
-      e.message === 'invalid settings: cpus: must be a number; memoryMiB: must be at least 512 MiB; diskGiB: must be at least 4 GiB; idleMinutes: must be at most 1440 minutes (a day)',
+      e.message ===
+        'invalid settings: cpus: must be a number; memoryMiB: must be at least 512 MiB; diskGiB: must be at least 4 GiB; idleMinutes: must be at most 1440 minutes (a day)',
   );
   assert.throws(
     () => store.update({ cpus: 1.5, memory: 4, diskGiB: 2 }),
-    (e) => isBerthError(e) && /cpus: must be a whole number/.test(e.message) && /"memory" is not a known key/.test(e.message) && /diskGiB: must be at least 4 GiB/.test(e.message),
+    (e) =>
+      isBerthError(e) &&
+      /cpus: must be a whole number/.test(e.message) &&
+      /"memory" is not a known key/.test(e.message) &&
+      /diskGiB: must be at least 4 GiB/.test(e.message),
   );
-  assert.throws(() => store.update(null), (e) => isBerthError(e, 'INVALID_SETTINGS'), 'not an object: said, not thrown as a TypeError');
+  assert.throws(
+    () => store.update(null),
+    (e) => isBerthError(e, 'INVALID_SETTINGS'),
+    'not an object: said, not thrown as a TypeError',
+  );
   assert.equal(fs.readFileSync(file, 'utf8'), before);
 });
 
@@ -66,7 +75,11 @@ test('settings view: the ranges of the number settings on this host, the disk ne
   fs.truncateSync(disk, 20 * 2 ** 30);
   const view = settingsView(new SettingsStore(path.join(dir, 'settings.json'), { dataDisk: disk }));
   assert.equal(view.limits.diskGiB.min, 20);
-  assert.equal(settingsView(new SettingsStore(path.join(dir, 'none.json'), { dataDisk: path.join(dir, 'missing.img') })).limits.diskGiB.min, 4, 'no disk yet: any size');
+  assert.equal(
+    settingsView(new SettingsStore(path.join(dir, 'none.json'), { dataDisk: path.join(dir, 'missing.img') })).limits.diskGiB.min,
+    4,
+    'no disk yet: any size',
+  );
 });
 
 test('doctor choices: a Linux PC without KVM, an Apple-silicon Mac, Windows', async () => {
@@ -117,7 +130,10 @@ test('host.doctor through the gateway: the contract shape, with and without an e
       try {
         const r = DoctorSchema.parse(await gw.call('host.doctor', {}));
         assert.equal(r.setting, setting, "the instance's own driver setting");
-        assert.deepEqual(r.drivers.map((d) => d.driver), ['qemu', 'vfkit', 'hyperv']);
+        assert.deepEqual(
+          r.drivers.map((d) => d.driver),
+          ['qemu', 'vfkit', 'hyperv'],
+        );
         assert.equal(r.choices?.accel.hvf.usable, false);
         assert.equal(r.selected, setting === 'auto' ? 'qemu' : null);
         await assert.rejects(gw.call('host.doctor', { deep: true }), (e) => isBerthError(e, 'BAD_REQUEST'));

@@ -170,7 +170,11 @@ describe('the dashboard token and other local users', { skip: problem ?? false, 
     fs.mkdirSync(notes, { mode: 0o700 });
     fs.mkdirSync(bin, { mode: 0o755 });
     // The opener records its pid and first argument, then stays (as a browser does).
-    fs.writeFileSync(path.join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n%s\\n' "$$" "$1" > "${notes}/opened.tmp"\nmv "${notes}/opened.tmp" "${notes}/opened"\nsleep 600\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(bin, 'xdg-open'),
+      `#!/bin/sh\nprintf '%s\\n%s\\n' "$$" "$1" > "${notes}/opened.tmp"\nmv "${notes}/opened.tmp" "${notes}/opened"\nsleep 600\n`,
+      { mode: 0o755 },
+    );
     fs.mkdirSync(readerDir, { mode: 0o755 });
     fs.chmodSync(readerDir, 0o755);
     fs.writeFileSync(path.join(readerDir, 'reader.mjs'), READER, { mode: 0o644 });
@@ -186,10 +190,13 @@ describe('the dashboard token and other local users', { skip: problem ?? false, 
     t.cleanup();
   });
 
-  test('nobody scanning /proc (every cmdline, environ and file named there) finds no working token; the owner\'s browser gets in', async () => {
+  test("nobody scanning /proc (every cmdline, environ and file named there) finds no working token; the owner's browser gets in", async () => {
     const r = startCli([]);
     try {
-      assert.ok(await waitFor(() => /http:\/\/127\.0\.0\.1:\d+/.test(r.stdout()) && fs.existsSync(path.join(notes, 'opened')), 20_000), 'the dashboard runs and opened a browser');
+      assert.ok(
+        await waitFor(() => /http:\/\/127\.0\.0\.1:\d+/.test(r.stdout()) && fs.existsSync(path.join(notes, 'opened')), 20_000),
+        'the dashboard runs and opened a browser',
+      );
       const port = Number(/http:\/\/127\.0\.0\.1:(\d+)/.exec(r.stdout())![1]);
       const [pidLine, arg] = fs.readFileSync(path.join(notes, 'opened'), 'utf8').split('\n');
       const openerPid = Number(pidLine);
@@ -209,7 +216,10 @@ describe('the dashboard token and other local users', { skip: problem ?? false, 
       assert.notEqual(found.uid, 0, 'the reader is not root');
       // The scan works: nobody sees the opener's command line (so the test is not passing blind).
       const opener = found.seen.find((s) => s.pid === openerPid);
-      assert.ok(opener?.argv?.some((a) => a.endsWith('xdg-open')), `nobody sees the opener: ${JSON.stringify(opener)}`);
+      assert.ok(
+        opener?.argv?.some((a) => a.endsWith('xdg-open')),
+        `nobody sees the opener: ${JSON.stringify(opener)}`,
+      );
       assert.ok(opener!.argv!.includes(arg!), 'and what it was given');
       assert.ok(found.candidates.length > 0);
       // A file the opener was given was tried too: nobody could not read it.
@@ -228,7 +238,7 @@ describe('the dashboard token and other local users', { skip: problem ?? false, 
     }
   });
 
-  test('--json --no-open: a working URL on the owner\'s stdout, an owner-only open file, no browser, and the file is gone after stop', async () => {
+  test("--json --no-open: a working URL on the owner's stdout, an owner-only open file, no browser, and the file is gone after stop", async () => {
     fs.rmSync(path.join(notes, 'opened'), { force: true });
     const r = startCli(['--json', '--no-open']);
     try {
@@ -270,7 +280,7 @@ describe('the open file', { skip: process.platform === 'win32' ? 'unix modes' : 
     assert.equal(fs.lstatSync(f.path).isFile(), true);
     assert.equal(fs.statSync(f.path).mode & 0o777, 0o600);
     assert.equal(fs.readFileSync(outside, 'utf8'), 'untouched');
-    assert.ok(!fs.existsSync(stale), 'a dead dashboard\'s file is removed');
+    assert.ok(!fs.existsSync(stale), "a dead dashboard's file is removed");
     assert.equal(f.url, `file://${f.path}`);
     assert.match(fs.readFileSync(f.path, 'utf8'), /content="0;url=http:\/\/127\.0\.0\.1:1234\/#token=abc"/);
     f.remove();
@@ -282,7 +292,10 @@ describe('the open file', { skip: process.platform === 'win32' ? 'unix modes' : 
     fs.mkdirSync(real, { mode: 0o700 });
     const link = path.join(u.dir, 'link');
     fs.symlinkSync(real, link);
-    assert.throws(() => writeOpenFile(link, 'http://127.0.0.1:1/#token=x'), (e) => isBerthError(e, 'PATH_NOT_PRIVATE'));
+    assert.throws(
+      () => writeOpenFile(link, 'http://127.0.0.1:1/#token=x'),
+      (e) => isBerthError(e, 'PATH_NOT_PRIVATE'),
+    );
     assert.deepEqual(fs.readdirSync(real), []);
   });
 

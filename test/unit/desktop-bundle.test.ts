@@ -78,7 +78,10 @@ test('dist/electron/main.cjs loads, starts a real engine, shows its state in the
   const bin = path.join(ROOT, 'dist', 'app', 'cli', 'main.js');
   if (needNow(t, fs.existsSync(bin) ? undefined : 'dist/app/cli/main.js is missing (npm run build): this test runs the real `berth daemon`')) return;
   const main = path.join(ROOT, 'dist', 'electron', 'main.cjs');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', path.join(ROOT, 'app/main/vite.config.ts')], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', path.join(ROOT, 'app/main/vite.config.ts')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, `vite build of main failed:\n${r.stderr}`);
   const tmp = shortTempDir('dbn');
   try {
@@ -110,7 +113,10 @@ test('dist/electron/main.cjs loads, starts a real engine, shows its state in the
     assert.equal(prefs.nodeIntegration, false);
     assert.equal(prefs.preload, path.join(ROOT, 'dist', 'electron', 'preload.cjs'));
     assert.equal(lines.find((l) => l.loadFile)!.loadFile, path.join(ROOT, 'dist', 'renderer', 'index.html'));
-    assert.ok(lines.some((l) => l.tooltip === 'Berth: stopped'), `the tray showed the engine's state:\n${stdout}`);
+    assert.ok(
+      lines.some((l) => l.tooltip === 'Berth: stopped'),
+      `the tray showed the engine's state:\n${stdout}`,
+    );
     assert.ok(lines.some((l) => l.quit === true));
     assert.ok(fs.existsSync(path.join(ROOT, 'app', 'main', 'icons', 'tray-stopped.png')), 'the tray icon exists');
     // The engine it started was asked to shut down, and does.

@@ -33,7 +33,11 @@ describe('tray state mapping', () => {
   test('each VM state has its icon, tooltip and status line', () => {
     assert.deepEqual(trayView({ state: 'stopped', engine: 'up' }), { icon: 'stopped', tooltip: 'Berth: stopped', statusLine: 'Berth is stopped' });
     assert.deepEqual(trayView({ state: 'running', engine: 'up' }).icon, 'running');
-    assert.deepEqual(trayView({ state: 'starting', phase: 'boot', engine: 'up' }), { icon: 'starting', tooltip: 'Berth: starting (booting the VM)', statusLine: 'Starting: booting the VM…' });
+    assert.deepEqual(trayView({ state: 'starting', phase: 'boot', engine: 'up' }), {
+      icon: 'starting',
+      tooltip: 'Berth: starting (booting the VM)',
+      statusLine: 'Starting: booting the VM…',
+    });
     assert.equal(trayView({ state: 'stopping', engine: 'up' }).icon, 'starting', 'stopping is busy too');
     assert.deepEqual(trayView({ state: 'resting', engine: 'up' }), {
       icon: 'stopped',
@@ -81,7 +85,10 @@ describe('tray menu', () => {
     assert.equal(labels('starting').Start, false);
     assert.equal(m.find((x) => x.action === 'toggle-open-at-login')?.checked, true);
     const quit = m.find((x) => x.label === 'Quit Berth')!;
-    assert.deepEqual(quit.submenu!.map((x) => x.action), ['quit-stop-vm', 'quit-keep-running']);
+    assert.deepEqual(
+      quit.submenu!.map((x) => x.action),
+      ['quit-stop-vm', 'quit-keep-running'],
+    );
   });
 
   test('every action does what it says; a failure is reported, not thrown', async () => {
@@ -95,10 +102,32 @@ describe('tray menu', () => {
       quit: async (stopVm: boolean) => void did.push(`quit:${stopVm}`),
       report: (e: unknown, what: string) => void did.push(`report:${what}:${(e as Error).message}`),
     };
-    for (const a of ['start', 'stop', 'restart', 'open-dashboard', 'open-settings', 'open-troubleshoot', 'open-terminal', 'toggle-open-at-login', 'quit-stop-vm', 'quit-keep-running'] as MenuAction[]) {
+    for (const a of [
+      'start',
+      'stop',
+      'restart',
+      'open-dashboard',
+      'open-settings',
+      'open-troubleshoot',
+      'open-terminal',
+      'toggle-open-at-login',
+      'quit-stop-vm',
+      'quit-keep-running',
+    ] as MenuAction[]) {
       await runMenuAction(a, deps);
     }
-    assert.deepEqual(did, ['vm.start', 'vm.stop', 'vm.restart', 'window:home', 'window:settings', 'window:troubleshoot', 'terminal', 'login:true', 'quit:true', 'quit:false']);
+    assert.deepEqual(did, [
+      'vm.start',
+      'vm.stop',
+      'vm.restart',
+      'window:home',
+      'window:settings',
+      'window:troubleshoot',
+      'terminal',
+      'login:true',
+      'quit:true',
+      'quit:false',
+    ]);
     did.length = 0;
     await runMenuAction('start', { ...deps, call: async () => Promise.reject(new Error('boom')) });
     assert.deepEqual(did, ['report:start:boom']);

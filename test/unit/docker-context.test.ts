@@ -7,8 +7,7 @@ import { contextName, ensureDockerContext, removeDockerContext, useDockerContext
 import { isBerthError } from '../../app/contract/errors.js';
 import { shortTempDir, withEnv } from '../helpers/temp.js';
 
-const meta = (dir: string, name: string) =>
-  path.join(dir, 'contexts/meta', crypto.createHash('sha256').update(name).digest('hex'), 'meta.json');
+const meta = (dir: string, name: string) => path.join(dir, 'contexts/meta', crypto.createHash('sha256').update(name).digest('hex'), 'meta.json');
 
 test('creates the context the way `docker context create` lays it out', () => {
   const t = shortTempDir();
@@ -37,7 +36,10 @@ test("never overwrites someone else's context of the same name", () => {
     fs.writeFileSync(f, theirs);
     assert.equal(ensureDockerContext('default', '/s').outcome, 'conflict');
     assert.equal(fs.readFileSync(f, 'utf8'), theirs);
-    assert.throws(() => useDockerContext('default'), (e) => isBerthError(e, 'DOCKER_CONTEXT_CONFLICT'));
+    assert.throws(
+      () => useDockerContext('default'),
+      (e) => isBerthError(e, 'DOCKER_CONTEXT_CONFLICT'),
+    );
   } finally {
     restore();
     t.cleanup();
@@ -48,7 +50,10 @@ test('`context use` sets currentContext and keeps the rest of config.json', () =
   const t = shortTempDir();
   const restore = withEnv({ DOCKER_CONFIG: t.dir });
   try {
-    assert.throws(() => useDockerContext('default'), (e) => isBerthError(e, 'DOCKER_CONTEXT_CONFLICT') && /berth start/.test(e.hint));
+    assert.throws(
+      () => useDockerContext('default'),
+      (e) => isBerthError(e, 'DOCKER_CONTEXT_CONFLICT') && /berth start/.test(e.hint),
+    );
     ensureDockerContext('default', '/s');
     fs.writeFileSync(path.join(t.dir, 'config.json'), JSON.stringify({ auths: { 'r.example': {} }, currentContext: 'x' }), { mode: 0o600 });
     useDockerContext('default');

@@ -60,7 +60,10 @@ test('containers.list: names, state, published ports as localhost links, newest 
   });
   d.addContainer({ name: 'old', Created: 100, State: 'exited' });
   const r = await h['containers.list'](parse('containers.list', {}));
-  assert.deepEqual(r.containers.map((c) => c.name), ['web', 'old']);
+  assert.deepEqual(
+    r.containers.map((c) => c.name),
+    ['web', 'old'],
+  );
   const web = r.containers[0]!;
   assert.equal(web.state, 'running');
   assert.equal(web.project, 'shop');
@@ -70,7 +73,10 @@ test('containers.list: names, state, published ports as localhost links, newest 
     { privatePort: 443, proto: 'tcp' },
   ]);
   const onlyRunning = await h['containers.list'](parse('containers.list', { all: false }));
-  assert.deepEqual(onlyRunning.containers.map((c) => c.name), ['web']);
+  assert.deepEqual(
+    onlyRunning.containers.map((c) => c.name),
+    ['web'],
+  );
 });
 
 test('start, stop, restart and remove answer with the new view; Docker refusals are coded errors with hints', async () => {
@@ -90,7 +96,10 @@ test('start, stop, restart and remove answer with the new view; Docker refusals 
   assert.equal((await h['containers.restart'](parse('containers.restart', { id: 'svc' }))).container?.state, 'running');
   await h['containers.remove'](parse('containers.remove', { id: 'svc', force: true }));
   assert.equal(d.containers.has(c.Id), false);
-  await assert.rejects(h['containers.stop'](parse('containers.stop', { id: 'svc' })), (e: unknown) => isBerthError(e, 'DOCKER_NOT_FOUND') && /removed meanwhile/.test(e.hint));
+  await assert.rejects(
+    h['containers.stop'](parse('containers.stop', { id: 'svc' })),
+    (e: unknown) => isBerthError(e, 'DOCKER_NOT_FOUND') && /removed meanwhile/.test(e.hint),
+  );
 });
 
 test('bad ids never reach Docker: the contract refuses them', () => {
@@ -154,7 +163,11 @@ test('log stream: tail, stdout and stderr apart, follow, timestamps, stop', asyn
   const { stream, tty } = await h['containers.logs'](parse('containers.logs', { id: 'logger', tail: 3, timestamps: true }));
   assert.equal(tty, false);
   assert.match(stream, /^logs-[0-9a-f]+$/);
-  const text = () => eventsOf('containers.logs.data').filter((e) => e.stream === stream).map((e) => e.text).join('');
+  const text = () =>
+    eventsOf('containers.logs.data')
+      .filter((e) => e.stream === stream)
+      .map((e) => e.text)
+      .join('');
   await until(() => text().includes('line 9'), 2000);
   assert.doesNotMatch(text(), /line 6/, 'only the last 3 lines');
   assert.match(text(), /^\d{4}-\d\d-\d\dT[\d:.]+Z line 7\n/m);
@@ -164,7 +177,10 @@ test('log stream: tail, stdout and stderr apart, follow, timestamps, stop', asyn
   d.log(c.Id, 'café ✓\n');
   await until(() => text().includes('café ✓'), 2000);
   await h['containers.logs.stop'](parse('containers.logs.stop', { stream }));
-  assert.deepEqual(eventsOf('containers.logs.end').filter((e) => e.stream === stream), [{ stream }]);
+  assert.deepEqual(
+    eventsOf('containers.logs.end').filter((e) => e.stream === stream),
+    [{ stream }],
+  );
   await assert.rejects(h['containers.logs.stop'](parse('containers.logs.stop', { stream })), (e: unknown) => isBerthError(e, 'STREAM_NOT_FOUND'));
 });
 
@@ -199,7 +215,11 @@ test('terminal: hijacked exec with a pty size, input, output, resize, exit code'
   const exec = [...d.execs.values()].find((e) => e.container === c.Id)!;
   assert.deepEqual(exec.cmd.slice(0, 2), ['/bin/sh', '-c']);
   assert.deepEqual(exec.resizes, ['100x30']);
-  const out = () => eventsOf('terminal.output').filter((e) => e.session === session).map((e) => e.data).join('');
+  const out = () =>
+    eventsOf('terminal.output')
+      .filter((e) => e.session === session)
+      .map((e) => e.data)
+      .join('');
   await until(() => out().includes('/ # '), 2000);
   await h['terminal.input'](parse('terminal.input', { session, data: 'echo hi-42\r' }));
   await until(() => out().includes('hi-42\r\n/ # '), 2000);
@@ -207,7 +227,10 @@ test('terminal: hijacked exec with a pty size, input, output, resize, exit code'
   assert.deepEqual(exec.resizes, ['100x30', '80x24']);
   await h['terminal.input'](parse('terminal.input', { session, data: 'exit 3\r' }));
   await until(() => eventsOf('terminal.exit').some((e) => e.session === session), 2000);
-  assert.deepEqual(eventsOf('terminal.exit').find((e) => e.session === session), { session, exitCode: 3 });
+  assert.deepEqual(
+    eventsOf('terminal.exit').find((e) => e.session === session),
+    { session, exitCode: 3 },
+  );
   await assert.rejects(h['terminal.input'](parse('terminal.input', { session, data: 'x' })), (e: unknown) => isBerthError(e, 'STREAM_NOT_FOUND'));
 });
 
@@ -226,7 +249,10 @@ test('images: list with tags, size and use; remove in use is a conflict; prune',
   assert.equal(bb.inUse, true);
   assert.equal(bb.size, 4_400_000);
   assert.equal(r.images.find((i) => !i.tags.length)?.inUse, false);
-  await assert.rejects(h['images.remove'](parse('images.remove', { id: 'busybox:latest' })), (e: unknown) => isBerthError(e, 'DOCKER_CONFLICT') && /remove that container first/.test(e.hint));
+  await assert.rejects(
+    h['images.remove'](parse('images.remove', { id: 'busybox:latest' })),
+    (e: unknown) => isBerthError(e, 'DOCKER_CONFLICT') && /remove that container first/.test(e.hint),
+  );
   const p = await h['images.prune'](parse('images.prune', {}));
   assert.deepEqual(p, { deleted: 1, reclaimedBytes: 12_000_000 });
   const rm = await h['images.remove'](parse('images.remove', { id: 'busybox:latest', force: true }));
@@ -237,7 +263,13 @@ test('images: list with tags, size and use; remove in use is a conflict; prune',
 test('volumes: list with size and users, remove, prune', async () => {
   d.volumes.push({ Name: 'used', Driver: 'local', Mountpoint: '/m', CreatedAt: '2024-01-02T00:00:00Z', size: 10, refs: 1 });
   const r = await h['volumes.list']({});
-  assert.deepEqual(r.volumes.map((v) => [v.name, v.size, v.refCount]), [['data', 1_048_576, 0], ['used', 10, 1]]);
+  assert.deepEqual(
+    r.volumes.map((v) => [v.name, v.size, v.refCount]),
+    [
+      ['data', 1_048_576, 0],
+      ['used', 10, 1],
+    ],
+  );
   await assert.rejects(h['volumes.remove'](parse('volumes.remove', { name: 'used' })), (e: unknown) => isBerthError(e, 'DOCKER_CONFLICT'));
   assert.deepEqual(await h['volumes.prune']({}), { deleted: 1, reclaimedBytes: 1_048_576 });
   await assert.rejects(h['volumes.remove'](parse('volumes.remove', { name: 'data' })), (e: unknown) => isBerthError(e, 'DOCKER_NOT_FOUND'));

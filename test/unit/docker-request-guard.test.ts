@@ -26,10 +26,14 @@ async function through(input: Buffer, step: number): Promise<{ out: Buffer; answ
 
 const req = (method: string, p: string, body = '', headers: Record<string, string> = {}) => {
   const h = { Host: 'docker', ...headers, ...(body && !headers['Transfer-Encoding'] ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) };
-  return Buffer.from(`${method} ${p} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
+  return Buffer.from(
+    `${method} ${p} HTTP/1.1\r\n${Object.entries(h)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}\r\n${body}`,
+  );
 };
 
-test('the rule: shared folders and VM paths pass, unshared host folders do not, the rest is Docker\'s', () => {
+test("the rule: shared folders and VM paths pass, unshared host folders do not, the rest is Docker's", () => {
   assert.equal(check('/home/me/src'), undefined);
   assert.equal(check('/Users/me'), undefined);
   assert.equal(check('/var/run/docker.sock'), undefined);
@@ -61,10 +65,7 @@ test('every framing passes byte for byte, in any chunking', async () => {
 });
 
 test('a create that binds an unshared host folder is answered 400 with the hint, and nothing reaches dockerd', async () => {
-  for (const spec of [
-    { HostConfig: { Binds: ['/srv/data:/data'] } },
-    { HostConfig: { Mounts: [{ Type: 'bind', Source: '/opt/y/z', Target: '/z' }] } },
-  ]) {
+  for (const spec of [{ HostConfig: { Binds: ['/srv/data:/data'] } }, { HostConfig: { Mounts: [{ Type: 'bind', Source: '/opt/y/z', Target: '/z' }] } }]) {
     const input = Buffer.concat([req('HEAD', '/_ping'), req('POST', '/containers/create', JSON.stringify({ Image: 'x', ...spec }))]);
     const r = await through(input, 13);
     assert.match(r.answer!, /^HTTP\/1\.1 400 Bad Request\r\n/);

@@ -28,7 +28,12 @@ let h: ReturnType<typeof dockerHandlers>;
 before(async () => {
   d = await startFakeDockerEngine(path.join(t.dir, 'docker.sock'));
   d.statsMs = 100;
-  h = dockerHandlers({ api: () => new DockerApi(d.socketPath), broadcast: (event, data) => events.push({ event, data }), signal: abort.signal, watchRetryMs: 50 });
+  h = dockerHandlers({
+    api: () => new DockerApi(d.socketPath),
+    broadcast: (event, data) => events.push({ event, data }),
+    signal: abort.signal,
+    watchRetryMs: 50,
+  });
 });
 after(async () => {
   abort.abort();
@@ -63,13 +68,31 @@ test('statsNumbers: a stopped container, and hostile or missing fields, give zer
     memoryBytes: 0,
     memoryLimitBytes: 0,
   });
-  for (const raw of [null, 'x', 42, [], { cpu_stats: { cpu_usage: { total_usage: 'lots' }, system_cpu_usage: -5 }, memory_stats: { usage: Infinity, limit: -1 } }]) {
+  for (const raw of [
+    null,
+    'x',
+    42,
+    [],
+    { cpu_stats: { cpu_usage: { total_usage: 'lots' }, system_cpu_usage: -5 }, memory_stats: { usage: Infinity, limit: -1 } },
+  ]) {
     const n = statsNumbers(raw);
     for (const v of Object.values(n)) assert.ok(Number.isFinite(v) && v >= 0, `${JSON.stringify(raw)} -> ${JSON.stringify(n)}`);
   }
   // A counter that went backwards (a restarted container) is not a negative CPU; more than every CPU is cut to every CPU.
-  assert.equal(statsNumbers({ cpu_stats: { cpu_usage: { total_usage: 1 }, system_cpu_usage: 10, online_cpus: 1 }, precpu_stats: { cpu_usage: { total_usage: 9 }, system_cpu_usage: 5 } }).cpuPercent, 0);
-  assert.equal(statsNumbers({ cpu_stats: { cpu_usage: { total_usage: 100 }, system_cpu_usage: 10, online_cpus: 2 }, precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 5 } }).cpuPercent, 200);
+  assert.equal(
+    statsNumbers({
+      cpu_stats: { cpu_usage: { total_usage: 1 }, system_cpu_usage: 10, online_cpus: 1 },
+      precpu_stats: { cpu_usage: { total_usage: 9 }, system_cpu_usage: 5 },
+    }).cpuPercent,
+    0,
+  );
+  assert.equal(
+    statsNumbers({
+      cpu_stats: { cpu_usage: { total_usage: 100 }, system_cpu_usage: 10, online_cpus: 2 },
+      precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 5 },
+    }).cpuPercent,
+    200,
+  );
   // Cache larger than usage (an odd kernel): usage as it is.
   assert.equal(statsNumbers({ memory_stats: { usage: 10, stats: { inactive_file: 50 } } }).memoryBytes, 10);
 });
@@ -124,7 +147,11 @@ test('containerDetails: whatever the guest sends, the view fits the contract and
   const hostile = [
     null,
     'x',
-    { Config: { Env: [1, null, 'A=1'], Labels: { a: 5, b: 'ok' } }, Mounts: 'no', NetworkSettings: { Ports: { '80/tcp': [{ HostPort: '99999' }], 'x/tcp': null, '81/udp': 'no' } } },
+    {
+      Config: { Env: [1, null, 'A=1'], Labels: { a: 5, b: 'ok' } },
+      Mounts: 'no',
+      NetworkSettings: { Ports: { '80/tcp': [{ HostPort: '99999' }], 'x/tcp': null, '81/udp': 'no' } },
+    },
     { Id: 7, Name: ['x'], Args: [1, 'a'], Mounts: [null, { Type: 5 }], NetworkSettings: { Networks: { n: null } } },
     { Config: { Env: Array.from({ length: 5000 }, (_, i) => `K${i}=${'v'.repeat(10)}`) } },
   ];

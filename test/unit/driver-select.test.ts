@@ -33,13 +33,16 @@ test('the driver setting: auto by default, the four values, anything else refuse
 test('the vfkit hint names a setting that exists', () => {
   const restore = withEnv({ PATH: '/nonexistent' });
   try {
-    assert.throws(() => findVfkit(), (e) => {
-      assert.ok(isBerthError(e, 'VFKIT_MISSING'));
-      const m = /berth settings set (\w+)=(\w+)/.exec(e.hint);
-      assert.ok(m, e.hint);
-      assert.equal(SettingsSchema.safeParse({ [m[1]!]: m[2] }).success, true, `${m[1]}=${m[2]} is a valid setting`);
-      return true;
-    });
+    assert.throws(
+      () => findVfkit(),
+      (e) => {
+        assert.ok(isBerthError(e, 'VFKIT_MISSING'));
+        const m = /berth settings set (\w+)=(\w+)/.exec(e.hint);
+        assert.ok(m, e.hint);
+        assert.equal(SettingsSchema.safeParse({ [m[1]!]: m[2] }).success, true, `${m[1]}=${m[2]} is a valid setting`);
+        return true;
+      },
+    );
   } finally {
     restore();
   }
@@ -75,7 +78,7 @@ test('auto on Linux: QEMU, KVM to be proven by the probe boot; TCG when /dev/kvm
   assert.match(tcg.warnings.join(), /\/dev\/kvm does not exist/);
 });
 
-test('auto with nothing usable: the host\'s first choice says what to do', async () => {
+test("auto with nothing usable: the host's first choice says what to do", async () => {
   await assert.rejects(chooseDriver('auto', { facts: linuxHost({ qemu: false }) }), (e) => {
     assert.ok(isBerthError(e, 'QEMU_MISSING'));
     assert.match(e.message, /^no VM driver can run on this host \(Linux 6\.1\.0-18-amd64\): QEMU: qemu-system-x86_64 was not found/);
@@ -104,7 +107,10 @@ test('a driver named in settings that cannot run here: its own error, and a hint
     assert.match(e.hint, /berth settings set driver=auto/);
     return true;
   });
-  await assert.rejects(chooseDriver('vfkit', { facts: macHost({ vfkit: false }) }), (e) => isBerthError(e, 'VFKIT_MISSING') && /brew install vfkit/.test(e.hint));
+  await assert.rejects(
+    chooseDriver('vfkit', { facts: macHost({ vfkit: false }) }),
+    (e) => isBerthError(e, 'VFKIT_MISSING') && /brew install vfkit/.test(e.hint),
+  );
   await assert.rejects(
     chooseDriver('hyperv', { facts: windowsHost({ ...GOOD_HYPERV_PROBE, hypervAdmin: false }) }),
     (e) => isBerthError(e, 'HYPERV_NOT_ADMIN') && /S-1-5-32-578/.test(e.hint) && /driver=auto/.test(e.hint),
@@ -120,7 +126,10 @@ test('an x86_64 guest on Apple silicon: vfkit cannot run it, so auto picks QEMU,
   assert.match(c.reason, /vfkit is not usable \(Virtualization\.framework cannot run an x86_64 guest on this aarch64 host\)/);
   assert.match(c.reason, /qemu-system-x86_64/);
   assert.match(c.warnings.join(), /emulation \(TCG\)/);
-  await assert.rejects(chooseDriver('vfkit', { facts: macHost(), guestArch: 'x86_64' }), (e) => isBerthError(e, 'UNSUPPORTED_HOST') && /driver=qemu/.test(e.hint));
+  await assert.rejects(
+    chooseDriver('vfkit', { facts: macHost(), guestArch: 'x86_64' }),
+    (e) => isBerthError(e, 'UNSUPPORTED_HOST') && /driver=qemu/.test(e.hint),
+  );
 });
 
 // ----------------------------------------------------------- the factory
@@ -156,11 +165,14 @@ test('spec for QEMU: its console, QMP socket and pid file, raw disks by serial',
   assert.equal(s.cmdline, 'console=ttyAMA0 quiet panic=-1 apparmor=0');
   assert.equal(s.controlSocket, '/Users/me/.berth/default/qmp.sock');
   assert.equal(s.pidFile, '/Users/me/.berth/default/qemu.pid');
-  assert.deepEqual(s.disks.map((d) => [d.serial, d.path]), [
-    ['berth-root', '/cache/img/rootfs.squashfs'],
-    ['berth-data', '/Users/me/.berth/default/data.img'],
-    ['berth-cfg', '/Users/me/.berth/default/config.tar'],
-  ]);
+  assert.deepEqual(
+    s.disks.map((d) => [d.serial, d.path]),
+    [
+      ['berth-root', '/cache/img/rootfs.squashfs'],
+      ['berth-data', '/Users/me/.berth/default/data.img'],
+      ['berth-cfg', '/Users/me/.berth/default/config.tar'],
+    ],
+  );
   assert.equal(s.efi, undefined);
 });
 
@@ -172,7 +184,7 @@ test('spec for vfkit: virtio console (hvc0), its REST socket and pid file', () =
   assert.equal(s.disks[1]!.path, '/Users/me/.berth/default/data.img');
 });
 
-test('spec for Hyper-V: EFI boot from the image\'s VHDX build, a VHDX data disk Hyper-V makes, the config disk as a VHD', () => {
+test("spec for Hyper-V: EFI boot from the image's VHDX build, a VHDX data disk Hyper-V makes, the config disk as a VHD", () => {
   const win = instancePaths('default', 'C:\\Users\\me\\.berth', 'win32');
   const img = { dir: 'C:\\cache\\img', kernel: 'C:\\cache\\img\\vmlinuz', initrd: 'C:\\cache\\img\\initrd.img', rootfs: 'C:\\cache\\img\\rootfs.squashfs' };
   const traits = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) }).guestTraits('x86_64');
@@ -180,11 +192,14 @@ test('spec for Hyper-V: EFI boot from the image\'s VHDX build, a VHDX data disk 
   const s = buildVmSpec('hyperv', traits, { ...inputs, paths: win, image: img, arch: 'x86_64' }, all);
   // path.join on this host joins with its own separator; compare by basename.
   assert.equal(path.basename(s.efi!.image), HYPERV_IMAGE_FILES.efi);
-  assert.deepEqual(s.disks.map((d) => [d.serial, path.win32.basename(d.path), d.readonly, d.sizeBytes]), [
-    // No separate root disk: efi.vhdx carries the root image as its `berth-root` partition.
-    ['berth-data', 'data.vhdx', false, 64 * 1024 ** 3],
-    ['berth-cfg', 'config.vhd', true, undefined],
-  ]);
+  assert.deepEqual(
+    s.disks.map((d) => [d.serial, path.win32.basename(d.path), d.readonly, d.sizeBytes]),
+    [
+      // No separate root disk: efi.vhdx carries the root image as its `berth-root` partition.
+      ['berth-data', 'data.vhdx', false, 64 * 1024 ** 3],
+      ['berth-cfg', 'config.vhd', true, undefined],
+    ],
+  );
   assert.match(s.cmdline, /console=ttyS0/);
   assert.throws(
     () => buildVmSpec('hyperv', traits, { ...inputs, image: img }, (p) => !p.endsWith(HYPERV_IMAGE_FILES.efi)),
@@ -216,7 +231,11 @@ test('rosettaPlan: used with vfkit, an arm64 guest and Rosetta on the Mac; other
     ['qemu', rosettaPlan(true, 'qemu', 'aarch64', true), /only the vfkit driver .* this VM runs on qemu.*brew install vfkit.*driver=vfkit/],
     ['hyperv', rosettaPlan(true, 'hyperv', 'x86_64', undefined), /this VM runs on hyperv/],
     ['x86_64 guest', rosettaPlan(true, 'vfkit', 'x86_64', true), /this guest is x86_64/],
-    ['not installed', rosettaPlan(true, 'vfkit', 'aarch64', false), /not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`, then `berth restart`/],
+    [
+      'not installed',
+      rosettaPlan(true, 'vfkit', 'aarch64', false),
+      /not installed on this Mac: run `softwareupdate --install-rosetta --agree-to-license`, then `berth restart`/,
+    ],
   ];
   for (const [name, plan, why] of cases) {
     assert.equal(plan.use, false, name);

@@ -247,7 +247,10 @@ test('vfkit (auto on macOS 14): start -> running at the DHCP address -> clean st
   assert.equal(await ping(r.paths.dockerSocket), 'OK');
   const argv = lines(process.env.FAKE_VFKIT_RECORD!)[0] as string[];
   assert.ok(argv.includes('--restful-uri') && argv.includes(`unix://${r.paths.vfkitSocket}`));
-  assert.ok(argv.some((a) => a.startsWith('linux,') && a.includes('cmdline="console=hvc0 ')), 'the virtio console');
+  assert.ok(
+    argv.some((a) => a.startsWith('linux,') && a.includes('cmdline="console=hvc0 ')),
+    'the virtio console',
+  );
   assert.equal(fs.readFileSync(r.paths.vfkitPid, 'utf8').trim(), String(s.vmPid));
   assert.match(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_NET=.?dhcp/);
 
@@ -262,7 +265,7 @@ test('vfkit (auto on macOS 14): start -> running at the DHCP address -> clean st
   assert.equal(r.engine.status().driver, 'auto', 'stopped: the setting again');
 });
 
-test('vfkit with rosetta=true on a Mac with Rosetta: the share on vfkit\'s command line, the tag in config.env, status says on', async () => {
+test("vfkit with rosetta=true on a Mac with Rosetta: the share on vfkit's command line, the tag in config.env, status says on", async () => {
   const r = await vfkitRig({ rosetta: true }, withRosetta(mac()));
   const s = await r.engine.start();
   assert.equal(s.state, 'running');
@@ -320,7 +323,10 @@ test('vfkit: a crash while running is an error with a hint', async () => {
 test('vfkit refusing to start: VFKIT_FAILED with its own words, and the error state', async () => {
   process.env.FAKE_VFKIT_MODE = 'crash-start';
   const r = await vfkitRig();
-  await assert.rejects(r.engine.start(), (e) => isBerthError(e, 'VFKIT_FAILED') && /Virtualization is not available/.test(e.message) && /entitlement/.test(e.hint));
+  await assert.rejects(
+    r.engine.start(),
+    (e) => isBerthError(e, 'VFKIT_FAILED') && /Virtualization is not available/.test(e.message) && /entitlement/.test(e.hint),
+  );
   assert.deepEqual(r.states, ['starting', 'error']);
   const s = r.engine.status();
   assert.equal(s.error?.code, 'VFKIT_FAILED');
@@ -339,7 +345,10 @@ test('QEMU on a Mac with rosetta=true: started anyway, without Rosetta, and stat
   assert.equal(s.rosetta?.active, false);
   assert.match(s.rosetta?.note ?? '', /only the vfkit driver .* this VM runs on qemu/);
   assert.doesNotMatch(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_ROSETTA/);
-  assert.ok(r.logs.some((l) => l.includes('"level":40') && l.includes('Rosetta is on in settings but not used')), 'a warning in the engine log');
+  assert.ok(
+    r.logs.some((l) => l.includes('"level":40') && l.includes('Rosetta is on in settings but not used')),
+    'a warning in the engine log',
+  );
 });
 
 test('QEMU on a Mac without vfkit: -accel hvf, loopback ssh forward, clean stop', async () => {
@@ -407,7 +416,7 @@ const hypervRig = (settings?: Record<string, unknown>) =>
 
 const psOps = () => lines(process.env.FAKE_PS_RECORD!).map((x) => /^# berth:(\w+)/.exec((x as { script: string }).script)?.[1]);
 
-test('Hyper-V (auto on Windows 11): probe, create from VHDX, the adapter\'s address, clean stop', async () => {
+test("Hyper-V (auto on Windows 11): probe, create from VHDX, the adapter's address, clean stop", async () => {
   resetPs();
   const r = await hypervRig();
   const s = await r.engine.start();
@@ -493,7 +502,10 @@ test('Hyper-V turned off: no driver can run, and the error says how to turn it o
 test('a driver named in settings that this host cannot run: its reason, and the way back to auto', async () => {
   resetPs();
   const r = await hypervRig({ driver: 'vfkit' });
-  await assert.rejects(r.engine.start(), (e) => isBerthError(e, 'UNSUPPORTED_OS') && /vfkit driver set in settings/.test(e.message) && /driver=auto/.test(e.hint));
+  await assert.rejects(
+    r.engine.start(),
+    (e) => isBerthError(e, 'UNSUPPORTED_OS') && /vfkit driver set in settings/.test(e.message) && /driver=auto/.test(e.hint),
+  );
   assert.equal(r.engine.status().state, 'error');
   assert.equal(r.engine.status().driver, 'vfkit', 'the setting, since no driver runs');
 });

@@ -46,7 +46,10 @@ test('no engine: a synced folder is added to and removed from the settings file,
 
 test('no engine: a folder outside every share cannot be synced, and nothing is written', async () => {
   const before = fs.readFileSync(paths.settings, 'utf8');
-  await assert.rejects(gateway.call('sync.add', { hostPath: path.join(t.dir, 'elsewhere') }), (e) => isBerthError(e) && /berth share add/.test(`${e.message} ${e.hint}`));
+  await assert.rejects(
+    gateway.call('sync.add', { hostPath: path.join(t.dir, 'elsewhere') }),
+    (e) => isBerthError(e) && /berth share add/.test(`${e.message} ${e.hint}`),
+  );
   await assert.rejects(gateway.call('sync.remove', { hostPath: path.join(shared, 'app') }), (e) => isBerthError(e, 'BAD_REQUEST'));
   assert.equal(fs.readFileSync(paths.settings, 'utf8'), before);
 });

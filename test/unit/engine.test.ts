@@ -88,7 +88,10 @@ test('start → running with the docker socket, context and timings; stop leaves
   assert.ok(fs.existsSync(paths.state));
   // the guest got the keys and settings through the config disk
   const spec = driver.specs[0]!;
-  assert.deepEqual(spec.disks.map((d) => d.serial), ['berth-root', 'berth-data', 'berth-cfg']);
+  assert.deepEqual(
+    spec.disks.map((d) => d.serial),
+    ['berth-root', 'berth-data', 'berth-cfg'],
+  );
   assert.equal(fs.statSync(paths.dataDisk).size, 64 * 1024 ** 3);
   assert.equal(fs.statSync(paths.configDisk).mode & 0o777, 0o600);
 
@@ -97,21 +100,33 @@ test('start → running with the docker socket, context and timings; stop leaves
   assert.deepEqual(states, ['starting', 'running', 'stopping', 'stopped']);
   assert.ok(!fs.existsSync(paths.dockerSocket), 'socket removed');
   assert.ok(!fs.existsSync(paths.state), 'run state removed');
-  assert.ok(driver.vms[0]!.guest!.commands.some((c) => c.includes('poweroff')), 'asked the guest to power off');
+  assert.ok(
+    driver.vms[0]!.guest!.commands.some((c) => c.includes('poweroff')),
+    'asked the guest to power off',
+  );
   assert.equal(driver.vms[0]!.alive(), false);
 });
 
 test("the boot timeline: the engine's steps in order, the guest's placed among them; a stop clears it", async () => {
-  const { engine } = makeEngine('ok', {}, (cmd) => (cmd === READ_TIMELINE_COMMAND ? { stdout: 'init 0.40\nbogus line\ndocker-api-listening 0.90\n@uptime 1.00 0.5\n' } : undefined));
+  const { engine } = makeEngine('ok', {}, (cmd) =>
+    cmd === READ_TIMELINE_COMMAND ? { stdout: 'init 0.40\nbogus line\ndocker-api-listening 0.90\n@uptime 1.00 0.5\n' } : undefined,
+  );
   const s = await engine.start();
   const steps = s.bootTimeline!.map((x) => x.step);
   assert.deepEqual(
     steps.filter((x) => !['kernel', 'init', 'docker-api-listening'].includes(x)),
     ['vm-spawn', 'vm-process-up', 'ssh-connected', 'docker-ready', 'socket-ready'],
   );
-  assert.deepEqual(steps.filter((x) => ['kernel', 'init', 'docker-api-listening'].includes(x)), ['kernel', 'init', 'docker-api-listening']);
+  assert.deepEqual(
+    steps.filter((x) => ['kernel', 'init', 'docker-api-listening'].includes(x)),
+    ['kernel', 'init', 'docker-api-listening'],
+  );
   const at = s.bootTimeline!.map((x) => x.atMs);
-  assert.deepEqual([...at].sort((a, b) => a - b), at, 'in time order');
+  assert.deepEqual(
+    [...at].sort((a, b) => a - b),
+    at,
+    'in time order',
+  );
   assert.equal(s.bootTimeline!.find((x) => x.step === 'init')!.source, 'guest');
   assert.equal(s.bootTimeline!.find((x) => x.step === 'socket-ready')!.source, 'host');
   assert.equal((await engine.stop()).bootTimeline, undefined);
@@ -121,7 +136,10 @@ test("a guest with garbage for a timeline still starts, with the engine's steps 
   const { engine } = makeEngine('ok', {}, (cmd) => (cmd === READ_TIMELINE_COMMAND ? { stdout: '\u0000'.repeat(100_000) + 'init 1\n@uptime x' } : undefined));
   const s = await engine.start();
   assert.equal(s.state, 'running');
-  assert.deepEqual(s.bootTimeline!.map((x) => x.source), ['host', 'host', 'host', 'host', 'host']);
+  assert.deepEqual(
+    s.bootTimeline!.map((x) => x.source),
+    ['host', 'host', 'host', 'host', 'host'],
+  );
 });
 
 test('start twice is harmless: concurrent calls share one boot, a later call returns at once', async () => {
@@ -317,7 +335,15 @@ function makeVirtiofsEngine(failVirtiofs: boolean, tuning: Partial<Tuning> = {})
   settings.update({ shares: [{ hostPath: shared }] });
   const driver = new VirtiofsFakeDriver({ mode: 'ok', hostKeyFile: paths.hostKey, clientPubFile: `${paths.clientKey}.pub`, dockerSocket: dockerdSock });
   driver.failVirtiofs = failVirtiofs;
-  const engine = new Engine({ paths, log: silentLogger(), driver, images: images(), settings, accelCacheFile: path.join(t.dir, 'accel.json'), tuning: { ...TUNING, ...tuning } });
+  const engine = new Engine({
+    paths,
+    log: silentLogger(),
+    driver,
+    images: images(),
+    settings,
+    accelCacheFile: path.join(t.dir, 'accel.json'),
+    tuning: { ...TUNING, ...tuning },
+  });
   engines.push(engine);
   return { engine, paths, driver, shared };
 }
@@ -326,7 +352,10 @@ test('shares get virtio-fs devices at start, kept in the run state, mounted by t
   const { engine, paths, driver, shared } = makeVirtiofsEngine(false);
   const s = await engine.start();
   const spec = driver.specs[0]!;
-  assert.deepEqual(spec.shares?.map((x) => x.hostPath), [shared]);
+  assert.deepEqual(
+    spec.shares?.map((x) => x.hostPath),
+    [shared],
+  );
   assert.equal(spec.shares![0]!.socketPath, path.join(paths.dir, 'virtiofs', `${spec.shares![0]!.tag}.sock`));
   const run = JSON.parse(fs.readFileSync(paths.state, 'utf8'));
   assert.equal(run.sharePlan.devices[0].tag, spec.shares![0]!.tag, 'a reattaching engine rebuilds the same spec');

@@ -167,7 +167,8 @@ test(`calls before hello, with no, an empty, a short, a long, a wrong or last st
   const attempts: { what: string; lines: string[] }[] = [];
   // Calls with no hello at all: every method, known or made up, good params or not.
   for (let i = 0; i < 40; i++) {
-    const method = i < METHOD_NAMES.length ? METHOD_NAMES[i]! : r.pick([randomString(r, 12), 'vm.start', 'engine.shutdown', 'engine.factoryReset', 'settings.update']);
+    const method =
+      i < METHOD_NAMES.length ? METHOD_NAMES[i]! : r.pick([randomString(r, 12), 'vm.start', 'engine.shutdown', 'engine.factoryReset', 'settings.update']);
     if (method === 'hello') continue;
     const params = r.bool() ? randomParams(r, method) : method === 'settings.update' ? { patch: { cpus: 1 } } : {};
     attempts.push({ what: `${method} with no hello`, lines: [JSON.stringify({ id: i, method, params })] });

@@ -307,9 +307,32 @@ test(`forged handshakes: no token, a wrong one, a foreign Origin or Host: 403, n
   for (let i = 0; i < 80; i++) {
     const h = { ...good };
     const spoil = r.int(3);
-    if (spoil === 0) h.token = r.pick(['', dash.token.slice(1), dash.token + 'x', dash.token.toUpperCase() === dash.token ? 'x' : dash.token.toUpperCase(), randomString(r, 32)]);
-    if (spoil === 1) h.host = r.pick([`evil.example:${dash.port}`, `127.0.0.1:${dash.port + 1}`, `127.0.0.1.nip.io:${dash.port}`, `0.0.0.0:${dash.port}`, `localhost.:${dash.port}`, '']);
-    if (spoil === 2) h.origin = r.pick(['http://evil.example', 'null', `https://127.0.0.1:${dash.port}`, `http://127.0.0.1:${dash.port}.evil.example`, `http://localhost:${dash.port + 1}`, 'file://']);
+    if (spoil === 0)
+      h.token = r.pick([
+        '',
+        dash.token.slice(1),
+        dash.token + 'x',
+        dash.token.toUpperCase() === dash.token ? 'x' : dash.token.toUpperCase(),
+        randomString(r, 32),
+      ]);
+    if (spoil === 1)
+      h.host = r.pick([
+        `evil.example:${dash.port}`,
+        `127.0.0.1:${dash.port + 1}`,
+        `127.0.0.1.nip.io:${dash.port}`,
+        `0.0.0.0:${dash.port}`,
+        `localhost.:${dash.port}`,
+        '',
+      ]);
+    if (spoil === 2)
+      h.origin = r.pick([
+        'http://evil.example',
+        'null',
+        `https://127.0.0.1:${dash.port}`,
+        `http://127.0.0.1:${dash.port}.evil.example`,
+        `http://localhost:${dash.port + 1}`,
+        'file://',
+      ]);
     const status = await rawHttp(
       `GET /ws?token=${enc(h.token)} HTTP/1.1\r\nHost: ${h.host}\r\nOrigin: ${h.origin}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
     );

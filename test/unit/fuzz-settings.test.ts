@@ -57,7 +57,12 @@ const CASES: [name: string, write: (file: string) => void, code: RegExp, why: Re
   ['zero CPUs', (f) => fs.writeFileSync(f, JSON.stringify({ cpus: 0 })), /INVALID_SETTINGS/, /cpus/],
   ['too little memory', (f) => fs.writeFileSync(f, JSON.stringify({ memoryMiB: 100 })), /INVALID_SETTINGS/, /memoryMiB: must be at least 512/],
   ['a huge disk', (f) => fs.writeFileSync(f, JSON.stringify({ diskGiB: 1e9 })), /INVALID_SETTINGS/, /diskGiB: must be at most/],
-  ['a port out of range', (f) => fs.writeFileSync(f, JSON.stringify({ ports: [{ hostPort: 70000, guestPort: 80 }] })), /INVALID_SETTINGS/, /ports\.0\.hostPort/],
+  [
+    'a port out of range',
+    (f) => fs.writeFileSync(f, JSON.stringify({ ports: [{ hostPort: 70000, guestPort: 80 }] })),
+    /INVALID_SETTINGS/,
+    /ports\.0\.hostPort/,
+  ],
   ['an unknown accelerator', (f) => fs.writeFileSync(f, JSON.stringify({ accel: 'warp' })), /INVALID_SETTINGS/, /accel/],
   ['rosetta not a boolean', (f) => fs.writeFileSync(f, JSON.stringify({ rosetta: 'yes' })), /INVALID_SETTINGS/, /rosetta: must be true or false/],
   ['JSON null', (f) => fs.writeFileSync(f, 'null'), /INVALID_SETTINGS/, /top level/],
@@ -65,7 +70,12 @@ const CASES: [name: string, write: (file: string) => void, code: RegExp, why: Re
   ['binary garbage', (f) => fs.writeFileSync(f, Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x0a, 0x80])), /SETTINGS_FILE_CORRUPT/, /not valid JSON/],
   ['an empty file', (f) => fs.writeFileSync(f, ''), /SETTINGS_FILE_CORRUPT/, /is empty/],
   ['only whitespace', (f) => fs.writeFileSync(f, ' \n\t\n'), /SETTINGS_FILE_CORRUPT/, /is empty/],
-  ['a folder in its place', (f) => (fs.rmSync(f), fs.mkdirSync(f), fs.writeFileSync(path.join(f, 'mine.txt'), 'keep me')), /SETTINGS_FILE_UNREADABLE/, /is a folder/],
+  [
+    'a folder in its place',
+    (f) => (fs.rmSync(f), fs.mkdirSync(f), fs.writeFileSync(path.join(f, 'mine.txt'), 'keep me')),
+    /SETTINGS_FILE_UNREADABLE/,
+    /is a folder/,
+  ],
 ];
 
 function snapshot(file: string): string {
@@ -93,8 +103,14 @@ for (const [name, write, code, why] of CASES) {
     assert.equal(snapshot(file), before, 'reading never changes the file');
 
     const store = new SettingsStore(file);
-    assert.throws(() => store.update({ memoryMiB: 1 }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
-    assert.throws(() => store.update({ nonsense: 1 }), (e) => isBerthError(e, 'INVALID_SETTINGS'));
+    assert.throws(
+      () => store.update({ memoryMiB: 1 }),
+      (e) => isBerthError(e, 'INVALID_SETTINGS'),
+    );
+    assert.throws(
+      () => store.update({ nonsense: 1 }),
+      (e) => isBerthError(e, 'INVALID_SETTINGS'),
+    );
     assert.equal(snapshot(file), before, 'a refused update changes nothing');
 
     const r = store.update({ memoryMiB: 1536 });
@@ -114,7 +130,10 @@ test('a file that was never good: the problem is the error, and a save starts fr
   const file = path.join(dir, 'settings.json');
   fs.writeFileSync(file, '{"memoryMiB": "lots"}');
   const store = new SettingsStore(file);
-  assert.throws(() => store.get(), (e) => isBerthError(e, 'INVALID_SETTINGS') && e.message.includes(file) && /delete it/.test(e.hint));
+  assert.throws(
+    () => store.get(),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && e.message.includes(file) && /delete it/.test(e.hint),
+  );
   const r = store.update({ cpus: 1 });
   assert.equal(r.settings.memoryMiB, defaultSettings().memoryMiB);
   assert.match(r.notice ?? '', /moved to/);
@@ -216,7 +235,12 @@ test('the engine with a broken settings file keeps running, boots with the last 
   const umask = process.umask();
   const paths = instancePaths('broken', home);
   const dockerd = await startFakeDockerd(path.join(t.dir, 'dockerd.sock'));
-  const driver = new FakeDriver({ mode: 'ok', hostKeyFile: paths.hostKey, clientPubFile: `${paths.clientKey}.pub`, dockerSocket: path.join(t.dir, 'dockerd.sock') });
+  const driver = new FakeDriver({
+    mode: 'ok',
+    hostKeyFile: paths.hostKey,
+    clientPubFile: `${paths.clientKey}.pub`,
+    dockerSocket: path.join(t.dir, 'dockerd.sock'),
+  });
   fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   new SettingsStore(paths.settings).update({ cpus: 1, memoryMiB: 1024 });
   fs.writeFileSync(paths.settings, '{"cpus": 1, "memoryMiB": 10');

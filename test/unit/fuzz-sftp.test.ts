@@ -258,7 +258,21 @@ function pathFor(s: RunState): string {
 }
 
 function linkTarget(s: RunState): string {
-  return s.r.pick([outside, path.join(outside, 'secret.txt'), path.join(outside, 'dir'), '../outside', '../outside/secret.txt', '..', '.', '/', 'sub', s.root, path.join(s.root, 'fifo'), '../../..', randomString(s.r, 20)]);
+  return s.r.pick([
+    outside,
+    path.join(outside, 'secret.txt'),
+    path.join(outside, 'dir'),
+    '../outside',
+    '../outside/secret.txt',
+    '..',
+    '.',
+    '/',
+    'sub',
+    s.root,
+    path.join(s.root, 'fifo'),
+    '../../..',
+    randomString(s.r, 20),
+  ]);
 }
 
 function attrsFor(r: Rng): Attrs {
@@ -321,7 +335,15 @@ function request(s: RunState): Buffer {
       // OpenSSH order: target, then the link's own path.
       return packet(FXP.SYMLINK, id, { str: linkTarget(s) }, p());
     default: {
-      const name = r.pick(['posix-rename@openssh.com', 'statvfs@openssh.com', 'fstatvfs@openssh.com', 'hardlink@openssh.com', 'fsync@openssh.com', 'limits@openssh.com', randomString(r, 20)]);
+      const name = r.pick([
+        'posix-rename@openssh.com',
+        'statvfs@openssh.com',
+        'fstatvfs@openssh.com',
+        'hardlink@openssh.com',
+        'fsync@openssh.com',
+        'limits@openssh.com',
+        randomString(r, 20),
+      ]);
       const args = Array.from({ length: r.int(3) }, () => (r.bool(0.3) ? h() : p()));
       return packet(FXP.EXTENDED, id, { str: name }, ...args);
     }
@@ -338,7 +360,12 @@ async function swapAttack(s: RunState, sock: net.Socket, replies: ReturnType<typ
   const dir = r.pick(['sub', 'nested', 'sub/deep']);
   const id0 = s.nextId++;
   const asFile = r.bool(0.3);
-  await sendAndWait(sock, asFile ? packet(FXP.OPEN, { u32: id0 }, { str: `${root}/${dir}/file.txt` }, { u32: 1 }, { attrs: {} }) : packet(FXP.OPENDIR, { u32: id0 }, { str: `${root}/${dir}` }));
+  await sendAndWait(
+    sock,
+    asFile
+      ? packet(FXP.OPEN, { u32: id0 }, { str: `${root}/${dir}/file.txt` }, { u32: 1 }, { attrs: {} })
+      : packet(FXP.OPENDIR, { u32: id0 }, { str: `${root}/${dir}` }),
+  );
   const got = (await replies.reply(id0))?.handle ?? handleFor(s);
   const id = () => ({ u32: s.nextId++ });
   const moved = `moved${r.int(1000)}`;
@@ -402,7 +429,7 @@ async function fuzzRun(seed: number, counts: { requests: number; answered: numbe
   sock.on('error', () => undefined);
   const replies = replyReader(sock);
   await sendAndWait(sock, initPacket());
-  for (let op = 0; op < OPS_PER_RUN && !replies.isEnded(); ) {
+  for (let op = 0; op < OPS_PER_RUN && !replies.isEnded();) {
     const burst: Buffer[] = [];
     let swap = false;
     for (let k = 1 + r.int(6); k > 0 && op < OPS_PER_RUN; k--, op++) {
@@ -413,7 +440,7 @@ async function fuzzRun(seed: number, counts: { requests: number; answered: numbe
     }
     // In random slices: the server must not care how the bytes arrive.
     const bytes = Buffer.concat(burst);
-    for (let at = 0; at < bytes.length; ) {
+    for (let at = 0; at < bytes.length;) {
       const n = r.bool(0.7) ? bytes.length - at : 1 + r.int(bytes.length - at);
       await sendAndWait(sock, bytes.subarray(at, at + n));
       at += n;
@@ -443,5 +470,7 @@ test(`${RUNS} seeded runs of hostile SFTP sessions: the server stays up, nothing
     assert.deepEqual(shareViolations(counts.which === 1 ? [share, nested] : [share]), [], `run ${i} (BERTH_FUZZ_SEED=${SEED}, run seed ${seed})`);
     buildShare();
   }
-  t.diagnostic(`${sessions} hostile sessions, ${counts.requests} requests, ${counts.answered} answered, ${counts.cut} sessions closed by the server on bad input; server process still up`);
+  t.diagnostic(
+    `${sessions} hostile sessions, ${counts.requests} requests, ${counts.answered} answered, ${counts.cut} sessions closed by the server on bad input; server process still up`,
+  );
 });

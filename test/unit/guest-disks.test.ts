@@ -157,7 +157,7 @@ for (const shell of SHELLS) {
       assert.equal(find(shell, root, 'berth-root').status, 1, 'the root image is a partition of the EFI disk, found by the initramfs');
     });
 
-    test('Hyper-V: the controller\'s host number can be anything', () => {
+    test("Hyper-V: the controller's host number can be anything", () => {
       const root = sysfs();
       const host = scsiHost(root, 3);
       scsiDisk(host, root, 'sda', '3:0:0:0');
@@ -225,7 +225,6 @@ for (const shell of SHELLS) {
 
 const { shell, problem: noShell } = anyShell();
 gatedSuite('the LUN table: guest and engine agree', noShell, {}, () => {
-
   test('berth_disk_lun in disks.sh answers HYPERV_DISK_LUNS for every name, and nothing else', () => {
     const text = fs.readFileSync(DISKS_SH, 'utf8');
     const body = /berth_disk_lun\(\) \{\n\tcase "\$1" in\n([\s\S]*?)\tesac/.exec(text)?.[1];
@@ -240,7 +239,7 @@ gatedSuite('the LUN table: guest and engine agree', noShell, {}, () => {
     assert.equal(new Set(Object.values(HYPERV_DISK_LUNS)).size, Object.keys(HYPERV_DISK_LUNS).length, 'one disk per LUN');
   });
 
-  test('the Hyper-V create script attaches every disk of the engine\'s spec at its name\'s LUN', () => {
+  test("the Hyper-V create script attaches every disk of the engine's spec at its name's LUN", () => {
     const win = instancePaths('default', 'C:\\Users\\me\\.berth', 'win32');
     const img = { dir: 'C:\\cache\\img', kernel: 'C:\\cache\\img\\vmlinuz', initrd: 'C:\\cache\\img\\initrd.img', rootfs: 'C:\\cache\\img\\rootfs.squashfs' };
     const driver = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) });
@@ -250,12 +249,14 @@ gatedSuite('the LUN table: guest and engine agree', noShell, {}, () => {
       { paths: win, image: img, arch: 'x86_64', accel: 'hyperv', cpus: 2, memoryMiB: 2048, diskGiB: 64, sshHostPort: 0 },
       () => true,
     );
-    assert.deepEqual(spec.disks.map((d) => d.serial), ['berth-data', 'berth-cfg']);
+    assert.deepEqual(
+      spec.disks.map((d) => d.serial),
+      ['berth-data', 'berth-cfg'],
+    );
     const script = buildCreateScript(spec, { switchName: 'Default Switch' });
-    const attached = [...script.matchAll(/Add-VMHardDiskDrive -VMName \$name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation (\d+) -Path (\S+)/g)].map((m) => [
-      Number(m[1]),
-      m[2],
-    ]);
+    const attached = [
+      ...script.matchAll(/Add-VMHardDiskDrive -VMName \$name -ControllerType SCSI -ControllerNumber 0 -ControllerLocation (\d+) -Path (\S+)/g),
+    ].map((m) => [Number(m[1]), m[2]]);
     assert.deepEqual(attached, [
       [HYPERV_DISK_LUNS['berth-efi'], '$child'], // a differencing child of efi.vhdx
       [HYPERV_DISK_LUNS['berth-data'], `'${win.dataVhdx}'`],
@@ -266,9 +267,19 @@ gatedSuite('the LUN table: guest and engine agree', noShell, {}, () => {
 
   test('a disk the guest has no LUN for is refused before any script runs', () => {
     assert.equal(hypervDiskLun('berth-data'), 1);
-    assert.throws(() => hypervDiskLun('berth-root'), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED') && /berth-efi, berth-data, berth-cfg/.test(e.message));
-    const spec = { name: 'x', disks: [{ path: 'C:\\x\\other.vhdx', serial: 'other', readonly: false, format: 'raw' }], efi: { image: 'C:\\x\\efi.vhdx', variableStore: '' } };
-    assert.throws(() => buildCreateScript({ ...(spec as unknown as VmSpec), cpus: 1, memoryMiB: 1024, pidFile: 'C:\\x\\p' }, { switchName: 's' }), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'));
+    assert.throws(
+      () => hypervDiskLun('berth-root'),
+      (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED') && /berth-efi, berth-data, berth-cfg/.test(e.message),
+    );
+    const spec = {
+      name: 'x',
+      disks: [{ path: 'C:\\x\\other.vhdx', serial: 'other', readonly: false, format: 'raw' }],
+      efi: { image: 'C:\\x\\efi.vhdx', variableStore: '' },
+    };
+    assert.throws(
+      () => buildCreateScript({ ...(spec as unknown as VmSpec), cpus: 1, memoryMiB: 1024, pidFile: 'C:\\x\\p' }, { switchName: 's' }),
+      (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
+    );
   });
 
   test('rc.sysinit finds both disks through disks.sh, waiting for them on Hyper-V', () => {

@@ -66,7 +66,11 @@ test('a guest field over the limit is an error, not a growing buffer', () => {
   f.push(Buffer.from('short\0'), (x) => got.push(x));
   assert.deepEqual(got, ['short']);
   assert.throws(() => f.push(Buffer.alloc(17, 0x62), (x) => got.push(x)), GuestOutputTooLong);
-  assert.throws(() => new NulFields(16).push(Buffer.from(`${'c'.repeat(20)}\0`), (x) => got.push(x)), GuestOutputTooLong, 'also when the NUL arrives in the same chunk');
+  assert.throws(
+    () => new NulFields(16).push(Buffer.from(`${'c'.repeat(20)}\0`), (x) => got.push(x)),
+    GuestOutputTooLong,
+    'also when the NUL arrives in the same chunk',
+  );
   assert.deepEqual(got, ['short']);
   assert.equal(MAX_FIELD_BYTES, 64 * 1024);
 });

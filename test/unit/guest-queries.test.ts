@@ -38,7 +38,18 @@ import { shortTempDir } from '../helpers/temp.js';
 const t = shortTempDir('gq');
 after(() => t.cleanup());
 const PWNED = path.join(t.dir, 'pwned');
-const HOSTILE = ["/tmp/it's here", '/a b/c\td', `/x/$(touch ${PWNED})`, `/x/\`touch ${PWNED}\``, '/back\\slash', '/new\nline', '/ü € 💥', '/-rf', '/star/*', '/"; rm -rf / #'];
+const HOSTILE = [
+  "/tmp/it's here",
+  '/a b/c\td',
+  `/x/$(touch ${PWNED})`,
+  `/x/\`touch ${PWNED}\``,
+  '/back\\slash',
+  '/new\nline',
+  '/ü € 💥',
+  '/-rf',
+  '/star/*',
+  '/"; rm -rf / #',
+];
 
 // Stubs that record each call as NAME\x1fARG\x1f...\x1e in $STUB_LOG (no single quote in them).
 const STUBS =
@@ -68,7 +79,12 @@ function local(shell: Shell, tables?: { mounts?: string; mountinfo?: string }, r
       let cmd = rewrite(command);
       if (tables) cmd = cmd.replaceAll('/proc/mounts', mounts).replaceAll('/proc/self/mountinfo', info);
       if (cmd.startsWith("sh -c '")) cmd = `${shell.argv.join(' ')} -c '${STUBS}${cmd.slice("sh -c '".length)}`;
-      const r = spawnSync(shell.argv[0]!, [...shell.argv.slice(1), '-c', STUBS + cmd], { encoding: 'utf8', input: opts?.stdin, cwd: t.dir, env: { ...process.env, STUB_LOG: log } });
+      const r = spawnSync(shell.argv[0]!, [...shell.argv.slice(1), '-c', STUBS + cmd], {
+        encoding: 'utf8',
+        input: opts?.stdin,
+        cwd: t.dir,
+        env: { ...process.env, STUB_LOG: log },
+      });
       return { code: r.status, stdout: r.stdout, stderr: r.stderr };
     },
     calls: () =>
@@ -114,24 +130,33 @@ for (const shell of SHELLS) {
     assert.ok(!fs.existsSync(PWNED), 'nothing in a path ran');
   });
 
-  test(`${shell.name}: mountVirtiofs keeps the device already there, else clears the path and mounts it (ro when asked)`, { needs: shell.problem }, async () => {
-    for (const p of HOSTILE.filter((x) => !x.includes('\n'))) {
-      const there = local(shell, { mounts: `berth-tag ${mountsEscape(p)} virtiofs rw 0 0\n` });
-      assert.equal((await mountVirtiofs(there, 'berth-tag', p, false)).code, 0);
-      assert.deepEqual(there.calls(), [], 'a reattach mounts nothing');
+  test(
+    `${shell.name}: mountVirtiofs keeps the device already there, else clears the path and mounts it (ro when asked)`,
+    { needs: shell.problem },
+    async () => {
+      for (const p of HOSTILE.filter((x) => !x.includes('\n'))) {
+        const there = local(shell, { mounts: `berth-tag ${mountsEscape(p)} virtiofs rw 0 0\n` });
+        assert.equal((await mountVirtiofs(there, 'berth-tag', p, false)).code, 0);
+        assert.deepEqual(there.calls(), [], 'a reattach mounts nothing');
 
-      const empty = local(shell, { mounts: `other-tag ${mountsEscape(p)} virtiofs rw 0 0\n` });
-      assert.equal((await mountVirtiofs(empty, 'berth-tag', p, false)).code, 0);
-      assert.equal((await mountVirtiofs(empty, 'berth-tag', p, true)).code, 0);
-      const clear = [
-        ['fusermount3', '-u', '-z', p],
-        ['mkdir', '-p', p],
-      ];
-      assert.deepEqual(empty.calls(), [...clear, ['mount', '-t', 'virtiofs', 'berth-tag', p], ...clear, ['mount', '-t', 'virtiofs', '-o', 'ro', 'berth-tag', p]]);
-    }
-    await assert.rejects(mountVirtiofs(local(shell, {}), 'berth-tag', '/new\nline', false), /bad mount point/);
-    assert.ok(!fs.existsSync(PWNED), 'nothing in a path ran');
-  });
+        const empty = local(shell, { mounts: `other-tag ${mountsEscape(p)} virtiofs rw 0 0\n` });
+        assert.equal((await mountVirtiofs(empty, 'berth-tag', p, false)).code, 0);
+        assert.equal((await mountVirtiofs(empty, 'berth-tag', p, true)).code, 0);
+        const clear = [
+          ['fusermount3', '-u', '-z', p],
+          ['mkdir', '-p', p],
+        ];
+        assert.deepEqual(empty.calls(), [
+          ...clear,
+          ['mount', '-t', 'virtiofs', 'berth-tag', p],
+          ...clear,
+          ['mount', '-t', 'virtiofs', '-o', 'ro', 'berth-tag', p],
+        ]);
+      }
+      await assert.rejects(mountVirtiofs(local(shell, {}), 'berth-tag', '/new\nline', false), /bad mount point/);
+      assert.ok(!fs.existsSync(PWNED), 'nothing in a path ran');
+    },
+  );
 
   test(`${shell.name}: unmountVirtiofs detaches only that device at exactly that path`, { needs: shell.problem }, async () => {
     for (const p of HOSTILE) {
@@ -199,7 +224,10 @@ for (const shell of SHELLS) {
     for (const n of names) assert.equal((await writeFile(s, path.join(root, n), `${n}\n$(touch ${PWNED}) '"`)).code, 0, n);
     for (const n of names) assert.equal(fs.readFileSync(path.join(root, n), 'utf8'), `${n}\n$(touch ${PWNED}) '"`);
     assert.deepEqual((await listDir(s, root)).sort(), [...names].sort());
-    await removeTrees(s, names.slice(1).map((n) => path.join(root, n)));
+    await removeTrees(
+      s,
+      names.slice(1).map((n) => path.join(root, n)),
+    );
     assert.deepEqual(fs.readdirSync(root), [names[0]]);
     await removeTrees(s, [root]);
     assert.ok(!fs.existsSync(root));

@@ -136,7 +136,10 @@ for (const shell of SHELLS) {
 
 /** binfmt_misc's own decoding of \xHH escapes. */
 function unescape(s: string): Buffer {
-  return Buffer.from(s.replace(/\\x([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+  return Buffer.from(
+    s.replace(/\\x([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  );
 }
 
 /** The first 20 bytes of an ELF header: e_ident, e_type, e_machine. */

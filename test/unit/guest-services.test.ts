@@ -12,8 +12,15 @@ import { ROOT } from '../helpers/run.js';
 const read = (f: string) => fs.readFileSync(path.join(ROOT, 'vm-images/rootfs', f), 'utf8');
 
 test('init starts containerd, dockerd and sshd together once rc.sysinit is done', () => {
-  const lines = read('etc/inittab').split('\n').filter((l) => l && !l.startsWith('#'));
-  assert.deepEqual(lines.slice(0, 4), ['::sysinit:/etc/berth/rc.sysinit', '::respawn:/etc/berth/run-containerd', '::respawn:/etc/berth/run-dockerd', '::respawn:/etc/berth/run-sshd']);
+  const lines = read('etc/inittab')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
+  assert.deepEqual(lines.slice(0, 4), [
+    '::sysinit:/etc/berth/rc.sysinit',
+    '::respawn:/etc/berth/run-containerd',
+    '::respawn:/etc/berth/run-dockerd',
+    '::respawn:/etc/berth/run-sshd',
+  ]);
   for (const f of ['run-containerd', 'run-dockerd', 'run-sshd', 'rc.sysinit', 'rc.shutdown']) {
     assert.ok(fs.statSync(path.join(ROOT, 'vm-images/rootfs/etc/berth', f)).mode & 0o100, `${f} is executable`);
   }
@@ -51,7 +58,10 @@ test("containers' NAT and network isolation are set by one iptables-restore in r
   ]) {
     assert.ok(sysinit.includes(rule), rule);
   }
-  assert.match(sysinit, /\|\n\s*iptables-restore -w --noflush \|\| log "cannot set the containers' NAT and isolation rules"\n\s*fi\n\s*: >\/run\/berth\/container-net\n\) &/);
+  assert.match(
+    sysinit,
+    /\|\n\s*iptables-restore -w --noflush \|\| log "cannot set the containers' NAT and isolation rules"\n\s*fi\n\s*: >\/run\/berth\/container-net\n\) &/,
+  );
   // No container before the rules: containerd (which runs them) waits for the marker.
   const containerd = read('etc/berth/run-containerd');
   assert.ok(containerd.indexOf('[ ! -e /run/berth/container-net ]') >= 0);

@@ -83,7 +83,9 @@ for (const shell of SHELLS) {
         'after the last step',
       ];
       const input = lines.join('\n') + '\nno newline at the end';
-      const r = stamp(shell, `berth_stamp_on containerd-ready '*containerd successfully booted*' docker-api-listening '*API listen on /var/run/docker.sock*'`, { input });
+      const r = stamp(shell, `berth_stamp_on containerd-ready '*containerd successfully booted*' docker-api-listening '*API listen on /var/run/docker.sock*'`, {
+        input,
+      });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout, input);
       assert.equal(r.file, 'containerd-ready 12.34\ndocker-api-listening 12.34\n');
@@ -110,7 +112,14 @@ for (const shell of SHELLS) {
       const r = stamp(shell, `berth_stamp_on ${sshd} | berth_stamp_on ${containerd} | berth_stamp_on ${dockerd}`, { input });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout, input);
-      assert.deepEqual(r.file?.trim().split('\n').map((l) => l.split(' ')[0]).sort(), ['containerd-ready', 'docker-api-listening', 'sshd-listening']);
+      assert.deepEqual(
+        r.file
+          ?.trim()
+          .split('\n')
+          .map((l) => l.split(' ')[0])
+          .sort(),
+        ['containerd-ready', 'docker-api-listening', 'sshd-listening'],
+      );
     });
   });
 }
@@ -123,10 +132,24 @@ describe('the guest scripts that stamp', () => {
   test('the initramfs stamps from /init on, in a /run it hands to the real root', () => {
     assert.match(build, /cp "\$here\/rootfs\/etc\/berth\/stamp\.sh" "\$ird\/stamp\.sh"/, 'stamp.sh is in the initramfs');
     assert.match(build, /mkdir -p "\$ird"\/\{[^}]*\brun\b/, 'the initramfs has a /run');
-    const order = ['mount -t tmpfs -o mode=0755,nosuid,nodev run /run', '. /stamp.sh', 'berth_stamp init', 'berth_stamp root-mounted', 'mount --move /run /newroot/run', 'exec switch_root'];
+    const order = [
+      'mount -t tmpfs -o mode=0755,nosuid,nodev run /run',
+      '. /stamp.sh',
+      'berth_stamp init',
+      'berth_stamp root-mounted',
+      'mount --move /run /newroot/run',
+      'exec switch_root',
+    ];
     const at = order.map((l) => init.indexOf(l));
-    assert.ok(at.every((i) => i >= 0), `all of ${JSON.stringify(order)} in init`);
-    assert.deepEqual([...at].sort((a, b) => a - b), at, 'in this order');
+    assert.ok(
+      at.every((i) => i >= 0),
+      `all of ${JSON.stringify(order)} in init`,
+    );
+    assert.deepEqual(
+      [...at].sort((a, b) => a - b),
+      at,
+      'in this order',
+    );
     assert.ok(init.indexOf('berth_stamp root-mounted') > init.indexOf('mount -t overlay'), 'after the overlay is up');
   });
 
@@ -135,7 +158,10 @@ describe('the guest scripts that stamp', () => {
     const order = ['. /etc/berth/stamp.sh', 'berth_stamp sysinit', 'berth_stamp network-up', 'berth_stamp data-disk-ready', 'berth_stamp sysinit-done'];
     const at = order.map((l) => sysinit.indexOf(l));
     assert.ok(at.every((i) => i >= 0));
-    assert.deepEqual([...at].sort((a, b) => a - b), at);
+    assert.deepEqual(
+      [...at].sort((a, b) => a - b),
+      at,
+    );
     assert.ok(sysinit.indexOf('berth_stamp network-up') > sysinit.indexOf('udhcpc -i'), 'after the network is configured');
     assert.ok(sysinit.indexOf('berth_stamp data-disk-ready') > sysinit.indexOf('mount --bind "/mnt/data/$d"'), 'after the data disk is bound');
   });

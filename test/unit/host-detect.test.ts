@@ -38,7 +38,10 @@ test('Linux with QEMU and a usable /dev/kvm: QEMU with KVM', async () => {
     files: { '/dev/kvm': 'rw' },
   });
   const checks = await detectDrivers(f);
-  assert.deepEqual(checks.map((c) => c.driver), ['qemu', 'vfkit', 'hyperv']);
+  assert.deepEqual(
+    checks.map((c) => c.driver),
+    ['qemu', 'vfkit', 'hyperv'],
+  );
   const q = byName(checks, 'qemu');
   assert.equal(q.usable, true);
   assert.equal(q.details.accel, 'kvm');
@@ -50,7 +53,10 @@ test('Linux with QEMU and a usable /dev/kvm: QEMU with KVM', async () => {
 });
 
 test('Linux without KVM: QEMU still usable under TCG, with a warning', async () => {
-  for (const [kvm, why] of [['exists', /kvm group/], [undefined, /does not exist/]] as const) {
+  for (const [kvm, why] of [
+    ['exists', /kvm group/],
+    [undefined, /does not exist/],
+  ] as const) {
     const f = fakeFacts({
       platform: 'linux',
       release: '6.1.0',
@@ -109,7 +115,10 @@ test('macOS 14 on Apple silicon with vfkit and QEMU: vfkit first, QEMU with hvf 
     files: { '/Library/Apple/usr/libexec/oah/libRosettaRuntime': 'exists' },
   });
   const checks = await detectDrivers(f);
-  assert.deepEqual(checks.map((c) => c.driver), ['vfkit', 'qemu', 'hyperv']);
+  assert.deepEqual(
+    checks.map((c) => c.driver),
+    ['vfkit', 'qemu', 'hyperv'],
+  );
   const v = byName(checks, 'vfkit');
   assert.equal(v.usable, true);
   assert.equal(v.details.version, '0.6.1');
@@ -136,7 +145,12 @@ test('macOS without vfkit: VFKIT_MISSING, and QEMU is used', async () => {
 });
 
 test('macOS 12 is too old for vfkit (sw_vers, or the Darwin version when sw_vers fails)', async () => {
-  const f = fakeFacts({ platform: 'darwin', release: '21.6.0', bins: { vfkit: '/usr/local/bin/vfkit' }, commands: macCommands({ 'sw_vers -productVersion': ok('12.7.4\n') }) });
+  const f = fakeFacts({
+    platform: 'darwin',
+    release: '21.6.0',
+    bins: { vfkit: '/usr/local/bin/vfkit' },
+    commands: macCommands({ 'sw_vers -productVersion': ok('12.7.4\n') }),
+  });
   const v = byName(await detectDrivers(f), 'vfkit');
   assert.equal(v.problem?.code, 'UNSUPPORTED_OS');
   assert.match(v.problem!.message, /macOS 13 or later \(this is macOS 12\.7\.4\)/);
@@ -213,7 +227,10 @@ const goodProbe = {
 test('Windows 11 Pro with Hyper-V: usable, and the only choice', async () => {
   const f = windows(goodProbe);
   const checks = await detectDrivers(f);
-  assert.deepEqual(checks.map((c) => c.driver), ['hyperv', 'qemu', 'vfkit']);
+  assert.deepEqual(
+    checks.map((c) => c.driver),
+    ['hyperv', 'qemu', 'vfkit'],
+  );
   const h = byName(checks, 'hyperv');
   assert.equal(h.usable, true, JSON.stringify(h));
   assert.equal(h.details.edition, 'Microsoft Windows 11 Pro');

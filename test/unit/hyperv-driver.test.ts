@@ -91,7 +91,12 @@ test('PowerShell quoting: single quotes doubled, anything non-ASCII as base64 UT
 
 test('every script is pure ASCII, one `& { }` statement, ending in a blank line', () => {
   const weird: VmSpec = { ...spec, name: 'x', disks: [{ ...spec.disks[0]!, path: "C:\\Users\\Zoë O'Neil\\data.vhdx" }] };
-  for (const s of [buildCreateScript(weird, { switchName: 'Default Switch' }), buildStateScript(weird), buildStopScript(weird, false), buildAddressScript(weird)]) {
+  for (const s of [
+    buildCreateScript(weird, { switchName: 'Default Switch' }),
+    buildStateScript(weird),
+    buildStopScript(weird, false),
+    buildAddressScript(weird),
+  ]) {
     assert.match(s, /^[\x00-\x7f]*$/);
     const lines = s.split('\n');
     assert.match(lines[0]!, /^# berth:[a-z]+$/);
@@ -149,7 +154,7 @@ test('create checks Hyper-V first: module, vmms, Hyper-V Administrators, the swi
   assert.match(pre, /Get-VMSwitch -Name \$switchName/);
 });
 
-test('memory is rounded up to Hyper-V\'s 2 MiB granularity', () => {
+test("memory is rounded up to Hyper-V's 2 MiB granularity", () => {
   const s = buildCreateScript({ ...spec, memoryMiB: 3001 }, { switchName: 'Default Switch' });
   assert.match(s, /-MemoryStartupBytes 3147825152 /);
   assert.match(s, /-MinimumBytes 536870912 -StartupBytes 3147825152 -MaximumBytes 3147825152/);
@@ -158,7 +163,10 @@ test('memory is rounded up to Hyper-V\'s 2 MiB granularity', () => {
 });
 
 test('Hyper-V needs an EFI VHDX image and VHD(X) disks', () => {
-  assert.throws(() => buildCreateScript({ ...spec, efi: undefined }, { switchName: 'x' }), (e) => isBerthError(e, 'IMAGE_MISSING'));
+  assert.throws(
+    () => buildCreateScript({ ...spec, efi: undefined }, { switchName: 'x' }),
+    (e) => isBerthError(e, 'IMAGE_MISSING'),
+  );
   assert.throws(
     () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, path: 'C:\\x\\data.img' }] }, { switchName: 'x' }),
     (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED') && /VHDX/.test(e.message),
@@ -167,7 +175,10 @@ test('Hyper-V needs an EFI VHDX image and VHD(X) disks', () => {
     () => buildCreateScript({ ...spec, disks: [{ ...spec.disks[0]!, path: 'data.vhdx' }] }, { switchName: 'x' }),
     (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
   );
-  assert.throws(() => hypervMac('zz:00'), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'));
+  assert.throws(
+    () => hypervMac('zz:00'),
+    (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
+  );
 });
 
 test('a data disk with a size is made by Hyper-V: dynamic VHDX when missing, grown when smaller', () => {
@@ -229,7 +240,7 @@ test('state and address scripts', () => {
   assert.match(addr, /Get-NetNeighbor -LinkLayerAddress '52-54-00-0A-0B-0C' -AddressFamily IPv4/);
 });
 
-test('results: the marker line wins; PowerShell\'s own errors are classified', () => {
+test("results: the marker line wins; PowerShell's own errors are classified", () => {
   assert.deepEqual(parsePsResult({ code: 0, stdout: 'WARNING: x\r\nBERTH-RESULT:{"ok":true,"state":"Running"}\r\n', stderr: '' }), {
     ok: true,
     state: 'Running',
@@ -263,7 +274,10 @@ test('results: the marker line wins; PowerShell\'s own errors are classified', (
     message: "The term 'Get-VM' is not recognized as the name of a cmdlet, function, script file, or operable program.",
   };
   assert.equal(hypervError(noModule, 'query the VM', 's').code, 'HYPERV_DISABLED', 'a state script without the Hyper-V module');
-  assert.match(hypervError({ ok: false, kind: 'disabled', message: 'm' }, 'x', 's').hint, /Enable-WindowsOptionalFeature -Online -FeatureName Microsoft-Hyper-V -All/);
+  assert.match(
+    hypervError({ ok: false, kind: 'disabled', message: 'm' }, 'x', 's').hint,
+    /Enable-WindowsOptionalFeature -Online -FeatureName Microsoft-Hyper-V -All/,
+  );
   assert.equal(hypervError({ ok: false, kind: 'no-switch', message: 'm' }, 'x', 's').code, 'HYPERV_SWITCH_MISSING');
   assert.equal(hypervError({ ok: false, kind: 'name-taken', message: 'm' }, 'x', 's').code, 'HYPERV_FAILED');
 });
@@ -451,10 +465,7 @@ test('not in Hyper-V Administrators: HYPERV_NOT_ADMIN with the command to fix it
   reset('denied', { 'berth-x': { state: 'Running', notes: HYPERV_NOTE } });
   const vm = await new HypervDriver({ pollMs: 100, comPipe: pipeFor }).attach({ ...spec, name: 'x' });
   assert.equal(vm, null, 'an attach that may not look is no attach');
-  await assert.rejects(
-    new HypervDriver({ pollMs: 100, comPipe: pipeFor }).probe(),
-    (e) => isBerthError(e, 'HYPERV_NOT_ADMIN'),
-  );
+  await assert.rejects(new HypervDriver({ pollMs: 100, comPipe: pipeFor }).probe(), (e) => isBerthError(e, 'HYPERV_NOT_ADMIN'));
 });
 
 test('no Default Switch: HYPERV_SWITCH_MISSING', async () => {

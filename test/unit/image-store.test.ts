@@ -8,15 +8,7 @@ import { bootModeFor, DRIVER_FEATURES } from '../../app/engine/drivers/features.
 import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
-import {
-  BOOT_FILES,
-  ImageStore,
-  checkBuildPrivileges,
-  guestArchFor,
-  recipeHash,
-  sha256Sums,
-  type ImageManifest,
-} from '../../app/engine/image/image-store.js';
+import { BOOT_FILES, ImageStore, checkBuildPrivileges, guestArchFor, recipeHash, sha256Sums, type ImageManifest } from '../../app/engine/image/image-store.js';
 import { fakeImageDir, shortTempDir } from '../helpers/temp.js';
 
 test('the recipe hash is stable and changes with any recipe file', () => {
@@ -87,8 +79,14 @@ test('a good image verifies; a changed byte, a wrong size or a missing file does
 });
 
 test('building needs root, and says how', () => {
-  assert.throws(() => checkBuildPrivileges(1000), (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT') && /sudo npm run image/.test(e.hint));
-  assert.throws(() => checkBuildPrivileges(undefined), (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT'));
+  assert.throws(
+    () => checkBuildPrivileges(1000),
+    (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT') && /sudo npm run image/.test(e.hint),
+  );
+  assert.throws(
+    () => checkBuildPrivileges(undefined),
+    (e) => isBerthError(e, 'IMAGE_BUILD_NEEDS_ROOT'),
+  );
   checkBuildPrivileges(0);
 });
 
@@ -98,20 +96,29 @@ test('each driver boots its artifact: QEMU and vfkit the kernel, Hyper-V the VHD
   assert.equal(bootModeFor(DRIVER_FEATURES.hyperv), 'vhdx');
   assert.equal(bootModeFor(DRIVER_FEATURES.qemu, 'efi'), 'efi');
   assert.equal(bootModeFor(DRIVER_FEATURES.vfkit, 'efi'), 'efi');
-  assert.throws(() => bootModeFor(DRIVER_FEATURES.hyperv, 'kernel'), (e) => isBerthError(e, 'INVALID_SETTINGS') && /Hyper-V boots vhdx/.test(e.hint));
-  assert.throws(() => bootModeFor(DRIVER_FEATURES.qemu, 'vhdx'), (e) => isBerthError(e, 'INVALID_SETTINGS') && /QEMU driver cannot boot/.test(e.message));
+  assert.throws(
+    () => bootModeFor(DRIVER_FEATURES.hyperv, 'kernel'),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && /Hyper-V boots vhdx/.test(e.hint),
+  );
+  assert.throws(
+    () => bootModeFor(DRIVER_FEATURES.qemu, 'vhdx'),
+    (e) => isBerthError(e, 'INVALID_SETTINGS') && /QEMU driver cannot boot/.test(e.message),
+  );
   assert.deepEqual(BOOT_FILES.kernel, ['vmlinuz', 'initrd.img', 'rootfs.squashfs']);
   assert.deepEqual(BOOT_FILES.efi, ['vmlinuz', 'initrd.img', 'efi.img']);
   assert.deepEqual(BOOT_FILES.vhdx, ['efi.vhdx']);
 });
 
-test('the guest architecture is the host\'s (x64 -> x86_64, arm64 -> aarch64) unless BERTH_GUEST_ARCH asks for the other', () => {
+test("the guest architecture is the host's (x64 -> x86_64, arm64 -> aarch64) unless BERTH_GUEST_ARCH asks for the other", () => {
   assert.equal(guestArchFor('x64'), 'x86_64');
   assert.equal(guestArchFor('arm64'), 'aarch64');
   // BERTH_GUEST_ARCH (aliases and bad values: tuning.test.ts).
   assert.equal(guestArchFor('x64', 'aarch64'), 'aarch64');
   assert.equal(guestArchFor('arm64', 'x86_64'), 'x86_64');
-  assert.throws(() => guestArchFor('ia32'), (e) => isBerthError(e, 'UNSUPPORTED_HOST'));
+  assert.throws(
+    () => guestArchFor('ia32'),
+    (e) => isBerthError(e, 'UNSUPPORTED_HOST'),
+  );
   const t = shortTempDir();
   try {
     const x = new ImageStore(t.dir, 'x86_64');
@@ -126,7 +133,7 @@ test('the guest architecture is the host\'s (x64 -> x86_64, arm64 -> aarch64) un
   }
 });
 
-test('verifying checks only the chosen boot mode\'s files; a VHDX-only copy (a Windows release) verifies for Hyper-V', async () => {
+test("verifying checks only the chosen boot mode's files; a VHDX-only copy (a Windows release) verifies for Hyper-V", async () => {
   const t = shortTempDir();
   try {
     const dir = fakeImageDir(path.join(t.dir, 'img'));
@@ -172,7 +179,16 @@ test('the VM spec boots what the image store verified: the root disk for direct 
     const dir = fakeImageDir(path.join(t.dir, 'img'));
     const store = new ImageStore(t.dir, 'x86_64');
     const paths = instancePaths('default', path.join(t.dir, 'home'));
-    const inputs = (image: SpecInputs['image']): SpecInputs => ({ paths, image, arch: 'x86_64', accel: 'tcg', cpus: 1, memoryMiB: 1024, diskGiB: 8, sshHostPort: 2222 });
+    const inputs = (image: SpecInputs['image']): SpecInputs => ({
+      paths,
+      image,
+      arch: 'x86_64',
+      accel: 'tcg',
+      cpus: 1,
+      memoryMiB: 1024,
+      diskGiB: 8,
+      sshHostPort: 2222,
+    });
     const traits = defaultGuestTraits('x86_64');
 
     const k = buildVmSpec('qemu', traits, inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.qemu))));
@@ -189,7 +205,10 @@ test('the VM spec boots what the image store verified: the root disk for direct 
     const hv = new HypervDriver({ run: async () => ({ code: 0, stdout: '', stderr: '' }) });
     const h = buildVmSpec('hyperv', hv.guestTraits('x86_64'), inputs(await store.verify(dir, undefined, bootModeFor(DRIVER_FEATURES.hyperv))));
     assert.equal(h.efi?.image, path.join(dir, 'efi.vhdx'));
-    assert.deepEqual(h.disks.map((d) => d.serial), ['berth-data', 'berth-cfg']);
+    assert.deepEqual(
+      h.disks.map((d) => d.serial),
+      ['berth-data', 'berth-cfg'],
+    );
   } finally {
     t.cleanup();
   }
@@ -200,7 +219,7 @@ test('SHA256SUMS lists every artifact in sha256sum(1) format', () => {
   assert.equal(sha256Sums(files), `${'a'.repeat(64)}  vmlinuz\n${'b'.repeat(64)}  efi.vhdx\n`);
 });
 
-test('stale images are the same architecture\'s older recipes only: the other architecture\'s image stays', () => {
+test("stale images are the same architecture's older recipes only: the other architecture's image stays", () => {
   const t = shortTempDir();
   try {
     const x = new ImageStore(t.dir, 'x86_64');

@@ -48,13 +48,31 @@ for (const [file, code] of wrong) {
 }
 
 const right: [string, string][] = [
-  ['app/renderer/src/probe.tsx', "import { METHODS } from '../../contract/contract';\nimport { BerthError } from '../../contract/errors';\nexport const x = [METHODS, BerthError];\n"],
-  ['app/engine/share/probe.ts', "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../../contract/errors.js';\nexport const x = [GuestSession, BerthError];\n"],
-  ['app/engine/api/probe.ts', "import { Engine } from '../engine.js';\nimport { METHODS } from '../../contract/contract.js';\nexport const x = [Engine, METHODS];\n"],
-  ['app/cli/probe.ts', "import { ControlClient } from '../client/control-client.js';\nimport { berthHome } from '../base/paths.js';\nexport const x = [ControlClient, berthHome];\n"],
-  ['app/main/probe.ts', "import { connectOrLaunch } from '../client/engine-launcher.js';\nimport { METHODS } from '../contract/contract.js';\nexport const x = [connectOrLaunch, METHODS];\n"],
+  [
+    'app/renderer/src/probe.tsx',
+    "import { METHODS } from '../../contract/contract';\nimport { BerthError } from '../../contract/errors';\nexport const x = [METHODS, BerthError];\n",
+  ],
+  [
+    'app/engine/share/probe.ts',
+    "import { GuestSession } from '../guest/session.js';\nimport { BerthError } from '../../contract/errors.js';\nexport const x = [GuestSession, BerthError];\n",
+  ],
+  [
+    'app/engine/api/probe.ts',
+    "import { Engine } from '../engine.js';\nimport { METHODS } from '../../contract/contract.js';\nexport const x = [Engine, METHODS];\n",
+  ],
+  [
+    'app/cli/probe.ts',
+    "import { ControlClient } from '../client/control-client.js';\nimport { berthHome } from '../base/paths.js';\nexport const x = [ControlClient, berthHome];\n",
+  ],
+  [
+    'app/main/probe.ts',
+    "import { connectOrLaunch } from '../client/engine-launcher.js';\nimport { METHODS } from '../contract/contract.js';\nexport const x = [connectOrLaunch, METHODS];\n",
+  ],
   ['app/client/probe.ts', "import { SettingsStore } from '../engine/settings/store.js';\nexport const x = SettingsStore;\n"],
-  ['app/engine/daemon.ts', "import { Engine } from './engine.js';\nimport { ControlServer } from './api/control-server.js';\nexport const x = [Engine, ControlServer];\n"],
+  [
+    'app/engine/daemon.ts',
+    "import { Engine } from './engine.js';\nimport { ControlServer } from './api/control-server.js';\nexport const x = [Engine, ControlServer];\n",
+  ],
 ];
 
 for (const [file, code] of right) {
@@ -84,7 +102,11 @@ test('the front ends import nothing from app/engine/, dynamic imports included',
 });
 
 test('app/engine/ holds only engine.ts and daemon.ts at its top: helpers live in app/base/, where the layer rule sees them', () => {
-  const top = fs.readdirSync(path.join(ROOT, 'app', 'engine'), { withFileTypes: true }).filter((e) => e.isFile() && /\.tsx?$/.test(e.name)).map((e) => e.name).sort();
+  const top = fs
+    .readdirSync(path.join(ROOT, 'app', 'engine'), { withFileTypes: true })
+    .filter((e) => e.isFile() && /\.tsx?$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
   assert.deepEqual(top, ['daemon.ts', 'engine.ts']);
 });
 
@@ -137,7 +159,8 @@ test("no code outside app/engine/drivers/ compares driver names (it asks the dri
     fs.readFileSync(f, 'utf8')
       .split('\n')
       .forEach((line, i) => {
-        if (/[!=]==?\s*['"](qemu|vfkit|hyperv)['"]|['"](qemu|vfkit|hyperv)['"]\s*[!=]==?|case\s+['"](qemu|vfkit|hyperv)['"]/.test(line)) found.push(`${path.relative(ROOT, f)}:${i + 1}: ${line.trim()}`);
+        if (/[!=]==?\s*['"](qemu|vfkit|hyperv)['"]|['"](qemu|vfkit|hyperv)['"]\s*[!=]==?|case\s+['"](qemu|vfkit|hyperv)['"]/.test(line))
+          found.push(`${path.relative(ROOT, f)}:${i + 1}: ${line.trim()}`);
       });
   }
   assert.deepEqual(found, []);

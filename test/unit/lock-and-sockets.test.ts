@@ -17,7 +17,10 @@ test('a second engine is refused while the first lives', async () => {
   try {
     const file = path.join(t.dir, 'engine.lock');
     fs.writeFileSync(file, `${other.pid}\n`);
-    assert.throws(() => InstanceLock.acquire(file), (e) => isBerthError(e, 'INSTANCE_LOCKED') && e.message.includes(String(other.pid)));
+    assert.throws(
+      () => InstanceLock.acquire(file),
+      (e) => isBerthError(e, 'INSTANCE_LOCKED') && e.message.includes(String(other.pid)),
+    );
     assert.equal(fs.readFileSync(file, 'utf8').trim(), String(other.pid));
   } finally {
     other.kill();
@@ -91,7 +94,10 @@ test('a stale socket file is removed; a regular file is not touched', async () =
 });
 
 test('socket paths too long for the OS are refused with a hint', () => {
-  assert.throws(() => checkSocketPath('/tmp/' + 'x'.repeat(120)), (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG') && /BERTH_HOME/.test(e.hint));
+  assert.throws(
+    () => checkSocketPath('/tmp/' + 'x'.repeat(120)),
+    (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG') && /BERTH_HOME/.test(e.hint),
+  );
   checkSocketPath('/tmp/short.sock');
 });
 

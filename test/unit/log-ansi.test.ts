@@ -9,7 +9,11 @@ import { ansiSegments, plainText } from '../../app/renderer/src/components/ansi.
 
 test('colours and styles become segments: 16, 256 and 24-bit colours, bold, underline, reset', () => {
   assert.deepEqual(ansiSegments('\x1b[32minfo\x1b[39m server ready'), [{ text: 'info', fg: '#3fb950' }, { text: ' server ready' }]);
-  assert.deepEqual(ansiSegments('\x1b[1;31mERROR\x1b[0m \x1b[4mlink\x1b[24m'), [{ text: 'ERROR', fg: '#ff7b72', bold: true }, { text: ' ' }, { text: 'link', underline: true }]);
+  assert.deepEqual(ansiSegments('\x1b[1;31mERROR\x1b[0m \x1b[4mlink\x1b[24m'), [
+    { text: 'ERROR', fg: '#ff7b72', bold: true },
+    { text: ' ' },
+    { text: 'link', underline: true },
+  ]);
   assert.deepEqual(ansiSegments('\x1b[38;5;208morange\x1b[0m'), [{ text: 'orange', fg: 'rgb(255, 135, 0)' }]);
   assert.deepEqual(ansiSegments('\x1b[38;2;10;20;30;48;2;1;2;3mtrue\x1b[0m'), [{ text: 'true', fg: 'rgb(10, 20, 30)', bg: 'rgb(1, 2, 3)' }]);
   assert.deepEqual(ansiSegments('plain'), [{ text: 'plain' }]);

@@ -153,7 +153,14 @@ before(async () => {
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as net.AddressInfo).port;
   guest = await startFakeGuest({ hostPrivateKey: host.private, clientPublicKey: client.public, sockets: {} });
-  session = new GuestSession({ host: '127.0.0.1', port: guest.port, privateKey: client.private, hostPublicKey: host.public, log: silentLogger(), vmAlive: () => true });
+  session = new GuestSession({
+    host: '127.0.0.1',
+    port: guest.port,
+    privateKey: client.private,
+    hostPublicKey: host.public,
+    log: silentLogger(),
+    vmAlive: () => true,
+  });
   await session.connect(5000);
 });
 after(async () => {
@@ -194,7 +201,11 @@ test('a host port in use is a conflict naming its holder; it opens once freed', 
   const hostPort = await freePort();
   const other = net.createServer();
   await new Promise<void>((r) => other.listen(hostPort, '127.0.0.1', r));
-  const f = new PortForward({ proto: 'tcp', hostPort, hostIps: ['127.0.0.1'], guestIp: '127.0.0.1', guestPort: echoPort, source: 'guest' }, session, silentLogger());
+  const f = new PortForward(
+    { proto: 'tcp', hostPort, hostIps: ['127.0.0.1'], guestIp: '127.0.0.1', guestPort: echoPort, source: 'guest' },
+    session,
+    silentLogger(),
+  );
   await f.open();
   assert.equal(f.state, 'conflict');
   assert.match(f.error!, new RegExp(`host port ${hostPort}/tcp is already in use`));

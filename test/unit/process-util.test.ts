@@ -16,7 +16,15 @@ test('readPidFile: the pid, or undefined for no file, an empty one, junk, zero o
   t.after(d.cleanup);
   const f = path.join(d.dir, 'x.pid');
   assert.equal(readPidFile(f), undefined, 'no file');
-  for (const [text, want] of [['1234\n', 1234], ['  77 ', 77], ['', undefined], ['abc', undefined], ['0', undefined], ['-5', undefined], ['12.5', undefined]] as const) {
+  for (const [text, want] of [
+    ['1234\n', 1234],
+    ['  77 ', 77],
+    ['', undefined],
+    ['abc', undefined],
+    ['0', undefined],
+    ['-5', undefined],
+    ['12.5', undefined],
+  ] as const) {
     fs.writeFileSync(f, text);
     assert.equal(readPidFile(f), want, JSON.stringify(text));
   }

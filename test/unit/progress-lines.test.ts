@@ -24,10 +24,7 @@ test('on a terminal, one step updates one line in place and a new step starts a 
   t.pl.say('guest image ready');
   t.pl.say('timer 5 s', 'timer');
   t.pl.end();
-  assert.equal(
-    t.out(),
-    '> checking the guest image\n> fetched 1/3\r\x1b[2K> fetched 3/3\n> unpacked 1/3\n> guest image ready\n> timer 5 s\n',
-  );
+  assert.equal(t.out(), '> checking the guest image\n> fetched 1/3\r\x1b[2K> fetched 3/3\n> unpacked 1/3\n> guest image ready\n> timer 5 s\n');
 });
 
 test('on a terminal, an updating line is cut to the width so \\r can rewrite it', () => {

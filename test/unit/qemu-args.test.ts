@@ -72,10 +72,7 @@ test('virtio-blk disks carry serials; the base image is read-only', () => {
     'if=none,id=disk0,file=/img/rootfs.squashfs,format=raw,readonly=on',
     'if=none,id=disk1,file=/home/me/.berth/default/data.img,format=raw,discard=unmap,detect-zeroes=unmap',
   ]);
-  assert.deepEqual(all(a, '-device').slice(0, 2), [
-    'virtio-blk-pci,drive=disk0,serial=berth-root',
-    'virtio-blk-pci,drive=disk1,serial=berth-data',
-  ]);
+  assert.deepEqual(all(a, '-device').slice(0, 2), ['virtio-blk-pci,drive=disk0,serial=berth-root', 'virtio-blk-pci,drive=disk1,serial=berth-data']);
 });
 
 test('commas in paths are doubled, as QEMU option syntax requires', () => {
@@ -125,7 +122,10 @@ test('missing QEMU is reported with an install hint', () => {
 });
 
 test('BERTH_QEMU pointing nowhere is reported', () => {
-  assert.throws(() => findQemu('x86_64', '/nope/qemu'), (e) => isBerthError(e, 'QEMU_MISSING') && /\/nope\/qemu was not found$/.test(e.message));
+  assert.throws(
+    () => findQemu('x86_64', '/nope/qemu'),
+    (e) => isBerthError(e, 'QEMU_MISSING') && /\/nope\/qemu was not found$/.test(e.message),
+  );
 });
 
 test("why QEMU went away, from its last SHUTDOWN event's reason (none: it was killed)", () => {

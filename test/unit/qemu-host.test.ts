@@ -48,7 +48,7 @@ const after = (args: string[], flag: string) => args[args.indexOf(flag) + 1];
 const mac = { platform: 'darwin' as const, arch: 'arm64' };
 const intelMac = { platform: 'darwin' as const, arch: 'x64' };
 
-test('hvf only for the host\'s own architecture; KVM likewise on Linux', () => {
+test("hvf only for the host's own architecture; KVM likewise on Linux", () => {
   assert.equal(hardwareAccel(mac, 'aarch64'), 'hvf');
   assert.equal(hardwareAccel(mac, 'x86_64'), undefined, 'amd64 guests on Apple silicon run under TCG');
   assert.equal(hardwareAccel(intelMac, 'x86_64'), 'hvf');
@@ -105,10 +105,18 @@ test('edk2 firmware: next to the QEMU binary first (Homebrew), then the usual pl
     code: '/usr/local/share/qemu/edk2-x86_64-code.fd',
     varsTemplate: '/usr/local/share/qemu/edk2-i386-vars.fd',
   });
-  const debian = new Set(['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd', '/usr/share/AAVMF/AAVMF_CODE.fd', '/usr/share/AAVMF/AAVMF_VARS.fd']);
+  const debian = new Set([
+    '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    '/usr/share/AAVMF/AAVMF_CODE.fd',
+    '/usr/share/AAVMF/AAVMF_VARS.fd',
+  ]);
   assert.equal(findEdk2Firmware('x86_64', '/usr/bin/qemu-system-x86_64', (p) => debian.has(p))?.code, '/usr/share/OVMF/OVMF_CODE_4M.fd');
   assert.equal(findEdk2Firmware('aarch64', '/usr/bin/qemu-system-aarch64', (p) => debian.has(p))?.code, '/usr/share/AAVMF/AAVMF_CODE.fd');
-  assert.equal(findEdk2Firmware('aarch64', undefined, () => false), undefined);
+  assert.equal(
+    findEdk2Firmware('aarch64', undefined, () => false),
+    undefined,
+  );
 });
 
 const fw = { code: '/opt/homebrew/share/qemu/edk2-aarch64-code.fd', varsTemplate: '/opt/homebrew/share/qemu/edk2-arm-vars.fd' };
@@ -116,10 +124,14 @@ const efiSpec: VmSpec = { ...spec, efi: { image: '/img/efi,boot.img', variableSt
 
 test('EFI boot: pflash code read-only, instance variables, boot disk first; no -kernel', () => {
   assert.deepEqual(efiBootArgs(efiSpec.efi!, fw), [
-    '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/opt/homebrew/share/qemu/edk2-aarch64-code.fd',
-    '-drive', 'if=pflash,format=raw,unit=1,file=/s/efi-vars.fd',
-    '-drive', 'if=none,id=efidisk,file=/img/efi,,boot.img,format=raw,readonly=on',
-    '-device', 'virtio-blk-pci,drive=efidisk,bootindex=0',
+    '-drive',
+    'if=pflash,format=raw,unit=0,readonly=on,file=/opt/homebrew/share/qemu/edk2-aarch64-code.fd',
+    '-drive',
+    'if=pflash,format=raw,unit=1,file=/s/efi-vars.fd',
+    '-drive',
+    'if=none,id=efidisk,file=/img/efi,,boot.img,format=raw,readonly=on',
+    '-device',
+    'virtio-blk-pci,drive=efidisk,bootindex=0',
   ]);
   const a = adaptQemuArgsForHost(buildQemuArgs(efiSpec), efiSpec, { host: mac, firmware: fw });
   for (const f of ['-kernel', '-initrd', '-append']) assert.ok(!a.includes(f), f);

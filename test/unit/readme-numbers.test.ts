@@ -66,7 +66,9 @@ function holds(file: Figure[], f: Figure): boolean {
   const seconds = (x: Figure) => (x.unit === 'ms' ? x.value / 1000 : x.unit === 's' ? x.value : x.unit === 'min' ? x.value * 60 : undefined);
   if (f.unit === 's' || f.unit === 'ms') {
     const want = f.unit === 'ms' ? f.value / 1000 : f.value;
-    return file.some((x) => seconds(x) !== undefined && round(f.unit === 'ms' ? seconds(x)! * 1000 : seconds(x)!) === round(f.unit === 'ms' ? want * 1000 : want));
+    return file.some(
+      (x) => seconds(x) !== undefined && round(f.unit === 'ms' ? seconds(x)! * 1000 : seconds(x)!) === round(f.unit === 'ms' ? want * 1000 : want),
+    );
   }
   return file.some((x) => x.value === f.value);
 }
@@ -83,7 +85,10 @@ test('every number a README block quotes from a bench results file is in that fi
     });
     for (const f of figures(block)) {
       checked++;
-      assert.ok(holds(file, f), `the README quotes ${f.value}${f.unit ? ` ${f.unit}` : ''} next to a link to ${linked.join(', ')}, and no such figure is in it:\n${block.slice(0, 300)}`);
+      assert.ok(
+        holds(file, f),
+        `the README quotes ${f.value}${f.unit ? ` ${f.unit}` : ''} next to a link to ${linked.join(', ')}, and no such figure is in it:\n${block.slice(0, 300)}`,
+      );
     }
   }
   assert.ok(checked >= 15, `only ${checked} figures checked: did the convention change?`);
@@ -166,7 +171,11 @@ test('a time in a Reliability row is a bound or parameter of its tests, not a nu
     if (!files.length) continue;
     const texts = [...new Set(files)].map((f) => fs.readFileSync(path.join(ROOT, f), 'utf8'));
     checked++;
-    assert.deepEqual(unheldTimes(line, texts), [], `a Reliability row quotes a time its tests do not hold (a measurement belongs in a bench results file): ${line.slice(0, 200)}`);
+    assert.deepEqual(
+      unheldTimes(line, texts),
+      [],
+      `a Reliability row quotes a time its tests do not hold (a measurement belongs in a bench results file): ${line.slice(0, 200)}`,
+    );
   }
   assert.ok(checked >= 40, `${checked} rows`);
 });

@@ -96,7 +96,10 @@ function ownListeners(): { ip: string; port: number }[] {
       continue; // no IPv6
     }
     const listening = parseProcNet('tcp', text);
-    const lines = text.split('\n').slice(1).filter((l) => l.trim());
+    const lines = text
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.trim());
     for (const l of lines) {
       const cols = l.trim().split(/\s+/);
       if (cols[3] !== '0A' || !inodes.has(cols[9]!)) continue;
@@ -147,18 +150,34 @@ describe('the daemon on the fake guest', () => {
   });
 
   test('every file, socket and folder under the Berth home is owner-only', () => {
-    for (const f of [paths.token, paths.controlSocket, paths.dockerSocket, paths.settings, paths.clientKey, paths.hostKey, paths.engineLog, paths.serialLog, paths.configDisk, paths.dataDisk, paths.state, paths.lock]) {
+    for (const f of [
+      paths.token,
+      paths.controlSocket,
+      paths.dockerSocket,
+      paths.settings,
+      paths.clientKey,
+      paths.hostKey,
+      paths.engineLog,
+      paths.serialLog,
+      paths.configDisk,
+      paths.dataDisk,
+      paths.state,
+      paths.lock,
+    ]) {
       assert.ok(fs.existsSync(f), `${f} exists (the walk covers it)`);
     }
     assert.deepEqual(looseModes(home), [], 'files or folders others can read or enter');
   });
 
-  test('the control API refuses a client without this start\'s token', async () => {
+  test("the control API refuses a client without this start's token", async () => {
     assert.match(firstToken, /^[0-9a-f]{64}$/, '256 random bits');
     for (const token of ['', 'x', firstToken.slice(0, 63), firstToken + 'a', firstToken.replace(/./, (ch) => (ch === 'a' ? 'b' : 'a'))]) {
       const bad = path.join(t.dir, 'bad.token');
       fs.writeFileSync(bad, token);
-      await assert.rejects(ControlClient.connect({ controlSocket: paths.controlSocket, token: bad }), (e) => isBerthError(e, 'UNAUTHORIZED') || isBerthError(e, 'BAD_REQUEST'));
+      await assert.rejects(
+        ControlClient.connect({ controlSocket: paths.controlSocket, token: bad }),
+        (e) => isBerthError(e, 'UNAUTHORIZED') || isBerthError(e, 'BAD_REQUEST'),
+      );
     }
     const sock = net.createConnection(paths.controlSocket);
     sock.write(JSON.stringify({ id: 1, method: 'settings.update', params: { patch: { portBind: 'all' } } }) + '\n');
@@ -172,8 +191,15 @@ describe('the daemon on the fake guest', () => {
     try {
       assert.ok(await waitFor(() => ownListeners().some((l) => l.port === guestWildcardPort), 5000), 'the guest port is forwarded');
       const all = ownListeners();
-      assert.ok(all.some((l) => l.port === dash.port), 'the dashboard is among them');
-      assert.deepEqual(all.filter((l) => !isLoopback(l.ip)), [], 'listeners beyond loopback');
+      assert.ok(
+        all.some((l) => l.port === dash.port),
+        'the dashboard is among them',
+      );
+      assert.deepEqual(
+        all.filter((l) => !isLoopback(l.ip)),
+        [],
+        'listeners beyond loopback',
+      );
     } finally {
       await dash.close();
     }
@@ -248,7 +274,10 @@ describe('the guest image is verified before it boots', () => {
       return new FakeVm();
     };
     fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(paths.state, JSON.stringify({ sshPort: 1, accel: 'tcg', accelReason: 'test', startedAt: '', imageDir: imgDir, cpus: 1, memoryMiB: 1024, diskGiB: 64 }));
+    fs.writeFileSync(
+      paths.state,
+      JSON.stringify({ sshPort: 1, accel: 'tcg', accelReason: 'test', startedAt: '', imageDir: imgDir, cpus: 1, memoryMiB: 1024, diskGiB: 64 }),
+    );
     const k = path.join(imgDir, 'vmlinuz');
     const good = fs.readFileSync(k);
     fs.writeFileSync(k, Buffer.concat([good.subarray(0, -1), Buffer.from('!')]));
@@ -299,7 +328,10 @@ describe('the guest recipe (vm-images)', () => {
     assert.ok(build.includes(`sed -i 's/^root:[^:]*:/root:*:/' "$root/etc/shadow"`), "root's password field becomes *");
     assert.ok(build.includes(`rm -f "$root"/etc/ssh/ssh_host_*`), 'no host keys baked into the image');
     const overlay: string[] = [];
-    const walk = (p: string) => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).forEach((e) => walk(path.join(p, e))) : overlay.push(path.relative(path.join(ROOT, 'vm-images/rootfs'), p)));
+    const walk = (p: string) =>
+      fs.statSync(p).isDirectory()
+        ? fs.readdirSync(p).forEach((e) => walk(path.join(p, e)))
+        : overlay.push(path.relative(path.join(ROOT, 'vm-images/rootfs'), p));
     walk(path.join(ROOT, 'vm-images/rootfs'));
     for (const f of overlay) {
       assert.doesNotMatch(f, /^etc\/(shadow|passwd|group|gshadow|sudoers)|authorized_keys|id_(rsa|ed25519|ecdsa)/, `${f} must not come from the recipe`);
@@ -337,9 +369,15 @@ describe('the guest recipe (vm-images)', () => {
   test('the host side of the link: QEMU forwards only sshd, on 127.0.0.1', async () => {
     const { buildQemuArgs } = await import('../../app/engine/drivers/qemu.js');
     const fwds = (extra: string[]) =>
-      (buildQemuArgs({ ...driverSpecFor(), extraHostForwards: extra }).find((a) => a.startsWith('user,')) ?? '').split(',').filter((p) => p.startsWith('hostfwd='));
+      (buildQemuArgs({ ...driverSpecFor(), extraHostForwards: extra }).find((a) => a.startsWith('user,')) ?? '')
+        .split(',')
+        .filter((p) => p.startsWith('hostfwd='));
     assert.deepEqual(fwds([]), ['hostfwd=tcp:127.0.0.1:2222-:22']);
-    assert.deepEqual(fwds(['28080:18080', '0.0.0.0:1:2', 'x']), ['hostfwd=tcp:127.0.0.1:2222-:22', 'hostfwd=tcp:127.0.0.1:28080-:18080'], 'benchmark forwards stay on loopback too');
+    assert.deepEqual(
+      fwds(['28080:18080', '0.0.0.0:1:2', 'x']),
+      ['hostfwd=tcp:127.0.0.1:2222-:22', 'hostfwd=tcp:127.0.0.1:28080-:18080'],
+      'benchmark forwards stay on loopback too',
+    );
   });
 });
 
@@ -370,7 +408,10 @@ describe('the diagnostics bundle holds no secrets', () => {
     const controlToken = 'c0ffee'.repeat(10) + 'abcd';
     fs.writeFileSync(paths.token, controlToken + '\n');
     const dashToken = 'Zk3_x-Q9aB7cD1eF2gH3iJ4kL5mN6oP7';
-    const keyBody = keys.clientPrivate.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+    const keyBody = keys.clientPrivate
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))
+      .join('');
     const escaped = JSON.stringify(keys.hostPrivate).slice(1, -1);
     fs.writeFileSync(
       paths.engineLog,
@@ -389,7 +430,9 @@ describe('the diagnostics bundle holds no secrets', () => {
     fs.writeFileSync(paths.daemonOut, `Berth dashboard: http://127.0.0.1:4567/#token=${dashToken}\n`);
     const b = buildDiagnostics({ paths, extra: { 'status.json': { token: controlToken }, 'guest.log': `sshd: ${keys.clientPublic}\n` } });
     const files = unzipSync(fs.readFileSync(b.path));
-    const all = Object.entries(files).map(([name, f]) => `== ${name}\n${strFromU8(f)}`).join('\n');
+    const all = Object.entries(files)
+      .map(([name, f]) => `== ${name}\n${strFromU8(f)}`)
+      .join('\n');
     assert.ok(!all.includes(controlToken), 'the control token');
     assert.ok(!all.includes(dashToken), 'the dashboard token');
     for (const k of [keys.clientPrivate, keys.hostPrivate]) {
@@ -429,7 +472,9 @@ describe('the diagnostics bundle holds no secrets', () => {
   });
 
   test('redact: a key with its start cut off is still removed', () => {
-    const out = redact('b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBzb21l\n-----END OPENSSH PRIVATE KEY-----\nnext line stays\n');
+    const out = redact(
+      'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBzb21l\n-----END OPENSSH PRIVATE KEY-----\nnext line stays\n',
+    );
     assert.doesNotMatch(out, /b3Blbn|QyNTUxOQ/);
     assert.match(out, /next line stays/);
   });

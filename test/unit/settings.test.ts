@@ -97,7 +97,10 @@ test('the data disk never shrinks', () => {
   try {
     const s = new SettingsStore(path.join(t.dir, 's.json'));
     s.update({ diskGiB: 100 });
-    assert.throws(() => s.update({ diskGiB: 50 }), (e) => isBerthError(e, 'DISK_SHRINK'));
+    assert.throws(
+      () => s.update({ diskGiB: 50 }),
+      (e) => isBerthError(e, 'DISK_SHRINK'),
+    );
     assert.equal(s.get().diskGiB, 100);
   } finally {
     t.cleanup();
@@ -113,7 +116,10 @@ test('a new instance (no data disk yet) takes any disk size; once the disk exist
     // The engine creates the disk (sparse) at the first start.
     fs.writeFileSync(disk, '');
     fs.truncateSync(disk, 8 * 2 ** 30);
-    assert.throws(() => s.update({ diskGiB: 4 }), (e) => isBerthError(e, 'DISK_SHRINK') && /from 8 GiB to 4 GiB/.test(e.message));
+    assert.throws(
+      () => s.update({ diskGiB: 4 }),
+      (e) => isBerthError(e, 'DISK_SHRINK') && /from 8 GiB to 4 GiB/.test(e.message),
+    );
     assert.equal(s.update({ diskGiB: 16 }).settings.diskGiB, 16);
   } finally {
     t.cleanup();
@@ -126,7 +132,10 @@ test('a corrupt file is reported, not overwritten', () => {
     const file = path.join(t.dir, 's.json');
     fs.writeFileSync(file, '{"cpus": 2,');
     // Never good: nothing to fall back on, so reading the settings is the error.
-    assert.throws(() => new SettingsStore(file).get(), (e) => isBerthError(e, 'SETTINGS_FILE_CORRUPT') && /delete it/.test(e.hint));
+    assert.throws(
+      () => new SettingsStore(file).get(),
+      (e) => isBerthError(e, 'SETTINGS_FILE_CORRUPT') && /delete it/.test(e.hint),
+    );
     assert.equal(fs.readFileSync(file, 'utf8'), '{"cpus": 2,');
   } finally {
     t.cleanup();
@@ -138,7 +147,10 @@ test('an out-of-range value in the file is reported with its key', () => {
   try {
     const file = path.join(t.dir, 's.json');
     fs.writeFileSync(file, JSON.stringify({ cpus: -1, extra: true }));
-    assert.throws(() => new SettingsStore(file).get(), (e) => isBerthError(e, 'INVALID_SETTINGS') && /cpus/.test(e.message));
+    assert.throws(
+      () => new SettingsStore(file).get(),
+      (e) => isBerthError(e, 'INVALID_SETTINGS') && /cpus/.test(e.message),
+    );
   } finally {
     t.cleanup();
   }
@@ -152,7 +164,10 @@ test('shareMechanism: auto by default, auto|virtiofs|sshfs only, and a change ap
     const r = s.update({ shareMechanism: 'sshfs' });
     assert.equal(r.settings.shareMechanism, 'sshfs');
     assert.equal(r.restartRequired, true);
-    assert.throws(() => s.update({ shareMechanism: 'nfs' as never }), (e) => isBerthError(e, 'INVALID_SETTINGS') && /shareMechanism/.test(e.message));
+    assert.throws(
+      () => s.update({ shareMechanism: 'nfs' as never }),
+      (e) => isBerthError(e, 'INVALID_SETTINGS') && /shareMechanism/.test(e.message),
+    );
     assert.equal(s.get().shareMechanism, 'sshfs');
   } finally {
     t.cleanup();

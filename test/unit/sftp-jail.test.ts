@@ -148,12 +148,19 @@ for (const walk of ['auto', 'portable'] as const) {
       await call(c, (cb) => c.sftp.rename(child, R('child-moved'), cb));
       await call(c, (cb) => c.sftp.symlink(outside, child, cb));
 
-      const st = await codeOf(call<SftpStats>(k, (cb) => k.sftp.stat(child, cb)).then((s) => assert.equal(s.mode & 0o7777, 0o755, 'STAT of the root answered for the outside folder')));
+      const st = await codeOf(
+        call<SftpStats>(k, (cb) => k.sftp.stat(child, cb)).then((s) =>
+          assert.equal(s.mode & 0o7777, 0o755, 'STAT of the root answered for the outside folder'),
+        ),
+      );
       assert.ok(st === SFTP_STATUS.OK || st === SFTP_STATUS.PERMISSION_DENIED || st === SFTP_STATUS.NO_SUCH_FILE, `STAT root: ${st}`);
       const names = await codeOf(
         call<Buffer>(k, (cb) => k.sftp.opendir(child, cb)).then(async (h) => {
           const l = await call<FileEntry[]>(k, (cb) => k.sftp.readdir(h, cb));
-          assert.ok(!l.some((e) => e.filename === 'secret.txt' || e.filename === 'victim'), `the child's listing showed the outside: ${l.map((e) => e.filename)}`);
+          assert.ok(
+            !l.some((e) => e.filename === 'secret.txt' || e.filename === 'victim'),
+            `the child's listing showed the outside: ${l.map((e) => e.filename)}`,
+          );
         }),
       );
       assert.notEqual(names, -1);
@@ -261,7 +268,10 @@ for (const walk of ['auto', 'portable'] as const) {
         const st = await call<SftpStats>(c, (cb) => c.sftp.lstat(p, cb));
         assert.ok(st.isDirectory(), `LSTAT ${p} is not a folder`);
         assert.equal(st.mode & 0o7777, 0o755);
-        await assert.rejects(call(c, (cb) => c.sftp.readlink(p, cb)), (err: unknown) => sftpCode(err) !== SFTP_STATUS.OK && !String((err as Error).message).includes('/proc'));
+        await assert.rejects(
+          call(c, (cb) => c.sftp.readlink(p, cb)),
+          (err: unknown) => sftpCode(err) !== SFTP_STATUS.OK && !String((err as Error).message).includes('/proc'),
+        );
       }
     });
 

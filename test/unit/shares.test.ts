@@ -34,16 +34,23 @@ test('share settings: validated, duplicates refused, nothing saved on error', ()
   const t = shortTempDir();
   try {
     const s = new SettingsStore(path.join(t.dir, 's.json'));
-    s.update({ shares: [{ hostPath: '/srv/code' , guestPath: '/code' }, { hostPath: t.dir }] });
+    s.update({ shares: [{ hostPath: '/srv/code', guestPath: '/code' }, { hostPath: t.dir }] });
     assert.equal(s.get().shares.length, 2);
     for (const bad of [
       [{ hostPath: 'rel' }],
       [{ hostPath: '/x', guestPath: '/usr' }],
-      [{ hostPath: '/a', guestPath: '/same' }, { hostPath: '/b', guestPath: '/same' }],
+      [
+        { hostPath: '/a', guestPath: '/same' },
+        { hostPath: '/b', guestPath: '/same' },
+      ],
       [{ hostPath: '/etc' }],
       [{ hostPath: '/x', extra: 1 }],
     ]) {
-      assert.throws(() => s.update({ shares: bad }), (e) => isBerthError(e, 'INVALID_SETTINGS'), JSON.stringify(bad));
+      assert.throws(
+        () => s.update({ shares: bad }),
+        (e) => isBerthError(e, 'INVALID_SETTINGS'),
+        JSON.stringify(bad),
+      );
     }
     assert.equal(s.get().shares.length, 2);
   } finally {
@@ -78,12 +85,7 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
     const before = fs.lstatSync(f, { bigint: true });
     // `h`: the engine's (host) times; `f`: the file server's current ones
     // (statx past the cache), whatever the line says; a missing path is skipped.
-    const lines = [
-      nudgeLine('h', before, f),
-      `f 1 0 2 0 ${g}`,
-      nudgeLine('h', before, path.join(t.dir, 'gone.txt')),
-      'garbage',
-    ];
+    const lines = [nudgeLine('h', before, f), `f 1 0 2 0 ${g}`, nudgeLine('h', before, path.join(t.dir, 'gone.txt')), 'garbage'];
     const gBefore = fs.lstatSync(g, { bigint: true });
     const child = spawn('perl', ['-e', guestProgram('nudge.pl')]);
     let err = '';
@@ -95,7 +97,7 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
     assert.equal(after.mtimeNs, before.mtimeNs);
     assert.equal(after.atimeNs, before.atimeNs);
     assert.ok(after.ctimeNs >= before.ctimeNs, 'the times were set (ctime moves)');
-    assert.equal(fs.lstatSync(g, { bigint: true }).mtimeNs, gBefore.mtimeNs, '`f` used the file\'s own times, not the line\'s');
+    assert.equal(fs.lstatSync(g, { bigint: true }).mtimeNs, gBefore.mtimeNs, "`f` used the file's own times, not the line's");
   } finally {
     t.cleanup();
   }
@@ -105,12 +107,15 @@ test('nudge lines carry seconds and nanoseconds apart', () => {
   assert.equal(nudgeLine('f', { atimeNs: 1_700_000_000_123_456_789n, mtimeNs: 5n }, '/a b/c'), 'f 1700000000 123456789 0 5 /a b/c');
 });
 
-test('addShare (the engine\'s, the gateway\'s and the CLI\'s edit) refuses a folder that does not exist, and saves nothing', async () => {
+test("addShare (the engine's, the gateway's and the CLI's edit) refuses a folder that does not exist, and saves nothing", async () => {
   const { addShare } = await import('../../app/engine/settings/edits.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-addshare-'));
   try {
     const store = new SettingsStore(path.join(dir, 'settings.json'));
-    assert.throws(() => addShare(store, { hostPath: path.join(dir, 'nope') }), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /does not exist/.test(e.message));
+    assert.throws(
+      () => addShare(store, { hostPath: path.join(dir, 'nope') }),
+      (e) => isBerthError(e, 'INVALID_HOST_PATH') && /does not exist/.test(e.message),
+    );
     assert.ok(!fs.existsSync(path.join(dir, 'settings.json')));
     fs.mkdirSync(path.join(dir, 'yes'));
     assert.ok(addShare(store, { hostPath: path.join(dir, 'yes') }).some((s) => s.hostPath === path.join(dir, 'yes')));
@@ -130,10 +135,16 @@ test('addShare and addSync refuse a relative path or one with a NUL or newline b
     process.chdir(dir);
     try {
       for (const edit of [(p: string) => addShare(store, { hostPath: p }), (p: string) => addSync(store, p)]) {
-        assert.throws(() => edit('rel'), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /not an absolute path/.test(e.message) && /full path/.test(e.hint ?? ''));
+        assert.throws(
+          () => edit('rel'),
+          (e) => isBerthError(e, 'INVALID_HOST_PATH') && /not an absolute path/.test(e.message) && /full path/.test(e.hint ?? ''),
+        );
         // The fuzz case that once came back INTERNAL (fs refuses NUL with a programmer's error).
         for (const bad of [`${dir}/AF/\udb2c\u0003+KK\u0000Is`, `${dir}/a\nb`]) {
-          assert.throws(() => edit(bad), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /NUL or newline/.test(e.message));
+          assert.throws(
+            () => edit(bad),
+            (e) => isBerthError(e, 'INVALID_HOST_PATH') && /NUL or newline/.test(e.message),
+          );
         }
       }
     } finally {

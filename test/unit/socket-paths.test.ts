@@ -65,13 +65,23 @@ test('the docker context of a Windows instance points at its pipe', () => {
 test('socket path limits per platform: sun_path on Linux (107) and macOS (103), pipe names on Windows', () => {
   const at = (n: number) => '/' + 'x'.repeat(n - 1);
   checkSocketPath(at(107), 'linux');
-  assert.throws(() => checkSocketPath(at(108), 'linux'), (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG') && /BERTH_HOME/.test(e.hint));
+  assert.throws(
+    () => checkSocketPath(at(108), 'linux'),
+    (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG') && /BERTH_HOME/.test(e.hint),
+  );
   checkSocketPath(at(103), 'darwin');
-  assert.throws(() => checkSocketPath(at(104), 'darwin'), (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'));
+  assert.throws(
+    () => checkSocketPath(at(104), 'darwin'),
+    (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'),
+  );
   checkSocketPath('\\\\.\\pipe\\berth_docker', 'win32');
   checkSocketPath(`\\\\.\\pipe\\${'a'.repeat(200)}`, 'win32');
   for (const bad of ['C:\\Users\\me\\docker.sock', '\\\\.\\pipe\\', '\\\\.\\pipe\\a\\b', `\\\\.\\pipe\\${'a'.repeat(250)}`]) {
-    assert.throws(() => checkSocketPath(bad, 'win32'), (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'), bad);
+    assert.throws(
+      () => checkSocketPath(bad, 'win32'),
+      (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'),
+      bad,
+    );
   }
 });
 

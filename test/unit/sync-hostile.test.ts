@@ -78,7 +78,14 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
     fs.chmodSync(path.join(src, 'plain'), 0o666);
     const s1 = new PassThrough();
     tarCreate({ cwd: src, noDirRecurse: true }, ['wide', 'plain']).pipe(s1);
-    await receiveTar(root, s1, new Map([['wide', {}], ['plain', {}]]));
+    await receiveTar(
+      root,
+      s1,
+      new Map([
+        ['wide', {}],
+        ['plain', {}],
+      ]),
+    );
     assert.equal(fs.statSync(path.join(root, 'wide')).mode & 0o7777, 0o755);
     assert.equal(fs.statSync(path.join(root, 'plain')).mode & 0o7777, 0o644);
 
@@ -105,104 +112,109 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
 
 const missing = ['perl', 'tar'].filter((x) => !findExecutable(x));
 
-gatedSuite('a hostile guest over a real ssh exec channel', missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar)` : undefined, { timeout: 60_000 }, () => {
-  const t = shortTempDir('bsyg');
-  const host = path.join(t.dir, 'host');
-  const outside = path.join(t.dir, 'outside');
-  const guestRoot = path.join(t.dir, 'guest');
-  const stateDir = path.join(t.dir, 'state');
-  let rig: SyncRig;
-  /** Forge the agent's scans: `a` is reported as a link out of the folder (the real `a/` is a folder). */
-  let forge = false;
+gatedSuite(
+  'a hostile guest over a real ssh exec channel',
+  missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar)` : undefined,
+  { timeout: 60_000 },
+  () => {
+    const t = shortTempDir('bsyg');
+    const host = path.join(t.dir, 'host');
+    const outside = path.join(t.dir, 'outside');
+    const guestRoot = path.join(t.dir, 'guest');
+    const stateDir = path.join(t.dir, 'state');
+    let rig: SyncRig;
+    /** Forge the agent's scans: `a` is reported as a link out of the folder (the real `a/` is a folder). */
+    let forge = false;
 
-  before(async () => {
-    fs.mkdirSync(host, { recursive: true });
-    fs.mkdirSync(outside);
-    fs.writeFileSync(path.join(outside, 'keep'), 'precious');
-    rig = await startSyncRig({
-      hostPath: host,
-      guestRoot,
-      stateDir,
-      // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
-      rewrite: (cmd) =>
-        forge && /^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
-          ? cmd.replace('use strict; use warnings;', `use strict; use warnings; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
-          : cmd,
+    before(async () => {
+      fs.mkdirSync(host, { recursive: true });
+      fs.mkdirSync(outside);
+      fs.writeFileSync(path.join(outside, 'keep'), 'precious');
+      rig = await startSyncRig({
+        hostPath: host,
+        guestRoot,
+        stateDir,
+        // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
+        rewrite: (cmd) =>
+          forge && /^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
+            ? cmd.replace('use strict; use warnings;', `use strict; use warnings; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
+            : cmd,
+      });
     });
-  });
 
-  after(async () => {
-    await rig?.close();
-    t.cleanup();
-  });
+    after(async () => {
+      await rig?.close();
+      t.cleanup();
+    });
 
-  test('root in the guest forges a scan (link a -> outside, file a/x): nothing outside changes, the refusal is reported', async () => {
-    const sync = rig.make();
-    await sync.start();
-    const before = fingerprint(outside);
-    forge = true;
-    try {
-      // One cycle: the guest "has" a link `a` out of the folder; the host makes it (a link is synced as a link).
-      await flushCycle(sync);
-      assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
-      // The next: `a/sub` and `a/x` "in" it.
-      fs.mkdirSync(rig.copy('a', 'sub'), { recursive: true });
-      fs.writeFileSync(rig.copy('a', 'x'), 'evil');
-      await flushCycle(sync);
-      assert.deepEqual(fingerprint(outside), before, 'nothing outside the synced folder changed');
-      assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
-      const problems = sync.view().problems ?? [];
-      assert.ok(
-        problems.some((p) => p.path === path.join(host, 'a', 'x') && /a is a link on the host/.test(p.problem)),
-        `a/x is reported: ${JSON.stringify(sync.view())}`,
-      );
-    } finally {
-      forge = false;
-      await sync.stop();
-    }
-  });
-
-  test('a change that can never be applied (an unwritable host folder) backs off and is reported, no livelock', async (t) => {
-    fs.rmSync(host, { recursive: true, force: true });
-    fs.rmSync(guestRoot, { recursive: true, force: true });
-    fs.rmSync(stateDir, { recursive: true, force: true });
-    const ro = path.join(host, 'ro');
-    fs.mkdirSync(ro, { recursive: true });
-    // Root ignores modes: a read-only bind mount makes the folder unwritable for root too.
-    let undo = () => fs.chmodSync(ro, 0o755);
-    if (process.getuid?.() === 0) {
-      const m = spawnSync('sh', ['-c', `mount --bind '${ro}' '${ro}' && mount -o remount,bind,ro '${ro}'`], { encoding: 'utf8' });
-      assert.equal(m.status, 0, `cannot make a read-only bind mount as root: ${m.stderr}`);
-      undo = () => void spawnSync('umount', [ro]);
-      t.diagnostic('the unwritable folder is a read-only bind mount (running as root)');
-    } else fs.chmodSync(ro, 0o555);
-    const sync = rig.make();
-    try {
+    test('root in the guest forges a scan (link a -> outside, file a/x): nothing outside changes, the refusal is reported', async () => {
+      const sync = rig.make();
       await sync.start();
-      fs.writeFileSync(rig.copy('ro', 'new.txt'), 'from the guest');
-      await flushCycle(sync);
-      const c0 = sync.view().cycles;
-      await sleep(3000);
-      const cycles = sync.view().cycles - c0;
-      t.diagnostic(`${cycles} cycles in 3 s with one unappliable change`);
-      assert.ok(cycles <= cycleBound(), `the sync backs off (${cycles} cycles in 3 s; at most ${cycleBound()} expected)`);
-      const p = (sync.view().problems ?? []).find((x) => x.path === path.join(ro, 'new.txt'));
-      assert.ok(p, `the path is reported: ${JSON.stringify(sync.view())}`);
-      assert.ok(p.attempts >= 2 && p.attempts <= 8, `tried a few times, not forever (${p.attempts})`);
-      assert.equal(sync.view().state, 'watching', 'the rest of the folder keeps syncing');
+      const before = fingerprint(outside);
+      forge = true;
+      try {
+        // One cycle: the guest "has" a link `a` out of the folder; the host makes it (a link is synced as a link).
+        await flushCycle(sync);
+        assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
+        // The next: `a/sub` and `a/x` "in" it.
+        fs.mkdirSync(rig.copy('a', 'sub'), { recursive: true });
+        fs.writeFileSync(rig.copy('a', 'x'), 'evil');
+        await flushCycle(sync);
+        assert.deepEqual(fingerprint(outside), before, 'nothing outside the synced folder changed');
+        assert.ok(fs.lstatSync(path.join(host, 'a')).isSymbolicLink());
+        const problems = sync.view().problems ?? [];
+        assert.ok(
+          problems.some((p) => p.path === path.join(host, 'a', 'x') && /a is a link on the host/.test(p.problem)),
+          `a/x is reported: ${JSON.stringify(sync.view())}`,
+        );
+      } finally {
+        forge = false;
+        await sync.stop();
+      }
+    });
 
-      // Once the host can take it, the next try applies it and the report goes.
-      undo();
-      undo = () => undefined;
-      fs.chmodSync(ro, 0o755);
-      const ok = await waitFor(() => fs.existsSync(path.join(ro, 'new.txt')) && !(sync.view().problems ?? []).length, 20_000, 100);
-      assert.ok(ok, `applied after the folder became writable: ${JSON.stringify(sync.view().problems)}`);
-    } finally {
-      undo();
-      await sync.stop();
-    }
-  });
-});
+    test('a change that can never be applied (an unwritable host folder) backs off and is reported, no livelock', async (t) => {
+      fs.rmSync(host, { recursive: true, force: true });
+      fs.rmSync(guestRoot, { recursive: true, force: true });
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      const ro = path.join(host, 'ro');
+      fs.mkdirSync(ro, { recursive: true });
+      // Root ignores modes: a read-only bind mount makes the folder unwritable for root too.
+      let undo = () => fs.chmodSync(ro, 0o755);
+      if (process.getuid?.() === 0) {
+        const m = spawnSync('sh', ['-c', `mount --bind '${ro}' '${ro}' && mount -o remount,bind,ro '${ro}'`], { encoding: 'utf8' });
+        assert.equal(m.status, 0, `cannot make a read-only bind mount as root: ${m.stderr}`);
+        undo = () => void spawnSync('umount', [ro]);
+        t.diagnostic('the unwritable folder is a read-only bind mount (running as root)');
+      } else fs.chmodSync(ro, 0o555);
+      const sync = rig.make();
+      try {
+        await sync.start();
+        fs.writeFileSync(rig.copy('ro', 'new.txt'), 'from the guest');
+        await flushCycle(sync);
+        const c0 = sync.view().cycles;
+        await sleep(3000);
+        const cycles = sync.view().cycles - c0;
+        t.diagnostic(`${cycles} cycles in 3 s with one unappliable change`);
+        assert.ok(cycles <= cycleBound(), `the sync backs off (${cycles} cycles in 3 s; at most ${cycleBound()} expected)`);
+        const p = (sync.view().problems ?? []).find((x) => x.path === path.join(ro, 'new.txt'));
+        assert.ok(p, `the path is reported: ${JSON.stringify(sync.view())}`);
+        assert.ok(p.attempts >= 2 && p.attempts <= 8, `tried a few times, not forever (${p.attempts})`);
+        assert.equal(sync.view().state, 'watching', 'the rest of the folder keeps syncing');
+
+        // Once the host can take it, the next try applies it and the report goes.
+        undo();
+        undo = () => undefined;
+        fs.chmodSync(ro, 0o755);
+        const ok = await waitFor(() => fs.existsSync(path.join(ro, 'new.txt')) && !(sync.view().problems ?? []).length, 20_000, 100);
+        assert.ok(ok, `applied after the folder became writable: ${JSON.stringify(sync.view().problems)}`);
+      } finally {
+        undo();
+        await sync.stop();
+      }
+    });
+  },
+);
 
 test('per-path retries: doubling delays, reported after a few failures or at once when refused, forgotten when fixed', () => {
   let now = 1_000_000;
@@ -219,7 +231,13 @@ test('per-path retries: doubling delays, reported after a few failures or at onc
   for (let i = 0; i < 5; i++) r.failed('a', 'x');
   assert.equal(r.nextDue(), now + 4000, 'capped');
   assert.equal(r.failed('link', 'a link on the way', true), true, 'a refusal is reported at once');
-  assert.deepEqual(r.problems((p) => `/h/${p}`).map((p) => [p.path, p.attempts]), [['/h/a', 8], ['/h/link', 1]]);
+  assert.deepEqual(
+    r.problems((p) => `/h/${p}`).map((p) => [p.path, p.attempts]),
+    [
+      ['/h/a', 8],
+      ['/h/link', 1],
+    ],
+  );
   assert.equal(r.succeeded('a'), true);
   // A path due within half its delay is tried with a cycle that runs anyway.
   r.failed('b', 'busy');

@@ -66,7 +66,11 @@ test('an edit on one side goes to the other, replacing what the scan saw there',
   const a = anc({ 'a.txt': 'file' });
   const hostEdit = reconcile(a, snap({ 'a.txt': file('h2') }), snap({ 'a.txt': file('g:a.txt') }));
   assert.deepEqual(ops(hostEdit.actions), ['copy host->a.txt']);
-  assert.deepEqual((hostEdit.actions[0] as Extract<Action, { op: 'copy' }>).expect, file('g:a.txt'), 'just-in-time check: the guest must still hold what was scanned');
+  assert.deepEqual(
+    (hostEdit.actions[0] as Extract<Action, { op: 'copy' }>).expect,
+    file('g:a.txt'),
+    'just-in-time check: the guest must still hold what was scanned',
+  );
   const guestEdit = reconcile(a, snap({ 'a.txt': file('h:a.txt') }), snap({ 'a.txt': file('g2') }));
   assert.deepEqual(ops(guestEdit.actions), ['copy guest->a.txt']);
 });
@@ -91,7 +95,15 @@ test('deletes run deepest first; folders are made parents first', () => {
     { op: 'save', on: 'guest', path: 'q', to: 'q.c', expect: file('1') },
     { op: 'delete', on: 'guest', path: 'a/b', expect: dir },
   ];
-  assert.deepEqual(ops(orderActions(acts)), ['save q->q.c', 'delete guest:a/b/c', 'delete guest:a/b', 'delete guest:a', 'mkdir host:x', 'mkdir host:x/y', 'copy host->z']);
+  assert.deepEqual(ops(orderActions(acts)), [
+    'save q->q.c',
+    'delete guest:a/b/c',
+    'delete guest:a/b',
+    'delete guest:a',
+    'mkdir host:x',
+    'mkdir host:x/y',
+    'copy host->z',
+  ]);
 });
 
 test('both sides deleted, or made the same folder: nothing moves, the ancestor follows', () => {
@@ -142,7 +154,11 @@ test('a folder deleted on one side while the other added a file in it: the file 
 
 test('a file replaced by a folder (and back) on one side', () => {
   const a = anc({ x: 'file' });
-  assert.deepEqual(ops(reconcile(a, snap({ x: dir, 'x/y': file('h') }), snap({ x: file('g:x') })).actions), ['delete guest:x', 'mkdir guest:x', 'copy host->x/y']);
+  assert.deepEqual(ops(reconcile(a, snap({ x: dir, 'x/y': file('h') }), snap({ x: file('g:x') })).actions), [
+    'delete guest:x',
+    'mkdir guest:x',
+    'copy host->x/y',
+  ]);
   const b = anc({ x: 'dir' });
   assert.deepEqual(ops(reconcile(b, snap({ x: file('h') }), snap({ x: dir })).actions), ['delete guest:x', 'copy host->x']);
 });
@@ -162,6 +178,12 @@ test('links are compared by target', () => {
 
 test('conflict names carry the side and the time, and never collide', () => {
   const taken = new Set(['a.txt.conflict-guest-20250102-030405']);
-  assert.equal(conflictName('a.txt', 'guest', NOW, (p) => taken.has(p)), 'a.txt.conflict-guest-20250102-030405-2');
-  assert.equal(conflictName('d/b', 'host', NOW, () => false), 'd/b.conflict-host-20250102-030405');
+  assert.equal(
+    conflictName('a.txt', 'guest', NOW, (p) => taken.has(p)),
+    'a.txt.conflict-guest-20250102-030405-2',
+  );
+  assert.equal(
+    conflictName('d/b', 'host', NOW, () => false),
+    'd/b.conflict-host-20250102-030405',
+  );
 });

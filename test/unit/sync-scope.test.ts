@@ -52,7 +52,7 @@ test('the ancestor in scope: the named paths, and what was under a folder on eit
   assert.deepEqual([...ancestorIn(anc2, scopeOf(['n'])!, host, none).keys()], ['n/old']);
 });
 
-test("what the guest answers outside the scope is dropped (a hostile guest may name anything)", () => {
+test('what the guest answers outside the scope is dropped (a hostile guest may name anything)', () => {
   const e = { kind: 'file' as const, sig: 's' };
   const g: Snapshot = new Map<string, Entry>([
     ['a', { kind: 'dir', sig: '' }],

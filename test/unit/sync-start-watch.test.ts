@@ -26,35 +26,40 @@ const WATCHER_LAG_MS = 1500;
  */
 const NOTICED_WITHIN_MS = 15_000;
 
-gatedSuite('a synced folder notices changes made right after it started', missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar inotify-tools)` : undefined, {}, () => {
-  const t = shortTempDir('bsyw');
-  const host = path.join(t.dir, 'host');
-  let rig: SyncRig;
-  let sync: SyncSession;
+gatedSuite(
+  'a synced folder notices changes made right after it started',
+  missing.length ? `needs ${missing.join(', ')} on this host (apt-get install perl tar inotify-tools)` : undefined,
+  {},
+  () => {
+    const t = shortTempDir('bsyw');
+    const host = path.join(t.dir, 'host');
+    let rig: SyncRig;
+    let sync: SyncSession;
 
-  before(async () => {
-    fs.mkdirSync(host);
-    fs.writeFileSync(path.join(host, 'a.txt'), 'A');
-    rig = await startSyncRig({
-      hostPath: host,
-      guestRoot: path.join(t.dir, 'guest'),
-      stateDir: path.join(t.dir, 'state'),
-      rewrite: (c) => (c.includes('inotifywait') ? `sleep ${WATCHER_LAG_MS / 1000}; ${c}` : c),
+    before(async () => {
+      fs.mkdirSync(host);
+      fs.writeFileSync(path.join(host, 'a.txt'), 'A');
+      rig = await startSyncRig({
+        hostPath: host,
+        guestRoot: path.join(t.dir, 'guest'),
+        stateDir: path.join(t.dir, 'state'),
+        rewrite: (c) => (c.includes('inotifywait') ? `sleep ${WATCHER_LAG_MS / 1000}; ${c}` : c),
+      });
+      sync = rig.make();
     });
-    sync = rig.make();
-  });
 
-  after(async () => {
-    await rig?.close();
-    t.cleanup();
-  });
+    after(async () => {
+      await rig?.close();
+      t.cleanup();
+    });
 
-  test('a guest change made as start() resolves reaches the host, though the guest watcher was late', async () => {
-    await sync.start();
-    assert.equal(sync.view().state, 'watching');
-    fs.writeFileSync(rig.copy('from-guest.txt'), 'G');
-    const ok = await waitFor(() => fs.existsSync(path.join(host, 'from-guest.txt')), NOTICED_WITHIN_MS, 50);
-    assert.ok(ok, `the guest change did not reach the host within ${NOTICED_WITHIN_MS / 1000} s (cycles: ${sync.view().cycles})`);
-    assert.equal(fs.readFileSync(path.join(host, 'from-guest.txt'), 'utf8'), 'G');
-  });
-});
+    test('a guest change made as start() resolves reaches the host, though the guest watcher was late', async () => {
+      await sync.start();
+      assert.equal(sync.view().state, 'watching');
+      fs.writeFileSync(rig.copy('from-guest.txt'), 'G');
+      const ok = await waitFor(() => fs.existsSync(path.join(host, 'from-guest.txt')), NOTICED_WITHIN_MS, 50);
+      assert.ok(ok, `the guest change did not reach the host within ${NOTICED_WITHIN_MS / 1000} s (cycles: ${sync.view().cycles})`);
+      assert.equal(fs.readFileSync(path.join(host, 'from-guest.txt'), 'utf8'), 'G');
+    });
+  },
+);

@@ -74,7 +74,10 @@ test('settings: synced folders are validated against the shares', () => {
     assert.deepEqual(store.get().sync, [{ hostPath: path.join(t.dir, 'app') }], 'bad updates change nothing');
     assert.deepEqual(SettingsSchema.parse({}).sync, [], 'nothing synced by default');
     assert.throws(() => checkSyncable(path.join(t.dir, 'missing'), store.get()), /not a folder on this computer/);
-    assert.throws(() => checkSyncable('/etc', store.get()), (e: unknown) => isBerthError(e, 'INVALID_HOST_PATH') && /share add/.test((e as { hint: string }).hint));
+    assert.throws(
+      () => checkSyncable('/etc', store.get()),
+      (e: unknown) => isBerthError(e, 'INVALID_HOST_PATH') && /share add/.test((e as { hint: string }).hint),
+    );
   } finally {
     t.cleanup();
   }
@@ -107,7 +110,7 @@ function agent(mode: 'scan' | 'apply' | 'hash', root: string, input: Buffer, sta
 
 const perl = findExecutable('perl');
 
-test('the guest agent scans, checks and applies (run with this host\'s Perl)', { skip: perl ? false : 'perl is not installed on this host' }, async () => {
+test("the guest agent scans, checks and applies (run with this host's Perl)", { skip: perl ? false : 'perl is not installed on this host' }, async () => {
   const t = shortTempDir('bsya');
   try {
     const root = path.join(t.dir, 'tree');
@@ -154,7 +157,15 @@ test('the guest agent scans, checks and applies (run with this host\'s Perl)', {
     // A target that changed since the scan is left alone.
     const stale = { kind: 'file' as const, sig: snap.get('d ü/a.txt')!.sig };
     fs.writeFileSync(path.join(stage, 'late.txt'), 'late');
-    const r2 = await agent('apply', root, encodeOps([{ op: 'place', path: 'd ü/a.txt', expect: stale }, { op: 'del', path: 'new/n.txt', expect: stale }]), stage);
+    const r2 = await agent(
+      'apply',
+      root,
+      encodeOps([
+        { op: 'place', path: 'd ü/a.txt', expect: stale },
+        { op: 'del', path: 'new/n.txt', expect: stale },
+      ]),
+      stage,
+    );
     assert.deepEqual([r2.fields[0], r2.fields[3]], ['skip', 'skip']);
     assert.equal(fs.readFileSync(path.join(root, 'd ü', 'a.txt'), 'utf8'), 'from the host');
     assert.ok(fs.existsSync(path.join(root, 'new', 'n.txt')));
@@ -179,7 +190,11 @@ test('the host side: scan, checked deletes and links, files from a tar stream', 
     assert.deepEqual([...snap.keys()].sort(), ['sub', 'sub/keep.txt']);
 
     assert.equal((await applyHostOp(root, { op: 'del', path: 'sub', expect: { kind: 'dir', sig: '' } })).status, 'skip', 'a folder is deleted only when empty');
-    assert.equal((await applyHostOp(root, { op: 'del', path: 'sub/keep.txt', expect: { kind: 'file', sig: 'other' } })).status, 'skip', 'changed since the scan');
+    assert.equal(
+      (await applyHostOp(root, { op: 'del', path: 'sub/keep.txt', expect: { kind: 'file', sig: 'other' } })).status,
+      'skip',
+      'changed since the scan',
+    );
     assert.equal((await applyHostOp(root, { op: 'del', path: '../x', expect: { kind: 'file', sig: '' } })).status, 'err', 'no escaping the root');
     const l = await applyHostOp(root, { op: 'link', path: 'a/l', target: '../sub/keep.txt' });
     assert.equal(l.status, 'ok');
@@ -200,14 +215,21 @@ test('the host side: scan, checked deletes and links, files from a tar stream', 
       ['sub/new.sh', {}],
     ]);
     const results = await receiveTar(root, stream, wanted);
-    assert.deepEqual(results.map((r) => `${r.status} ${r.path}`), ['ok sub/keep.txt', 'ok sub/new.sh']);
+    assert.deepEqual(
+      results.map((r) => `${r.status} ${r.path}`),
+      ['ok sub/keep.txt', 'ok sub/new.sh'],
+    );
     assert.equal(fs.readFileSync(path.join(root, 'sub', 'keep.txt'), 'utf8'), 'from the guest');
     const st = fs.statSync(path.join(root, 'sub', 'new.sh'));
     assert.ok(st.mode & 0o100, 'executable bit kept');
     assert.equal(st.mtime.getTime(), mtime.getTime(), 'mtime kept');
     assert.equal((await hostEntry(path.join(root, 'sub', 'new.sh')))!.sig, results[1]!.entry!.sig);
     assert.ok(!fs.existsSync(path.join(root, 'unwanted')));
-    assert.deepEqual(fs.readdirSync(path.join(root, 'sub')).filter((n) => n.startsWith('.berth-sync-')), [], 'no temporary files left');
+    assert.deepEqual(
+      fs.readdirSync(path.join(root, 'sub')).filter((n) => n.startsWith('.berth-sync-')),
+      [],
+      'no temporary files left',
+    );
 
     // The host file changed after the scan: the incoming version is dropped, the host's kept.
     const s2 = new PassThrough();
@@ -224,7 +246,13 @@ test('berth sync: state, first-copy progress, conflicts and folders not live yet
   const base = { guestPath: '/h/app', copyPath: '/var/lib/berth/sync/x/tree', mounted: true, entries: 10, cycles: 3, conflicts: [] };
   const out = formatSync(
     [
-      { ...base, hostPath: '/h/app', state: 'watching', lastSyncAt: new Date().toISOString(), conflicts: [{ path: '/h/app/a.txt', guestCopy: '/h/app/a.txt.conflict-guest-20250101-000000', at: '' }] },
+      {
+        ...base,
+        hostPath: '/h/app',
+        state: 'watching',
+        lastSyncAt: new Date().toISOString(),
+        conflicts: [{ path: '/h/app/a.txt', guestCopy: '/h/app/a.txt.conflict-guest-20250101-000000', at: '' }],
+      },
       { ...base, hostPath: '/h/big', state: 'copying', mounted: false, initial: { files: 5, totalFiles: 10, bytes: 2 ** 20, totalBytes: 2 ** 21 } },
       { ...base, hostPath: '/h/gone', state: 'error', error: '/h/gone does not exist on this computer', hint: 'Create it.' },
     ],
@@ -241,7 +269,17 @@ test('files go to the guest in batches of at most 1,000 files or 64 MiB', async 
   const { batches } = await import('../../app/engine/share/sync-session.js');
   const f = (size: number) => ({ entry: { kind: 'file', size } });
   assert.deepEqual(batches([]), []);
-  assert.deepEqual(batches(Array.from({ length: 2500 }, () => f(1))).map((b) => b.length), [1000, 1000, 500]);
-  assert.deepEqual(batches([f(40 * 2 ** 20), f(40 * 2 ** 20), f(200 * 2 ** 20), f(1)]).map((b) => b.length), [1, 1, 1, 1], 'a big file goes alone');
-  assert.deepEqual(batches([{ entry: { kind: 'link' } }, f(1)]).map((b) => b.length), [2]);
+  assert.deepEqual(
+    batches(Array.from({ length: 2500 }, () => f(1))).map((b) => b.length),
+    [1000, 1000, 500],
+  );
+  assert.deepEqual(
+    batches([f(40 * 2 ** 20), f(40 * 2 ** 20), f(200 * 2 ** 20), f(1)]).map((b) => b.length),
+    [1, 1, 1, 1],
+    'a big file goes alone',
+  );
+  assert.deepEqual(
+    batches([{ entry: { kind: 'link' } }, f(1)]).map((b) => b.length),
+    [2],
+  );
 });

@@ -56,7 +56,9 @@ test('diagnostics bundle: logs, settings and status in a zip; no key or token an
   assert.equal(Buffer.from(b.base64, 'base64').length, b.bytes);
   const files = unzipSync(fs.readFileSync(b.path));
   assert.deepEqual(Object.keys(files).sort(), ['engine.log', 'guest.log', 'serial.log', 'settings.json', 'status.json', 'system.json']);
-  const all = Object.values(files).map((f) => strFromU8(f)).join('\n');
+  const all = Object.values(files)
+    .map((f) => strFromU8(f))
+    .join('\n');
   assert.ok(!all.includes(TOKEN), 'the control token is not in the bundle');
   assert.doesNotMatch(all, /PRIVATE KEY-----\nb3Bl/);
   assert.match(strFromU8(files['engine.log']!), /leak <redacted>/);
@@ -80,7 +82,10 @@ test('factory reset: refused unless the VM is stopped; then the data disk goes a
   fs.writeFileSync(paths.dataDisk, 'disk');
   fs.writeFileSync(paths.settings, JSON.stringify({ cpus: 1, memoryMiB: 1024, portBind: 'all' }));
   const store = new SettingsStore(paths.settings);
-  assert.throws(() => factoryReset({ paths, state: 'running', settings: store }), (e: unknown) => isBerthError(e, 'VM_BUSY') && /Stop the VM first/.test(e.hint));
+  assert.throws(
+    () => factoryReset({ paths, state: 'running', settings: store }),
+    (e: unknown) => isBerthError(e, 'VM_BUSY') && /Stop the VM first/.test(e.hint),
+  );
   assert.ok(fs.existsSync(paths.dataDisk), 'nothing deleted while running');
   const r = factoryReset({ paths, state: 'stopped', settings: store });
   assert.ok(r.removed.includes(paths.dataDisk));
@@ -90,7 +95,7 @@ test('factory reset: refused unless the VM is stopped; then the data disk goes a
   assert.ok(fs.existsSync(paths.clientKey), 'keys stay');
 });
 
-test('factory reset deletes Hyper-V\'s data and config disks too', () => {
+test("factory reset deletes Hyper-V's data and config disks too", () => {
   fs.writeFileSync(paths.dataVhdx, 'vhdx');
   fs.writeFileSync(paths.configVhd, 'vhd');
   const r = factoryReset({ paths, state: 'stopped', settings: new SettingsStore(paths.settings) });

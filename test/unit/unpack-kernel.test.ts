@@ -34,7 +34,11 @@ function unpack(arch: string, input: Buffer): { status: number | null; stdout: s
   fs.writeFileSync(path.join(dir, 'in'), input);
   const out = path.join(dir, 'vmlinuz');
   const r = spawnSync('bash', [SCRIPT, arch, path.join(dir, 'in'), out], { encoding: 'utf8' });
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left behind');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temporary file left behind',
+  );
   return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim(), out: fs.existsSync(out) ? fs.readFileSync(out) : undefined };
 }
 

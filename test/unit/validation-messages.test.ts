@@ -31,9 +31,16 @@ after(async () => {
 
 const PORT = 'bad params for ports.add: hostPort: must be a port from 1 to 65535';
 
-test('zod\'s generic wording is said plainly', () => {
+test("zod's generic wording is said plainly", () => {
   const S = z
-    .object({ cpus: z.number().int(), driver: z.enum(['auto', 'qemu']), on: z.boolean(), n: z.number().max(9), s: z.string().min(1), l: z.array(z.number()).max(2) })
+    .object({
+      cpus: z.number().int(),
+      driver: z.enum(['auto', 'qemu']),
+      on: z.boolean(),
+      n: z.number().max(9),
+      s: z.string().min(1),
+      l: z.array(z.number()).max(2),
+    })
     .partial()
     .strict();
   const r = S.safeParse({ cpus: 'abc', driver: 'x', on: 1, n: 10, s: '', l: [1, 2, 3], memory: 1 });
@@ -51,7 +58,10 @@ test('the same bad port, the same message: engine, dashboard gateway (with and w
   const said: Record<string, string> = {};
   const client = await ControlClient.connect(engine.paths);
   try {
-    said.engine = await client.call('ports.add', { hostPort: 70000, guestPort: 80 }).then(() => 'accepted', (e) => toErrorInfo(e).message);
+    said.engine = await client.call('ports.add', { hostPort: 70000, guestPort: 80 }).then(
+      () => 'accepted',
+      (e) => toErrorInfo(e).message,
+    );
   } finally {
     client.close();
   }
@@ -62,10 +72,16 @@ test('the same bad port, the same message: engine, dashboard gateway (with and w
     ['gateway, no engine', other, async () => Promise.reject(new BerthError('ENGINE_NOT_RUNNING', 'not running', 'Start it.'))],
   ] as const) {
     const gw = new EngineGateway({ paths, watchMs: 0, connect });
-    said[name] = await gw.call('ports.add', { hostPort: 70000, guestPort: 80 }).then(() => 'accepted', (e) => toErrorInfo(e).message);
+    said[name] = await gw.call('ports.add', { hostPort: 70000, guestPort: 80 }).then(
+      () => 'accepted',
+      (e) => toErrorInfo(e).message,
+    );
     gw.close();
   }
-  for (const [name, instance] of [['CLI, engine running', 'default'], ['CLI, no engine', 'offline']] as const) {
+  for (const [name, instance] of [
+    ['CLI, engine running', 'default'],
+    ['CLI, no engine', 'offline'],
+  ] as const) {
     const r = await berth(['--instance', instance, 'port', 'add', '70000:80'], env);
     assert.equal(r.code, 1, r.stderr);
     said[name] = /^error: (.*) \[/.exec(r.stderr)?.[1] ?? r.stderr;

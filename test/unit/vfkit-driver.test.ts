@@ -24,15 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import { defaultMacAddress, stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
-import {
-  buildVfkitArgs,
-  checkVfkitKernel,
-  findVfkit,
-  kernelKind,
-  restfulUri,
-  VfkitDriver,
-  vfkitCmdline,
-} from '../../app/engine/drivers/vfkit.js';
+import { buildVfkitArgs, checkVfkitKernel, findVfkit, kernelKind, restfulUri, VfkitDriver, vfkitCmdline } from '../../app/engine/drivers/vfkit.js';
 import { leaseIpFor, leaseMac, parseDhcpLeases } from '../../app/engine/drivers/dhcp-leases.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { pidAlive } from '../../app/base/process-util.js';
@@ -62,16 +54,26 @@ const spec: VmSpec = {
 
 test('the exact command line for a Linux boot', () => {
   assert.deepEqual(buildVfkitArgs(spec), [
-    '--cpus', '4',
-    '--memory', '4096',
-    '--bootloader', 'linux,kernel=/img/Image,initrd=/img/initrd.img,cmdline="console=hvc0 quiet panic=-1"',
-    '--device', 'virtio-blk,path=/img/rootfs.squashfs,readonly,deviceId=berth-root',
-    '--device', 'virtio-blk,path=/Users/me/.berth/default/data.img,deviceId=berth-data',
-    '--device', 'virtio-blk,path=/Users/me/.berth/default/config.tar,readonly,deviceId=berth-cfg',
-    '--device', 'virtio-net,nat,mac=52:54:00:0a:0b:0c',
-    '--device', 'virtio-serial,logFilePath=/Users/me/.berth/default/serial.log',
-    '--device', 'virtio-rng',
-    '--restful-uri', 'unix:///Users/me/.berth/default/vfkit.sock',
+    '--cpus',
+    '4',
+    '--memory',
+    '4096',
+    '--bootloader',
+    'linux,kernel=/img/Image,initrd=/img/initrd.img,cmdline="console=hvc0 quiet panic=-1"',
+    '--device',
+    'virtio-blk,path=/img/rootfs.squashfs,readonly,deviceId=berth-root',
+    '--device',
+    'virtio-blk,path=/Users/me/.berth/default/data.img,deviceId=berth-data',
+    '--device',
+    'virtio-blk,path=/Users/me/.berth/default/config.tar,readonly,deviceId=berth-cfg',
+    '--device',
+    'virtio-net,nat,mac=52:54:00:0a:0b:0c',
+    '--device',
+    'virtio-serial,logFilePath=/Users/me/.berth/default/serial.log',
+    '--device',
+    'virtio-rng',
+    '--restful-uri',
+    'unix:///Users/me/.berth/default/vfkit.sock',
   ]);
 });
 
@@ -106,7 +108,10 @@ test('the kernel console is virtio-console (hvc0) under vfkit', () => {
   assert.equal(vfkitCmdline('console=ttyS0 quiet'), 'console=hvc0 quiet');
   assert.equal(vfkitCmdline('quiet'), 'quiet console=hvc0');
   assert.equal(vfkitCmdline('console=hvc0'), 'console=hvc0');
-  assert.throws(() => vfkitCmdline('a="b c"'), (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'));
+  assert.throws(
+    () => vfkitCmdline('a="b c"'),
+    (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
+  );
 });
 
 test('paths vfkit cannot carry are refused with a clear error', () => {
@@ -121,7 +126,10 @@ test('paths vfkit cannot carry are refused with a clear error', () => {
     () => buildVfkitArgs({ ...spec, disks: [{ path: '/d.img', serial: 'a-serial-longer-than-20', readonly: false, format: 'raw' }] }),
     (e) => isBerthError(e, 'VM_SPEC_UNSUPPORTED'),
   );
-  assert.throws(() => buildVfkitArgs({ ...spec, controlSocket: '/' + 'x'.repeat(110) }), (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'));
+  assert.throws(
+    () => buildVfkitArgs({ ...spec, controlSocket: '/' + 'x'.repeat(110) }),
+    (e) => isBerthError(e, 'SOCKET_PATH_TOO_LONG'),
+  );
 });
 
 test('REST socket URI escapes what a URL parser would misread', () => {
@@ -365,8 +373,14 @@ test('an arm64 kernel that is not the plain Image is refused before vfkit runs (
 test('missing vfkit is reported with an install hint', () => {
   const restore = withEnv({ PATH: '/nonexistent' });
   try {
-    assert.throws(() => findVfkit(), (e) => isBerthError(e, 'VFKIT_MISSING') && /brew install vfkit/.test(e.hint));
-    assert.throws(() => findVfkit('/nope/vfkit'), (e) => isBerthError(e, 'VFKIT_MISSING'));
+    assert.throws(
+      () => findVfkit(),
+      (e) => isBerthError(e, 'VFKIT_MISSING') && /brew install vfkit/.test(e.hint),
+    );
+    assert.throws(
+      () => findVfkit('/nope/vfkit'),
+      (e) => isBerthError(e, 'VFKIT_MISSING'),
+    );
   } finally {
     restore();
   }

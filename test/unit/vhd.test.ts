@@ -15,7 +15,7 @@ import { fixedVhdFooter, vhdGeometry, writeFixedVhd } from '../../app/engine/dri
 import { findExecutable } from '../../app/base/process-util.js';
 import { shortTempDir } from '../helpers/temp.js';
 
-test('CHS geometry by the specification\'s algorithm', () => {
+test("CHS geometry by the specification's algorithm", () => {
   // 1 MiB: 2048 sectors -> 17 sectors/track, 4 heads, 30 cylinders.
   assert.deepEqual(vhdGeometry(1024 * 1024), { cylinders: 30, heads: 4, sectorsPerTrack: 17 });
   // 127 GiB and more: capped at 65535 x 16 x 255.

@@ -47,7 +47,10 @@ test('the guest mounts by tag at the share path; a bad tag or mount point is ref
   const { session, scripts } = fakeSession(() => ({ code: 0 }));
   await mountVirtiofs(session, 'berth-me-0123456789', '/home/me', false);
   await mountVirtiofs(session, 't', "/it's here", true);
-  assert.deepEqual(scripts, [mountsCommand('mount-virtiofs', '/home/me', 'berth-me-0123456789', 'rw'), mountsCommand('mount-virtiofs', "/it's here", 't', 'ro')]);
+  assert.deepEqual(scripts, [
+    mountsCommand('mount-virtiofs', '/home/me', 'berth-me-0123456789', 'rw'),
+    mountsCommand('mount-virtiofs', "/it's here", 't', 'ro'),
+  ]);
   await assert.rejects(mountVirtiofs(session, 'bad tag', '/x', false));
   await assert.rejects(mountVirtiofs(session, 'a'.repeat(37), '/x', false));
   await assert.rejects(mountVirtiofs(session, 't', 'relative', false));
@@ -137,16 +140,32 @@ describe('the share manager with virtiofs routes', () => {
 
   test('mounts by tag at the share path, and shows virtiofs and how it is served', async () => {
     const { session, scripts } = fakeSession(() => ({ code: 0 }));
-    const m = new ShareManager(session, silentLogger(), () => [share], undefined, (s) => routeOf(plan, s));
+    const m = new ShareManager(
+      session,
+      silentLogger(),
+      () => [share],
+      undefined,
+      (s) => routeOf(plan, s),
+    );
     await m.start();
-    assert.deepEqual(m.list(), [{ hostPath: t.dir, guestPath: t.dir, readOnly: false, mechanism: 'virtiofs', mechanismReason: 'virtiofsd 7.2.22 as root', state: 'mounted' }]);
+    assert.deepEqual(m.list(), [
+      { hostPath: t.dir, guestPath: t.dir, readOnly: false, mechanism: 'virtiofs', mechanismReason: 'virtiofsd 7.2.22 as root', state: 'mounted' },
+    ]);
     assert.equal(scripts[0], mountsCommand('mount-virtiofs', t.dir, tag, 'rw'));
     await m.stop();
   });
 
   test('a virtiofs mount that fails falls back to reverse sshfs, saying why', async () => {
-    const { session } = fakeSession((s) => (s === mountsCommand('mount-virtiofs', t.dir, tag, 'rw') ? { code: 32, stderr: 'mount: unknown filesystem type virtiofs' } : { code: 0 }));
-    const m = new ShareManager(session, silentLogger(), () => [share], undefined, (s) => routeOf(plan, s));
+    const { session } = fakeSession((s) =>
+      s === mountsCommand('mount-virtiofs', t.dir, tag, 'rw') ? { code: 32, stderr: 'mount: unknown filesystem type virtiofs' } : { code: 0 },
+    );
+    const m = new ShareManager(
+      session,
+      silentLogger(),
+      () => [share],
+      undefined,
+      (s) => routeOf(plan, s),
+    );
     await m.start();
     const v = m.list()[0]!;
     assert.equal(v.mechanism, 'reverse-sshfs');
@@ -154,21 +173,36 @@ describe('the share manager with virtiofs routes', () => {
     await m.stop();
   });
 
-  test("a share whose file server went away is detached and goes by reverse sshfs; removing a virtiofs share unmounts only its own mount", async () => {
+  test('a share whose file server went away is detached and goes by reverse sshfs; removing a virtiofs share unmounts only its own mount', async () => {
     const { session, scripts } = fakeSession(() => ({ code: 0 }));
     let shares = [share];
-    const m = new ShareManager(session, silentLogger(), () => shares, undefined, (s) => routeOf(plan, s));
+    const m = new ShareManager(
+      session,
+      silentLogger(),
+      () => shares,
+      undefined,
+      (s) => routeOf(plan, s),
+    );
     await m.start();
     m.virtiofsLost('some-other-tag', 'not ours');
     assert.equal(m.list()[0]!.mechanism, 'virtiofs');
     m.virtiofsLost(tag, 'its virtiofsd (pid 42) exited');
     await waitFor(() => m.list()[0]!.mechanism === 'reverse-sshfs', 5000);
     assert.match(m.list()[0]!.mechanismReason!, /its virtiofsd \(pid 42\) exited \(restart the VM soon.*\); reverse sshfs until the next restart/);
-    assert.ok(scripts.some((s) => s.startsWith('umount -l ')), 'the dead mount is detached');
+    assert.ok(
+      scripts.some((s) => s.startsWith('umount -l ')),
+      'the dead mount is detached',
+    );
     await m.stop();
 
     const second = fakeSession(() => ({ code: 0 }));
-    const m2 = new ShareManager(second.session, silentLogger(), () => shares, undefined, (s) => routeOf(plan, s));
+    const m2 = new ShareManager(
+      second.session,
+      silentLogger(),
+      () => shares,
+      undefined,
+      (s) => routeOf(plan, s),
+    );
     await m2.start();
     shares = [];
     await m2.refresh();

@@ -45,7 +45,9 @@ import { shortTempDir } from '../helpers/temp.js';
 
 test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () => {
   assert.deepEqual(
-    parseVirtiofsdVersion('virtiofsd version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022 Fabrice Bellard\nusing FUSE kernel interface version 7.36\n'),
+    parseVirtiofsdVersion(
+      'virtiofsd version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022 Fabrice Bellard\nusing FUSE kernel interface version 7.36\n',
+    ),
     { flavor: 'qemu-c', version: '7.2.22' },
   );
   assert.deepEqual(parseVirtiofsdVersion('virtiofsd 1.10.1\n'), { flavor: 'rust', version: '1.10.1' });
@@ -64,16 +66,28 @@ test('the C virtiofsd: cache=auto, submounts, no locks or xattrs passed through,
   assert.equal(fuseOptEscape('/a,b\\c'), '/a\\,b\\\\c');
   assert.deepEqual(virtiofsdArgs({ flavor: 'qemu-c' }, { socketPath: '/i/virtiofs/t.sock', source: '/home/me,x', readOnly: false }, { kind: 'root' }), [
     '--socket-path=/i/virtiofs/t.sock',
-    '-o', 'source=/home/me\\,x',
-    '-o', 'cache=auto',
-    '-o', 'announce_submounts',
-    '-o', 'no_posix_lock',
-    '-o', 'no_flock',
-    '-o', 'no_xattr',
-    '-o', 'modcaps=-mknod:-setfcap',
-    '-o', 'sandbox=namespace',
+    '-o',
+    'source=/home/me\\,x',
+    '-o',
+    'cache=auto',
+    '-o',
+    'announce_submounts',
+    '-o',
+    'no_posix_lock',
+    '-o',
+    'no_flock',
+    '-o',
+    'no_xattr',
+    '-o',
+    'modcaps=-mknod:-setfcap',
+    '-o',
+    'sandbox=namespace',
   ]);
-  const userns = virtiofsdArgs({ flavor: 'qemu-c' }, { socketPath: '/s', source: '/x', readOnly: false }, { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 100000 });
+  const userns = virtiofsdArgs(
+    { flavor: 'qemu-c' },
+    { socketPath: '/s', source: '/x', readOnly: false },
+    { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 100000 },
+  );
   assert.equal(userns.at(-1), '--rlimit-nofile=0', 'in a user namespace it leaves the open-files limit to the wrapper');
 });
 
@@ -94,7 +108,14 @@ test('as root, a read-write share runs virtiofsd itself; a read-only one behind 
   assert.equal(rw.file, '/usr/lib/qemu/virtiofsd');
   const ro = virtiofsdCommand(d, { socketPath: '/s', source: '/src', readOnly: true }, { kind: 'root' });
   assert.equal(ro.file, 'unshare');
-  assert.deepEqual(ro.args.slice(0, 6), ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && exec "$@"']);
+  assert.deepEqual(ro.args.slice(0, 6), [
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && exec "$@"',
+  ]);
   assert.deepEqual(ro.args.slice(6, 9), ['berth-virtiofsd', '/src', '/usr/lib/qemu/virtiofsd']);
 });
 
@@ -103,8 +124,19 @@ test('as a user: a user namespace where the user is root and guest ids 1-65536 a
   const mode = { kind: 'userns' as const, uid: 1000, gid: 1000, subuid: 100000, subgid: 200000 };
   const c = virtiofsdCommand(d, { socketPath: '/s', source: '/src', readOnly: false }, mode);
   assert.equal(c.file, 'unshare');
-  assert.deepEqual(c.args.slice(0, 7), ['--user', '--map-root-user', '--map-users=100000,1,65536', '--map-groups=200000,1,65536', '--mount', '--propagation', 'private']);
-  assert.equal(wrapperScript(mode, false), 'mount -t tmpfs -o mode=0755 berth-virtiofsd /var/run && mkdir -p /var/run/virtiofsd && ulimit -n "$(ulimit -H -n)" 2>/dev/null && shift && exec "$@"');
+  assert.deepEqual(c.args.slice(0, 7), [
+    '--user',
+    '--map-root-user',
+    '--map-users=100000,1,65536',
+    '--map-groups=200000,1,65536',
+    '--mount',
+    '--propagation',
+    'private',
+  ]);
+  assert.equal(
+    wrapperScript(mode, false),
+    'mount -t tmpfs -o mode=0755 berth-virtiofsd /var/run && mkdir -p /var/run/virtiofsd && ulimit -n "$(ulimit -H -n)" 2>/dev/null && shift && exec "$@"',
+  );
 });
 
 const host = (over: Partial<ProbeHost>): ProbeHost => ({
@@ -138,7 +170,14 @@ test('can virtiofsd run here: root yes; a user with subordinate ids and working 
   assert.equal(ok.support.ok, true);
   assert.deepEqual(ok.mode, { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 200000 });
 
-  const blocked = probeVirtiofsd(host({ ...user, readFile: sub, run: (file) => (file === 'unshare' ? { code: 1, out: 'unshare: write failed /proc/self/uid_map: Operation not permitted' } : { code: 0, out: 'virtiofsd 1.10.1' }) }));
+  const blocked = probeVirtiofsd(
+    host({
+      ...user,
+      readFile: sub,
+      run: (file) =>
+        file === 'unshare' ? { code: 1, out: 'unshare: write failed /proc/self/uid_map: Operation not permitted' } : { code: 0, out: 'virtiofsd 1.10.1' },
+    }),
+  );
   assert.ok(!blocked.support.ok && /Operation not permitted/.test(blocked.support.reason));
 });
 
@@ -175,7 +214,11 @@ test('virtiofsd per share: started detached, owner-only socket and pid file, fou
       assert.equal(fs.statSync(path.join(t.dir, 'virtiofs', `${b.tag}.pid`)).mode & 0o777, 0o600);
     }
     assert.equal(fs.statSync(path.join(t.dir, 'virtiofs')).mode & 0o777, 0o700);
-    assert.deepEqual(findBackends(shares).map((b) => b.pid), backends.map((b) => b.pid), 'a reattaching engine finds them');
+    assert.deepEqual(
+      findBackends(shares).map((b) => b.pid),
+      backends.map((b) => b.pid),
+      'a reattaching engine finds them',
+    );
     await stopBackends(backends);
     for (const b of backends) {
       assert.ok(!pidAlive(b.pid));
@@ -207,24 +250,28 @@ test('a virtiofsd that fails: VIRTIOFSD_FAILED with its own words, and the ones 
 });
 
 const real = probeVirtiofsd();
-test('the real virtiofsd of this host listens on its socket and stops', { needs: real.support.ok ? undefined : `no usable virtiofsd here: ${real.support.reason} (apt-get install qemu-system-x86)` }, async () => {
-  const t = shortTempDir('vfr');
-  try {
-    const src = path.join(t.dir, 'src');
-    fs.mkdirSync(src);
-    for (const readonly of [false, true]) {
-      const tag = readonly ? 'berth-ro-1' : 'berth-rw-1';
-      const [b] = await startBackends([{ hostPath: src, tag, readonly, socketPath: path.join(t.dir, 'v', `${tag}.sock`) }], real);
-      assert.ok(b && pidAlive(b.pid), `${tag} runs`);
-      assert.ok(fs.statSync(b.socketPath).isSocket());
-      await stopBackends([b]);
-      assert.ok(!pidAlive(b.pid));
-      assert.ok(!fs.existsSync(cVirtiofsdPidFile(b.socketPath)), 'its own pid file in /var/run/virtiofsd goes too');
+test(
+  'the real virtiofsd of this host listens on its socket and stops',
+  { needs: real.support.ok ? undefined : `no usable virtiofsd here: ${real.support.reason} (apt-get install qemu-system-x86)` },
+  async () => {
+    const t = shortTempDir('vfr');
+    try {
+      const src = path.join(t.dir, 'src');
+      fs.mkdirSync(src);
+      for (const readonly of [false, true]) {
+        const tag = readonly ? 'berth-ro-1' : 'berth-rw-1';
+        const [b] = await startBackends([{ hostPath: src, tag, readonly, socketPath: path.join(t.dir, 'v', `${tag}.sock`) }], real);
+        assert.ok(b && pidAlive(b.pid), `${tag} runs`);
+        assert.ok(fs.statSync(b.socketPath).isSocket());
+        await stopBackends([b]);
+        assert.ok(!pidAlive(b.pid));
+        assert.ok(!fs.existsSync(cVirtiofsdPidFile(b.socketPath)), 'its own pid file in /var/run/virtiofsd goes too');
+      }
+    } finally {
+      t.cleanup();
     }
-  } finally {
-    t.cleanup();
-  }
-});
+  },
+);
 
 test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts again without it), and its virtiofsd is stopped', async () => {
   const t = shortTempDir('vfq');

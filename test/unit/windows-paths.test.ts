@@ -50,7 +50,10 @@ test('trailing separators are dropped', () => {
 
 test('. and .. are resolved, but not above the root', () => {
   assert.equal(windowsToGuestPath('C:\\Users\\me\\.\\src\\..\\lib'), '/mnt/host/c/Users/me/lib');
-  assert.throws(() => windowsToGuestPath('C:\\..\\Windows'), (e) => isBerthError(e, 'INVALID_HOST_PATH'));
+  assert.throws(
+    () => windowsToGuestPath('C:\\..\\Windows'),
+    (e) => isBerthError(e, 'INVALID_HOST_PATH'),
+  );
 });
 
 test('UNC paths go under /mnt/host/unc/<server>/<share>', () => {
@@ -58,15 +61,25 @@ test('UNC paths go under /mnt/host/unc/<server>/<share>', () => {
   assert.equal(windowsToGuestPath('\\\\fileserver.corp\\Team Share\\Project A'), '/mnt/host/unc/fileserver.corp/Team Share/Project A');
   assert.equal(windowsToGuestPath('//server/share/x'), '/mnt/host/unc/server/share/x');
   assert.equal(windowsToGuestPath('\\\\server\\share'), '/mnt/host/unc/server/share');
-  assert.throws(() => windowsToGuestPath('\\\\server'), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /UNC/.test(e.message));
-  assert.throws(() => windowsToGuestPath('\\\\server\\'), (e) => isBerthError(e, 'INVALID_HOST_PATH'));
+  assert.throws(
+    () => windowsToGuestPath('\\\\server'),
+    (e) => isBerthError(e, 'INVALID_HOST_PATH') && /UNC/.test(e.message),
+  );
+  assert.throws(
+    () => windowsToGuestPath('\\\\server\\'),
+    (e) => isBerthError(e, 'INVALID_HOST_PATH'),
+  );
 });
 
 test('long (\\\\?\\) forms are the same paths; device paths are refused', () => {
   assert.equal(windowsToGuestPath('\\\\?\\C:\\Users\\me'), '/mnt/host/c/Users/me');
   assert.equal(windowsToGuestPath('\\\\?\\UNC\\server\\share\\x'), '/mnt/host/unc/server/share/x');
   for (const p of ['\\\\.\\pipe\\docker_engine', '\\\\.\\C:\\x', '\\\\?\\Volume{b75e2c83-0000-0000-0000-602f00000000}\\x']) {
-    assert.throws(() => windowsToGuestPath(p), (e) => isBerthError(e, 'INVALID_HOST_PATH') && /device path/.test(e.message), p);
+    assert.throws(
+      () => windowsToGuestPath(p),
+      (e) => isBerthError(e, 'INVALID_HOST_PATH') && /device path/.test(e.message),
+      p,
+    );
   }
 });
 
@@ -92,8 +105,14 @@ test('relative paths are refused with a clear error', () => {
 });
 
 test('characters Windows forbids in names are refused', () => {
-  assert.throws(() => parseWindowsPath('C:\\a|b'), (e) => isBerthError(e, 'INVALID_HOST_PATH'));
-  assert.throws(() => parseWindowsPath('C:\\a\\b:c'), (e) => isBerthError(e, 'INVALID_HOST_PATH'));
+  assert.throws(
+    () => parseWindowsPath('C:\\a|b'),
+    (e) => isBerthError(e, 'INVALID_HOST_PATH'),
+  );
+  assert.throws(
+    () => parseWindowsPath('C:\\a\\b:c'),
+    (e) => isBerthError(e, 'INVALID_HOST_PATH'),
+  );
 });
 
 test('guest to Windows: the way back', () => {
@@ -107,8 +126,22 @@ test('guest to Windows: the way back', () => {
 });
 
 test('guest paths that are not host paths are refused', () => {
-  for (const p of ['/var/lib/docker', '/mnt/host', '/mnt/hostile/c', '/mnt/host/cd/x', '/mnt/host/unc/server', '/mnt/host/c/../../etc', 'mnt/host/c/x', '/mnt/host/c/a\\b', '/mnt/host/c/a:b']) {
-    assert.throws(() => guestToWindowsPath(p), (e) => isBerthError(e, 'INVALID_HOST_PATH') && e.hint.length > 0, p);
+  for (const p of [
+    '/var/lib/docker',
+    '/mnt/host',
+    '/mnt/hostile/c',
+    '/mnt/host/cd/x',
+    '/mnt/host/unc/server',
+    '/mnt/host/c/../../etc',
+    'mnt/host/c/x',
+    '/mnt/host/c/a\\b',
+    '/mnt/host/c/a:b',
+  ]) {
+    assert.throws(
+      () => guestToWindowsPath(p),
+      (e) => isBerthError(e, 'INVALID_HOST_PATH') && e.hint.length > 0,
+      p,
+    );
     assert.equal(isGuestHostPath(p), false, p);
   }
   assert.equal(isGuestHostPath('/mnt/host/c/x'), true);

@@ -31,7 +31,9 @@ export function forwardCommands(program: Command): void {
         const r = await callOrOffline(paths, 'ports.add', p);
         if (g.json) return printJson(r);
         const live = r.ports.find((x) => x.hostPort === p.hostPort && x.proto === p.proto);
-        process.stdout.write(`Forwarding host port ${p.hostPort}/${p.proto} to guest port ${p.guestPort}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when the VM runs'}.\n`);
+        process.stdout.write(
+          `Forwarding host port ${p.hostPort}/${p.proto} to guest port ${p.guestPort}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when the VM runs'}.\n`,
+        );
       }),
     );
   port
@@ -92,7 +94,7 @@ export function forwardCommands(program: Command): void {
 
   const sync = program
     .command('sync')
-    .description('folders kept in sync with a copy on the VM\'s disk (builds in containers at native disk speed): list them with their state and conflicts')
+    .description("folders kept in sync with a copy on the VM's disk (builds in containers at native disk speed): list them with their state and conflicts")
     .action(
       action(async (g, paths) => {
         const r = await callOrOffline(paths, 'sync.list', {});
@@ -102,7 +104,7 @@ export function forwardCommands(program: Command): void {
     );
   sync
     .command('add')
-    .description('keep a folder inside a shared folder in sync with a copy on the VM\'s disk; `docker run -v` of it (or of a folder in it) then uses the copy')
+    .description("keep a folder inside a shared folder in sync with a copy on the VM's disk; `docker run -v` of it (or of a folder in it) then uses the copy")
     .argument('<path>', 'the host folder')
     .action(
       action(async (g, paths, dir: string) => {
@@ -119,7 +121,7 @@ export function forwardCommands(program: Command): void {
     );
   sync
     .command('rm')
-    .description('stop syncing a folder: a last sync, then the VM\'s copy is deleted (the host folder stays as it is)')
+    .description("stop syncing a folder: a last sync, then the VM's copy is deleted (the host folder stays as it is)")
     .argument('<path>', 'the host folder')
     .action(
       action(async (g, paths, dir: string) => {

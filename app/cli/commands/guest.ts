@@ -123,7 +123,11 @@ export function guestCommands(program: Command): void {
         // or an older start's context must not be the one the docker CLI ends up using.
         const made = ensureDockerContext(paths.name, paths.dockerSocket);
         if (made.outcome === 'conflict') {
-          throw new BerthError('DOCKER_CONTEXT_CONFLICT', `the docker context "${made.name}" was not created by Berth`, `Berth leaves it alone. Remove or rename it (\`docker context rm ${made.name}\`) and try again.`);
+          throw new BerthError(
+            'DOCKER_CONTEXT_CONFLICT',
+            `the docker context "${made.name}" was not created by Berth`,
+            `Berth leaves it alone. Remove or rename it (\`docker context rm ${made.name}\`) and try again.`,
+          );
         }
         const name = useDockerContext(paths.name);
         if (g.json) return printJson({ context: name });

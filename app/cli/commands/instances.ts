@@ -15,7 +15,11 @@ import { bold, dim, green } from '../output.js';
 async function confirm(question: string, force: boolean | undefined, forceCommand: string): Promise<boolean> {
   if (force) return true;
   if (!process.stdin.isTTY) {
-    throw new BerthError('CONFIRMATION_NEEDED', 'this cannot be undone, and there is no terminal to ask for a yes', `Run \`${forceCommand}\` to go ahead without asking.`);
+    throw new BerthError(
+      'CONFIRMATION_NEEDED',
+      'this cannot be undone, and there is no terminal to ask for a yes',
+      `Run \`${forceCommand}\` to go ahead without asking.`,
+    );
   }
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -56,7 +60,8 @@ async function stopAll(paths: InstancePaths): Promise<void> {
     client.close();
   }
   for (let i = 0; i < 600 && InstanceLock.holder(paths.lock); i++) await sleep(100);
-  if (InstanceLock.holder(paths.lock)) throw new BerthError('VM_BUSY', `the engine of ${paths.name} did not exit`, 'Stop it with `berth stop` (or quit the desktop app) and try again.');
+  if (InstanceLock.holder(paths.lock))
+    throw new BerthError('VM_BUSY', `the engine of ${paths.name} did not exit`, 'Stop it with `berth stop` (or quit the desktop app) and try again.');
 }
 
 /** `berth list`, `berth delete`, `berth reset`: the instances under BERTH_HOME. */
@@ -75,10 +80,22 @@ export function instanceCommands(program: Command): void {
         );
         if (g.json) return printJson({ instances: rows });
         if (!rows.length) return void process.stdout.write('No instances yet. `berth start` creates the default one.\n');
-        const table = [['NAME', 'STATE', 'DRIVER', 'CPUS', 'MEMORY', 'DISK'], ...rows.map((r) => [`${r.name}${r.current ? ' *' : ''}`, r.state, r.driver ?? '-', String(r.cpus ?? '-'), r.memoryMiB ? `${r.memoryMiB} MiB` : '-', r.diskGiB ? `${r.diskGiB} GiB` : '-'])];
+        const table = [
+          ['NAME', 'STATE', 'DRIVER', 'CPUS', 'MEMORY', 'DISK'],
+          ...rows.map((r) => [
+            `${r.name}${r.current ? ' *' : ''}`,
+            r.state,
+            r.driver ?? '-',
+            String(r.cpus ?? '-'),
+            r.memoryMiB ? `${r.memoryMiB} MiB` : '-',
+            r.diskGiB ? `${r.diskGiB} GiB` : '-',
+          ]),
+        ];
         const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
         const paint = (c: string, i: number, row: number) => (row && i === 1 ? (c === 'running' ? green(c) : c === 'stopped' ? dim(c) : c) : row ? c : bold(c));
-        process.stdout.write(table.map((r, row) => r.map((c, i) => paint(c, i, row) + (i < r.length - 1 ? ' '.repeat(w[i]! - c.length) : '')).join('  ')).join('\n') + '\n');
+        process.stdout.write(
+          table.map((r, row) => r.map((c, i) => paint(c, i, row) + (i < r.length - 1 ? ' '.repeat(w[i]! - c.length) : '')).join('  ')).join('\n') + '\n',
+        );
       }),
     );
 
@@ -89,7 +106,8 @@ export function instanceCommands(program: Command): void {
     .option('-f, --force', 'do not ask (needed where there is no terminal to ask on)')
     .action(
       action(async (g, paths, opts: { force?: boolean }) => {
-        if (!fs.existsSync(paths.dir)) throw new BerthError('BAD_REQUEST', `there is no instance "${paths.name}" (${paths.dir})`, '`berth list` lists the instances.');
+        if (!fs.existsSync(paths.dir))
+          throw new BerthError('BAD_REQUEST', `there is no instance "${paths.name}" (${paths.dir})`, '`berth list` lists the instances.');
         if (!(await confirm(`Delete the instance "${paths.name}" and everything in ${paths.dir}?`, opts.force, forceCmd(paths, 'delete')))) {
           process.stderr.write('Nothing was deleted.\n');
           return 1;
@@ -108,17 +126,27 @@ export function instanceCommands(program: Command): void {
 
   program
     .command('reset')
-    .description('factory reset: delete the data disk (containers, images, volumes) and go back to the default settings; the VM must be stopped; asks first unless --force')
+    .description(
+      'factory reset: delete the data disk (containers, images, volumes) and go back to the default settings; the VM must be stopped; asks first unless --force',
+    )
     .option('-f, --force', 'do not ask (needed where there is no terminal to ask on)')
     .action(
       action(async (g, paths, opts: { force?: boolean }) => {
-        if (!(await confirm(`Reset "${paths.name}": delete every container, image and volume and go back to the default settings?`, opts.force, forceCmd(paths, 'reset')))) {
+        if (
+          !(await confirm(
+            `Reset "${paths.name}": delete every container, image and volume and go back to the default settings?`,
+            opts.force,
+            forceCmd(paths, 'reset'),
+          ))
+        ) {
           process.stderr.write('Nothing was reset.\n');
           return 1;
         }
         const r = await callOrOffline(paths, 'engine.factoryReset', { confirm: true });
         if (g.json) return printJson(r);
-        process.stdout.write(`Reset "${paths.name}": ${r.removed.length ? `removed ${r.removed.join(', ')}` : 'there was no disk yet'}; the settings are the defaults.\n`);
+        process.stdout.write(
+          `Reset "${paths.name}": ${r.removed.length ? `removed ${r.removed.join(', ')}` : 'there was no disk yet'}; the settings are the defaults.\n`,
+        );
         for (const k of r.kept) process.stdout.write(`${dim(`kept: ${k}`)}\n`);
       }),
     );

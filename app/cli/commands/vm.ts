@@ -122,7 +122,8 @@ export function vmCommands(program: Command): void {
             return NOT_RUNNING;
           }
           process.stdout.write(`${bold('instance')}      ${s.instance}\n${bold('state')}         ${dim('stopped')} (the engine is not running)\n`);
-          if (driver) process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
+          if (driver)
+            process.stdout.write(`${bold('driver')}        ${driver}${driver === 'auto' ? dim(' (picked at start; `berth doctor` shows which)') : ''}\n`);
           if (orphan) {
             const which = orphan.pid ? `A VM (${orphan.driver}, pid ${orphan.pid}) is still running` : `A ${orphan.driver} VM may still be running`;
             process.stdout.write(`${which} without an engine; \`berth start\` reattaches to it, \`berth stop\` stops it.\n`);

@@ -176,7 +176,12 @@ export class ControlServer {
     const handler = (this.handlers as Record<string, ((p: unknown) => Promise<unknown>) | undefined>)[m];
     if (!handler) {
       // host.doctor and the like judge the host the front end runs on: its gateway answers them.
-      if (FRONT_END_METHODS.includes(m)) throw new BerthError('BAD_REQUEST', `${m} is answered by the dashboard or the desktop app, not by the engine`, 'Run `berth doctor` for the same report.');
+      if (FRONT_END_METHODS.includes(m))
+        throw new BerthError(
+          'BAD_REQUEST',
+          `${m} is answered by the dashboard or the desktop app, not by the engine`,
+          'Run `berth doctor` for the same report.',
+        );
       throw new BerthError('BAD_REQUEST', `${m} is not served by this engine`, 'Nothing was changed.');
     }
     return handler(params);

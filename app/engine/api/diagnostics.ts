@@ -47,19 +47,21 @@ const AUTH_SCHEME = '(?:Bearer|Basic|Digest|Token|Negotiate|NTLM|AWS4-HMAC-SHA25
 export function redact(text: string, secrets: string[] = []): string {
   let out = text;
   for (const s of secrets) if (s.length >= 8) out = out.split(s).join('<redacted>');
-  return out
-    .replace(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g, '<private key redacted>')
-    // A log tail can start inside a key: an END with no BEGIN before it
-    // takes everything from the start of the text with it.
-    .replace(/^[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/, (m) => (m.includes('<private key redacted>') ? m : '<private key redacted>'))
-    .replace(/\b(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+)\s+AAAA[A-Za-z0-9+/=]+/g, '$1 <key redacted>')
-    // JSON logged inside a JSON string: \"token\":\"...\" (any depth of escaping). The value
-    // ends at the first quote escaped exactly like the opening one, not at a deeper one.
-    .replace(new RegExp(`(\\\\+)"([\\w-]*${SECRET_KEY})\\1"(\\s*:\\s*)\\1"[\\s\\S]*?(?<!\\\\)\\1"`, 'gi'), '$1"$2$1"$3$1"<redacted>$1"')
-    // key: value, key=value, "key": "value"; an Authorization value with its scheme (Bearer, Basic...).
-    .replace(new RegExp(`("?${SECRET_KEY}"?\\s*[:=]\\s*)("[^"]*"|(?:${AUTH_SCHEME}\\s+)?[^\\s,}&]+)`, 'gi'), '$1<redacted>')
-    .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/g, '$1<redacted>')
-    .replace(/([?&#]token=)[^&\s"']+/gi, '$1<redacted>');
+  return (
+    out
+      .replace(/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g, '<private key redacted>')
+      // A log tail can start inside a key: an END with no BEGIN before it
+      // takes everything from the start of the text with it.
+      .replace(/^[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/, (m) => (m.includes('<private key redacted>') ? m : '<private key redacted>'))
+      .replace(/\b(ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp\d+)\s+AAAA[A-Za-z0-9+/=]+/g, '$1 <key redacted>')
+      // JSON logged inside a JSON string: \"token\":\"...\" (any depth of escaping). The value
+      // ends at the first quote escaped exactly like the opening one, not at a deeper one.
+      .replace(new RegExp(`(\\\\+)"([\\w-]*${SECRET_KEY})\\1"(\\s*:\\s*)\\1"[\\s\\S]*?(?<!\\\\)\\1"`, 'gi'), '$1"$2$1"$3$1"<redacted>$1"')
+      // key: value, key=value, "key": "value"; an Authorization value with its scheme (Bearer, Basic...).
+      .replace(new RegExp(`("?${SECRET_KEY}"?\\s*[:=]\\s*)("[^"]*"|(?:${AUTH_SCHEME}\\s+)?[^\\s,}&]+)`, 'gi'), '$1<redacted>')
+      .replace(/\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/g, '$1<redacted>')
+      .replace(/([?&#]token=)[^&\s"']+/gi, '$1<redacted>')
+  );
 }
 
 function readSecrets(paths: InstancePaths): string[] {
@@ -142,12 +144,15 @@ function pruneOld(dir: string, name: string): void {
 }
 
 /** What a running engine adds to the bundle: its status, ports, the guest's log and Docker's info. */
-export async function engineExtras(engine: {
-  status(): unknown;
-  edits: { portsList(): unknown };
-  guestLogs(lines: number): Promise<string[]>;
-  sm: { state: string };
-}, dockerSocket: string): Promise<Record<string, unknown>> {
+export async function engineExtras(
+  engine: {
+    status(): unknown;
+    edits: { portsList(): unknown };
+    guestLogs(lines: number): Promise<string[]>;
+    sm: { state: string };
+  },
+  dockerSocket: string,
+): Promise<Record<string, unknown>> {
   const extra: Record<string, unknown> = { 'status.json': engine.status() };
   try {
     extra['ports.json'] = engine.edits.portsList();
@@ -159,9 +164,7 @@ export async function engineExtras(engine: {
       .guestLogs(2000)
       .then((l) => l.join('\n') + '\n')
       .catch((err: Error) => `cannot read the guest log: ${err.message}\n`);
-    extra['docker-info.json'] = await new DockerApi(dockerSocket)
-      .request('GET', '/info', undefined, 10_000)
-      .catch((err: Error) => ({ error: err.message }));
+    extra['docker-info.json'] = await new DockerApi(dockerSocket).request('GET', '/info', undefined, 10_000).catch((err: Error) => ({ error: err.message }));
   }
   return extra;
 }

@@ -97,7 +97,8 @@ export interface PlanContext {
 export async function chooseAccel(c: PlanContext, driver: Driver, settings: Settings, image: GuestImage): Promise<AccelChoice> {
   const own = driver.features.accelerator;
   if (own !== 'choose') {
-    if (settings.accel !== 'auto') c.log.warn({ accel: settings.accel, driver: driver.name }, `the accel setting does not apply to the ${driver.features.label} driver; ignored`);
+    if (settings.accel !== 'auto')
+      c.log.warn({ accel: settings.accel, driver: driver.name }, `the accel setting does not apply to the ${driver.features.label} driver; ignored`);
     return { ...own, cached: false };
   }
   return chooseAccelerator({
@@ -149,7 +150,10 @@ export async function sharePlanFor(c: PlanContext, driver: Driver, settings: Set
       }
     },
   });
-  c.log.info({ setting, virtiofs: plan.devices.map((d) => ({ host: d.hostPath, tag: d.tag })), support: support.ok ? support.how : support.reason }, 'file sharing plan');
+  c.log.info(
+    { setting, virtiofs: plan.devices.map((d) => ({ host: d.hostPath, tag: d.tag })), support: support.ok ? support.how : support.reason },
+    'file sharing plan',
+  );
   return plan;
 }
 

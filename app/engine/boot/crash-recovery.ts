@@ -81,7 +81,9 @@ export async function findLeftVm(c: PlanContext, images: ImageStore, driverFor: 
   const run = readJsonIfExists(c.paths.state) as RunState | undefined;
   const driver = run ? driverFor(run) : undefined;
   const image =
-    run?.sshPort && run.imageDir && driver ? await images.verify(run.imageDir, undefined, bootModeFor(driver.features, c.tuning.boot)).catch(() => undefined) : undefined;
+    run?.sshPort && run.imageDir && driver
+      ? await images.verify(run.imageDir, undefined, bootModeFor(driver.features, c.tuning.boot)).catch(() => undefined)
+      : undefined;
   const spec = run && image && driver ? vmSpecFor(c, run, image, driver) : undefined;
   const vm = driver && spec ? await driver.attach(spec) : null;
   if (!run || !image || !vm || !driver || !spec) {
@@ -103,7 +105,8 @@ export function guestDied(serialLog: string, message: string): BerthError {
 
 /** The error a running VM that went down by itself leaves (with the restart budget's note once it is spent). */
 export function vmExitedInfo(serialLog: string, reason: string, budgetSpent?: string): ErrorInfo {
-  const hint = 'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.';
+  const hint =
+    'Containers and volumes are on the data disk and are kept. `berth start` starts the VM again; `berth logs --serial` shows its last console output.';
   return {
     code: 'VM_EXITED',
     message: `the VM stopped unexpectedly (${reason})`,

@@ -41,7 +41,14 @@ export async function prepareRun(o: {
   const accel = await chooseAccel(plan, driver, settings, image);
   plan.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
   const rosetta = rosettaFor(plan, settings, driver, o.driverChecks);
-  prepareInstanceDisks({ paths: plan.paths, diskGiB: settings.diskGiB, traits: guestTraits(plan, driver), features: driver.features, keys: o.keys, rosetta: rosetta.use });
+  prepareInstanceDisks({
+    paths: plan.paths,
+    diskGiB: settings.diskGiB,
+    traits: guestTraits(plan, driver),
+    features: driver.features,
+    keys: o.keys,
+    rosetta: rosetta.use,
+  });
   const run = newRun({
     driver,
     driverReason: o.driverReason,

@@ -37,7 +37,14 @@ export function readStarts(file: string): StartRecord[] {
     const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { starts?: unknown };
     if (!Array.isArray(raw.starts)) return [];
     return raw.starts
-      .filter((r): r is StartRecord => !!r && typeof r === 'object' && typeof (r as StartRecord).totalMs === 'number' && typeof (r as StartRecord).phases === 'object' && (r as StartRecord).phases !== null)
+      .filter(
+        (r): r is StartRecord =>
+          !!r &&
+          typeof r === 'object' &&
+          typeof (r as StartRecord).totalMs === 'number' &&
+          typeof (r as StartRecord).phases === 'object' &&
+          (r as StartRecord).phases !== null,
+      )
       .map((r) => ({
         at: String(r.at),
         totalMs: r.totalMs,

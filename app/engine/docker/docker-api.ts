@@ -287,7 +287,9 @@ export class DockerApi {
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const text = Buffer.concat(chunks).toString('utf8');
-          reject(new DockerApiError(status >= 400 ? status : 500, status >= 400 ? errorMessage(text) : `dockerd did not upgrade the connection (HTTP ${status})`));
+          reject(
+            new DockerApiError(status >= 400 ? status : 500, status >= 400 ? errorMessage(text) : `dockerd did not upgrade the connection (HTTP ${status})`),
+          );
         });
       });
       req.on('error', (e) => {

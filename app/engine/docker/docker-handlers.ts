@@ -5,15 +5,7 @@ import { DockerApi } from './docker-api.js';
 import { containerDetails } from './docker-inspect.js';
 import { DockerStats } from './docker-stats.js';
 import { DockerStreams } from './docker-streams.js';
-import {
-  containerView,
-  dockerError,
-  imageView,
-  volumeView,
-  type ContainerSummaryFull,
-  type ImageSummary,
-  type VolumeSummary,
-} from './docker-views.js';
+import { containerView, dockerError, imageView, volumeView, type ContainerSummaryFull, type ImageSummary, type VolumeSummary } from './docker-views.js';
 import { DockerWatcher } from './docker-watch.js';
 
 /** What the Docker handlers get from the engine. */
@@ -134,8 +126,7 @@ export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
       return {};
     },
 
-    'containers.inspect': (p) =>
-      call(`inspect container ${p.id}`, async (a) => containerDetails(await a.request('GET', `/containers/${enc(p.id)}/json`))),
+    'containers.inspect': (p) => call(`inspect container ${p.id}`, async (a) => containerDetails(await a.request('GET', `/containers/${enc(p.id)}/json`))),
 
     'containers.stats': (p) => stats.start(api(), p),
     'containers.stats.stop': async (p) => {
@@ -194,9 +185,7 @@ export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
         const r = (await a.request('GET', '/volumes')) as { Volumes?: VolumeSummary[] | null };
         const vols = r.Volumes ?? [];
         // Sizes come from `system df`, which can be slow on a busy VM: the list does not wait long for them.
-        const df = (await a.request('GET', '/system/df', undefined, 10_000).catch(() => undefined)) as
-          | { Volumes?: VolumeSummary[] | null }
-          | undefined;
+        const df = (await a.request('GET', '/system/df', undefined, 10_000).catch(() => undefined)) as { Volumes?: VolumeSummary[] | null } | undefined;
         const usage = new Map((df?.Volumes ?? []).map((v) => [v.Name, v.UsageData]));
         return {
           volumes: vols.map((v) => volumeView({ ...v, UsageData: usage.get(v.Name) ?? v.UsageData })).sort((x, y) => x.name.localeCompare(y.name)),

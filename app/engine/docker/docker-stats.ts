@@ -124,7 +124,11 @@ export class DockerStats {
         }
         if (buf.length > MAX_STATS_LINE) {
           handle.stop();
-          finish({ code: 'DOCKER_FAILED', message: `the stats of ${p.id} sent a line over ${MAX_STATS_LINE / 1024} KiB`, hint: 'Open the container again; Docker in the VM may be misbehaving.' });
+          finish({
+            code: 'DOCKER_FAILED',
+            message: `the stats of ${p.id} sent a line over ${MAX_STATS_LINE / 1024} KiB`,
+            hint: 'Open the container again; Docker in the VM may be misbehaving.',
+          });
         }
       },
       (err) => finish(err ? toErrorInfo(dockerError(err, `read the stats of ${p.id}`)) : undefined),

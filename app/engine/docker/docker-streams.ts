@@ -14,7 +14,6 @@ import { dockerError } from './docker-views.js';
  * streams a vanished client left behind cannot pile up.
  */
 
-
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 32 * 1024;
 
@@ -102,10 +101,7 @@ export class DockerStreams {
     return this.terms.size;
   }
 
-  async startLogs(
-    api: DockerApi,
-    p: { id: string; follow?: boolean; tail?: number; timestamps?: boolean },
-  ): Promise<{ stream: string; tty: boolean }> {
+  async startLogs(api: DockerApi, p: { id: string; follow?: boolean; tail?: number; timestamps?: boolean }): Promise<{ stream: string; tty: boolean }> {
     const ref = encodeURIComponent(p.id);
     let tty: boolean;
     try {
@@ -155,10 +151,7 @@ export class DockerStreams {
     s.finish();
   }
 
-  async startTerminal(
-    api: DockerApi,
-    p: { id: string; cols: number; rows: number; command?: string[] },
-  ): Promise<{ session: string }> {
+  async startTerminal(api: DockerApi, p: { id: string; cols: number; rows: number; command?: string[] }): Promise<{ session: string }> {
     const ref = encodeURIComponent(p.id);
     let execId: string;
     let conn: { socket: Duplex; head: Buffer };

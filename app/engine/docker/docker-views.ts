@@ -89,7 +89,11 @@ export function dockerError(err: unknown, what: string): BerthError {
     if (err.status === 409) {
       return new BerthError('DOCKER_CONFLICT', `cannot ${what}: ${msg}`, conflictHint(msg));
     }
-    return new BerthError('DOCKER_FAILED', `cannot ${what}: Docker said "${msg}" (HTTP ${err.status})`, 'Check the details in the message; `docker` shows the same error.');
+    return new BerthError(
+      'DOCKER_FAILED',
+      `cannot ${what}: Docker said "${msg}" (HTTP ${err.status})`,
+      'Check the details in the message; `docker` shows the same error.',
+    );
   }
   const e = err as NodeJS.ErrnoException;
   return new BerthError(

@@ -128,10 +128,27 @@ export function probeBoot(
   timeoutMs: number,
 ): Promise<{ ok: true; ms: number } | { ok: false; why: string }> {
   const args = [
-    '-machine', qemuMachine(input.arch, accel), '-accel', accel, '-cpu', accel === 'tcg' ? tcgCpu(input.arch) : 'host', '-m', '256M',
-    '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', input.kernel, '-initrd', input.initrd,
-    '-append', `console=${serialConsole(input.arch)} quiet panic=-1 berth.probe=1`,
+    '-machine',
+    qemuMachine(input.arch, accel),
+    '-accel',
+    accel,
+    '-cpu',
+    accel === 'tcg' ? tcgCpu(input.arch) : 'host',
+    '-m',
+    '256M',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    input.kernel,
+    '-initrd',
+    input.initrd,
+    '-append',
+    `console=${serialConsole(input.arch)} quiet panic=-1 berth.probe=1`,
   ];
   const started = Date.now();
   return new Promise((resolve) => {

@@ -48,7 +48,11 @@ export const BOOT_MODES: readonly BootMode[] = ['kernel', 'efi', 'vhdx'];
 export function bootModeFor(features: Pick<DriverFeatures, 'label' | 'bootModes'>, asked?: BootMode): BootMode {
   if (!asked) return features.bootModes[0]!;
   if (!features.bootModes.includes(asked)) {
-    throw new BerthError('INVALID_SETTINGS', `the ${features.label} driver cannot boot BERTH_BOOT=${asked}`, `${features.label} boots ${features.bootModes.join(' or ')}; unset BERTH_BOOT.`);
+    throw new BerthError(
+      'INVALID_SETTINGS',
+      `the ${features.label} driver cannot boot BERTH_BOOT=${asked}`,
+      `${features.label} boots ${features.bootModes.join(' or ')}; unset BERTH_BOOT.`,
+    );
   }
   return asked;
 }

@@ -169,10 +169,7 @@ function foreignGuest(driver: DriverName, f: HostFacts, guest: GuestArch | undef
 
 async function checkQemu(f: HostFacts, guestArch?: GuestArch): Promise<DriverCheck> {
   if (f.platform === 'win32') {
-    return unusable(
-      'qemu',
-      problem('UNSUPPORTED_OS', 'the QEMU driver runs on Linux and macOS', 'On Windows Berth runs its VM with Hyper-V.'),
-    );
+    return unusable('qemu', problem('UNSUPPORTED_OS', 'the QEMU driver runs on Linux and macOS', 'On Windows Berth runs its VM with Hyper-V.'));
   }
   const native = nativeGuestArch(f.arch);
   if (!native) {
@@ -198,11 +195,7 @@ async function checkQemu(f: HostFacts, guestArch?: GuestArch): Promise<DriverChe
   const v = await f.run(binary, ['--version']).catch(() => undefined);
   const version = v && /QEMU emulator version (\d+\.\d+(?:\.\d+)?)/.exec(v.stdout)?.[1];
   if (!version) {
-    return unusable(
-      'qemu',
-      problem('QEMU_FAILED', `${binary} --version failed`, 'Check the QEMU installation.'),
-      details,
-    );
+    return unusable('qemu', problem('QEMU_FAILED', `${binary} --version failed`, 'Check the QEMU installation.'), details);
   }
   details.version = version;
   if (Number(version.split('.')[0]) < 7) warnings.push(`QEMU ${version} is old; Berth is tested with 7.2 and later`);
@@ -239,7 +232,10 @@ function olderThan(version: string, min: string): boolean {
 
 async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCheck> {
   if (f.platform !== 'darwin') {
-    return unusable('vfkit', problem('UNSUPPORTED_OS', 'vfkit runs only on macOS (Virtualization.framework)', 'Use the QEMU driver on Linux and Hyper-V on Windows.'));
+    return unusable(
+      'vfkit',
+      problem('UNSUPPORTED_OS', 'vfkit runs only on macOS (Virtualization.framework)', 'Use the QEMU driver on Linux and Hyper-V on Windows.'),
+    );
   }
   const foreign = foreignGuest('vfkit', f, guestArch);
   if (foreign) return foreign;
@@ -249,7 +245,11 @@ async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCh
   if (!macos || Number(macos.split('.')[0]) < 13) {
     return unusable(
       'vfkit',
-      problem('UNSUPPORTED_OS', `vfkit needs macOS 13 or later${macos ? ` (this is macOS ${macos})` : ''}`, 'Update macOS, or use the QEMU driver (`brew install qemu`).'),
+      problem(
+        'UNSUPPORTED_OS',
+        `vfkit needs macOS 13 or later${macos ? ` (this is macOS ${macos})` : ''}`,
+        'Update macOS, or use the QEMU driver (`brew install qemu`).',
+      ),
       details,
     );
   }
@@ -292,7 +292,10 @@ async function checkVfkit(f: HostFacts, guestArch?: GuestArch): Promise<DriverCh
   if (f.arch === 'arm64') {
     const rosetta = f.access('/Library/Apple/usr/libexec/oah/libRosettaRuntime') !== 'missing';
     details.rosetta = rosetta;
-    if (!rosetta) warnings.push('Rosetta is not installed, so the rosetta setting cannot run amd64 binaries in the VM (`softwareupdate --install-rosetta --agree-to-license`)');
+    if (!rosetta)
+      warnings.push(
+        'Rosetta is not installed, so the rosetta setting cannot run amd64 binaries in the VM (`softwareupdate --install-rosetta --agree-to-license`)',
+      );
   }
   return { driver: 'vfkit', usable: true, summary: `vfkit ${version ?? '(unknown version)'} on macOS ${macos}`, warnings, details };
 }
@@ -310,7 +313,11 @@ async function checkHyperv(f: HostFacts, guestArch?: GuestArch): Promise<DriverC
   if (!build || build < MIN_WINDOWS_BUILD) {
     return unusable(
       'hyperv',
-      problem('UNSUPPORTED_OS', `Berth needs Windows 10 version 1709 (build ${MIN_WINDOWS_BUILD}) or later${build ? ` (this is build ${build})` : ''}`, 'Update Windows.'),
+      problem(
+        'UNSUPPORTED_OS',
+        `Berth needs Windows 10 version 1709 (build ${MIN_WINDOWS_BUILD}) or later${build ? ` (this is build ${build})` : ''}`,
+        'Update Windows.',
+      ),
       details,
     );
   }
@@ -323,7 +330,11 @@ async function checkHyperv(f: HostFacts, guestArch?: GuestArch): Promise<DriverC
   if (!ps) {
     return unusable(
       'hyperv',
-      problem('POWERSHELL_MISSING', `${f.tools.powershell || 'powershell.exe'} was not found`, 'Windows PowerShell ships with Windows; check PATH, or set BERTH_POWERSHELL.'),
+      problem(
+        'POWERSHELL_MISSING',
+        `${f.tools.powershell || 'powershell.exe'} was not found`,
+        'Windows PowerShell ships with Windows; check PATH, or set BERTH_POWERSHELL.',
+      ),
       details,
     );
   }
@@ -381,7 +392,8 @@ export async function detectDrivers(facts: HostFacts = realHostFacts(), opts: De
     safe('hyperv', () => checkHyperv(facts, g)),
     safe('qemu', () => checkQemu(facts, g)),
   ]);
-  const order: DriverName[] = facts.platform === 'darwin' ? ['vfkit', 'qemu', 'hyperv'] : facts.platform === 'win32' ? ['hyperv', 'qemu', 'vfkit'] : ['qemu', 'vfkit', 'hyperv'];
+  const order: DriverName[] =
+    facts.platform === 'darwin' ? ['vfkit', 'qemu', 'hyperv'] : facts.platform === 'win32' ? ['hyperv', 'qemu', 'vfkit'] : ['qemu', 'vfkit', 'hyperv'];
   return order.map((d) => checks.find((c) => c.driver === d)!);
 }
 

@@ -127,9 +127,9 @@ export function wrapScript(op: string, body: string): string {
  */
 export function preflightLines(switchName: string): string[] {
   return [
-    'if (-not (Get-Module -ListAvailable -Name Hyper-V)) { Stop-Berth \'disabled\' \'the Hyper-V PowerShell module is not installed\' }',
+    "if (-not (Get-Module -ListAvailable -Name Hyper-V)) { Stop-Berth 'disabled' 'the Hyper-V PowerShell module is not installed' }",
     '$vmms = Get-Service -Name vmms -ErrorAction SilentlyContinue',
-    'if (-not $vmms) { Stop-Berth \'disabled\' \'the Hyper-V Virtual Machine Management service (vmms) is not installed\' }',
+    "if (-not $vmms) { Stop-Berth 'disabled' 'the Hyper-V Virtual Machine Management service (vmms) is not installed' }",
     "if ($vmms.Status -ne 'Running') { Stop-Berth 'disabled' ('the Hyper-V Virtual Machine Management service (vmms) is ' + $vmms.Status) }",
     '$principal = New-Object System.Security.Principal.WindowsPrincipal([System.Security.Principal.WindowsIdentity]::GetCurrent())',
     "$hvAdmins = New-Object System.Security.Principal.SecurityIdentifier('S-1-5-32-578')",
@@ -229,7 +229,12 @@ export function buildCreateScript(spec: VmSpec, o: HypervScriptOptions): string 
   attach(efiLun, requireVhd('EFI boot disk', spec.efi.image), true, 'berth-efi');
   for (const d of spec.disks) {
     const lun = hypervDiskLun(d.serial);
-    if (lun === efiLun) throw new BerthError('VM_SPEC_UNSUPPORTED', `the disk ${d.serial} would take the EFI boot disk's LUN ${efiLun}`, 'This is a bug in Berth; please report it.');
+    if (lun === efiLun)
+      throw new BerthError(
+        'VM_SPEC_UNSUPPORTED',
+        `the disk ${d.serial} would take the EFI boot disk's LUN ${efiLun}`,
+        'This is a bug in Berth; please report it.',
+      );
     const file = requireVhd(`disk ${d.serial}`, d.path);
     if (d.sizeBytes !== undefined && !d.readonly) lines.push(...ensureVhdLines(file, d.sizeBytes));
     attach(lun, file, d.readonly, d.serial);
@@ -296,7 +301,7 @@ export function buildStateScript(spec: Pick<VmSpec, 'name'>): string {
       '  Send-BerthResult @{ ok = $true; exists = $false }',
       '} else {',
       '  $procId = 0',
-      "  try { $procId = [int](Get-CimInstance -Namespace 'root\\virtualization\\v2' -ClassName Msvm_ComputerSystem -Filter (\"Name='\" + $vm.Id + \"'\")).ProcessID } catch { $procId = 0 }",
+      '  try { $procId = [int](Get-CimInstance -Namespace \'root\\virtualization\\v2\' -ClassName Msvm_ComputerSystem -Filter ("Name=\'" + $vm.Id + "\'")).ProcessID } catch { $procId = 0 }',
       '  Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString(); notes = $vm.Notes; processId = $procId }',
       '}',
     ].join('\n'),
@@ -317,12 +322,10 @@ export function buildStopScript(spec: Pick<VmSpec, 'name'>, turnOff: boolean): s
     [
       `$vm = Get-VM -Name ${name} -ErrorAction SilentlyContinue`,
       "if ($vm -and $vm.State.ToString() -ne 'Off') {",
-      turnOff
-        ? `  Stop-VM -Name ${name} -TurnOff -Force`
-        : `  $job = Stop-VM -Name ${name} -Force -AsJob\n  Wait-Job -Job $job -Timeout 3 | Out-Null`,
+      turnOff ? `  Stop-VM -Name ${name} -TurnOff -Force` : `  $job = Stop-VM -Name ${name} -Force -AsJob\n  Wait-Job -Job $job -Timeout 3 | Out-Null`,
       `  $vm = Get-VM -Name ${name}`,
       '}',
-      "if ($vm) { Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString() } } else { Send-BerthResult @{ ok = $true; exists = $false } }",
+      'if ($vm) { Send-BerthResult @{ ok = $true; exists = $true; state = $vm.State.ToString() } } else { Send-BerthResult @{ ok = $true; exists = $false } }',
     ].join('\n'),
   );
 }
@@ -355,7 +358,7 @@ export function buildProbeScript(switchName: string): string {
     'probe',
     [
       '$r = @{ ok = $true }',
-      "$r.module = [bool](Get-Module -ListAvailable -Name Hyper-V)",
+      '$r.module = [bool](Get-Module -ListAvailable -Name Hyper-V)',
       '$vmms = Get-Service -Name vmms -ErrorAction SilentlyContinue',
       "$r.vmms = if ($vmms) { $vmms.Status.ToString() } else { 'missing' }",
       '$principal = New-Object System.Security.Principal.WindowsPrincipal([System.Security.Principal.WindowsIdentity]::GetCurrent())',

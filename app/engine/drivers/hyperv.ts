@@ -5,7 +5,16 @@ import { BerthError } from '../../contract/errors.js';
 import { sleep, waitFor } from '../../base/process-util.js';
 import { type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
-import { buildAddressScript, buildCreateScript, buildProbeScript, buildStateScript, buildStopScript, comPipePath, HYPERV_NOTE, hypervVmName } from './hyperv-scripts.js';
+import {
+  buildAddressScript,
+  buildCreateScript,
+  buildProbeScript,
+  buildStateScript,
+  buildStopScript,
+  comPipePath,
+  HYPERV_NOTE,
+  hypervVmName,
+} from './hyperv-scripts.js';
 import { hypervError, parsePsResult, powershellBinary, spawnPowerShell, type PowerShellRunner, type PsResult } from './powershell.js';
 
 /**
@@ -213,7 +222,7 @@ export class HypervDriver implements Driver {
     const script = buildCreateScript(spec, { switchName: this.o.switchName });
     const r = await runScript(this.o, script, 'create and start the VM', 180_000);
     if (r.notes !== HYPERV_NOTE) {
-      throw new BerthError('HYPERV_FAILED', 'Hyper-V started a VM that does not carry Berth\'s note', 'This is a bug in Berth; please report it.');
+      throw new BerthError('HYPERV_FAILED', "Hyper-V started a VM that does not carry Berth's note", 'This is a bug in Berth; please report it.');
     }
     const state = await runScript(this.o, buildStateScript(spec), 'query the VM', 30_000).catch(() => undefined);
     return new HypervVm(Number(state?.processId) || 0, spec, this.o);

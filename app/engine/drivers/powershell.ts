@@ -81,7 +81,15 @@ export function parsePsResult(run: PsRun): PsResult {
   if (/required permission|PermissionDenied|Access is denied/i.test(text)) {
     return { ok: false, kind: 'not-admin', message: 'this user may not manage Hyper-V' };
   }
-  return { ok: false, kind: 'error', message: text.split('\n').find((l) => l.trim())?.trim() || `PowerShell exited with status ${run.code}` };
+  return {
+    ok: false,
+    kind: 'error',
+    message:
+      text
+        .split('\n')
+        .find((l) => l.trim())
+        ?.trim() || `PowerShell exited with status ${run.code}`,
+  };
 }
 
 /** The Windows account name for the hint (DOMAIN\user when Windows tells). */

@@ -95,11 +95,7 @@ export interface Edk2Firmware {
  * first (<prefix>/bin/qemu-system-* -> <prefix>/share/qemu), then in the
  * usual Homebrew, MacPorts and Debian places.
  */
-export function findEdk2Firmware(
-  guest: GuestArch,
-  qemuBinary?: string,
-  exists: (p: string) => boolean = (p) => fs.existsSync(p),
-): Edk2Firmware | undefined {
+export function findEdk2Firmware(guest: GuestArch, qemuBinary?: string, exists: (p: string) => boolean = (p) => fs.existsSync(p)): Edk2Firmware | undefined {
   const prefixes: string[] = [];
   if (qemuBinary) {
     let real = qemuBinary;
@@ -111,10 +107,7 @@ export function findEdk2Firmware(
     for (const b of new Set([qemuBinary, real])) prefixes.push(path.dirname(path.dirname(b)));
   }
   prefixes.push('/opt/homebrew', '/usr/local', '/opt/local');
-  const edk2 =
-    guest === 'aarch64'
-      ? { code: 'edk2-aarch64-code.fd', vars: 'edk2-arm-vars.fd' }
-      : { code: 'edk2-x86_64-code.fd', vars: 'edk2-i386-vars.fd' };
+  const edk2 = guest === 'aarch64' ? { code: 'edk2-aarch64-code.fd', vars: 'edk2-arm-vars.fd' } : { code: 'edk2-x86_64-code.fd', vars: 'edk2-i386-vars.fd' };
   const candidates: Edk2Firmware[] = [...new Set(prefixes)].map((p) => ({
     code: path.join(p, 'share', 'qemu', edk2.code),
     varsTemplate: path.join(p, 'share', 'qemu', edk2.vars),
@@ -141,10 +134,14 @@ function qemuEscape(value: string): string {
  */
 export function efiBootArgs(efi: NonNullable<VmSpec['efi']>, firmware: Edk2Firmware): string[] {
   return [
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(firmware.code)}`,
-    '-drive', `if=pflash,format=raw,unit=1,file=${qemuEscape(efi.variableStore)}`,
-    '-drive', `if=none,id=efidisk,file=${qemuEscape(efi.image)},format=raw,readonly=on`,
-    '-device', 'virtio-blk-pci,drive=efidisk,bootindex=0',
+    '-drive',
+    `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(firmware.code)}`,
+    '-drive',
+    `if=pflash,format=raw,unit=1,file=${qemuEscape(efi.variableStore)}`,
+    '-drive',
+    `if=none,id=efidisk,file=${qemuEscape(efi.image)},format=raw,readonly=on`,
+    '-device',
+    'virtio-blk-pci,drive=efidisk,bootindex=0',
   ];
 }
 

@@ -235,7 +235,7 @@ function hostQemuArgs(spec: VmSpec, qemu: string, host: QemuHost): string[] {
       throw new BerthError(
         'QEMU_FAILED',
         `EFI boot needs QEMU's edk2 firmware for ${spec.arch}, and it was not found`,
-        'Homebrew\'s `qemu` ships it; on Debian/Ubuntu install `ovmf` (x86_64) or `qemu-efi-aarch64` (arm64).',
+        "Homebrew's `qemu` ships it; on Debian/Ubuntu install `ovmf` (x86_64) or `qemu-efi-aarch64` (arm64).",
       );
     }
     ensureVariableStore(spec.efi, firmware);
@@ -267,7 +267,12 @@ export class QemuDriver implements Driver {
     this.probed =
       this.host.platform === 'linux'
         ? this.probe()
-        : { support: { ok: false, reason: `QEMU on ${this.host.platform === 'darwin' ? 'macOS' : this.host.platform} has no virtio-fs file server (virtiofsd is Linux-only)` } };
+        : {
+            support: {
+              ok: false,
+              reason: `QEMU on ${this.host.platform === 'darwin' ? 'macOS' : this.host.platform} has no virtio-fs file server (virtiofsd is Linux-only)`,
+            },
+          };
     return this.probed;
   }
 

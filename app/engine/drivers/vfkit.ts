@@ -4,7 +4,16 @@ import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../../base/fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../../base/process-util.js';
-import { defaultMacAddress, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmSpec, type VirtiofsSupport } from './driver.js';
+import {
+  defaultMacAddress,
+  type Driver,
+  type GuestArch,
+  type GuestTraits,
+  type RunningVm,
+  type SshEndpoint,
+  type VmSpec,
+  type VirtiofsSupport,
+} from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import { ProcessVm } from './process-vm.js';
 import { DHCP_LEASES_FILE, leaseIpFor, normalizeMacColons } from './dhcp-leases.js';
@@ -129,7 +138,11 @@ export function checkVfkitKernel(spec: Pick<VmSpec, 'arch' | 'kernel' | 'efi'>):
       fs.closeSync(fd);
     }
   } catch (err) {
-    throw new BerthError('IMAGE_MISSING', `the guest kernel ${spec.kernel} cannot be read: ${(err as Error).message}`, 'Rebuild the guest image with `npm run image`.');
+    throw new BerthError(
+      'IMAGE_MISSING',
+      `the guest kernel ${spec.kernel} cannot be read: ${(err as Error).message}`,
+      'Rebuild the guest image with `npm run image`.',
+    );
   }
   const kind = kernelKind(head);
   if (kind === 'arm64-image') return;
@@ -166,7 +179,10 @@ export function buildVfkitArgs(spec: VmSpec): string[] {
     // deviceId becomes the virtio-blk serial the guest finds the disk by
     // (/dev/disk/by-id/virtio-<serial>), as QEMU's serial= does.
     if (!/^[A-Za-z0-9._-]+$/.test(d.serial) || d.serial.length > MAX_DEVICE_ID) {
-      throw unsupported(`disk serial "${d.serial}" is not a valid Virtualization.framework device identifier`, 'Use up to 20 ASCII letters, digits, dots, dashes or underscores.');
+      throw unsupported(
+        `disk serial "${d.serial}" is not a valid Virtualization.framework device identifier`,
+        'Use up to 20 ASCII letters, digits, dots, dashes or underscores.',
+      );
     }
     args.push('--device', `virtio-blk,path=${devicePath('disk', d.path)}${d.readonly ? ',readonly' : ''},deviceId=${d.serial}`);
   }
@@ -340,7 +356,11 @@ export class VfkitDriver implements Driver {
       child.once('spawn', () => resolve(undefined));
     });
     if (spawnError || !child.pid) {
-      throw new BerthError('VFKIT_FAILED', `vfkit could not be started: ${spawnError?.message ?? 'no pid'}`, 'Check the vfkit installation (`vfkit --version`).');
+      throw new BerthError(
+        'VFKIT_FAILED',
+        `vfkit could not be started: ${spawnError?.message ?? 'no pid'}`,
+        'Check the vfkit installation (`vfkit --version`).',
+      );
     }
     child.unref();
     const pid = child.pid;
@@ -369,12 +389,18 @@ export class VfkitDriver implements Driver {
         }
       }
       fs.rmSync(spec.pidFile, { force: true });
-      const first = tail.split('\n').reverse().find((l) => /error|fail/i.test(l)) ?? tail.split('\n').pop() ?? '';
+      const first =
+        tail
+          .split('\n')
+          .reverse()
+          .find((l) => /error|fail/i.test(l)) ??
+        tail.split('\n').pop() ??
+        '';
       const why = exited.info ?? (running ? 'it exited right after starting' : `state ${lastState || 'unknown'} after ${this.o.startTimeoutMs / 1000} s`);
       throw new BerthError(
         'VFKIT_FAILED',
         `vfkit did not start the VM (${why})${first ? `: ${first.trim()}` : ''}`,
-        'vfkit needs macOS 13 or later and a signed binary with the virtualization entitlement (`brew install vfkit`). The log below has vfkit\'s own words; `berth logs --serial` has the guest\'s.',
+        "vfkit needs macOS 13 or later and a signed binary with the virtualization entitlement (`brew install vfkit`). The log below has vfkit's own words; `berth logs --serial` has the guest's.",
         `${vfkit} ${args.join(' ')}\n${tail}`,
       );
     }
@@ -399,7 +425,13 @@ export class VfkitDriver implements Driver {
     // A vfkit whose API does not answer is alive but useless to us; the pid
     // poll still reports its exit, and kill() falls back to signals.
     for (let i = 0; i < 10; i++) {
-      if (await rest.state(1000).then(() => true, () => false)) break;
+      if (
+        await rest.state(1000).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       await sleep(100);
     }
     return new VfkitVm(pid, spec, rest, { leasesFile: this.o.leasesFile, pollMs: this.o.pollMs, sshPort: this.o.sshPort });

@@ -122,7 +122,14 @@ export interface VirtiofsdLaunch {
 /** virtiofsd's own arguments (see the option notes at the top). */
 export function virtiofsdArgs(d: Pick<Virtiofsd, 'flavor'>, l: VirtiofsdLaunch, mode: VirtiofsdMode): string[] {
   if (d.flavor === 'rust') {
-    const a = [`--socket-path=${l.socketPath}`, `--shared-dir=${l.source}`, '--cache=auto', '--announce-submounts', '--sandbox=namespace', '--modcaps=-mknod:-setfcap'];
+    const a = [
+      `--socket-path=${l.socketPath}`,
+      `--shared-dir=${l.source}`,
+      '--cache=auto',
+      '--announce-submounts',
+      '--sandbox=namespace',
+      '--modcaps=-mknod:-setfcap',
+    ];
     if (mode.kind === 'userns') a.push('--rlimit-nofile=0');
     return a;
   }
@@ -147,7 +154,8 @@ export function virtiofsdArgs(d: Pick<Virtiofsd, 'flavor'>, l: VirtiofsdLaunch, 
  */
 export function wrapperScript(mode: VirtiofsdMode, readOnly: boolean): string {
   const s: string[] = [];
-  if (mode.kind === 'userns') s.push('mount -t tmpfs -o mode=0755 berth-virtiofsd /var/run', 'mkdir -p /var/run/virtiofsd', 'ulimit -n "$(ulimit -H -n)" 2>/dev/null');
+  if (mode.kind === 'userns')
+    s.push('mount -t tmpfs -o mode=0755 berth-virtiofsd /var/run', 'mkdir -p /var/run/virtiofsd', 'ulimit -n "$(ulimit -H -n)" 2>/dev/null');
   if (readOnly) s.push('mount --bind -- "$1" "$1"', 'mount -o remount,bind,ro -- "$1"');
   s.push('shift', 'exec "$@"');
   return s.join(' && ');
@@ -162,7 +170,10 @@ export function virtiofsdCommand(d: Virtiofsd, l: VirtiofsdLaunch, mode: Virtiof
       ? ['--user', '--map-root-user', `--map-users=${mode.subuid},1,${SUBORDINATE_IDS}`, `--map-groups=${mode.subgid},1,${SUBORDINATE_IDS}`]
       : [];
   // `unshare` execs the shell and the shell execs virtiofsd: one pid all along.
-  return { file: 'unshare', args: [...ns, '--mount', '--propagation', 'private', 'sh', '-c', wrapperScript(mode, l.readOnly), 'berth-virtiofsd', l.source, d.path, ...args] };
+  return {
+    file: 'unshare',
+    args: [...ns, '--mount', '--propagation', 'private', 'sh', '-c', wrapperScript(mode, l.readOnly), 'berth-virtiofsd', l.source, d.path, ...args],
+  };
 }
 
 export interface VirtiofsdProbe {
@@ -239,11 +250,29 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
     );
   }
   const mode: VirtiofsdMode = { kind: 'userns', uid: h.uid, gid: h.gid, subuid, subgid };
-  const t = h.run('unshare', ['--user', '--map-root-user', `--map-users=${subuid},1,${SUBORDINATE_IDS}`, `--map-groups=${subgid},1,${SUBORDINATE_IDS}`, '--mount', 'true']);
+  const t = h.run('unshare', [
+    '--user',
+    '--map-root-user',
+    `--map-users=${subuid},1,${SUBORDINATE_IDS}`,
+    `--map-groups=${subgid},1,${SUBORDINATE_IDS}`,
+    '--mount',
+    'true',
+  ]);
   if (t.code !== 0) {
-    return no(`a user namespace with the subordinate ids could not be made (unshare: ${t.out.trim().split('\n')[0] || `exit status ${t.code}`}); user namespaces or newuidmap may be off here`);
+    return no(
+      `a user namespace with the subordinate ids could not be made (unshare: ${t.out.trim().split('\n')[0] || `exit status ${t.code}`}); user namespaces or newuidmap may be off here`,
+    );
   }
-  return { support: { ok: true, how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`, needsSocket: true, readOnlyDevice: true }, binary, mode };
+  return {
+    support: {
+      ok: true,
+      how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`,
+      needsSocket: true,
+      readOnlyDevice: true,
+    },
+    binary,
+    mode,
+  };
 }
 
 /** Where a share's virtiofsd keeps its pid and log (next to its socket). */
@@ -284,7 +313,11 @@ export async function startBackends(shares: ShareSpec[], probe: VirtiofsdProbe, 
 async function startOne(s: ShareSpec, probe: VirtiofsdProbe, timeoutMs: number): Promise<RunningBackend> {
   if (!s.socketPath) throw new BerthError('INTERNAL', `share ${s.tag} has no virtiofsd socket path`, 'This is a bug in Berth; please report it.');
   if (!probe.support.ok || !probe.binary || !probe.mode) {
-    throw new BerthError('VIRTIOFSD_FAILED', `virtiofsd cannot serve ${s.hostPath}: ${probe.support.ok ? 'no binary' : probe.support.reason}`, 'Set `berth settings set shareMechanism=sshfs` to share folders by reverse sshfs.');
+    throw new BerthError(
+      'VIRTIOFSD_FAILED',
+      `virtiofsd cannot serve ${s.hostPath}: ${probe.support.ok ? 'no binary' : probe.support.reason}`,
+      'Set `berth settings set shareMechanism=sshfs` to share folders by reverse sshfs.',
+    );
   }
   const files = backendFiles(s);
   fs.mkdirSync(path.dirname(s.socketPath), { recursive: true, mode: 0o700 });
@@ -307,7 +340,7 @@ async function startOne(s: ShareSpec, probe: VirtiofsdProbe, timeoutMs: number):
     new BerthError(
       'VIRTIOFSD_FAILED',
       `virtiofsd did not start for ${s.hostPath} (${why})`,
-      'Berth shares the folders by reverse sshfs for this start instead; the log below has virtiofsd\'s own words. `berth settings set shareMechanism=sshfs` stops trying virtiofs.',
+      "Berth shares the folders by reverse sshfs for this start instead; the log below has virtiofsd's own words. `berth settings set shareMechanism=sshfs` stops trying virtiofs.",
       `${cmd.file} ${cmd.args.join(' ')}\n${tailFile(files.log, 15).join('\n')}`,
     );
   if (spawnError || !child.pid) throw fail(spawnError?.message ?? 'no pid');

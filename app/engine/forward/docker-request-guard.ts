@@ -239,7 +239,21 @@ export function bindSource(bind: string): string {
 }
 
 /** Guest paths a container may bind without a share: the VM's own files. */
-const GUEST_PATHS = ['/var/run/docker.sock', '/run', '/var/run', '/proc', '/sys', '/dev', '/lib/modules', '/var/lib/docker', '/etc', '/usr', '/bin', '/sbin', '/lib'];
+const GUEST_PATHS = [
+  '/var/run/docker.sock',
+  '/run',
+  '/var/run',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/lib/modules',
+  '/var/lib/docker',
+  '/etc',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+];
 
 const under = (p: string, root: string) => p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
 

@@ -38,12 +38,7 @@ export function guestTarget(guestIp: string): string {
 }
 
 /** Merge the three sources: manual over docker over the socket table. */
-export function desiredForwards(
-  guest: ListeningSocket[],
-  docker: PublishedPort[],
-  manual: ManualPort[],
-  bind: PortBind,
-): Map<string, ForwardSpec> {
+export function desiredForwards(guest: ListeningSocket[], docker: PublishedPort[], manual: ManualPort[], bind: PortBind): Map<string, ForwardSpec> {
   const out = new Map<string, ForwardSpec>();
   // Several bindings of one port (0.0.0.0 and ::, or a loopback and a
   // wildcard) become one forward; the widest binding decides.
@@ -130,7 +125,6 @@ export class PortManager extends EventEmitter<{ change: [PortView[]] }> {
     for (const f of this.forwards.values()) n += f.connections;
     return n;
   }
-
 
   start(): void {
     this.running = true;

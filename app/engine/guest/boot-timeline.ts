@@ -88,7 +88,11 @@ export function placeGuestSteps(stamps: GuestStamps, readAtMs: number): BootStep
  * rather than late, never after a host step they caused. Undefined when the
  * guest has no timeline (an older image) or did not answer; never throws.
  */
-export async function readGuestStamps(session: Pick<GuestSession, 'exec'>, clock: () => number, timeoutMs = 5000): Promise<{ stamps: GuestStamps; readAtMs: number } | undefined> {
+export async function readGuestStamps(
+  session: Pick<GuestSession, 'exec'>,
+  clock: () => number,
+  timeoutMs = 5000,
+): Promise<{ stamps: GuestStamps; readAtMs: number } | undefined> {
   try {
     const t0 = clock();
     const r = await session.exec(READ_TIMELINE_COMMAND, { timeoutMs });

@@ -191,7 +191,7 @@ export class GuestSession extends EventEmitter<{
           throw new BerthError(
             'GUEST_HOST_KEY_MISMATCH',
             'the VM presented an ssh host key other than the one Berth generated for it',
-            'Something else answers on the VM\'s ssh port, or the instance keys were replaced. Stop Berth and check `berth logs --engine`.',
+            "Something else answers on the VM's ssh port, or the instance keys were replaced. Stop Berth and check `berth logs --engine`.",
           );
         }
         if (this.state === 'closed') throw new Error('session closed');

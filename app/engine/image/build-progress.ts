@@ -46,13 +46,11 @@ interface Current {
 
 /** Control characters and escape sequences out, length capped. */
 export function cleanLine(raw: string): string {
-  return (
-    raw
-      .slice(0, MAX_LINE)
-      .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
-      .replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, '')
-      .replace(/\t/g, ' ')
-  );
+  return raw
+    .slice(0, MAX_LINE)
+    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
+    .replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, '')
+    .replace(/\t/g, ' ');
 }
 
 export function formatSeconds(ms: number): string {

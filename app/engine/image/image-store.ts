@@ -66,11 +66,7 @@ export type ImageProgress = (message: string, detail?: ProgressDetail) => void;
 export function hostGuestArch(hostArch: string = process.arch): GuestArch {
   if (hostArch === 'x64') return 'x86_64';
   if (hostArch === 'arm64') return 'aarch64';
-  throw new BerthError(
-    'UNSUPPORTED_HOST',
-    `Berth has no guest image for ${hostArch} hosts`,
-    'Berth runs on x86_64 and arm64 (Apple silicon) hosts.',
-  );
+  throw new BerthError('UNSUPPORTED_HOST', `Berth has no guest image for ${hostArch} hosts`, 'Berth runs on x86_64 and arm64 (Apple silicon) hosts.');
 }
 
 /**
@@ -98,9 +94,7 @@ export function recipeHash(arch: GuestArch, dir = recipeDir()): string {
   const h = crypto.createHash('sha256');
   h.update(`arch=${arch}\n`);
   const walk = (d: string): string[] =>
-    fs
-      .readdirSync(d, { withFileTypes: true })
-      .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
   for (const f of walk(dir).sort()) {
     const rel = path.relative(dir, f).split(path.sep).join('/');
     const exec = (fs.statSync(f).mode & 0o111) !== 0;
@@ -277,9 +271,7 @@ export class ImageStore {
     const release = await this.takeBuildLock(progress);
     try {
       if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir; // built while we waited
-      const sources = this.tuning.aptSources
-        ? fs.readFileSync(this.tuning.aptSources, 'utf8')
-        : sourcesForSuite(hostAptEntries(), GUEST_SUITE);
+      const sources = this.tuning.aptSources ? fs.readFileSync(this.tuning.aptSources, 'utf8') : sourcesForSuite(hostAptEntries(), GUEST_SUITE);
       if (!sources) {
         throw new BerthError(
           'IMAGE_BUILD_FAILED',

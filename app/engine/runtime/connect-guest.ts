@@ -63,7 +63,16 @@ export async function connectGuest(o: ConnectGuestOptions): Promise<void> {
   });
   o.run.ssh = endpoint;
   if (endpoint.host !== '127.0.0.1') o.log.info({ endpoint }, 'guest address');
-  const rt = new GuestRuntime({ endpoint, keys: o.keys, vm, paths, log: o.log, settings: o.settings, sharePlan: o.run.sharePlan, dockerSocket: o.dockerSocket });
+  const rt = new GuestRuntime({
+    endpoint,
+    keys: o.keys,
+    vm,
+    paths,
+    log: o.log,
+    settings: o.settings,
+    sharePlan: o.run.sharePlan,
+    dockerSocket: o.dockerSocket,
+  });
   o.adopt(rt);
   await rt.connect(bootTimeout, bootFailed).catch((err) => {
     if (err instanceof BerthError && err.code === 'GUEST_TIMEOUT') {

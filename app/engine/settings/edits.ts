@@ -23,9 +23,14 @@ type SyncEntry = Settings['sync'][number];
  */
 function checkHostPathText(hostPath: string): void {
   if (!path.isAbsolute(hostPath)) {
-    throw new BerthError('INVALID_HOST_PATH', `${hostPath} is not an absolute path`, 'Give the full path of the folder (the CLI resolves relative ones for you).');
+    throw new BerthError(
+      'INVALID_HOST_PATH',
+      `${hostPath} is not an absolute path`,
+      'Give the full path of the folder (the CLI resolves relative ones for you).',
+    );
   }
-  if (/[\0\n]/.test(hostPath)) throw new BerthError('INVALID_HOST_PATH', 'the path contains a NUL or newline character', 'Give the path of a folder whose name has neither.');
+  if (/[\0\n]/.test(hostPath))
+    throw new BerthError('INVALID_HOST_PATH', 'the path contains a NUL or newline character', 'Give the path of a folder whose name has neither.');
 }
 
 export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?: string; readOnly?: boolean }): Share[] {
@@ -35,7 +40,11 @@ export function addShare(store: SettingsStore, p: { hostPath: string; guestPath?
   try {
     isDir = fs.statSync(p.hostPath).isDirectory();
   } catch {
-    throw new BerthError('INVALID_HOST_PATH', `${p.hostPath} does not exist`, 'Share a folder that exists on this computer (create it first, or check the path for a typo).');
+    throw new BerthError(
+      'INVALID_HOST_PATH',
+      `${p.hostPath} does not exist`,
+      'Share a folder that exists on this computer (create it first, or check the path for a typo).',
+    );
   }
   if (!isDir) throw new BerthError('INVALID_HOST_PATH', `${p.hostPath} is not a folder`, 'Share the folder that holds it instead.');
   const entry: Share = { hostPath: p.hostPath };

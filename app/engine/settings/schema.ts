@@ -35,7 +35,25 @@ export const ManualPortSchema = z
  * data, Berth's run state. (A share of /tmp would hide the guest's /tmp.)
  */
 const GUEST_SYSTEM_EXACT = ['/', '/tmp', '/var', '/home', '/mnt', '/opt', '/srv', '/root/.ssh'];
-const GUEST_SYSTEM_PREFIX = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/run', '/sbin', '/sys', '/usr', '/var/lib/docker', '/var/lib/containerd', '/var/lib/berth', '/var/run', '/var/log', '/mnt/data'];
+const GUEST_SYSTEM_PREFIX = [
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib64',
+  '/proc',
+  '/run',
+  '/sbin',
+  '/sys',
+  '/usr',
+  '/var/lib/docker',
+  '/var/lib/containerd',
+  '/var/lib/berth',
+  '/var/run',
+  '/var/log',
+  '/mnt/data',
+];
 
 export function guestPathProblem(p: string): string | undefined {
   if (!p.startsWith('/')) return 'must be an absolute path';
@@ -49,7 +67,10 @@ export function guestPathProblem(p: string): string | undefined {
 /** A folder of the host shared into the guest (at the same path unless guestPath says otherwise). */
 export const ShareSchema = z
   .object({
-    hostPath: z.string().min(1).refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
+    hostPath: z
+      .string()
+      .min(1)
+      .refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
     guestPath: z
       .string()
       .superRefine((p, ctx) => {
@@ -82,7 +103,10 @@ export function defaultShares(): z.infer<typeof ShareSchema>[] {
  */
 export const SyncSettingSchema = z
   .object({
-    hostPath: z.string().min(1).refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
+    hostPath: z
+      .string()
+      .min(1)
+      .refine((p) => path.isAbsolute(p), { message: 'must be an absolute path' }),
   })
   .strict();
 
@@ -162,7 +186,11 @@ export const SettingsSchema = z
         ctx.addIssue({ code: 'custom', path: ['sync', i, 'hostPath'], message: `${x.hostPath} is listed twice` });
         return;
       }
-      const why = syncPathProblem(x.hostPath, s.shares, all.filter((_, j) => j !== i));
+      const why = syncPathProblem(
+        x.hostPath,
+        s.shares,
+        all.filter((_, j) => j !== i),
+      );
       if (why) ctx.addIssue({ code: 'custom', path: ['sync', i, 'hostPath'], message: `${why.message} (${why.hint})` });
     });
   });
@@ -202,7 +230,9 @@ const NUMBER_KEYS: readonly NumberKey[] = ['cpus', 'memoryMiB', 'diskGiB', 'idle
  * the data disk's size, below which the disk cannot shrink.
  */
 export function settingsLimits(diskFloorGiB?: number): Record<NumberKey, { min: number; max: number }> & { host: { cpus: number; memoryMiB: number } } {
-  const props = (z.toJSONSchema(SettingsSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, { minimum?: number; maximum?: number }> }).properties;
+  const props = (
+    z.toJSONSchema(SettingsSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, { minimum?: number; maximum?: number }> }
+  ).properties;
   const range = (k: NumberKey) => ({ min: props[k]!.minimum!, max: props[k]!.maximum! });
   const out = Object.fromEntries(NUMBER_KEYS.map((k) => [k, range(k)])) as Record<NumberKey, { min: number; max: number }>;
   if (diskFloorGiB !== undefined) out.diskGiB.min = Math.min(out.diskGiB.max, Math.max(out.diskGiB.min, diskFloorGiB));

@@ -3,15 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { BerthError } from '../../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
-import {
-  RESTART_KEYS,
-  SettingsPatchSchema,
-  SettingsSchema,
-  describeIssues,
-  settingsLimits,
-  type Settings,
-  type SettingsPatch,
-} from './schema.js';
+import { RESTART_KEYS, SettingsPatchSchema, SettingsSchema, describeIssues, settingsLimits, type Settings, type SettingsPatch } from './schema.js';
 
 export interface UpdateResult {
   settings: Settings;
@@ -26,13 +18,10 @@ export function lastGoodPath(file: string): string {
   return file.replace(/(\.json)?$/, '.last-good.json');
 }
 
-type DiskRead =
-  | { kind: 'absent' }
-  | { kind: 'empty' }
-  | { kind: 'ok'; settings: Settings }
-  | { kind: 'bad'; error: BerthError };
+type DiskRead = { kind: 'absent' } | { kind: 'empty' } | { kind: 'ok'; settings: Settings } | { kind: 'bad'; error: BerthError };
 
-const FIX_HINT = 'Fix it by hand, or run `berth settings set KEY=VALUE` (which moves the broken file aside and saves anew), or delete it to go back to the defaults.';
+const FIX_HINT =
+  'Fix it by hand, or run `berth settings set KEY=VALUE` (which moves the broken file aside and saves anew), or delete it to go back to the defaults.';
 
 /** Read and check a settings file without touching anything. */
 function readDisk(file: string): DiskRead {
@@ -250,9 +239,7 @@ export class SettingsStore {
         'Nothing was saved. Pick a value inside the allowed range.',
       );
     }
-    const changed = (Object.keys(merged.data) as (keyof Settings)[]).filter(
-      (k) => JSON.stringify(merged.data[k]) !== JSON.stringify(base[k]),
-    );
+    const changed = (Object.keys(merged.data) as (keyof Settings)[]).filter((k) => JSON.stringify(merged.data[k]) !== JSON.stringify(base[k]));
     const floor = changed.includes('diskGiB') ? this.diskFloorGiB(base) : undefined;
     if (floor !== undefined && merged.data.diskGiB < floor) {
       throw new BerthError(

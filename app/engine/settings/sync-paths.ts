@@ -62,13 +62,9 @@ export function syncGuestPath(hostPath: string, shares: ShareLike[], p: typeof p
  * Why `hostPath` cannot be synced given the shares and the other synced
  * folders, with what to do instead; undefined when it can.
  */
-export function syncPathProblem(
-  hostPath: string,
-  shares: ShareLike[],
-  others: string[],
-  p: typeof path = path,
-): { message: string; hint: string } | undefined {
-  if (!p.isAbsolute(hostPath)) return { message: `${hostPath} is not an absolute path`, hint: 'Give the full path of the folder (the CLI resolves relative ones for you).' };
+export function syncPathProblem(hostPath: string, shares: ShareLike[], others: string[], p: typeof path = path): { message: string; hint: string } | undefined {
+  if (!p.isAbsolute(hostPath))
+    return { message: `${hostPath} is not an absolute path`, hint: 'Give the full path of the folder (the CLI resolves relative ones for you).' };
   if (hostPath.includes('\0') || hostPath.includes('\n')) return { message: 'the path contains a NUL or newline character', hint: 'Rename the folder.' };
   const share = shareOf(hostPath, shares, p);
   if (!share) {
@@ -106,6 +102,10 @@ export function checkSyncable(hostPath: string, s: { shares: ShareLike[]; sync: 
   if (!fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory()) {
     throw new BerthError('INVALID_HOST_PATH', `${hostPath} is not a folder on this computer`, 'Give the path of an existing folder inside a shared folder.');
   }
-  const why = syncPathProblem(hostPath, s.shares, s.sync.map((x) => x.hostPath));
+  const why = syncPathProblem(
+    hostPath,
+    s.shares,
+    s.sync.map((x) => x.hostPath),
+  );
   if (why) throw new BerthError('INVALID_HOST_PATH', why.message, why.hint);
 }

@@ -263,7 +263,10 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       const ch = await this.nudger();
       ch.write(lines.join('\n') + '\n');
       this.nudges += paths.length;
-      this.emit('nudged', paths.map((p) => guestPathFor(p, shares) ?? p));
+      this.emit(
+        'nudged',
+        paths.map((p) => guestPathFor(p, shares) ?? p),
+      );
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
     }

@@ -106,9 +106,9 @@ export function longname(name: string, st: Stats, now = Date.now()): string {
   const when = `${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2)} ${
     recent ? `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}` : ` ${d.getFullYear()}`
   }`;
-  return `${modeString(st.mode)} ${String(st.nlink).padStart(3)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${String(
-    st.size,
-  ).padStart(8)} ${when} ${name}`;
+  return `${modeString(st.mode)} ${String(st.nlink).padStart(3)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${String(st.size).padStart(
+    8,
+  )} ${when} ${name}`;
 }
 
 export function modeString(mode: number): string {
@@ -124,12 +124,7 @@ export function modeString(mode: number): string {
   const t = type[mode & C.S_IFMT] ?? '?';
   const rwx = (bits: number, special: boolean, ch: string) =>
     `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-'}`;
-  return (
-    t +
-    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
-    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
-    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
-  );
+  return t + rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') + rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') + rwx(mode & 7, (mode & 0o1000) !== 0, 't');
 }
 
 /** statvfs@openssh.com reply body: eleven uint64s. */

@@ -122,13 +122,28 @@ export async function openDir(place: Place, pinned: boolean): Promise<OpenDir> {
     const st = fh ? await fh.stat({ bigint: true }) : await bigStat(ref);
     if (!st?.isDirectory()) throw Object.assign(new Error(`${place.host}: not a folder`), { code: 'ENOTDIR' });
     const dir = await fsp.opendir(ref, { bufferSize: 128 });
-    const d: OpenDir = { kind: 'dir', fh, dir, host: place.host, ref, dev: st.dev, ino: st.ino, isRoot: place.isRoot, dotsSent: false, eof: false, closed: false };
+    const d: OpenDir = {
+      kind: 'dir',
+      fh,
+      dir,
+      host: place.host,
+      ref,
+      dev: st.dev,
+      ino: st.ino,
+      isRoot: place.isRoot,
+      dotsSent: false,
+      eof: false,
+      closed: false,
+    };
     if (!pinned) {
       // The listing was opened by path: it must be the folder walked and checked.
-      await place.check().then(() => checkDir(d, pinned)).catch(async (err) => {
-        await dir.close().catch(() => undefined);
-        throw err;
-      });
+      await place
+        .check()
+        .then(() => checkDir(d, pinned))
+        .catch(async (err) => {
+          await dir.close().catch(() => undefined);
+          throw err;
+        });
     }
     return d;
   } catch (err) {

@@ -46,14 +46,7 @@ import type { Logger } from 'pino';
 import { BerthError } from '../../contract/errors.js';
 import { applyAttrs, guestMode, statusFor, statvfsPayload, toAttrs } from './sftp-attrs.js';
 import { errno, mustExist, openFile, openFlags, openForAttrs } from './sftp-open.js';
-import {
-  extendedReplyPacket,
-  openSftpChannel,
-  readSshStrings,
-  SFTP_STATUS,
-  type SftpInAttrs,
-  type SftpServerEngine,
-} from './sftp-channel.js';
+import { extendedReplyPacket, openSftpChannel, readSshStrings, SFTP_STATUS, type SftpInAttrs, type SftpServerEngine } from './sftp-channel.js';
 import { dirStat, HandleTable, openDir, readDirBatch, type OpenDir } from './sftp-handles.js';
 import { ShareJail, ShareRefusal, type PathWalk, type Place } from './share-jail.js';
 
@@ -125,7 +118,7 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
   const root = path.resolve(opts.root);
   const remoteRoot = opts.remoteRoot ?? root.split(path.sep).join('/');
   if (!remoteRoot.startsWith('/')) {
-    throw new BerthError('INVALID_HOST_PATH', `guest path "${remoteRoot}" for ${root} is not absolute`, 'Pass the folder\'s guest path as remoteRoot.');
+    throw new BerthError('INVALID_HOST_PATH', `guest path "${remoteRoot}" for ${root} is not absolute`, "Pass the folder's guest path as remoteRoot.");
   }
   let jail: ShareJail;
   try {
@@ -461,7 +454,8 @@ export async function serveSftp(stream: Duplex, opts: SftpServeOptions): Promise
         const found = handles.lookup(args(1)[0]);
         // Through the descriptor on Linux; elsewhere the share root's file system.
         const fd = found.fh?.fd;
-        const vfs = jail.pinned && fd !== undefined ? await fsp.statfs(`/proc/self/fd/${fd}`) : await jail.at('.', true, (pl) => pl.run((ref) => fsp.statfs(ref)));
+        const vfs =
+          jail.pinned && fd !== undefined ? await fsp.statfs(`/proc/self/fd/${fd}`) : await jail.at('.', true, (pl) => pl.run((ref) => fsp.statfs(ref)));
         return void channel.sendPacket(extendedReplyPacket(id, statvfsPayload(vfs, readOnly)));
       }
       case 'fsync@openssh.com': {

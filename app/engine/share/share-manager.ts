@@ -158,7 +158,11 @@ class ShareMount {
     }
     const prep = await prepareFuseMountPoint(this.session, guest);
     if (prep.code !== 0) {
-      throw new BerthError('SHARE_MOUNT_FAILED', `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`, 'Pick another guest path with `berth share add PATH --guest-path ...`.');
+      throw new BerthError(
+        'SHARE_MOUNT_FAILED',
+        `cannot create the mount point ${guest} in the VM: ${prep.stderr.trim()}`,
+        'Pick another guest path with `berth share add PATH --guest-path ...`.',
+      );
     }
     const { serveSftp } = await import('./sftp-server.js');
     const ch = await this.session.openExec(`exec ${sshfsCommand(guest, guest, { readOnly })}`);

@@ -38,14 +38,7 @@ import { shWord } from '../../base/shell-quote.js';
  * - max_read, max_write=65536: sshfs's largest requests (default 32 KiB),
  *   half the round trips for big files.
  */
-export const SSHFS_OPTIONS: string[] = [
-  'allow_other',
-  'idmap=user',
-  'no_contain_symlinks',
-  'dcache_timeout=1',
-  'max_read=65536',
-  'max_write=65536',
-];
+export const SSHFS_OPTIONS: string[] = ['allow_other', 'idmap=user', 'no_contain_symlinks', 'dcache_timeout=1', 'max_read=65536', 'max_write=65536'];
 
 /**
  * The guest command line that mounts `remotePath` (the host folder as the

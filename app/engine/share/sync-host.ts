@@ -166,7 +166,7 @@ export async function hashHost(root: string, paths: string[]): Promise<Map<strin
       try {
         const h = crypto.createHash('sha256');
         const buf = Buffer.alloc(256 * 1024);
-        for (let n; (n = (await fh.read(buf, 0, buf.length, null)).bytesRead) > 0; ) h.update(buf.subarray(0, n));
+        for (let n; (n = (await fh.read(buf, 0, buf.length, null)).bytesRead) > 0;) h.update(buf.subarray(0, n));
         out.set(p, h.digest('hex'));
       } finally {
         await fh.close();

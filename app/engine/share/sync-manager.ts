@@ -73,7 +73,10 @@ export class SyncManager extends EventEmitter<{ change: [SyncView[]]; conflict: 
     const gone = names.filter((n) => /^[0-9a-f]{16}$/.test(n) && !ids.has(n));
     if (gone.length) {
       this.o.log.info({ gone }, 'removing guest copies of folders no longer synced');
-      await removeTrees(this.o.session, gone.map((n) => path.posix.join(GUEST_SYNC_ROOT, n)));
+      await removeTrees(
+        this.o.session,
+        gone.map((n) => path.posix.join(GUEST_SYNC_ROOT, n)),
+      );
     }
     const files = await fsp.readdir(this.o.stateDir).catch(() => [] as string[]);
     for (const f of files) {

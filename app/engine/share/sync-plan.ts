@@ -113,7 +113,11 @@ export function hashCandidates(anc: Ancestor, host: Snapshot, guest: Snapshot): 
 
 /** `a/b.txt` -> `a/b.txt.conflict-guest-20250102-030405`; taken names get -2, -3, ... */
 export function conflictName(p: string, side: Side, now: Date, taken: (p: string) => boolean): string {
-  const stamp = now.toISOString().replace(/\.\d+Z$/, '').replace(/[-:]/g, '').replace('T', '-');
+  const stamp = now
+    .toISOString()
+    .replace(/\.\d+Z$/, '')
+    .replace(/[-:]/g, '')
+    .replace('T', '-');
   const base = `${p}.conflict-${side}-${stamp}`;
   let name = base;
   for (let i = 2; taken(name); i++) name = `${base}-${i}`;

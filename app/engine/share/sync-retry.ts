@@ -132,10 +132,13 @@ export class PathRetries {
     this.disarm();
     const due = this.nextDue();
     if (due === undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      onDue();
-    }, Math.max(0, due - this.now()) + 10);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        onDue();
+      },
+      Math.max(0, due - this.now()) + 10,
+    );
     this.timer.unref?.();
   }
 

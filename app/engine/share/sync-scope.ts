@@ -87,6 +87,7 @@ export function within(snap: Snapshot, s: Scope): Snapshot {
 /** What the guest holds by the ancestor's record (its own signatures), for a look that does not ask it. */
 export function asRecorded(anc: Ancestor): Snapshot {
   const snap: Snapshot = new Map();
-  for (const [p, a] of anc) snap.set(p, a.kind === 'link' ? { kind: 'link', sig: a.guest, target: a.guest.replace(/^l:/, '') } : { kind: a.kind, sig: a.guest });
+  for (const [p, a] of anc)
+    snap.set(p, a.kind === 'link' ? { kind: 'link', sig: a.guest, target: a.guest.replace(/^l:/, '') } : { kind: a.kind, sig: a.guest });
   return snap;
 }

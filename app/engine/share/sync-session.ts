@@ -187,7 +187,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (!this.token) this.token = crypto.randomBytes(12).toString('hex');
     try {
       const st = await fsp.stat(this.hostPath).catch(() => undefined);
-      if (!st?.isDirectory()) throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`.');
+      if (!st?.isDirectory())
+        throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`.');
       const d = this.dirs;
       const r = await this.o.session.exec(
         // Staging leftovers of a push the link dropped under are removed (best effort).
@@ -196,7 +197,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       );
       const guestToken = r.stdout.trim();
       if (guestToken !== this.token) {
-        if (this.anc.size) this.log.warn({ folder: this.hostPath }, 'the guest copy is not the one last synced (new data disk?); copying the folder to the guest again, nothing is deleted');
+        if (this.anc.size)
+          this.log.warn(
+            { folder: this.hostPath },
+            'the guest copy is not the one last synced (new data disk?); copying the folder to the guest again, nothing is deleted',
+          );
         this.anc = new Map();
         this.initialDone = false;
         // Forgotten on disk first: a first copy that fails must not make the next start read what is missing as deletes.
@@ -242,16 +247,19 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private armSafety(): void {
     if (this.safety) clearTimeout(this.safety);
     if (this.stopped) return;
-    this.safety = setTimeout(() => {
-      this.safety = undefined;
-      if (!this.prepared) {
-        void this.start();
-        return;
-      }
-      this.look.all();
-      this.request(0);
-      this.armSafety();
-    }, this.state === 'error' ? Math.min(this.safetyMs, 5000 * 2 ** Math.min(this.failures, 3)) : this.safetyMs);
+    this.safety = setTimeout(
+      () => {
+        this.safety = undefined;
+        if (!this.prepared) {
+          void this.start();
+          return;
+        }
+        this.look.all();
+        this.request(0);
+        this.armSafety();
+      },
+      this.state === 'error' ? Math.min(this.safetyMs, 5000 * 2 ** Math.min(this.failures, 3)) : this.safetyMs,
+    );
     this.safety.unref?.();
   }
 
@@ -297,7 +305,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private async cycle(): Promise<void> {
     const t0 = Date.now();
     const st = await fsp.stat(this.hostPath).catch(() => undefined);
-    if (!st?.isDirectory()) throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`. The guest copy is kept until then.');
+    if (!st?.isDirectory())
+      throw new SyncProblem(
+        `${this.hostPath} does not exist on this computer`,
+        'Create the folder again, or stop syncing it with `berth sync rm PATH`. The guest copy is kept until then.',
+      );
     const next = this.look.take();
     if (next.skip) return; // only our own temporary files
     const { scope, lookInGuest } = next;
@@ -324,7 +336,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     // A path whose change failed before waits for its own next try.
     const planned = new Set(plan.actions.filter((a) => a.op !== 'same').map((a) => a.path));
     const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
-    const changes = await applyActions({ session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc }, actions, this.progress());
+    const changes = await applyActions(
+      { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc },
+      actions,
+      this.progress(),
+    );
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
@@ -376,7 +392,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   private recordConflict(c: Conflict): void {
-    const v: SyncConflictView = { path: path.join(this.hostPath, ...c.path.split('/')), guestCopy: path.join(this.hostPath, ...c.guestCopy.split('/')), at: c.at };
+    const v: SyncConflictView = {
+      path: path.join(this.hostPath, ...c.path.split('/')),
+      guestCopy: path.join(this.hostPath, ...c.guestCopy.split('/')),
+      at: c.at,
+    };
     this.conflicts = [...this.conflicts, v].slice(-MAX_CONFLICTS);
     this.log.warn({ file: v.path, kept: v.guestCopy }, 'sync conflict: both sides changed the file; both versions kept');
     this.emit('conflict', v);
@@ -467,4 +487,3 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 }
 
 const rel = (root: string, p: string) => path.relative(root, p).split(path.sep).join('/');
-

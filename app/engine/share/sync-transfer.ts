@@ -53,7 +53,16 @@ export interface TransferOutcome {
 /** Apply the plan's actions in their order; update the ancestor as each succeeds. */
 export async function applyActions(c: TransferContext, actions: Action[], progress: TransferProgress): Promise<TransferOutcome> {
   const anc = c.anc;
-  const out: TransferOutcome = { toGuest: 0, toHost: 0, deleted: 0, skipped: 0, saved: new Set(), copiedToHost: new Set(), applied: new Set(), failed: new Map() };
+  const out: TransferOutcome = {
+    toGuest: 0,
+    toHost: 0,
+    deleted: 0,
+    skipped: 0,
+    saved: new Set(),
+    copiedToHost: new Set(),
+    applied: new Set(),
+    failed: new Map(),
+  };
   const note = (r: OpResult | HostResult) => {
     if (r.status === 'ok') {
       out.applied.add(r.path);
@@ -106,7 +115,11 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
   // 2. Host -> guest: files as one tar stream into the staging folder, then renamed into place; links directly.
   const toGuest = actions.filter((a): a is Extract<Action, { op: 'copy' }> => a.op === 'copy' && a.from === 'host');
   const files = toGuest.filter((a) => a.entry.kind === 'file');
-  if (files.length) progress.starting(files.length, files.reduce((s, a) => s + (a.entry.size ?? 0), 0));
+  if (files.length)
+    progress.starting(
+      files.length,
+      files.reduce((s, a) => s + (a.entry.size ?? 0), 0),
+    );
   // In batches, each recorded as it lands: a link that drops in the middle
   // of a big first copy costs one batch, not the whole copy.
   for (const batch of batches(toGuest)) {
@@ -119,7 +132,17 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     );
     // Files: sent, placed and their staging folder removed in one round trip.
     const pres = bfiles.length
-      ? await pushGuest(c.session, c.dirs.tree, stage, placeOps, packFiles(c, bfiles.map((a) => a.path), progress))
+      ? await pushGuest(
+          c.session,
+          c.dirs.tree,
+          stage,
+          placeOps,
+          packFiles(
+            c,
+            bfiles.map((a) => a.path),
+            progress,
+          ),
+        )
       : await applyGuest(c.session, c.dirs.tree, stage, placeOps);
     pres.forEach((r, i) => {
       const a = batch[i]!;

@@ -122,18 +122,19 @@ export function planShares(i: PlanInputs): SharePlan {
     const k = shareKey(s);
     const tag = virtiofsTag(s);
     const socketPath = i.support.needsSocket ? path.join(i.socketDir, `${tag}.sock`) : undefined;
-    const problem =
-      !i.isDir(s.hostPath)
-        ? 'the host folder did not exist at start'
-        : s.readOnly && !i.support.readOnlyDevice
-          ? `${i.driver}'s virtio-fs device cannot be read-only, and reverse sshfs refuses writes on the host`
-          : unsafeIn(s.hostPath).length
-            ? `the path has ${unsafeIn(s.hostPath).map((c) => JSON.stringify(c)).join(' and ')}, which ${i.driver}'s command line cannot carry`
-            : socketPath && socketPath.length > MAX_UNIX_SOCKET_PATH
-              ? `its virtiofsd socket path would be ${socketPath.length} bytes (Linux allows ${MAX_UNIX_SOCKET_PATH}); a shorter BERTH_HOME fixes it`
-              : tags.has(tag)
-                ? 'two shares of the same folder'
-                : undefined;
+    const problem = !i.isDir(s.hostPath)
+      ? 'the host folder did not exist at start'
+      : s.readOnly && !i.support.readOnlyDevice
+        ? `${i.driver}'s virtio-fs device cannot be read-only, and reverse sshfs refuses writes on the host`
+        : unsafeIn(s.hostPath).length
+          ? `the path has ${unsafeIn(s.hostPath)
+              .map((c) => JSON.stringify(c))
+              .join(' and ')}, which ${i.driver}'s command line cannot carry`
+          : socketPath && socketPath.length > MAX_UNIX_SOCKET_PATH
+            ? `its virtiofsd socket path would be ${socketPath.length} bytes (Linux allows ${MAX_UNIX_SOCKET_PATH}); a shorter BERTH_HOME fixes it`
+            : tags.has(tag)
+              ? 'two shares of the same folder'
+              : undefined;
     if (problem) {
       routes[k] = { mechanism: 'reverse-sshfs', reason: `not virtiofs: ${problem}` };
       continue;

@@ -20,9 +20,7 @@ import { BerthError } from '../../contract/errors.js';
 
 export const GUEST_HOST_ROOT = '/mnt/host';
 
-export type WindowsPath =
-  | { kind: 'drive'; /** lower case */ drive: string; parts: string[] }
-  | { kind: 'unc'; server: string; share: string; parts: string[] };
+export type WindowsPath = { kind: 'drive'; /** lower case */ drive: string; parts: string[] } | { kind: 'unc'; server: string; share: string; parts: string[] };
 
 function invalid(p: string, why: string, hint: string): BerthError {
   return new BerthError('INVALID_HOST_PATH', `"${p}" ${why}`, hint);
@@ -147,7 +145,11 @@ export function guestToWindowsPath(p: string): string {
     if (!server || !share) throw invalid(p, 'is not a complete UNC share path', `Use ${GUEST_HOST_ROOT}/unc/<server>/<share>/...`);
     return `\\\\${[server, share, ...tail].join('\\')}`;
   }
-  throw invalid(p, `is under ${GUEST_HOST_ROOT} but not in a drive or UNC share`, `Use ${GUEST_HOST_ROOT}/<drive letter>/... or ${GUEST_HOST_ROOT}/unc/<server>/<share>/...`);
+  throw invalid(
+    p,
+    `is under ${GUEST_HOST_ROOT} but not in a drive or UNC share`,
+    `Use ${GUEST_HOST_ROOT}/<drive letter>/... or ${GUEST_HOST_ROOT}/unc/<server>/<share>/...`,
+  );
 }
 
 /**

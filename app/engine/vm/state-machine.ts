@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import type { ErrorInfo } from '../../contract/errors.js';
 import type { StateChange, VmState } from '../../contract/vm-states.js';
 
-
 const ALLOWED: Record<VmState, readonly VmState[]> = {
   stopped: ['starting'],
   starting: ['running', 'stopping', 'error'],
@@ -11,7 +10,6 @@ const ALLOWED: Record<VmState, readonly VmState[]> = {
   resting: ['starting', 'stopped'],
   error: ['starting', 'stopping', 'stopped'],
 };
-
 
 /**
  * stopped → starting → running → stopping → stopped, plus error with a

@@ -33,7 +33,10 @@ export interface List<T> {
  * and a runner for the actions on it: a busy flag while one runs, then its
  * note or its error.
  */
-export function useList<T>(load: (api: Api) => Promise<T>, { enabled = true, reloadOn = [] }: { enabled?: boolean; reloadOn?: readonly EventName[] } = {}): List<T> {
+export function useList<T>(
+  load: (api: Api) => Promise<T>,
+  { enabled = true, reloadOn = [] }: { enabled?: boolean; reloadOn?: readonly EventName[] } = {},
+): List<T> {
   const api = useApi();
   const [data, setData] = useState<T | null>(null);
   const [loadError, setLoadError] = useState<CallError | null>(null);

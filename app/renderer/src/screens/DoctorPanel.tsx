@@ -66,7 +66,9 @@ export function DoctorPanel() {
                   <tr key={c.driver} data-testid="doctor-driver" data-driver={c.driver}>
                     <td className="name">{DRIVER_NAMES[c.driver] ?? c.driver}</td>
                     <td>
-                      <span className={`pill ${c.usable ? 'port-active' : 'port-error'}`}>{c.usable ? (c.driver === doctor.selected ? 'yes (used)' : 'yes') : 'no'}</span>
+                      <span className={`pill ${c.usable ? 'port-active' : 'port-error'}`}>
+                        {c.usable ? (c.driver === doctor.selected ? 'yes (used)' : 'yes') : 'no'}
+                      </span>
                     </td>
                     <td>
                       {c.summary}
@@ -111,14 +113,22 @@ export function DoctorPanel() {
             {doctor.rosetta && (
               <>
                 <dt>Rosetta</dt>
-                <dd>{doctor.rosetta.usable ? 'on: x86_64 binaries run through it' : (doctor.rosetta.note ?? (doctor.rosetta.setting ? 'on in settings, not usable here' : 'off'))}</dd>
+                <dd>
+                  {doctor.rosetta.usable
+                    ? 'on: x86_64 binaries run through it'
+                    : (doctor.rosetta.note ?? (doctor.rosetta.setting ? 'on in settings, not usable here' : 'off'))}
+                </dd>
               </>
             )}
             {doctor.overrides && (
               <>
                 <dt>Overrides</dt>
                 <dd>
-                  <code>{Object.entries(doctor.overrides).map(([k, v]) => `${k}=${v}`).join(' ')}</code>
+                  <code>
+                    {Object.entries(doctor.overrides)
+                      .map(([k, v]) => `${k}=${v}`)
+                      .join(' ')}
+                  </code>
                 </dd>
               </>
             )}

@@ -24,8 +24,8 @@ export function Home() {
         {state === 'error' && status?.error && <ErrorNote error={CallError.from(status.error)} />}
         {state === 'resting' && (
           <p className="note" data-testid="resting-note">
-            Resting after {status?.rest?.idleMinutes ?? 15} idle minutes: the VM is stopped and uses no memory or CPU. The next docker command wakes it; containers that
-            ran are kept (stopped, as after Stop).
+            Resting after {status?.rest?.idleMinutes ?? 15} idle minutes: the VM is stopped and uses no memory or CPU. The next docker command wakes it;
+            containers that ran are kept (stopped, as after Stop).
           </p>
         )}
         {status?.settingsProblem && <ErrorNote warning testId="settings-problem" error={CallError.from(status.settingsProblem)} />}
@@ -47,16 +47,20 @@ export function Home() {
           )}
         </div>
         <ErrorNote error={actionError} onDismiss={clearActionError} />
-        {(state === 'starting' || (busy === 'vm.start' && progress.length > 0)) && <StartProgress progress={progress} current={status?.phase} expected={status?.expected} />}
+        {(state === 'starting' || (busy === 'vm.start' && progress.length > 0)) && (
+          <StartProgress progress={progress} current={status?.phase} expected={status?.expected} />
+        )}
         {status?.timings?.totalMs !== undefined && state === 'running' && (
-          <p className="muted">Started in {(status.timings.totalMs / 1000).toFixed(1)} s{status.accel ? ` (${status.accel})` : ''}.</p>
+          <p className="muted">
+            Started in {(status.timings.totalMs / 1000).toFixed(1)} s{status.accel ? ` (${status.accel})` : ''}.
+          </p>
         )}
         {status?.accel === 'tcg' && (state === 'running' || state === 'starting') && (
           <div className="error-note warning" role="status" data-testid="tcg-warning">
             <div className="error-message">Slow: the VM runs under TCG, QEMU&apos;s software emulation</div>
             <div className="error-hint">
-              {status.accelReason ? `${status.accelReason}. ` : ''}Every instruction is emulated, so starts and builds take many times longer than with KVM or HVF.{' '}
-              <a href="#/troubleshoot">The doctor says what this host lacks</a>.
+              {status.accelReason ? `${status.accelReason}. ` : ''}Every instruction is emulated, so starts and builds take many times longer than with KVM or
+              HVF. <a href="#/troubleshoot">The doctor says what this host lacks</a>.
             </div>
           </div>
         )}

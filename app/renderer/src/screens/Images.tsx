@@ -15,7 +15,15 @@ const listImages = async (api: Api) => (await api.call('images.list', {})).image
 export function Images() {
   const api = useApi();
   const running = useVm().status?.state === 'running';
-  const { data: list, loadError, busy, note, actionError, clearActionError, run } = useList(listImages, { enabled: running, reloadOn: ['images.changed', 'containers.changed'] });
+  const {
+    data: list,
+    loadError,
+    busy,
+    note,
+    actionError,
+    clearActionError,
+    run,
+  } = useList(listImages, { enabled: running, reloadOn: ['images.changed', 'containers.changed'] });
   const [removing, setRemoving] = useState<ImageView | null>(null);
   const [pruning, setPruning] = useState<'dangling' | 'unused' | null>(null);
 
@@ -89,7 +97,11 @@ export function Images() {
           });
         }}
       >
-        <p>{pruning === 'unused' ? 'Images you pulled or built but no container uses are deleted; pulling them again needs a registry.' : 'Untagged images left behind by builds and pulls are deleted.'}</p>
+        <p>
+          {pruning === 'unused'
+            ? 'Images you pulled or built but no container uses are deleted; pulling them again needs a registry.'
+            : 'Untagged images left behind by builds and pulls are deleted.'}
+        </p>
       </ConfirmDialog>
     </div>
   );

@@ -13,7 +13,8 @@ export function Ports() {
   const { data, setData, loadError, errorOf, run } = useList(listPorts, { reloadOn: ['vm.state'] });
   useEvent('ports.changed', (e) => setData((d) => (d ? { ...d, ports: e.ports } : d)));
 
-  const remove = (hostPort: number, proto: 'tcp' | 'udp') => void run(async () => ({ data: await api.call('ports.remove', { hostPort, proto }) }), `${proto}/${hostPort}`);
+  const remove = (hostPort: number, proto: 'tcp' | 'udp') =>
+    void run(async () => ({ data: await api.call('ports.remove', { hostPort, proto }) }), `${proto}/${hostPort}`);
 
   const live = new Map((data?.ports ?? []).map((p) => [`${p.proto}/${p.hostPort}`, p]));
   const manualOnly = (data?.manual ?? []).filter((m) => !live.has(`${m.proto}/${m.hostPort}`));
@@ -22,7 +23,12 @@ export function Ports() {
       <ErrorNote error={loadError} />
       <ListTable label="Forwarded ports" columns={['Host port', 'To', 'Source', 'State']}>
         {(data?.ports ?? []).map((p) => (
-          <PortRow key={`${p.proto}/${p.hostPort}`} p={p} onRemove={p.source === 'manual' ? () => remove(p.hostPort, p.proto) : undefined} error={errorOf(`${p.proto}/${p.hostPort}`)} />
+          <PortRow
+            key={`${p.proto}/${p.hostPort}`}
+            p={p}
+            onRemove={p.source === 'manual' ? () => remove(p.hostPort, p.proto) : undefined}
+            error={errorOf(`${p.proto}/${p.hostPort}`)}
+          />
         ))}
         {manualOnly.map((m) => (
           <tr key={`m-${m.proto}/${m.hostPort}`} data-testid="port-row">
@@ -114,7 +120,14 @@ function AddForward({ onAdded }: { onAdded: (r: Result<'ports.add'>) => void }) 
     <form className="card form-inline" onSubmit={(e) => void submit(e)} aria-labelledby={`${id}-h`}>
       <h2 id={`${id}-h`}>Add a manual forward</h2>
       <label htmlFor={`${id}-host`}>Host port</label>
-      <input id={`${id}-host`} inputMode="numeric" value={host} onChange={(e) => setHost(e.target.value)} required aria-describedby={error ? `${id}-err` : undefined} />
+      <input
+        id={`${id}-host`}
+        inputMode="numeric"
+        value={host}
+        onChange={(e) => setHost(e.target.value)}
+        required
+        aria-describedby={error ? `${id}-err` : undefined}
+      />
       <label htmlFor={`${id}-guest`}>Guest port</label>
       <input id={`${id}-guest`} inputMode="numeric" value={guest} onChange={(e) => setGuest(e.target.value)} required />
       <label htmlFor={`${id}-proto`}>Protocol</label>

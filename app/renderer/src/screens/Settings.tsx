@@ -77,7 +77,9 @@ export function Settings() {
     <form className="settings card" onSubmit={submit} noValidate aria-describedby={error ? `${id}-error` : undefined} aria-busy={!saved && !error}>
       {error && (
         <div className="error-note" role="alert" id={`${id}-error`} data-testid="settings-summary">
-          <div className="error-message">{invalid.length ? `${invalid.length === 1 ? 'One value is' : `${invalid.length} values are`} not valid.` : error.message}</div>
+          <div className="error-message">
+            {invalid.length ? `${invalid.length === 1 ? 'One value is' : `${invalid.length} values are`} not valid.` : error.message}
+          </div>
           {invalid.length > 0 && (
             <ul className="summary-list">
               {invalid.map((f) => (
@@ -130,7 +132,8 @@ export function Settings() {
       </div>
       {running && (
         <p className="muted small" id={`${id}-restart-help`}>
-          Apply &amp; restart restarts the VM when a changed value needs it (CPUs, memory, disk, driver, accelerator, Rosetta, shared folders); containers are kept.
+          Apply &amp; restart restarts the VM when a changed value needs it (CPUs, memory, disk, driver, accelerator, Rosetta, shared folders); containers are
+          kept.
         </p>
       )}
       {result && (

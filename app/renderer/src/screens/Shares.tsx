@@ -76,7 +76,10 @@ export function FileSharing() {
     <div className="file-sharing">
       <section className="card" aria-labelledby={`${id}-h`}>
         <h2 id={`${id}-h`}>Shared folders</h2>
-        <p className="muted small">Host folders the VM sees (at the same path unless you say otherwise), so `docker run -v "$PWD":/src` works. Sync keeps a copy on the VM&apos;s disk: faster builds, changes copied both ways.</p>
+        <p className="muted small">
+          Host folders the VM sees (at the same path unless you say otherwise), so `docker run -v "$PWD":/src` works. Sync keeps a copy on the VM&apos;s disk:
+          faster builds, changes copied both ways.
+        </p>
         <ErrorNote error={loadError} />
         <Note text={note} />
         {data && (
@@ -99,19 +102,46 @@ export function FileSharing() {
                       {s?.mechanism === 'reverse-sshfs' && s.mechanismReason ? <div className="small muted">{s.mechanismReason}</div> : null}
                     </td>
                     <td>
-                      {s ? <span className={`pill port-${s.state === 'mounted' ? 'active' : s.state === 'error' ? 'error' : 'conflict'}`}>{s.state}</span> : <span className="muted small">when the VM runs</span>}
+                      {s ? (
+                        <span className={`pill port-${s.state === 'mounted' ? 'active' : s.state === 'error' ? 'error' : 'conflict'}`}>{s.state}</span>
+                      ) : (
+                        <span className="muted small">when the VM runs</span>
+                      )}
                       {s?.error && <div className="small warn">{s.error}</div>}
                       {s?.hint && <div className="small muted">{s.hint}</div>}
                     </td>
                     <td>
-                      <input type="checkbox" checked={!!c.readOnly} disabled={busy} onChange={(e) => setShareReadOnly(c, e.target.checked)} aria-label={`${c.hostPath} read-only`} />
+                      <input
+                        type="checkbox"
+                        checked={!!c.readOnly}
+                        disabled={busy}
+                        onChange={(e) => setShareReadOnly(c, e.target.checked)}
+                        aria-label={`${c.hostPath} read-only`}
+                      />
                     </td>
                     <td>
-                      <input type="checkbox" checked={syncedPaths.has(c.hostPath)} disabled={busy} onChange={(e) => setSync(c.hostPath, e.target.checked)} aria-label={`Sync ${c.hostPath}`} />
-                      {sy && <div className="small muted">{sy.state}{sy.conflicts.length ? `, ${sy.conflicts.length} conflicts` : ''}</div>}
+                      <input
+                        type="checkbox"
+                        checked={syncedPaths.has(c.hostPath)}
+                        disabled={busy}
+                        onChange={(e) => setSync(c.hostPath, e.target.checked)}
+                        aria-label={`Sync ${c.hostPath}`}
+                      />
+                      {sy && (
+                        <div className="small muted">
+                          {sy.state}
+                          {sy.conflicts.length ? `, ${sy.conflicts.length} conflicts` : ''}
+                        </div>
+                      )}
                     </td>
                     <td className="row-actions">
-                      <button type="button" className="danger" onClick={() => setRemoving(c.hostPath)} disabled={busy} aria-label={`Stop sharing ${c.hostPath}`}>
+                      <button
+                        type="button"
+                        className="danger"
+                        onClick={() => setRemoving(c.hostPath)}
+                        disabled={busy}
+                        aria-label={`Stop sharing ${c.hostPath}`}
+                      >
                         Remove
                       </button>
                       <ErrorNote error={errorOf(c.hostPath)} />
@@ -139,7 +169,15 @@ export function FileSharing() {
         <h2 id={`${id}-add-h`}>Share a folder</h2>
         <form className="form-inline share-form" onSubmit={add} aria-labelledby={`${id}-add-h`}>
           <label htmlFor={`${id}-host`}>Host folder</label>
-          <input id={`${id}-host`} value={hostPath} onChange={(e) => setHostPath(e.target.value)} required placeholder="/home/you/src" className="path-input" aria-describedby={`${id}-host-help`} />
+          <input
+            id={`${id}-host`}
+            value={hostPath}
+            onChange={(e) => setHostPath(e.target.value)}
+            required
+            placeholder="/home/you/src"
+            className="path-input"
+            aria-describedby={`${id}-host-help`}
+          />
           {pick && (
             <button type="button" onClick={browse} disabled={busy}>
               Choose folder…
@@ -170,7 +208,8 @@ export function FileSharing() {
       >
         {removing && isHomeFolder(removing) ? (
           <p>
-            Containers then see an empty folder where they mount a path under <code>{removing}</code>: <code>docker run -v &quot;$PWD&quot;:/src</code> and Compose bind mounts stop working until you share it again.
+            Containers then see an empty folder where they mount a path under <code>{removing}</code>: <code>docker run -v &quot;$PWD&quot;:/src</code> and
+            Compose bind mounts stop working until you share it again.
           </p>
         ) : (
           <p>Containers that mount a path inside it see an empty folder. The folder on this computer is not touched.</p>

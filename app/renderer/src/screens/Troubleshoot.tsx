@@ -138,7 +138,11 @@ function Maintenance() {
     <section className="card" aria-labelledby="maint-h">
       <h2 id="maint-h">Restart and reset</h2>
       <div className="actions">
-        <button type="button" onClick={() => void act(status?.state === 'running' ? 'vm.restart' : 'vm.start')} disabled={!!busy || status?.state === 'starting' || status?.state === 'stopping'}>
+        <button
+          type="button"
+          onClick={() => void act(status?.state === 'running' ? 'vm.restart' : 'vm.start')}
+          disabled={!!busy || status?.state === 'starting' || status?.state === 'stopping'}
+        >
           {status?.state === 'running' ? 'Restart the VM' : 'Start the VM'}
         </button>
         <button type="button" className="danger" onClick={() => setConfirm(true)} disabled={!stopped || resetting} aria-describedby="reset-help">
@@ -151,7 +155,15 @@ function Maintenance() {
       <ErrorNote error={actionError} />
       <ErrorNote error={error} />
       <Note text={note} />
-      <ConfirmDialog open={confirm} title="Factory reset?" confirmLabel="Delete everything and reset" danger busy={resetting} onCancel={() => setConfirm(false)} onConfirm={() => void reset()}>
+      <ConfirmDialog
+        open={confirm}
+        title="Factory reset?"
+        confirmLabel="Delete everything and reset"
+        danger
+        busy={resetting}
+        onCancel={() => setConfirm(false)}
+        onConfirm={() => void reset()}
+      >
         <p>All containers, images and volumes in the VM are deleted, and the settings go back to their defaults. This cannot be undone.</p>
       </ConfirmDialog>
     </section>

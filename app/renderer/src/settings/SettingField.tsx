@@ -28,7 +28,9 @@ export function SettingField(p: {
 }) {
   const { field: f, fid, value, error } = p;
   const range = rangeText(f.key, p.limits);
-  const off = f.options ? Object.keys(f.options).flatMap((v) => (v !== value && unusable(p.doctor, f.key, v) ? [[v, unusable(p.doctor, f.key, v)!] as const] : [])) : [];
+  const off = f.options
+    ? Object.keys(f.options).flatMap((v) => (v !== value && unusable(p.doctor, f.key, v) ? [[v, unusable(p.doctor, f.key, v)!] as const] : []))
+    : [];
   const rosettaOff = f.key === 'rosetta' ? unusable(p.doctor, 'rosetta', 'true') : undefined;
   const describedBy = [`${fid}-help`, off.length || rosettaOff ? `${fid}-off` : '', error ? `${fid}-err` : ''].filter(Boolean).join(' ');
   const common = { id: fid, name: f.key, 'aria-describedby': describedBy, 'aria-invalid': !!error };
@@ -47,7 +49,14 @@ export function SettingField(p: {
     control = (
       <label htmlFor={fid} className="check">
         {/* Disabled only while off: a setting on where it cannot apply can still be turned off. */}
-        <input {...common} type="checkbox" checked={value === 'true'} disabled={!!rosettaOff && value !== 'true'} onChange={(e) => p.onChange(String(e.target.checked))} /> {f.check}
+        <input
+          {...common}
+          type="checkbox"
+          checked={value === 'true'}
+          disabled={!!rosettaOff && value !== 'true'}
+          onChange={(e) => p.onChange(String(e.target.checked))}
+        />{' '}
+        {f.check}
       </label>
     );
   } else if (f.options) {

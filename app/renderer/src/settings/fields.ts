@@ -86,6 +86,13 @@ export function rangeText(k: Key, limits: SettingsLimits | undefined): string | 
 export function unusable(doctor: Doctor | null, k: Key, value: string): string | undefined {
   const c = doctor?.choices;
   if (!c) return undefined;
-  const choice = k === 'driver' ? c.driver[value as SettingsView['driver']] : k === 'accel' ? c.accel[value as SettingsView['accel']] : k === 'rosetta' ? c.rosetta : undefined;
-  return choice && !choice.usable ? choice.reason ?? 'not available on this host' : undefined;
+  const choice =
+    k === 'driver'
+      ? c.driver[value as SettingsView['driver']]
+      : k === 'accel'
+        ? c.accel[value as SettingsView['accel']]
+        : k === 'rosetta'
+          ? c.rosetta
+          : undefined;
+  return choice && !choice.usable ? (choice.reason ?? 'not available on this host') : undefined;
 }

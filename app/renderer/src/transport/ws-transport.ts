@@ -40,8 +40,16 @@ export class WebSocketTransport implements Transport {
       if (this.ws !== ws) return;
       this.ws = undefined;
       const problem: ErrorInfo = opened
-        ? { code: 'ENGINE_NOT_RUNNING', message: 'the connection to the dashboard server closed', hint: 'Reconnecting… If `berth dashboard` was stopped, run it again and open the new address.' }
-        : { code: 'UNAUTHORIZED', message: 'the dashboard server refused or did not answer', hint: 'Open the address `berth dashboard` printed; each start makes a new one.' };
+        ? {
+            code: 'ENGINE_NOT_RUNNING',
+            message: 'the connection to the dashboard server closed',
+            hint: 'Reconnecting… If `berth dashboard` was stopped, run it again and open the new address.',
+          }
+        : {
+            code: 'UNAUTHORIZED',
+            message: 'the dashboard server refused or did not answer',
+            hint: 'Open the address `berth dashboard` printed; each start makes a new one.',
+          };
       for (const p of this.pending.values()) p.reject(new CallError(problem));
       this.pending.clear();
       this.setLink(false, problem);

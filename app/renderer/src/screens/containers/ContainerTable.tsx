@@ -64,7 +64,12 @@ export function ContainerTable(p: TableProps) {
       <thead>
         <tr>
           <th scope="col" className="select">
-            <TriCheckbox checked={all.length > 0 && nSel === all.length} some={nSel > 0} label="Select every container shown" onChange={(on) => p.setSelected(all, on)} />
+            <TriCheckbox
+              checked={all.length > 0 && nSel === all.length}
+              some={nSel > 0}
+              label="Select every container shown"
+              onChange={(on) => p.setSelected(all, on)}
+            />
           </th>
           <th scope="col">Name</th>
           <th scope="col">Image</th>
@@ -98,10 +103,21 @@ function GroupBody({ g, ...p }: TableProps & { g: Group }) {
       {project !== undefined && (
         <tr className="group-row">
           <td className="select">
-            <TriCheckbox checked={nSel === ids.length} some={nSel > 0} label={`Select every container of ${project}`} onChange={(on) => p.setSelected(ids, on)} />
+            <TriCheckbox
+              checked={nSel === ids.length}
+              some={nSel > 0}
+              label={`Select every container of ${project}`}
+              onChange={(on) => p.setSelected(ids, on)}
+            />
           </td>
           <th scope="rowgroup" colSpan={3}>
-            <button type="button" className="group-toggle" aria-expanded={!closed} onClick={() => p.toggleCollapsed(project)} aria-label={`${project}: show or hide its containers`}>
+            <button
+              type="button"
+              className="group-toggle"
+              aria-expanded={!closed}
+              onClick={() => p.toggleCollapsed(project)}
+              aria-label={`${project}: show or hide its containers`}
+            >
               <span className={closed ? 'chevron closed' : 'chevron'}>
                 <Icon name="chevron" />
               </span>
@@ -116,13 +132,34 @@ function GroupBody({ g, ...p }: TableProps & { g: Group }) {
           </th>
           <td />
           <td className="row-actions">
-            <button type="button" className="icon-button" onClick={() => p.onGroupAct(g, 'start')} disabled={anyBusy || up === g.containers.length} aria-label={`Start every container of ${project}`} title="Start all">
+            <button
+              type="button"
+              className="icon-button"
+              onClick={() => p.onGroupAct(g, 'start')}
+              disabled={anyBusy || up === g.containers.length}
+              aria-label={`Start every container of ${project}`}
+              title="Start all"
+            >
               <Icon name="start" />
             </button>
-            <button type="button" className="icon-button" onClick={() => p.onGroupAct(g, 'stop')} disabled={anyBusy || up === 0} aria-label={`Stop every container of ${project}`} title="Stop all">
+            <button
+              type="button"
+              className="icon-button"
+              onClick={() => p.onGroupAct(g, 'stop')}
+              disabled={anyBusy || up === 0}
+              aria-label={`Stop every container of ${project}`}
+              title="Stop all"
+            >
               <Icon name="stop" />
             </button>
-            <button type="button" className="icon-button danger" onClick={() => p.onRemove(g.containers, `every container of ${project}`)} disabled={anyBusy} aria-label={`Remove every container of ${project}`} title="Remove all">
+            <button
+              type="button"
+              className="icon-button danger"
+              onClick={() => p.onRemove(g.containers, `every container of ${project}`)}
+              disabled={anyBusy}
+              aria-label={`Remove every container of ${project}`}
+              title="Remove all"
+            >
               <Icon name="remove" />
             </button>
           </td>
@@ -137,12 +174,23 @@ function Row({ c, inGroup, ...p }: TableProps & { c: ContainerView; inGroup: boo
   const b = p.busy[c.id];
   const on = isRunning(c);
   return (
-    <tr data-testid="container-row" data-name={c.name} className={[p.openId === c.id ? 'selected' : '', inGroup ? 'in-group' : ''].join(' ').trim() || undefined}>
+    <tr
+      data-testid="container-row"
+      data-name={c.name}
+      className={[p.openId === c.id ? 'selected' : '', inGroup ? 'in-group' : ''].join(' ').trim() || undefined}
+    >
       <td className="select">
         <input type="checkbox" checked={p.selected.has(c.id)} onChange={(e) => p.setSelected([c.id], e.target.checked)} aria-label={`Select ${c.name}`} />
       </td>
       <td>
-        <button type="button" className="link-button name" onClick={() => p.onOpen(c)} aria-label={`Details of ${c.name}`} aria-expanded={p.openId === c.id} title={c.name}>
+        <button
+          type="button"
+          className="link-button name"
+          onClick={() => p.onOpen(c)}
+          aria-label={`Details of ${c.name}`}
+          aria-expanded={p.openId === c.id}
+          title={c.name}
+        >
           {c.name}
         </button>
         <div className="muted small">{shortId(c.id)}</div>
@@ -197,7 +245,14 @@ function Row({ c, inGroup, ...p }: TableProps & { c: ContainerView; inGroup: boo
         <button type="button" className="icon-button" onClick={() => p.onAct(c, 'restart')} disabled={!!b} aria-label={`Restart ${c.name}`} title="Restart">
           <Icon name="restart" />
         </button>
-        <button type="button" className="icon-button danger" onClick={() => p.onRemove([c], c.name)} disabled={!!b} aria-label={`Remove ${c.name}`} title="Remove">
+        <button
+          type="button"
+          className="icon-button danger"
+          onClick={() => p.onRemove([c], c.name)}
+          disabled={!!b}
+          aria-label={`Remove ${c.name}`}
+          title="Remove"
+        >
           <Icon name="remove" />
         </button>
       </td>

@@ -16,7 +16,11 @@ const DONE: Record<Action, string> = { start: 'start', stop: 'stop', restart: 'r
 function problemError(p: ActionProblem): CallError {
   const first = p.failed[0]!.error;
   const names = p.failed.map((f) => f.name).join(', ');
-  return new CallError({ code: first.code, message: `could not ${DONE[p.action]} ${p.failed.length} of ${p.total} containers (${names}): ${first.message}`, hint: first.hint });
+  return new CallError({
+    code: first.code,
+    message: `could not ${DONE[p.action]} ${p.failed.length} of ${p.total} containers (${names}): ${first.message}`,
+    hint: first.hint,
+  });
 }
 
 /**
@@ -42,7 +46,10 @@ export function Containers() {
     const q = filter.trim().toLowerCase();
     let l = list ?? [];
     if (runningOnly) l = l.filter(isRunning);
-    if (q) l = l.filter((c) => c.name.toLowerCase().includes(q) || c.image.toLowerCase().includes(q) || c.id.startsWith(q) || (c.project ?? '').toLowerCase().includes(q));
+    if (q)
+      l = l.filter(
+        (c) => c.name.toLowerCase().includes(q) || c.image.toLowerCase().includes(q) || c.id.startsWith(q) || (c.project ?? '').toLowerCase().includes(q),
+      );
     return l;
   }, [list, filter, runningOnly]);
   const groups = useMemo(() => groupByProject(shown), [shown]);
@@ -106,7 +113,11 @@ export function Containers() {
           <button type="button" onClick={() => void many(chosen, 'restart')}>
             Restart
           </button>
-          <button type="button" className="danger" onClick={() => setRemoving({ cs: chosen, label: `${chosen.length} selected container${chosen.length === 1 ? '' : 's'}` })}>
+          <button
+            type="button"
+            className="danger"
+            onClick={() => setRemoving({ cs: chosen, label: `${chosen.length} selected container${chosen.length === 1 ? '' : 's'}` })}
+          >
             Remove…
           </button>
           <button type="button" onClick={() => setSelectedSet(new Set())}>

@@ -44,7 +44,11 @@ export function useContainers(running: boolean) {
 
   useEffect(() => {
     void load();
-    if (running) void api.call('ports.list', {}).then((r) => setPortMap(r.ports), () => undefined); // ports are an extra
+    if (running)
+      void api.call('ports.list', {}).then(
+        (r) => setPortMap(r.ports),
+        () => undefined,
+      ); // ports are an extra
   }, [api, load, running]);
 
   useEffect(

@@ -61,6 +61,12 @@ export const TUNING = {
     'a whole number of milliseconds',
     'the wait before a VM that died under a running engine is started again (default 2000)',
   ),
+  hungGuestMs: def(
+    'BERTH_HUNG_GUEST_MS',
+    ms(1).optional(),
+    MS,
+    'how long a running guest may leave ssh unanswered while its VM process runs before the VM is restarted (default 120000, 300000 under TCG)',
+  ),
   kvmProbeTimeoutMs: def(
     'BERTH_KVM_PROBE_TIMEOUT_MS',
     ms(1).default(8000),

@@ -30,6 +30,7 @@ import type { GuestSession } from './guest/session.js';
 import type { GuestImage, ImageStore, ProgressDetail } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
 import { connectGuest } from './runtime/connect-guest.js';
+import { GuestWatchdog } from './runtime/guest-watchdog.js';
 import type { GuestRuntime, RuntimeEvents } from './runtime/guest-runtime.js';
 import { LiveEdits } from './runtime/live-edits.js';
 import { RestControl } from './runtime/rest-control.js';
@@ -95,11 +96,18 @@ export class Engine extends EventEmitter<
   private vmSpec?: VmSpec;
   /** When the VM went down by itself lately (for the restart budget). */
   private readonly crashes = new CrashBudget();
+  /** A running guest that stopped answering is stopped like a crash (runtime/guest-watchdog.ts). */
+  private readonly watchdog: GuestWatchdog;
   /** The idle rest, and the docker socket that outlives one VM run. */
   private readonly rest: RestControl;
 
   constructor(private readonly o: EngineOptions) {
     super();
+    this.watchdog = new GuestWatchdog({
+      limitMs: () => this.o.tuning.hungGuestMs ?? (this.run?.accel === 'tcg' ? 300_000 : 120_000),
+      runningVm: () => (this.sm.state === 'running' ? this.vm : undefined),
+      log: o.log,
+    });
     this.rest = new RestControl({
       paths: o.paths,
       log: o.log,
@@ -263,6 +271,7 @@ export class Engine extends EventEmitter<
       boot: this.boot,
       progress: (phase, message) => this.progress(phase, message),
       adopt: (rt) => {
+        rt.on('session', ({ state }) => this.watchdog.session(state));
         this.runtime = rt;
         rt.relayTo(this);
       },
@@ -282,7 +291,8 @@ export class Engine extends EventEmitter<
   }
 
   private watchVm(vm: RunningVm): void {
-    vm.on('exit', ({ reason }) => {
+    vm.on('exit', (e) => {
+      const reason = this.watchdog.takeReason() ?? e.reason;
       if (this.vm !== vm) return;
       this.vm = undefined;
       if (this.sm.state === 'stopping' || this.sm.state === 'stopped') return;
@@ -319,6 +329,7 @@ export class Engine extends EventEmitter<
    * goes, and connections that waited for a wake end.
    */
   private async teardown(killVm: boolean): Promise<void> {
+    this.watchdog.stop();
     this.rest.leaving();
     const rt = this.runtime;
     this.runtime = undefined;
@@ -368,6 +379,7 @@ export class Engine extends EventEmitter<
    */
   private async doStop(force: boolean, toRest = false): Promise<VmStatus> {
     this.sm.to('stopping');
+    this.watchdog.stop();
     this.rest.leaving();
     const vm = this.vm;
     const rt = this.runtime;

@@ -22,6 +22,7 @@ import { FakeDriver, type FakeMode } from '../helpers/fake-driver.js';
 import { startFakeDockerd } from '../helpers/fake-guest.js';
 import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
+import { waitFor } from '../../app/base/process-util.js';
 import { mountsCommand } from '../../app/engine/guest/queries.js';
 
 const t = shortTempDir('eng');
@@ -233,6 +234,24 @@ test('a VM that dies while running is started again by itself, and says so in it
   assert.equal(s.lastCrash?.reason, 'killed by signal SIGKILL');
   assert.equal(s.lastCrash?.recent, 1);
   assert.equal(await ping(s.dockerSocket), 'OK');
+});
+
+test('a guest that stops answering while its VM runs: the VM is stopped like a crash and started again, saying why', async () => {
+  const { engine, driver, states } = makeEngine('ok', { recoveryDelayMs: 50, hungGuestMs: 800 });
+  await engine.start();
+  // A link cut that comes back at once is no hang.
+  driver.vms[0]!.guest!.dropAll();
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(driver.vms[0]!.alive(), true, 'a link that came back leaves the VM alone');
+  assert.deepEqual(states, ['starting', 'running']);
+  // The guest goes quiet (its sshd no longer answers) while the VM process runs.
+  await driver.vms[0]!.guest!.close();
+  assert.ok(await waitFor(() => states.length === 5 && engine.status().state === 'running', 10_000), `running again (${states.join(' → ')})`);
+  assert.deepEqual(states, ['starting', 'running', 'error', 'starting', 'running']);
+  assert.equal(driver.vms[0]!.alive(), false, 'the hung VM was stopped');
+  assert.equal(driver.vms.length, 2, 'a new VM');
+  assert.match(engine.status().lastCrash?.reason ?? '', /the guest stopped answering for 1 s while its VM ran/);
+  assert.equal(await ping(engine.status().dockerSocket), 'OK');
 });
 
 test('a VM that keeps dying is left in error after the third time, with a hint that says why', async () => {

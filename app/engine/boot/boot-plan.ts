@@ -80,7 +80,7 @@ export type PlanTuning = Pick<Tuning, 'accel' | 'kvmProbeTimeoutMs' | 'qemu' | '
 
 /** What the engine takes from the overrides: the boot plan's, and its own timeouts. */
 export type EngineTuning = PlanTuning &
-  Pick<Tuning, 'bootTimeoutMs' | 'dockerTimeoutMs' | 'syncStartTimeoutMs' | 'syncStopTimeoutMs' | 'stopTimeoutMs' | 'recoveryDelayMs'>;
+  Pick<Tuning, 'bootTimeoutMs' | 'dockerTimeoutMs' | 'syncStartTimeoutMs' | 'syncStopTimeoutMs' | 'stopTimeoutMs' | 'recoveryDelayMs' | 'hungGuestMs'>;
 
 export interface PlanContext {
   paths: InstancePaths;

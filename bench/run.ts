@@ -231,6 +231,10 @@ async function sharesSection(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  // The VM must not rest in the middle of a measurement: sections that use
+  // no docker (sharing, the dashboard) outlast the default idle time. The
+  // lifecycle section sets its own to measure a wake.
+  await must(berth('settings', 'set', 'idleMinutes=0'), 'berth settings set idleMinutes=0');
   if (SOAK) return soak();
   if (ONLY === 'shares') return onlyShares();
   if (ONLY === 'boot') return onlyBoot();

@@ -14,6 +14,7 @@ export class FakeVm extends EventEmitter<{ exit: [VmExit] }> implements RunningV
   readonly pid = 999_999;
   private up = true;
   guest?: FakeGuest;
+  private shareLost?: (tag: string, reason: string) => void;
 
   alive(): boolean {
     return this.up;
@@ -31,6 +32,13 @@ export class FakeVm extends EventEmitter<{ exit: [VmExit] }> implements RunningV
   }
   detach(): void {
     this.up = false;
+  }
+  onShareLost(cb: (tag: string, reason: string) => void): void {
+    this.shareLost = cb;
+  }
+  /** A virtiofsd exited while the VM runs (QEMU's driver sees it on a poll). */
+  loseShare(tag: string, reason: string): void {
+    this.shareLost?.(tag, reason);
   }
   async exit(reason: string): Promise<void> {
     if (!this.up) return;
@@ -86,7 +94,12 @@ export class FakeDriver implements Driver {
       exec: (cmd) => {
         const own = this.o.exec?.(cmd);
         if (own) return own;
-        if (cmd.includes('poweroff')) setTimeout(() => void vm.exit('the VM powered off'), 50);
+        if (cmd.includes('poweroff')) {
+          // As with QEMU: the guest's virtio-fs devices go first, so each
+          // virtiofsd exits a moment before the VM process does.
+          for (const s of spec.shares ?? []) setTimeout(() => vm.loseShare(s.tag, 'its virtiofsd (pid 42) exited'), 10);
+          setTimeout(() => void vm.exit('the VM powered off'), 50);
+        }
         return { code: 0 };
       },
     });

@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { Writable } from 'node:stream';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
+import pino from 'pino';
 import { Engine } from '../../app/engine/engine.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
@@ -346,7 +348,7 @@ class VirtiofsFakeDriver extends FakeDriver {
   }
 }
 
-function makeVirtiofsEngine(failVirtiofs: boolean, tuning: Partial<Tuning> = {}) {
+function makeVirtiofsEngine(failVirtiofs: boolean, tuning: Partial<Tuning> = {}, log = silentLogger()) {
   const paths = instancePaths(`v${++n}`);
   fs.mkdirSync(paths.dir, { recursive: true });
   const shared = fs.mkdtempSync(path.join(t.dir, 'shared-'));
@@ -356,7 +358,7 @@ function makeVirtiofsEngine(failVirtiofs: boolean, tuning: Partial<Tuning> = {})
   driver.failVirtiofs = failVirtiofs;
   const engine = new Engine({
     paths,
-    log: silentLogger(),
+    log,
     driver,
     images: images(),
     settings,
@@ -383,6 +385,28 @@ test('shares get virtio-fs devices at start, kept in the run state, mounted by t
     [[shared, 'virtiofs', 'fake virtio-fs']],
   );
   assert.ok(driver.vms[0]!.guest!.commands.includes(mountsCommand('mount-virtiofs', shared, spec.shares![0]!.tag, 'rw')), 'mounted by tag');
+});
+
+test('a stop does not read the virtiofsd that exits with the powered-off guest as a share to fall back from', async () => {
+  const warnings: string[] = [];
+  const log = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk, _enc, cb) {
+        warnings.push(String(chunk));
+        cb();
+      },
+    }),
+  );
+  const { engine } = makeVirtiofsEngine(false, {}, log);
+  await engine.start();
+  await engine.stop();
+  await new Promise((r) => setTimeout(r, 1000)); // a fallback came 500 ms after the loss
+  assert.deepEqual(
+    warnings.filter((w) => /falling back|virtiofsd/.test(w)),
+    [],
+    'no fallback to reverse sshfs while the guest powers off',
+  );
 });
 
 test('BERTH_SHARE_MECHANISM=sshfs: no devices, every share by reverse sshfs, saying so', async () => {

@@ -169,7 +169,11 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
       (p) => notifier.guestChanged(p),
       (s) => routeOf(plan, s),
     );
-    this.o.vm.onShareLost?.((tag, reason) => shares.virtiofsLost(tag, reason));
+    this.o.vm.onShareLost?.((tag, reason) => {
+      // A guest asked to power off takes its virtio-fs devices down first:
+      // each virtiofsd exits a moment before the VM, which is no share lost.
+      if (session.currentState !== 'closed') shares.virtiofsLost(tag, reason);
+    });
     shares.on('change', (list) => {
       this.emit('shares', list);
       this.sync?.sharesChanged();

@@ -122,6 +122,7 @@ class ShareMount {
         // waits until the VM restarts: the reason says so.
         void detachMount(this.session, this.guestPath);
         await sleep(500);
+        if (this.stopping) break;
         this.fallBack(`${why} (restart the VM soon with \`berth restart\`: until then, anything still waiting on the old device, and a VM-wide sync, hangs)`);
         continue;
       }

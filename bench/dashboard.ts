@@ -117,10 +117,25 @@ export async function benchDashboard(o: { containers?: number; runs?: number } =
       await page.goto(dash.url.replace('/#token=', '/#/containers&token='), { waitUntil: 'load' });
       // Functions without DOM types (this file is built for Node); the page's CSP forbids evaluating strings.
       await page.waitForFunction(() => (globalThis as { __listShownAt?: number }).__listShownAt !== undefined, null, { timeout: 60_000 });
+      // Paint entries can be recorded a little after the frame: wait for both, and a load without them is an error, not a number.
+      await page
+        .waitForFunction(
+          () => {
+            const names = (globalThis as unknown as { performance: { getEntriesByType(t: string): { name: string }[] } }).performance
+              .getEntriesByType('paint')
+              .map((e) => e.name);
+            return names.includes('first-paint') && names.includes('first-contentful-paint');
+          },
+          null,
+          { timeout: 10_000 },
+        )
+        .catch(() => {
+          throw new Error('the dashboard page reported no first-paint / first-contentful-paint entry within 10 s of listing the containers');
+        });
       const t = await page.evaluate(() => {
         const g = globalThis as unknown as { __listShownAt: number; performance: { getEntriesByType(t: string): { name: string; startTime: number }[] } };
         const paint = Object.fromEntries(g.performance.getEntriesByType('paint').map((e) => [e.name, e.startTime]));
-        return { fp: paint['first-paint'] ?? NaN, fcp: paint['first-contentful-paint'] ?? NaN, list: g.__listShownAt };
+        return { fp: paint['first-paint']!, fcp: paint['first-contentful-paint']!, list: g.__listShownAt };
       });
       const cdp = await context.newCDPSession(page);
       await cdp.send('HeapProfiler.collectGarbage');

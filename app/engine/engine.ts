@@ -292,8 +292,8 @@ export class Engine extends EventEmitter<
 
   private watchVm(vm: RunningVm): void {
     vm.on('exit', (e) => {
-      const reason = this.watchdog.takeReason() ?? e.reason;
       if (this.vm !== vm) return;
+      const reason = this.watchdog.takeReason() ?? e.reason;
       this.vm = undefined;
       if (this.sm.state === 'stopping' || this.sm.state === 'stopped') return;
       this.o.log.error({ reason }, 'VM exited unexpectedly');

@@ -26,8 +26,8 @@ export class GuestWatchdog {
 
   /** The session's state changed: a lost link starts the clock, a link back stops it. */
   session(state: string): void {
-    if (state !== 'reconnecting') return void (state === 'connected' || state === 'closed' ? this.stop() : undefined);
-    if (this.timer) return;
+    if (state === 'connected' || state === 'closed') return this.stop();
+    if (state !== 'reconnecting' || this.timer) return;
     const limit = this.o.limitMs();
     this.timer = setTimeout(() => {
       this.timer = undefined;

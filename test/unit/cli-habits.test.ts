@@ -140,3 +140,32 @@ test('`share add` of a folder that does not exist (or of a file) fails with a hi
   const ok = await berth(['share', 'add', t.dir, '--read-only'], e);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('`share add --sync` shares and syncs in one step; a folder that cannot be synced stays shared and says why', async () => {
+  const e = { ...env, BERTH_INSTANCE: 'sharesync' };
+  const file = path.join(env.BERTH_HOME!, 'sharesync', 'settings.json');
+  const dir = path.join(t.dir, 'project');
+  fs.mkdirSync(dir);
+  const ok = await berth(['share', 'add', dir, '--sync'], e);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`Sharing ${dir} at ${dir} in the VM when it runs\\.\nSyncing it with a copy on the VM's disk once the VM runs\\.`));
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.ok(saved.shares.some((x: { hostPath: string }) => x.hostPath === dir));
+  assert.deepEqual(saved.sync, [{ hostPath: dir }]);
+  // A folder inside the synced one cannot be synced too (nested): shared, and the error says so.
+  const inner = path.join(dir, 'inner');
+  fs.mkdirSync(inner);
+  const nested = await berth(['share', 'add', inner, '--sync'], e);
+  assert.equal(nested.code, 1);
+  assert.match(nested.stderr, /is shared, but cannot be synced: .*overlaps the synced folder/);
+  assert.match(nested.stderr, /hint: Synced folders cannot be nested/);
+  const after = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.ok(
+    after.shares.some((x: { hostPath: string }) => x.hostPath === inner),
+    'the share was kept',
+  );
+  assert.deepEqual(after.sync, [{ hostPath: dir }]);
+  const both = await berth(['share', 'add', dir, '--sync', '--read-only'], e);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--sync and --read-only do not go together/);
+});

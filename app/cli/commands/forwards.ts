@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { BerthError, isBerthError } from '../../contract/errors.js';
 import { action, callOrOffline, listsAlone, printJson, usage } from '../command-kit.js';
 import { formatPorts, formatShares, formatSync } from '../output.js';
 
@@ -68,14 +69,28 @@ export function forwardCommands(program: Command): void {
     .argument('<path>', 'the host folder')
     .option('--guest-path <path>', 'where it appears in the VM')
     .option('--read-only', 'containers can read but not change it')
+    .option('--sync', "and keep it in sync with a copy on the VM's disk (as `berth sync add`): builds in containers at the disk's speed")
     .action(
-      action(async (g, paths, dir: string, opts: { guestPath?: string; readOnly?: boolean }) => {
+      action(async (g, paths, dir: string, opts: { guestPath?: string; readOnly?: boolean; sync?: boolean }) => {
+        if (opts.sync && opts.readOnly)
+          throw usage('--sync and --read-only do not go together: a synced folder carries what containers write back to the host');
         const p = { hostPath: path.resolve(dir), ...(opts.guestPath ? { guestPath: opts.guestPath } : {}), ...(opts.readOnly ? { readOnly: true } : {}) };
         const r = await callOrOffline(paths, 'shares.add', p);
-        if (g.json) return printJson(r);
         const live = r.shares.find((x) => x.hostPath === p.hostPath);
+        const shared = `Sharing ${p.hostPath} at ${p.guestPath ?? p.hostPath} in the VM${p.readOnly ? ' (read-only)' : ''}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when it runs'}.\n`;
+        if (!opts.sync) return g.json ? printJson(r) : void process.stdout.write(shared);
+        // The share stays whatever the sync says: the error tells what to do next.
+        if (!g.json) process.stdout.write(shared);
+        const s = await callOrOffline(paths, 'sync.add', { hostPath: p.hostPath }).catch((err: unknown) => {
+          if (!isBerthError(err)) throw err;
+          throw new BerthError(err.code, `${p.hostPath} is shared, but cannot be synced: ${err.message}`, err.hint, err.details);
+        });
+        if (g.json) return printJson({ ...r, syncs: s.syncs, syncConfigured: s.configured });
+        const syncing = s.syncs.find((x) => x.hostPath === p.hostPath);
         process.stdout.write(
-          `Sharing ${p.hostPath} at ${p.guestPath ?? p.hostPath} in the VM${p.readOnly ? ' (read-only)' : ''}${live ? ` (${live.state}${live.error ? `: ${live.error}` : ''})` : ' when it runs'}.\n`,
+          syncing
+            ? `Syncing it with a copy on the VM's disk (${syncing.state}${syncing.error ? `: ${syncing.error}` : ''}). \`berth sync\` shows its progress.\n`
+            : "Syncing it with a copy on the VM's disk once the VM runs.\n",
         );
       }),
     );

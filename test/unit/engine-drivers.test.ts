@@ -14,9 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, afterEach, before, test } from 'node:test';
-import pino from 'pino';
 import type { GuestArch, RunningVm, VmSpec } from '../../app/engine/drivers/driver.js';
 import { driverFactory, type DriverFactory, type DriverOptions } from '../../app/engine/drivers/driver-select.js';
 import { realHostFacts, type HostFacts } from '../../app/engine/drivers/host-detect.js';
@@ -34,6 +32,7 @@ import { installFake } from '../helpers/fake-hypervisors.js';
 import { startFakeDockerd, startFakeGuest, type FakeGuest } from '../helpers/fake-guest.js';
 import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 const t = shortTempDir('edrv');
 const dockerdSock = path.join(t.dir, 'dockerd.sock');
@@ -138,16 +137,7 @@ async function rig(o: {
   if (o.settings) fs.writeFileSync(paths.settings, JSON.stringify(o.settings));
   const guestPort = await freeLoopbackPort();
   const factory = driverFactory({ facts: o.facts, ...(o.driver?.(guestPort) ?? {}) });
-  const logs: string[] = [];
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(String(chunk));
-        cb();
-      },
-    }),
-  );
+  const { log, lines: logs } = captureLogger();
   const r: Rig = { engine: undefined as unknown as Engine, paths, states: [], logs, hang: false, guests: [], vms: [] };
   const drivers: DriverFactory = {
     ...factory,

@@ -5,11 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Writable } from 'node:stream';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
-import pino from 'pino';
 import { Engine } from '../../app/engine/engine.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { BerthError, isBerthError } from '../../app/contract/errors.js';
@@ -25,6 +23,7 @@ import { startFakeDockerd } from '../helpers/fake-guest.js';
 import { dockerPing } from '../helpers/docker-ping.js';
 import { fakeImageDir, shortTempDir, withEnv } from '../helpers/temp.js';
 import { waitFor } from '../../app/base/process-util.js';
+import { captureLogger } from '../helpers/log-capture.js';
 import { mountsCommand } from '../../app/engine/guest/queries.js';
 
 const t = shortTempDir('eng');
@@ -388,16 +387,7 @@ test('shares get virtio-fs devices at start, kept in the run state, mounted by t
 });
 
 test('a stop does not read the virtiofsd that exits with the powered-off guest as a share to fall back from', async () => {
-  const warnings: string[] = [];
-  const log = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk, _enc, cb) {
-        warnings.push(String(chunk));
-        cb();
-      },
-    }),
-  );
+  const { log, lines: warnings } = captureLogger('warn');
   const { engine } = makeVirtiofsEngine(false, {}, log);
   await engine.start();
   await engine.stop();

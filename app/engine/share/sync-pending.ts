@@ -10,7 +10,7 @@ import type { Changed } from './sync-watch.js';
 /** More paths than this pending: look at everything instead. */
 const MAX_PENDING_PATHS = 50_000;
 
-export type NextLook = { skip: true } | { skip: false; scope?: Scope; lookInGuest: boolean };
+export type NextLook = { ownFilesOnly: true } | { ownFilesOnly: false; scope?: Scope; lookInGuest: boolean };
 
 export class PendingLook {
   /** Paths the watchers named since the last cycle took them. */
@@ -51,20 +51,20 @@ export class PendingLook {
     return this.everything || this.paths.size > 0;
   }
 
-  /** Take what is pending for one cycle (skip: only our own temporary files changed). */
+  /** Take what is pending for one cycle (ownFilesOnly: only our own temporary files changed). */
   take(): NextLook {
     let scope: Scope | undefined;
     if (!this.everything) {
       scope = scopeOf(this.paths);
       if (scope && !scope.deep.length) {
         this.paths.clear();
-        return { skip: true };
+        return { ownFilesOnly: true };
       }
     }
     const lookInGuest = this.inGuest || !this.guestWatched;
     this.paths = new Set();
     this.everything = false;
     this.inGuest = false;
-    return { skip: false, scope, lookInGuest };
+    return { ownFilesOnly: false, scope, lookInGuest };
   }
 }

@@ -311,7 +311,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         'Create the folder again, or stop syncing it with `berth sync rm PATH`. The guest copy is kept until then.',
       );
     const next = this.look.take();
-    if (next.skip) return; // only our own temporary files
+    if (next.ownFilesOnly) return;
     const { scope, lookInGuest } = next;
     if (this.state !== 'copying') this.set(this.initialDone ? 'syncing' : 'copying');
     const [host, looked] = scope

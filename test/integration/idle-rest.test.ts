@@ -93,7 +93,7 @@ gatedSuite('idle rest with a real VM', vmPrereqProblem(), { timeout: 30 * 60_000
       if (last.state === state) return Date.now();
       await sleep(500);
     }
-    throw new Error(`no ${state} within ${timeoutMs} ms: ${JSON.stringify(last?.rest)} (state ${last?.state})`);
+    throw new Error(`no ${state} within ${timeoutMs} ms: ${JSON.stringify(last?.rest)} (state ${last?.state})\n${vm.logTail()}`);
   };
 
   before(async () => {

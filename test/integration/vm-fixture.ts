@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { tailFile } from '../../app/base/fs-util.js';
 import { pidAlive } from '../../app/base/process-util.js';
 import { berth, run } from '../helpers/run.js';
 import { shortTempDir } from '../helpers/temp.js';
@@ -21,6 +22,8 @@ export interface VmFixture {
   /** docker, asserting exit 0; returns stdout. */
   ok: (args: string[], opts?: { input?: string; timeoutMs?: number }) => Promise<string>;
   qemuPid: () => number;
+  /** The last lines of the engine's and the guest's logs, to put in a failure's message. */
+  logTail: () => string;
   cleanup: () => Promise<void>;
 }
 
@@ -29,6 +32,18 @@ export interface VmFixture {
  * virtiofsd) are copied to DIR/<prefix>-<time>/ before the fixture's
  * folder goes, so a failed VM test can be read afterwards.
  */
+/**
+ * What a failed VM test shows besides its own assertion: CI prints only the
+ * test output, and the instance's folder is gone after the run.
+ */
+function logTail(inst: string, lines = 25): string {
+  const part = (name: string) => {
+    const got = tailFile(path.join(inst, name), lines).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
+    return `--- the last ${got.length} lines of ${name}\n${got.join('\n')}`;
+  };
+  return `${part('engine.log')}\n${part('serial.log')}`;
+}
+
 function keepLogs(inst: string, prefix: string): void {
   const to = process.env.BERTH_TEST_KEEP_LOGS;
   if (!to) return;
@@ -70,10 +85,11 @@ export function vmFixture(prefix: string): VmFixture {
     docker,
     ok: async (args, opts) => {
       const r = await docker(args, opts);
-      assert.equal(r.code, 0, `docker ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+      assert.equal(r.code, 0, `docker ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}\n${logTail(inst)}`);
       return r.stdout;
     },
     qemuPid,
+    logTail: () => logTail(inst),
     cleanup: async () => {
       keepLogs(inst, prefix);
       await berth(['stop', '--force'], env, { timeoutMs: 120_000 }).catch(() => undefined);

@@ -2,7 +2,8 @@
  * Automatic port forwarding with a real VM and the real docker CLI:
  * published ports appear on the host's loopback and go with their
  * container, guest processes are forwarded too, conflicts are reported and
- * retried, UDP works, many connections and many ports at once hold.
+ * retried, UDP works, many connections and many ports at once hold. And
+ * the way back: host.docker.internal reaches a server on the host's loopback.
  * Times are printed, not asserted: `npm run bench` measures them.
  */
 import assert from 'node:assert/strict';
@@ -221,6 +222,42 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     assert.equal((await vm.berth(['port', 'add', 'nonsense'])).code, 2);
     assert.equal((await vm.berth(['port', 'rm', '18090'])).code, 1, 'removing what is not there is an error');
     await vm.berth(['shell', '--', 'sh', '-c', 'kill $(cat /tmp/h2.pid)']);
+  });
+
+  test("host.docker.internal, gateway.docker.internal and --add-host NAME:host-gateway reach the host's loopback, from containers and the guest", async () => {
+    const server = http.createServer((_req, res) => res.end('from the host\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    // The test image's busybox is static glibc, whose getaddrinfo cannot load
+    // the resolver modules (its wget crashes): its own nslookup asks the
+    // container's DNS (as any libc does), and nc speaks HTTP to the address.
+    const viaDns = (name: string) =>
+      `a=$(nslookup -type=a ${name} | awk '/^Address: / { a = $2 } END { print a }'); echo "$a"; ` +
+      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 "$a" ${port} | tail -n 1`;
+    const fromContainer = async (args: string[], name: string) => (await ok(['run', '--rm', ...args, 'bbp:1', 'sh', '-c', viaDns(name)])).trim().split('\n');
+    try {
+      for (const name of ['host.docker.internal', 'gateway.docker.internal']) {
+        const [addr, body] = await fromContainer([], name);
+        assert.match(addr ?? '', /^\d+\.\d+\.\d+\.\d+$/, `${name} resolves in a container on the default bridge`);
+        assert.equal(body, 'from the host', `${name}: the host's server answers`);
+      }
+      // A user network's containers ask Docker's embedded DNS, which asks the guest's.
+      await ok(['network', 'create', 'hdi']);
+      try {
+        assert.equal((await fromContainer(['--network', 'hdi'], 'host.docker.internal'))[1], 'from the host', 'on a user network');
+      } finally {
+        await ok(['network', 'rm', 'hdi']);
+      }
+      // host-gateway is the same address, written into the container's /etc/hosts.
+      const hosts = await ok(['run', '--rm', '--add-host', 'laptop:host-gateway', 'bbp:1', 'sh', '-c', `awk '$2 == "laptop" { print $1 }' /etc/hosts`]);
+      const [addr] = await fromContainer([], 'host.docker.internal');
+      assert.equal(hosts.trim(), addr, 'host-gateway is the address host.docker.internal has');
+      // The guest itself, with its own resolver (/etc/hosts).
+      const guest = await vm.berth(['shell', '--', 'curl', '-sS', '--max-time', '10', `http://host.docker.internal:${port}/`], { timeoutMs: 60_000 });
+      assert.equal(guest.stdout.trim(), 'from the host', guest.stderr);
+    } finally {
+      server.close();
+    }
   });
 
   test('forwards survive the ssh connection dropping while one is in use', async (t) => {

@@ -243,6 +243,8 @@ test('vfkit (auto on macOS 14): start -> running at the DHCP address -> clean st
   );
   assert.equal(fs.readFileSync(r.paths.vfkitPid, 'utf8').trim(), String(s.vmPid));
   assert.match(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_NET=.?dhcp/);
+  // vfkit's NAT reaches the Mac's other addresses, not its loopback: no host.docker.internal yet.
+  assert.doesNotMatch(fs.readFileSync(path.join(r.paths.configDir, 'config.env'), 'utf8'), /BERTH_HOST_LOOPBACK/);
 
   const t0 = Date.now();
   const stopped = await r.engine.stop();

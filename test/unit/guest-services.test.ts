@@ -11,17 +11,18 @@ import path from 'node:path';
 import { ROOT } from '../helpers/run.js';
 const read = (f: string) => fs.readFileSync(path.join(ROOT, 'vm-images/rootfs', f), 'utf8');
 
-test('init starts containerd, dockerd and sshd together once rc.sysinit is done', () => {
+test("init starts containerd, dockerd, sshd and the containers' DNS server together once rc.sysinit is done", () => {
   const lines = read('etc/inittab')
     .split('\n')
     .filter((l) => l && !l.startsWith('#'));
-  assert.deepEqual(lines.slice(0, 4), [
+  assert.deepEqual(lines.slice(0, 5), [
     '::sysinit:/etc/berth/rc.sysinit',
     '::respawn:/etc/berth/run-containerd',
     '::respawn:/etc/berth/run-dockerd',
     '::respawn:/etc/berth/run-sshd',
+    '::respawn:/etc/berth/run-dns',
   ]);
-  for (const f of ['run-containerd', 'run-dockerd', 'run-sshd', 'rc.sysinit', 'rc.shutdown']) {
+  for (const f of ['run-containerd', 'run-dockerd', 'run-sshd', 'run-dns', 'rc.sysinit', 'rc.shutdown']) {
     assert.ok(fs.statSync(path.join(ROOT, 'vm-images/rootfs/etc/berth', f)).mode & 0o100, `${f} is executable`);
   }
 });

@@ -121,6 +121,15 @@ export interface GuestTraits {
    */
   network: 'static' | 'dhcp';
   /**
+   * The address at which the guest reaches the host's own loopback, for
+   * host.docker.internal: QEMU user networking's gateway (10.0.2.2; slirp
+   * connects to the host's 127.0.0.1). Absent where the guest's network
+   * reaches only the host's other addresses (vfkit's NAT, Hyper-V's switch):
+   * the name is not defined there, rather than defined to miss the
+   * services a user runs on localhost.
+   */
+  hostLoopback?: string;
+  /**
    * How the guest finds spec.disks: `virtio-serial` by the DiskSpec serial
    * (/sys/block/<dev>/serial); `scsi-lun` by SCSI LUN on controller 0, a
    * fixed LUN per serial (HYPERV_DISK_LUNS; LUN 0 is the EFI disk), as on
@@ -219,9 +228,12 @@ export interface Driver {
   virtiofs?(): Promise<VirtiofsSupport>;
 }
 
+/** QEMU user networking's gateway: connections to it reach the host's 127.0.0.1. */
+export const QEMU_USER_NET_HOST = '10.0.2.2';
+
 /** QEMU's guest traits: the defaults for drivers without `guestTraits`. */
 export function defaultGuestTraits(arch: GuestArch): GuestTraits {
-  return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'static', disks: 'virtio-serial' };
+  return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'static', hostLoopback: QEMU_USER_NET_HOST, disks: 'virtio-serial' };
 }
 
 /**

@@ -65,7 +65,7 @@ test('the watcher line format', () => {
   ]);
   assert.deepEqual(parseWatchLine('='), []);
   assert.equal(parseWatchLine('garbage'), undefined);
-  assert.match(guestProgram('socket-watch.pl'), /exit 0 if \$stdin->can_read/, 'the loop ends when its stdin closes');
+  assert.match(guestProgram('socket-watch.pl'), /exit 0 unless \$got;/, 'the loop ends when its stdin closes');
   assert.match(guestProgram('socket-watch.pl'), /BERTH_WATCH_INTERVAL\} \|\| 0\.5/);
 });
 
@@ -243,6 +243,45 @@ test('the socket watcher script reports a new listener, stays quiet otherwise, a
   const exited = new Promise((r) => child.on('exit', r));
   child.stdin.end();
   assert.equal(await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('still running'), 3000))]), 'exited');
+});
+
+test('the socket watcher looks seldom once idle, at once and often again on a "look" line, and ends on anything else', async () => {
+  const child = spawn('perl', ['-e', guestProgram('socket-watch.pl')], {
+    env: { ...process.env, BERTH_WATCH_INTERVAL: '0.1', BERTH_WATCH_IDLE_INTERVAL: '30', BERTH_WATCH_BUSY: '1' },
+  });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    lines.push(...parts);
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  try {
+    assert.ok(await waitFor(() => lines.length >= 1, 5000), 'the first table');
+    await new Promise((r) => setTimeout(r, 1500)); // past the busy second: idle now
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    const seen = () => lines.some((l) => parseWatchLine(l)?.some((s) => s.proto === 'tcp' && s.port === port));
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(seen(), false, 'idle: not looked at within a second');
+      // A "look" line split over two writes, as a channel may deliver it.
+      child.stdin.write('lo');
+      await new Promise((r) => setTimeout(r, 100));
+      child.stdin.write('ok\n');
+      assert.ok(await waitFor(seen, 2000), 'looked at once after "look"');
+    } finally {
+      srv.close();
+    }
+    assert.equal(child.exitCode, null, 'still running after "look" lines');
+    child.stdin.write('something else\n');
+    assert.equal(await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('still running'), 3000))]), 'exited');
+  } finally {
+    child.kill();
+  }
 });
 
 test('the UDP relay script carries datagrams to a service and replies back, per client', async () => {

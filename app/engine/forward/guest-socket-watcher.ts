@@ -1,11 +1,15 @@
 /**
  * Follows the guest's listening sockets. The guest side
  * (programs/socket-watch.pl) runs for as long as the channel is open: it
- * asks the kernel for its listening sockets every half second and prints
- * one line of tokens ("t/127.0.0.1/8080 u/::/5353") only when the set
- * changed, so an idle guest sends nothing. It ends when its stdin reaches
- * EOF (or carries anything), which happens when the engine closes the
- * channel or the connection dies: no loop outlives its engine.
+ * asks the kernel for its listening sockets and prints one line of tokens
+ * ("t/127.0.0.1/8080 u/::/5353") only when the set changed, so an idle
+ * guest sends nothing. It looks every half second for 30 s after a change
+ * or a `poke()` (docker in use: a container may listen), and every few
+ * seconds otherwise, so an idle guest wakes seldom. (Ports docker
+ * publishes come from its events, not from here.) It ends when its stdin
+ * reaches EOF or carries anything but "look" lines, which happens when the
+ * engine closes the channel or the connection dies: no loop outlives its
+ * engine.
  *
  * It asks over netlink (sock_diag, listening sockets only) rather than
  * parsing /proc/net/*: measured under TCG over 30 s, netlink used 0.7 % of a
@@ -61,6 +65,7 @@ export const MAX_WATCH_LINE = 2 ** 20;
 export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[]] }> {
   private channel?: ClientChannel;
   private stopped = false;
+  private lastPoke = 0;
   private running = false;
   current: ListeningSocket[] = [];
 
@@ -68,6 +73,7 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
     private readonly session: GuestSession,
     private readonly log: Logger,
     private readonly intervalSec = 0.5,
+    private readonly idleIntervalSec = 3,
   ) {
     super();
   }
@@ -82,7 +88,9 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
     let delay = 200;
     while (!this.stopped) {
       try {
-        const ch = await this.session.openExec(sh`BERTH_WATCH_INTERVAL=${this.intervalSec} ` + perlCommand('socket-watch.pl'));
+        const ch = await this.session.openExec(
+          sh`BERTH_WATCH_INTERVAL=${this.intervalSec} BERTH_WATCH_IDLE_INTERVAL=${this.idleIntervalSec} ` + perlCommand('socket-watch.pl'),
+        );
         this.channel = ch;
         delay = 200;
         await new Promise<void>((resolve) => {
@@ -121,6 +129,14 @@ export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[
       delay = Math.min(delay * 2, 5000);
     }
     this.running = false;
+  }
+
+  /** Docker is in use: look now, and often for a while (at most one poke a second). */
+  poke(): void {
+    const now = Date.now();
+    if (!this.channel || now - this.lastPoke < 1000) return;
+    this.lastPoke = now;
+    this.channel.write('look\n');
   }
 
   stop(): void {

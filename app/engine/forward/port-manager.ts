@@ -119,6 +119,11 @@ export class PortManager extends EventEmitter<{ change: [PortView[]] }> {
     this.dockerWatcher.on('change', () => this.schedule());
   }
 
+  /** Docker is in use (a connection to its socket): the guest's socket table is looked at often for a while. */
+  dockerInUse(): void {
+    this.guestWatcher.poke();
+  }
+
   /** TCP connections open through the forwards now (the idle rest waits for them). */
   get openConnections(): number {
     let n = 0;

@@ -257,7 +257,10 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
       ),
     );
     await listener.listen();
-    listener.attach((sock) => forward.handle(sock));
+    listener.attach((sock) => {
+      this.ports?.dockerInUse();
+      forward.handle(sock);
+    });
     this.forward = forward;
     this.undo.push({
       part: 'socket',

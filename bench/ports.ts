@@ -144,7 +144,8 @@ export async function benchPorts(r: Runner, image: string): Promise<PortsBench> 
     'ten forwarded ports answering',
   );
   out.idle.forwards = JSON.parse((await r.berth('ports', '--json')).stdout).ports.length;
-  await sleep(10_000);
+  // Idle means past the socket watcher's busy 30 s after the last change it saw.
+  await sleep(35_000);
   const pid = await r.enginePid();
   const watcher = async () => {
     const x = await r.berth(

@@ -25,6 +25,7 @@ command -v apt-get >/dev/null || die "apt-get is not here" "The tests install De
 #   ovmf, qemu-efi-aarch64: UEFI firmware to boot the EFI disks
 #   busybox-static: the tests' offline container images
 #   sshfs, fuse3: the SFTP server's tests mount through the real sshfs
+#   openssh-client: ssh-agent, ssh-keygen and ssh-add for the SSH agent test
 #   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
 #   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
 #   chromium, fonts-dejavu-core: the dashboard's browser tests
@@ -36,7 +37,7 @@ packages=(
 	fdisk dosfstools mtools
 	qemu-system-arm qemu-user-static binfmt-support arch-test
 	ovmf qemu-efi-aarch64
-	busybox-static sshfs fuse3 gcc libc6-dev perl zstd util-linux
+	busybox-static sshfs fuse3 openssh-client gcc libc6-dev perl zstd util-linux
 	chromium fonts-dejavu-core
 	python3-fusepy inotify-tools
 )

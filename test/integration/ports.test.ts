@@ -58,19 +58,43 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
   const { ok } = vm;
   let echoServer: string | undefined;
   let echoProblem: string | undefined;
+  let agentList: string | undefined;
+  let agentProblem: string | undefined;
+  let agentPid: number | undefined;
 
   before(async () => {
     await ensureImage();
+    // The host's SSH agent, with one key, for the engine to forward.
+    const agentSock = path.join(vm.dir, 'agent.sock');
+    const key = path.join(vm.dir, 'agent-key');
+    const tool = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
+      run(cmd, args, { env }).catch((err: Error) => ({ code: 1, stdout: '', stderr: `${cmd}: ${err.message}` }));
+    const agent = await tool('ssh-agent', ['-a', agentSock, '-s']);
+    agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]) || undefined;
+    const keygen = await tool('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'berth-test-key', '-f', key]);
+    const add = await tool('ssh-add', ['-q', key], { ...process.env, SSH_AUTH_SOCK: agentSock });
+    if (agent.code || keygen.code || add.code) agentProblem = `no SSH agent with a key on this host: ${agent.stderr}${keygen.stderr}${add.stderr}`.trim();
+    else vm.env.SSH_AUTH_SOCK = agentSock;
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
-    // The test image: busybox, plus a static TCP/UDP echo server built here.
+    // The test image: busybox, plus a static TCP/UDP echo server and an
+    // `ssh-add -l` (agent-list) built here.
     ({ bin: echoServer, problem: echoProblem } = buildFixture('echo-server', vm.dir));
-    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', echoServer ? { 'bin/echo-server': echoServer } : {});
+    const built = buildFixture('agent-list', vm.dir);
+    agentList = built.bin;
+    agentProblem ??= built.problem;
+    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', {
+      ...(echoServer ? { 'bin/echo-server': echoServer } : {}),
+      ...(agentList ? { 'bin/agent-list': agentList } : {}),
+    });
     const imp = await run('docker', ['import', tarFile, 'bbp:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(imp.code, 0, imp.stderr);
   });
 
-  after(() => vm.cleanup());
+  after(async () => {
+    await vm.cleanup();
+    if (agentPid) process.kill(agentPid, 'SIGTERM');
+  });
 
   const portsJson = async () =>
     JSON.parse((await vm.berth(['ports', '--json'])).stdout) as {
@@ -281,5 +305,19 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     assert.ok(after > before, `reconnected (${before} -> ${after})`);
     inUse.destroy();
     await ok(['rm', '-f', 'echo']);
+  });
+  test("the host's SSH agent at /run/host-services/ssh-auth.sock: owner-only, lists the host's keys in a container, and again after an ssh reconnect", async (t) => {
+    if (needNow(t, agentProblem)) return;
+    const mode = await vm.berth(['shell', '--', 'stat', '-c', '%a %U', '/run/host-services/ssh-auth.sock'], { timeoutMs: 60_000 });
+    assert.equal(mode.stdout.trim(), '600 root', mode.stderr);
+    const list = () => ok(['run', '--rm', '-v', '/run/host-services/ssh-auth.sock:/agent.sock', '-e', 'SSH_AUTH_SOCK=/agent.sock', 'bbp:1', 'agent-list']);
+    assert.equal((await list()).trim(), 'berth-test-key');
+    const before = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;
+    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
+    assert.ok(
+      await waitFor(async () => JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects > before, 60_000, 500),
+      'the engine reconnected',
+    );
+    await timeUntil('the agent listed again after the reconnect', async () => (await list().catch(() => '')).trim() === 'berth-test-key', 60_000);
   });
 });

@@ -10,6 +10,7 @@ import { DockerSocketForward, GUEST_DOCKER_SOCKET, pingDocker } from '../forward
 import type { DockerSocketListener } from '../forward/docker-socket-listener.js';
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
+import { hostAgent, SshAgentForward } from '../forward/ssh-agent-forward.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import { setClock, systemLog } from '../guest/queries.js';
 import { GuestSession } from '../guest/session.js';
@@ -49,8 +50,8 @@ export interface RuntimeOptions {
 const RUNTIME_EVENTS = ['session', 'ports', 'shares', 'sync', 'syncConflict'] as const;
 
 /** The parts in the order they come up; teardown runs the other way. */
-export type RuntimePart = 'session' | 'shares' | 'sync' | 'socket' | 'ports';
-const ORDER: RuntimePart[] = ['session', 'shares', 'sync', 'socket', 'ports'];
+export type RuntimePart = 'session' | 'shares' | 'sync' | 'socket' | 'agent' | 'ports';
+const ORDER: RuntimePart[] = ['session', 'shares', 'sync', 'socket', 'agent', 'ports'];
 
 export interface RuntimeEvents {
   session: [{ state: string; at: string }];
@@ -141,6 +142,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     o.progress('socket', `forwarding the docker socket at ${this.o.paths.dockerSocket}`);
     await this.openSocket();
     o.reached('socketMs');
+    this.startAgent();
     this.startPorts();
     this.startChangeNotifier();
   }
@@ -271,6 +273,15 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
         forward.close();
       },
     });
+  }
+
+  /** The host's SSH agent at /run/host-services/ssh-auth.sock in the guest, when the host has one. */
+  private startAgent(): void {
+    const agent = hostAgent();
+    if ('none' in agent) return void this.o.log.info(`SSH agent: not forwarded (${agent.none})`);
+    const fwd = new SshAgentForward(this.session, agent.path, this.o.log);
+    this.undo.push({ part: 'agent', stop: () => fwd.stop() });
+    void fwd.start();
   }
 
   /** Published ports follow the guest from now on (Docker events + socket table + manual). */

@@ -36,6 +36,8 @@ import { benchSyncLocal, syncLocalRows } from './sync-local.js';
 import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results-file.js';
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
 import { socketLatencyRows } from './socket-latency.js';
+import { imageRows } from './image-rows.js';
+import { cacheDir } from '../app/base/paths.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -327,6 +329,9 @@ async function main(): Promise<void> {
 
   // 7. Container start, memory given back, wake from rest (ends with a cold start).
   rows.push(...(await lifecycleSections(lifecycleDeps)));
+
+  // 8. The guest image: what each artifact weighs.
+  rows.push(...imageRows(cacheDir()));
 
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });

@@ -98,6 +98,7 @@ export function formatStatus(s: VmStatus): string {
       `${bold('synced')}        ${s.sync.length} folder${s.sync.length > 1 ? 's' : ''} (${states})${conflicts ? red(` ${conflicts} conflicts: see \`berth sync\``) : ''}`,
     );
   }
+  if (s.sshAgent) lines.push(`${bold('ssh agent')}     ${s.sshAgent.guestPath ?? dim(`none (${s.sshAgent.why ?? 'unknown'})`)}`);
   if (s.session) lines.push(`${bold('guest link')}    ${s.session.state}${s.session.connects > 1 ? ` (${s.session.connects - 1} reconnects)` : ''}`);
   if (s.timings?.totalMs !== undefined) {
     const t = s.timings;

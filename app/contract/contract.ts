@@ -168,6 +168,8 @@ export const VmStatusSchema = z.object({
   bootTimeline: z.array(BootStepSchema).optional(),
   session: z.object({ state: z.string(), connects: z.number() }).optional(),
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
+  /** The host's SSH agent in the guest: the socket containers mount, or why there is none. */
+  sshAgent: z.object({ guestPath: z.string().optional(), why: z.string().optional() }).optional(),
   shares: z.array(ShareViewSchema).optional(),
   sync: z.array(SyncViewSchema).optional(),
   image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),

@@ -310,6 +310,7 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     if (needNow(t, agentProblem)) return;
     const mode = await vm.berth(['shell', '--', 'stat', '-c', '%a %U', '/run/host-services/ssh-auth.sock'], { timeoutMs: 60_000 });
     assert.equal(mode.stdout.trim(), '600 root', mode.stderr);
+    assert.deepEqual(JSON.parse((await vm.berth(['status', '--json'])).stdout).sshAgent, { guestPath: '/run/host-services/ssh-auth.sock' });
     const list = () => ok(['run', '--rm', '-v', '/run/host-services/ssh-auth.sock:/agent.sock', '-e', 'SSH_AUTH_SOCK=/agent.sock', 'bbp:1', 'agent-list']);
     assert.equal((await list()).trim(), 'berth-test-key');
     const before = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;

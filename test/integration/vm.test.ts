@@ -28,6 +28,8 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
 
   before(async () => {
     await ensureImage();
+    // No SSH agent on this "host" (ports.test.ts starts one).
+    delete env.SSH_AUTH_SOCK;
   });
 
   after(() => vm.cleanup());
@@ -174,6 +176,11 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     const human = (await berth(['status'])).stdout;
     assert.match(human, /state\s+running/);
     assert.match(human, /docker socket/);
+    // No agent on the host: no agent socket in the guest, and the status says why.
+    assert.deepEqual(s.sshAgent, { why: 'no SSH agent on the host: SSH_AUTH_SOCK is not set' });
+    assert.match(human, /ssh agent\s+none \(no SSH agent on the host: SSH_AUTH_SOCK is not set\)/);
+    const sockThere = await berth(['shell', '--', 'test', '-e', '/run/host-services/ssh-auth.sock']);
+    assert.equal(sockThere.code, 1, 'no agent socket in the guest');
   });
 
   test('berth shell runs commands in the VM and passes the exit status', async () => {

@@ -44,6 +44,8 @@ export function hostAgent(env: NodeJS.ProcessEnv = process.env, platform: NodeJS
 }
 
 export class SshAgentForward {
+  /** For status: the guest's socket once sshd listens there, or why it does not. */
+  view: { guestPath?: string; why?: string } = { why: 'not forwarded yet' };
   private readonly bound = new WeakSet<Client>();
   private stopped = false;
   private open = 0;
@@ -84,8 +86,13 @@ export class SshAgentForward {
     await new Promise<void>((resolve) => {
       try {
         c.openssh_forwardInStreamLocal(GUEST_AGENT_SOCKET, (err) => {
-          if (err) this.log.warn({ err: err.message }, 'SSH agent: the guest would not listen at its socket');
-          else this.log.info({ guest: GUEST_AGENT_SOCKET }, "SSH agent: the host's agent is forwarded");
+          if (err) {
+            this.log.warn({ err: err.message }, 'SSH agent: the guest would not listen at its socket');
+            this.view = { why: `the guest would not listen at ${GUEST_AGENT_SOCKET} (${err.message})` };
+          } else {
+            this.log.info({ guest: GUEST_AGENT_SOCKET }, "SSH agent: the host's agent is forwarded");
+            this.view = { guestPath: GUEST_AGENT_SOCKET };
+          }
           resolve();
         });
       } catch (err) {

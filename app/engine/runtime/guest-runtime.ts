@@ -11,6 +11,7 @@ import type { DockerSocketListener } from '../forward/docker-socket-listener.js'
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
 import { hostAgent, SshAgentForward } from '../forward/ssh-agent-forward.js';
+import { busyReason } from './busy-reason.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import { setClock, systemLog } from '../guest/queries.js';
 import { GuestSession } from '../guest/session.js';
@@ -68,6 +69,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   private shares?: ShareManager;
   private notifier?: ChangeNotifier;
   private sync?: SyncManager;
+  private agent?: Pick<SshAgentForward, 'view'>;
   readonly session: GuestSession;
 
   constructor(private readonly o: RuntimeOptions) {
@@ -278,8 +280,12 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   /** The host's SSH agent at /run/host-services/ssh-auth.sock in the guest, when the host has one. */
   private startAgent(): void {
     const agent = hostAgent();
-    if ('none' in agent) return void this.o.log.info(`SSH agent: not forwarded (${agent.none})`);
+    if ('none' in agent) {
+      this.agent = { view: { why: `no SSH agent on the host: ${agent.none}` } };
+      return void this.o.log.info(`SSH agent: not forwarded (${agent.none})`);
+    }
     const fwd = new SshAgentForward(this.session, agent.path, this.o.log);
+    this.agent = fwd;
     this.undo.push({ part: 'agent', stop: () => fwd.stop() });
     void fwd.start();
   }
@@ -308,31 +314,14 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     this.notifier?.start();
   }
 
-  /**
-   * Why the VM cannot rest now, or undefined when nothing is in use: no
-   * connection to the host's docker socket (docker logs -f, builds and
-   * attach are connections), no forwarded connection, no running
-   * container, no shell (a terminal in the guest). A check that fails
-   * counts as busy.
-   */
-  async busyReason(): Promise<string | undefined> {
-    const docker = this.o.dockerSocket.active;
-    if (docker) return `${docker} docker connection${docker > 1 ? 's' : ''} open`;
-    const fwd = this.ports?.openConnections ?? 0;
-    if (fwd) return `${fwd} forwarded connection${fwd > 1 ? 's' : ''} open`;
-    try {
-      const running = await this.dockerApi().request('GET', '/containers/json', undefined, 15_000);
-      if (!Array.isArray(running)) return 'cannot tell whether containers run';
-      if (running.length) return 'a container is running';
-      // berth shell (and any ssh login) holds a terminal; the engine's own channels have none.
-      const r = await this.session.exec("ls /dev/pts | grep -c '^[0-9]'", { timeoutMs: 15_000 });
-      const shells = Number.parseInt(r.stdout.trim(), 10);
-      if (!Number.isSafeInteger(shells)) return 'cannot tell whether a shell is open';
-      if (shells > 0) return `${shells} shell${shells > 1 ? 's' : ''} open in the VM`;
-    } catch (err) {
-      return `cannot tell whether the VM is in use (${(err as Error).message.slice(0, 200)})`;
-    }
-    return undefined;
+  /** Why the VM cannot rest now (runtime/busy-reason.ts), or undefined when nothing is in use. */
+  busyReason(): Promise<string | undefined> {
+    return busyReason({
+      dockerConnections: this.o.dockerSocket.active,
+      forwardedConnections: this.ports?.openConnections ?? 0,
+      docker: this.dockerApi(),
+      session: this.session,
+    });
   }
 
   /** Set the guest's clock from the host's (after boot, and after the host slept). */
@@ -385,11 +374,12 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /** The parts of the engine's status that come from here. */
-  status(): Pick<VmStatus, 'session' | 'forward' | 'shares' | 'sync'> {
-    const st: Pick<VmStatus, 'session' | 'forward' | 'shares' | 'sync'> = {
+  status(): Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> {
+    const st: Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> = {
       session: { state: this.session.currentState, connects: this.session.connects },
     };
     if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
+    if (this.agent) st.sshAgent = this.agent.view;
     if (this.shares) st.shares = this.shares.list();
     if (this.sync) st.sync = this.sync.list();
     return st;

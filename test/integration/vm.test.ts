@@ -177,8 +177,10 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     assert.match(human, /state\s+running/);
     assert.match(human, /docker socket/);
     // No agent on the host: no agent socket in the guest, and the status says why.
-    assert.deepEqual(s.sshAgent, { why: 'no SSH agent on the host: SSH_AUTH_SOCK is not set' });
-    assert.match(human, /ssh agent\s+none \(no SSH agent on the host: SSH_AUTH_SOCK is not set\)/);
+    assert.deepEqual(s.sshAgent, {
+      why: 'no SSH agent on the host: SSH_AUTH_SOCK is not set; to give containers your agent, run `berth stop` and `berth start` where SSH_AUTH_SOCK names it',
+    });
+    assert.match(human, /ssh agent\s+none \(no SSH agent on the host: SSH_AUTH_SOCK is not set; .*`berth start` where SSH_AUTH_SOCK names it\)/);
     const sockThere = await berth(['shell', '--', 'test', '-e', '/run/host-services/ssh-auth.sock']);
     assert.equal(sockThere.code, 1, 'no agent socket in the guest');
   });

@@ -281,7 +281,12 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   private startAgent(): void {
     const agent = hostAgent();
     if ('none' in agent) {
-      this.agent = { view: { why: `no SSH agent on the host: ${agent.none}` } };
+      // The engine keeps the environment it started with: the hint is to start it again.
+      this.agent = {
+        view: {
+          why: `no SSH agent on the host: ${agent.none}; to give containers your agent, run \`berth stop\` and \`berth start\` where SSH_AUTH_SOCK names it`,
+        },
+      };
       return void this.o.log.info(`SSH agent: not forwarded (${agent.none})`);
     }
     const fwd = new SshAgentForward(this.session, agent.path, this.o.log);

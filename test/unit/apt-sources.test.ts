@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { hostAptEntries, parseDeb822, parseOneLine, sourcesForSuite } from '../../app/engine/image/apt-sources.js';
+import { guestSources, hostAptEntries, hostDebianCodename, parseDeb822, parseOneLine, sourcesForSuite } from '../../app/engine/image/apt-sources.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 // Host names here are placeholders (example.invalid): the point is that the
@@ -58,6 +58,37 @@ test('only the guest suite and its companions are kept, as deb822', () => {
 
 test('no matching entries gives an empty text', () => {
   assert.equal(sourcesForSuite(parseOneLine('deb http://x.example.invalid/ubuntu jammy main'), 'bookworm'), '');
+});
+
+test('a Debian host of another release lends its own entries, the suite renamed, same mirrors and keyring', () => {
+  const entries = [...parseDeb822(deb822), ...parseOneLine('deb https://vendor.example.invalid/apt cloud-sdk-bookworm main')];
+  const out = guestSources(entries, 'trixie', 'bookworm');
+  assert.match(out, /^URIs: http:\/\/mirror\.example\.invalid\/debian\nSuites: trixie trixie-updates$/m);
+  assert.match(out, /^URIs: http:\/\/mirror\.example\.invalid\/debian-security\nSuites: trixie-security$/m);
+  assert.match(out, /^Signed-By: \/usr\/share\/keyrings\/debian-archive-keyring\.gpg$/m);
+  assert.doesNotMatch(out, /bookworm|nodistro|cloud-sdk|other\.example/);
+});
+
+test("the host's own entries for the guest suite come first; nothing to rename gives ''", () => {
+  const own = parseOneLine('deb http://own.example.invalid/debian trixie main\ndeb http://m.example.invalid/debian bookworm main');
+  assert.match(guestSources(own, 'trixie', 'bookworm'), /own\.example/);
+  assert.doesNotMatch(guestSources(own, 'trixie', 'bookworm'), /m\.example/);
+  assert.equal(guestSources(parseOneLine('deb http://x.example.invalid/ubuntu noble main'), 'trixie', undefined), '');
+  assert.equal(guestSources(parseOneLine('deb http://x.example.invalid/ubuntu noble main'), 'trixie', 'bookworm'), '');
+});
+
+test('the host release comes from os-release, on Debian only', () => {
+  const t = shortTempDir();
+  try {
+    const f = path.join(t.dir, 'os-release');
+    fs.writeFileSync(f, 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n');
+    assert.equal(hostDebianCodename(f), 'bookworm');
+    fs.writeFileSync(f, 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n');
+    assert.equal(hostDebianCodename(f), undefined, 'an Ubuntu mirror has no Debian release to rename to');
+    assert.equal(hostDebianCodename(path.join(t.dir, 'none')), undefined);
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('reads sources.list and sources.list.d', () => {

@@ -6,7 +6,8 @@ import path from 'node:path';
  * ever written into the repository. This picks the host's entries for the
  * guest's Debian suite (and its -updates/-security companions) out of
  * sources.list and sources.list.d, in one-line or deb822 format, and returns
- * them as one deb822 text for mmdebstrap.
+ * them as one deb822 text for mmdebstrap. A Debian host of another release
+ * lends its own release's entries with the suite renamed (see guestSources).
  */
 export interface AptEntry {
   uris: string[];
@@ -85,6 +86,37 @@ export function sourcesForSuite(entries: AptEntry[], suite: string): string {
     out.push(lines.join('\n'));
   }
   return out.length ? out.join('\n\n') + '\n' : '';
+}
+
+/**
+ * The guest suite's sources: the host's own entries for it when it has them;
+ * otherwise the entries of the host's own Debian release (`hostSuite`, see
+ * hostDebianCodename) with that suite renamed to the guest's, same mirrors,
+ * keyring and companions (bookworm-security becomes trixie-security): a
+ * Debian mirror serves every release under the same URIs. '' when neither.
+ */
+export function guestSources(entries: AptEntry[], suite: string, hostSuite?: string): string {
+  const own = sourcesForSuite(entries, suite);
+  if (own || !hostSuite || hostSuite === suite) return own;
+  const renamed = entries.map((e) => ({
+    ...e,
+    suites: e.suites.filter((s) => suiteMatches(s, hostSuite)).map((s) => suite + s.slice(hostSuite.length)),
+  }));
+  return sourcesForSuite(renamed, suite);
+}
+
+/** The host's Debian release name (VERSION_CODENAME of os-release), on Debian only. */
+export function hostDebianCodename(osRelease = '/etc/os-release'): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(osRelease, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string) => new RegExp(`^${name}=["']?([^"'\n]*)["']?$`, 'm').exec(text)?.[1]?.trim();
+  if (field('ID') !== 'debian') return undefined;
+  const codename = field('VERSION_CODENAME');
+  return codename && /^[a-z]+$/.test(codename) ? codename : undefined;
 }
 
 export function hostAptEntries(root = '/etc/apt'): AptEntry[] {

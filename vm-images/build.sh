@@ -16,14 +16,15 @@ set -euo pipefail
 out=${1:?usage: build.sh OUTDIR SOURCES_FILE [ARCH]}
 sources=${2:?usage: build.sh OUTDIR SOURCES_FILE [ARCH]}
 arch=${3:-$(dpkg --print-architecture)}
-suite=bookworm
 here=$(cd "$(dirname "$0")" && pwd)
+suite=$(sed 's/#.*//' "$here/suite.txt" | tr -d ' \t\n')
 
 step() { echo "== $*"; }
 die() {
 	echo "build.sh: $*" >&2
 	exit 1
 }
+[[ "$suite" =~ ^[a-z]+$ ]] || die "$here/suite.txt must name one Debian release"
 
 [ "$(id -u)" = 0 ] || die "the image build needs root (mmdebstrap root mode); run it with sudo"
 for t in mmdebstrap mksquashfs cpio modprobe; do

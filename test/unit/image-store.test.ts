@@ -8,7 +8,17 @@ import { bootModeFor, DRIVER_FEATURES } from '../../app/engine/drivers/features.
 import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
-import { BOOT_FILES, ImageStore, checkBuildPrivileges, guestArchFor, recipeHash, sha256Sums, type ImageManifest } from '../../app/engine/image/image-store.js';
+import {
+  BOOT_FILES,
+  ImageStore,
+  checkBuildPrivileges,
+  guestArchFor,
+  guestSuite,
+  recipeHash,
+  sha256Sums,
+  type ImageManifest,
+} from '../../app/engine/image/image-store.js';
+import { ROOT } from '../helpers/run.js';
 import { fakeImageDir, shortTempDir } from '../helpers/temp.js';
 
 test('the recipe hash is stable and changes with any recipe file', () => {
@@ -32,6 +42,28 @@ test('the recipe hash is stable and changes with any recipe file', () => {
 
 test('the repository recipe hashes', () => {
   assert.match(recipeHash('x86_64'), /^[0-9a-f]{16}$/);
+});
+
+test("the guest's Debian release is a recipe file: build.sh reads it, and it is part of the hash", () => {
+  const t = shortTempDir();
+  try {
+    const r = path.join(t.dir, 'r');
+    fs.mkdirSync(r);
+    fs.writeFileSync(path.join(r, 'suite.txt'), '# the release\ntrixie\n');
+    assert.equal(guestSuite(r), 'trixie');
+    const h = recipeHash('x86_64', r);
+    fs.writeFileSync(path.join(r, 'suite.txt'), '# the release\nforky\n');
+    assert.notEqual(recipeHash('x86_64', r), h);
+    fs.writeFileSync(path.join(r, 'suite.txt'), 'trixie bookworm\n');
+    assert.throws(
+      () => guestSuite(r),
+      (e) => isBerthError(e, 'IMAGE_BUILD_FAILED'),
+    );
+  } finally {
+    t.cleanup();
+  }
+  assert.match(guestSuite(), /^[a-z]+$/);
+  assert.match(fs.readFileSync(path.join(ROOT, 'vm-images/build.sh'), 'utf8'), /^suite=\$\(sed .*suite\.txt/m);
 });
 
 test('a missing image is reported with how to build it', async () => {

@@ -10,7 +10,7 @@ import { berthHome } from '../../base/paths.js';
 import { pidAlive, sleep } from '../../base/process-util.js';
 import type { Tuning } from '../../base/tuning.js';
 import type { BootMode, GuestArch } from '../drivers/driver.js';
-import { hostAptEntries, sourcesForSuite } from './apt-sources.js';
+import { guestSources, hostAptEntries, hostDebianCodename } from './apt-sources.js';
 import { BuildProgress, type BuildProgressMessage } from './build-progress.js';
 
 /**
@@ -24,7 +24,6 @@ import { BuildProgress, type BuildProgressMessage } from './build-progress.js';
  */
 export const IMAGE_FILES = ['vmlinuz', 'initrd.img', 'rootfs.squashfs', 'efi.img', 'efi.vhdx'] as const;
 export type ImageFile = (typeof IMAGE_FILES)[number];
-export const GUEST_SUITE = 'bookworm';
 
 export const BOOT_FILES: Record<BootMode, readonly ImageFile[]> = {
   kernel: ['vmlinuz', 'initrd.img', 'rootfs.squashfs'],
@@ -87,6 +86,27 @@ export function debianArch(arch: GuestArch): string {
 
 export function recipeDir(): string {
   return path.join(packageRoot(), 'vm-images');
+}
+
+/**
+ * The Debian release the guest is built from: the recipe's suite.txt (one
+ * name; '#' starts a comment), which build.sh reads too. Being a recipe
+ * file, it is part of the recipe hash.
+ */
+export function guestSuite(dir = recipeDir()): string {
+  const suite = fs
+    .readFileSync(path.join(dir, 'suite.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+  if (suite.length !== 1 || !/^[a-z]+$/.test(suite[0]!)) {
+    throw new BerthError(
+      'IMAGE_BUILD_FAILED',
+      `${path.join(dir, 'suite.txt')} must name one Debian release`,
+      'Write one name, such as trixie, on a line of its own.',
+    );
+  }
+  return suite[0]!;
 }
 
 /** Hash of every file of the recipe (path, mode's exec bit, content) and the arch. */
@@ -271,12 +291,13 @@ export class ImageStore {
     const release = await this.takeBuildLock(progress);
     try {
       if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir; // built while we waited
-      const sources = this.tuning.aptSources ? fs.readFileSync(this.tuning.aptSources, 'utf8') : sourcesForSuite(hostAptEntries(), GUEST_SUITE);
+      const suite = guestSuite();
+      const sources = this.tuning.aptSources ? fs.readFileSync(this.tuning.aptSources, 'utf8') : guestSources(hostAptEntries(), suite, hostDebianCodename());
       if (!sources) {
         throw new BerthError(
           'IMAGE_BUILD_FAILED',
-          `this host's apt sources have no Debian ${GUEST_SUITE} entries`,
-          `The guest is built from the host's apt sources. Build on Debian 12, or set BERTH_APT_SOURCES to a sources file for ${GUEST_SUITE}.`,
+          `this host's apt sources have no Debian ${suite} entries, and no Debian entries of its own release to take the mirrors from`,
+          `The guest is built from the host's apt sources. Build on Debian, or set BERTH_APT_SOURCES to a sources file for ${suite}.`,
         );
       }
       const tmp = fs.mkdtempSync(path.join(this.imagesDir, '.build-'));

@@ -4,8 +4,8 @@ import type { Duplex } from 'node:stream';
 /**
  * The few Docker Engine API calls the engine makes itself (ports, later the
  * UI's lists), over the host's docker socket like any other client. API
- * version 1.41 is what the guest's dockerd (20.10) speaks; newer daemons
- * accept it too.
+ * version 1.41 (Engine 20.10) is enough for them; the guest's dockerd 26
+ * speaks 1.45 and accepts every version back to 1.24.
  */
 export const DOCKER_API = '/v1.41';
 

@@ -27,8 +27,8 @@ die() {
 [[ "$suite" =~ ^[a-z]+$ ]] || die "$here/suite.txt must name one Debian release"
 
 [ "$(id -u)" = 0 ] || die "the image build needs root (mmdebstrap root mode); run it with sudo"
-for t in mmdebstrap mksquashfs cpio modprobe; do
-	command -v "$t" >/dev/null || die "missing $t (apt-get install mmdebstrap squashfs-tools cpio kmod)"
+for t in mmdebstrap mksquashfs cpio modprobe xz zstd; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install mmdebstrap squashfs-tools cpio kmod xz-utils zstd)"
 done
 for t in sfdisk mkfs.vfat mcopy qemu-img; do
 	command -v "$t" >/dev/null || die "missing $t (apt-get install fdisk dosfstools mtools qemu-utils)"
@@ -75,6 +75,12 @@ kdeb=$work/debs/kernel.deb
 step "kernel from $(dpkg-deb -f "$kdeb" Package) $(dpkg-deb -f "$kdeb" Version)"
 mkdir -p "$work/kernel"
 dpkg-deb -x "$kdeb" "$work/kernel"
+# Kernels since trixie ship their modules under usr/lib/modules (merged
+# /usr); the host's depmod and modprobe -d look under lib/modules.
+if [ ! -d "$work/kernel/lib/modules" ] && [ -d "$work/kernel/usr/lib/modules" ]; then
+	mkdir -p "$work/kernel/lib"
+	mv "$work/kernel/usr/lib/modules" "$work/kernel/lib/modules"
+fi
 kver=$(ls "$work/kernel/lib/modules")
 # One kernel for every boot path: on arm64 always the uncompressed Image,
 # which vfkit's Linux loader on Apple silicon requires (see unpack-kernel.sh).
@@ -84,6 +90,12 @@ moddir=$work/kernel/lib/modules/$kver
 for d in $(sed -n 's/^drop://p' "$here/modules.txt"); do
 	rm -rf "${moddir:?}/kernel/$d"
 done
+# Modules are stored uncompressed: the initramfs's busybox insmod takes only
+# plain .ko files, and in the root image squashfs's zstd already compresses
+# them, where an xz module would cost an xz unpack on every load (in the
+# kernel or kmod; under emulation a visible part of dockerd's start).
+find "$moddir" -name '*.ko.xz' -exec xz -d {} +
+find "$moddir" -name '*.ko.zst' -exec zstd -dq --rm {} +
 depmod -b "$work/kernel" "$kver"
 mkdir -p "$root/lib/modules"
 cp -a "$moddir" "$root/lib/modules/"

@@ -32,6 +32,13 @@ for (const f of files.filter((n) => n.endsWith('.pl'))) {
   });
 }
 
+test('the guest image installs perl, not only perl-base: the programs use modules perl-base lacks', () => {
+  const uses = files.filter((n) => n.endsWith('.pl')).flatMap((f) => [...guestProgram(f as GuestProgram).matchAll(/\buse ([A-Z][\w:]+)/g)].map((m) => m[1]!));
+  assert.ok(uses.includes('Time::HiRes'), 'the sync agent stats with sub-second times');
+  const packages = fs.readFileSync(path.join(ROOT, 'vm-images/packages.txt'), 'utf8');
+  assert.match(packages, /^perl$/m, 'Time::HiRes is in libperl, which perl brings; perl-base has no copy');
+});
+
 for (const shell of guestShells()) {
   for (const f of files.filter((n) => n.endsWith('.sh'))) {
     test(`${f} parses under ${shell.name} (sh -n)`, { needs: shell.problem }, () => {

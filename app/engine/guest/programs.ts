@@ -26,7 +26,7 @@ export function guestProgram(name: GuestProgram): string {
   return text;
 }
 
-/** The guest command that runs a Perl program with these arguments (perl-base is in every Debian guest). */
+/** The guest command that runs a Perl program with these arguments (the image installs perl: vm-images/packages.txt). */
 export function perlCommand(name: GuestProgram & `${string}.pl`, args: readonly (string | number)[] = []): string {
   return sh`exec perl -e ${guestProgram(name)} ${args.map(String)}`;
 }

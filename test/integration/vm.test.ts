@@ -240,8 +240,9 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
   });
 
   test('docker requests keep working after the guest ssh connection is cut', async () => {
-    // Killing every sshd child drops the engine's connection (as a host sleep would).
-    await berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
+    // Killing sshd and every connection's process (sshd-session since
+    // OpenSSH 9.8) drops the engine's connection (as a host sleep would).
+    await berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd sshd-session']).catch(() => undefined);
     await sleep(500);
     assert.equal((await ok(['run', '--rm', 'bb:1', 'echo', 'after-reconnect'])).trim(), 'after-reconnect');
     const s = JSON.parse((await berth(['status', '--json'])).stdout);

@@ -261,6 +261,9 @@ test("stale images are the same architecture's older recipes only: the other arc
     }
     assert.deepEqual(x.staleImages(), [path.join(x.imagesDir, 'x86_64-0000000000000000')]);
     assert.deepEqual(a.staleImages(), []);
+    // A build keeps the folder it made even if the recipe changed meanwhile.
+    const built = path.join(x.imagesDir, 'x86_64-0000000000000000');
+    assert.deepEqual(x.staleImages(built), [x.expectedDir()]);
   } finally {
     t.cleanup();
   }

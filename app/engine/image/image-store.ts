@@ -364,7 +364,9 @@ export class ImageStore {
       // Older recipes' images are dead weight now, except one a VM still
       // runs from: its engine needs it to reattach after a crash.
       const inUse = imagesInUse();
-      for (const old of this.staleImages()) if (!inUse.has(old)) fs.rmSync(old, { recursive: true, force: true });
+      // Stale next to the folder just built, not the recipe as it is now: a
+      // recipe edited during a long build must not delete what was built.
+      for (const old of this.staleImages(dir)) if (!inUse.has(old)) fs.rmSync(old, { recursive: true, force: true });
       return dir;
     } finally {
       release();
@@ -398,8 +400,8 @@ export class ImageStore {
    * `berth doctor`/cleanup. The other architecture's images are not stale:
    * a machine may keep both (the arm64 tests on an x86_64 host do).
    */
-  staleImages(): string[] {
-    const current = path.basename(this.expectedDir());
+  staleImages(keep = this.expectedDir()): string[] {
+    const current = path.basename(keep);
     try {
       return fs
         .readdirSync(this.imagesDir)

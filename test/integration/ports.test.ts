@@ -292,7 +292,7 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     await new Promise((r) => inUse.once('connect', r));
     inUse.on('error', () => undefined);
     const before = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;
-    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
+    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd sshd-session']).catch(() => undefined);
     await timeUntil(
       'echo through the forward after the reconnect',
       async () => {

@@ -201,7 +201,7 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
     const before = (await status()).session.connects as number;
 
     const cutAt = performance.now();
-    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
+    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd sshd-session']).catch(() => undefined);
     const logsEnded = new Promise((r) => logs.once('close', r));
     const execEnded = new Promise((r) => exec.once('close', r));
     // The streams in flight end (their channel went with the link) rather than hang...

@@ -186,14 +186,15 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
     const connects = async () => (JSON.parse((await vm.berth(['status', '--json'])).stdout) as { session?: { connects: number } }).session?.connects ?? 0;
     const before = await connects();
     // Cut the engine's ssh connection from inside the guest: every sshd
-    // session process except the one running this command.
+    // session process (sshd-session since OpenSSH 9.8) except the one
+    // running this command.
     await vm.berth([
       'shell',
       '--',
       'sh',
       '-c',
       'anc=" "; p=$$; while [ "$p" -gt 1 ]; do anc="$anc$p "; p=$(cut -d" " -f4 /proc/$p/stat); done; ' +
-        'for p in $(pgrep -f "sshd: root"); do case "$anc" in *" $p "*) ;; *) kill $p;; esac; done',
+        'for p in $(pgrep -f "sshd(-session)?: root"); do case "$anc" in *" $p "*) ;; *) kill $p;; esac; done',
     ]);
     await until('the engine reconnected', async () => (await connects()) > before);
     await until(

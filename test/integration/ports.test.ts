@@ -314,7 +314,7 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     const list = () => ok(['run', '--rm', '-v', '/run/host-services/ssh-auth.sock:/agent.sock', '-e', 'SSH_AUTH_SOCK=/agent.sock', 'bbp:1', 'agent-list']);
     assert.equal((await list()).trim(), 'berth-test-key');
     const before = JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects as number;
-    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd']).catch(() => undefined);
+    await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox killall sshd sshd-session']).catch(() => undefined);
     assert.ok(
       await waitFor(async () => JSON.parse((await vm.berth(['status', '--json'])).stdout).session.connects > before, 60_000, 500),
       'the engine reconnected',

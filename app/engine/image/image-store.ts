@@ -192,11 +192,16 @@ export function checkBuildPrivileges(uid: number | undefined): void {
 export class ImageStore {
   readonly arch: GuestArch;
 
-  /** `arch`: default the host's, or BERTH_GUEST_ARCH's from `tuning`. */
+  /**
+   * `arch`: default the host's, or BERTH_GUEST_ARCH's from `tuning`.
+   * `recipe`: the recipe folder (default this checkout's vm-images; the
+   * bench builds an older release's recipe to compare with).
+   */
   constructor(
     private readonly cacheRoot: string,
     arch?: GuestArch,
     private readonly tuning: ImageTuning = {},
+    private readonly recipe: string = recipeDir(),
   ) {
     this.arch = arch ?? guestArchFor(process.arch, tuning.guestArch);
   }
@@ -208,7 +213,7 @@ export class ImageStore {
   /** The folder the current recipe's image lives (or would live) in. */
   expectedDir(): string {
     if (this.tuning.imageDir) return path.resolve(this.tuning.imageDir);
-    return path.join(this.imagesDir, `${this.arch}-${recipeHash(this.arch)}`);
+    return path.join(this.imagesDir, `${this.arch}-${recipeHash(this.arch, this.recipe)}`);
   }
 
   /**
@@ -291,7 +296,7 @@ export class ImageStore {
     const release = await this.takeBuildLock(progress);
     try {
       if (fs.existsSync(path.join(dir, 'manifest.json'))) return dir; // built while we waited
-      const suite = guestSuite();
+      const suite = guestSuite(this.recipe);
       const sources = this.tuning.aptSources ? fs.readFileSync(this.tuning.aptSources, 'utf8') : guestSources(hostAptEntries(), suite, hostDebianCodename());
       if (!sources) {
         throw new BerthError(
@@ -313,7 +318,7 @@ export class ImageStore {
       };
       const ticker = setInterval(() => report(counter.tick(Date.now())), 1000);
       const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn('bash', [path.join(recipeDir(), 'build.sh'), out, sourcesFile, debianArch(this.arch)], {
+        const child = spawn('bash', [path.join(this.recipe, 'build.sh'), out, sourcesFile, debianArch(this.arch)], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
         });
@@ -348,7 +353,8 @@ export class ImageStore {
       // The same checksums in sha256sum(1)'s format, for a release's users.
       fs.writeFileSync(path.join(out, 'SHA256SUMS'), sha256Sums(files));
       const manifest: ImageManifest = {
-        recipeHash: recipeHash(this.arch),
+        // The hash the folder is named by (taken before the build began).
+        recipeHash: path.basename(dir).slice(this.arch.length + 1),
         arch: this.arch,
         kernelRelease: fs.readFileSync(path.join(out, 'kernel-release'), 'utf8').trim(),
         builtAt: new Date().toISOString(),

@@ -12,39 +12,58 @@ import { HOSTFWD } from './ports.js';
 
 export type RunResult = { code: number | null; stdout: string; stderr: string; ms: number };
 
-export const home = fs.mkdtempSync('/tmp/bb-');
-export const sock = path.join(home, 'default', 'docker.sock');
-export const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  BERTH_HOME: home,
-  DOCKER_CONFIG: path.join(home, '.docker'),
-  DOCKER_HOST: `unix://${sock}`,
-  NO_COLOR: '1',
-  // QEMU's own forward to the same guest port, to compare Berth's with.
-  BERTH_QEMU_HOSTFWD: `${HOSTFWD.host}:${HOSTFWD.guest}`,
-};
+/** One bench instance: its BERTH_HOME, its docker socket, berth and docker pointed at them. */
+export interface BenchKit {
+  home: string;
+  sock: string;
+  env: NodeJS.ProcessEnv;
+  run(cmd: string, argv: string[], input?: string): Promise<RunResult>;
+  berth(...a: string[]): Promise<RunResult>;
+  status(): Promise<VmStatus>;
+}
+
 const bin = path.join(packageRoot(), 'bin', 'berth.js');
 
-export function run(cmd: string, argv: string[], input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const c = spawn(cmd, argv, { env });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
-    c.stdin.end(input ?? '');
-  });
+/** A new instance in a fresh /tmp folder; `extraEnv` reaches berth, the engine it starts, and docker. */
+export function benchKit(extraEnv: NodeJS.ProcessEnv = {}): BenchKit {
+  const home = fs.mkdtempSync('/tmp/bb-');
+  const sock = path.join(home, 'default', 'docker.sock');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BERTH_HOME: home,
+    DOCKER_CONFIG: path.join(home, '.docker'),
+    DOCKER_HOST: `unix://${sock}`,
+    NO_COLOR: '1',
+    // QEMU's own forward to the same guest port, to compare Berth's with.
+    BERTH_QEMU_HOSTFWD: `${HOSTFWD.host}:${HOSTFWD.guest}`,
+    ...extraEnv,
+  };
+  const run = (cmd: string, argv: string[], input?: string): Promise<RunResult> =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const c = spawn(cmd, argv, { env });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('error', reject);
+      c.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
+      c.stdin.end(input ?? '');
+    });
+  const berth = (...a: string[]) => run(process.execPath, [bin, ...a]);
+  const status = async (): Promise<VmStatus> => JSON.parse((await must(berth('status', '--json'), 'berth status')).stdout);
+  return { home, sock, env, run, berth, status };
 }
-export const berth = (...a: string[]) => run(process.execPath, [bin, ...a]);
+
 export async function must(p: Promise<RunResult>, what: string) {
   const r = await p;
   if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
   return r;
 }
-export const status = async (): Promise<VmStatus> => JSON.parse((await must(berth('status', '--json'), 'berth status')).stdout);
+
+/** The bench's own instance, which every section uses. */
+export const kit = benchKit();
+export const { home, sock, env, run, berth, status } = kit;
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

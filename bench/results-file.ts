@@ -16,6 +16,7 @@ export const RESULT_FILES = {
   shares: 'results-shares.md',
   boot: 'results-boot.md',
   lifecycle: 'results-lifecycle.md',
+  release: 'results-release.md',
   soak: 'soak-results.md',
 } as const;
 export type RunKind = keyof typeof RESULT_FILES;

@@ -11,6 +11,9 @@
  *   npm run bench -- --only lifecycle [--out FILE]   (one start, then only
  *     container start, memory given back and wake from rest;
  *     bench/results-lifecycle.md)
+ *   npm run bench -- --only release [--runs N] [--baseline REV] [--out FILE]
+ *     (N starts of the current guest image and of the previous Debian
+ *     release's, each with its floor; bench/results-release.md)
  *   npm run bench -- --soak [--soak-minutes 30] [--out FILE]   (only the soak;
  *     written to bench/soak-results.md by default)
  *
@@ -37,6 +40,7 @@ import { commitOf, resultsPath, writeResultsFile, type RunKind } from './results
 import { runSoak, SOAK_BOUNDS, soakRows } from './soak.js';
 import { socketLatencyRows } from './socket-latency.js';
 import { imageRows } from './image-rows.js';
+import { currentRelease, guestUsedMiB, measurePreviousRelease, releaseRows } from './release-compare.js';
 import { cacheDir } from '../app/base/paths.js';
 
 const args = process.argv.slice(2);
@@ -55,7 +59,9 @@ if (!(SOAK_MINUTES > 0)) {
 }
 /** --only SECTION: only that section (shares, lifecycle: after one start; boot: the starts and the floor). */
 const ONLY = opt('--only', '');
-const ONLY_KINDS = ['shares', 'boot', 'lifecycle'] as const;
+const ONLY_KINDS = ['shares', 'boot', 'lifecycle', 'release'] as const;
+/** --baseline REV: the previous release's recipe is vm-images at REV (default: found from suite.txt's history). */
+const BASELINE = opt('--baseline', '') || undefined;
 const isOnlyKind = (x: string): x is (typeof ONLY_KINDS)[number] => (ONLY_KINDS as readonly string[]).includes(x);
 if (ONLY && !isOnlyKind(ONLY)) {
   process.stderr.write(`bench: --only takes a section name: ${ONLY_KINDS.join(', ')} (not ${JSON.stringify(ONLY)})\n`);
@@ -81,6 +87,18 @@ async function onlyBoot(): Promise<void> {
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });
   writeResults(bootRows(samples, floor, st.accel ?? '?'), accel);
+}
+
+/** --only release: the current image's starts and floor, then the previous release's. */
+async function onlyRelease(): Promise<void> {
+  process.stderr.write(`bench: BERTH_HOME=${home}, only the guest release against the previous one (${RUNS} starts each)\n`);
+  const { samples, floor } = await startRuns(RUNS);
+  const st = await status();
+  const cur = currentRelease(samples, floor, await guestUsedMiB(berth));
+  await must(berth('stop'), 'berth stop');
+  fs.rmSync(home, { recursive: true, force: true });
+  const prev = await measurePreviousRelease(RUNS, (m) => process.stderr.write(`bench: ${m}\n`), BASELINE);
+  writeResults(releaseRows(cur, prev), `${st.accel} (${st.accelReason})`);
 }
 
 /** The life-cycle sections' hands: the bench's docker and berth, the guest through berth shell. */
@@ -241,6 +259,7 @@ async function main(): Promise<void> {
   if (ONLY === 'shares') return onlyShares();
   if (ONLY === 'boot') return onlyBoot();
   if (ONLY === 'lifecycle') return onlyLifecycle();
+  if (ONLY === 'release') return onlyRelease();
   const rows: string[] = [];
   process.stderr.write(`bench: BERTH_HOME=${home}, ${RUNS} start runs\n`);
   await addBootShare();
@@ -250,6 +269,7 @@ async function main(): Promise<void> {
   const st = await status();
   const accel = `${st.accel} (${st.accelReason})`;
   rows.push(...startRows(samples), ...bootRows(samples, floor, st.accel ?? '?'));
+  const current = currentRelease(samples, floor, await guestUsedMiB(berth));
 
   // 2. The socket forward: its own cost without a VM, and calls through the VM for context.
   process.stderr.write('bench: latency\n');
@@ -335,6 +355,10 @@ async function main(): Promise<void> {
 
   await must(berth('stop'), 'berth stop');
   fs.rmSync(home, { recursive: true, force: true });
+
+  // 9. The previous Debian release's image, started the same way (this VM stopped).
+  process.stderr.write('bench: the previous guest release\n');
+  rows.push(...releaseRows(current, await measurePreviousRelease(RUNS, (m) => process.stderr.write(`bench: ${m}\n`), BASELINE)));
 
   writeResults(rows, accel);
 }

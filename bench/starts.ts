@@ -4,7 +4,7 @@
  * running), with the floor measured between them, and their tables.
  */
 import type { VmStatus } from '../app/contract/contract.js';
-import { berth, home, median, must, run, s1, status } from './bench-kit.js';
+import { kit as benchInstance, median, must, s1, type BenchKit } from './bench-kit.js';
 import { bootTimelineRows, floorFor, type FloorResult } from './boot-timeline.js';
 
 export interface StartSample {
@@ -12,17 +12,20 @@ export interface StartSample {
   firstDockerMs: number;
   t: NonNullable<VmStatus['timings']>;
   status: VmStatus;
+  /** The server's `docker version`: Engine and API version. */
+  server: { version: string; api: string };
 }
 
 /** berth start, then the first docker version through the socket. */
-async function startOnce(): Promise<StartSample> {
+async function startOnce(kit: BenchKit): Promise<StartSample> {
   const t0 = performance.now();
-  await must(berth('start'), 'berth start');
+  await must(kit.berth('start'), 'berth start');
   const wall = performance.now() - t0;
-  await must(run('docker', ['version', '--format', '{{.Server.Version}}']), 'docker version');
+  const v = await must(kit.run('docker', ['version', '--format', '{{.Server.Version}} {{.Server.APIVersion}}']), 'docker version');
   const first = performance.now() - t0;
-  const s = await status();
-  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {}, status: s };
+  const [version = '?', api = '?'] = v.stdout.trim().split(' ');
+  const s = await kit.status();
+  return { wallMs: wall, firstDockerMs: first, t: s.timings ?? {}, status: s, server: { version, api } };
 }
 
 /**
@@ -30,16 +33,16 @@ async function startOnce(): Promise<StartSample> {
  * the floor is measured after the first stop (the image exists by then, and
  * the VM is not running to share the CPUs with it).
  */
-export async function startRuns(runs: number): Promise<{ samples: StartSample[]; floor: FloorResult }> {
+export async function startRuns(runs: number, kit: BenchKit = benchInstance): Promise<{ samples: StartSample[]; floor: FloorResult }> {
   const samples: StartSample[] = [];
   let floor: FloorResult | undefined;
   for (let i = 0; i < runs; i++) {
     process.stderr.write(`bench: start ${i + 1}/${runs}\n`);
-    samples.push(await startOnce());
-    if (i < runs - 1) await must(berth('stop'), 'berth stop');
+    samples.push(await startOnce(kit));
+    if (i < runs - 1) await must(kit.berth('stop'), 'berth stop');
     if (i === 0) {
       process.stderr.write('bench: the floor (the same kernel, a trivial initramfs)\n');
-      floor = await floorFor(samples[0]!.status, home);
+      floor = await floorFor(samples[0]!.status, kit.home);
     }
   }
   return { samples, floor: floor! };

@@ -109,9 +109,9 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     );
   });
 
-  test('docker version shows both client and server', async () => {
-    const out = await ok(['version', '--format', '{{.Client.Version}} / {{.Server.Version}} / {{.Server.Os}}']);
-    assert.match(out.trim(), /^\S+ \/ \S+ \/ linux$/);
+  test('docker version shows both client and server: the guest runs Docker Engine 26 (API 1.45)', async () => {
+    const out = await ok(['version', '--format', '{{.Client.Version}} / {{.Server.Version}} / {{.Server.APIVersion}} / {{.Server.Os}}']);
+    assert.match(out.trim(), /^\S+ \/ 26\.\S+ \/ 1\.45 \/ linux$/);
   });
 
   test('docker import of a busybox rootfs, then docker run --rm echo hi', async () => {

@@ -6,8 +6,9 @@ import { usage } from './command-kit.js';
 /**
  * `berth settings set KEY=VALUE`: the key (a typo gets the nearest key,
  * `memory` and `disk` name the sizes), and the value as the key takes it:
- * numbers, true/false, or a size with a unit (4GiB, 4096MiB, 1T; binary
- * units whichever way they are written). The engine's schema judges the rest.
+ * numbers, true/false, a size with a unit (4GiB, 4096MiB, 1T; binary
+ * units whichever way they are written), text as typed, or a list of text
+ * comma-separated (empty: none). The engine's schema judges the rest.
  */
 
 const UNIT_POWER: Record<string, number> = { k: 1, m: 2, g: 3, t: 4 };
@@ -61,7 +62,13 @@ export function parsePairs(pairs: string[], keys: SettingsKey[]): Record<string,
       const cmd = key.key === 'ports' ? 'port' : key.key === 'shares' ? 'share' : key.key;
       throw refuse(`${key.key} is a list, not set with KEY=VALUE`, `Edit it with \`berth ${cmd} add\` and \`berth ${cmd} rm\`.`);
     }
-    if (key.unit) patch[key.key] = parseSize(v, key as SettingsKey & { unit: 'MiB' | 'GiB' }, typed);
+    if (key.type === 'text') patch[key.key] = v;
+    else if (key.type === 'texts')
+      patch[key.key] = v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+    else if (key.unit) patch[key.key] = parseSize(v, key as SettingsKey & { unit: 'MiB' | 'GiB' }, typed);
     // Numbers and true/false as JSON would have them; the schema says whether they fit the key.
     else patch[key.key] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
   }
@@ -78,9 +85,20 @@ export function keysHelp(keys: SettingsKey[]): string {
           ? 'true|false'
           : k.type === 'list'
             ? 'list'
-            : `number (${k.unit ?? (k.integer ? 'whole' : 'fractions too')})`;
+            : k.type === 'text'
+              ? 'text'
+              : k.type === 'texts'
+                ? 'text,text,...'
+                : `number (${k.unit ?? (k.integer ? 'whole' : 'fractions too')})`;
     const range = k.min !== undefined || k.max !== undefined ? `${k.min ?? ''}..${k.max ?? ''}` : '';
-    const def = k.type === 'list' ? '' : `default ${String(k.default)}`;
+    const def =
+      k.type === 'list'
+        ? ''
+        : k.type === 'texts' || k.type === 'text'
+          ? String(k.default)
+            ? `default ${String(k.default)}`
+            : 'default none'
+          : `default ${String(k.default)}`;
     return [k.key, type, range, def, k.restart ? 'restart' : 'live', k.description];
   });
   const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -97,7 +115,8 @@ export function keysHelp(keys: SettingsKey[]): string {
     ...lines,
     '',
     'Sizes take units: memoryMiB=4GiB, memory=4096MiB, diskGiB=1TiB (K, M, G, T; binary, with or without "iB").',
-    'Lists are edited with `berth port`, `berth share` and `berth sync`.',
+    'Lists of text are comma-separated (insecureRegistries=host.docker.internal:5000,10.0.0.5:5000; empty for none);',
+    'ports, shares and sync are edited with `berth port`, `berth share` and `berth sync`.',
   ].join('\n');
 }
 
@@ -117,6 +136,7 @@ export function formatSettings(s: Record<string, unknown>): string {
   return entries
     .map(([k, v]) => {
       const pad = k.padEnd(w);
+      if (v === '') return `${pad}  (none)`;
       if (!Array.isArray(v)) return `${pad}  ${item(v)}`;
       if (!v.length) return `${pad}  (none)`;
       return v.map((x, i) => `${i ? ' '.repeat(w) : pad}  ${item(x)}`).join('\n');

@@ -8,8 +8,11 @@ import { RESTART_KEYS, SettingsSchema, defaultSettings } from '../engine/setting
  */
 export interface SettingsKey {
   key: string;
-  /** number, true/false, one of a list, or a list edited by its own command. */
-  type: 'number' | 'boolean' | 'choice' | 'list';
+  /**
+   * number, true/false, one of a list, text, a list of text (set
+   * comma-separated), or a list edited by its own command.
+   */
+  type: 'number' | 'boolean' | 'choice' | 'text' | 'texts' | 'list';
   description: string;
   /** A number key that takes whole numbers only. */
   integer?: boolean;
@@ -29,13 +32,24 @@ interface JsonProp {
   minimum?: number;
   maximum?: number;
   description?: string;
+  items?: { type?: string };
 }
 
 export function settingsKeys(): SettingsKey[] {
   const props = (z.toJSONSchema(SettingsSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, JsonProp> }).properties;
   const defaults = defaultSettings() as Record<string, unknown>;
   return Object.entries(props).map(([key, p]) => {
-    const type = p.enum ? 'choice' : p.type === 'boolean' ? 'boolean' : p.type === 'array' ? 'list' : 'number';
+    const type: SettingsKey['type'] = p.enum
+      ? 'choice'
+      : p.type === 'boolean'
+        ? 'boolean'
+        : p.type === 'string'
+          ? 'text'
+          : p.type === 'array'
+            ? p.items?.type === 'string'
+              ? 'texts'
+              : 'list'
+            : 'number';
     const unit = /(MiB|GiB)$/.exec(key)?.[1] as SettingsKey['unit'];
     return {
       key,

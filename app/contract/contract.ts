@@ -219,6 +219,12 @@ export const SettingsViewSchema = z.object({
   sync: z.array(SyncSettingSchema).optional(),
   /** The ranges the number settings take here (absent from older engines). */
   limits: SettingsLimitsSchema.optional(),
+  /** Registries and proxies for the guest's dockerd (absent from older engines). */
+  insecureRegistries: z.array(z.string()).optional(),
+  caCertificates: z.array(z.string()).optional(),
+  httpProxy: z.string().optional(),
+  httpsProxy: z.string().optional(),
+  noProxy: z.string().optional(),
 });
 
 export const PortViewSchema = z.object({

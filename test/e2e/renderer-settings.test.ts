@@ -9,6 +9,7 @@
  * scroll. Screenshots go to test-artifacts/e2e/.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -158,6 +159,64 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     } finally {
       engine.slow.delete('settings.get');
     }
+    assert.deepEqual(problems, []);
+  });
+
+  test('Settings: registries and proxy: a URL where host:port belongs, a bad proxy and a CA file that is not there are refused at their fields; good values are saved as lists', async () => {
+    await go('Settings');
+    await settingsLoaded();
+    await page.getByRole('group', { name: 'Registries and proxy' }).waitFor();
+    const before = fs.readFileSync(engine.paths.settings, 'utf8');
+    const box = (name: string) => page.getByRole('textbox', { name, exact: true });
+    const apply = () => page.getByRole('button', { name: 'Apply', exact: true }).click();
+    await box('Insecure registries').fill('http://reg:5000');
+    await box('HTTP proxy').fill('proxy:3128');
+    await apply();
+    await page.getByTestId('settings-summary').waitFor();
+    assert.match(await page.getByTestId('error-insecureRegistries').innerText(), /must be host:port without a scheme \(write reg:5000\)/);
+    assert.match(await page.getByTestId('error-httpProxy').innerText(), /must start with http:\/\/, https:\/\/ or socks5:\/\//);
+    assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
+    await page.getByRole('button', { name: 'Revert' }).click();
+    await page.getByTestId('settings-summary').waitFor({ state: 'detached' });
+    await box('CA certificates').fill(path.join(t.dir, 'no-such-ca.pem'));
+    await apply();
+    assert.match(await page.getByTestId('error-caCertificates').innerText(), /no-such-ca\.pem does not exist/);
+    assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
+    // A real CA, two registries, a proxy on this computer.
+    const ca = path.join(t.dir, 'corp-ca.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        path.join(t.dir, 'ca.key'),
+        '-out',
+        ca,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=Corp CA',
+      ],
+      { stdio: 'ignore' },
+    );
+    await box('CA certificates').fill(ca);
+    await box('Insecure registries').fill('host.docker.internal:5000, 10.0.0.5:5000');
+    await box('HTTP proxy').fill('http://127.0.0.1:3128');
+    await apply();
+    await page.getByTestId('settings-result').getByText(/Saved/).waitFor();
+    const saved = JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8'));
+    assert.deepEqual(
+      [saved.insecureRegistries, saved.caCertificates, saved.httpProxy],
+      [['host.docker.internal:5000', '10.0.0.5:5000'], [ca], 'http://127.0.0.1:3128'],
+    );
+    assert.equal(await box('Insecure registries').inputValue(), 'host.docker.internal:5000, 10.0.0.5:5000');
+    await screenshot(page, 'settings-registries');
     assert.deepEqual(problems, []);
   });
 

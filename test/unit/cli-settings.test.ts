@@ -41,8 +41,14 @@ test('the key table comes from the schema: types, ranges, defaults, units', () =
     'ports',
     'shares',
     'sync',
+    'insecureRegistries',
+    'caCertificates',
+    'httpProxy',
+    'httpsProxy',
+    'noProxy',
   ]);
   assert.equal(keys.cpus!.max, os.cpus().length);
+  assert.deepEqual([keys.insecureRegistries!.type, keys.httpProxy!.type, keys.httpProxy!.default, keys.httpProxy!.restart], ['texts', 'text', '', true]);
   assert.equal(keys.memoryMiB!.min, 512);
   assert.equal(keys.memoryMiB!.unit, 'MiB');
   assert.deepEqual([keys.diskGiB!.min, keys.diskGiB!.max, keys.diskGiB!.default, keys.diskGiB!.unit], [4, 4096, 64, 'GiB']);
@@ -51,6 +57,20 @@ test('the key table comes from the schema: types, ranges, defaults, units', () =
   assert.equal(keys.portBind!.restart, false);
   assert.equal(keys.ports!.type, 'list');
   assert.deepEqual([keys.idleMinutes!.integer, keys.cpus!.integer], [undefined, true]);
+});
+
+test('text keys take the value as typed; lists of text are comma-separated, empty for none', () => {
+  const keys = settingsKeys();
+  assert.deepEqual(parsePairs(['httpProxy=http://127.0.0.1:3128', 'noProxy=localhost,.corp'], keys), {
+    httpProxy: 'http://127.0.0.1:3128',
+    noProxy: 'localhost,.corp',
+  });
+  assert.deepEqual(parsePairs(['insecureRegistries=host.docker.internal:5000, 10.0.0.5:5000'], keys), {
+    insecureRegistries: ['host.docker.internal:5000', '10.0.0.5:5000'],
+  });
+  assert.deepEqual(parsePairs(['insecureRegistries=', 'httpsProxy='], keys), { insecureRegistries: [], httpsProxy: '' });
+  // A text that looks like a number stays text: the schema says what it takes.
+  assert.deepEqual(parsePairs(['httpProxy=3128'], keys), { httpProxy: '3128' });
 });
 
 test("units: sizes in any binary unit become the key's own", () => {
@@ -122,9 +142,11 @@ test('`settings show`: aligned columns, strings without quotes, lists one per li
   const r = await berth(['settings', 'show'], e);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!r.stdout.includes('"'), r.stdout);
-  assert.match(r.stdout, /^driver {10}qemu$/m);
-  assert.match(r.stdout, /^ports {11}18700:80\/tcp$/m);
-  assert.match(r.stdout, /^sync {12}\(none\)$/m);
+  // The widest key (insecureRegistries) sets the column.
+  assert.match(r.stdout, /^driver {14}qemu$/m);
+  assert.match(r.stdout, /^ports {15}18700:80\/tcp$/m);
+  assert.match(r.stdout, /^sync {16}\(none\)$/m);
+  assert.match(r.stdout, /^httpProxy {11}\(none\)$/m, 'an empty text says none');
   const cols = r.stdout
     .trimEnd()
     .split('\n')

@@ -3,6 +3,7 @@ import type { DriverFeatures, GuestTraits } from '../drivers/driver.js';
 import { writeFixedVhd } from '../drivers/vhd.js';
 import { ROSETTA_TAG } from '../drivers/vm-spec.js';
 import { writeConfigDisk } from '../guest/config-disk.js';
+import type { GuestDockerConfig } from '../docker/daemon-config.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import type { InstancePaths } from '../../base/paths.js';
 
@@ -18,6 +19,8 @@ export function prepareInstanceDisks(o: {
   features: DriverFeatures;
   keys: GuestKeys;
   rosetta: boolean;
+  /** dockerd's registry and proxy configuration (docker/daemon-config.ts). */
+  docker?: GuestDockerConfig;
 }): void {
   // A VHDX driver makes its data disk itself (Hyper-V: a dynamic VHDX, hyperv.ts).
   if (o.features.diskFormat === 'raw') growRawDataDisk(o.paths.dataDisk, o.diskGiB);
@@ -34,6 +37,7 @@ export function prepareInstanceDisks(o: {
       // The guest mounts this virtiofs tag and registers Rosetta (rosetta.sh).
       ...(o.rosetta ? { BERTH_ROSETTA: ROSETTA_TAG } : {}),
     },
+    ...(o.docker ? { docker: o.docker } : {}),
   });
   if (o.features.diskFormat === 'vhdx') writeFixedVhd(o.paths.configDisk, o.paths.configVhd);
 }

@@ -16,6 +16,7 @@ import type { Settings } from '../settings/schema.js';
 import type { AccelChoice } from '../drivers/accel-probe.js';
 import { chooseAccel, guestTraits, newRun, rosettaFor, sharePlanFor, vmSpecFor, type EngineTuning, type PlanContext, type RunState } from './boot-plan.js';
 import { prepareInstanceDisks } from './instance-disks.js';
+import { guestDockerConfig } from '../docker/daemon-config.js';
 
 export interface PreparedRun {
   image: GuestImage;
@@ -41,13 +42,15 @@ export async function prepareRun(o: {
   const accel = await chooseAccel(plan, driver, settings, image);
   plan.log.info({ accel: accel.accel, reason: accel.reason, cached: accel.cached }, 'accelerator');
   const rosetta = rosettaFor(plan, settings, driver, o.driverChecks);
+  const traits = guestTraits(plan, driver);
   prepareInstanceDisks({
     paths: plan.paths,
     diskGiB: settings.diskGiB,
-    traits: guestTraits(plan, driver),
+    traits,
     features: driver.features,
     keys: o.keys,
     rosetta: rosetta.use,
+    docker: guestDockerConfig(settings, traits.hostLoopback),
   });
   const run = newRun({
     driver,

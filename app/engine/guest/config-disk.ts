@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
 import { ustar } from './ustar.js';
@@ -13,6 +14,8 @@ export interface ConfigDiskInput {
   hostPrivateKey: string;
   hostPublicKey: string;
   env: Record<string, string>;
+  /** dockerd's extra configuration (run-dockerd): dockerd.env, a bundle of CA certificates. */
+  docker?: { envFile?: string; caBundle?: string };
 }
 
 const SAFE_VALUE = /^[A-Za-z0-9_./:@,+=-]*$/;
@@ -34,7 +37,11 @@ export function writeConfigDisk(stagingDir: string, diskFile: string, input: Con
     ssh_host_ed25519_key: input.hostPrivateKey,
     'ssh_host_ed25519_key.pub': input.hostPublicKey.trim() + '\n',
     'config.env': renderEnv(input.env),
+    ...(input.docker?.envFile ? { 'dockerd.env': input.docker.envFile } : {}),
+    ...(input.docker?.caBundle ? { 'ca-certificates.crt': input.docker.caBundle } : {}),
   };
+  // A file of an earlier start that this one does not write must not linger in the staging folder.
+  for (const old of ['dockerd.env', 'ca-certificates.crt']) if (!(old in files)) fs.rmSync(path.join(stagingDir, old), { force: true });
   for (const [name, content] of Object.entries(files)) writeFileAtomic(path.join(stagingDir, name), content, 0o600);
   writeFileAtomic(diskFile, ustar(Object.entries(files).map(([name, content]) => ({ name, content }))), 0o600);
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ACCELERATORS, DRIVER_SETTINGS, SHARE_MECHANISM_SETTINGS } from '../../contract/settings-values.js';
 import { describeIssues, portNumber } from '../../contract/issues.js';
 import { syncPathProblem } from './sync-paths.js';
+import { REGISTRY_RESTART_KEYS, registryPatchShape, registrySettingsShape } from './registry-schema.js';
 
 /**
  * Engine settings of one instance. Every field has a default, so an empty
@@ -177,6 +178,7 @@ export const SettingsSchema = z
       .describe('shared folders (`berth share add`)'),
     /** Folders inside shares kept in sync with a copy on the guest's disk (live). */
     sync: z.array(SyncSettingSchema).max(16, 'at most 16 folders can be synced').default([]).describe('synced folders (`berth sync add`)'),
+    ...registrySettingsShape,
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -212,6 +214,7 @@ export const SettingsPatchSchema = z
     ports: z.array(z.unknown()),
     shares: z.array(z.unknown()),
     sync: z.array(z.unknown()),
+    ...registryPatchShape,
   })
   .partial()
   .strict();
@@ -219,7 +222,16 @@ export const SettingsPatchSchema = z
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 /** Settings whose change needs a VM restart to take effect. */
-export const RESTART_KEYS: readonly (keyof Settings)[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'shareMechanism'];
+export const RESTART_KEYS: readonly (keyof Settings)[] = [
+  'cpus',
+  'memoryMiB',
+  'diskGiB',
+  'accel',
+  'driver',
+  'rosetta',
+  'shareMechanism',
+  ...REGISTRY_RESTART_KEYS,
+];
 
 type NumberKey = 'cpus' | 'memoryMiB' | 'diskGiB' | 'idleMinutes';
 const NUMBER_KEYS: readonly NumberKey[] = ['cpus', 'memoryMiB', 'diskGiB', 'idleMinutes'];

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BerthError } from '../../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../base/fs-util.js';
 import { RESTART_KEYS, SettingsPatchSchema, SettingsSchema, describeIssues, settingsLimits, type Settings, type SettingsPatch } from './schema.js';
+import { readCaCertificates } from './ca-certificates.js';
 
 export interface UpdateResult {
   settings: Settings;
@@ -248,6 +249,8 @@ export class SettingsStore {
         'Disks only grow. To start over with a smaller disk, delete the instance (its containers, images and volumes go with it).',
       );
     }
+    // Read now, so a CA file that cannot be used is refused and nothing is saved.
+    if (changed.includes('caCertificates')) readCaCertificates(merged.data.caCertificates);
     let notice: string | undefined;
     const broken = this.problem !== undefined && fs.existsSync(this.file);
     if (changed.length || broken) {

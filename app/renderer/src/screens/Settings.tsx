@@ -3,7 +3,7 @@ import type { Result } from '../../../contract/contract';
 import { CallError, useApi } from '../api';
 import { ErrorNote } from '../components/ErrorNote';
 import { SettingField } from '../settings/SettingField';
-import { FIELDS } from '../settings/fields';
+import { FIELDS, SECTIONS } from '../settings/fields';
 import { EMPTY_FORM, fieldErrors, formOf, patchOf, type Form, type Key, type SettingsView } from '../settings/form';
 import { useVm } from '../vm';
 
@@ -103,20 +103,23 @@ export function Settings() {
         </>
       )}
       {/* Disabled until the saved values are in: what is typed before would be replaced by them and never sent. */}
-      <fieldset className="settings-fields" disabled={!saved}>
-        {FIELDS.map((f) => (
-          <SettingField
-            key={f.key}
-            field={f}
-            fid={`${id}-${f.key}`}
-            value={form[f.key]}
-            error={fields[f.key]}
-            limits={saved?.limits}
-            doctor={doctor}
-            onChange={(v) => setForm((cur) => ({ ...cur, [f.key]: v }))}
-          />
-        ))}
-      </fieldset>
+      {SECTIONS.map((sec) => (
+        <fieldset key={sec.id} className="settings-fields" disabled={!saved}>
+          {sec.legend && <legend>{sec.legend}</legend>}
+          {FIELDS.filter((f) => (f.section ?? 'vm') === sec.id).map((f) => (
+            <SettingField
+              key={f.key}
+              field={f}
+              fid={`${id}-${f.key}`}
+              value={form[f.key]}
+              error={fields[f.key]}
+              limits={saved?.limits}
+              doctor={doctor}
+              onChange={(v) => setForm((cur) => ({ ...cur, [f.key]: v }))}
+            />
+          ))}
+        </fieldset>
+      ))}
       <div className="actions">
         <button type="submit" className="primary" value="apply" disabled={saving || !saved}>
           {saving ? 'Applying…' : 'Apply'}
@@ -132,8 +135,8 @@ export function Settings() {
       </div>
       {running && (
         <p className="muted small" id={`${id}-restart-help`}>
-          Apply &amp; restart restarts the VM when a changed value needs it (CPUs, memory, disk, driver, accelerator, Rosetta, shared folders); containers are
-          kept.
+          Apply &amp; restart restarts the VM when a changed value needs it (CPUs, memory, disk, driver, accelerator, Rosetta, shared folders, registries and
+          proxy); containers are kept.
         </p>
       )}
       {result && (

@@ -14,7 +14,7 @@ const STEP_NAMES: Partial<Record<Key, [string, string]>> = {
 
 /**
  * One row of the Settings form: its label, the control (a stepper for
- * numbers, a select, a checkbox), the help with the host's range, the
+ * numbers, a select, a checkbox, a text field), the help with the host's range, the
  * choices this host cannot use and why, and the engine's error for it.
  */
 export function SettingField(p: {
@@ -72,6 +72,18 @@ export function SettingField(p: {
           );
         })}
       </select>
+    );
+  } else if (f.text) {
+    control = (
+      <input
+        {...common}
+        type="text"
+        value={value}
+        placeholder={f.text.placeholder}
+        onChange={(e) => p.onChange(e.target.value)}
+        autoComplete="off"
+        spellCheck={false}
+      />
     );
   } else {
     const [less, more] = STEP_NAMES[f.key] ?? ['Less', 'More'];

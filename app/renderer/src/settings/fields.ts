@@ -26,7 +26,14 @@ export interface Field {
   check?: string;
   /** A select's values and their text. */
   options?: Record<string, string>;
+  /** A text field (a list typed comma-separated), with an example as its placeholder. */
+  text?: { placeholder: string };
+  /** The group it is shown in (SECTIONS); default the VM's. */
+  section?: 'registries';
 }
+
+/** The form's groups, in order. */
+export const SECTIONS: { id: 'vm' | 'registries'; legend?: string }[] = [{ id: 'vm' }, { id: 'registries', legend: 'Registries and proxy' }];
 
 export const FIELDS: Field[] = [
   { key: 'cpus', label: 'CPUs', help: 'Virtual CPUs of the VM.' },
@@ -61,6 +68,41 @@ export const FIELDS: Field[] = [
     label: 'Shared folders use',
     help: 'auto: virtiofs where the VM driver has it, reverse sshfs elsewhere and as the fallback. Applies at the next start.',
     options: { auto: 'auto (virtiofs where available)', virtiofs: 'virtiofs', sshfs: 'reverse sshfs' },
+  },
+  {
+    key: 'insecureRegistries',
+    section: 'registries',
+    label: 'Insecure registries',
+    help: 'Registries Docker reaches over plain HTTP, as host:port, comma-separated. A registry on this computer is host.docker.internal:PORT. Applies at the next start.',
+    text: { placeholder: 'host.docker.internal:5000' },
+  },
+  {
+    key: 'caCertificates',
+    section: 'registries',
+    label: 'CA certificates',
+    help: "PEM files, or folders of them, that Docker trusts for registries besides the public CAs (a company's CA), comma-separated full paths. Applies at the next start.",
+    text: { placeholder: '/etc/ssl/corp-ca.pem' },
+  },
+  {
+    key: 'httpProxy',
+    section: 'registries',
+    label: 'HTTP proxy',
+    help: "For Docker's pulls and pushes over http://. A proxy on this computer's localhost is reached from the VM. Applies at the next start.",
+    text: { placeholder: 'http://proxy.example.com:3128' },
+  },
+  {
+    key: 'httpsProxy',
+    section: 'registries',
+    label: 'HTTPS proxy',
+    help: "For Docker's pulls and pushes over https://. Applies at the next start.",
+    text: { placeholder: 'http://proxy.example.com:3128' },
+  },
+  {
+    key: 'noProxy',
+    section: 'registries',
+    label: 'No proxy for',
+    help: 'Hosts, .domains and address ranges reached directly, comma-separated.',
+    text: { placeholder: 'localhost,.corp.example.com' },
   },
 ];
 

@@ -9,8 +9,39 @@ import type { CallError } from '../api';
  */
 
 export type SettingsView = Result<'settings.get'>;
-export type Key = 'cpus' | 'memoryMiB' | 'diskGiB' | 'accel' | 'driver' | 'rosetta' | 'portBind' | 'idleMinutes' | 'shareMechanism';
-export const KEYS: readonly Key[] = ['cpus', 'memoryMiB', 'diskGiB', 'accel', 'driver', 'rosetta', 'portBind', 'idleMinutes', 'shareMechanism'];
+export type Key =
+  | 'cpus'
+  | 'memoryMiB'
+  | 'diskGiB'
+  | 'accel'
+  | 'driver'
+  | 'rosetta'
+  | 'portBind'
+  | 'idleMinutes'
+  | 'shareMechanism'
+  | 'insecureRegistries'
+  | 'caCertificates'
+  | 'httpProxy'
+  | 'httpsProxy'
+  | 'noProxy';
+export const KEYS: readonly Key[] = [
+  'cpus',
+  'memoryMiB',
+  'diskGiB',
+  'accel',
+  'driver',
+  'rosetta',
+  'portBind',
+  'idleMinutes',
+  'shareMechanism',
+  'insecureRegistries',
+  'caCertificates',
+  'httpProxy',
+  'httpsProxy',
+  'noProxy',
+];
+/** Lists of text, typed comma-separated in one field. */
+export const LIST_KEYS: readonly Key[] = ['insecureRegistries', 'caCertificates'];
 export type Form = Record<Key, string>;
 
 export const EMPTY_FORM: Form = {
@@ -23,6 +54,11 @@ export const EMPTY_FORM: Form = {
   portBind: 'loopback',
   idleMinutes: '15',
   shareMechanism: 'auto',
+  insecureRegistries: '',
+  caCertificates: '',
+  httpProxy: '',
+  httpsProxy: '',
+  noProxy: '',
 };
 
 /** Number fields and the unit the form shows them in (memory is typed in GiB, sent in MiB). */
@@ -44,6 +80,8 @@ export function formValue(s: SettingsView, k: Key): string {
   if (k === 'memoryMiB') return plain(s.memoryMiB / 1024);
   if (k === 'idleMinutes') return String(v ?? 15);
   if (k === 'rosetta') return String(v === true);
+  if (LIST_KEYS.includes(k)) return ((v as string[] | undefined) ?? []).join(', ');
+  if (k === 'httpProxy' || k === 'httpsProxy' || k === 'noProxy') return String(v ?? '');
   return String(v ?? 'auto');
 }
 
@@ -66,6 +104,11 @@ export function patchOf(form: Form, saved: SettingsView): Record<string, unknown
       const n = /^-?\d+(\.\d+)?$/.test(text) ? Number(text) * unit.perUnit : NaN;
       patch[k] = Number.isNaN(n) ? text : unit.perUnit > 1 ? Math.round(n) : n;
     } else if (k === 'rosetta') patch[k] = text === 'true';
+    else if (LIST_KEYS.includes(k))
+      patch[k] = text
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
     else patch[k] = text;
   }
   return patch;
@@ -77,7 +120,7 @@ export function fieldErrors(err: CallError): Partial<Record<Key, string>> {
   if (err.code === 'DISK_SHRINK') out.diskGiB = err.message;
   const body = err.message.replace(/^(invalid settings|bad params for settings\.update):\s*/, '');
   for (const part of body.split('; ')) {
-    const m = /^(?:patch\.)?(cpus|memoryMiB|diskGiB|accel|driver|rosetta|portBind|idleMinutes|shareMechanism)\b[^:]*:\s*(.*)$/.exec(part);
+    const m = new RegExp(`^(?:patch\\.)?(${KEYS.join('|')})\\b[^:]*:\\s*(.*)$`).exec(part);
     if (m && !out[m[1] as Key]) out[m[1] as Key] = m[1] === 'memoryMiB' ? inGiB(m[2]!) : m[2]!;
   }
   return out;

@@ -29,6 +29,8 @@ command -v apt-get >/dev/null || die "apt-get is not here" "The tests install De
 #   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
 #   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
 #   chromium, fonts-dejavu-core: the dashboard's browser tests
+#   docker-registry, apache2-utils, openssl: the registry tests' registries
+#     on the host, their logins (htpasswd) and their CA and certificates
 #   python3-fusepy, inotify-tools: the sync tests' case-insensitive host
 #     folder (a small FUSE file system; bookworm has no ciopfs) and their
 #     guest-side watcher
@@ -40,6 +42,7 @@ packages=(
 	busybox-static sshfs fuse3 openssh-client gcc libc6-dev perl zstd util-linux
 	chromium fonts-dejavu-core
 	python3-fusepy inotify-tools
+	docker-registry apache2-utils openssl
 )
 say "installing the test packages: ${packages[*]}"
 apt_install "${packages[@]}"

@@ -72,6 +72,7 @@ export function formatStatus(s: VmStatus): string {
       `${bold('rosetta')}       ${s.rosetta.active ? 'on (x86_64 binaries run through Rosetta)' : yellow(`not used: ${s.rosetta.note ?? 'see `berth doctor`'}`)}`,
     );
   lines.push(`${bold('resources')}     ${s.cpus} CPUs, ${s.memoryMiB} MiB memory, ${s.diskGiB} GiB disk`);
+  if (s.disk) lines.push(`${bold('disk')}          ${diskLine(s.disk)}`);
   lines.push(`${bold('docker socket')} ${s.dockerSocket}`);
   if (s.dockerContext) {
     lines.push(
@@ -157,6 +158,13 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
 }
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const size = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : mib(b));
+
+/** "1.2 GiB used in the VM, 1.4 GiB on this computer's disk (of 64.0 GiB)": the guest's df and the file's allocated blocks. */
+export function diskLine(d: NonNullable<VmStatus['disk']>): string {
+  const used = d.usedBytes === undefined ? '' : `${size(d.usedBytes)} used in the VM, `;
+  return `${used}${size(d.allocatedBytes)} on this computer's disk ${dim(`(of ${size(d.sizeBytes)})`)}`;
+}
 
 /** `berth sync`: each synced folder, its state, then its conflicts; configured ones not live yet. */
 export function formatSync(syncs: SyncViewWire[], configured: { hostPath: string }[]): string {

@@ -170,6 +170,12 @@ export const VmStatusSchema = z.object({
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
   /** The host's SSH agent in the guest: the socket containers mount, or why there is none. */
   sshAgent: z.object({ guestPath: z.string().optional(), why: z.string().optional() }).optional(),
+  /**
+   * The data disk: its size, what its file takes on the host (allocated
+   * blocks), and what the guest's file system holds (df; asked at most every
+   * few seconds while the VM runs, with when). Absent before the first start.
+   */
+  disk: z.object({ sizeBytes: z.number(), allocatedBytes: z.number(), usedBytes: z.number().optional(), usedAt: z.string().optional() }).optional(),
   shares: z.array(ShareViewSchema).optional(),
   sync: z.array(SyncViewSchema).optional(),
   image: z.object({ dir: z.string(), recipeHash: z.string(), kernelRelease: z.string() }).optional(),

@@ -112,7 +112,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     token,
     {
       ...docker,
-      'vm.status': async () => withExpected(engine.status()),
+      'vm.status': async () => {
+        // The guest's df, when the last is more than 5 s old (one short exec; never while starting or resting).
+        await engine.refreshDiskUsage(5000);
+        return withExpected(engine.status());
+      },
       'vm.start': () => engine.start(),
       'vm.stop': (p) => engine.stop({ force: p.force }),
       'vm.restart': () => engine.restart(),

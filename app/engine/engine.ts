@@ -167,11 +167,14 @@ export class Engine extends EventEmitter<
     const timeline = this.boot.view();
     if (timeline) st.bootTimeline = timeline;
     if (this.context) st.dockerContext = { ...this.context };
-    if (this.runtime) Object.assign(st, this.runtime.status());
+    if (this.runtime) Object.assign(st, this.runtime.status(st.disk));
     st.rest = this.rest.view();
     if (this.image) st.image = imageView(this.image);
     return st;
   }
+
+  /** Ask the guest for its data disk's use when the last answer is older than `maxAgeMs` (running only; never throws). */
+  refreshDiskUsage = async (maxAgeMs: number) => (this.sm.state === 'running' ? this.runtime?.disk.refresh(maxAgeMs) : undefined);
 
   /** Start the VM. Idempotent: running returns at once, a start in flight is joined. */
   start(): Promise<VmStatus> {

@@ -216,6 +216,45 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     assert.equal((await ok(['inspect', '-f', '{{.State.Running}}', 'ticker'])).trim(), 'true');
   });
 
+  test('disk space comes back: 1 GiB written in a volume and removed, the host file shrinks within 60 s; berth status shows both sides', async () => {
+    const MiB = 2 ** 20;
+    const disk = async () => (JSON.parse((await berth(['status', '--json'])).stdout) as VmStatus).disk!;
+    const mib = (b?: number) => `${((b ?? NaN) / MiB).toFixed(0)} MiB`;
+    const before = await disk();
+    assert.ok(before.sizeBytes >= 4 * 2 ** 30 && before.allocatedBytes > 0, JSON.stringify(before));
+    await ok(['volume', 'create', 'big']);
+    // 1 GiB that is not zeros (QEMU would not store zeros: detect-zeroes=unmap).
+    const fill = 'head -c 1048576 /dev/urandom > /tmp/b && i=0 && while [ $i -lt 1024 ]; do cat /tmp/b; i=$((i+1)); done > /big/f && sync';
+    await ok(['run', '--rm', '-v', 'big:/big', 'bb:1', 'sh', '-c', fill], { timeoutMs: 600_000 });
+    await sleep(5500); // the guest's df is asked at most every 5 s
+    const full = await disk();
+    assert.ok(
+      full.allocatedBytes - before.allocatedBytes > 900 * MiB,
+      `the host file grew by the 1 GiB: ${mib(before.allocatedBytes)} → ${mib(full.allocatedBytes)}`,
+    );
+    assert.ok(full.usedBytes! - (before.usedBytes ?? 0) > 900 * MiB, `the guest's df counts it: ${mib(before.usedBytes)} → ${mib(full.usedBytes)}`);
+    assert.match(
+      (await berth(['status'])).stdout,
+      /^disk {10}\d+\.\d (GiB|MiB) used in the VM, \d+\.\d (GiB|MiB) on this computer's disk \(of \d+\.\d GiB\)$/m,
+    );
+    await ok(['volume', 'rm', 'big']);
+    const t0 = Date.now();
+    let last = full;
+    const back = await waitFor(
+      async () => {
+        last = await disk();
+        const used = last.usedBytes ?? Infinity;
+        return last.allocatedBytes < full.allocatedBytes - 900 * MiB && last.allocatedBytes - used <= Math.max(0.1 * used, 256 * MiB);
+      },
+      60_000,
+      1000,
+    );
+    console.log(
+      `data disk: ${mib(before.allocatedBytes)} on the host before, ${mib(full.allocatedBytes)} with 1 GiB written (df ${mib(full.usedBytes)}), ${mib(last.allocatedBytes)} (df ${mib(last.usedBytes)}) ${((Date.now() - t0) / 1000).toFixed(1)} s after docker volume rm`,
+    );
+    assert.ok(back, `within 60 s the host file is back within 10 % (or 256 MiB) of the guest's use: ${JSON.stringify(last)}\n${vm.logTail()}`);
+  });
+
   test('berth stop leaves no qemu, engine or socket behind', async () => {
     const vm = qemuPid();
     const engine = Number(fs.readFileSync(path.join(inst, 'engine.lock'), 'utf8'));

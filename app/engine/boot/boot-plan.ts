@@ -18,6 +18,7 @@ import type { VmState } from '../../contract/vm-states.js';
 import { dockerHostUrl } from '../../base/docker-context.js';
 import type { Tuning } from '../../base/tuning.js';
 import { planShares, type ShareMechanismSetting, type SharePlan } from '../share/virtiofs.js';
+import { hostDisk } from '../runtime/disk-usage.js';
 
 /**
  * The boot plan: from the settings, the driver's features and this host, the
@@ -272,5 +273,8 @@ export function instanceStatus(o: { paths: InstancePaths; state: VmState; settin
   };
   const problem = o.settings instanceof BerthError ? o.settings : o.settings.problem;
   if (problem) st.settingsProblem = problem.toInfo();
+  // A raw disk (QEMU, vfkit) or Hyper-V's dynamic VHDX, whichever this instance has.
+  const disk = hostDisk(o.paths.dataDisk) ?? hostDisk(o.paths.dataVhdx);
+  if (disk) st.disk = disk;
   return st;
 }

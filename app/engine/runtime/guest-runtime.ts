@@ -15,6 +15,7 @@ import { busyReason } from './busy-reason.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import { setClock, systemLog } from '../guest/queries.js';
 import { GuestSession } from '../guest/session.js';
+import { GuestDiskUsage } from './disk-usage.js';
 import type { InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
 import type { Settings } from '../settings/schema.js';
@@ -70,6 +71,8 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   private notifier?: ChangeNotifier;
   private sync?: SyncManager;
   private agent?: Pick<SshAgentForward, 'view'>;
+  /** The data disk's use as the guest's df says it (status asks it, at most every few seconds). */
+  readonly disk: GuestDiskUsage;
   readonly session: GuestSession;
 
   constructor(private readonly o: RuntimeOptions) {
@@ -84,6 +87,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
       vmAlive: () => vm.alive(),
     });
     this.session = session;
+    this.disk = new GuestDiskUsage(session);
     session.on('state', (state) => this.emit('session', { state, at: new Date().toISOString() }));
     // After a reconnect or a host sleep the guest's clock is behind.
     session.on('reconnected', () => void this.syncClock());
@@ -378,8 +382,9 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     return this.sync?.list() ?? [];
   }
 
-  /** The parts of the engine's status that come from here. */
-  status(): Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> {
+  /** The parts of the engine's status that come from here; the guest's df joins the host's view of the `disk`. */
+  status(disk?: VmStatus['disk']): Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> {
+    if (disk) Object.assign(disk, this.disk.view());
     const st: Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> = {
       session: { state: this.session.currentState, connects: this.session.connects },
     };

@@ -1,13 +1,15 @@
 /**
  * The bench's life-cycle sections (issue 16): a container's start through
  * Berth against the same command inside the guest, memory the guest frees
- * given back to the host, and a wake from rest against a cold start. Runs
+ * given back to the host, disk space given back (disk-space.ts), and a wake
+ * from rest against a cold start. Runs
  * on a started instance and leaves it started; the tables are in
  * lifecycle-rows.ts.
  */
 import { processRssKiB, sleep } from '../app/base/process-util.js';
 import type { VmStatus } from '../app/contract/contract.js';
 import { median, type RunResult } from './bench-kit.js';
+import { benchDiskSpace, diskSpaceRows } from './disk-space.js';
 import {
   containerStartRows,
   memoryReturn,
@@ -192,7 +194,7 @@ export async function benchWake(d: LifecycleDeps, runs = 3, idleMinutes = 0.1): 
 }
 
 /**
- * The three sections, in this order, on a running instance (left
+ * The four sections, in this order, on a running instance (left
  * running). Each section's table goes to the log as soon as it is done,
  * so a later failure does not lose it; the results file is still written
  * whole, at the end, by a run that finished.
@@ -204,6 +206,7 @@ export async function lifecycleSections(d: LifecycleDeps): Promise<string[]> {
   };
   const cs = done(containerStartRows(await benchContainerStart(d)));
   const mem = done(memoryRows(await benchMemoryReturn(d)));
+  const disk = done(diskSpaceRows(await benchDiskSpace(d)));
   const wake = done(wakeRows(await benchWake(d)));
-  return [...cs, ...mem, ...wake];
+  return [...cs, ...mem, ...disk, ...wake];
 }

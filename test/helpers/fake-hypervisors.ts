@@ -127,6 +127,11 @@ process.stdin.on('end', () => {
     case 'turnoff':
       if (vm) { vm.state = 'Off'; save(); }
       return out(vm ? { ok: true, exists: true, state: 'Off' } : { ok: true, exists: false });
+    case 'compact':
+      // Optimize-VHD on each disk: what the script names, in order.
+      st.compacted = (st.compacted || []).concat([...script.matchAll(/\$f = '([^']+)'/g)].map((m) => m[1]));
+      save();
+      return out({ ok: true, disks: [] });
     case 'address':
       st.addressCalls = (st.addressCalls || 0) + 1;
       save();

@@ -36,6 +36,7 @@ import {
   buildCreateScript,
   buildStateScript,
   buildStopScript,
+  buildCompactScript,
   comPipePath,
   HYPERV_NOTE,
   hypervMac,
@@ -361,6 +362,29 @@ test('graceful stop: Stop-VM shuts the guest down and the exit is seen', async (
   const ops = recorded().map((r) => /^# berth:(\w+)/.exec(r.script)![1]);
   assert.ok(ops.includes('shutdown'));
   assert.ok(!ops.includes('turnoff'));
+});
+
+test('after a stop, the writable data disk is compacted (Optimize-VHD -Mode Full) with the VM off; read-only disks are not', async () => {
+  reset();
+  const s = liveSpec();
+  const data = 'C:\\Users\\me\\.berth\\default\\data.vhdx';
+  s.disks = [{ ...s.disks[0]!, path: data, sizeBytes: 64 * 2 ** 30 }, s.disks[1]!];
+  const vm = await driver.start(s);
+  vms.push(vm);
+  assert.equal(await stopVm(vm, 3000), 'graceful');
+  const ops = recorded().map((r) => /^# berth:(\w+)/.exec(r.script)![1]);
+  assert.ok(ops.indexOf('compact') > ops.indexOf('shutdown'), ops.join(' '));
+  assert.deepEqual(JSON.parse(fs.readFileSync(stateFile, 'utf8')).compacted, [data]);
+  assert.deepEqual(body(buildCompactScript([data])), [
+    '$sizes = @()',
+    `$f = '${data}'`,
+    'if (Test-Path -LiteralPath $f) {',
+    '  $before = (Get-Item -LiteralPath $f).Length',
+    '  Optimize-VHD -Path $f -Mode Full',
+    '  $sizes += @{ path = $f; before = $before; after = (Get-Item -LiteralPath $f).Length }',
+    '}',
+    'Send-BerthResult @{ ok = $true; disks = $sizes }',
+  ]);
 });
 
 test('hung shutdown: the guest ignores it, so the VM is turned off', async () => {

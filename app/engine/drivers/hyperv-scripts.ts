@@ -331,6 +331,29 @@ export function buildStopScript(spec: Pick<VmSpec, 'name'>, turnOff: boolean): s
 }
 
 /**
+ * Give back what the guest freed (issue 17 item 5): the guest's ext4
+ * discards freed blocks and Hyper-V marks them unmapped in the dynamic
+ * VHDX, but the file keeps its length until Optimize-VHD -Mode Full
+ * compacts it. Run with the VM off (the disk is not open then); each
+ * file's length before and after.
+ */
+export function buildCompactScript(files: readonly string[]): string {
+  const lines = ['$sizes = @()'];
+  for (const f of files) {
+    lines.push(
+      `$f = ${psQuote(f)}`,
+      'if (Test-Path -LiteralPath $f) {',
+      '  $before = (Get-Item -LiteralPath $f).Length',
+      '  Optimize-VHD -Path $f -Mode Full',
+      '  $sizes += @{ path = $f; before = $before; after = (Get-Item -LiteralPath $f).Length }',
+      '}',
+    );
+  }
+  lines.push('Send-BerthResult @{ ok = $true; disks = $sizes }');
+  return wrapScript('compact', lines.join('\n'));
+}
+
+/**
  * The guest's IPv4 addresses: Get-VMNetworkAdapter's IPAddresses (from the
  * guest's KVP daemon, hv_kvp_daemon), and the host's neighbour table for
  * our MAC (Get-NetNeighbor) for guests without it.

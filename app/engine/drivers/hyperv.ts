@@ -11,6 +11,7 @@ import {
   buildProbeScript,
   buildStateScript,
   buildStopScript,
+  buildCompactScript,
   comPipePath,
   HYPERV_NOTE,
   hypervVmName,
@@ -102,6 +103,7 @@ class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
   private exited = false;
   private poll?: NodeJS.Timeout;
   private polling = false;
+  private compacted = false;
   private readonly pump: SerialPump;
 
   constructor(
@@ -153,7 +155,7 @@ class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
   }
 
   async waitExit(timeoutMs: number): Promise<boolean> {
-    return waitFor(
+    const off = await waitFor(
       async () => {
         await this.check();
         return this.exited;
@@ -161,13 +163,25 @@ class HypervVm extends EventEmitter<{ exit: [VmExit] }> implements RunningVm {
       timeoutMs,
       Math.min(1000, this.o.pollMs),
     );
+    if (off) await this.compactDisks();
+    return off;
+  }
+
+  /** Once off after a stop: the writable (dynamic VHDX) disks compacted, so what the guest freed leaves the host's disk. Best effort. */
+  private async compactDisks(): Promise<void> {
+    if (this.compacted) return;
+    this.compacted = true;
+    const files = this.spec.disks.filter((d) => d.sizeBytes !== undefined && !d.readonly).map((d) => d.path);
+    if (files.length) await runScript(this.o, buildCompactScript(files), 'compact the data disk', 300_000).catch(() => undefined);
   }
 
   async kill(graceMs = 3000): Promise<void> {
     if (this.exited) return;
     const r = await runScript(this.o, buildStopScript(this.spec, true), 'turn the VM off', 60_000);
-    if (!r.exists || GONE_STATES.has(String(r.state))) this.markExited('the VM was turned off');
-    else await this.waitExit(graceMs + 10_000);
+    if (!r.exists || GONE_STATES.has(String(r.state))) {
+      this.markExited('the VM was turned off');
+      await this.compactDisks();
+    } else await this.waitExit(graceMs + 10_000);
   }
 
   detach(): void {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Accelerator, GuestArch } from '../app/engine/drivers/driver.js';
 import { findQemu, serialConsole } from '../app/engine/drivers/qemu.js';
-import { qemuMachine, tcgCpu } from '../app/engine/drivers/qemu-host.js';
+import { qemuAccel, qemuMachine, tcgCpu } from '../app/engine/drivers/qemu-host.js';
 
 export const FLOOR_MARKER = 'BERTH-FLOOR-USERSPACE';
 
@@ -74,7 +74,7 @@ export function floorQemuArgs(o: FloorInput): string[] {
     '-machine',
     qemuMachine(o.arch, o.accel),
     '-accel',
-    o.accel === 'tcg' ? 'tcg,tb-size=256' : o.accel,
+    qemuAccel(o.accel),
     '-cpu',
     o.accel === 'tcg' ? tcgCpu(o.arch) : 'host',
     '-smp',

@@ -48,7 +48,7 @@ test('x86_64 with KVM: q35, host CPU, resources', () => {
 
 test('TCG uses the "max" CPU model and a 256 MiB translation cache', () => {
   const a = buildQemuArgs({ ...spec, accel: 'tcg' });
-  assert.equal(after(a, '-accel'), 'tcg,tb-size=256');
+  assert.equal(after(a, '-accel'), 'tcg,thread=single,tb-size=256');
   assert.equal(after(a, '-cpu'), 'max');
   assert.equal(after(a, '-machine'), 'q35');
 });
@@ -151,7 +151,7 @@ const arm: VmSpec = { ...spec, arch: 'aarch64', accel: 'tcg', kernel: '/img/vmli
 test('aarch64 under TCG: virt, max with the cheap pointer authentication, and the same virtio-pci devices', () => {
   const a = buildQemuArgs(arm);
   assert.equal(after(a, '-machine'), 'virt');
-  assert.equal(after(a, '-accel'), 'tcg,tb-size=256');
+  assert.equal(after(a, '-accel'), 'tcg,thread=single,tb-size=256');
   assert.equal(after(a, '-cpu'), 'max,pauth-impdef=on');
   assert.equal(after(a, '-append'), 'console=ttyAMA0 quiet');
   assert.deepEqual(all(a, '-device'), [

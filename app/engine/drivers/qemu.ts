@@ -5,7 +5,7 @@ import { tailFile } from '../../base/fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep } from '../../base/process-util.js';
 import type { Driver, GuestArch, RunningVm, VmSpec, VirtiofsSupport } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
-import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
+import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuAccel, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { ProcessVm } from './process-vm.js';
 import { QmpClient } from './qmp.js';
 import { findBackends, probeVirtiofsd, startBackends, stopBackends, thisProbeHost, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
@@ -60,9 +60,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   // memory-backend=id, -object memory-backend-memfd,...,share=on; QEMU's
   // docs/system/devices/vhost-user.rst, "Shared memory object").
   args.push('-machine', `${qemuMachine(spec.arch, spec.accel)}${shares.length ? ',memory-backend=mem' : ''}`);
-  // TCG's translation cache defaults to 1 GiB; 256 MiB cut QEMU's RSS after
-  // boot from 945 to 665 MiB here, and starts were no slower (bench/).
-  args.push('-accel', spec.accel === 'tcg' ? 'tcg,tb-size=256' : spec.accel);
+  args.push('-accel', qemuAccel(spec.accel));
   args.push('-cpu', spec.accel === 'tcg' ? tcgCpu(spec.arch) : 'host');
   args.push('-smp', String(spec.cpus));
   args.push('-m', `${spec.memoryMiB}M`);

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { SettingsKey } from '../client/settings-keys.js';
 import { BerthError } from '../contract/errors.js';
 import { nearest } from './suggest.js';
@@ -63,12 +64,14 @@ export function parsePairs(pairs: string[], keys: SettingsKey[]): Record<string,
       throw refuse(`${key.key} is a list, not set with KEY=VALUE`, `Edit it with \`berth ${cmd} add\` and \`berth ${cmd} rm\`.`);
     }
     if (key.type === 'text') patch[key.key] = v;
-    else if (key.type === 'texts')
-      patch[key.key] = v
+    else if (key.type === 'texts') {
+      const items = v
         .split(',')
         .map((x) => x.trim())
         .filter(Boolean);
-    else if (key.unit) patch[key.key] = parseSize(v, key as SettingsKey & { unit: 'MiB' | 'GiB' }, typed);
+      // Files named on a command line are relative to where it runs, not to the engine.
+      patch[key.key] = key.key === 'caCertificates' ? items.map((x) => path.resolve(x)) : items;
+    } else if (key.unit) patch[key.key] = parseSize(v, key as SettingsKey & { unit: 'MiB' | 'GiB' }, typed);
     // Numbers and true/false as JSON would have them; the schema says whether they fit the key.
     else patch[key.key] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === 'true' ? true : v === 'false' ? false : v;
   }

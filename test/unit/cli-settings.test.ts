@@ -69,6 +69,8 @@ test('text keys take the value as typed; lists of text are comma-separated, empt
     insecureRegistries: ['host.docker.internal:5000', '10.0.0.5:5000'],
   });
   assert.deepEqual(parsePairs(['insecureRegistries=', 'httpsProxy='], keys), { insecureRegistries: [], httpsProxy: '' });
+  // CA files named relative to where the command runs.
+  assert.deepEqual(parsePairs(['caCertificates=corp/ca.pem,/etc/ssl/b.pem'], keys), { caCertificates: [path.resolve('corp/ca.pem'), '/etc/ssl/b.pem'] });
   // A text that looks like a number stays text: the schema says what it takes.
   assert.deepEqual(parsePairs(['httpProxy=3128'], keys), { httpProxy: '3128' });
 });

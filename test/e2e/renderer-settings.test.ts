@@ -9,7 +9,6 @@
  * scroll. Screenshots go to test-artifacts/e2e/.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import { defaultTuning } from '../../app/base/tuning.js';
 import { linuxHost } from '../helpers/fake-host.js';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
+import { makeCa } from '../helpers/registry.js';
 import { shortTempDir } from '../helpers/temp.js';
 import { chromiumProblem, ensureRendererBuilt, launchBrowser, screenshot, unlabeledControls, unreachableByKeyboard, watchConsole } from './browser.js';
 
@@ -183,28 +183,7 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     assert.match(await page.getByTestId('error-caCertificates').innerText(), /no-such-ca\.pem does not exist/);
     assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), before, 'nothing saved');
     // A real CA, two registries, a proxy on this computer.
-    const ca = path.join(t.dir, 'corp-ca.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        path.join(t.dir, 'ca.key'),
-        '-out',
-        ca,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=Corp CA',
-      ],
-      { stdio: 'ignore' },
-    );
+    const ca = makeCa(t.dir, 'Corp CA').cert;
     await box('CA certificates').fill(ca);
     await box('Insecure registries').fill('host.docker.internal:5000, 10.0.0.5:5000');
     await box('HTTP proxy').fill('http://127.0.0.1:3128');

@@ -16,22 +16,11 @@ import { readCaCertificates } from '../../app/engine/settings/ca-certificates.js
 import { noProxyProblem, proxyUrlProblem, registryHostProblem } from '../../app/engine/settings/registry-schema.js';
 import { defaultSettings } from '../../app/engine/settings/schema.js';
 import { SettingsStore } from '../../app/engine/settings/store.js';
+import { makeCa as makeTestCa } from '../helpers/registry.js';
 import { shortTempDir } from '../helpers/temp.js';
 
-/** A self-signed CA certificate made by openssl (PEM). */
-function makeCa(dir: string, name: string): string {
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.pem`);
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', `/CN=${name}`],
-    {
-      stdio: 'ignore',
-    },
-  );
-  fs.rmSync(key);
-  return crt;
-}
+/** A CA certificate made by openssl (PEM); its path. */
+const makeCa = (dir: string, name: string) => makeTestCa(dir, name).cert;
 
 test('insecure registries: host:port, a host, an address range; a URL, a bad port or a path is refused with the reason', () => {
   for (const ok of ['host.docker.internal:5000', 'localhost:5000', 'registry.example.com', '10.0.0.0/8', '[::1]:5000', '192.168.1.20:443']) {

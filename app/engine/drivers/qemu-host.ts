@@ -83,7 +83,11 @@ export function tcgCpu(guest: GuestArch): string {
  * and nf_nat's hash_by_src, RIP one byte into a 5-byte NOP: text_poke_bp's
  * int3, still run by another vCPU after the patch was done), twice in one
  * test run on a busy 2-core host, each time killing the guest; with one
- * thread, code one vCPU patches is never stale for another. The
+ * thread, code one vCPU patches is never stale for another. It costs a
+ * TCG start about 40 % (23.3 s against 16.7 s to the first `docker
+ * version`, alternating runs of `npm run bench -- --only boot` here, where
+ * one of the three multi-threaded starts died the same way); KVM, HVF and
+ * Hyper-V run vCPUs on the hardware and are not touched. The
  * translation cache: QEMU's default is 1 GiB; 256 MiB cut QEMU's RSS after
  * boot from 945 to 665 MiB here, and starts were no slower (bench/).
  */

@@ -5,7 +5,8 @@
  * insecureRegistries and one that is not; one TLS registry whose
  * certificate comes from a CA given in caCertificates (with a login), and
  * one from a CA that is not. httpProxy/httpsProxy name a counting proxy on
- * the host's 127.0.0.1, which the engine points the guest at.
+ * the host's 127.0.0.1, which the engine points the guest at, for dockerd
+ * and, through the docker CLI's config, for containers and builds.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -100,6 +101,19 @@ gatedSuite('registries on the host with a real VM', problem, { timeout: 30 * 60_
     const r = await vm.docker(['pull', `${HDI}:${regs.tlsUntrusted.port}/berth/bb:x`], { timeoutMs: 120_000 });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /x509: certificate signed by unknown authority/);
+  });
+
+  test("containers and builds get the proxies through the docker CLI's config, for Berth's socket only", async () => {
+    const want = `http://10.0.2.2:${proxy.port}`;
+    const env = await ok(['run', '--rm', 'bbr:1', 'env']);
+    for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) assert.match(env, new RegExp(`^${name}=${want}$`, 'm'), env);
+    const ctx = path.join(vm.dir, 'build-ctx');
+    fs.mkdirSync(ctx, { recursive: true });
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM bbr:1\nRUN echo "proxy=$HTTPS_PROXY" > /built-with\n');
+    await ok(['build', '-t', 'bbr-built:1', ctx], { timeoutMs: 300_000 });
+    assert.equal((await ok(['run', '--rm', 'bbr-built:1', 'cat', '/built-with'])).trim(), `proxy=${want}`);
+    const cfg = JSON.parse(fs.readFileSync(path.join(vm.env.DOCKER_CONFIG!, 'config.json'), 'utf8'));
+    assert.deepEqual(Object.keys(cfg.proxies), [`unix://${vm.sock}`], "Berth's socket is the only key");
   });
 
   test("the guest's dockerd has the proxy at the host's loopback as the guest reaches it, and the settings say restart", async () => {

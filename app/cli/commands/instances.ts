@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import type { Command } from 'commander';
 import { describeInstance, listInstances, type InstanceEntry } from '../../client/instances.js';
-import { removeDockerContext } from '../../base/docker-context.js';
+import { dockerHostUrl, removeDockerContext } from '../../base/docker-context.js';
+import { syncDockerProxies } from '../../base/docker-proxies.js';
 import { InstanceLock } from '../../base/lock.js';
 import { instancePaths, type InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
@@ -116,6 +117,12 @@ export function instanceCommands(program: Command): void {
         fs.rmSync(paths.dir, { recursive: true, force: true });
         // Its docker context goes too (only Berth's own, pointing at this instance).
         const context = removeDockerContext(paths.name, paths.dockerSocket);
+        // And the docker CLI's proxies for its socket, if the settings had any.
+        try {
+          syncDockerProxies(dockerHostUrl(paths.dockerSocket), {});
+        } catch {
+          /* a config.json the docker CLI cannot read either: left as it is */
+        }
         if (g.json) return printJson({ instance: paths.name, deleted: paths.dir, context });
         process.stdout.write(`Deleted the instance "${paths.name}" (${paths.dir}).\n`);
         if (context.outcome === 'removed') {

@@ -16,7 +16,9 @@ import type { Settings } from '../settings/schema.js';
 import type { AccelChoice } from '../drivers/accel-probe.js';
 import { chooseAccel, guestTraits, newRun, rosettaFor, sharePlanFor, vmSpecFor, type EngineTuning, type PlanContext, type RunState } from './boot-plan.js';
 import { prepareInstanceDisks } from './instance-disks.js';
-import { guestDockerConfig } from '../docker/daemon-config.js';
+import { clientProxies, guestDockerConfig } from '../docker/daemon-config.js';
+import { dockerHostUrl } from '../../base/docker-context.js';
+import { syncDockerProxiesOrWarn } from '../../base/docker-proxies.js';
 
 export interface PreparedRun {
   image: GuestImage;
@@ -52,6 +54,8 @@ export async function prepareRun(o: {
     rosetta: rosetta.use,
     docker: guestDockerConfig(settings, traits.hostLoopback),
   });
+  // Containers and builds get the proxies through the docker CLI's config, for this socket only.
+  syncDockerProxiesOrWarn(dockerHostUrl(plan.paths.dockerSocket), clientProxies(settings, traits.hostLoopback), plan.log);
   const run = newRun({
     driver,
     driverReason: o.driverReason,

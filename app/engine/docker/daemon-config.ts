@@ -1,6 +1,7 @@
 import type { Settings } from '../settings/schema.js';
 import { readCaCertificates } from '../settings/ca-certificates.js';
 import { shq } from '../../base/shell-quote.js';
+import type { ClientProxies } from '../../base/docker-proxies.js';
 
 /**
  * What the registry and proxy settings make of the guest's dockerd:
@@ -48,4 +49,13 @@ export function guestDockerConfig(s: RegistrySettings, hostLoopback?: string): G
   if (lines.length) out.envFile = lines.join('\n') + '\n';
   if (s.caCertificates.length) out.caBundle = readCaCertificates(s.caCertificates).pem;
   return out;
+}
+
+/**
+ * The proxies containers and builds get through the docker CLI
+ * (base/docker-proxies.ts): the same as dockerd's, as the VM reaches them,
+ * since containers run there.
+ */
+export function clientProxies(s: RegistrySettings, hostLoopback?: string): ClientProxies {
+  return { httpProxy: guestProxyUrl(s.httpProxy, hostLoopback), httpsProxy: guestProxyUrl(s.httpsProxy, hostLoopback), noProxy: s.noProxy };
 }

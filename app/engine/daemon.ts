@@ -113,7 +113,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     {
       ...docker,
       'vm.status': async () => {
-        // The guest's df, when the last is more than 5 s old (one short exec; never while starting or resting).
+        // The guest's df, when the last is more than 5 s old (one short exec, waited for at most 1 s; never while starting or resting).
         await engine.refreshDiskUsage(5000);
         return withExpected(engine.status());
       },

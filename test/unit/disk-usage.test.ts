@@ -61,6 +61,19 @@ test('guest side: asked at most once per period, one question at a time; a failu
   assert.match(u.view().usedAt!, /^\d{4}-\d\d-\d\dT/);
 });
 
+test('guest side: a guest that does not answer holds a status up at most the wait; its late answer is there for the next', async () => {
+  let answer!: (r: { code: number; stdout: string; stderr: string }) => void;
+  const u = new GuestDiskUsage({ exec: () => new Promise((r) => (answer = r)) });
+  const t0 = performance.now();
+  await u.refresh(5000, 200);
+  const took = performance.now() - t0;
+  assert.ok(took >= 150 && took < 1000, `waited ${took} ms`);
+  assert.deepEqual(u.view(), {});
+  answer({ code: 0, stdout: '/dev/vdb 1000 300 700 30% /mnt/data\n', stderr: '' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(u.view().usedBytes, 300 * 1024);
+});
+
 test('berth status: used in the VM, on this computer, of the size', () => {
   const GiB = 2 ** 30;
   assert.equal(

@@ -44,8 +44,13 @@ export class GuestDiskUsage {
     return this.last ? { usedBytes: this.last.usedBytes, usedAt: new Date(this.last.at).toISOString() } : {};
   }
 
-  /** Ask again when the last answer is older than `maxAgeMs`; a failed or odd answer keeps the last one. */
-  refresh(maxAgeMs: number): Promise<void> {
+  /**
+   * Ask again when the last answer is older than `maxAgeMs`, waiting for it
+   * at most `waitMs` (a slow or hung guest must not hold up a status: its
+   * answer, when it comes, is there for the next one). A failed or odd
+   * answer keeps the last one.
+   */
+  refresh(maxAgeMs: number, waitMs = 1000): Promise<void> {
     if (this.last && Date.now() - this.last.at < maxAgeMs) return Promise.resolve();
     this.asking ??= (async () => {
       const r = await this.guest.exec('df -P -k /mnt/data', { timeoutMs: 5000 }).catch(() => undefined);
@@ -54,6 +59,8 @@ export class GuestDiskUsage {
     })().finally(() => {
       this.asking = undefined;
     });
-    return this.asking;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+    return Promise.race([this.asking, waited]).finally(() => clearTimeout(timer));
   }
 }

@@ -37,7 +37,8 @@ gatedSuite('a hung guest with a real VM', vmPrereqProblem(), { timeout: 20 * 60_
     const back = await waitFor(
       async () => {
         const s = await status().catch(() => undefined);
-        return s?.state === 'running' && s.vmPid !== qemu;
+        // A new VM: the status between the old VM's exit and the error that follows says running with no VM at all.
+        return s?.state === 'running' && s.vmPid !== undefined && s.vmPid !== qemu;
       },
       8 * 60_000,
       2000,

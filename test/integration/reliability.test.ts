@@ -87,7 +87,8 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
       `running again ${after}`,
       async () => {
         const s = await status().catch(() => undefined);
-        return s?.state === 'running' && s.vmPid !== oldQemu;
+        // A new VM: between the old VM's exit and the error that follows, the status says running with no VM pid.
+        return s?.state === 'running' && s.vmPid !== undefined && s.vmPid !== oldQemu;
       },
       5 * 60_000,
     );

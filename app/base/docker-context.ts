@@ -18,6 +18,23 @@ export function dockerConfigDir(): string {
   return process.env.DOCKER_CONFIG || path.join(os.homedir(), '.docker');
 }
 
+/** The docker CLI's config.json. */
+export function dockerConfigFile(): string {
+  return path.join(dockerConfigDir(), 'config.json');
+}
+
+/** Write the docker CLI's config.json whole, keeping the mode it had (0600 for a new one, in a 0700 folder). */
+export function writeDockerConfig(cfg: Record<string, unknown>): void {
+  const file = dockerConfigFile();
+  let mode = 0o600;
+  try {
+    mode = fs.statSync(file).mode & 0o777;
+  } catch {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  }
+  writeFileAtomic(file, JSON.stringify(cfg, null, '\t') + '\n', mode);
+}
+
 export function contextName(instance: string): string {
   return instance === 'default' ? 'berth' : `berth-${instance}`;
 }
@@ -98,7 +115,7 @@ export function useDockerContext(instance: string): string {
       `Berth leaves it alone. Remove or rename it (\`docker context rm ${name}\`) and run \`berth start\` again.`,
     );
   }
-  const cfgFile = path.join(dockerConfigDir(), 'config.json');
+  const cfgFile = dockerConfigFile();
   let cfg: Record<string, unknown> = {};
   try {
     cfg = (readJsonIfExists(cfgFile) as Record<string, unknown> | undefined) ?? {};
@@ -106,13 +123,7 @@ export function useDockerContext(instance: string): string {
     throw new BerthError('DOCKER_CONTEXT_CONFLICT', `${cfgFile} is not valid JSON`, 'Fix the docker CLI config by hand; Berth did not change it.');
   }
   cfg.currentContext = name;
-  let mode = 0o600;
-  try {
-    mode = fs.statSync(cfgFile).mode & 0o777;
-  } catch {
-    fs.mkdirSync(path.dirname(cfgFile), { recursive: true, mode: 0o700 });
-  }
-  writeFileAtomic(cfgFile, JSON.stringify(cfg, null, '\t') + '\n', mode);
+  writeDockerConfig(cfg);
   return name;
 }
 
@@ -140,13 +151,12 @@ export function removeDockerContext(
   if (!meta.Metadata?.Description?.startsWith(MARK)) return { name, outcome: 'not-ours' };
   if (meta.Endpoints?.docker?.Host !== dockerHostUrl(socketPath, platform)) return { name, outcome: 'another-socket' };
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
-  const cfgFile = path.join(dockerConfigDir(), 'config.json');
   let wasCurrent = false;
   try {
-    const cfg = readJsonIfExists(cfgFile) as Record<string, unknown> | undefined;
+    const cfg = readJsonIfExists(dockerConfigFile()) as Record<string, unknown> | undefined;
     if (cfg?.currentContext === name) {
       delete cfg.currentContext;
-      writeFileAtomic(cfgFile, JSON.stringify(cfg, null, '\t') + '\n', fs.statSync(cfgFile).mode & 0o777);
+      writeDockerConfig(cfg);
       wasCurrent = true;
     }
   } catch {

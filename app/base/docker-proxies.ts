@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
-import { readJsonIfExists, writeFileAtomic } from './fs-util.js';
-import { dockerConfigDir } from './docker-context.js';
+import { readJsonIfExists } from './fs-util.js';
+import { dockerConfigFile, writeDockerConfig } from './docker-context.js';
 
 /**
  * The docker CLI's proxies for containers and builds (issue 17 item 4):
@@ -28,8 +26,7 @@ type ProxyConfig = Record<string, ClientProxies>;
  * too). Throws when config.json is not JSON (the file is not touched).
  */
 export function syncDockerProxies(host: string, want: ClientProxies): 'set' | 'removed' | 'unchanged' {
-  const file = path.join(dockerConfigDir(), 'config.json');
-  const cfg = ((readJsonIfExists(file) as Record<string, unknown> | undefined) ?? {}) as Record<string, unknown> & { proxies?: ProxyConfig };
+  const cfg = ((readJsonIfExists(dockerConfigFile()) as Record<string, unknown> | undefined) ?? {}) as Record<string, unknown> & { proxies?: ProxyConfig };
   const entry: ClientProxies = {};
   if (want.httpProxy) entry.httpProxy = want.httpProxy;
   if (want.httpsProxy) entry.httpsProxy = want.httpsProxy;
@@ -48,13 +45,7 @@ export function syncDockerProxies(host: string, want: ClientProxies): 'set' | 'r
     else delete cfg.proxies;
     outcome = 'removed';
   }
-  let mode = 0o600;
-  try {
-    mode = fs.statSync(file).mode & 0o777;
-  } catch {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  }
-  writeFileAtomic(file, JSON.stringify(cfg, null, '\t') + '\n', mode);
+  writeDockerConfig(cfg);
   return outcome;
 }
 

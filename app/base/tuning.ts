@@ -137,6 +137,15 @@ export const TUNING = {
     'host:guest port pairs, comma-separated (28080:18080,...)',
     "QEMU's own loopback port forwards, for benchmarks (default none)",
   ),
+  hostRelay: def(
+    'BERTH_HOST_RELAY',
+    z
+      .enum(['0', '1'])
+      .transform((v) => v === '1')
+      .default(false),
+    '1 or 0',
+    "1: QEMU guests reach the host's loopback through the engine's relay, as vfkit and Hyper-V guests do (tests; default 0)",
+  ),
   logLevel: def('BERTH_LOG_LEVEL', z.enum(LOG_LEVELS).default('info'), LOG_LEVELS.join(', '), "the engine log's level (default info)"),
   logStderr: def(
     'BERTH_LOG_STDERR',

@@ -170,6 +170,8 @@ export const VmStatusSchema = z.object({
   forward: z.object({ active: z.number(), total: z.number(), failed: z.number() }).optional(),
   /** The host's SSH agent in the guest: the socket containers mount, or why there is none. */
   sshAgent: z.object({ guestPath: z.string().optional(), why: z.string().optional() }).optional(),
+  /** Where the engine relays host.docker.internal to the host's loopback (vfkit, Hyper-V): the guest's address for it, or why not. Absent where the network reaches it. */
+  hostLoopback: z.object({ address: z.string().optional(), why: z.string().optional() }).optional(),
   /**
    * The data disk: its size, what its file takes on the host (allocated
    * blocks), and what the guest's file system holds (df; asked at most every

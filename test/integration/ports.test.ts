@@ -21,6 +21,7 @@ import { buildFixture, echoRoundTrip, timeUntil } from '../helpers/net-probe.js'
 import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
+import { startHostServer } from '../helpers/host-server.js';
 
 const problem = vmPrereqProblem();
 
@@ -249,16 +250,10 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
   });
 
   test("host.docker.internal, gateway.docker.internal and --add-host NAME:host-gateway reach the host's loopback, from containers and the guest", async () => {
-    const server = http.createServer((_req, res) => res.end('from the host\n'));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    // The test image's busybox is static glibc, whose getaddrinfo cannot load
-    // the resolver modules (its wget crashes): its own nslookup asks the
-    // container's DNS (as any libc does), and nc speaks HTTP to the address.
-    const viaDns = (name: string) =>
-      `a=$(nslookup -type=a ${name} | awk '/^Address: / { a = $2 } END { print a }'); echo "$a"; ` +
-      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 "$a" ${port} | tail -n 1`;
-    const fromContainer = async (args: string[], name: string) => (await ok(['run', '--rm', ...args, 'bbp:1', 'sh', '-c', viaDns(name)])).trim().split('\n');
+    const server = await startHostServer();
+    const { port } = server;
+    const fromContainer = async (args: string[], name: string) =>
+      (await ok(['run', '--rm', ...args, 'bbp:1', 'sh', '-c', server.viaDns(name)])).trim().split('\n');
     try {
       for (const name of ['host.docker.internal', 'gateway.docker.internal']) {
         const [addr, body] = await fromContainer([], name);

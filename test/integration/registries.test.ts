@@ -7,6 +7,12 @@
  * one from a CA that is not. httpProxy/httpsProxy name a counting proxy on
  * the host's 127.0.0.1, which the engine points the guest at, for dockerd
  * and, through the docker CLI's config, for containers and builds.
+ *
+ * This instance reaches the host's loopback the way vfkit and Hyper-V
+ * guests do (BERTH_HOST_RELAY=1: the guest's own address for the host,
+ * relayed by the engine over ssh, forward/host-relay.ts), so the relay is
+ * proven on a real guest kernel with its iptables; ports.test.ts proves
+ * QEMU's own way (10.0.2.2).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,12 +22,15 @@ import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { makeCa, registryToolsProblem, serverCert, startCountingProxy, startRegistry, type CountingProxy, type Registry } from '../helpers/registry.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
 import { vmFixture } from './vm-fixture.js';
+import { freeLoopbackPort } from '../../app/base/process-util.js';
+import { HOST_RELAY_ADDRESS } from '../../app/engine/drivers/driver.js';
+import { startHostServer } from '../helpers/host-server.js';
 
 const problem = vmPrereqProblem() ?? registryToolsProblem();
 const HDI = 'host.docker.internal';
 
 gatedSuite('registries on the host with a real VM', problem, { timeout: 30 * 60_000 }, () => {
-  const vm = vmFixture('brg');
+  const vm = vmFixture('brg', { BERTH_HOST_RELAY: '1' });
   const { ok } = vm;
   const regs: Record<'plain' | 'plainUnlisted' | 'tls' | 'tlsUntrusted', Registry> = {} as never;
   let proxy: CountingProxy;
@@ -57,6 +66,39 @@ gatedSuite('registries on the host with a real VM', problem, { timeout: 30 * 60_
     await vm.cleanup();
     for (const r of Object.values(regs)) r.stop();
     await proxy?.close();
+  });
+
+  test("host.docker.internal through the engine's relay: a server on the host's loopback answers from containers (default bridge, a user network, --add-host host-gateway) and from the guest; status says so", async () => {
+    const server = await startHostServer();
+    const { port } = server;
+    const fromContainer = async (args: string[], name: string) =>
+      (await ok(['run', '--rm', ...args, 'bbr:1', 'sh', '-c', server.viaDns(name)])).trim().split('\n');
+    try {
+      for (const name of [HDI, 'gateway.docker.internal']) assert.deepEqual(await fromContainer([], name), [HOST_RELAY_ADDRESS, 'from the host'], name);
+      await ok(['network', 'create', 'hdi']);
+      try {
+        assert.deepEqual(await fromContainer(['--network', 'hdi'], HDI), [HOST_RELAY_ADDRESS, 'from the host'], 'on a user network');
+      } finally {
+        await ok(['network', 'rm', 'hdi']);
+      }
+      const hosts = await ok(['run', '--rm', '--add-host', 'laptop:host-gateway', 'bbr:1', 'sh', '-c', `awk '$2 == "laptop" { print $1 }' /etc/hosts`]);
+      assert.equal(hosts.trim(), HOST_RELAY_ADDRESS, 'host-gateway is the relay address');
+      const guest = await vm.berth(['shell', '--', 'curl', '-sS', '--max-time', '10', `http://${HDI}:${port}/`], { timeoutMs: 60_000 });
+      assert.equal(guest.stdout.trim(), 'from the host', guest.stderr);
+      // A port where nothing listens on the host closes at once, not hung.
+      const free = await freeLoopbackPort();
+      const closed = await vm.berth(['shell', '--', 'curl', '-sS', '--max-time', '10', `http://${HDI}:${free}/`], { timeoutMs: 60_000 });
+      assert.notEqual(closed.code, 0);
+      assert.doesNotMatch(closed.stderr, /timed out/i, closed.stderr);
+      const st = JSON.parse((await vm.berth(['status', '--json'])).stdout);
+      assert.deepEqual(st.hostLoopback, { address: HOST_RELAY_ADDRESS });
+      assert.match(
+        (await vm.berth(['status'])).stdout,
+        new RegExp(`host loopback +host\\.docker\\.internal is ${HOST_RELAY_ADDRESS.replace(/\./g, '\\.')}, relayed by Berth`),
+      );
+    } finally {
+      server.close();
+    }
   });
 
   /** Push IMAGE as NAME, remove it here, pull it back and run it. */
@@ -104,7 +146,7 @@ gatedSuite('registries on the host with a real VM', problem, { timeout: 30 * 60_
   });
 
   test("containers and builds get the proxies through the docker CLI's config, for Berth's socket only", async () => {
-    const want = `http://10.0.2.2:${proxy.port}`;
+    const want = `http://${HOST_RELAY_ADDRESS}:${proxy.port}`;
     const env = await ok(['run', '--rm', 'bbr:1', 'env']);
     for (const name of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy']) assert.match(env, new RegExp(`^${name}=${want}$`, 'm'), env);
     const ctx = path.join(vm.dir, 'build-ctx');
@@ -118,7 +160,7 @@ gatedSuite('registries on the host with a real VM', problem, { timeout: 30 * 60_
 
   test("the guest's dockerd has the proxy at the host's loopback as the guest reaches it, and the settings say restart", async () => {
     const env = (await vm.berth(['shell', '--', 'sh', '-c', '/bin/busybox tr "\\0" "\\n" < /proc/$(/bin/busybox pidof dockerd)/environ'])).stdout;
-    assert.match(env, new RegExp(`^HTTP_PROXY=http://10\\.0\\.2\\.2:${proxy.port}$`, 'm'));
+    assert.match(env, new RegExp(`^HTTP_PROXY=http://${HOST_RELAY_ADDRESS.replace(/\./g, '\\.')}:${proxy.port}$`, 'm'));
     assert.match(env, /^SSL_CERT_FILE=\/run\/berth\/ca-bundle\.crt$/m);
     const r = await vm.berth(['settings', 'set', 'noProxy=localhost']);
     assert.equal(r.code, 0, r.stderr);

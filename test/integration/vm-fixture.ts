@@ -59,7 +59,8 @@ function keepLogs(inst: string, prefix: string): void {
   }
 }
 
-export function vmFixture(prefix: string): VmFixture {
+/** `env`: more of the engine's environment (BERTH_* overrides) for this instance. */
+export function vmFixture(prefix: string, extraEnv: NodeJS.ProcessEnv = {}): VmFixture {
   const t = shortTempDir(prefix);
   const home = path.join(t.dir, 'h');
   const inst = path.join(home, 'default');
@@ -71,6 +72,7 @@ export function vmFixture(prefix: string): VmFixture {
     DOCKER_HOST: `unix://${sock}`,
     BERTH_ACCEL: process.env.BERTH_ACCEL || 'tcg',
     NO_COLOR: '1',
+    ...extraEnv,
   };
   const docker = (args: string[], opts: { input?: string; timeoutMs?: number } = {}) =>
     run('docker', args, { env, timeoutMs: opts.timeoutMs ?? 180_000, input: opts.input });

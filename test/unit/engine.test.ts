@@ -98,6 +98,7 @@ test('start → running with the docker socket, context and timings; stop leaves
   assert.equal(fs.statSync(paths.configDisk).mode & 0o777, 0o600);
   // QEMU user networking's gateway is the host's loopback: host.docker.internal is defined.
   assert.match(fs.readFileSync(path.join(paths.configDir, 'config.env'), 'utf8'), /^BERTH_HOST_LOOPBACK=10\.0\.2\.2$/m);
+  assert.equal(s.hostLoopback, undefined, 'no relay: the network reaches it');
 
   const stopped = await engine.stop();
   assert.equal(stopped.state, 'stopped');

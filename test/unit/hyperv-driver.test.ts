@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
-import { stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
+import { HOST_RELAY_ADDRESS, stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
 import { HypervDriver } from '../../app/engine/drivers/hyperv.js';
 import {
   buildAddressScript,
@@ -341,7 +341,12 @@ test('start runs the create script through powershell.exe -Command - and reports
   assert.equal(vm.pid, 4242, 'the VM worker process id from Msvm_ComputerSystem');
   assert.ok(vm.alive());
   assert.equal(await vm.state!(), 'Running');
-  assert.deepEqual(driver.guestTraits('x86_64'), { console: 'ttyS0', network: 'dhcp', disks: 'scsi-lun' });
+  assert.deepEqual(driver.guestTraits('x86_64'), {
+    console: 'ttyS0',
+    network: 'dhcp',
+    hostLoopback: { address: HOST_RELAY_ADDRESS, via: 'relay' },
+    disks: 'scsi-lun',
+  });
 });
 
 test('the guest address comes from Get-VMNetworkAdapter, polled until the guest reports it', async () => {

@@ -20,6 +20,7 @@ test('with nothing set, every override is its default', () => {
     recoveryDelayMs: 2000,
     kvmProbeTimeoutMs: 8000,
     qemuHostForwards: [],
+    hostRelay: false,
     logLevel: 'info',
     logStderr: false,
   });

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, test } from 'node:test';
-import { defaultMacAddress, stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
+import { defaultMacAddress, HOST_RELAY_ADDRESS, stopVm, type RunningVm, type VmSpec } from '../../app/engine/drivers/driver.js';
 import { buildVfkitArgs, checkVfkitKernel, findVfkit, kernelKind, restfulUri, VfkitDriver, vfkitCmdline } from '../../app/engine/drivers/vfkit.js';
 import { leaseIpFor, leaseMac, parseDhcpLeases } from '../../app/engine/drivers/dhcp-leases.js';
 import { isBerthError } from '../../app/contract/errors.js';
@@ -238,7 +238,12 @@ test('start runs vfkit with the built command line and waits for the running sta
   assert.ok(vm.alive());
   assert.equal(await vm.state!(), 'VirtualMachineStateRunning');
   assert.match(fs.readFileSync(s.serialLog, 'utf8'), /Linux version/);
-  assert.deepEqual(driver.guestTraits('aarch64'), { console: 'hvc0', network: 'dhcp', disks: 'virtio-serial' });
+  assert.deepEqual(driver.guestTraits('aarch64'), {
+    console: 'hvc0',
+    network: 'dhcp',
+    hostLoopback: { address: HOST_RELAY_ADDRESS, via: 'relay' },
+    disks: 'virtio-serial',
+  });
 });
 
 test('the guest address comes from the DHCP lease for its MAC', async () => {

@@ -2,7 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { chooseAccelerator, type AccelChoice } from '../drivers/accel-probe.js';
-import { defaultGuestTraits, type Driver, type DriverName, type GuestArch, type GuestTraits, type SshEndpoint, type VmSpec } from '../drivers/driver.js';
+import {
+  defaultGuestTraits,
+  HOST_RELAY_ADDRESS,
+  type Driver,
+  type DriverName,
+  type GuestArch,
+  type GuestTraits,
+  type SshEndpoint,
+  type VmSpec,
+} from '../drivers/driver.js';
 import type { DriverChoice, DriverFactory } from '../drivers/driver-select.js';
 import type { DriverCheck } from '../drivers/host-detect.js';
 import { BerthError } from '../../contract/errors.js';
@@ -46,6 +55,8 @@ export interface RunState {
   rosetta?: { active: boolean; note?: string };
   /** Which shares are virtio-fs devices of this VM, and why the others are not. */
   sharePlan?: SharePlan;
+  /** The guest's address for the host, which the engine relays to the host's loopback (absent: the network reaches it). */
+  hostRelay?: string;
 }
 
 /** The run a start makes: what it chose, kept in state.json for a later engine. */
@@ -58,6 +69,7 @@ export function newRun(o: {
   settings: Settings;
   rosetta: RosettaPlan;
   sharePlan: SharePlan;
+  hostRelay?: string;
 }): RunState {
   const run: RunState = {
     driver: o.driver.name,
@@ -72,12 +84,13 @@ export function newRun(o: {
     diskGiB: o.settings.diskGiB,
     sharePlan: o.sharePlan,
   };
+  if (o.hostRelay) run.hostRelay = o.hostRelay;
   if (o.settings.rosetta) run.rosetta = o.rosetta.note ? { active: o.rosetta.use, note: o.rosetta.note } : { active: o.rosetta.use };
   return run;
 }
 
 /** The overrides a boot plan heeds (BERTH_ACCEL, BERTH_SHARE_MECHANISM, ...). */
-export type PlanTuning = Pick<Tuning, 'accel' | 'kvmProbeTimeoutMs' | 'qemu' | 'shareMechanism' | 'boot' | 'qemuHostForwards'>;
+export type PlanTuning = Pick<Tuning, 'accel' | 'kvmProbeTimeoutMs' | 'qemu' | 'shareMechanism' | 'boot' | 'qemuHostForwards' | 'hostRelay'>;
 
 /** What the engine takes from the overrides: the boot plan's, and its own timeouts. */
 export type EngineTuning = PlanTuning &
@@ -115,8 +128,10 @@ export async function chooseAccel(c: PlanContext, driver: Driver, settings: Sett
   });
 }
 
-export function guestTraits(c: Pick<PlanContext, 'arch'>, driver: Driver): GuestTraits {
-  return driver.guestTraits?.(c.arch) ?? defaultGuestTraits(c.arch);
+/** The driver's guest traits; BERTH_HOST_RELAY=1 makes QEMU reach the host's loopback through the relay vfkit and Hyper-V use (tests). */
+export function guestTraits(c: Pick<PlanContext, 'arch' | 'tuning'>, driver: Driver): GuestTraits {
+  const traits = driver.guestTraits?.(c.arch) ?? defaultGuestTraits(c.arch);
+  return c.tuning.hostRelay ? { ...traits, hostLoopback: { address: HOST_RELAY_ADDRESS, via: 'relay' } } : traits;
 }
 
 /**

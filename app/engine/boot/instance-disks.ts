@@ -33,7 +33,7 @@ export function prepareInstanceDisks(o: {
       BERTH_HOSTNAME: 'berth',
       BERTH_INSTANCE: o.paths.name,
       // host.docker.internal and gateway.docker.internal, in the guest and its containers.
-      ...(o.traits.hostLoopback ? { BERTH_HOST_LOOPBACK: o.traits.hostLoopback } : {}),
+      BERTH_HOST_LOOPBACK: o.traits.hostLoopback.address,
       // The guest mounts this virtiofs tag and registers Rosetta (rosetta.sh).
       ...(o.rosetta ? { BERTH_ROSETTA: ROSETTA_TAG } : {}),
     },

@@ -52,10 +52,10 @@ export async function prepareRun(o: {
     features: driver.features,
     keys: o.keys,
     rosetta: rosetta.use,
-    docker: guestDockerConfig(settings, traits.hostLoopback),
+    docker: guestDockerConfig(settings, traits.hostLoopback.address),
   });
   // Containers and builds get the proxies through the docker CLI's config, for this socket only.
-  syncDockerProxiesOrWarn(dockerHostUrl(plan.paths.dockerSocket), clientProxies(settings, traits.hostLoopback), plan.log);
+  syncDockerProxiesOrWarn(dockerHostUrl(plan.paths.dockerSocket), clientProxies(settings, traits.hostLoopback.address), plan.log);
   const run = newRun({
     driver,
     driverReason: o.driverReason,
@@ -65,6 +65,7 @@ export async function prepareRun(o: {
     settings,
     rosetta,
     sharePlan: await sharePlanFor(plan, driver, settings),
+    hostRelay: traits.hostLoopback.via === 'relay' ? traits.hostLoopback.address : undefined,
   });
   return { image, accel, run, spec: vmSpecFor(plan, run, image, driver) };
 }

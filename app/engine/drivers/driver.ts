@@ -121,14 +121,15 @@ export interface GuestTraits {
    */
   network: 'static' | 'dhcp';
   /**
-   * The address at which the guest reaches the host's own loopback, for
-   * host.docker.internal: QEMU user networking's gateway (10.0.2.2; slirp
-   * connects to the host's 127.0.0.1). Absent where the guest's network
-   * reaches only the host's other addresses (vfkit's NAT, Hyper-V's switch):
-   * the name is not defined there, rather than defined to miss the
-   * services a user runs on localhost.
+   * Where the guest reaches the host's own loopback, for
+   * host.docker.internal. `network`: the guest's network takes it there
+   * (QEMU user networking's gateway 10.0.2.2: slirp connects to the host's
+   * 127.0.0.1). `relay`: the network reaches only the host's other
+   * addresses (vfkit's NAT, Hyper-V's switch), so the address is the
+   * guest's own (HOST_RELAY_ADDRESS) and the engine carries what is sent
+   * to it over ssh to the host's loopback (forward/host-relay.ts).
    */
-  hostLoopback?: string;
+  hostLoopback: { address: string; via: 'network' | 'relay' };
   /**
    * How the guest finds spec.disks: `virtio-serial` by the DiskSpec serial
    * (/sys/block/<dev>/serial); `scsi-lun` by SCSI LUN on controller 0, a
@@ -231,9 +232,21 @@ export interface Driver {
 /** QEMU user networking's gateway: connections to it reach the host's 127.0.0.1. */
 export const QEMU_USER_NET_HOST = '10.0.2.2';
 
+/**
+ * The guest's own address for the host where the engine relays it
+ * (GuestTraits.hostLoopback `relay`): in 198.18.0.0/15, which RFC 2544
+ * keeps for benchmarks, so it is no LAN's, VPN's or container network's.
+ */
+export const HOST_RELAY_ADDRESS = '198.19.255.254';
+
 /** QEMU's guest traits: the defaults for drivers without `guestTraits`. */
 export function defaultGuestTraits(arch: GuestArch): GuestTraits {
-  return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'static', hostLoopback: QEMU_USER_NET_HOST, disks: 'virtio-serial' };
+  return {
+    console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0',
+    network: 'static',
+    hostLoopback: { address: QEMU_USER_NET_HOST, via: 'network' },
+    disks: 'virtio-serial',
+  };
 }
 
 /**

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { BerthError } from '../../contract/errors.js';
 import { sleep, waitFor } from '../../base/process-util.js';
-import { type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
+import { HOST_RELAY_ADDRESS, type Driver, type GuestArch, type GuestTraits, type RunningVm, type SshEndpoint, type VmExit, type VmSpec } from './driver.js';
 import { DRIVER_FEATURES } from './features.js';
 import {
   buildAddressScript,
@@ -229,7 +229,12 @@ export class HypervDriver implements Driver {
   }
 
   guestTraits(arch: GuestArch): GuestTraits {
-    return { console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0', network: 'dhcp', disks: 'scsi-lun' };
+    return {
+      console: arch === 'aarch64' ? 'ttyAMA0' : 'ttyS0',
+      network: 'dhcp',
+      hostLoopback: { address: HOST_RELAY_ADDRESS, via: 'relay' },
+      disks: 'scsi-lun',
+    };
   }
 
   async start(spec: VmSpec): Promise<RunningVm> {

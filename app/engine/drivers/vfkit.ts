@@ -6,6 +6,7 @@ import { tailFile } from '../../base/fs-util.js';
 import { findExecutable, isProcessOf, pidAlive, readPidFile, sleep, waitFor } from '../../base/process-util.js';
 import {
   defaultMacAddress,
+  HOST_RELAY_ADDRESS,
   type Driver,
   type GuestArch,
   type GuestTraits,
@@ -315,7 +316,7 @@ export class VfkitDriver implements Driver {
   }
 
   guestTraits(_arch: GuestArch): GuestTraits {
-    return { console: 'hvc0', network: 'dhcp', disks: 'virtio-serial' };
+    return { console: 'hvc0', network: 'dhcp', hostLoopback: { address: HOST_RELAY_ADDRESS, via: 'relay' }, disks: 'virtio-serial' };
   }
 
   /**

@@ -71,6 +71,7 @@ export async function connectGuest(o: ConnectGuestOptions): Promise<void> {
     log: o.log,
     settings: o.settings,
     sharePlan: o.run.sharePlan,
+    hostRelay: o.run.hostRelay,
     dockerSocket: o.dockerSocket,
   });
   o.adopt(rt);

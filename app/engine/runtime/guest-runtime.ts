@@ -10,8 +10,8 @@ import { DockerSocketForward, GUEST_DOCKER_SOCKET, pingDocker } from '../forward
 import type { DockerSocketListener } from '../forward/docker-socket-listener.js';
 import { makeBindCheck } from '../forward/docker-request-guard.js';
 import { PortManager, type PortView } from '../forward/port-manager.js';
-import { hostAgent, SshAgentForward } from '../forward/ssh-agent-forward.js';
 import { busyReason } from './busy-reason.js';
+import { startHostServices, type HostServices } from './host-services.js';
 import type { GuestKeys } from '../../base/ssh-keys.js';
 import { setClock, systemLog } from '../guest/queries.js';
 import { GuestSession } from '../guest/session.js';
@@ -47,13 +47,15 @@ export interface RuntimeOptions {
   sharePlan?: SharePlan;
   /** The host's docker socket (the engine's: it outlives this session). */
   dockerSocket: DockerSocketListener;
+  /** The guest's address for the host, which the engine relays to the host's loopback (absent: the network reaches it). */
+  hostRelay?: string;
 }
 
 const RUNTIME_EVENTS = ['session', 'ports', 'shares', 'sync', 'syncConflict'] as const;
 
 /** The parts in the order they come up; teardown runs the other way. */
-export type RuntimePart = 'session' | 'shares' | 'sync' | 'socket' | 'agent' | 'ports';
-const ORDER: RuntimePart[] = ['session', 'shares', 'sync', 'socket', 'agent', 'ports'];
+export type RuntimePart = 'session' | 'host' | 'shares' | 'sync' | 'socket' | 'ports';
+const ORDER: RuntimePart[] = ['session', 'host', 'shares', 'sync', 'socket', 'ports'];
 
 export interface RuntimeEvents {
   session: [{ state: string; at: string }];
@@ -70,7 +72,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   private shares?: ShareManager;
   private notifier?: ChangeNotifier;
   private sync?: SyncManager;
-  private agent?: Pick<SshAgentForward, 'view'>;
+  private host?: HostServices;
   /** The data disk's use as the guest's df says it (status asks it, at most every few seconds). */
   readonly disk: GuestDiskUsage;
   readonly session: GuestSession;
@@ -124,6 +126,7 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     reached: (mark: 'dockerMs' | 'sharesMs' | 'socketMs') => void;
   }): Promise<void> {
     const { session } = this;
+    const hostReady = this.startHostServices();
     const sharesMounted = this.mountShares();
     o.progress('docker', 'waiting for dockerd');
     const deadline = Date.now() + o.dockerTimeoutMs;
@@ -145,10 +148,11 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     await sharesMounted;
     await this.startSync(o.syncTimeoutMs);
     o.reached('sharesMs');
+    // A container run right after the start reaches host.docker.internal.
+    await hostReady;
     o.progress('socket', `forwarding the docker socket at ${this.o.paths.dockerSocket}`);
     await this.openSocket();
     o.reached('socketMs');
-    this.startAgent();
     this.startPorts();
     this.startChangeNotifier();
   }
@@ -281,22 +285,13 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
     });
   }
 
-  /** The host's SSH agent at /run/host-services/ssh-auth.sock in the guest, when the host has one. */
-  private startAgent(): void {
-    const agent = hostAgent();
-    if ('none' in agent) {
-      // The engine keeps the environment it started with: the hint is to start it again.
-      this.agent = {
-        view: {
-          why: `no SSH agent on the host: ${agent.none}; to give containers your agent, run \`berth stop\` and \`berth start\` where SSH_AUTH_SOCK names it`,
-        },
-      };
-      return void this.o.log.info(`SSH agent: not forwarded (${agent.none})`);
-    }
-    const fwd = new SshAgentForward(this.session, agent.path, this.o.log);
-    this.agent = fwd;
-    this.undo.push({ part: 'agent', stop: () => fwd.stop() });
-    void fwd.start();
+  /** The host's SSH agent and, where the engine relays it, the host's loopback (host-services.ts); bounded, never thrown. */
+  private startHostServices(): Promise<void> {
+    const host = startHostServices(this.session, this.o.log, this.o.hostRelay);
+    this.host = host;
+    this.undo.push({ part: 'host', stop: () => host.stop() });
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([host.ready, new Promise<void>((r) => (timer = setTimeout(r, 30_000)))]).finally(() => clearTimeout(timer));
   }
 
   /** Published ports follow the guest from now on (Docker events + socket table + manual). */
@@ -383,13 +378,13 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
   }
 
   /** The parts of the engine's status that come from here; the guest's df joins the host's view of the `disk`. */
-  status(disk?: VmStatus['disk']): Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> {
+  status(disk?: VmStatus['disk']): Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'hostLoopback' | 'shares' | 'sync'> {
     if (disk) Object.assign(disk, this.disk.view());
-    const st: Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'shares' | 'sync'> = {
+    const st: Pick<VmStatus, 'session' | 'forward' | 'sshAgent' | 'hostLoopback' | 'shares' | 'sync'> = {
       session: { state: this.session.currentState, connects: this.session.connects },
+      ...this.host?.status(),
     };
     if (this.forward) st.forward = { active: this.forward.active, total: this.forward.total, failed: this.forward.failed };
-    if (this.agent) st.sshAgent = this.agent.view;
     if (this.shares) st.shares = this.shares.list();
     if (this.sync) st.sync = this.sync.list();
     return st;

@@ -1,0 +1,166 @@
+/**
+ * host.docker.internal through the engine's relay (forward/host-relay.ts),
+ * as vfkit and Hyper-V guests reach the host's loopback, against an ssh2
+ * server that plays the guest's sshd: it is asked to listen at the relay's
+ * socket and to run the relay program (which says "listening" as the real
+ * one does once iptables and its listener are in place); a connection the
+ * relay hands over (two bytes of port, then the bytes) reaches the host's
+ * loopback at that port, both ways, again after the ssh connection drops
+ * and comes back; a port where nothing listens or port 0 closes the
+ * channel, and so does one for a socket nobody listens at; a relay that
+ * cannot start says why.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import ssh2 from 'ssh2';
+import { silentLogger } from '../../app/base/log.js';
+import { waitFor } from '../../app/base/process-util.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
+import { HOST_RELAY_ADDRESS } from '../../app/engine/drivers/driver.js';
+import { GUEST_RELAY_LISTEN, GUEST_RELAY_SOCKET, HostRelay } from '../../app/engine/forward/host-relay.js';
+import { GuestSession } from '../../app/engine/guest/session.js';
+import { onlyKey } from '../helpers/fake-guest.js';
+
+const client = newEd25519Pair();
+const hostKey = newEd25519Pair();
+let server: ssh2.Server;
+let port = 0;
+let web: http.Server;
+let webPort = 0;
+/** The guest's sshd side of each connection that asked for the relay's socket. */
+const forwarded: ssh2.Connection[] = [];
+const relayCommands: string[] = [];
+const connections = new Set<ssh2.Connection>();
+/** What the fake relay program says on stderr, then whether it stays. */
+let relaySays = 'listening\n';
+let relayStays = true;
+
+before(async () => {
+  web = http.createServer((req, res) => res.end(`host says hi to ${req.url}`));
+  webPort = await new Promise<number>((r) => web.listen(0, '127.0.0.1', () => r((web.address() as net.AddressInfo).port)));
+  server = new ssh2.Server({ hostKeys: [hostKey.private] }, (c) => {
+    connections.add(c);
+    c.on('close', () => connections.delete(c));
+    c.on('error', () => undefined);
+    c.on('authentication', onlyKey(client.public));
+    c.on('ready', () => {
+      c.on('request', (accept, reject, name, info) => {
+        if ((name as string) !== 'streamlocal-forward@openssh.com' || (info as { socketPath?: string }).socketPath !== GUEST_RELAY_SOCKET) return reject?.();
+        forwarded.push(c);
+        accept?.();
+      });
+      c.on('session', (acceptSession) =>
+        acceptSession().on('exec', (accept, _reject, info) => {
+          const ch = accept();
+          relayCommands.push(info.command);
+          ch.stderr.write(relaySays);
+          if (!relayStays) {
+            ch.exit(2);
+            ch.end();
+          }
+        }),
+      );
+    });
+  });
+  port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+});
+
+after(async () => {
+  web.close();
+  await new Promise((r) => server.close(r));
+});
+
+/** What the relay in the guest does with one connection: the port, then `data`; resolves with all that came back. */
+function relayed(c: ssh2.Connection, toPort: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    c.openssh_forwardOutStreamLocal(GUEST_RELAY_SOCKET, (err, ch) => {
+      if (err) return reject(err);
+      const got: Buffer[] = [];
+      ch.on('data', (d: Buffer) => got.push(d));
+      ch.on('close', () => resolve(Buffer.concat(got).toString()));
+      const head = Buffer.alloc(2);
+      head.writeUInt16BE(toPort);
+      // The header and the request may arrive in one piece or split; send them split.
+      ch.write(head.subarray(0, 1));
+      setTimeout(() => ch.write(Buffer.concat([head.subarray(1), Buffer.from(data)])), 20);
+    });
+  });
+}
+
+const session = async () => {
+  const gs = new GuestSession({ host: '127.0.0.1', port, privateKey: client.private, hostPublicKey: hostKey.public, log: silentLogger(), vmAlive: () => true });
+  await gs.connect(5000);
+  return gs;
+};
+
+test("a connection the guest's relay hands over reaches the host's loopback at its port, again after a reconnect", async () => {
+  const gs = await session();
+  const relay = new HostRelay(gs, HOST_RELAY_ADDRESS, silentLogger());
+  try {
+    await relay.start();
+    assert.deepEqual(relay.view, { address: HOST_RELAY_ADDRESS });
+    assert.equal(forwarded.length, 1, 'the guest was asked to listen at the relay socket');
+    assert.match(relayCommands[0]!, /host-relay|SO_ORIGINAL_DST|getsockopt/, 'the relay program ran');
+    assert.ok(
+      relayCommands[0]!.includes(`'${HOST_RELAY_ADDRESS}' '${GUEST_RELAY_LISTEN.address}' '${GUEST_RELAY_LISTEN.port}' '${GUEST_RELAY_SOCKET}'`),
+      relayCommands[0]!.slice(-200),
+    );
+    const got = await relayed(forwarded[0]!, webPort, 'GET /one HTTP/1.0\r\n\r\n');
+    assert.match(got, /^HTTP\/1\.1 200/);
+    assert.match(got, /host says hi to \/one$/);
+    // A channel for a socket path nobody listens at (the guest's sshd may send anything) is refused at once, not left open.
+    const other = new Promise((resolve, reject) =>
+      forwarded[0]!.openssh_forwardOutStreamLocal('/run/elsewhere.sock', (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+    await assert.rejects(other, /rejected|refused|failure/i);
+    // The ssh connection drops (sshd restarted, host slept): the forward and the relay come back on the new one.
+    for (const c of connections) c.end();
+    assert.ok(await waitFor(() => forwarded.length === 2 && relayCommands.length === 2, 10_000), 'asked again after the reconnect');
+    assert.ok(await waitFor(() => relay.view.address === HOST_RELAY_ADDRESS, 5000), JSON.stringify(relay.view));
+    assert.match(await relayed(forwarded[1]!, webPort, 'GET /two HTTP/1.0\r\n\r\n'), /host says hi to \/two$/);
+  } finally {
+    relay.stop();
+    gs.close();
+  }
+});
+
+test('a port where nothing listens on the host, and port 0, close the connection with nothing sent', async () => {
+  const free = await new Promise<number>((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+  const gs = await session();
+  const relay = new HostRelay(gs, HOST_RELAY_ADDRESS, silentLogger());
+  try {
+    await relay.start();
+    const c = forwarded.at(-1)!;
+    assert.equal(await relayed(c, free, 'GET / HTTP/1.0\r\n\r\n'), '');
+    assert.equal(await relayed(c, 0, 'GET / HTTP/1.0\r\n\r\n'), '');
+    // And the relay still serves the next one.
+    assert.match(await relayed(c, webPort, 'GET /three HTTP/1.0\r\n\r\n'), /host says hi to \/three$/);
+  } finally {
+    relay.stop();
+    gs.close();
+  }
+});
+
+test('a relay that cannot start in the guest: the view says why, in its own words', async () => {
+  relaySays = 'iptables refused the PREROUTING rule\n';
+  relayStays = false;
+  const gs = await session();
+  const relay = new HostRelay(gs, HOST_RELAY_ADDRESS, silentLogger());
+  try {
+    await relay.start();
+    assert.equal(relay.view.address, undefined);
+    assert.equal(relay.view.why, 'the relay in the guest stopped: iptables refused the PREROUTING rule');
+  } finally {
+    relaySays = 'listening\n';
+    relayStays = true;
+    relay.stop();
+    gs.close();
+  }
+});

@@ -109,11 +109,17 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     );
   });
 
-  test('docker version shows both client and server: the guest runs Docker Engine 26 (API 1.45), containerd 1.7, Linux 6.12', async () => {
+  test('docker version shows both client and server: the guest runs Docker Engine 26 (API 1.45), containerd 1.7, Linux 6.12, and has the docker CLI', async () => {
     const out = await ok(['version', '--format', '{{.Client.Version}} / {{.Server.Version}} / {{.Server.APIVersion}} / {{.Server.Os}}']);
     assert.match(out.trim(), /^\S+ \/ 26\.\S+ \/ 1\.45 \/ linux$/);
-    const guest = await berth(['shell', '--', 'sh', '-c', 'uname -r; containerd --version; . /etc/os-release; echo $VERSION_CODENAME']);
-    assert.match(guest.stdout, /^6\.12\.\S+-cloud-amd64\ncontainerd \S+ 1\.7\.\S+.*\ntrixie\n$/s, guest.stdout);
+    const guest = await berth([
+      'shell',
+      '--',
+      'sh',
+      '-c',
+      "uname -r; containerd --version; . /etc/os-release; echo $VERSION_CODENAME; docker version --format '{{.Client.Version}} {{.Server.Version}}'",
+    ]);
+    assert.match(guest.stdout, /^6\.12\.\S+-cloud-amd64\ncontainerd \S+ 1\.7\.\S+.*\ntrixie\n26\.\S+ 26\.\S+\n$/s, guest.stdout);
   });
 
   test('docker import of a busybox rootfs, then docker run --rm echo hi', async () => {

@@ -7,12 +7,13 @@
  * relay hands over (two bytes of port, then the bytes) reaches the host's
  * loopback at that port, both ways, again after the ssh connection drops
  * and comes back; a port where nothing listens or port 0 closes the
- * channel, and so does one for a socket nobody listens at; a relay that
- * cannot start says why.
+ * channel, and so does one for a socket nobody listens at; a server only
+ * on ::1 is reached; a relay that cannot start says why.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { silentLogger } from '../../app/base/log.js';
@@ -22,6 +23,7 @@ import { HOST_RELAY_ADDRESS } from '../../app/engine/drivers/driver.js';
 import { GUEST_RELAY_LISTEN, GUEST_RELAY_SOCKET, HostRelay } from '../../app/engine/forward/host-relay.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { onlyKey } from '../helpers/fake-guest.js';
+import { test as gatedTest } from '../helpers/prereq-gate.js';
 
 const client = newEd25519Pair();
 const hostKey = newEd25519Pair();
@@ -145,6 +147,28 @@ test('a port where nothing listens on the host, and port 0, close the connection
   } finally {
     relay.stop();
     gs.close();
+  }
+});
+
+const noV6 = Object.values(os.networkInterfaces())
+  .flat()
+  .some((a) => a?.internal && a.address === '::1')
+  ? undefined
+  : 'this machine has no IPv6 loopback (::1)';
+
+gatedTest("a server only on the host's ::1 is reached when nothing listens on 127.0.0.1 at its port", { needs: noV6 }, async () => {
+  const v6 = http.createServer((_req, res) => res.end('from ::1'));
+  await new Promise<void>((r) => v6.listen(0, '::1', r));
+  const v6Port = (v6.address() as net.AddressInfo).port;
+  const gs = await session();
+  const relay = new HostRelay(gs, HOST_RELAY_ADDRESS, silentLogger());
+  try {
+    await relay.start();
+    assert.match(await relayed(forwarded.at(-1)!, v6Port, 'GET / HTTP/1.0\r\n\r\n'), /from ::1$/);
+  } finally {
+    relay.stop();
+    gs.close();
+    v6.close();
   }
 });
 

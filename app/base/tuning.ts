@@ -30,6 +30,12 @@ const def = <S extends z.ZodType>(env: string, schema: S, takes: string, doc: st
 /** Whole milliseconds; a day at most, so no timer overflows. */
 const ms = (min: number) => z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(86_400_000));
 const MS = 'a whole number of milliseconds, 1 or more';
+/** 1 or 0, off when unset. */
+const onOff = () =>
+  z
+    .enum(['0', '1'])
+    .transform((v) => v === '1')
+    .default(false);
 
 const GUEST_ARCH_ALIASES = { x86_64: 'x86_64', amd64: 'x86_64', aarch64: 'aarch64', arm64: 'aarch64' } as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -139,23 +145,12 @@ export const TUNING = {
   ),
   hostRelay: def(
     'BERTH_HOST_RELAY',
-    z
-      .enum(['0', '1'])
-      .transform((v) => v === '1')
-      .default(false),
+    onOff(),
     '1 or 0',
     "1: QEMU guests reach the host's loopback through the engine's relay, as vfkit and Hyper-V guests do (tests; default 0)",
   ),
   logLevel: def('BERTH_LOG_LEVEL', z.enum(LOG_LEVELS).default('info'), LOG_LEVELS.join(', '), "the engine log's level (default info)"),
-  logStderr: def(
-    'BERTH_LOG_STDERR',
-    z
-      .enum(['0', '1'])
-      .transform((v) => v === '1')
-      .default(false),
-    '1 or 0',
-    '1 copies the engine log to stderr (default 0)',
-  ),
+  logStderr: def('BERTH_LOG_STDERR', onOff(), '1 or 0', '1 copies the engine log to stderr (default 0)'),
 } as const;
 
 type Shape = { [K in keyof typeof TUNING]: (typeof TUNING)[K]['schema'] };

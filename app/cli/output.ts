@@ -102,7 +102,9 @@ export function formatStatus(s: VmStatus): string {
   if (s.sshAgent) lines.push(`${bold('ssh agent')}     ${s.sshAgent.guestPath ?? dim(`none (${s.sshAgent.why ?? 'unknown'})`)}`);
   if (s.hostLoopback) {
     const h = s.hostLoopback;
-    lines.push(`${bold('host loopback')} ${h.address ? `host.docker.internal is ${h.address}, relayed by Berth` : red(`not reached (${h.why ?? 'unknown'})`)}`);
+    lines.push(
+      `${bold('host loopback')} ${h.address ? `host.docker.internal is ${h.address}, relayed by Berth` : red(`not reached (${h.why ?? 'unknown'}); \`berth restart\` starts the relay again`)}`,
+    );
   }
   if (s.session) lines.push(`${bold('guest link')}    ${s.session.state}${s.session.connects > 1 ? ` (${s.session.connects - 1} reconnects)` : ''}`);
   if (s.timings?.totalMs !== undefined) {

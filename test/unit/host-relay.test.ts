@@ -81,6 +81,8 @@ function relayed(c: ssh2.Connection, toPort: number, data: string): Promise<stri
       if (err) return reject(err);
       const got: Buffer[] = [];
       ch.on('data', (d: Buffer) => got.push(d));
+      // The client in the guest closes once the server has said all (half-closes cross over, as sshd carries them).
+      ch.on('end', () => ch.end());
       ch.on('close', () => resolve(Buffer.concat(got).toString()));
       const head = Buffer.alloc(2);
       head.writeUInt16BE(toPort);

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { Transform } from 'node:stream';
-import type { ClientChannel } from 'ssh2';
+import type { Channel } from 'ssh2';
 
 /**
  * Join a host socket and an ssh channel, bytes untouched both ways.
@@ -9,7 +9,7 @@ import type { ClientChannel } from 'ssh2';
  * both. The host socket must be created with allowHalfOpen and paused.
  * `inbound`, if given, sits between the host socket and the channel.
  */
-export function bridge(sock: net.Socket, ch: ClientChannel, inbound?: Transform): void {
+export function bridge(sock: net.Socket, ch: Channel, inbound?: Transform): void {
   if (inbound) {
     sock.pipe(inbound).pipe(ch);
     inbound.on('error', () => sock.destroy());

@@ -8,7 +8,6 @@
  * agent (ssh-agent-forward.ts) and the host's loopback (host-relay.ts) are
  * served this way.
  */
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AcceptConnection, Channel, Client } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
@@ -60,11 +59,6 @@ export class GuestListener {
     private readonly o: GuestListenerOptions,
   ) {}
 
-  /** Connections open now. */
-  get open(): number {
-    return this.openCount;
-  }
-
   /** Resolves once the guest's sshd answered the first request (either way). */
   async start(): Promise<void> {
     this.session.on('reconnected', this.rebind);
@@ -112,14 +106,4 @@ export class GuestListener {
       }
     });
   }
-}
-
-/** Bytes both ways between a guest channel and a host socket, until either side goes. */
-export function joinStreams(ch: Channel, up: Duplex): void {
-  up.on('error', () => ch.destroy());
-  ch.on('error', () => up.destroy());
-  ch.pipe(up);
-  up.pipe(ch);
-  up.on('close', () => ch.destroy());
-  ch.on('close', () => up.destroy());
 }

@@ -21,7 +21,8 @@ import type { Logger } from 'pino';
 import type { AcceptConnection, Channel } from 'ssh2';
 import type { ExecChannel, GuestSession } from '../guest/session.js';
 import { perlCommand } from '../guest/programs.js';
-import { GuestListener, joinStreams } from './guest-listener.js';
+import { bridge } from './bridge.js';
+import { GuestListener } from './guest-listener.js';
 
 export const GUEST_RELAY_SOCKET = '/run/berth/host-relay.sock';
 /**
@@ -34,11 +35,12 @@ export const GUEST_RELAY_LISTEN = { address: '198.19.255.253', port: 1 };
 /** At most this many connections to the host open at once. */
 const MAX_OPEN = 256;
 
-/** Connect to the host's loopback at `port`: 127.0.0.1, then ::1 when nothing listens there. */
-export function connectHostLoopback(port: number): Promise<net.Socket> {
+/** Connect to the host's loopback at `port`: 127.0.0.1, then ::1 when nothing listens there (paused and half-open, as bridge() takes it). */
+function connectHostLoopback(port: number): Promise<net.Socket> {
   const tryHost = (host: string) =>
     new Promise<net.Socket>((resolve, reject) => {
-      const s = net.createConnection({ host, port });
+      const s = net.createConnection({ host, port, allowHalfOpen: true });
+      s.pause();
       s.once('connect', () => {
         s.removeAllListeners('error');
         resolve(s);
@@ -62,7 +64,6 @@ export class HostRelay {
     private readonly session: GuestSession,
     private readonly address: string,
     private readonly log: Logger,
-    private readonly connect: (port: number) => Promise<net.Socket> = connectHostLoopback,
   ) {
     this.listener = new GuestListener(session, GUEST_RELAY_SOCKET, {
       what: 'host relay',
@@ -141,10 +142,10 @@ export class HostRelay {
       const port = head.readUInt16BE(0);
       const rest = head.subarray(2);
       if (port === 0) return void ch.destroy();
-      this.connect(port).then(
+      connectHostLoopback(port).then(
         (up) => {
           if (rest.length) up.write(rest);
-          joinStreams(ch, up);
+          bridge(up, ch);
         },
         (err: Error) => {
           // Nothing listens there: the guest's client sees the connection close, as with a refused port.

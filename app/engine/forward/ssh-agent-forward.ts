@@ -16,7 +16,8 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { AcceptConnection, Channel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { GuestListener, joinStreams } from './guest-listener.js';
+import { bridge } from './bridge.js';
+import { GuestListener } from './guest-listener.js';
 
 export const GUEST_AGENT_SOCKET = '/run/host-services/ssh-auth.sock';
 
@@ -77,14 +78,16 @@ export class SshAgentForward {
 
   /** One guest connection to the agent socket: join its channel to a connection to the host's agent. */
   private join(accept: AcceptConnection<Channel>, reject: () => void): void {
-    const up = net.createConnection(this.agentPath);
+    // Paused and half-open, as bridge() takes it.
+    const up = net.createConnection({ path: this.agentPath, allowHalfOpen: true });
+    up.pause();
     up.once('error', (err) => {
       this.log.warn({ err: err.message }, "SSH agent: the host's agent did not answer");
       reject();
     });
     up.once('connect', () => {
       up.removeAllListeners('error');
-      joinStreams(accept(), up);
+      bridge(up, accept());
     });
   }
 }

@@ -20,7 +20,7 @@ import { silentLogger } from '../../app/base/log.js';
 import { waitFor } from '../../app/base/process-util.js';
 import { newEd25519Pair } from '../../app/base/ssh-keys.js';
 import { HOST_RELAY_ADDRESS } from '../../app/engine/drivers/driver.js';
-import { GUEST_RELAY_LISTEN, GUEST_RELAY_SOCKET, HostRelay } from '../../app/engine/forward/host-relay.js';
+import { GUEST_RELAY_LISTEN, GUEST_RELAY_SOCKET, HostRelay, RELAY_RETRY_MS } from '../../app/engine/forward/host-relay.js';
 import { GuestSession } from '../../app/engine/guest/session.js';
 import { onlyKey } from '../helpers/fake-guest.js';
 import { test as gatedTest } from '../helpers/prereq-gate.js';
@@ -34,6 +34,8 @@ let webPort = 0;
 /** The guest's sshd side of each connection that asked for the relay's socket. */
 const forwarded: ssh2.Connection[] = [];
 const relayCommands: string[] = [];
+/** The guest side of each relay program's channel, to end it as a dying relay would. */
+const relayChannels: ssh2.ServerChannel[] = [];
 const connections = new Set<ssh2.Connection>();
 /** What the fake relay program says on stderr, then whether it stays. */
 let relaySays = 'listening\n';
@@ -57,6 +59,7 @@ before(async () => {
         acceptSession().on('exec', (accept, _reject, info) => {
           const ch = accept();
           relayCommands.push(info.command);
+          relayChannels.push(ch);
           ch.stderr.write(relaySays);
           if (!relayStays) {
             ch.exit(2);
@@ -182,11 +185,50 @@ test('a relay that cannot start in the guest: the view says why, in its own word
   try {
     await relay.start();
     assert.equal(relay.view.address, undefined);
-    assert.equal(relay.view.why, 'the relay in the guest stopped: iptables refused the PREROUTING rule');
+    assert.equal(relay.view.why, 'the relay in the guest stopped: iptables refused the PREROUTING rule; starting it again in 1 s');
   } finally {
     relaySays = 'listening\n';
     relayStays = true;
     relay.stop();
     gs.close();
   }
+});
+
+test('a relay that stops on its own is started again, after waits that double while it keeps failing', async () => {
+  const first = RELAY_RETRY_MS.first;
+  RELAY_RETRY_MS.first = 100;
+  const gs = await session();
+  const relay = new HostRelay(gs, HOST_RELAY_ADDRESS, silentLogger());
+  try {
+    await relay.start();
+    const runs = relayCommands.length;
+    // Killed in the guest: the view says so at once, and it listens again soon.
+    relayChannels.at(-1)!.stderr.write('Killed\n');
+    relayChannels.at(-1)!.exit(137);
+    relayChannels.at(-1)!.end();
+    assert.ok(await waitFor(() => relay.view.why !== undefined, 2000), 'the stop is seen');
+    assert.match(relay.view.why!, /the relay in the guest stopped: Killed; starting it again in 1 s/);
+    assert.ok(await waitFor(() => relay.view.address === HOST_RELAY_ADDRESS, 2000), JSON.stringify(relay.view));
+    assert.equal(relayCommands.length, runs + 1, 'one new relay, not two');
+    assert.equal(await relayed(forwarded.at(-1)!, webPort, 'GET /again HTTP/1.0\r\n\r\n').then((r) => r.split('\r\n\r\n')[1]), 'host says hi to /again');
+    // One that fails at once, every time: the waits grow (100, 200, 400 ms...), so few runs in a second.
+    relaySays = 'iptables: no chain\n';
+    relayStays = false;
+    relayChannels.at(-1)!.exit(1);
+    relayChannels.at(-1)!.end();
+    await new Promise((r) => setTimeout(r, 1000));
+    const tries = relayCommands.length - runs - 1;
+    assert.ok(tries >= 2 && tries <= 4, `${tries} tries in a second`);
+    assert.match(relay.view.why!, /iptables: no chain; starting it again in/);
+  } finally {
+    RELAY_RETRY_MS.first = first;
+    relaySays = 'listening\n';
+    relayStays = true;
+    relay.stop();
+    gs.close();
+  }
+  // Stopped: no more tries.
+  const after = relayCommands.length;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(relayCommands.length, after);
 });

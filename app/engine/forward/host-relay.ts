@@ -10,7 +10,9 @@
  * port it was made to; the engine joins the channel to the host's
  * 127.0.0.1 at that port (::1 when nothing answers there), the way Docker
  * Desktop's host.docker.internal reaches services on localhost. The relay
- * ends with its ssh channel and is started again on the next connection.
+ * ends with its ssh channel and is started again on the next connection;
+ * when it stops on its own (killed in the guest, out of memory) it is
+ * started again after a wait that doubles while it keeps failing.
  *
  * What a guest can do with it: open TCP connections to the host's loopback
  * ports while the VM runs, as QEMU's user networking already allows
@@ -34,6 +36,10 @@ export const GUEST_RELAY_SOCKET = '/run/berth/host-relay.sock';
 export const GUEST_RELAY_LISTEN = { address: '198.19.255.253', port: 1 };
 /** At most this many connections to the host open at once. */
 const MAX_OPEN = 256;
+/** Waits before starting a relay that stopped on its own again: the first, and the longest. */
+export const RELAY_RETRY_MS = { first: 1000, max: 60_000 };
+/** A relay that listened this long before it stopped is retried after the first wait again. */
+const RELAY_STEADY_MS = 30_000;
 
 /** Connect to the host's loopback at `port`: 127.0.0.1, then ::1 when nothing listens there (paused and half-open, as bridge() takes it). */
 function connectHostLoopback(port: number): Promise<net.Socket> {
@@ -58,6 +64,10 @@ export class HostRelay {
   private readonly listener: GuestListener;
   private stopped = false;
   private exec?: ExecChannel;
+  /** A run between its start and its end: there is never a second one. */
+  private running = false;
+  private retryMs = RELAY_RETRY_MS.first;
+  private retryTimer?: NodeJS.Timeout;
   private readonly restart = () => void this.run();
 
   constructor(
@@ -83,29 +93,36 @@ export class HostRelay {
   stop(): void {
     this.stopped = true;
     this.session.off('reconnected', this.restart);
+    clearTimeout(this.retryTimer);
     this.listener.stop();
     this.exec?.close();
   }
 
   /** The guest half, on the current connection: resolves when it says it listens, or when it ends. */
   private async run(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.running) return;
+    clearTimeout(this.retryTimer);
+    this.running = true;
     let ch: ExecChannel;
     try {
       ch = await this.session.openExec(perlCommand('host-relay.pl', [this.address, GUEST_RELAY_LISTEN.address, GUEST_RELAY_LISTEN.port, GUEST_RELAY_SOCKET]));
     } catch (err) {
+      this.running = false;
       this.view = { why: `the relay did not start in the guest (${(err as Error).message})` };
-      return void this.log.warn({ err: (err as Error).message }, 'host relay: could not start it in the guest');
+      this.log.warn({ err: (err as Error).message }, 'host relay: could not start it in the guest');
+      return this.retryLater();
     }
     this.exec = ch;
     let said = '';
     let listening = false;
+    let listeningSince = 0;
     await new Promise<void>((resolve) => {
       ch.stderr.on('data', (d: Buffer) => {
         said = `${said}${d.toString()}`.slice(-2000);
         if (listening) return void this.log.debug({ stderr: d.toString().trim() }, 'host relay: the guest half says');
         if (!/^listening$/m.test(said)) return;
         listening = true;
+        listeningSince = Date.now();
         this.view = { address: this.address };
         this.log.info({ guest: this.address }, "host relay: the guest reaches the host's loopback");
         resolve();
@@ -113,6 +130,7 @@ export class HostRelay {
       ch.on('data', () => undefined);
       ch.on('close', () => {
         if (this.exec === ch) this.exec = undefined;
+        this.running = false;
         if (!this.stopped) {
           // With the ssh connection (a reconnect starts it again), or on its own: say why.
           const why =
@@ -123,10 +141,26 @@ export class HostRelay {
               .at(-1) || `it exited (${String(ch.exitCode)})`;
           this.view = { why: `the relay in the guest stopped: ${why}` };
           this.log.warn({ stderr: said.trim() }, 'host relay: the guest half stopped');
+          if (listening && Date.now() - listeningSince >= RELAY_STEADY_MS) this.retryMs = RELAY_RETRY_MS.first;
+          this.retryLater();
         }
         resolve();
       });
     });
+  }
+
+  /**
+   * Start it again after the current wait, which then doubles. With the ssh
+   * connection down there is nothing to wait for: 'reconnected' starts it.
+   */
+  private retryLater(): void {
+    if (this.stopped || this.session.currentState !== 'connected') return;
+    clearTimeout(this.retryTimer);
+    const wait = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, RELAY_RETRY_MS.max);
+    this.view = { why: `${this.view.why ?? 'the relay stopped'}; starting it again in ${Math.max(1, Math.round(wait / 1000))} s` };
+    this.retryTimer = setTimeout(() => void this.run(), wait);
+    this.retryTimer.unref();
   }
 
   /** One connection from the guest: the port it was for (2 bytes), then the host's loopback at that port. */

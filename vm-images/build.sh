@@ -96,6 +96,23 @@ done
 # kernel or kmod; under emulation a visible part of dockerd's start).
 find "$moddir" -name '*.ko.xz' -exec xz -d {} +
 find "$moddir" -name '*.ko.zst' -exec zstd -dq --rm {} +
+# Berth's own module (notify/: file events for host-side changes in shared
+# folders), built against this kernel's headers in a throwaway chroot of the
+# same suite and architecture (a foreign one through qemu-user).
+step "berth_notify module for $kver"
+kb=$work/kbuild
+mmdebstrap --mode=root --variant=apt --arch="$arch" \
+	--aptopt='APT::Install-Recommends "false"' \
+	--dpkgopt='path-exclude=/usr/share/man/*' \
+	--dpkgopt='path-exclude=/usr/share/doc/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	--include="make,linux-headers-$kver" \
+	"$suite" "$kb" "$sources" 2>&1 | sed -u 's/^/   /'
+cp -r "$here/notify" "$kb/src"
+chroot "$kb" make -s -C "/usr/src/linux-headers-$kver" M=/src modules 2>&1 | sed -u 's/^/   /'
+[ -f "$kb/src/berth_notify.ko" ] || die "the berth_notify module did not build (see above)"
+install -D -m 0644 "$kb/src/berth_notify.ko" "$moddir/extra/berth_notify.ko"
+rm -rf "$kb"
 depmod -b "$work/kernel" "$kver"
 mkdir -p "$root/lib/modules"
 cp -a "$moddir" "$root/lib/modules/"

@@ -75,7 +75,7 @@ test('/proc/mounts escaping', () => {
   assert.equal(mountsEscape('/a b/c\td\\e'), '/a\\040b/c\\011d\\134e');
 });
 
-test('the nudge script sets a file to its own times, to the nanosecond, both ways of telling them', async () => {
+test('without the events module, the nudge script sets a file to its own times, to the nanosecond, both ways of telling them', async () => {
   const t = shortTempDir();
   try {
     const f = path.join(t.dir, 'f.txt');
@@ -84,8 +84,19 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
     fs.writeFileSync(g, 'y');
     const before = fs.lstatSync(f, { bigint: true });
     // `h`: the engine's (host) times; `f`: the file server's current ones
-    // (statx past the cache), whatever the line says; a missing path is skipped.
-    const lines = [nudgeLine('h', before, f), `f 1 0 2 0 ${g}`, nudgeLine('h', before, path.join(t.dir, 'gone.txt')), 'garbage'];
+    // (statx past the cache), whatever the line says; a missing path is
+    // skipped; a delete and a rename's old name touch nothing (their
+    // folder's `p` line does).
+    assert.ok(!fs.existsSync('/proc/berth-notify'), 'this test is of the fallback');
+    const lines = [
+      nudgeLine('h', 'm', before, f),
+      `f c 1 0 2 0 ${g}`,
+      nudgeLine('h', 'c', before, path.join(t.dir, 'gone.txt')),
+      nudgeLine('h', 'd', undefined, path.join(t.dir, 'gone.txt')),
+      nudgeLine('h', 'F', undefined, t.dir),
+      'garbage',
+    ];
+    const dirBefore = fs.lstatSync(t.dir, { bigint: true });
     const gBefore = fs.lstatSync(g, { bigint: true });
     const child = spawn('perl', ['-e', guestProgram('nudge.pl')]);
     let err = '';
@@ -98,13 +109,15 @@ test('the nudge script sets a file to its own times, to the nanosecond, both way
     assert.equal(after.atimeNs, before.atimeNs);
     assert.ok(after.ctimeNs >= before.ctimeNs, 'the times were set (ctime moves)');
     assert.equal(fs.lstatSync(g, { bigint: true }).mtimeNs, gBefore.mtimeNs, "`f` used the file's own times, not the line's");
+    assert.equal(fs.lstatSync(t.dir, { bigint: true }).ctimeNs, dirBefore.ctimeNs, 'd and F lines touch nothing');
   } finally {
     t.cleanup();
   }
 });
 
 test('nudge lines carry seconds and nanoseconds apart', () => {
-  assert.equal(nudgeLine('f', { atimeNs: 1_700_000_000_123_456_789n, mtimeNs: 5n }, '/a b/c'), 'f 1700000000 123456789 0 5 /a b/c');
+  assert.equal(nudgeLine('f', 'm', { atimeNs: 1_700_000_000_123_456_789n, mtimeNs: 5n }, '/a b/c'), 'f m 1700000000 123456789 0 5 /a b/c');
+  assert.equal(nudgeLine('h', 'd', undefined, '/a'), 'h d 0 0 0 0 /a');
 });
 
 test("addShare (the engine's, the gateway's and the CLI's edit) refuses a folder that does not exist, and saves nothing", async () => {

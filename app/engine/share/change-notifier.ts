@@ -1,11 +1,17 @@
 /**
  * Host edits reach containers' file watchers (webpack, vite, nodemon).
- * None of 9p, virtiofs or sshfs carries inotify events from the host, so,
- * as Lima and Colima do, a host watcher tells the guest which paths changed
- * and the guest touches them: setting a file's times goes through the
- * guest kernel (an IN_ATTRIB event every watcher on that file or its folder
- * sees). The times set are the file's own, to the nanosecond, so nothing
- * changes on the host:
+ * None of 9p, virtiofs or sshfs carries inotify events from the host, so a
+ * host watcher tells the guest what changed, path by path: created,
+ * written, attributes changed, deleted, renamed (a delete and a create of
+ * the same inode in one batch). In the guest, Berth's kernel module
+ * (vm-images/notify) turns each into the inotify events the guest's own
+ * syscall would have made (IN_CREATE, IN_MODIFY and IN_CLOSE_WRITE,
+ * IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO), after a fresh lookup so that the
+ * watcher's stat finds what the host has. Without the module (an older
+ * image), as Lima and Colima do, the guest touches the paths instead:
+ * setting a file's times goes through the guest kernel (an IN_ATTRIB event
+ * every watcher on that file or its folder sees). The times set are the
+ * file's own, to the nanosecond, so nothing changes on the host:
  * - reverse sshfs: the engine sends the host file's times (the guest's
  *   cached ones may be a second old); the SFTP server leaves times equal to
  *   the current ones alone.
@@ -22,9 +28,9 @@
  * made through reverse sshfs (reported by the SFTP server) are not echoed
  * back; over virtiofs they are nudged once more (an extra attribute event).
  *
- * The guest side is programs/nudge.pl. One line per path: `HOW ASEC ANSEC
- * MSEC MNSEC PATH`, HOW `f` (ask the file server, fall back to the given
- * times) or `h` (the given times).
+ * The guest side is programs/nudge.pl. One line per path: `HOW EV ASEC
+ * ANSEC MSEC MNSEC PATH`, HOW `f` (ask the file server, fall back to the
+ * given times) or `h` (the given times), EV what happened (see NudgeEvent).
  */
 import { EventEmitter } from 'node:events';
 import type { BigIntStats } from 'node:fs';
@@ -39,6 +45,17 @@ import { perlCommand } from '../guest/programs.js';
 
 /** More changed paths than this in one batch are nudged by folder. */
 const FLOOD = 500;
+/** Inodes of this many host paths are remembered, to tell a rename from a delete and a create. */
+const KNOWN_MAX = 100_000;
+
+/**
+ * What a nudge line says happened (programs/nudge.pl): c created, m written,
+ * a attributes changed, d deleted, F and T the old and new names of a
+ * rename, p a folder whose names changed (touched only where the guest has
+ * no events), t touch only.
+ */
+export type NudgeEvent = 'c' | 'm' | 'a' | 'd' | 'F' | 'T' | 'p' | 't';
+type HostChange = 'create' | 'update' | 'delete';
 
 export interface ShareMapping {
   hostPath: string;
@@ -85,9 +102,14 @@ function signature(st: BigIntStats): string {
 }
 
 /** One nudge line (see programs/nudge.pl). */
-export function nudgeLine(how: 'f' | 'h', st: Pick<BigIntStats, 'atimeNs' | 'mtimeNs'>, guestPath: string): string {
+export function nudgeLine(how: 'f' | 'h', ev: NudgeEvent, st: Pick<BigIntStats, 'atimeNs' | 'mtimeNs'> | undefined, guestPath: string): string {
   const split = (ns: bigint) => `${ns / 1_000_000_000n} ${ns % 1_000_000_000n}`;
-  return `${how} ${split(st.atimeNs)} ${split(st.mtimeNs)} ${guestPath}`;
+  return `${how} ${ev} ${split(st?.atimeNs ?? 0n)} ${split(st?.mtimeNs ?? 0n)} ${guestPath}`;
+}
+
+/** Merge a host watcher's new event for a path into the one pending for it. */
+function merged(prev: HostChange | undefined, next: HostChange): HostChange {
+  return prev === 'create' && next === 'update' ? 'create' : next;
 }
 
 interface Watched {
@@ -106,8 +128,10 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   private byContainer = new Map<string, string[]>();
   /** Host paths the guest just changed itself: ignore their events until then. */
   private quiet = new Map<string, number>();
-  /** host path -> 'c' (content or attributes changed) or 'r' (created, deleted, renamed) */
-  private pending = new Map<string, 'c' | 'r'>();
+  /** host path -> what the host watcher last said of it */
+  private pending = new Map<string, HostChange>();
+  /** host path -> its inode, size and mtime when last seen (a rename is a delete and a create of one inode). */
+  private known = new Map<string, { ino: bigint; size: bigint; mtimeNs: bigint }>();
   /** host path -> what it was when last nudged (its echo is dropped). */
   private nudged = new Map<string, { sig: string; at: number }>();
   private flushTimer?: NodeJS.Timeout;
@@ -184,7 +208,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       .then(({ default: watcher }) =>
         watcher.subscribe(root, (err, events) => {
           if (err) return void this.log.debug({ err: err.message, root }, 'file watcher error');
-          for (const e of events) this.hostChanged(e.path, e.type === 'update' ? 'c' : 'r');
+          for (const e of events) this.hostChanged(e.path, e.type);
         }),
       )
       .then(
@@ -208,13 +232,13 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     void cur.sub?.unsubscribe().catch(() => undefined);
   }
 
-  private hostChanged(hostPath: string, kind: 'c' | 'r'): void {
+  private hostChanged(hostPath: string, kind: HostChange): void {
     const until = this.quiet.get(hostPath);
     if (until !== undefined) {
       if (until > Date.now()) return;
       this.quiet.delete(hostPath);
     }
-    if (this.pending.get(hostPath) !== 'r') this.pending.set(hostPath, kind);
+    this.pending.set(hostPath, merged(this.pending.get(hostPath), kind));
     // Coalesce a burst (an editor's save is several events) into one write.
     this.flushTimer ??= setTimeout(() => void this.flush(), 25);
   }
@@ -228,30 +252,66 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     const paths: string[] = [];
     const now = Date.now();
     const stat = (p: string) => fsp.lstat(p, { bigint: true }).catch(() => undefined);
-    /** Nudge `hostPath` (it exists) unless the event was our own nudge's echo. */
-    const nudge = async (hostPath: string, kind: 'c' | 'r', st?: BigIntStats): Promise<boolean> => {
-      st ??= await stat(hostPath);
+    /** A line for `hostPath` (st: what it is now), unless the event was our own nudge's echo. */
+    const nudge = (hostPath: string, ev: NudgeEvent, st?: BigIntStats): boolean => {
       const share = shareOf(hostPath, shares);
       const g = guestPathFor(hostPath, shares);
-      if (!st || !share || !g || g.includes('\n')) return false;
-      const sig = signature(st);
-      const last = this.nudged.get(hostPath);
-      if (kind === 'c' && last?.sig === sig) return true;
-      this.nudged.set(hostPath, { sig, at: now });
-      lines.push(nudgeLine(share.mechanism === 'virtiofs' ? 'f' : 'h', st, g));
+      if (!share || !g || g.includes('\n') || ((ev === 'm' || ev === 'a') && !st)) return false;
+      if (st) {
+        const sig = signature(st);
+        if ((ev === 'm' || ev === 'a') && this.nudged.get(hostPath)?.sig === sig) return true;
+        this.nudged.set(hostPath, { sig, at: now });
+        this.remember(hostPath, st);
+      } else {
+        this.known.delete(hostPath);
+      }
+      lines.push(nudgeLine(share.mechanism === 'virtiofs' ? 'f' : 'h', ev, st, g));
       return true;
+    };
+    /** A folder whose names changed: touched where the guest has no events. */
+    const folder = async (dir: string) => {
+      const st = await stat(dir);
+      if (st) nudge(dir, 'p', st);
     };
     if (pending.length > FLOOD) {
       // A flood (a checkout, an unpacked archive): nudge the folders, not
       // every file, so the guest is not busy for minutes with touches.
-      for (const d of new Set(pending.map(([p]) => path.dirname(p)))) if (await nudge(d, 'r')) paths.push(d);
+      for (const d of new Set(pending.map(([p]) => path.dirname(p)))) {
+        const st = await stat(d);
+        if (st && nudge(d, 't', st)) paths.push(d);
+      }
+      for (const [p] of pending) this.known.delete(p);
     } else {
-      for (const [p, kind] of pending) {
-        if (!guestPathFor(p, shares)) continue;
-        const st = await stat(p);
-        // A name that appeared, went or moved: its folder changed too.
-        if (st) await nudge(p, kind, st);
-        if (!st || kind === 'r') await nudge(path.dirname(p), 'r');
+      const changes = await Promise.all(pending.filter(([p]) => guestPathFor(p, shares)).map(async ([p, kind]) => ({ p, kind, st: await stat(p) })));
+      // A rename: a path gone and a path made in one batch, the same inode.
+      const madeByIno = new Map(changes.filter((c) => c.st && c.kind !== 'update').map((c) => [c.st!.ino, c]));
+      const renamedTo = new Map<string, string>();
+      for (const c of changes) {
+        const ino = this.known.get(c.p)?.ino;
+        const to = !c.st && ino !== undefined ? madeByIno.get(ino) : undefined;
+        if (to && !renamedTo.has(to.p)) renamedTo.set(to.p, c.p);
+      }
+      const from = new Set(renamedTo.values());
+      for (const { p, kind, st } of changes) {
+        if (from.has(p)) continue;
+        const old = renamedTo.get(p);
+        if (old !== undefined && st) {
+          nudge(old, 'F');
+          nudge(p, 'T', st);
+          await folder(path.dirname(old));
+          if (path.dirname(old) !== path.dirname(p)) await folder(path.dirname(p));
+          paths.push(old, p);
+          continue;
+        }
+        if (!st) {
+          nudge(p, 'd');
+        } else if (kind === 'update') {
+          const was = this.known.get(p);
+          nudge(p, was && was.size === st.size && was.mtimeNs === st.mtimeNs ? 'a' : 'm', st);
+        } else {
+          nudge(p, 'c', st);
+        }
+        if (!st || kind !== 'update') await folder(path.dirname(p));
         paths.push(p);
       }
     }
@@ -270,6 +330,13 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
     }
+  }
+
+  /** Remember what a host path is now; the oldest are forgotten past KNOWN_MAX. */
+  private remember(hostPath: string, st: BigIntStats): void {
+    this.known.delete(hostPath);
+    this.known.set(hostPath, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs });
+    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value!);
   }
 
   private nudger(): Promise<ClientChannel> {

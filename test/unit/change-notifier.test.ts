@@ -42,9 +42,12 @@ test('host changes reach the guest as their own kinds: create, write, attributes
     assert.ok(got, `wanted ${want.join(', ')}; got ${since(mark).join(', ') || 'nothing'}`);
     return since(mark);
   };
+  fs.writeFileSync(path.join(host, 'old.js'), 'there before the container');
   try {
     n.start();
     await new Promise((r) => setTimeout(r, 500));
+    // A file there before the container started, renamed: a rename too (its inode was learnt when the watch began).
+    await step(() => fs.renameSync(path.join(host, 'old.js'), path.join(host, 'older.js')), ['F /guest/old.js', 'T /guest/older.js']);
     await step(() => fs.writeFileSync(path.join(host, 'a.js'), 'v1'), ['c /guest/a.js', 'p /guest']);
     const w = await step(() => fs.appendFileSync(path.join(host, 'a.js'), 'v2'), ['m /guest/a.js']);
     assert.ok(!w.includes('p /guest'), 'a write does not change the folder');

@@ -216,6 +216,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
           if (this.watched.get(root) !== entry) return void sub.unsubscribe().catch(() => undefined);
           entry.sub = sub;
           this.log.info({ root }, 'watching a bind-mounted folder for host changes');
+          void this.seed(root, entry);
         },
         (err: Error) => {
           this.watched.delete(root);
@@ -329,6 +330,29 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       );
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
+    }
+  }
+
+  /**
+   * Learn the inodes of what a newly watched folder holds, so that renaming
+   * a file that was there before the container started is seen as a rename
+   * (not a delete and a create). In the background, at most KNOWN_MAX paths;
+   * what an event already reported is not overwritten.
+   */
+  private async seed(root: string, entry: Watched): Promise<void> {
+    const dirs = [root];
+    let seen = 0;
+    while (dirs.length && this.watched.get(root) === entry && seen < KNOWN_MAX) {
+      const dir = dirs.pop()!;
+      const names = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const d of names) {
+        const p = path.join(dir, d.name);
+        if (d.isDirectory()) dirs.push(p);
+        if (this.known.has(p)) continue;
+        const st = await fsp.lstat(p, { bigint: true }).catch(() => undefined);
+        if (st && !this.known.has(p)) this.remember(p, st);
+        if (++seen >= KNOWN_MAX) break;
+      }
     }
   }
 

@@ -106,7 +106,8 @@ mmdebstrap --mode=root --variant=apt --arch="$arch" \
 	--dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--include="make,linux-headers-$kver" \
+	--include=make \
+	--customize-hook="\"$here/hooks/kernel-headers.sh\" \"\$1\" $kver" \
 	"$suite" "$kb" "$sources" 2>&1 | sed -u 's/^/   /'
 cp -r "$here/notify" "$kb/src"
 chroot "$kb" make -s -C "/usr/src/linux-headers-$kver" M=/src modules 2>&1 | sed -u 's/^/   /'

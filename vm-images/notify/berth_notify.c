@@ -17,10 +17,10 @@
  *
  * Every lookup is done with LOOKUP_REVAL, past the guest's dentry and
  * attribute caches, so a watcher that stats the name right after its event
- * finds what the host has (and not a cached "no such file"). A command whose
- * path does not match (a created file already gone, a deleted one back)
- * fails with that errno and sends nothing. The events are what the guest's
- * own syscalls would have sent; nothing is changed on the share.
+ * finds what the host has (and not a cached "no such file"). A command for
+ * a path that must exist (created, written, a rename's new name) and does
+ * not fails with that errno and sends nothing. The events are what the
+ * guest's own syscalls would have sent; nothing is changed on the share.
  */
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -111,22 +111,22 @@ static int on_changed(const char *name, __u32 mask)
 	return 0;
 }
 
-/* `name` must be gone for the guest too: a fresh lookup says so and drops a cached entry. */
-static int gone(const char *name, bool *isdir)
+/*
+ * `name` is gone on the host (the engine looked just before it asked): a
+ * fresh lookup drops the guest's cached entry. Whether it was a folder, the
+ * cached entry says. A file system with caches of its own (sshfs keeps
+ * names for a second) may still answer for it; the event is sent anyway.
+ */
+static void gone(const char *name, bool *isdir)
 {
 	struct path p;
-	int err = kern_path(name, 0, &p);
 
-	if (!err) {
+	if (!kern_path(name, 0, &p)) {
 		*isdir = d_is_dir(p.dentry);
 		path_put(&p);
 	}
-	err = reval(name, &p);
-	if (!err) {
+	if (!reval(name, &p))
 		path_put(&p);
-		return -EEXIST;
-	}
-	return err == -ENOENT ? 0 : err;
 }
 
 static int on_deleted(char *name)
@@ -134,10 +134,9 @@ static int on_deleted(char *name)
 	struct path dir;
 	struct qstr last;
 	bool isdir = false;
-	int err = gone(name, &isdir);
+	int err;
 
-	if (err)
-		return err;
+	gone(name, &isdir);
 	err = parent_of(name, &dir, &last);
 	if (err)
 		return err;
@@ -156,10 +155,9 @@ static int on_renamed(char *from, const char *to)
 	bool isdir = false;
 	__u32 isdir_mask;
 	u32 cookie;
-	int err = gone(from, &isdir);
+	int err;
 
-	if (err)
-		return err;
+	gone(from, &isdir);
 	err = reval(to, &moved);
 	if (err)
 		return err;

@@ -64,6 +64,14 @@ async function checkGuestDisks(vm: VmFixture): Promise<void> {
   assert.equal(binfmt, 'no-rosetta');
 }
 
+/** The image's own kernel module (vm-images/notify), built for this kernel and loaded at boot. */
+async function checkFileEvents(vm: VmFixture): Promise<void> {
+  const r = await vm.berth(['shell', '--', 'sh', '-c', 'grep -c "^berth_notify " /proc/modules; test -w /proc/berth-notify && echo writable'], {
+    timeoutMs: 120_000,
+  });
+  assert.equal(r.stdout.trim(), '1\nwritable', r.stderr);
+}
+
 gatedSuite('arm64 guest on qemu-system-aarch64 (TCG, virt)', armProblem, { timeout: 60 * 60_000 }, () => {
   const vm = vmFixture('ba');
   vm.env.BERTH_GUEST_ARCH = 'aarch64';
@@ -119,6 +127,8 @@ gatedSuite('arm64 guest on qemu-system-aarch64 (TCG, virt)', armProblem, { timeo
   });
 
   test('the guest found its data and config disks', () => checkGuestDisks(vm));
+
+  test('the guest loaded berth_notify, built for its kernel (file events for host changes in shares)', () => checkFileEvents(vm));
 
   test('berth stop powers it off cleanly', async () => {
     const r = await vm.berth(['stop'], { timeoutMs: 180_000 });
@@ -176,6 +186,8 @@ gatedSuite('EFI disk on x86_64 QEMU with OVMF (as Hyper-V gen 2 / vfkit EFI boot
   });
 
   test('the guest found its data and config disks', () => checkGuestDisks(vm));
+
+  test('the guest loaded berth_notify, built for its kernel (file events for host changes in shares)', () => checkFileEvents(vm));
 
   test('berth stop powers it off cleanly', async () => {
     const r = await vm.berth(['stop'], { timeoutMs: 180_000 });

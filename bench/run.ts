@@ -28,10 +28,12 @@ import path from 'node:path';
 import { packageRoot } from '../app/base/package-root.js';
 import { processRssKiB, sleep } from '../app/base/process-util.js';
 import { busyboxRootfsTar } from '../test/helpers/busybox-rootfs.js';
-import { berth, home, median, ms1, must, pct, run, s1, sock, status } from './bench-kit.js';
+import { berth, env, home, median, ms1, must, pct, run, s1, sock, status } from './bench-kit.js';
 import { benchPorts } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
+import { benchHotReload, hotReloadRows } from './hot-reload.js';
+import { buildFixture } from '../test/helpers/net-probe.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 import { bootRows, startRows, startRuns } from './starts.js';
 import { lifecycleSections, type LifecycleDeps } from './lifecycle.js';
@@ -216,6 +218,12 @@ async function sharesSection(): Promise<string[]> {
   });
   await must(berth('sync', 'rm', syncDir), 'berth sync rm');
   fs.rmSync(syncDir, { recursive: true, force: true });
+  process.stderr.write('bench: hot reload\n');
+  const watcher = buildFixture('inotify-watch', home);
+  if (!watcher.bin) throw new Error(`the hot reload bench needs its watcher: ${watcher.problem}`);
+  await must(run('docker', ['import', busyboxRootfsTar(home, '/bin/busybox', { 'bin/inotify-watch': watcher.bin }), 'bench-watch:1']), 'docker import');
+  const hot = [];
+  for (const t of targets) hot.push(await benchHotReload(t.label, t.dir, 'bench-watch:1', env, QUICK ? 50 : 200));
   const cols = targets.map((t) => t.label);
   rows.push(
     '## File sharing',
@@ -235,6 +243,7 @@ async function sharesSection(): Promise<string[]> {
     '|---|---|',
     ...settle.map((x) => `| ${x.what} | ${s1(x.ms)} |`),
     '',
+    ...hotReloadRows(hot),
   );
   process.stderr.write('bench: sftp server alone\n');
   const local = await benchSftpLocal(QUICK ? { smallFiles: 1000, bigMiB: 100, treeFiles: 5000 } : {});

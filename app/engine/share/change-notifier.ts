@@ -45,8 +45,13 @@ import { perlCommand } from '../guest/programs.js';
 
 /** More changed paths than this in one batch are nudged by folder. */
 const FLOOD = 500;
-/** Inodes of this many host paths are remembered, to tell a rename from a delete and a create. */
-const KNOWN_MAX = 100_000;
+/**
+ * Inodes of this many host paths are remembered, to tell a rename from a
+ * delete and a create (a few MiB of the engine's memory at most).
+ */
+const KNOWN_MAX = 20_000;
+/** Folders whose insides are not learnt up front: big, and seldom renamed in by hand. */
+const NOT_SEEDED = new Set(['node_modules', '.git']);
 
 /**
  * What a nudge line says happened (programs/nudge.pl): c created, m written,
@@ -230,6 +235,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     if (!cur) return;
     if (--cur.refs > 0) return;
     this.watched.delete(root);
+    for (const p of this.known.keys()) if (p === root || p.startsWith(root + path.sep)) this.known.delete(p);
     void cur.sub?.unsubscribe().catch(() => undefined);
   }
 
@@ -336,18 +342,19 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   /**
    * Learn the inodes of what a newly watched folder holds, so that renaming
    * a file that was there before the container started is seen as a rename
-   * (not a delete and a create). In the background, at most KNOWN_MAX paths;
-   * what an event already reported is not overwritten.
+   * (not a delete and a create). In the background, shallowest first, at
+   * most KNOWN_MAX paths, not inside node_modules or .git; what an event
+   * already reported is not overwritten.
    */
   private async seed(root: string, entry: Watched): Promise<void> {
     const dirs = [root];
     let seen = 0;
     while (dirs.length && this.watched.get(root) === entry && seen < KNOWN_MAX) {
-      const dir = dirs.pop()!;
+      const dir = dirs.shift()!;
       const names = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const d of names) {
         const p = path.join(dir, d.name);
-        if (d.isDirectory()) dirs.push(p);
+        if (d.isDirectory() && !NOT_SEEDED.has(d.name)) dirs.push(p);
         if (this.known.has(p)) continue;
         const st = await fsp.lstat(p, { bigint: true }).catch(() => undefined);
         if (st && !this.known.has(p)) this.remember(p, st);
@@ -382,6 +389,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     this.flushTimer = undefined;
     for (const w of this.watched.values()) void w.sub?.unsubscribe().catch(() => undefined);
     this.watched.clear();
+    this.known.clear();
     this.byContainer.clear();
     void this.channel?.then((ch) => ch.end());
     this.channel = undefined;

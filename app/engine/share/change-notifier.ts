@@ -42,16 +42,10 @@ import type { ClientChannel } from 'ssh2';
 import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
 import { perlCommand } from '../guest/programs.js';
+import { HostInodes } from './host-inodes.js';
 
 /** More changed paths than this in one batch are nudged by folder. */
 const FLOOD = 500;
-/**
- * Inodes of this many host paths are remembered, to tell a rename from a
- * delete and a create (a few MiB of the engine's memory at most).
- */
-const KNOWN_MAX = 20_000;
-/** Folders whose insides are not learnt up front: big, and seldom renamed in by hand. */
-const NOT_SEEDED = new Set(['node_modules', '.git']);
 
 /**
  * What a nudge line says happened (programs/nudge.pl): c created, m written,
@@ -135,8 +129,8 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
   private quiet = new Map<string, number>();
   /** host path -> what the host watcher last said of it */
   private pending = new Map<string, HostChange>();
-  /** host path -> its inode, size and mtime when last seen (a rename is a delete and a create of one inode). */
-  private known = new Map<string, { ino: bigint; size: bigint; mtimeNs: bigint }>();
+  /** Inodes of host paths seen (a rename is a delete and a create of one inode). */
+  private known = new HostInodes();
   /** host path -> what it was when last nudged (its echo is dropped). */
   private nudged = new Map<string, { sig: string; at: number }>();
   private flushTimer?: NodeJS.Timeout;
@@ -221,7 +215,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
           if (this.watched.get(root) !== entry) return void sub.unsubscribe().catch(() => undefined);
           entry.sub = sub;
           this.log.info({ root }, 'watching a bind-mounted folder for host changes');
-          void this.seed(root, entry);
+          void this.known.seed(root, () => this.watched.get(root) === entry);
         },
         (err: Error) => {
           this.watched.delete(root);
@@ -235,7 +229,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     if (!cur) return;
     if (--cur.refs > 0) return;
     this.watched.delete(root);
-    for (const p of this.known.keys()) if (p === root || p.startsWith(root + path.sep)) this.known.delete(p);
+    this.known.forgetUnder(root);
     void cur.sub?.unsubscribe().catch(() => undefined);
   }
 
@@ -268,9 +262,9 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
         const sig = signature(st);
         if ((ev === 'm' || ev === 'a') && this.nudged.get(hostPath)?.sig === sig) return true;
         this.nudged.set(hostPath, { sig, at: now });
-        this.remember(hostPath, st);
+        this.known.remember(hostPath, st);
       } else {
-        this.known.delete(hostPath);
+        this.known.forget(hostPath);
       }
       lines.push(nudgeLine(share.mechanism === 'virtiofs' ? 'f' : 'h', ev, st, g));
       return true;
@@ -287,7 +281,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
         const st = await stat(d);
         if (st && nudge(d, 't', st)) paths.push(d);
       }
-      for (const [p] of pending) this.known.delete(p);
+      for (const [p] of pending) this.known.forget(p);
     } else {
       const changes = await Promise.all(pending.filter(([p]) => guestPathFor(p, shares)).map(async ([p, kind]) => ({ p, kind, st: await stat(p) })));
       // A rename: a path gone and a path made in one batch, the same inode.
@@ -337,37 +331,6 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
     }
-  }
-
-  /**
-   * Learn the inodes of what a newly watched folder holds, so that renaming
-   * a file that was there before the container started is seen as a rename
-   * (not a delete and a create). In the background, shallowest first, at
-   * most KNOWN_MAX paths, not inside node_modules or .git; what an event
-   * already reported is not overwritten.
-   */
-  private async seed(root: string, entry: Watched): Promise<void> {
-    const dirs = [root];
-    let seen = 0;
-    while (dirs.length && this.watched.get(root) === entry && seen < KNOWN_MAX) {
-      const dir = dirs.shift()!;
-      const names = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const d of names) {
-        const p = path.join(dir, d.name);
-        if (d.isDirectory() && !NOT_SEEDED.has(d.name)) dirs.push(p);
-        if (this.known.has(p)) continue;
-        const st = await fsp.lstat(p, { bigint: true }).catch(() => undefined);
-        if (st && !this.known.has(p)) this.remember(p, st);
-        if (++seen >= KNOWN_MAX) break;
-      }
-    }
-  }
-
-  /** Remember what a host path is now; the oldest are forgotten past KNOWN_MAX. */
-  private remember(hostPath: string, st: BigIntStats): void {
-    this.known.delete(hostPath);
-    this.known.set(hostPath, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs });
-    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value!);
   }
 
   private nudger(): Promise<ClientChannel> {

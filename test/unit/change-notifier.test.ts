@@ -56,6 +56,12 @@ test('host changes reach the guest as their own kinds: create, write, attributes
     assert.ok(!r.includes('d /guest/a.js') && !r.includes('c /guest/b.js'), `a rename is not a delete and a create: ${r.join(', ')}`);
     assert.equal(r.indexOf('T /guest/b.js'), r.indexOf('F /guest/a.js') + 1, 'F is followed by its T');
     await step(() => fs.rmSync(path.join(host, 'b.js')), ['d /guest/b.js', 'p /guest']);
+    // A folder made with a file in it at once (before the host watcher can watch the folder): both created, the folder first.
+    const made = await step(() => {
+      fs.mkdirSync(path.join(host, 'new'));
+      fs.writeFileSync(path.join(host, 'new', 'y'), 'y');
+    }, ['c /guest/new', 'c /guest/new/y']);
+    assert.ok(made.indexOf('c /guest/new') < made.indexOf('c /guest/new/y'));
     // A folder, then a file in it: both created.
     await step(() => fs.mkdirSync(path.join(host, 'sub')), ['c /guest/sub', 'p /guest']);
     await step(() => fs.writeFileSync(path.join(host, 'sub', 'x'), 'x'), ['c /guest/sub/x', 'p /guest/sub']);

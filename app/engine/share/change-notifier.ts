@@ -311,6 +311,8 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
           nudge(p, was && was.size === st.size && was.mtimeNs === st.mtimeNs ? 'a' : 'm', st);
         } else {
           nudge(p, 'c', st);
+          // What was made in a new folder before the host watcher watched it is never reported: look.
+          if (st.isDirectory()) void this.madeIn(p);
         }
         if (!st || kind !== 'update') await folder(path.dirname(p));
         paths.push(p);
@@ -331,6 +333,13 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'cannot nudge the guest');
     }
+  }
+
+  /** A folder just made on the host: what is in it already counts as created (the next batch). */
+  private async madeIn(dir: string): Promise<void> {
+    const names = await fsp.readdir(dir).catch(() => []);
+    if (names.length > FLOOD) return;
+    for (const n of names) if (!this.known.has(path.join(dir, n))) this.hostChanged(path.join(dir, n), 'create');
   }
 
   private nudger(): Promise<ClientChannel> {

@@ -212,18 +212,19 @@ async function sharesSection(): Promise<string[]> {
     { label: mech(shareDir)?.mechanism ?? '?', dir: shareDir, why: mech(shareDir)?.mechanismReason },
   ].filter((t, i, all) => all.findIndex((x) => x.label === t.label) === i);
   process.stderr.write(`bench: mechanisms measured: ${targets.map((t) => `${t.label} (${t.why ?? '?'})`).join(', ')}\n`);
-  const { rows: shareRows, settle } = await benchShares((script) => berth('shell', '--', 'sh', '-c', script), targets, '/var/lib/berth/bench', sizes, {
-    dir: syncDir,
-    guestFiles,
-  });
-  await must(berth('sync', 'rm', syncDir), 'berth sync rm');
-  fs.rmSync(syncDir, { recursive: true, force: true });
+  // Hot reload first: short, and needs the watcher image (a missing compiler fails here, not after the long workloads).
   process.stderr.write('bench: hot reload\n');
   const watcher = buildFixture('inotify-watch', home);
   if (!watcher.bin) throw new Error(`the hot reload bench needs its watcher: ${watcher.problem}`);
   await must(run('docker', ['import', busyboxRootfsTar(home, '/bin/busybox', { 'bin/inotify-watch': watcher.bin }), 'bench-watch:1']), 'docker import');
   const hot = [];
   for (const t of targets) hot.push(await benchHotReload(t.label, t.dir, 'bench-watch:1', env, QUICK ? 50 : 200));
+  const { rows: shareRows, settle } = await benchShares((script) => berth('shell', '--', 'sh', '-c', script), targets, '/var/lib/berth/bench', sizes, {
+    dir: syncDir,
+    guestFiles,
+  });
+  await must(berth('sync', 'rm', syncDir), 'berth sync rm');
+  fs.rmSync(syncDir, { recursive: true, force: true });
   const cols = targets.map((t) => t.label);
   rows.push(
     '## File sharing',

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { packageRoot } from '../../app/base/package-root.js';
 import { waitFor } from '../../app/base/process-util.js';
 
 /** Send `payload`, half-close, and collect everything echoed back until the peer ends. */
@@ -38,7 +39,7 @@ export async function timeUntil(what: string, check: () => Promise<boolean>, lim
 export function buildFixture(name: string, dir: string): { bin?: string; problem?: string } {
   const bin = path.join(dir, name);
   try {
-    execFileSync('cc', ['-static', '-O2', '-o', bin, path.join(import.meta.dirname, `../fixtures/${name}.c`)], { stdio: 'pipe' });
+    execFileSync('cc', ['-static', '-O2', '-o', bin, path.join(packageRoot(), 'test', 'fixtures', `${name}.c`)], { stdio: 'pipe' });
     return { bin };
   } catch (err) {
     return { problem: `cannot build the static ${name} with cc (${(err as Error).message.split('\n')[0]})` };

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sleep, waitFor } from '../app/base/process-util.js';
 import { pct } from './bench-kit.js';
 
 export interface HotReloadResult {
@@ -28,8 +29,6 @@ export interface HotReloadResult {
   /** The attach's round trip of the same lines (stdin in, echo out). */
   attachEcho: number[];
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Lines a child prints, each with when it arrived. */
 function lineLog(stream: NodeJS.ReadableStream): { lines: { at: number; text: string }[] } {
@@ -45,14 +44,11 @@ function lineLog(stream: NodeJS.ReadableStream): { lines: { at: number; text: st
   return log;
 }
 
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`hot reload bench: ${what} did not happen within ${timeoutMs / 1000} s`);
-    await sleep(2);
-  }
+/** What `find` finds, polled every 2 ms (waitFor); an error naming `what` after `timeoutMs`. */
+async function until<T>(what: string, find: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  let v: T | undefined;
+  if (await waitFor(() => (v = find()) !== undefined, timeoutMs, 2)) return v!;
+  throw new Error(`hot reload bench: ${what} did not happen within ${timeoutMs / 1000} s`);
 }
 
 /**

@@ -7,6 +7,7 @@ import { DockerStats } from './docker-stats.js';
 import { DockerStreams } from './docker-streams.js';
 import { containerView, dockerError, imageView, volumeView, type ContainerSummaryFull, type ImageSummary, type VolumeSummary } from './docker-views.js';
 import { DockerWatcher } from './docker-watch.js';
+import { compareText } from '../../base/text-order.js';
 
 /** What the Docker handlers get from the engine. */
 export interface DockerHandlerContext {
@@ -91,7 +92,7 @@ export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
     'containers.list': (p) =>
       call('list containers', async (a) => {
         const list = (await a.request('GET', `/containers/json${p.all === false ? '' : '?all=1'}`)) as ContainerSummaryFull[];
-        return { containers: list.map(containerView).sort((x, y) => y.created - x.created || x.name.localeCompare(y.name)) };
+        return { containers: list.map(containerView).sort((x, y) => y.created - x.created || compareText(x.name, y.name)) };
       }),
 
     'containers.start': (p) =>
@@ -188,7 +189,7 @@ export function dockerHandlers(ctx: DockerHandlerContext): DockerHandlers {
         const df = (await a.request('GET', '/system/df', undefined, 10_000).catch(() => undefined)) as { Volumes?: VolumeSummary[] | null } | undefined;
         const usage = new Map((df?.Volumes ?? []).map((v) => [v.Name, v.UsageData]));
         return {
-          volumes: vols.map((v) => volumeView({ ...v, UsageData: usage.get(v.Name) ?? v.UsageData })).sort((x, y) => x.name.localeCompare(y.name)),
+          volumes: vols.map((v) => volumeView({ ...v, UsageData: usage.get(v.Name) ?? v.UsageData })).sort((x, y) => compareText(x.name, y.name)),
         };
       }),
 

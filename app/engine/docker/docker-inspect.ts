@@ -1,4 +1,5 @@
 import type { ContainerDetails } from '../../contract/contract-docker.js';
+import { compareText } from '../../base/text-order.js';
 
 /**
  * `GET /containers/{id}/json` turned into the contract's ContainerDetails.
@@ -19,7 +20,7 @@ function pairs(entries: Iterable<[string, unknown]>): { name: string; value: str
     const v = str(value);
     if (v !== undefined && out.length < MAX_ITEMS) out.push({ name: name.slice(0, MAX_TEXT), value: v });
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return out.sort((a, b) => compareText(a.name, b.name));
 }
 
 /** "KEY=value" lines as pairs (a line without "=" is a name with an empty value). */

@@ -7,6 +7,7 @@ import { DockerPortWatcher, type PublishedPort } from './docker-port-watcher.js'
 import { GuestSocketWatcher } from './guest-socket-watcher.js';
 import { PortForward, sameBinding, specKey, type ForwardSpec } from './port-forward.js';
 import { isLoopback, isWildcard, type ListeningSocket } from './proc-net.js';
+import { compareText } from '../../base/text-order.js';
 
 export type PortBind = 'loopback' | 'all';
 
@@ -229,7 +230,7 @@ export class PortManager extends EventEmitter<{ change: [PortView[]] }> {
         if (f.holder) v.holder = f.holder;
         return v;
       })
-      .sort((a, b) => a.hostPort - b.hostPort || a.proto.localeCompare(b.proto));
+      .sort((a, b) => a.hostPort - b.hostPort || compareText(a.proto, b.proto));
   }
 
   async stop(): Promise<void> {

@@ -16,7 +16,7 @@ import {
   type PlanContext,
   type RunState,
 } from './boot/boot-plan.js';
-import { CrashBudget, findLeftVm, vmExitedInfo } from './boot/crash-recovery.js';
+import { CrashRecovery, findLeftVm } from './boot/crash-recovery.js';
 import { rotateLog } from './boot/instance-disks.js';
 import { launchVm, prepareRun } from './boot/launch-vm.js';
 import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
@@ -94,8 +94,8 @@ export class Engine extends EventEmitter<
   private driver?: Driver;
   private driverChoice?: DriverChoiceView;
   private vmSpec?: VmSpec;
-  /** When the VM went down by itself lately (for the restart budget). */
-  private readonly crashes = new CrashBudget();
+  /** A VM that went down by itself: error at once, teardown, a restart within the budget. */
+  private readonly crashes: CrashRecovery;
   /** A running guest that stopped answering is stopped like a crash (runtime/guest-watchdog.ts). */
   private readonly watchdog: GuestWatchdog;
   /** The idle rest, and the docker socket that outlives one VM run. */
@@ -117,6 +117,17 @@ export class Engine extends EventEmitter<
       inFlight: () => !!(this.startPromise || this.stopPromise || this.reattaching),
       start: () => this.start(),
       toRest: () => this.stopping(() => this.doStop(false, true)),
+    });
+    this.crashes = new CrashRecovery({
+      sm: this.sm,
+      log: o.log,
+      serialLog: o.paths.serialLog,
+      recoveryDelayMs: o.tuning.recoveryDelayMs,
+      teardown: () => this.teardown(false),
+      restart: () => {
+        if (this.stopPromise || this.startPromise) return;
+        this.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'restarting the VM after a crash failed'));
+      },
     });
     this.sm.on('change', (c) => {
       this.o.log.info({ state: c.state, previous: c.previous, error: c.error?.code }, 'vm state');
@@ -161,7 +172,7 @@ export class Engine extends EventEmitter<
     if (r) Object.assign(st, runStatus(r));
     if (this.vm) st.vmPid = this.vm.pid;
     if (this.attached) st.attached = true;
-    const lastCrash = this.crashes.last();
+    const lastCrash = this.crashes.budget.last();
     if (lastCrash) st.lastCrash = lastCrash;
     if (Object.keys(this.timings).length) st.timings = { ...this.timings };
     const timeline = this.boot.view();
@@ -181,6 +192,7 @@ export class Engine extends EventEmitter<
     if (this.sm.state === 'running') return Promise.resolve(this.status());
     if (this.startPromise) return this.startPromise;
     const p = (async () => {
+      await this.crashes.settled();
       if (this.reattaching) await this.reattaching;
       if (this.sm.state === 'running') return this.status();
       if (this.stopPromise) await this.stopPromise.catch(() => undefined);
@@ -298,32 +310,8 @@ export class Engine extends EventEmitter<
       if (this.vm !== vm) return;
       const reason = this.watchdog.takeReason() ?? e.reason;
       this.vm = undefined;
-      if (this.sm.state === 'stopping' || this.sm.state === 'stopped') return;
-      this.o.log.error({ reason }, 'VM exited unexpectedly');
-      const wasRunning = this.sm.state === 'running';
-      void this.teardown(false).then(() => {
-        if (!wasRunning) return; // a start in flight reports its own failure
-        if (this.sm.state !== 'running') return;
-        const restart = this.crashes.record(reason);
-        this.sm.to('error', vmExitedInfo(this.paths.serialLog, reason, restart ? undefined : this.crashes.spentNote()));
-        if (restart) this.scheduleRecovery();
-      });
+      if (this.sm.state !== 'stopping' && this.sm.state !== 'stopped') this.crashes.vmExited(reason);
     });
-  }
-
-  /**
-   * A VM that died under a running engine (QEMU killed, a kernel panic, the
-   * hypervisor crashing) is started again, as Docker Desktop and OrbStack
-   * do: the data disk holds the containers, images and volumes, and
-   * containers with a restart policy come back with dockerd. `berth stop`
-   * in the meantime cancels it.
-   */
-  private scheduleRecovery(): void {
-    this.crashes.schedule(() => {
-      if (this.sm.state !== 'error' || this.stopPromise || this.startPromise) return;
-      this.o.log.warn({ crashes: this.crashes.count }, 'starting the VM again after it stopped unexpectedly');
-      this.start().catch((err: Error) => this.o.log.error({ err: err.message }, 'restarting the VM after a crash failed'));
-    }, this.o.tuning.recoveryDelayMs);
   }
 
   /**
@@ -355,6 +343,7 @@ export class Engine extends EventEmitter<
       return this.stopPromise.then(() => (this.sm.state === 'resting' ? this.stop(opts) : this.status()));
     }
     return this.stopping(async () => {
+      await this.crashes.settled();
       if (this.reattaching) await this.reattaching;
       if (this.startPromise) await this.startPromise.catch(() => undefined);
       if (this.sm.state === 'stopped') return this.status();

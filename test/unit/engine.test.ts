@@ -204,6 +204,30 @@ test('a VM that dies while running: error state with a hint, socket released', a
   assert.deepEqual(states, ['starting', 'running', 'error']);
 });
 
+test('the moment a running VM dies the engine says error, and a start then waits for the old run to be taken down', { timeout: 20_000 }, async () => {
+  const { engine, paths, driver, states } = makeEngine('ok', { recoveryDelayMs: 60_000 });
+  await engine.start();
+  // A slow teardown (a share or a forward that takes its time to close).
+  const teardown = engine['teardown'].bind(engine);
+  engine['teardown'] = async (killVm: boolean) => {
+    await new Promise((r) => setTimeout(r, 300));
+    return teardown(killVm);
+  };
+  await driver.vms[0]!.exit('the QEMU process is gone');
+  // Before: `running` with no VM until the teardown finished.
+  const now = engine.status();
+  assert.equal(now.state, 'error');
+  assert.equal(now.vmPid, undefined);
+  // Before: this start's new socket was closed by the old run's teardown.
+  await engine.start();
+  assert.equal(engine.status().state, 'running');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(fs.existsSync(paths.dockerSocket), 'the new run keeps its docker socket');
+  assert.equal(await ping(engine.status().dockerSocket), 'OK');
+  assert.deepEqual(states, ['starting', 'running', 'error', 'starting', 'running']);
+  assert.equal(driver.vms.length, 2);
+});
+
 /** The runtime's parts as they go down: each says so with an empty list. */
 function teardownOrder(engine: Engine): string[] {
   const order: string[] = [];

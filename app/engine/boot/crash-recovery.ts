@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import type { Logger } from 'pino';
 import type { Driver, RunningVm, VmSpec } from '../drivers/driver.js';
 import { bootModeFor } from '../drivers/features.js';
 import { BerthError, type ErrorInfo } from '../../contract/errors.js';
 import { readJsonIfExists, tailFile } from '../../base/fs-util.js';
 import type { GuestImage, ImageStore } from '../image/image-store.js';
+import type { VmStateMachine } from '../vm/state-machine.js';
 import { vmSpecFor, type PlanContext, type RunState } from './boot-plan.js';
 
 /**
@@ -59,6 +61,67 @@ export class CrashBudget {
   cancel(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+  }
+}
+
+export interface CrashRecoveryOptions {
+  sm: VmStateMachine;
+  log: Logger;
+  serialLog: string;
+  recoveryDelayMs: number;
+  /** Take down what ran on the dead VM's session (the socket, ports, sync, shares). */
+  teardown: () => Promise<void>;
+  /** Start again after a crash, unless a start or stop came first (the engine decides). */
+  restart: () => void;
+}
+
+/**
+ * A VM that went down by itself. A running one is in `error` at once, with
+ * the console's last lines, before anything is taken down: no status ever
+ * says `running` for a VM that is gone. Its teardown runs in the background;
+ * a start or stop waits for it (`settled`), so a new run's docker socket is
+ * never closed by the old run's teardown. Then, within the budget, the VM
+ * is started again, as Docker Desktop and OrbStack do: the data disk holds
+ * the containers, images and volumes, and containers with a restart policy
+ * come back with dockerd. `berth stop` in the meantime cancels it.
+ */
+export class CrashRecovery {
+  readonly budget = new CrashBudget();
+  private down?: Promise<void>;
+
+  constructor(private readonly o: CrashRecoveryOptions) {}
+
+  /** The VM process exited while the engine did not stop it. */
+  vmExited(reason: string): void {
+    this.o.log.error({ reason }, 'VM exited unexpectedly');
+    // Booting, the start in flight reports its own failure.
+    const restart = this.o.sm.state === 'running' && this.budget.record(reason);
+    if (this.o.sm.state === 'running') this.o.sm.to('error', vmExitedInfo(this.o.serialLog, reason, restart ? undefined : this.budget.spentNote()));
+    const down = this.o
+      .teardown()
+      .catch((err: Error) => this.o.log.error({ err: err.message }, 'taking down what ran on the VM failed'))
+      .finally(() => {
+        if (this.down === down) this.down = undefined;
+      });
+    this.down = down;
+    if (restart)
+      void down.then(() =>
+        this.budget.schedule(() => {
+          if (this.o.sm.state !== 'error') return;
+          this.o.log.warn({ crashes: this.budget.count }, 'starting the VM again after it stopped unexpectedly');
+          this.o.restart();
+        }, this.o.recoveryDelayMs),
+      );
+  }
+
+  /** Resolves once what ran on a crashed VM is taken down (at once when nothing is). */
+  settled(): Promise<void> {
+    return this.down ?? Promise.resolve();
+  }
+
+  /** A stop: no automatic restart. */
+  cancel(): void {
+    this.budget.cancel();
   }
 }
 

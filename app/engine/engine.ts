@@ -2,30 +2,17 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { EventData, VmStatus } from '../contract/contract.js';
-import { BootTimeline } from './boot/boot-timeline.js';
-import {
-  driverOfRun,
-  imageView,
-  instanceStatus,
-  pickDriver,
-  sshLogin,
-  type SshLogin,
-  runStatus,
-  type DriverChoiceView,
-  type EngineTuning,
-  type PlanContext,
-  type RunState,
-} from './boot/boot-plan.js';
+import { driverOfRun, imageView, instanceStatus, pickDriver, sshLogin, type SshLogin, type EngineTuning, type PlanContext } from './boot/boot-plan.js';
 import { CrashRecovery, findLeftVm } from './boot/crash-recovery.js';
+import { CurrentRun } from './boot/current-run.js';
 import { rotateLog } from './boot/instance-disks.js';
 import { launchVm, prepareRun } from './boot/launch-vm.js';
-import type { Driver, RunningVm, VmSpec } from './drivers/driver.js';
+import type { Driver, RunningVm } from './drivers/driver.js';
 import type { DriverFactory } from './drivers/driver-select.js';
 import { contextName, ensureDockerContextOrWarn, type ContextResult } from '../base/docker-context.js';
 import { BerthError, toErrorInfo } from '../contract/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../base/fs-util.js';
 import { ensureGuestKeys, type GuestKeys } from '../base/ssh-keys.js';
-import { poweroff } from './guest/queries.js';
 import type { GuestSession } from './guest/session.js';
 import type { GuestImage, ImageStore, ProgressDetail } from './image/image-store.js';
 import type { InstancePaths } from '../base/paths.js';
@@ -34,6 +21,7 @@ import { GuestWatchdog } from './runtime/guest-watchdog.js';
 import type { GuestRuntime, RuntimeEvents } from './runtime/guest-runtime.js';
 import { LiveEdits } from './runtime/live-edits.js';
 import { RestControl } from './runtime/rest-control.js';
+import { shutDown } from './runtime/shut-down.js';
 import type { Settings } from './settings/schema.js';
 import type { SettingsStore } from './settings/store.js';
 import type { StartPhase, StateChange } from '../contract/vm-states.js';
@@ -57,8 +45,6 @@ export interface EngineOptions {
   tuning: EngineTuning;
 }
 
-type Timings = NonNullable<VmStatus['timings']>;
-
 /**
  * One instance: its VM, the guest session and the docker socket. Owns the
  * state machine; every transition and start phase is an event.
@@ -76,24 +62,16 @@ export class Engine extends EventEmitter<
     () => this.runtime,
   );
   private phase?: StartPhase;
-  private vm?: RunningVm;
+  /** The VM run there is now (boot/current-run.ts). */
+  private readonly cur = new CurrentRun();
   /** What lives on the connected guest session (shares, sync, socket, ports). */
   private runtime?: GuestRuntime;
   private keys?: GuestKeys;
   private image?: GuestImage;
-  private run?: RunState;
   private context?: ContextResult;
-  private timings: Timings = {};
-  /** The last start's steps, the engine's and the guest's. */
-  private readonly boot = new BootTimeline();
-  private attached = false;
   private startPromise?: Promise<VmStatus>;
   private stopPromise?: Promise<VmStatus>;
   private reattaching?: Promise<boolean>;
-  /** The driver of the VM that runs or starts, and why it was chosen. */
-  private driver?: Driver;
-  private driverChoice?: DriverChoiceView;
-  private vmSpec?: VmSpec;
   /** A VM that went down by itself: error at once, teardown, a restart within the budget. */
   private readonly crashes: CrashRecovery;
   /** A running guest that stopped answering is stopped like a crash (runtime/guest-watchdog.ts). */
@@ -104,8 +82,8 @@ export class Engine extends EventEmitter<
   constructor(private readonly o: EngineOptions) {
     super();
     this.watchdog = new GuestWatchdog({
-      limitMs: () => this.o.tuning.hungGuestMs ?? (this.run?.accel === 'tcg' ? 300_000 : 120_000),
-      runningVm: () => (this.sm.state === 'running' ? this.vm : undefined),
+      limitMs: () => this.o.tuning.hungGuestMs ?? (this.cur.run?.accel === 'tcg' ? 300_000 : 120_000),
+      runningVm: () => (this.sm.state === 'running' ? this.cur.vm : undefined),
       log: o.log,
     });
     this.rest = new RestControl({
@@ -162,21 +140,20 @@ export class Engine extends EventEmitter<
   }
 
   status(): VmStatus {
-    const r = this.run;
-    const st = instanceStatus({ paths: this.paths, state: this.sm.state, settings: this.o.settings, run: r, driver: this.driver?.name ?? this.o.driver?.name });
+    const cur = this.cur;
+    const st = instanceStatus({
+      paths: this.paths,
+      state: this.sm.state,
+      settings: this.o.settings,
+      run: cur.run,
+      driver: cur.driver?.name ?? this.o.driver?.name,
+    });
     if (this.sm.state === 'starting' && this.phase) st.phase = this.phase;
     const err = this.sm.error;
     if (err) st.error = err;
-    const why = this.driver ? this.driverChoice?.reason : undefined;
-    if (why) st.driverReason = why;
-    if (r) Object.assign(st, runStatus(r));
-    if (this.vm) st.vmPid = this.vm.pid;
-    if (this.attached) st.attached = true;
+    cur.addTo(st);
     const lastCrash = this.crashes.budget.last();
     if (lastCrash) st.lastCrash = lastCrash;
-    if (Object.keys(this.timings).length) st.timings = { ...this.timings };
-    const timeline = this.boot.view();
-    if (timeline) st.bootTimeline = timeline;
     if (this.context) st.dockerContext = { ...this.context };
     if (this.runtime) Object.assign(st, this.runtime.status(st.disk));
     st.rest = this.rest.view();
@@ -197,7 +174,7 @@ export class Engine extends EventEmitter<
       if (this.sm.state === 'running') return this.status();
       if (this.stopPromise) await this.stopPromise.catch(() => undefined);
       // A VM still up after an error (a failed reattach) is shut down first.
-      if (this.sm.state === 'error' && this.vm) await this.doStop(false);
+      if (this.sm.state === 'error' && this.cur.vm) await this.doStop(false);
       return this.doStart();
     })();
     this.startPromise = p.finally(() => {
@@ -208,9 +185,9 @@ export class Engine extends EventEmitter<
 
   private async doStart(): Promise<VmStatus> {
     const t0 = Date.now();
-    this.timings = {};
-    this.boot.begin();
-    this.attached = false;
+    this.cur.timings = {};
+    this.cur.boot.begin();
+    this.cur.attached = false;
     this.sm.to('starting');
     try {
       this.progress('prepare', 'preparing the instance');
@@ -219,7 +196,7 @@ export class Engine extends EventEmitter<
       this.keys = ensureGuestKeys(this.paths.keysDir, this.paths.clientKey, this.paths.hostKey, this.paths.name);
       // The driver first: a driver that cannot run here fails before any image work.
       const driver = await this.selectDriver(settings);
-      this.timings.prepareMs = Date.now() - t0;
+      this.cur.timings.prepareMs = Date.now() - t0;
 
       const tImage = Date.now();
       this.progress('image', 'checking the guest image');
@@ -228,35 +205,35 @@ export class Engine extends EventEmitter<
         images: this.o.images,
         tuning: this.o.tuning,
         driver,
-        driverReason: this.driverChoice?.reason,
-        driverChecks: this.driverChoice?.checks,
+        driverReason: this.cur.driverChoice?.reason,
+        driverChecks: this.cur.driverChoice?.checks,
         settings,
         keys: this.keys,
         imageProgress: (m, d) => this.progress('image', m, d),
       });
       const { image, accel } = prepared;
       this.image = image;
-      this.run = prepared.run;
-      this.vmSpec = prepared.spec;
-      this.timings.imageMs = Date.now() - tImage;
+      this.cur.run = prepared.run;
+      this.cur.spec = prepared.spec;
+      this.cur.timings.imageMs = Date.now() - tImage;
 
       const tBoot = Date.now();
       this.progress('boot', `booting the VM (${driver.name}, ${accel.accel}, ${settings.cpus} CPUs, ${settings.memoryMiB} MiB)`);
       rotateLog(this.paths.serialLog);
-      this.boot.mark('vm-spawn');
+      this.cur.boot.mark('vm-spawn');
       const launched = await launchVm(this.plan, prepared, driver, settings);
-      this.vm = launched.vm;
-      this.vmSpec = launched.spec;
-      this.boot.mark('vm-process-up');
-      this.watchVm(this.vm);
-      writeFileAtomic(this.paths.state, JSON.stringify(this.run, null, 2) + '\n');
-      this.timings.bootMs = Date.now() - tBoot;
+      this.cur.vm = launched.vm;
+      this.cur.spec = launched.spec;
+      this.cur.boot.mark('vm-process-up');
+      this.watchVm(this.cur.vm);
+      writeFileAtomic(this.paths.state, JSON.stringify(this.cur.run, null, 2) + '\n');
+      this.cur.timings.bootMs = Date.now() - tBoot;
 
       await this.connectGuest(tBoot, accel.accel === 'tcg');
-      this.timings.totalMs = Date.now() - t0;
+      this.cur.timings.totalMs = Date.now() - t0;
       this.sm.to('running');
       this.rest.running();
-      this.o.log.info({ timings: this.timings }, 'VM running');
+      this.o.log.info({ timings: this.cur.timings }, 'VM running');
       return this.status();
     } catch (err) {
       await this.teardown(true);
@@ -270,20 +247,20 @@ export class Engine extends EventEmitter<
   /** ssh, then dockerd, then the host socket (runtime/connect-guest.ts): shared by start and reattach. */
   private async connectGuest(tBoot: number, slow: boolean): Promise<void> {
     await connectGuest({
-      vm: this.vm!,
-      spec: this.vmSpec!,
+      vm: this.cur.vm!,
+      spec: this.cur.spec!,
       keys: this.keys!,
-      run: this.run!,
+      run: this.cur.run!,
       paths: this.paths,
       log: this.o.log,
       tuning: this.o.tuning,
       settings: () => this.settingsStore().get(),
       dockerSocket: this.rest.socket,
       slow,
-      attached: this.attached,
+      attached: this.cur.attached,
       tBoot,
-      timings: this.timings,
-      boot: this.boot,
+      timings: this.cur.timings,
+      boot: this.cur.boot,
       progress: (phase, message) => this.progress(phase, message),
       adopt: (rt) => {
         rt.on('session', ({ state }) => this.watchdog.session(state));
@@ -300,16 +277,16 @@ export class Engine extends EventEmitter<
       this.progress('prepare', settings.driver === 'auto' ? 'choosing the VM driver for this host' : `checking the ${settings.driver} driver`);
     const sel = await pickDriver(this.o, settings.driver, this.o.images.arch);
     if (!this.o.driver) this.o.log.info({ driver: sel.driver.name, reason: sel.choice.reason, warnings: sel.choice.warnings }, 'driver');
-    this.driver = sel.driver;
-    this.driverChoice = sel.choice;
+    this.cur.driver = sel.driver;
+    this.cur.driverChoice = sel.choice;
     return sel.driver;
   }
 
   private watchVm(vm: RunningVm): void {
     vm.on('exit', (e) => {
-      if (this.vm !== vm) return;
+      if (this.cur.vm !== vm) return;
       const reason = this.watchdog.takeReason() ?? e.reason;
-      this.vm = undefined;
+      this.cur.vm = undefined;
       if (this.sm.state !== 'stopping' && this.sm.state !== 'stopped') this.crashes.vmExited(reason);
     });
   }
@@ -326,12 +303,12 @@ export class Engine extends EventEmitter<
     this.runtime = undefined;
     await rt?.close();
     await this.rest.closeSocket();
-    if (killVm && this.vm) {
-      const vm = this.vm;
-      this.vm = undefined;
+    if (killVm && this.cur.vm) {
+      const vm = this.cur.vm;
+      this.cur.vm = undefined;
       await vm.kill().catch(() => undefined);
     }
-    if (!this.vm) fs.rmSync(this.paths.state, { force: true });
+    if (!this.cur.vm) fs.rmSync(this.paths.state, { force: true });
   }
 
   /** Stop the VM: the guest flushes and powers off; forced after a timeout. */
@@ -363,48 +340,23 @@ export class Engine extends EventEmitter<
     return this.stopPromise;
   }
 
-  /**
-   * The same teardown list as a crash, in two halves: ports and the socket
-   * go first (no new work reaches dockerd), the synced folders flush and
-   * stop, then the guest powers off while its shares are still served, and
-   * the shares and the session go last.
-   */
+  /** A clean stop (runtime/shut-down.ts); going to rest keeps the docker socket listening for the wake. */
   private async doStop(force: boolean, toRest = false): Promise<VmStatus> {
     this.sm.to('stopping');
     this.watchdog.stop();
     this.rest.leaving();
-    const vm = this.vm;
     const rt = this.runtime;
     this.runtime = undefined;
-    await rt?.unwindAbove('sync');
-    // Going to rest, the socket stays and new connections wait for the wake.
-    if (!toRest) await this.rest.closeSocket();
-    // What containers wrote in synced folders reaches the host before the VM goes.
-    if (!force) await rt?.flushSync(this.o.tuning.syncStopTimeoutMs);
-    await rt?.unwindAbove('shares');
-    if (vm && vm.alive()) {
-      let off = false;
-      const session = rt?.session;
-      if (!force && session?.currentState === 'connected') {
-        this.o.log.info('asking the guest to power off');
-        // The guest stops dockerd, flushes and unmounts the data disk, then
-        // powers off; the ssh connection drops on the way.
-        void poweroff(session);
-        session.expectShutdown();
-        off = await vm.waitExit(this.o.tuning.stopTimeoutMs);
-        if (!off) this.o.log.warn('the guest did not power off in time; forcing it off');
-      }
-      if (!off) await vm.kill();
-    }
-    await rt?.close();
-    this.vm = undefined;
-    this.run = undefined;
-    this.driver = undefined;
-    this.driverChoice = undefined;
-    this.vmSpec = undefined;
-    this.attached = false;
-    this.timings = {};
-    this.boot.clear();
+    await shutDown({
+      vm: this.cur.vm,
+      runtime: rt,
+      log: this.o.log,
+      force,
+      closeSocket: toRest ? undefined : () => this.rest.closeSocket(),
+      syncStopTimeoutMs: this.o.tuning.syncStopTimeoutMs,
+      stopTimeoutMs: this.o.tuning.stopTimeoutMs,
+    });
+    this.cur.clear();
     fs.rmSync(this.paths.state, { force: true });
     this.sm.to(toRest ? 'resting' : 'stopped');
     if (toRest) this.rest.rested();
@@ -434,22 +386,22 @@ export class Engine extends EventEmitter<
     if (!left) return false;
     const { run, image, driver, spec, vm } = left;
     const t0 = Date.now();
-    this.timings = {};
-    this.boot.clear();
+    this.cur.timings = {};
+    this.cur.boot.clear();
     this.sm.to('starting');
     try {
       this.progress('prepare', `found the VM (pid ${vm.pid}) of an earlier engine; reattaching`);
       this.keys = ensureGuestKeys(this.paths.keysDir, this.paths.clientKey, this.paths.hostKey, this.paths.name);
-      this.run = run;
+      this.cur.run = run;
       this.image = image;
-      this.vm = vm;
-      this.driver = driver;
-      this.driverChoice = { reason: run.driverReason ?? `${driver.name} (reattached)`, warnings: [] };
-      this.vmSpec = spec;
+      this.cur.vm = vm;
+      this.cur.driver = driver;
+      this.cur.driverChoice = { reason: run.driverReason ?? `${driver.name} (reattached)`, warnings: [] };
+      this.cur.spec = spec;
       this.watchVm(vm);
-      this.attached = true;
+      this.cur.attached = true;
       await this.connectGuest(t0, run.accel === 'tcg');
-      this.timings.totalMs = Date.now() - t0;
+      this.cur.timings.totalMs = Date.now() - t0;
       this.sm.to('running');
       this.rest.running();
       this.o.log.info({ pid: vm.pid }, 'reattached to the running VM');
@@ -464,10 +416,10 @@ export class Engine extends EventEmitter<
 
   /** The ssh endpoint for `berth shell`. */
   sshEndpoint(): SshLogin {
-    if (this.sm.state !== 'running' || !this.run || !this.keys) {
+    if (this.sm.state !== 'running' || !this.cur.run || !this.keys) {
       throw new BerthError('VM_NOT_RUNNING', 'the VM is not running', 'Start it with `berth start`.');
     }
-    return sshLogin(this.run, this.keys, this.paths);
+    return sshLogin(this.cur.run, this.keys, this.paths);
   }
 
   async guestLogs(lines: number): Promise<string[]> {

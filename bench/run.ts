@@ -33,6 +33,7 @@ import { benchPorts } from './ports.js';
 import { benchDashboard, dashboardRows } from './dashboard.js';
 import { benchShares } from './shares.js';
 import { benchHotReload, hotReloadRows } from './hot-reload.js';
+import { benchDevWorkloads, DEV_QUICK, DEV_SIZES, devImageTar, devWorkloadRows } from './dev-workloads.js';
 import { buildFixture } from '../test/helpers/net-probe.js';
 import { benchSftpLocal, sftpBenchTable } from './sftp.js';
 import { bootRows, startRows, startRuns } from './starts.js';
@@ -223,6 +224,20 @@ async function sharesSection(): Promise<string[]> {
     dir: syncDir,
     guestFiles,
   });
+  process.stderr.write('bench: developer workloads\n');
+  await must(run('docker', ['import', devImageTar(home, QUICK ? DEV_QUICK : DEV_SIZES), 'bench-dev:1']), 'docker import');
+  const devPlaces = [
+    { label: 'guest disk', mount: 'bench-dev' },
+    ...targets.filter((t) => t.label !== 'reverse-sshfs').map((t) => ({ label: t.label, mount: t.dir })),
+    { label: 'synced folder', mount: syncDir },
+  ];
+  const dev = await benchDevWorkloads(
+    (a) => run('docker', a),
+    'bench-dev:1',
+    devPlaces,
+    QUICK ? DEV_QUICK : DEV_SIZES,
+    (m) => process.stderr.write(`bench: ${m}\n`),
+  );
   await must(berth('sync', 'rm', syncDir), 'berth sync rm');
   fs.rmSync(syncDir, { recursive: true, force: true });
   const cols = targets.map((t) => t.label);
@@ -244,6 +259,10 @@ async function sharesSection(): Promise<string[]> {
     '|---|---|',
     ...settle.map((x) => `| ${x.what} | ${s1(x.ms)} |`),
     '',
+    ...devWorkloadRows(
+      dev,
+      `Reverse sshfs is left out: its cost per file (the create row above) makes these many-file steps take many minutes under TCG.${QUICK ? ' `--quick` sizes.' : ''}`,
+    ),
     ...hotReloadRows(hot),
   );
   process.stderr.write('bench: sftp server alone\n');

@@ -1,0 +1,88 @@
+/**
+ * The bench's developer workloads (bench/dev-workloads.ts): the trees it
+ * unpacks, the libraries it copies for git, and that its build reads every
+ * source exactly once (run here with the busybox sh the image gets).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { buildScript, devScript, devTarballs, lddPaths, makeNodeModules, makeSources, parseSteps } from '../../bench/dev-workloads.js';
+import { busyboxProblem } from '../helpers/busybox-rootfs.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+const t = shortTempDir('bdev');
+after(() => t.cleanup());
+
+function count(dir: string): { files: number; links: number } {
+  let files = 0;
+  let links = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isSymbolicLink()) links++;
+    else if (e.isFile()) files++;
+  }
+  return { files, links };
+}
+
+test('node_modules: 50 files a package and a .bin link each, every link resolving', () => {
+  const root = path.join(t.dir, 'nm');
+  assert.deepEqual(makeNodeModules(root, 7), { files: 350, links: 7 });
+  assert.deepEqual(count(path.join(root, 'node_modules')), { files: 350, links: 7 });
+  assert.ok(fs.statSync(path.join(root, 'node_modules', '.bin', 'pkg-6')).isFile());
+});
+
+test("ldd's output: the libraries by path and the interpreter, not the vdso", () => {
+  const out = [
+    '\tlinux-vdso.so.1 (0x00007ffd)',
+    '\tlibpcre2-8.so.0 => /lib/x86_64-linux-gnu/libpcre2-8.so.0 (0x00007f6e)',
+    '\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x00007f6e)',
+    '\t/lib64/ld-linux-x86-64.so.2 (0x00007f6e)',
+  ].join('\n');
+  assert.deepEqual(lddPaths(out), ['/lib/x86_64-linux-gnu/libpcre2-8.so.0', '/lib/x86_64-linux-gnu/libz.so.1', '/lib64/ld-linux-x86-64.so.2']);
+});
+
+test('the build reads every source exactly once and writes a tenth as many outputs', () => {
+  const problem = busyboxProblem();
+  assert.equal(problem, undefined, `the bench image needs busybox-static: ${problem}`);
+  const root = path.join(t.dir, 'build');
+  makeSources(root, 1000);
+  execFileSync('/bin/busybox', ['sh', '-c', buildScript(1000)], { cwd: root });
+  const outputs = fs.readdirSync(path.join(root, 'out'));
+  assert.equal(outputs.length, 100);
+  const read = outputs.reduce((n, o) => n + fs.statSync(path.join(root, 'out', o)).size, 0);
+  const sources = count(path.join(root, 'src')).files;
+  assert.equal(sources, 1000);
+  const bytes = fs.readdirSync(path.join(root, 'src'), { recursive: true }).reduce((n, f) => {
+    const p = path.join(root, 'src', String(f));
+    return n + (fs.statSync(p).isFile() ? fs.statSync(p).size : 0);
+  }, 0);
+  assert.equal(read, bytes, 'the outputs hold every source byte once');
+});
+
+test("the whole script under the image's busybox sh, with the host's git: every step timed", () => {
+  const sizes = { packages: 3, repoFiles: 120, buildFiles: 200 };
+  const data = path.join(t.dir, 'data');
+  const w = path.join(t.dir, 'w');
+  fs.mkdirSync(data);
+  fs.mkdirSync(w);
+  assert.deepEqual(devTarballs(data, sizes), ['node_modules.tar', 'repo.tar', 'build.tar']);
+  const out = execFileSync('/bin/busybox', ['sh', '-c', devScript(sizes, { w, data, drop: 'sync' })], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: t.dir },
+  });
+  const steps = parseSteps(out);
+  assert.deepEqual(
+    [...steps.keys()],
+    [
+      'unpack node_modules (150 files, 3 links)',
+      'delete node_modules',
+      'git add -A && git commit (120 files)',
+      'git status (clean tree, cold cache)',
+      'git status again (warm)',
+      'build: read 200 sources, write 20 outputs',
+    ],
+  );
+  for (const [step, ms] of steps) assert.ok(Number.isInteger(ms) && ms >= 0, `${step}: ${ms}`);
+  assert.ok(!fs.existsSync(path.join(w, 'dev')), 'the script cleans up after itself');
+});

@@ -86,13 +86,16 @@ export function lddPaths(lddOutput: string): string[] {
   return out;
 }
 
+/** How many outputs the build writes: a tenth of its sources, at most 500. */
+const buildOutputs = (buildFiles: number) => Math.min(500, Math.floor(buildFiles / 10));
+
 /**
  * The build: output k concatenates src/d(k/10)/f(k%10)* (f3 and f30-f39),
  * so every source is read exactly once and `buildFiles / 10` outputs are
  * written. busybox sh.
  */
 export function buildScript(buildFiles: number): string {
-  const outputs = Math.min(500, Math.floor(buildFiles / 10));
+  const outputs = buildOutputs(buildFiles);
   return `mkdir -p out; k=0; while [ $k -lt ${outputs} ]; do cat src/d$((k / 10))/f$((k % 10))* > out/o$k; k=$((k+1)); done`;
 }
 
@@ -102,7 +105,7 @@ export function buildScript(buildFiles: number): string {
  * dropped between steps; the unit test runs it on the host with its own.
  */
 export function devScript(sizes: DevSizes, at = { w: '/w', data: '/data', drop: 'sync; echo 3 > /proc/sys/vm/drop_caches' }): string {
-  // The image's busybox date has no %N: the guest's uptime, in hundredths.
+  // The image's busybox date has no %N: now() is the guest's uptime in ms (10 ms steps).
   const t = (name: string, cmd: string) => `s=$(now); ${cmd}; e=$(now); echo "${name} $(( e - s ))"`;
   const git = "git -c safe.directory='*' -c user.name=bench -c user.email=bench@berth.invalid -c core.fsmonitor=false";
   return [
@@ -122,7 +125,7 @@ export function devScript(sizes: DevSizes, at = { w: '/w', data: '/data', drop: 
     t('git status again (warm)', `${git} status --porcelain > /dev/null`),
     `cd '${at.w}/dev'; mkdir build; cd build; tar xf '${at.data}/build.tar'`,
     'drop',
-    t(`build: read ${sizes.buildFiles} sources, write ${Math.min(500, Math.floor(sizes.buildFiles / 10))} outputs`, buildScript(sizes.buildFiles)),
+    t(`build: read ${sizes.buildFiles} sources, write ${buildOutputs(sizes.buildFiles)} outputs`, buildScript(sizes.buildFiles)),
     `cd /; rm -rf '${at.w}/dev'`,
   ].join('\n');
 }

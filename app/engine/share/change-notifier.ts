@@ -26,7 +26,9 @@
  * Only folders that running containers bind-mount from a share are watched
  * (Docker's events tell which), not whole home folders. Changes the guest
  * made through reverse sshfs (reported by the SFTP server) are not echoed
- * back; over virtiofs they are nudged once more (an extra attribute event).
+ * back; over virtiofs the host cannot tell them from its own, and they are
+ * sent once more: the module drops them at once when nothing in the guest
+ * watches that file system, and sends a watcher an extra event otherwise.
  *
  * The guest side is programs/nudge.pl. One line per path: `HOW EV ASEC
  * ANSEC MSEC MNSEC PATH`, HOW `f` (ask the file server, fall back to the

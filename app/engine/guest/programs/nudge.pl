@@ -55,7 +55,11 @@ while (my $line = <STDIN>) {
     next if event("$ev $p");
   } elsif ($ev eq 'p') {
     next if $events;
-  } elsif ($ev ne 't') {
+  } elsif ($ev eq 't') {
+    # A flood's folder: the module's IN_ATTRIB, not a touch through the share
+    # (a round trip to the file server, and a change the host sees again).
+    next if event("a $p");
+  } else {
     next;
   }
   next if $ev eq 'd';

@@ -275,6 +275,11 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     const share = () =>
       (JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).shares as { hostPath: string; readOnly?: boolean }[]).find((s) => s.hostPath === dir);
     assert.deepEqual(share(), { hostPath: dir, readOnly: true });
+    // A sync carries containers' writes back to the host: not for a read-only share.
+    assert.equal(await page.getByRole('checkbox', { name: `Sync ${dir}` }).isDisabled(), true);
+    await ro.click();
+    await page.waitForFunction((d) => !(document.querySelector(`[data-path="${d}"] input[type=checkbox]`) as HTMLInputElement).checked, dir);
+    assert.deepEqual(share(), { hostPath: dir });
     await page.getByRole('checkbox', { name: `Sync ${dir}` }).click();
     await page
       .getByRole('status')

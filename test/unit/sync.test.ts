@@ -32,6 +32,10 @@ test('a synced folder must lie in a share and must not nest with another', () =>
   assert.match(syncPathProblem('/home/me/src/app/web', shares, ['/home/me/src/app'])!.message, /overlaps the synced folder \/home\/me\/src\/app/);
   assert.match(syncPathProblem('/home/me/src', shares, ['/home/me/src/app'])!.hint, /berth sync rm/);
   assert.equal(syncPathProblem('/home/me/src/app2', shares, ['/home/me/src/app']), undefined, 'a sibling with a common prefix is fine');
+  // A sync would carry containers' writes back through a read-only share.
+  const ro = syncPathProblem('/srv/docs/site', [...shares, { hostPath: '/srv/docs', readOnly: true }], [])!;
+  assert.match(ro.message, /\/srv\/docs\/site is in the read-only shared folder \/srv\/docs/);
+  assert.match(ro.hint, /berth share add \/srv\/docs` without --read-only/);
 });
 
 test('the guest path follows the share (same path, or its guest path)', () => {
@@ -71,6 +75,7 @@ test('settings: synced folders are validated against the shares', () => {
     assert.throws(() => store.update({ sync: [{ hostPath: path.join(t.dir, 'app') }, { hostPath: path.join(t.dir, 'app') }] }), /listed twice/);
     assert.throws(() => store.update({ sync: [{ hostPath: path.join(t.dir, 'app') }, { hostPath: path.join(t.dir, 'app', 'x') }] }), /overlaps/);
     assert.throws(() => store.update({ shares: [] }), /not inside a shared folder/, 'a share cannot go while a folder in it is synced');
+    assert.throws(() => store.update({ shares: [{ hostPath: t.dir, readOnly: true }] }), /read-only shared folder/, 'nor become read-only');
     assert.deepEqual(store.get().sync, [{ hostPath: path.join(t.dir, 'app') }], 'bad updates change nothing');
     assert.deepEqual(SettingsSchema.parse({}).sync, [], 'nothing synced by default');
     assert.throws(() => checkSyncable(path.join(t.dir, 'missing'), store.get()), /not a folder on this computer/);

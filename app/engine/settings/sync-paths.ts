@@ -11,6 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { shWord } from '../../base/shell-quote.js';
 import { BerthError } from '../../contract/errors.js';
 
 /** Where sync mode keeps its guest copies (the data disk; see rc.sysinit). */
@@ -22,6 +23,7 @@ export const SYNC_TEMP_PREFIX = '.berth-sync-';
 export interface ShareLike {
   hostPath: string;
   guestPath?: string;
+  readOnly?: boolean;
 }
 
 /** A stable short id for a synced host folder (names its guest copy and state file). */
@@ -71,6 +73,13 @@ export function syncPathProblem(hostPath: string, shares: ShareLike[], others: s
     return {
       message: `${hostPath} is not inside a shared folder`,
       hint: `Sync mode keeps a copy of a folder the VM already sees. Share it (or a folder above it) first with \`berth share add PATH\`; \`berth shares\` lists the shared folders.`,
+    };
+  }
+  if (share.readOnly) {
+    // The sync carries what containers write to the copy back to the host.
+    return {
+      message: `${hostPath} is in the read-only shared folder ${share.hostPath}, and a synced folder carries containers' writes back to this computer`,
+      hint: `Share it writable first (\`berth share add ${shWord(share.hostPath)}\` without --read-only), or leave it unsynced.`,
     };
   }
   if (p.parse(hostPath).root === hostPath) {

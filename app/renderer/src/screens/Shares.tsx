@@ -123,7 +123,9 @@ export function FileSharing() {
                       <input
                         type="checkbox"
                         checked={syncedPaths.has(c.hostPath)}
-                        disabled={busy}
+                        // A sync writes containers' changes back: not for a read-only share.
+                        disabled={busy || (!!c.readOnly && !syncedPaths.has(c.hostPath))}
+                        title={c.readOnly ? 'A read-only folder cannot be synced: the sync carries what containers write back to this computer.' : undefined}
                         onChange={(e) => setSync(c.hostPath, e.target.checked)}
                         aria-label={`Sync ${c.hostPath}`}
                       />

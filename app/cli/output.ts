@@ -1,5 +1,6 @@
 import type { PortViewWire, SyncViewWire, VmStatus } from '../contract/contract.js';
 import { formatBootTimeline } from './boot-timeline-format.js';
+import { shWord } from '../base/shell-quote.js';
 
 type ShareViewWire = NonNullable<VmStatus['shares']>[number];
 import { toErrorInfo, type ErrorInfo } from '../contract/errors.js';
@@ -160,7 +161,8 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
   }
   if (rows.length === 1) return 'No folders are shared. Share one with `berth share add PATH`.';
   const why = shares.filter((s) => s.mechanismReason).map((s) => `${s.hostPath}: ${s.mechanism}, ${s.mechanismReason}`);
-  return why.length ? `${table(rows)}\n\n${dim(why.join('\n'))}` : table(rows);
+  const advice = shares.filter((s) => s.busy && s.advice).map((s) => `${yellow('Sync it:')} ${s.advice}.\n  berth sync add ${shWord(s.busy!.folder)}`);
+  return [table(rows), why.length ? dim(why.join('\n')) : '', ...advice].filter(Boolean).join('\n\n');
 }
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;

@@ -62,6 +62,10 @@ export const ShareViewSchema = z.object({
   state: z.enum(['mounting', 'mounted', 'error']),
   error: z.string().optional(),
   hint: z.string().optional(),
+  /** The busiest folder in it that containers mount, when it changed by the thousand lately and is not synced. */
+  busy: z.object({ folder: z.string(), changes: z.number(), minutes: z.number() }).optional(),
+  /** With `busy`: why to sync that folder, in one line (`berth sync add FOLDER` does it). */
+  advice: z.string().optional(),
 });
 export type ShareViewWire = z.infer<typeof ShareViewSchema>;
 

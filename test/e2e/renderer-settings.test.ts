@@ -293,6 +293,26 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
       .getByText(/no longer synced/)
       .waitFor();
 
+    // A folder in it that containers mount changes by the thousand: the row says so, and one click syncs that folder.
+    const busyDir = path.join(dir, 'app');
+    fs.mkdirSync(busyDir);
+    engine.activity.count(busyDir, 2500);
+    const advice = row.getByTestId('share-advice');
+    await advice.waitFor();
+    assert.match(await advice.innerText(), new RegExp(`${busyDir} changed 2,500 times in 10 minutes`));
+    await screenshot(page, 'shares-busy-advice');
+    await page.getByRole('button', { name: `Sync the busy folder ${busyDir}` }).click();
+    await page
+      .getByRole('status')
+      .getByText(new RegExp(`${busyDir} is kept in sync`))
+      .waitFor();
+    assert.deepEqual(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).sync, [{ hostPath: busyDir }]);
+    await advice.waitFor({ state: 'detached' });
+    // A folder synced inside a share is listed under the table, and stops syncing from there.
+    await page.getByRole('button', { name: `Stop syncing ${busyDir}` }).click();
+    await page.getByTestId('synced-inside').waitFor({ state: 'detached' });
+    assert.deepEqual(JSON.parse(fs.readFileSync(engine.paths.settings, 'utf8')).sync, []);
+
     // Removing the home share asks first; Cancel keeps it.
     await page.getByRole('button', { name: `Stop sharing ${home}` }).click();
     const dialog = page.getByRole('dialog', { name: 'Stop sharing your home folder?' });

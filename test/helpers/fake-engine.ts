@@ -22,6 +22,7 @@ import { sleep } from '../../app/base/process-util.js';
 import { rosettaPlan } from '../../app/engine/drivers/vm-spec.js';
 import { SettingsStore, settingsView } from '../../app/engine/settings/store.js';
 import { addShare, removeShare } from '../../app/engine/settings/edits.js';
+import { adviseShares, FolderActivity } from '../../app/engine/share/share-activity.js';
 import { VmStateMachine } from '../../app/engine/vm/state-machine.js';
 import { StartClock } from '../../app/engine/boot/start-clock.js';
 import { startFakeDockerEngine, type FakeDockerd } from './fake-dockerd.js';
@@ -33,6 +34,8 @@ export interface FakeEngine {
   server: ControlServer;
   /** Methods answered this many ms late (a busy engine), to show what the page does meanwhile. */
   slow: Map<string, number>;
+  /** The changes counted per bind-mounted folder (what the real change notifier counts); busy ones get advice. */
+  activity: FolderActivity;
   close(): Promise<void>;
 }
 
@@ -136,17 +139,22 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
   });
 
   // While "running", every configured share is mounted over virtiofs, as on a Linux host with virtiofsd.
+  const activity = new FolderActivity();
   const sharesList = () => ({
     shares:
       sm.state === 'running'
-        ? settings.get().shares.map((c) => ({
-            hostPath: c.hostPath,
-            guestPath: c.guestPath ?? c.hostPath,
-            readOnly: !!c.readOnly,
-            mechanism: 'virtiofs' as const,
-            mechanismReason: 'virtiofsd (fake)',
-            state: 'mounted' as const,
-          }))
+        ? adviseShares(
+            settings.get().shares.map((c) => ({
+              hostPath: c.hostPath,
+              guestPath: c.guestPath ?? c.hostPath,
+              readOnly: !!c.readOnly,
+              mechanism: 'virtiofs' as const,
+              mechanismReason: 'virtiofsd (fake)',
+              state: 'mounted' as const,
+            })),
+            activity,
+            (settings.get().sync ?? []).map((x) => x.hostPath),
+          )
         : [],
     configured: settings.get().shares,
   });
@@ -212,6 +220,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
   }
   server = new ControlServer(paths.controlSocket, token, handlers as Handlers, { version: 'fake', instance: 'default' }, silentLogger());
   sm.on('change', (c) => (clock.state(c), server.broadcast('vm.state', c)));
+  activity.on('busy', () => server.broadcast('shares.changed', { shares: sharesList().shares }));
   await server.listen();
   if (o.running) {
     sm.to('starting');
@@ -223,6 +232,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     sm,
     server,
     slow,
+    activity,
     async close() {
       abort.abort();
       await server.close();

@@ -20,6 +20,7 @@ import type { InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
 import type { Settings } from '../settings/schema.js';
 import { ChangeNotifier } from '../share/change-notifier.js';
+import { adviseShares } from '../share/share-activity.js';
 import { ShareManager, type ShareView } from '../share/share-manager.js';
 import { SyncManager } from '../share/sync-manager.js';
 import { within } from '../settings/sync-paths.js';
@@ -180,7 +181,14 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
       () => this.o.settings().shares,
       (p) => notifier.guestChanged(p),
       (s) => routeOf(plan, s),
+      (views) =>
+        adviseShares(
+          views,
+          notifier.activity,
+          this.o.settings().sync.map((x) => x.hostPath),
+        ),
     );
+    notifier.activity.on('busy', () => shares.emit('change', shares.list()));
     this.o.vm.onShareLost?.((tag, reason) => {
       // A guest asked to power off takes its virtio-fs devices down first:
       // each virtiofsd exits a moment before the VM, which is no share lost.

@@ -29,6 +29,8 @@
  * back; over virtiofs the host cannot tell them from its own, and they are
  * sent once more: the module drops them at once when nothing in the guest
  * watches that file system, and sends a watcher an extra event otherwise.
+ * Each watched folder's changes are counted (share-activity.ts): one that
+ * changes by the thousand is better synced, and `berth shares` says so.
  *
  * The guest side is programs/nudge.pl. One line per path: `HOW EV ASEC
  * ANSEC MSEC MNSEC PATH`, HOW `f` (ask the file server, fall back to the
@@ -45,6 +47,7 @@ import type { DockerApi } from '../docker/docker-api.js';
 import type { GuestSession } from '../guest/session.js';
 import { perlCommand } from '../guest/programs.js';
 import { HostInodes } from './host-inodes.js';
+import { FolderActivity } from './share-activity.js';
 
 /** More changed paths than this in one batch are nudged by folder. */
 const FLOOD = 500;
@@ -148,6 +151,8 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
     private readonly shares: () => ShareMapping[],
     /** Host folders not to nudge (synced folders: their guest copies get real events). */
     private readonly skip: (hostPath: string) => boolean = () => false,
+    /** Counts the changes in each watched folder (which ones would be better synced). */
+    readonly activity = new FolderActivity(),
   ) {
     super();
   }
@@ -209,6 +214,7 @@ export class ChangeNotifier extends EventEmitter<{ nudged: [string[]] }> {
       .then(({ default: watcher }) =>
         watcher.subscribe(root, (err, events) => {
           if (err) return void this.log.debug({ err: err.message, root }, 'file watcher error');
+          this.activity.count(root, events.length);
           for (const e of events) this.hostChanged(e.path, e.type);
         }),
       )

@@ -245,6 +245,8 @@ export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
     private readonly onMutate?: (hostPath: string) => void,
     /** How each share is mounted (virtiofs.ts routeOf); default reverse sshfs. */
     private readonly route: (s: ShareSetting) => ShareRoute = () => SSHFS_ONLY,
+    /** Adds what the views say beyond the mounts (share-activity.ts adviseShares). */
+    private readonly advise: (views: ShareView[]) => ShareView[] = (v) => v,
   ) {
     super();
   }
@@ -279,7 +281,7 @@ export class ShareManager extends EventEmitter<{ change: [ShareView[]] }> {
   }
 
   list(): ShareView[] {
-    return [...this.mounts.values()].map((m) => m.view());
+    return this.advise([...this.mounts.values()].map((m) => m.view()));
   }
 
   async stop(): Promise<void> {

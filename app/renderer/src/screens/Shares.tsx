@@ -72,6 +72,7 @@ export function FileSharing() {
   const live = new Map((data?.shares ?? []).map((s) => [s.hostPath, s]));
   const synced = new Map((data?.syncs.syncs ?? []).map((s) => [s.hostPath, s]));
   const syncedPaths = new Set((data?.syncs.configured ?? []).map((s) => s.hostPath));
+  const inside = [...syncedPaths].filter((p) => !data?.configured.some((c) => c.hostPath === p));
   return (
     <div className="file-sharing">
       <section className="card" aria-labelledby={`${id}-h`}>
@@ -100,6 +101,19 @@ export function FileSharing() {
                     <td data-testid="share-mechanism" title={s?.mechanismReason}>
                       {s ? s.mechanism : <span className="muted">—</span>}
                       {s?.mechanism === 'reverse-sshfs' && s.mechanismReason ? <div className="small muted">{s.mechanismReason}</div> : null}
+                      {s?.busy && s.advice ? (
+                        <div className="small warn" data-testid="share-advice">
+                          {s.advice}.{' '}
+                          <button
+                            type="button"
+                            onClick={() => setSync(s.busy!.folder, true)}
+                            disabled={busy}
+                            aria-label={`Sync the busy folder ${s.busy.folder}`}
+                          >
+                            Sync it
+                          </button>
+                        </div>
+                      ) : null}
                     </td>
                     <td>
                       {s ? (
@@ -161,10 +175,21 @@ export function FileSharing() {
             </ListTable>
           </div>
         )}
-        {[...syncedPaths].filter((p) => !data?.configured.some((c) => c.hostPath === p)).length > 0 && (
-          <p className="small muted" data-testid="synced-inside">
-            Also synced (inside a share): {[...syncedPaths].filter((p) => !data?.configured.some((c) => c.hostPath === p)).join(', ')}
-          </p>
+        {inside.length > 0 && (
+          <div className="small muted" data-testid="synced-inside">
+            Also synced (inside a share):
+            <ul className="plain-list">
+              {inside.map((p) => (
+                <li key={p}>
+                  <code>{p}</code>{' '}
+                  <button type="button" onClick={() => setSync(p, false)} disabled={busy} aria-label={`Stop syncing ${p}`}>
+                    Stop syncing
+                  </button>
+                  <ErrorNote error={errorOf(p)} />
+                </li>
+              ))}
+            </ul>
+          </div>
         )}
       </section>
       <section className="card" aria-labelledby={`${id}-add-h`}>

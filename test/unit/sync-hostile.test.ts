@@ -137,7 +137,7 @@ gatedSuite(
         // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
         rewrite: (cmd) =>
           forge && /^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
-            ? cmd.replace('use strict; use warnings;', `use strict; use warnings; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
+            ? cmd.replace('use strict;', `use strict; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
             : cmd,
       });
     });

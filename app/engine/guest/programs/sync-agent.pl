@@ -1,13 +1,34 @@
 # The guest side of a synced folder (share/sync-guest.ts): scan, hash or
 # apply changes in the guest copy. Arguments: MODE ROOT STAGE TEMP_PREFIX.
-use strict; use warnings;
+# It starts once per look or change, so it loads only Time::HiRes: warnings,
+# Fcntl and File::Path made up half of its start-up time.
+use strict;
 use Time::HiRes ();
-use Fcntl qw(S_ISDIR S_ISLNK S_ISREG);
-use File::Path ();
 my ($mode, $root, $stage, $TMP) = @ARGV;
 chdir $root or die "cannot enter $root: $!\n";
 binmode STDIN; binmode STDOUT;
 my $n = 0;
+sub S_ISDIR { ($_[0] & 0170000) == 0040000 }
+sub S_ISLNK { ($_[0] & 0170000) == 0120000 }
+sub S_ISREG { ($_[0] & 0170000) == 0100000 }
+# mkdir -p; true when the folder is there.
+sub mkpath {
+  my ($d) = @_;
+  return 1 if -d $d;
+  my $i = rindex($d, '/');
+  mkpath(substr($d, 0, $i)) if $i > 0;
+  return mkdir($d) || -d $d;
+}
+# rm -rf, never following a link.
+sub rmtree {
+  my ($d) = @_;
+  return unlink($d) if -l $d || !-d _;
+  opendir(my $dh, $d) or return 0;
+  my @names = grep { $_ ne '.' && $_ ne '..' } readdir($dh);
+  closedir $dh;
+  rmtree("$d/$_") for @names;
+  return rmdir($d);
+}
 sub ent {
   my ($p) = @_;
   my @st = Time::HiRes::lstat($p);
@@ -31,8 +52,7 @@ sub parent {
   return 1 if $i < 0;
   my $d = substr($p, 0, $i);
   return 1 if -d $d;
-  eval { File::Path::make_path($d); 1 } or return 0;
-  return -d $d;
+  return mkpath($d);
 }
 # Every entry under folder $d ('' for the root), folders first in, as (kind, path, sig, extra).
 sub walk {
@@ -124,7 +144,7 @@ sub apply_ops {
     } elsif ($op eq 'mkdir') {
       my ($k) = ent($p);
       if (defined $k && $k ne 'dir') { ($st, $info) = ('skip', 'taken'); }
-      elsif (!defined $k) { eval { File::Path::make_path($p); 1 } or ($st, $info) = ('err', "$@"); }
+      elsif (!defined $k) { mkpath($p) or ($st, $info) = ('err', "$!"); }
     } elsif ($op eq 'place') {
       my ($ek, $es) = @a[1..2];
       if (!matches($p, $ek, $es)) { ($st, $info) = ('skip', 'changed'); unlink("$stage/$p"); }
@@ -167,14 +187,14 @@ if ($mode eq 'push') {
   }
   my $ops = '';
   while (length($ops) < $len) { sysread(STDIN, $ops, $len - length($ops), length($ops)) or die "short ops\n"; }
-  File::Path::make_path($stage);
+  mkpath($stage) or die "cannot make $stage: $!\n";
   # tar reads the rest of stdin: nothing of it was read ahead (sysread).
   my $pid = fork() // die "fork: $!\n";
   if (!$pid) { chdir $stage or exit 126; exec('tar', '-x', '-f', '-', '--no-same-owner') or exit 127; }
   waitpid($pid, 0);
-  if ($? != 0) { File::Path::remove_tree($stage); die 'tar exited ' . ($? >> 8) . "\n"; }
+  if ($? != 0) { rmtree($stage); die 'tar exited ' . ($? >> 8) . "\n"; }
   apply_ops(split_ops($ops));
-  File::Path::remove_tree($stage);
+  rmtree($stage);
   exit 0;
 }
 die "unknown mode $mode\n";

@@ -37,6 +37,9 @@ export async function startExecGuest(o: {
     client.on('error', () => undefined);
     client.on('authentication', auth);
     client.on('ready', () => {
+      // Replies go at once, as the VM's sshd's do (Nagle here held each run's small answers for the client's delayed ACK).
+      // ssh2's server-side connection has setNoDelay; its types leave it out.
+      (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
       client.on('session', (accept) => {
         accept().on('exec', (acceptExec, _reject, info) => {
           const ch = acceptExec();

@@ -231,7 +231,7 @@ async function sharesSection(): Promise<string[]> {
     ...targets.filter((t) => t.label !== 'reverse-sshfs').map((t) => ({ label: t.label, mount: t.dir })),
     { label: 'synced folder', mount: syncDir },
   ];
-  const dev = await benchDevWorkloads(
+  const { rows: dev, failures: devFailures } = await benchDevWorkloads(
     (a) => run('docker', a),
     'bench-dev:1',
     devPlaces,
@@ -262,6 +262,7 @@ async function sharesSection(): Promise<string[]> {
     ...devWorkloadRows(
       dev,
       `Reverse sshfs is left out: its cost per file (the create row above) makes these many-file steps take many minutes under TCG.${QUICK ? ' `--quick` sizes.' : ''}`,
+      devFailures,
     ),
     ...hotReloadRows(hot),
   );

@@ -8,7 +8,19 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { buildScript, devScript, devTarballs, lddPaths, makeNodeModules, makeSources, parseSteps } from '../../bench/dev-workloads.js';
+import {
+  benchDevWorkloads,
+  buildScript,
+  devScript,
+  devTarballs,
+  devWorkloadRows,
+  failureText,
+  lddPaths,
+  makeNodeModules,
+  makeSources,
+  parseSteps,
+} from '../../bench/dev-workloads.js';
+import type { RunResult } from '../../bench/bench-kit.js';
 import { busyboxProblem } from '../helpers/busybox-rootfs.js';
 import { shortTempDir } from '../helpers/temp.js';
 
@@ -85,4 +97,31 @@ test("the whole script under the image's busybox sh, with the host's git: every 
   );
   for (const [step, ms] of steps) assert.ok(Number.isInteger(ms) && ms >= 0, `${step}: ${ms}`);
   assert.ok(!fs.existsSync(path.join(w, 'dev')), 'the script cleans up after itself');
+});
+
+test('a shared folder that fails a step is a result: earlier steps count, the rest show failed, with why; the guest disk failing stops the bench', async () => {
+  const answers: Record<string, RunResult> = {
+    'bench-dev': { code: 0, stdout: 'unpack 100\ndelete 50\n', stderr: '', ms: 1 },
+    '/share': { code: 1, stdout: '', stderr: "tar: can't open 'node_modules/pkg-83/lib/m47.js': Too many open files\n", ms: 1 },
+    '/synced': { code: 0, stdout: 'unpack 300\ndelete 25\n', stderr: '', ms: 1 },
+  };
+  const docker = async (argv: string[]) => answers[argv[argv.indexOf('-v') + 1]!.replace(/:\/w$/, '')]!;
+  const places = [
+    { label: 'guest disk', mount: 'bench-dev' },
+    { label: 'virtiofs', mount: '/share' },
+    { label: 'synced folder', mount: '/synced' },
+  ];
+  const { rows, failures } = await benchDevWorkloads(docker, 'img', places);
+  assert.equal(rows[0]!.places[1]!.ratio, 3);
+  assert.ok(Number.isNaN(rows[0]!.places[0]!.ms));
+  const table = devWorkloadRows(rows, '', failures).join('\n');
+  assert.match(table, /\| unpack \| 100\.0 ms \| failed \| - \| 300\.0 ms \| 3\.00× \|/);
+  assert.match(
+    table,
+    /Failed: virtiofs: tar: can't open .* Too many open files \(virtiofsd keeps an open file on the host for each file the guest holds in its cache; this machine lets a process open at most \d+ files\)\./,
+  );
+  assert.equal(failureText('x\nboom\n', ''), 'boom');
+  assert.match(failureText('Too many open files', 'Max open files            1024                 4096                 files\n'), /at most 4096 files/);
+  answers['bench-dev'] = { code: 1, stdout: '', stderr: 'no space', ms: 1 };
+  await assert.rejects(benchDevWorkloads(docker, 'img', places), /developer workloads on guest disk failed/);
 });

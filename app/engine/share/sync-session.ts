@@ -56,6 +56,13 @@ const EVENT_DELAY_MS = 5;
  * watcher that comes up later still asks for a look then.
  */
 const WATCHERS_READY_MS = 5000;
+/**
+ * Files a cycle wrote on the host are looked at again this long after:
+ * the host's watcher folds a create and a delete in one batch into
+ * nothing, so a file removed the moment the sync wrote it went unseen
+ * until the safety rescan, a minute later.
+ */
+const RECHECK_MS = 250;
 
 export interface SyncSessionOptions {
   hostPath: string;
@@ -269,6 +276,15 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.request(EVENT_DELAY_MS);
   }
 
+  /** Look at host paths again soon (see RECHECK_MS). */
+  private recheck(paths: string[]): void {
+    setTimeout(() => {
+      if (this.stopped) return;
+      this.look.note(paths, 'host');
+      this.request(0);
+    }, RECHECK_MS).unref?.();
+  }
+
   /** Run a cycle soon (bursts coalesce); it looks at what is pending then. */
   request(delayMs = 100): void {
     this.runner.request(delayMs);
@@ -342,6 +358,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.progress(),
     );
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
+    if (changes.copiedToHost.size) this.recheck([...changes.copiedToHost]);
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;

@@ -123,7 +123,7 @@ export async function benchHotReload(label: string, dir: string, image: string, 
 export function hotReloadRows(results: HotReloadResult[]): string[] {
   const f = (xs: number[]) => `${Math.round(pct(xs, 50))} ms / ${Math.round(pct(xs, 95))} ms / ${Math.round(Math.max(...xs))} ms`;
   return [
-    "Hot reload: a host edit → the inotify event in a container watching the shared folder, and a container write → the host's own watcher (fs.watch); one container, the bench rewriting a different file each time. The container's writes are asked for over `docker run -i` (the attach through Berth's socket), whose round trip (line in, echo out) is shown alongside as what that path alone costs.",
+    "Hot reload: a host edit → the inotify event in a container watching the folder (on a synced folder the sync carries the edit to the guest copy, and the container's write back), and a container write → the host's own watcher (fs.watch); one container, the bench rewriting a different file each time. The container's writes are asked for over `docker run -i` (the attach through Berth's socket), whose round trip (line in, echo out) is shown alongside as what that path alone costs.",
     '',
     '| folder | host edit → event in the container, p50 / p95 / max | container write → host event | attach round trip (reference) | events the container saw for one host edit |',
     '|---|---|---|---|---|',

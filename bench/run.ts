@@ -219,7 +219,9 @@ async function sharesSection(): Promise<string[]> {
   if (!watcher.bin) throw new Error(`the hot reload bench needs its watcher: ${watcher.problem}`);
   await must(run('docker', ['import', busyboxRootfsTar(home, '/bin/busybox', { 'bin/inotify-watch': watcher.bin }), 'bench-watch:1']), 'docker import');
   const hot = [];
-  for (const t of targets) hot.push(await benchHotReload(t.label, t.dir, 'bench-watch:1', env, QUICK ? 50 : 200));
+  // The synced folder too: a host edit reaches its guest copy, a container's write the host, by the sync.
+  for (const t of [...targets, { label: 'synced folder', dir: syncDir }])
+    hot.push(await benchHotReload(t.label, t.dir, 'bench-watch:1', env, QUICK ? 50 : 200));
   const { rows: shareRows, settle } = await benchShares((script) => berth('shell', '--', 'sh', '-c', script), targets, '/var/lib/berth/bench', sizes, {
     dir: syncDir,
     guestFiles,

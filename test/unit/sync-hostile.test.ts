@@ -21,6 +21,7 @@ import { PathRetries } from '../../app/engine/share/sync-retry.js';
 import { applyActions } from '../../app/engine/share/sync-transfer.js';
 import { fingerprint } from '../helpers/fingerprint.js';
 import { cycleBound, flushCycle, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { agentLink } from '../../app/engine/share/sync-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 /** A guest session whose only channel answers with `tar` (what the hostile guest sends for a pull). */
@@ -134,11 +135,19 @@ gatedSuite(
         hostPath: host,
         guestRoot,
         stateDir,
-        // The agent itself lies: an END block adds the forged entry after the real ones (later entries win).
-        rewrite: (cmd) =>
-          forge && /^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd)
-            ? cmd.replace('use strict;', `use strict; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`)
-            : cmd,
+        // The agent itself lies, run alone or kept running: an END block, or a look wrapped, adds
+        // the forged entry after the real ones (later entries win).
+        rewrite: (cmd) => {
+          if (!forge) return cmd;
+          if (/^exec perl -e .* '(scan|look)' '[^']*' '[^']*' '[^']*'$/s.test(cmd))
+            return cmd.replace('use strict;', `use strict; END { print qq(link\\0a\\0l:${outside}\\0${outside}\\0) }`);
+          if (/'serve' '[^']*' '[^']*' '[^']*'$/.test(cmd))
+            return cmd.replace(
+              '# Kept running for a synced folder',
+              `{ my $real = \\&look; *look = sub { $real->(@_); out(qq(link), qq(a), qq(l:${outside}), qq(${outside})); }; }\n# Kept running for a synced folder`,
+            );
+          return cmd;
+        },
       });
     });
 
@@ -152,6 +161,8 @@ gatedSuite(
       await sync.start();
       const before = fingerprint(outside);
       forge = true;
+      // The kept agent was started honest: the next request starts the lying one.
+      agentLink(rig.session, rig.copy()).close();
       try {
         // One cycle: the guest "has" a link `a` out of the folder; the host makes it (a link is synced as a link).
         await flushCycle(sync);
@@ -169,6 +180,7 @@ gatedSuite(
         );
       } finally {
         forge = false;
+        agentLink(rig.session, rig.copy()).close();
         await sync.stop();
       }
     });

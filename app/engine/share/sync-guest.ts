@@ -23,9 +23,10 @@ import type { Entry, EntryKind, Snapshot } from './sync-plan.js';
 import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 import { perlCommand } from '../guest/programs.js';
 import { sh } from '../../base/shell-quote.js';
+import { AgentUnavailable, SyncAgentLink, type AgentRequest } from './sync-agent-link.js';
 
 /** The shell command that runs the agent (programs/sync-agent.pl) in `mode` on `root`. */
-export function agentCommand(mode: 'scan' | 'look' | 'hash' | 'apply' | 'push', root: string, stage = ''): string {
+export function agentCommand(mode: 'scan' | 'look' | 'hash' | 'apply' | 'push' | 'serve', root: string, stage = ''): string {
   return perlCommand('sync-agent.pl', [mode, root, stage || root, SYNC_TEMP_PREFIX]);
 }
 
@@ -142,6 +143,38 @@ export async function runGuest(
   });
 }
 
+/** The kept agent of each guest copy (sync-agent-link.ts), per ssh session. */
+const links = new WeakMap<GuestSession, Map<string, SyncAgentLink>>();
+
+export function agentLink(session: GuestSession, root: string): SyncAgentLink {
+  let byRoot = links.get(session);
+  if (!byRoot) links.set(session, (byRoot = new Map()));
+  let link = byRoot.get(root);
+  if (!link) byRoot.set(root, (link = new SyncAgentLink(session, root)));
+  return link;
+}
+
+/**
+ * A request to the guest copy's kept agent; where it cannot be reached, the
+ * agent run on its own (`command`, the same input) as before.
+ */
+async function viaAgent(
+  session: GuestSession,
+  root: string,
+  req: { mode: AgentRequest; stage?: string; input: Buffer; maxFields: number; command: string },
+  onField: (f: string) => void,
+): Promise<GuestRun> {
+  try {
+    const a = await agentLink(session, root).request(req.mode, req.stage ?? root, req.input, req.maxFields);
+    if (!a.ok) return { code: 1, stderr: a.error };
+    for (const f of a.fields) onField(f);
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    if (!(err instanceof AgentUnavailable)) throw err;
+    return runGuest(session, req.command, req.input, onField, undefined, req.maxFields);
+  }
+}
+
 export async function scanGuest(session: GuestSession, root: string): Promise<Snapshot> {
   const fields: string[] = [];
   const r = await runGuest(session, agentCommand('scan', root), undefined, (f) => fields.push(f), undefined, MAX_SCAN_ENTRIES * 4);
@@ -157,7 +190,7 @@ export async function scanGuest(session: GuestSession, root: string): Promise<Sn
 export async function lookGuest(session: GuestSession, root: string, deep: string[], shallow: string[]): Promise<Snapshot> {
   const input = Buffer.from([...deep.map((p) => `d\0${p}\0`), ...shallow.map((p) => `s\0${p}\0`)].join(''), 'utf8');
   const fields: string[] = [];
-  const r = await runGuest(session, agentCommand('look', root), input, (f) => fields.push(f), undefined, MAX_SCAN_ENTRIES * 4);
+  const r = await viaAgent(session, root, { mode: 'look', input, maxFields: MAX_SCAN_ENTRIES * 4, command: agentCommand('look', root) }, (f) => fields.push(f));
   if (r.code !== 0) throw new Error(`looking in the guest copy ${root} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseScan(fields);
 }
@@ -167,7 +200,7 @@ export async function hashGuest(session: GuestSession, root: string, paths: stri
   if (!paths.length) return out;
   const fields: string[] = [];
   const input = Buffer.from(paths.map((p) => `${p}\0`).join(''), 'utf8');
-  const r = await runGuest(session, agentCommand('hash', root), input, (f) => fields.push(f), undefined, paths.length * 2);
+  const r = await viaAgent(session, root, { mode: 'hash', input, maxFields: paths.length * 2, command: agentCommand('hash', root) }, (f) => fields.push(f));
   if (r.code !== 0) throw new Error(`hashing in the guest failed: ${r.stderr.trim()}`);
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i + 1]) out.set(fields[i]!, fields[i + 1]!);
   return out;
@@ -217,26 +250,44 @@ export function encodeOps(ops: GuestOp[]): Buffer {
 export async function applyGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[]): Promise<OpResult[]> {
   if (!ops.length) return [];
   const fields: string[] = [];
-  const r = await runGuest(session, agentCommand('apply', root, stage), encodeOps(ops), (f) => fields.push(f), undefined, ops.length * 3);
+  const r = await viaAgent(
+    session,
+    root,
+    { mode: 'apply', stage, input: encodeOps(ops), maxFields: ops.length * 3, command: agentCommand('apply', root, stage) },
+    (f) => fields.push(f),
+  );
   const out: OpResult[] = [];
   for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
   if (r.code !== 0 && out.length < ops.length) throw new Error(`applying changes in the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return out;
 }
 
+/** Pushes whose files hold at most this many bytes go through the kept agent (their tar in memory). */
+export const KEPT_PUSH_BYTES = 4 * 2 ** 20;
+
 /**
  * Files and links into the guest copy in one round trip: the agent reads
  * `ops`, unpacks `tar` (a tar stream of the files) into the new staging
  * folder `stage`, applies the ops (`place` from there) and removes `stage`.
+ * `bytes` (the files' sizes) at most KEPT_PUSH_BYTES: through the kept
+ * agent; more streams to an agent of its own.
  */
-export async function pushGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[], tar: Readable): Promise<OpResult[]> {
+export async function pushGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[], tar: Readable, bytes = Infinity): Promise<OpResult[]> {
   const enc = encodeOps(ops);
-  const input = new PassThrough();
-  input.write(`${enc.length}\n`);
-  input.write(enc);
-  pipeline(tar, input, () => undefined); // an error of tar's destroys input: runGuest rejects
   const fields: string[] = [];
-  const r = await runGuest(session, agentCommand('push', root, stage), input, (f) => fields.push(f), undefined, ops.length * 3);
+  const command = agentCommand('push', root, stage);
+  let r: GuestRun;
+  if (bytes <= KEPT_PUSH_BYTES) {
+    const chunks: Buffer[] = [Buffer.from(`${enc.length}\n`), enc];
+    for await (const c of tar) chunks.push(c as Buffer);
+    r = await viaAgent(session, root, { mode: 'push', stage, input: Buffer.concat(chunks), maxFields: ops.length * 3, command }, (f) => fields.push(f));
+  } else {
+    const input = new PassThrough();
+    input.write(`${enc.length}\n`);
+    input.write(enc);
+    pipeline(tar, input, () => undefined); // an error of tar's destroys input: runGuest rejects
+    r = await runGuest(session, command, input, (f) => fields.push(f), undefined, ops.length * 3);
+  }
   const out: OpResult[] = [];
   for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
   if (r.code !== 0 && out.length < ops.length) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);

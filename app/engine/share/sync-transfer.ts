@@ -142,6 +142,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
             bfiles.map((a) => a.path),
             progress,
           ),
+          bfiles.reduce((s, a) => s + (a.entry.size ?? 0), 0),
         )
       : await applyGuest(c.session, c.dirs.tree, stage, placeOps);
     pres.forEach((r, i) => {

@@ -39,7 +39,12 @@ sub ent {
   if (S_ISREG($m)) { return ('file', sprintf('%d:%.6f:%d:%s', $st[7], $st[9], $st[1], ($m & 0111) ? 'x' : '-'), $st[7]); }
   return ('other', '', '');
 }
-sub out { print join("\0", @_), "\0"; }
+# Fields go to stdout, or (serving) to the answer being made.
+my $OUT;
+sub out {
+  my $s = join("\0", @_) . "\0";
+  if ($OUT) { $$OUT .= $s } else { print $s }
+}
 sub matches {
   my ($p, $ek, $es) = @_;
   my ($k, $s) = ent($p);
@@ -79,8 +84,8 @@ if ($mode eq 'scan') {
 # flag 'd' (the path, and everything under it if a folder) or 's' (the path
 # alone). A path under something that is not a real folder holds nothing,
 # as in a whole scan (never looked up through a link).
-if ($mode eq 'look') {
-  local $/ = "\0";
+sub look {
+  my @f = @_;
   my %isdir = ('' => 1);
   my $under = sub {
     my ($p) = @_;
@@ -96,10 +101,8 @@ if ($mode eq 'look') {
     }
     return $isdir{$d} = $ok;
   };
-  while (defined(my $flag = <STDIN>)) {
-    my $p = <STDIN>;
-    last unless defined $p;
-    chomp $flag; chomp $p;
+  while (@f >= 2) {
+    my ($flag, $p) = splice(@f, 0, 2);
     next if $p eq '' || grep { $_ eq '' || $_ eq '.' || $_ eq '..' || index($_, $TMP) == 0 } split m{/}, $p, -1;
     next unless $under->($p);
     my ($k, $sig, $x) = ent($p);
@@ -107,17 +110,13 @@ if ($mode eq 'look') {
     out($k, $p, $sig, $x);
     walk($p) if $k eq 'dir' && $flag eq 'd';
   }
-  exit 0;
 }
-if ($mode eq 'hash') {
+sub hash {
   require Digest::SHA;
-  local $/ = "\0";
-  while (my $p = <STDIN>) {
-    chomp $p;
+  for my $p (@_) {
     my $h = eval { Digest::SHA->new(256)->addfile($p, 'b')->hexdigest } // '';
     out($p, $h);
   }
-  exit 0;
 }
 # Apply ops (NUL fields: op, then its arguments), one result line each.
 sub apply_ops {
@@ -168,33 +167,88 @@ sub split_ops {
   pop @f if @f && $f[-1] eq '';
   return @f;
 }
-if ($mode eq 'apply') {
-  local $/;
-  apply_ops(split_ops(scalar <STDIN>));
-  exit 0;
+sub stdin_all { local $/; my $in = <STDIN>; return $in // ''; }
+if ($mode eq 'look') { look(split_ops(stdin_all())); exit 0; }
+if ($mode eq 'hash') { hash(split_ops(stdin_all())); exit 0; }
+if ($mode eq 'apply') { apply_ops(split_ops(stdin_all())); exit 0; }
+# Read exactly $len bytes of stdin (never ahead: a tar may read the rest).
+sub readn {
+  my ($len) = @_;
+  my $buf = '';
+  while (length($buf) < $len) { sysread(STDIN, $buf, $len - length($buf), length($buf)) or die "short input\n"; }
+  return $buf;
+}
+# A length and a newline on stdin, read a byte at a time; undef at the end of input.
+sub readlen {
+  my ($len, $c) = ('', '');
+  while (1) {
+    my $r = sysread(STDIN, $c, 1);
+    return undef if !$r && $len eq '';
+    die "bad length\n" if !$r;
+    return $len if $c eq "\n" && $len ne '';
+    die "bad length\n" if $c !~ /^\d$/ || length($len) > 12;
+    $len .= $c;
+  }
+}
+# Unpack a tar into the (new) staging folder, place the ops' files from
+# there, remove it. The tar comes from stdin ($tar undef) or a string.
+sub push_files {
+  my ($ops, $tar) = @_;
+  mkpath($stage) or die "cannot make $stage: $!\n";
+  my $t;
+  my $pid = defined $tar ? open($t, '|-') : fork();
+  die "fork: $!\n" unless defined $pid;
+  if (!$pid) { chdir $stage or exit 126; exec('tar', '-x', '-f', '-', '--no-same-owner') or exit 127; }
+  if (defined $tar) { binmode $t; print $t $tar; close($t); }
+  else { waitpid($pid, 0); }
+  if ($? != 0) { rmtree($stage); die 'tar exited ' . ($? >> 8) . "\n"; }
+  apply_ops(split_ops($ops));
+  rmtree($stage);
 }
 # Files in one go: stdin holds the ops' length in bytes and a newline, the
 # ops, then a tar stream that GNU tar unpacks into the (new) staging folder
 # STAGE; then the ops place the files, and STAGE is removed. One round trip
 # where push, apply and cleanup took three.
 if ($mode eq 'push') {
-  my ($len, $c) = ('', '');
-  while (1) {
-    sysread(STDIN, $c, 1) or die "no ops header\n";
-    last if $c eq "\n";
-    die "bad ops header\n" if $c !~ /^\d$/ || length($len) > 12;
-    $len .= $c;
+  my $len = readlen() // die "no ops header\n";
+  push_files(readn($len));
+  exit 0;
+}
+# Kept running for a synced folder's looks and changes (sync-agent-link.ts):
+# each request is a length and a newline, then that many bytes: MODE, STAGE
+# and what MODE reads on stdin when run alone, MODE and STAGE each ended by a
+# NUL (push: its ops' length, a newline, the ops and the whole tar). Each
+# answer is `ok LEN` or `err LEN`, a newline, and LEN bytes: the fields MODE
+# prints, or why it failed. The end of input ends it.
+if ($mode eq 'serve') {
+  $SIG{PIPE} = 'IGNORE';
+  while (defined(my $len = readlen())) {
+    my ($m, $st, $in) = split /\0/, readn($len), 3;
+    my $buf = '';
+    $OUT = \$buf;
+    my $ok = eval {
+      # Entered again each time: the copy may have been removed and made anew since.
+      chdir $root or die "cannot enter $root: $!\n";
+      $in //= '';
+      if ($m eq 'look') { look(split_ops($in)); }
+      elsif ($m eq 'hash') { hash(split_ops($in)); }
+      elsif ($m eq 'apply') { $stage = $st; apply_ops(split_ops($in)); }
+      elsif ($m eq 'push') {
+        $stage = $st;
+        my ($oplen, $rest) = $in =~ /\A(\d{1,12})\n(.*)\z/s or die "no ops header\n";
+        push_files(substr($rest, 0, $oplen), substr($rest, $oplen));
+      } else { die "unknown request $m\n"; }
+      1;
+    };
+    $OUT = undef;
+    $buf = "$@" unless $ok;
+    my $answer = ($ok ? 'ok ' : 'err ') . length($buf) . "\n" . $buf;
+    while (length $answer) {
+      my $w = syswrite(STDOUT, $answer);
+      die "cannot answer: $!\n" unless defined $w;
+      substr($answer, 0, $w) = '';
+    }
   }
-  my $ops = '';
-  while (length($ops) < $len) { sysread(STDIN, $ops, $len - length($ops), length($ops)) or die "short ops\n"; }
-  mkpath($stage) or die "cannot make $stage: $!\n";
-  # tar reads the rest of stdin: nothing of it was read ahead (sysread).
-  my $pid = fork() // die "fork: $!\n";
-  if (!$pid) { chdir $stage or exit 126; exec('tar', '-x', '-f', '-', '--no-same-owner') or exit 127; }
-  waitpid($pid, 0);
-  if ($? != 0) { rmtree($stage); die 'tar exited ' . ($? >> 8) . "\n"; }
-  apply_ops(split_ops($ops));
-  rmtree($stage);
   exit 0;
 }
 die "unknown mode $mode\n";

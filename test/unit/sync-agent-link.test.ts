@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { create as tarCreate } from 'tar';
+import { GuestSession } from '../../app/engine/guest/session.js';
+import { silentLogger } from '../../app/base/log.js';
+import { newEd25519Pair } from '../../app/base/ssh-keys.js';
+import { AgentUnavailable, SyncAgentLink } from '../../app/engine/share/sync-agent-link.js';
+import { agentCommand, agentLink, hashGuest, lookGuest, pushGuest, runGuest, applyGuest } from '../../app/engine/share/sync-guest.js';
+import { startExecGuest, type ExecGuest } from '../helpers/exec-guest.js';
+import { shortTempDir } from '../helpers/temp.js';
+
+// The "guest" is this machine behind a real ssh exec channel; `answer`, when
+// set, replaces the kept agent's command (a hostile or broken guest).
+let answer: string | undefined;
+/** The kept agent's command (its mode and three arguments end it; the script itself names every mode). */
+const isServe = (cmd: string) => /'serve' '[^']*' '[^']*' '[^']*'$/.test(cmd);
+let guest: ExecGuest;
+let session: GuestSession;
+const t = shortTempDir('bsal');
+const root = path.join(t.dir, 'copy');
+const stage = path.join(t.dir, 'stage');
+
+before(async () => {
+  fs.mkdirSync(path.join(root, 'src'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'src', 'a.js'), 'a');
+  fs.writeFileSync(path.join(root, 'b.txt'), 'bb');
+  const client = newEd25519Pair();
+  const hostKey = newEd25519Pair();
+  guest = await startExecGuest({
+    hostPrivateKey: hostKey.private,
+    clientPublicKey: client.public,
+    rewrite: (cmd) => (answer !== undefined && isServe(cmd) ? answer : cmd),
+  });
+  session = new GuestSession({
+    host: '127.0.0.1',
+    port: guest.port,
+    privateKey: client.private,
+    hostPublicKey: hostKey.public,
+    log: silentLogger(),
+    vmAlive: () => true,
+  });
+  await session.connect(5000);
+});
+
+after(async () => {
+  agentLink(session, root).close();
+  session.close();
+  await guest.close();
+  t.cleanup();
+});
+
+const serves = () => guest.commands.filter(isServe).length;
+
+/** What the agent run on its own prints for `mode` (the reference). */
+async function alone(mode: 'look' | 'hash', input: Buffer): Promise<string[]> {
+  const out: string[] = [];
+  const r = await runGuest(session, agentCommand(mode, root), input, (f) => out.push(f));
+  assert.equal(r.code, 0, r.stderr);
+  return out;
+}
+
+test('the kept agent answers looks, hashes, applies and pushes as the agent run alone does, over one exec', async () => {
+  const before = serves();
+  const lookIn = Buffer.from('d\0src\0s\0b.txt\0s\0missing\0', 'utf8');
+  const link = new SyncAgentLink(session, root);
+  try {
+    for (let i = 0; i < 3; i++) assert.deepEqual((await link.request('look', root, lookIn, 100)).fields, await alone('look', lookIn));
+    const hashIn = Buffer.from('b.txt\0src/a.js\0', 'utf8');
+    assert.deepEqual((await link.request('hash', root, hashIn, 100)).fields, await alone('hash', hashIn));
+    assert.equal(link.answered, 4);
+    assert.equal(serves() - before, 1, 'one agent for every request');
+  } finally {
+    link.close();
+  }
+
+  // Through the module's own link: a push of a small file and an apply land, with their results.
+  fs.writeFileSync(path.join(t.dir, 'new.txt'), 'fresh');
+  const tar = tarCreate({ cwd: t.dir, portable: true }, ['new.txt']) as unknown as Readable;
+  const pushed = await pushGuest(session, root, stage, [{ op: 'place', path: 'new.txt' }], tar, 5);
+  assert.equal(pushed[0]?.status, 'ok', JSON.stringify(pushed));
+  assert.equal(fs.readFileSync(path.join(root, 'new.txt'), 'utf8'), 'fresh');
+  assert.ok(!fs.existsSync(stage), 'the staging folder is removed');
+  const applied = await applyGuest(session, root, stage, [{ op: 'mkdir', path: 'made/deep' }]);
+  assert.deepEqual(applied, [{ status: 'ok', path: 'made/deep', info: '' }]);
+  assert.ok(fs.statSync(path.join(root, 'made', 'deep')).isDirectory());
+  assert.equal((await lookGuest(session, root, [], ['new.txt'])).get('new.txt')?.kind, 'file');
+  assert.equal((await hashGuest(session, root, ['new.txt'])).size, 1);
+  assert.ok(agentLink(session, root).answered >= 4, 'the module kept one agent for them');
+});
+
+test("an agent's error is its answer; the agent goes on", async () => {
+  const link = new SyncAgentLink(session, root);
+  try {
+    const bad = await link.request('apply', stage, Buffer.from('nonsense\0x\0', 'utf8'), 10);
+    assert.equal(bad.ok, false);
+    assert.match(bad.error, /unknown op nonsense/);
+    assert.equal((await link.request('look', root, Buffer.from('s\0b.txt\0'), 10)).ok, true);
+  } finally {
+    link.close();
+  }
+});
+
+test('a quiet agent is stopped, and the next request starts one again', async () => {
+  const link = new SyncAgentLink(session, root, 50);
+  try {
+    const before = serves();
+    await link.request('look', root, Buffer.from('s\0b.txt\0'), 10);
+    await new Promise((r) => setTimeout(r, 300));
+    await link.request('look', root, Buffer.from('s\0b.txt\0'), 10);
+    assert.equal(serves() - before, 2);
+  } finally {
+    link.close();
+  }
+});
+
+test('a hostile or broken agent: a bad answer fails the request and closes the channel; one that is gone leaves it to the agent run alone', async () => {
+  const link = new SyncAgentLink(session, root);
+  const look = () => link.request('look', root, Buffer.from('s\0b.txt\0'), 4);
+  try {
+    for (const [reply, why] of [
+      ['printf "yes 3\\nabc"', /malformed answer/],
+      ['printf "ok 99999999999999\\n"', /malformed answer/],
+      ['printf "ok 2\\nabcdef"', /more than its answer/],
+      ['printf "ok 10\\na\\0b\\0c\\0d\\0e\\0"', /more than 4 fields/],
+    ] as const) {
+      answer = `cat >/dev/null & ${reply}; sleep 5`;
+      await assert.rejects(look(), why);
+    }
+    answer = 'exit 0';
+    await assert.rejects(look(), AgentUnavailable);
+    // The same request through the module falls back to an agent of its own: the right answer all the same.
+    agentLink(session, root).close();
+    const viaModule = await lookGuest(session, root, [], ['b.txt']);
+    assert.equal(viaModule.get('b.txt')?.kind, 'file');
+  } finally {
+    answer = undefined;
+    link.close();
+  }
+  assert.equal((await look()).ok, true, 'a good agent again after');
+});
+
+test('the kept agent enters the copy afresh for each request: a copy removed and made again is the one it sees', async () => {
+  const other = path.join(t.dir, 'other');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, 'one'), '1');
+  const link = new SyncAgentLink(session, other);
+  const look = async () => (await link.request('look', other, Buffer.from('d\0.\0s\0one\0s\0two\0'), 100)).fields.filter((_, i) => i % 4 === 1);
+  try {
+    assert.deepEqual(await look(), ['one']);
+    fs.rmSync(other, { recursive: true });
+    const gone = await link.request('look', other, Buffer.from('s\0one\0'), 100);
+    assert.equal(gone.ok, false);
+    assert.match(gone.error, /cannot enter/);
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'two'), '2');
+    assert.deepEqual(await look(), ['two']);
+  } finally {
+    link.close();
+  }
+});

@@ -3,6 +3,7 @@
  * path (on top of the share's virtiofs or sshfs mount), and taken away.
  * Both look at the top mount there first, so running them again is harmless.
  */
+import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { bindMount, unbindMount } from '../guest/queries.js';
 
@@ -17,4 +18,51 @@ export async function mountCopy(session: GuestSession, guestPath: string, id: st
 /** Unmount the copy `id` from `guestPath` if it is the top mount there (best effort). */
 export async function unmountCopy(session: GuestSession, guestPath: string, id: string): Promise<void> {
   await unbindMount(session, guestPath, copyMark(id));
+}
+
+/** Whether a synced folder's copy is mounted over its guest path, and making it so. */
+export class CopyMount {
+  mounted = false;
+
+  constructor(
+    private readonly o: {
+      session: GuestSession;
+      /** The folder's guest path, or undefined when its share is gone. */
+      guestPath: () => string | undefined;
+      id: string;
+      tree: string;
+      hostPath: string;
+      log: Logger;
+      /** Told when `mounted` flips. */
+      changed: () => void;
+    },
+  ) {}
+
+  /** Mount the copy when `want` (and the folder has a guest path), else count it as not mounted. */
+  async ensure(want: boolean): Promise<void> {
+    const g = this.o.guestPath();
+    if (!g || !want) {
+      if (this.mounted) {
+        this.mounted = false;
+        this.o.changed();
+      }
+      return;
+    }
+    const r = await mountCopy(this.o.session, g, this.o.id, this.o.tree);
+    const ok = r.code === 0;
+    const at = { folder: this.o.hostPath, guestPath: g };
+    if (!ok) this.o.log.warn({ ...at, code: r.code, err: r.stderr.trim() }, 'cannot mount the guest copy of a synced folder');
+    else if (!this.mounted) this.o.log.info({ ...at, copy: this.o.tree }, 'synced folder: guest copy mounted');
+    if (ok !== this.mounted) {
+      this.mounted = ok;
+      this.o.changed();
+    }
+  }
+
+  async unmount(): Promise<void> {
+    const g = this.o.guestPath();
+    if (!g) return;
+    await unmountCopy(this.o.session, g, this.o.id);
+    this.mounted = false;
+  }
 }

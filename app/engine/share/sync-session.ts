@@ -29,7 +29,7 @@ import { hashHost, lookHost, scanHost } from './sync-host.js';
 import { ancestorIn, asRecorded, coveredBy, within } from './sync-scope.js';
 import { CycleRunner } from './sync-cycles.js';
 import { PendingLook } from './sync-pending.js';
-import { mountCopy, unmountCopy } from './sync-mount.js';
+import { CopyMount } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
 import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
@@ -93,7 +93,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private lastSyncAt?: string;
   private lastCycleMs?: number;
   private lastChanges?: SyncView['lastChanges'];
-  private mounted = false;
+  private readonly copyMount: CopyMount;
   /** What the next cycle looks at. */
   private readonly look = new PendingLook();
   private readonly runner = new CycleRunner({
@@ -119,6 +119,16 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.hostPath = path.resolve(o.hostPath);
     this.id = syncId(this.hostPath);
     this.dirs = guestSyncDirs(this.id, o.guestRoot);
+    const { session, log } = o;
+    this.copyMount = new CopyMount({
+      session,
+      log,
+      guestPath: o.guestPath,
+      id: this.id,
+      tree: this.dirs.tree,
+      hostPath: this.hostPath,
+      changed: () => this.emit('change'),
+    });
   }
 
   get stateFile(): string {
@@ -141,7 +151,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       guestPath: this.o.guestPath() ?? this.hostPath,
       copyPath: this.dirs.tree,
       state: this.state,
-      mounted: this.mounted,
+      mounted: this.copyMount.mounted,
       entries: this.anc.size,
       cycles: this.cycles,
       conflicts: [...this.conflicts],
@@ -447,29 +457,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** Mount the guest copy over the folder's guest path (again after the share remounted). */
   async ensureMounted(): Promise<void> {
-    const g = this.o.guestPath();
-    if (!g || this.stopped || !this.initialDone || !this.o.shareMounted()) {
-      if (this.mounted) {
-        this.mounted = false;
-        this.emit('change');
-      }
-      return;
-    }
-    const r = await mountCopy(this.o.session, g, this.id, this.dirs.tree);
-    const ok = r.code === 0;
-    if (!ok) this.log.warn({ folder: this.hostPath, guestPath: g, code: r.code, err: r.stderr.trim() }, 'cannot mount the guest copy of a synced folder');
-    else if (!this.mounted) this.log.info({ folder: this.hostPath, guestPath: g, copy: this.dirs.tree }, 'synced folder: guest copy mounted');
-    if (ok !== this.mounted) {
-      this.mounted = ok;
-      this.emit('change');
-    }
-  }
-
-  private async unmount(): Promise<void> {
-    const g = this.o.guestPath();
-    if (!g) return;
-    await unmountCopy(this.o.session, g, this.id);
-    this.mounted = false;
+    await this.copyMount.ensure(!this.stopped && this.initialDone && this.o.shareMounted());
   }
 
   private unwatch(): void {
@@ -486,7 +474,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.stopped = true;
     this.unwatch();
     await this.runner.idle();
-    this.mounted = false;
+    this.copyMount.mounted = false;
     this.state = 'stopped';
   }
 
@@ -496,7 +484,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (this.state !== 'error' && this.initialDone) await this.flush().catch(() => undefined);
     this.stopped = true;
     await this.runner.idle();
-    await this.unmount();
+    await this.copyMount.unmount();
     await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });
     this.state = 'stopped';

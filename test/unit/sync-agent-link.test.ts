@@ -65,7 +65,7 @@ async function alone(mode: 'look' | 'hash', input: Buffer): Promise<string[]> {
 test('the kept agent answers looks, hashes, applies and pushes as the agent run alone does, over one exec', async () => {
   const before = serves();
   const lookIn = Buffer.from('d\0src\0s\0b.txt\0s\0missing\0', 'utf8');
-  const link = new SyncAgentLink(session, root);
+  const link = new SyncAgentLink(session, agentCommand('serve', root));
   try {
     for (let i = 0; i < 3; i++) assert.deepEqual((await link.request('look', root, lookIn, 100)).fields, await alone('look', lookIn));
     const hashIn = Buffer.from('b.txt\0src/a.js\0', 'utf8');
@@ -92,7 +92,7 @@ test('the kept agent answers looks, hashes, applies and pushes as the agent run 
 });
 
 test("an agent's error is its answer; the agent goes on", async () => {
-  const link = new SyncAgentLink(session, root);
+  const link = new SyncAgentLink(session, agentCommand('serve', root));
   try {
     const bad = await link.request('apply', stage, Buffer.from('nonsense\0x\0', 'utf8'), 10);
     assert.equal(bad.ok, false);
@@ -104,7 +104,7 @@ test("an agent's error is its answer; the agent goes on", async () => {
 });
 
 test('a quiet agent is stopped, and the next request starts one again', async () => {
-  const link = new SyncAgentLink(session, root, 50);
+  const link = new SyncAgentLink(session, agentCommand('serve', root), 50);
   try {
     const before = serves();
     await link.request('look', root, Buffer.from('s\0b.txt\0'), 10);
@@ -117,7 +117,7 @@ test('a quiet agent is stopped, and the next request starts one again', async ()
 });
 
 test('a hostile or broken agent: a bad answer fails the request and closes the channel; one that is gone leaves it to the agent run alone', async () => {
-  const link = new SyncAgentLink(session, root);
+  const link = new SyncAgentLink(session, agentCommand('serve', root));
   const look = () => link.request('look', root, Buffer.from('s\0b.txt\0'), 4);
   try {
     for (const [reply, why] of [
@@ -146,7 +146,7 @@ test('the kept agent enters the copy afresh for each request: a copy removed and
   const other = path.join(t.dir, 'other');
   fs.mkdirSync(other);
   fs.writeFileSync(path.join(other, 'one'), '1');
-  const link = new SyncAgentLink(session, other);
+  const link = new SyncAgentLink(session, agentCommand('serve', other));
   const look = async () => (await link.request('look', other, Buffer.from('d\0.\0s\0one\0s\0two\0'), 100)).fields.filter((_, i) => i % 4 === 1);
   try {
     assert.deepEqual(await look(), ['one']);

@@ -16,7 +16,7 @@
  */
 import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { GuestOutputTooLong, MAX_FIELD_BYTES, NulFields, agentCommand } from './sync-guest.js';
+import { GuestOutputTooLong, MAX_FIELD_BYTES, NulFields } from './sync-fields.js';
 
 /** A quiet agent is stopped after this long (the next request starts it again). */
 export const IDLE_MS = 30_000;
@@ -47,7 +47,8 @@ export class SyncAgentLink {
 
   constructor(
     private readonly session: GuestSession,
-    private readonly root: string,
+    /** The command that starts the agent's `serve` mode on the copy (sync-guest.ts agentCommand). */
+    private readonly command: string,
     private readonly idleMs = IDLE_MS,
   ) {}
 
@@ -76,7 +77,7 @@ export class SyncAgentLink {
 
   private open(): Promise<ClientChannel> {
     if (!this.channel) {
-      const opening = this.session.openExec(agentCommand('serve', this.root)).then((ch) => {
+      const opening = this.session.openExec(this.command).then((ch) => {
         ch.stderr.resume();
         ch.on('close', () => this.forget(ch));
         if (this.channel === opening) this.current = ch;

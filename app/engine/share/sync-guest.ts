@@ -24,43 +24,16 @@ import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 import { perlCommand } from '../guest/programs.js';
 import { sh } from '../../base/shell-quote.js';
 import { AgentUnavailable, SyncAgentLink, type AgentRequest } from './sync-agent-link.js';
+import { GuestOutputTooLong, NulFields } from './sync-fields.js';
 
 /** The shell command that runs the agent (programs/sync-agent.pl) in `mode` on `root`. */
 export function agentCommand(mode: 'scan' | 'look' | 'hash' | 'apply' | 'push' | 'serve', root: string, stage = ''): string {
   return perlCommand('sync-agent.pl', [mode, root, stage || root, SYNC_TEMP_PREFIX]);
 }
 
-/**
- * The longest field the agent may send: a path (Linux allows 4,096 bytes),
- * a link target, a signature. A longer one is a broken or hostile guest.
- */
-export const MAX_FIELD_BYTES = 64 * 1024;
+export { GuestOutputTooLong, MAX_FIELD_BYTES, NulFields } from './sync-fields.js';
 /** The most entries a scan may report (4 fields each); a bigger tree is refused, not buffered. */
 export const MAX_SCAN_ENTRIES = 2_000_000;
-
-/** Guest output over a limit: the channel is closed and the run fails. */
-export class GuestOutputTooLong extends Error {}
-
-/** Splits a byte stream into NUL-terminated UTF-8 fields, none longer than `maxField` bytes. */
-export class NulFields {
-  private rest: Buffer = Buffer.alloc(0);
-  constructor(private readonly maxField = MAX_FIELD_BYTES) {}
-  /** Throws GuestOutputTooLong when a field grows past the limit (nothing more is kept). */
-  push(chunk: Buffer, onField: (f: string) => void): void {
-    let buf = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
-    let i: number;
-    while ((i = buf.indexOf(0)) >= 0) {
-      if (i > this.maxField) break;
-      onField(buf.subarray(0, i).toString('utf8'));
-      buf = buf.subarray(i + 1);
-    }
-    if (buf.length > this.maxField) {
-      this.rest = Buffer.alloc(0);
-      throw new GuestOutputTooLong(`the guest sent a field over ${this.maxField} bytes`);
-    }
-    this.rest = Buffer.from(buf);
-  }
-}
 
 /** Turn the agent's scan output (kind, path, sig, extra per entry) into a snapshot. */
 export function parseScan(fields: string[]): Snapshot {
@@ -150,7 +123,7 @@ export function agentLink(session: GuestSession, root: string): SyncAgentLink {
   let byRoot = links.get(session);
   if (!byRoot) links.set(session, (byRoot = new Map()));
   let link = byRoot.get(root);
-  if (!link) byRoot.set(root, (link = new SyncAgentLink(session, root)));
+  if (!link) byRoot.set(root, (link = new SyncAgentLink(session, agentCommand('serve', root))));
   return link;
 }
 

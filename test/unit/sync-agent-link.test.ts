@@ -4,19 +4,20 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { create as tarCreate } from 'tar';
-import { GuestSession } from '../../app/engine/guest/session.js';
-import { silentLogger } from '../../app/base/log.js';
-import { newEd25519Pair } from '../../app/base/ssh-keys.js';
+import type { GuestSession } from '../../app/engine/guest/session.js';
 import { AgentUnavailable, SyncAgentLink } from '../../app/engine/share/sync-agent-link.js';
 import { agentCommand, agentLink, hashGuest, lookGuest, pushGuest, runGuest, applyGuest } from '../../app/engine/share/sync-guest.js';
-import { startExecGuest, type ExecGuest } from '../helpers/exec-guest.js';
+import type { ExecGuest } from '../helpers/exec-guest.js';
+import { startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
 
-// The "guest" is this machine behind a real ssh exec channel; `answer`, when
-// set, replaces the kept agent's command (a hostile or broken guest).
+// The "guest" is this machine behind a real ssh exec channel (the sync
+// tests' rig); `answer`, when set, replaces the kept agent's command (a
+// hostile or broken guest).
 let answer: string | undefined;
 /** The kept agent's command (its mode and three arguments end it; the script itself names every mode). */
 const isServe = (cmd: string) => /'serve' '[^']*' '[^']*' '[^']*'$/.test(cmd);
+let rig: SyncRig;
 let guest: ExecGuest;
 let session: GuestSession;
 const t = shortTempDir('bsal');
@@ -27,28 +28,19 @@ before(async () => {
   fs.mkdirSync(path.join(root, 'src'), { recursive: true });
   fs.writeFileSync(path.join(root, 'src', 'a.js'), 'a');
   fs.writeFileSync(path.join(root, 'b.txt'), 'bb');
-  const client = newEd25519Pair();
-  const hostKey = newEd25519Pair();
-  guest = await startExecGuest({
-    hostPrivateKey: hostKey.private,
-    clientPublicKey: client.public,
+  const dir = (n: string) => path.join(t.dir, n);
+  rig = await startSyncRig({
+    hostPath: dir('host'),
+    guestRoot: dir('guest'),
+    stateDir: dir('state'),
     rewrite: (cmd) => (answer !== undefined && isServe(cmd) ? answer : cmd),
   });
-  session = new GuestSession({
-    host: '127.0.0.1',
-    port: guest.port,
-    privateKey: client.private,
-    hostPublicKey: hostKey.public,
-    log: silentLogger(),
-    vmAlive: () => true,
-  });
-  await session.connect(5000);
+  ({ guest, session } = rig);
 });
 
 after(async () => {
   agentLink(session, root).close();
-  session.close();
-  await guest.close();
+  await rig.close();
   t.cleanup();
 });
 

@@ -28,8 +28,8 @@ export class FolderActivity extends EventEmitter<{ busy: [string] }> {
   count(folder: string, n: number, now = Date.now()): void {
     if (n <= 0) return;
     const minute = Math.floor(now / MINUTE);
-    const kept = (this.minutes.get(folder) ?? []).filter((b) => b.minute > minute - BUSY_MINUTES);
-    const before = kept.reduce((sum, b) => sum + b.n, 0);
+    const before = this.changes(folder, now);
+    const kept = this.minutes.get(folder) ?? [];
     const last = kept.at(-1);
     if (last?.minute === minute) last.n += n;
     else kept.push({ minute, n });
@@ -37,7 +37,7 @@ export class FolderActivity extends EventEmitter<{ busy: [string] }> {
     if (before < BUSY_CHANGES && before + n >= BUSY_CHANGES) this.emit('busy', folder);
   }
 
-  /** The changes in `folder` in the last BUSY_MINUTES minutes. */
+  /** The changes in `folder` in the last BUSY_MINUTES minutes (older minutes are dropped). */
   changes(folder: string, now = Date.now()): number {
     const minute = Math.floor(now / MINUTE);
     const kept = (this.minutes.get(folder) ?? []).filter((b) => b.minute > minute - BUSY_MINUTES);

@@ -153,3 +153,73 @@ test('the kept agent enters the copy afresh for each request: a copy removed and
     link.close();
   }
 });
+
+test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long and odd names, modes, mtimes, empty files", async () => {
+  const src = path.join(t.dir, 'src-odd');
+  const long = `${'deep/'.repeat(25)}${'n'.repeat(120)}.txt`;
+  const files: [string, string, number][] = [
+    [long, 'long path', 0o644],
+    ['é ü/ñame with spaces.js', 'utf-8', 0o644],
+    ['run.sh', '#!/bin/sh\necho hi\n', 0o755],
+    ['empty', '', 0o600],
+    ['line\nbreak', 'newline in the name', 0o644],
+    ['big.bin', 'x'.repeat(70_000), 0o644],
+  ];
+  for (const [p, body, mode] of files) {
+    fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });
+    fs.writeFileSync(path.join(src, p), body);
+    fs.chmodSync(path.join(src, p), mode);
+    fs.utimesSync(path.join(src, p), 1_700_000_000.123, 1_700_000_000.123);
+  }
+  const names = files.map(([p]) => p);
+  const ops = names.map((p) => ({ op: 'place' as const, path: p }));
+  const kept = path.join(t.dir, 'odd-kept');
+  const tarred = path.join(t.dir, 'odd-tar');
+  for (const r of [kept, tarred]) fs.mkdirSync(r);
+  const pack = () => tarCreate({ cwd: src, portable: true, noDirRecurse: true, follow: false }, names) as unknown as Readable;
+  const before = agentLink(session, kept).answered;
+  const viaAgent = await pushGuest(session, kept, `${kept}-stage`, ops, pack(), 100);
+  assert.equal(agentLink(session, kept).answered, before + 1, 'through the kept agent');
+  const viaTar = await pushGuest(session, tarred, `${tarred}-stage`, ops, pack()); // streamed: GNU tar unpacks
+  assert.deepEqual(
+    viaAgent.map((r) => r.status),
+    names.map(() => 'ok'),
+  );
+  assert.deepEqual(
+    viaTar.map((r) => r.status),
+    names.map(() => 'ok'),
+  );
+  for (const p of names) {
+    const a = fs.lstatSync(path.join(kept, p));
+    const b = fs.lstatSync(path.join(tarred, p));
+    assert.equal(fs.readFileSync(path.join(kept, p), 'utf8'), fs.readFileSync(path.join(tarred, p), 'utf8'), p);
+    assert.equal(a.mode, b.mode, `${p}: mode`);
+    assert.equal(Math.round(a.mtimeMs), Math.round(b.mtimeMs), `${p}: mtime`);
+  }
+  assert.ok(!fs.existsSync(`${kept}-stage`) && !fs.existsSync(`${tarred}-stage`), 'staging folders removed');
+  agentLink(session, kept).close();
+});
+
+test('a tar the kept agent cannot unpack fails the push and leaves nothing staged or placed', async () => {
+  const dest = path.join(t.dir, 'bad-tar');
+  fs.mkdirSync(dest);
+  const header = Buffer.alloc(512);
+  header.write('../escape', 0);
+  header.write('0000644\0', 100);
+  header.write('00000000001\0', 124);
+  header.write('0', 156);
+  for (const [what, tar] of [
+    ['a path out of the staging folder', Buffer.concat([header, Buffer.alloc(512, 'x'), Buffer.alloc(1024)])],
+    ['a body cut short', Buffer.concat([Buffer.from(header).fill('a', 0, 9), Buffer.alloc(0)])],
+  ] as const) {
+    await assert.rejects(
+      pushGuest(session, dest, `${dest}-stage`, [{ op: 'place', path: 'aaaaaaaaa' }], Readable.from([tar]), 1),
+      /copying files into the guest failed/,
+      what,
+    );
+    assert.ok(!fs.existsSync(`${dest}-stage`), `${what}: staging folder removed`);
+    assert.deepEqual(fs.readdirSync(dest), [], what);
+  }
+  assert.ok(!fs.existsSync(path.join(t.dir, 'escape')));
+  agentLink(session, dest).close();
+});

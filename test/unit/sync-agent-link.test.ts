@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { create as tarCreate } from 'tar';
+import { create as tarCreate, Parser, type ReadEntry } from 'tar';
 import type { GuestSession } from '../../app/engine/guest/session.js';
 import { AgentUnavailable, SyncAgentLink } from '../../app/engine/share/sync-agent-link.js';
-import { agentCommand, agentLink, hashGuest, lookGuest, pushGuest, runGuest, applyGuest } from '../../app/engine/share/sync-guest.js';
+import { agentCommand, agentLink, hashGuest, lookGuest, pullGuest, pushGuest, runGuest, applyGuest } from '../../app/engine/share/sync-guest.js';
 import type { ExecGuest } from '../helpers/exec-guest.js';
 import { startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { shortTempDir } from '../helpers/temp.js';
@@ -222,4 +223,76 @@ test('a tar the kept agent cannot unpack fails the push and leaves nothing stage
   }
   assert.ok(!fs.existsSync(path.join(t.dir, 'escape')));
   agentLink(session, dest).close();
+});
+
+/** A tar's regular files: path → mode, size, whole-second mtime, contents. */
+async function tarFiles(tar: Buffer): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const p = new Parser();
+  p.on('entry', (e: ReadEntry) => {
+    const chunks: Buffer[] = [];
+    e.on('data', (c: Buffer) => chunks.push(c));
+    e.on('end', () => {
+      if (e.type === 'File')
+        out.set(e.path, `${(e.mode ?? 0).toString(8)} ${e.size} ${Math.floor((e.mtime?.getTime() ?? 0) / 1000)} ${Buffer.concat(chunks).toString('utf8')}`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    p.on('end', resolve);
+    p.on('error', reject);
+    p.end(tar);
+  });
+  return out;
+}
+
+test('a pull through the kept agent gives the files `tar -c` gives: long and odd names, modes, mtimes; links, FIFOs and missing files left out', async () => {
+  const src = path.join(t.dir, 'pull-src');
+  const long = `${'deep/'.repeat(25)}${'n'.repeat(120)}.txt`;
+  const files: [string, string, number][] = [
+    [long, 'long path', 0o644],
+    ['é ü/ñame with spaces.js', 'utf-8', 0o644],
+    ['run.sh', '#!/bin/sh\n', 0o755],
+    ['empty', '', 0o600],
+    ['line\nbreak', 'newline in the name', 0o644],
+    ['big.bin', 'x'.repeat(70_000), 0o644],
+  ];
+  for (const [p, body, mode] of files) {
+    fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });
+    fs.writeFileSync(path.join(src, p), body);
+    fs.chmodSync(path.join(src, p), mode);
+    fs.utimesSync(path.join(src, p), 1_700_000_000.7, 1_700_000_000.7);
+  }
+  fs.symlinkSync('run.sh', path.join(src, 'link'));
+  spawnSync('mkfifo', [path.join(src, 'fifo')]);
+  const names = [...files.map(([p]) => p), 'link', 'fifo', 'missing'];
+  const before = agentLink(session, src).answered;
+  const kept = await pullGuest(session, src, names, 1_000_000);
+  assert.equal(agentLink(session, src).answered, before + 1, 'through the kept agent');
+  const ch = await session.openExec(`cd '${src}' && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`);
+  const chunks: Buffer[] = [];
+  ch.on('data', (c: Buffer) => chunks.push(c));
+  const closed = new Promise((r) => ch.on('close', r));
+  ch.end(Buffer.from(names.map((n) => `${n}\0`).join(''), 'utf8'));
+  await closed;
+  const viaAgent = await tarFiles(kept!);
+  assert.deepEqual([...viaAgent.keys()].sort(), files.map(([p]) => p).sort());
+  assert.deepEqual(viaAgent, await tarFiles(Buffer.concat(chunks)));
+
+  // Within the cap: a file that would pass it is left out (the caller fetches it on its own).
+  const capped = await tarFiles((await pullGuest(session, src, ['run.sh', 'big.bin', 'empty'], 1000))!);
+  assert.deepEqual([...capped.keys()], ['run.sh', 'empty']);
+  agentLink(session, src).close();
+});
+
+test('a pull whose answer is bigger than its files can make is refused, and the channel closed', async () => {
+  const src = path.join(t.dir, 'pull-src2');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'a'), 'a');
+  try {
+    answer = `cat >/dev/null & head -c 100 /dev/zero | { printf 'ok 9000\n'; cat; }; sleep 5`;
+    await assert.rejects(pullGuest(session, src, ['a'], 10), /answer is over \d+ bytes/);
+  } finally {
+    answer = undefined;
+  }
+  agentLink(session, src).close();
 });

@@ -16,9 +16,9 @@ import { silentLogger } from '../../app/base/log.js';
 import { findExecutable, sleep, waitFor } from '../../app/base/process-util.js';
 import { applyHostOp, hostEntry, receiveTar, scanHost } from '../../app/engine/share/sync-host.js';
 import { guestSyncDirs } from '../../app/engine/settings/sync-paths.js';
-import { reconcile, type Entry, type Snapshot } from '../../app/engine/share/sync-plan.js';
+import { reconcile, type Action, type Entry, type Snapshot } from '../../app/engine/share/sync-plan.js';
 import { PathRetries } from '../../app/engine/share/sync-retry.js';
-import { applyActions } from '../../app/engine/share/sync-transfer.js';
+import { applyActions, pullFiles } from '../../app/engine/share/sync-transfer.js';
 import { fingerprint } from '../helpers/fingerprint.js';
 import { cycleBound, flushCycle, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { agentLink } from '../../app/engine/share/sync-guest.js';
@@ -106,6 +106,83 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
     const [r] = await receiveTar(root, s2, new Map([['a/x', {}]]));
     assert.equal(r!.status, 'err');
     assert.deepEqual(fingerprint(outside), before, 'still nothing outside changed');
+  } finally {
+    t.cleanup();
+  }
+});
+
+/** One ustar entry for a regular file, any name (what a forged tar holds). */
+function ustar(name: string, body: string, mode = 0o644): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write(`${mode.toString(8).padStart(7, '0')}\0`, 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${Buffer.byteLength(body).toString(8).padStart(11, '0')}\0`, 124);
+  h.write(`${(1_700_000_000).toString(8)}\0`, 136);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  h.fill(' ', 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const data = Buffer.alloc(Math.ceil(Buffer.byteLength(body) / 512) * 512);
+  data.write(body);
+  return Buffer.concat([h, data]);
+}
+
+/** A guest whose kept sync agent answers every request with `body` (a pull's forged tar). */
+function forgedAgentGuest(body: Buffer): GuestSession {
+  const openExec = async () => {
+    let answered = false;
+    const ch = new Duplex({
+      read() {},
+      write(_chunk, _enc, cb) {
+        if (!answered) {
+          answered = true;
+          setImmediate(() => ch.push(Buffer.concat([Buffer.from(`ok ${body.length}\n`), body])));
+        }
+        cb();
+      },
+    });
+    return Object.assign(ch, { stderr: new PassThrough(), close: () => ch.destroy() });
+  };
+  return { openExec, exec: async () => ({ code: 0, stdout: '', stderr: '' }) } as unknown as GuestSession;
+}
+
+test("a kept agent's forged pull (paths out of the folder, through a link, setuid) changes nothing outside the synced folder", async () => {
+  const t = shortTempDir('bsyp');
+  try {
+    const root = path.join(t.dir, 'host');
+    const outside = path.join(t.dir, 'outside');
+    fs.mkdirSync(root);
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'keep'), 'precious');
+    fs.symlinkSync(outside, path.join(root, 'a'));
+    const before = fingerprint(outside);
+    const tar = Buffer.concat([
+      ustar('../outside/keep', 'evil'),
+      ustar(`${outside}/keep`, 'evil'),
+      ustar('a/keep', 'evil'),
+      ustar('wide', 'w', 0o4777),
+      Buffer.alloc(1024),
+    ]);
+    const file = (p: string): Extract<Action, { op: 'copy' }> => ({
+      op: 'copy',
+      from: 'guest',
+      path: p,
+      entry: { kind: 'file', sig: '4:1.000000:1:-', size: 4 },
+    });
+    const want = new Map(['../outside/keep', 'a/keep', 'wide'].map((p) => [p, file(p)]));
+    const results = await pullFiles(
+      { session: forgedAgentGuest(tar), hostPath: root, dirs: guestSyncDirs('x', t.dir), log: silentLogger(), anc: new Map() },
+      want,
+    );
+    assert.deepEqual(fingerprint(outside), before, 'nothing outside the synced folder changed');
+    assert.equal(results.find((r) => r.path === 'a/keep')?.status, 'err', 'a file through a host link is refused');
+    assert.ok(!results.some((r) => r.path === '../outside/keep' && r.status === 'ok'));
+    assert.equal(fs.statSync(path.join(root, 'wide')).mode & 0o7777, 0o755, 'the executable bit only: no setuid, no group/world write');
   } finally {
     t.cleanup();
   }

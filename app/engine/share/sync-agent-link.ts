@@ -23,7 +23,7 @@ export const IDLE_MS = 30_000;
 /** The longest error text kept from an `err` answer. */
 const MAX_ERROR = 4000;
 
-export type AgentRequest = 'look' | 'hash' | 'apply' | 'push';
+export type AgentRequest = 'look' | 'hash' | 'apply' | 'push' | 'pull';
 
 /** The agent could not be reached, or went away before it answered: run the request on its own. */
 export class AgentUnavailable extends Error {}
@@ -32,6 +32,8 @@ export interface AgentAnswer {
   ok: boolean;
   /** ok: the fields the request's mode prints. */
   fields: string[];
+  /** ok, for a request asked `raw`: the answer's bytes as they came (a pull's tar). */
+  body?: Buffer;
   /** not ok: why, as the agent said. */
   error: string;
 }
@@ -52,9 +54,13 @@ export class SyncAgentLink {
     private readonly idleMs = IDLE_MS,
   ) {}
 
-  /** Run one request (`input` is what the mode reads on stdin when run alone). */
-  request(mode: AgentRequest, stage: string, input: Buffer, maxFields: number): Promise<AgentAnswer> {
-    const run = this.tail.then(() => this.once(mode, stage, input, maxFields));
+  /**
+   * Run one request (`input` is what the mode reads on stdin when run
+   * alone). Its answer is NUL fields, at most `maxFields`; or, with `raw`,
+   * bytes kept as they are, at most `raw` of them.
+   */
+  request(mode: AgentRequest, stage: string, input: Buffer, maxFields: number, raw?: number): Promise<AgentAnswer> {
+    const run = this.tail.then(() => this.once(mode, stage, input, maxFields, raw));
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -91,7 +97,7 @@ export class SyncAgentLink {
     return this.channel;
   }
 
-  private async once(mode: AgentRequest, stage: string, input: Buffer, maxFields: number): Promise<AgentAnswer> {
+  private async once(mode: AgentRequest, stage: string, input: Buffer, maxFields: number, raw?: number): Promise<AgentAnswer> {
     if (this.idle) clearTimeout(this.idle);
     let ch: ClientChannel;
     try {
@@ -106,6 +112,7 @@ export class SyncAgentLink {
       let left = 0;
       let error = '';
       const fields: string[] = [];
+      const chunks: Buffer[] = [];
       const nul = new NulFields(MAX_FIELD_BYTES);
       const done = (err?: Error, a?: AgentAnswer) => {
         ch.off('data', onData);
@@ -120,6 +127,7 @@ export class SyncAgentLink {
       const body = (b: Buffer) => {
         left -= b.length;
         if (status === 'err') error = (error + b.toString('utf8')).slice(0, MAX_ERROR);
+        else if (raw !== undefined) chunks.push(b);
         else
           nul.push(b, (f) => {
             if (fields.length >= maxFields) throw new GuestOutputTooLong(`the sync agent sent more than ${maxFields} fields`);
@@ -138,12 +146,13 @@ export class SyncAgentLink {
             if (!m) throw new Error('the sync agent sent a malformed answer');
             status = m[1] as 'ok' | 'err';
             left = Number(m[2]);
+            if (status === 'ok' && raw !== undefined && left > raw) throw new GuestOutputTooLong(`the sync agent's answer is over ${raw} bytes`);
             rest = rest.subarray(nl + 1);
           }
           if (rest.length > left) throw new Error('the sync agent sent more than its answer');
           body(rest);
           if (left > 0) return;
-          done(undefined, { ok: status === 'ok', fields, error: error.trim() });
+          done(undefined, { ok: status === 'ok', fields, error: error.trim(), ...(raw !== undefined && { body: Buffer.concat(chunks) }) });
         } catch (err) {
           done(err as Error);
         }

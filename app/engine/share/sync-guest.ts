@@ -235,14 +235,14 @@ export async function applyGuest(session: GuestSession, root: string, stage: str
   return out;
 }
 
-/** Pushes whose files hold at most this many bytes go through the kept agent (their tar in memory). */
-export const KEPT_PUSH_BYTES = 4 * 2 ** 20;
+/** Pushes and pulls whose files hold at most this many bytes go through the kept agent (their tar in memory). */
+export const KEPT_BYTES = 4 * 2 ** 20;
 
 /**
  * Files and links into the guest copy in one round trip: the agent reads
  * `ops`, unpacks `tar` (a tar stream of the files) into the new staging
  * folder `stage`, applies the ops (`place` from there) and removes `stage`.
- * `bytes` (the files' sizes) at most KEPT_PUSH_BYTES: through the kept
+ * `bytes` (the files' sizes) at most KEPT_BYTES: through the kept
  * agent; more streams to an agent of its own.
  */
 export async function pushGuest(session: GuestSession, root: string, stage: string, ops: GuestOp[], tar: Readable, bytes = Infinity): Promise<OpResult[]> {
@@ -250,7 +250,7 @@ export async function pushGuest(session: GuestSession, root: string, stage: stri
   const fields: string[] = [];
   const command = agentCommand('push', root, stage);
   let r: GuestRun;
-  if (bytes <= KEPT_PUSH_BYTES) {
+  if (bytes <= KEPT_BYTES) {
     const chunks: Buffer[] = [Buffer.from(`${enc.length}\n`), enc];
     for await (const c of tar) chunks.push(c as Buffer);
     r = await viaAgent(session, root, { mode: 'push', stage, input: Buffer.concat(chunks), maxFields: ops.length * 3, command }, (f) => fields.push(f));
@@ -265,6 +265,28 @@ export async function pushGuest(session: GuestSession, root: string, stage: stri
   for (let i = 0; i + 2 < fields.length; i += 3) out.push({ status: fields[i] as OpResult['status'], path: fields[i + 1]!, info: fields[i + 2]! });
   if (r.code !== 0 && out.length < ops.length) throw new Error(`copying files into the guest failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   return out;
+}
+
+/**
+ * Files of the guest copy as one tar, from the kept agent (no exec, no tar
+ * started in the guest): regular files only, their bytes at most `cap` in
+ * all (a file that grew past it is left out, as is one gone). The answer is
+ * bounded by the cap and the tar's headers; what is in it is the guest's
+ * word (receiveTar checks it). Undefined when the agent cannot be reached:
+ * the caller runs tar on its own.
+ */
+export async function pullGuest(session: GuestSession, root: string, paths: string[], cap: number): Promise<Buffer | undefined> {
+  const input = Buffer.from([String(cap), ...paths].map((p) => `${p}\0`).join(''), 'utf8');
+  // Per file a header, a pax header and its record (a path is at most 4 KiB), padding; the end.
+  const most = cap + paths.length * 6 * 512 + Buffer.byteLength(paths.join('')) + 1024;
+  try {
+    const a = await agentLink(session, root).request('pull', root, input, 0, most);
+    if (!a.ok) throw new Error(`reading files from the guest copy failed: ${a.error}`);
+    return a.body;
+  } catch (err) {
+    if (err instanceof AgentUnavailable) return undefined;
+    throw err;
+  }
 }
 
 /** What inotifywait says on stderr once all its watches are in place (not with -q). */

@@ -6,11 +6,11 @@
  * cut short keeps what it did.
  */
 import crypto from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { Logger } from 'pino';
 import { create as tarCreate } from 'tar';
 import type { GuestSession } from '../guest/session.js';
-import { applyGuest, pushGuest, type GuestOp, type OpResult } from './sync-guest.js';
+import { applyGuest, KEPT_BYTES, pullGuest, pushGuest, type GuestOp, type OpResult } from './sync-guest.js';
 import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
 import { type guestSyncDirs } from '../settings/sync-paths.js';
 import type { Action, Ancestor } from './sync-plan.js';
@@ -199,11 +199,20 @@ function packFiles(c: TransferContext, files: string[], progress: TransferProgre
   return counter;
 }
 
-/** Fetch guest files as one tar stream and write them on the host. */
+/**
+ * Fetch guest files as one tar stream and write them on the host: a few
+ * small ones (KEPT_BYTES in all, by the look's sizes) from the kept agent,
+ * more from a tar of their own.
+ */
 export async function pullFiles(c: TransferContext, want: Map<string, Extract<Action, { op: 'copy' }>>): Promise<HostResult[]> {
+  const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
+  const bytes = [...want.values()].reduce((s, a) => s + (a.entry.size ?? 0), 0);
+  if (bytes <= KEPT_BYTES) {
+    const tar = await pullGuest(c.session, c.dirs.tree, [...want.keys()], KEPT_BYTES);
+    if (tar) return receiveTar(c.hostPath, Readable.from([tar], { objectMode: false }), wanted);
+  }
   const list = Buffer.from([...want.keys()].map((p) => `${p}\0`).join(''), 'utf8');
   const ch = await c.session.openExec(sh`cd ${c.dirs.tree} && exec tar -c -f - --no-recursion --verbatim-files-from --null -T - 2>/dev/null; true`);
-  const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
   const done = receiveTar(c.hostPath, ch, wanted);
   ch.end(list);
   return done;

@@ -252,6 +252,49 @@ sub push_files {
   apply_ops(split_ops($ops));
   rmtree($stage);
 }
+# A ustar header for a regular file; a pax header before it for a path
+# that does not fit. Mode, size and whole-second mtime as `tar -c` (GNU
+# format) gives them; owners 0.
+sub tar_header {
+  my ($name, $mode, $size, $mtime, $type) = @_;
+  my $h = pack('a100 a8 a8 a8 a12 a12 A8 a1 a100 a6 a2 a32 a32 a8 a8 a155 x12',
+    $name, sprintf('%07o', $mode & 07777), '0000000', '0000000', sprintf('%011o', $size), sprintf('%011o', $mtime),
+    '', $type, '', "ustar\0", '00', '', '', '', '', '');
+  my $sum = unpack('%32C*', $h);
+  substr($h, 148, 8) = sprintf("%06o\0 ", $sum);
+  return $h;
+}
+sub pad512 { my $n = length($_[0]) % 512; return $n ? "\0" x (512 - $n) : ''; }
+# The files at these paths (regular files only; anything else, or a file
+# gone, is left out), as a tar, while their bytes stay within $cap: one
+# that would pass it is left out too (its caller fetches it on its own).
+sub tar_files {
+  my ($cap, @paths) = @_;
+  my $tar = '';
+  for my $p (@paths) {
+    my @st = Time::HiRes::lstat($p);
+    next unless @st && S_ISREG($st[2]) && $st[7] <= $cap;
+    # O_NONBLOCK (the same bit on x86_64 and arm64): a FIFO put there since the lstat cannot hold it.
+    sysopen(my $f, $p, 04000) or next;
+    binmode $f;
+    if (!-f $f) { close($f); next; }
+    my $body = '';
+    my $r;
+    1 while ($r = read($f, $body, 65536, length $body)) && length($body) <= $cap;
+    close($f);
+    next if !defined $r || length($body) > $cap;
+    $cap -= length $body;
+    if (length($p) > 100) {
+      my $rec = " path=$p\n";
+      my $len = length($rec);
+      $len++ while length($len . $rec) != $len;
+      my $pax = "$len$rec";
+      $tar .= tar_header('././@PaxHeader', 0644, length($pax), 0, 'x') . $pax . pad512($pax);
+    }
+    $tar .= tar_header(substr($p, 0, 100), $st[2], length($body), $st[9] > 0 ? int($st[9]) : 0, '0') . $body . pad512($body);
+  }
+  return $tar . ("\0" x 1024);
+}
 # Files in one go: stdin holds the ops' length in bytes and a newline, the
 # ops, then a tar stream that GNU tar unpacks into the (new) staging folder
 # STAGE; then the ops place the files, and STAGE is removed. One round trip
@@ -284,6 +327,10 @@ if ($mode eq 'serve') {
         $stage = $st;
         my ($oplen, $rest) = $in =~ /\A(\d{1,12})\n(.*)\z/s or die "no ops header\n";
         push_files(substr($rest, 0, $oplen), substr($rest, $oplen));
+      } elsif ($m eq 'pull') {
+        my ($cap, @paths) = split_ops($in);
+        die "bad pull\n" if !defined $cap || $cap !~ /\A\d{1,12}\z/;
+        $buf = tar_files($cap, @paths);
       } else { die "unknown request $m\n"; }
       1;
     };

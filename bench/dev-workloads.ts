@@ -107,7 +107,10 @@ export function buildScript(buildFiles: number): string {
 export function devScript(sizes: DevSizes, at = { w: '/w', data: '/data', drop: 'sync; echo 3 > /proc/sys/vm/drop_caches' }): string {
   // The image's busybox date has no %N: now() is the guest's uptime in ms (10 ms steps).
   const t = (name: string, cmd: string) => `s=$(now); ${cmd}; e=$(now); echo "${name} $(( e - s ))"`;
-  const git = "git -c safe.directory='*' -c user.name=bench -c user.email=bench@berth.invalid -c core.fsmonitor=false";
+  // No automatic gc or maintenance: after a 20,000-file commit git starts one in the background (over
+  // gc.auto's 6,700 loose objects), which took CPU from the later steps and wrote into .git while the
+  // clean-up removed it ("rm: can't remove '/w/dev/repo/.git': Directory not empty" ended a full run).
+  const git = "git -c safe.directory='*' -c user.name=bench -c user.email=bench@berth.invalid -c core.fsmonitor=false -c gc.auto=0 -c maintenance.auto=false";
   return [
     'set -e',
     `drop() { ${at.drop}; }`,

@@ -79,10 +79,15 @@ test("the whole script under the image's busybox sh, with the host's git: every 
   fs.mkdirSync(data);
   fs.mkdirSync(w);
   assert.deepEqual(devTarballs(data, sizes), ['node_modules.tar', 'repo.tar', 'build.tar']);
+  // A global gc.auto of 1 makes every commit start git's automatic gc, unless the script's git turns it off.
+  const gitConfig = path.join(t.dir, 'gitconfig');
+  fs.writeFileSync(gitConfig, '[gc]\n\tauto = 1\n');
+  const trace = path.join(t.dir, 'git-trace');
   const out = execFileSync('/bin/busybox', ['sh', '-c', devScript(sizes, { w, data, drop: 'sync' })], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: t.dir },
+    env: { PATH: process.env.PATH, HOME: t.dir, GIT_CONFIG_GLOBAL: gitConfig, GIT_TRACE: trace },
   });
+  assert.doesNotMatch(fs.readFileSync(trace, 'utf8'), /maintenance run|gc --auto/, 'no automatic gc in the background during the steps or the clean-up');
   const steps = parseSteps(out);
   assert.deepEqual(
     [...steps.keys()],

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, gatedSuite, needNow, test } from '../helpers/prereq-gate.js';
-import { probeVirtiofsd } from '../../app/engine/drivers/virtiofsd.js';
+import { probeVirtiofsd } from '../../app/engine/drivers/virtiofsd-probe.js';
 import { pidAlive, waitFor } from '../../app/base/process-util.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { buildFixture } from '../helpers/net-probe.js';

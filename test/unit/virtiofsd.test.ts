@@ -26,17 +26,13 @@ import {
   cVirtiofsdPidFile,
   findBackends,
   fuseOptEscape,
-  parseVirtiofsdVersion,
-  probeVirtiofsd,
   startBackends,
   stopBackends,
-  subordinateRange,
   virtiofsdArgs,
   virtiofsdCommand,
   wrapperScript,
-  type ProbeHost,
-  type VirtiofsdProbe,
 } from '../../app/engine/drivers/virtiofsd.js';
+import { parseVirtiofsdVersion, probeVirtiofsd, subordinateRange, type ProbeHost, type VirtiofsdProbe } from '../../app/engine/drivers/virtiofsd-probe.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/contract/errors.js';

@@ -8,7 +8,8 @@ import { DRIVER_FEATURES } from './features.js';
 import { adaptQemuArgsForHost, ensureVariableStore, findEdk2Firmware, qemuAccel, qemuMachine, tcgCpu, thisHost, type QemuHost } from './qemu-host.js';
 import { ProcessVm } from './process-vm.js';
 import { QmpClient } from './qmp.js';
-import { findBackends, probeVirtiofsd, startBackends, stopBackends, thisProbeHost, type RunningBackend, type VirtiofsdProbe } from './virtiofsd.js';
+import { findBackends, startBackends, stopBackends, type RunningBackend } from './virtiofsd.js';
+import { probeVirtiofsd, thisProbeHost, type VirtiofsdProbe } from './virtiofsd-probe.js';
 import type { Tuning } from '../../base/tuning.js';
 
 /** The binaries the overrides name (BERTH_QEMU, BERTH_VIRTIOFSD). */

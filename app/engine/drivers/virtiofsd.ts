@@ -1,11 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
 import { tailFile } from '../../base/fs-util.js';
-import { findExecutable, isProcessOf, pidAlive, readPidFile, waitFor } from '../../base/process-util.js';
-import type { ShareSpec, VirtiofsSupport } from './driver.js';
+import { isProcessOf, pidAlive, readPidFile, waitFor } from '../../base/process-util.js';
+import type { ShareSpec } from './driver.js';
+import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProbe } from './virtiofsd-probe.js';
 
 /**
  * virtiofsd: the host half of virtio-fs for QEMU on Linux. QEMU's
@@ -57,56 +57,6 @@ import type { ShareSpec, VirtiofsSupport } from './driver.js';
  * container user other than root could not create a file, so reverse
  * sshfs is used instead.
  */
-
-export type VirtiofsdFlavor = 'qemu-c' | 'rust';
-
-export interface Virtiofsd {
-  path: string;
-  flavor: VirtiofsdFlavor;
-  version: string;
-}
-
-/** How virtiofsd runs: as root, or as this user in a user namespace with its subordinate ids. */
-export type VirtiofsdMode = { kind: 'root' } | { kind: 'userns'; uid: number; gid: number; subuid: number; subgid: number };
-
-/** Guest ids 1..SUBORDINATE_IDS map to the user's subordinate ids. */
-export const SUBORDINATE_IDS = 65536;
-
-/** Where distributions put it (Debian/Ubuntu's qemu-system-common, Fedora/RHEL's virtiofsd, Arch). */
-export const VIRTIOFSD_PATHS = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd', '/usr/lib/virtiofsd'];
-
-/** virtiofsd: `explicit` (BERTH_VIRTIOFSD), else where distributions put it, else PATH. */
-export function findVirtiofsd(explicit?: string, exists: (p: string) => boolean = fs.existsSync): string | undefined {
-  if (explicit) return findExecutable(explicit);
-  for (const p of VIRTIOFSD_PATHS) if (exists(p)) return p;
-  return findExecutable('virtiofsd');
-}
-
-/**
- * The flavor from `virtiofsd --version`: the C one prints "virtiofsd
- * version 7.2.22 (...)" and "using FUSE kernel interface version 7.36",
- * the Rust one "virtiofsd 1.10.1".
- */
-export function parseVirtiofsdVersion(out: string): { flavor: VirtiofsdFlavor; version: string } | undefined {
-  const c = /virtiofsd version (\S+)/.exec(out);
-  if (c) return { flavor: 'qemu-c', version: c[1]! };
-  const r = /^virtiofsd (\d+\.\d+\S*)/m.exec(out);
-  if (r) return { flavor: 'rust', version: r[1]! };
-  return undefined;
-}
-
-/** A line of /etc/subuid or /etc/subgid for this user: "name-or-id:start:count". */
-export function subordinateRange(text: string, user: { name?: string; id: number }, need = SUBORDINATE_IDS): number | undefined {
-  for (const line of text.split('\n')) {
-    const [who, start, count] = line.trim().split(':');
-    if (!who || start === undefined || count === undefined) continue;
-    if (who !== user.name && who !== String(user.id)) continue;
-    const s = Number(start);
-    const n = Number(count);
-    if (Number.isInteger(s) && Number.isInteger(n) && n >= need) return s;
-  }
-  return undefined;
-}
 
 /** FUSE option values split on commas; libfuse's fuse_opt takes `\,` and `\\` as escapes. */
 export function fuseOptEscape(v: string): string {
@@ -173,105 +123,6 @@ export function virtiofsdCommand(d: Virtiofsd, l: VirtiofsdLaunch, mode: Virtiof
   return {
     file: 'unshare',
     args: [...ns, '--mount', '--propagation', 'private', 'sh', '-c', wrapperScript(mode, l.readOnly), 'berth-virtiofsd', l.source, d.path, ...args],
-  };
-}
-
-export interface VirtiofsdProbe {
-  support: VirtiofsSupport;
-  binary?: Virtiofsd;
-  mode?: VirtiofsdMode;
-}
-
-export interface ProbeHost {
-  platform: NodeJS.Platform;
-  uid: number;
-  gid: number;
-  userName?: string;
-  find: () => string | undefined;
-  run: (file: string, args: string[]) => { code: number | null; out: string };
-  readFile: (p: string) => string | undefined;
-}
-
-/** This host; `virtiofsd` is the binary BERTH_VIRTIOFSD names, if any. */
-export function thisProbeHost(virtiofsd?: string): ProbeHost {
-  let userName: string | undefined;
-  try {
-    userName = os.userInfo().username;
-  } catch {
-    userName = undefined;
-  }
-  return {
-    platform: process.platform,
-    uid: process.getuid?.() ?? -1,
-    gid: process.getgid?.() ?? -1,
-    userName,
-    find: () => findVirtiofsd(virtiofsd),
-    run: (file, args) => {
-      const r = spawnSync(file, args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
-      return { code: r.error ? null : r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-    },
-    readFile: (p) => {
-      try {
-        return fs.readFileSync(p, 'utf8');
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
-
-const no = (reason: string): VirtiofsdProbe => ({ support: { ok: false, reason } });
-
-/**
- * Can virtiofsd serve shares for this user here? Root: when it is
- * installed. An ordinary user: also needs user namespaces, newuidmap and a
- * subordinate id range, proven by running `unshare` with the same mapping.
- */
-export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
-  if (h.platform !== 'linux') return no('virtiofsd runs on Linux hosts only (QEMU on macOS has no virtio-fs backend)');
-  const bin = h.find();
-  if (!bin) {
-    return no(
-      `virtiofsd is not installed (looked for ${VIRTIOFSD_PATHS.join(', ')} and on PATH; BERTH_VIRTIOFSD names another): on Debian/Ubuntu it comes with qemu-system-common, on Fedora with the virtiofsd package`,
-    );
-  }
-  const v = h.run(bin, ['--version']);
-  const parsed = parseVirtiofsdVersion(v.out);
-  if (!parsed) return no(`${bin} --version did not say which virtiofsd it is (${v.out.trim().split('\n')[0] || `exit status ${v.code}`})`);
-  const binary: Virtiofsd = { path: bin, ...parsed };
-  const label = `virtiofsd ${parsed.version}${parsed.flavor === 'rust' ? ' (Rust)' : ''}`;
-  if (h.uid === 0) return { support: { ok: true, how: `${label} as root`, needsSocket: true, readOnlyDevice: true }, binary, mode: { kind: 'root' } };
-  const user = { name: h.userName, id: h.uid };
-  const subuid = subordinateRange(h.readFile('/etc/subuid') ?? '', user);
-  const subgid = subordinateRange(h.readFile('/etc/subgid') ?? '', { name: h.userName, id: h.uid });
-  if (subuid === undefined || subgid === undefined) {
-    return no(
-      `virtiofsd as an ordinary user needs ${SUBORDINATE_IDS} subordinate user and group ids for ${h.userName ?? h.uid} in /etc/subuid and /etc/subgid (as rootless Podman and Docker Desktop for Linux do), so that container users other than root can write`,
-    );
-  }
-  const mode: VirtiofsdMode = { kind: 'userns', uid: h.uid, gid: h.gid, subuid, subgid };
-  const t = h.run('unshare', [
-    '--user',
-    '--map-root-user',
-    `--map-users=${subuid},1,${SUBORDINATE_IDS}`,
-    `--map-groups=${subgid},1,${SUBORDINATE_IDS}`,
-    '--mount',
-    'true',
-  ]);
-  if (t.code !== 0) {
-    return no(
-      `a user namespace with the subordinate ids could not be made (unshare: ${t.out.trim().split('\n')[0] || `exit status ${t.code}`}); user namespaces or newuidmap may be off here`,
-    );
-  }
-  return {
-    support: {
-      ok: true,
-      how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`,
-      needsSocket: true,
-      readOnlyDevice: true,
-    },
-    binary,
-    mode,
   };
 }
 

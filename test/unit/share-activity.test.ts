@@ -61,3 +61,11 @@ test('berth shares: a busy folder gets a line with why and the command that sync
   assert.match(text, /\n {2}berth sync add '\/home\/u\/my app'$/);
   assert.doesNotMatch(formatShares([view('/home/u')], [{ hostPath: '/home/u' }]), /Sync it/);
 });
+
+test('`berth shares` says when virtiofsd may hold few files open: what fails, and the two ways out', () => {
+  const text = formatShares([{ ...view('/home/u'), openFileLimit: 20000 }, view('/srv')], [{ hostPath: '/home/u' }]);
+  assert.match(text, /Open files: virtiofsd may hold at most 20,000 files open on this computer/);
+  assert.match(text, /A tree of more files in \/home\/u fails in containers with\n"Too many open files"\. Raise the limit for Berth/);
+  assert.match(text, /\n {2}berth sync add FOLDER/);
+  assert.doesNotMatch(formatShares([view('/home/u')], []), /Open files/);
+});

@@ -32,7 +32,15 @@ import {
   virtiofsdCommand,
   wrapperScript,
 } from '../../app/engine/drivers/virtiofsd.js';
-import { parseVirtiofsdVersion, probeVirtiofsd, subordinateRange, type ProbeHost, type VirtiofsdProbe } from '../../app/engine/drivers/virtiofsd-probe.js';
+import {
+  LOW_OPEN_FILE_LIMIT,
+  parseVirtiofsdVersion,
+  probeVirtiofsd,
+  subordinateRange,
+  virtiofsdOpenFiles,
+  type ProbeHost,
+  type VirtiofsdProbe,
+} from '../../app/engine/drivers/virtiofsd-probe.js';
 import type { VmSpec } from '../../app/engine/drivers/driver.js';
 import { QemuDriver } from '../../app/engine/drivers/qemu.js';
 import { isBerthError } from '../../app/contract/errors.js';
@@ -303,4 +311,35 @@ test('QEMU that cannot set up virtio-fs: VIRTIOFSD_FAILED (the engine starts aga
   } finally {
     t.cleanup();
   }
+});
+
+test("virtiofsd's open-files limit: the hard limit it inherits, unless root may raise it; shown only when low", () => {
+  const limits = (soft: string, hard: string) =>
+    `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                ${hard}                files     \n`;
+  const capEff = (hex: string) => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${hex}\nCapBnd:\t${hex}\n`;
+  const files = (f: Record<string, string>) => (p: string) => f[p];
+  const root = { kind: 'root' } as const;
+  const userns = { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 200000 } as const;
+  // A container without CAP_SYS_RESOURCE (bit 24), as on the machine where the bench found it: stuck at the hard limit.
+  const boxed = files({ '/proc/self/limits': limits('20000', '20000'), '/proc/self/status': capEff('000001fffeffffff'), '/proc/sys/fs/nr_open': '1048576\n' });
+  assert.equal(virtiofsdOpenFiles({ readFile: boxed }, root), 20000);
+  // Root with the capability: virtiofsd raises it to a million (at most fs.nr_open).
+  const full = files({ '/proc/self/limits': limits('1024', '4096'), '/proc/self/status': capEff('000001ffffffffff'), '/proc/sys/fs/nr_open': '1048576\n' });
+  assert.equal(virtiofsdOpenFiles({ readFile: full }, root), 1_000_000);
+  const smallNrOpen = files({
+    '/proc/self/limits': limits('1024', '4096'),
+    '/proc/self/status': capEff('000001ffffffffff'),
+    '/proc/sys/fs/nr_open': '65536\n',
+  });
+  assert.equal(virtiofsdOpenFiles({ readFile: smallNrOpen }, root), 65536);
+  // In a user namespace the capability is no help on the host: the hard limit.
+  assert.equal(virtiofsdOpenFiles({ readFile: full }, userns), 4096);
+  assert.equal(virtiofsdOpenFiles({ readFile: files({ '/proc/self/limits': limits('unlimited', 'unlimited') }) }, userns), 1_000_000);
+  assert.equal(virtiofsdOpenFiles({ readFile: () => undefined }, root), undefined);
+
+  // In the probe: only a limit under LOW_OPEN_FILE_LIMIT is carried.
+  const boxedProbe = probeVirtiofsd(host({ readFile: boxed })).support;
+  assert.ok(boxedProbe.ok && boxedProbe.openFileLimit === 20000, JSON.stringify(boxedProbe));
+  const fine = probeVirtiofsd(host({ readFile: full })).support;
+  assert.ok(fine.ok && fine.openFileLimit === undefined && LOW_OPEN_FILE_LIMIT > 20000);
 });

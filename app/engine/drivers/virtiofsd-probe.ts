@@ -1,8 +1,8 @@
 /**
  * Which virtiofsd this host has and whether it can serve shares here (for
- * root, or for this user in a user namespace with subordinate ids). How it
- * is started and stopped is virtiofsd.ts's; the options and the id mapping
- * are explained there.
+ * root, or for this user in a user namespace with subordinate ids), and
+ * how many files it may hold open. How it is started and stopped is
+ * virtiofsd.ts's; the options and the id mapping are explained there.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -105,6 +105,34 @@ export function thisProbeHost(virtiofsd?: string): ProbeHost {
 
 const no = (reason: string): VirtiofsdProbe => ({ support: { ok: false, reason } });
 
+/** Below this many open files a share shows its limit: a big project's node_modules alone has 100,000 files and more. */
+export const LOW_OPEN_FILE_LIMIT = 100_000;
+/** What virtiofsd raises its open-files limit to when it may (C and Rust alike, at most fs.nr_open). */
+const VIRTIOFSD_NOFILE = 1_000_000;
+
+/**
+ * The most files virtiofsd will be able to hold open here. It keeps one
+ * descriptor per file the guest has cached, so a tree with more files than
+ * this fails in containers with "Too many open files". As root with
+ * CAP_SYS_RESOURCE it raises its limit to VIRTIOFSD_NOFILE; otherwise (a
+ * container without that capability, or a user namespace) it has the hard
+ * limit it inherits from the engine. Undefined when /proc cannot say.
+ */
+export function virtiofsdOpenFiles(h: Pick<ProbeHost, 'readFile'>, mode: VirtiofsdMode): number | undefined {
+  const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(h.readFile('/proc/self/limits') ?? '')?.[1];
+  if (!hard) return undefined;
+  const want = Math.min(VIRTIOFSD_NOFILE, Number(h.readFile('/proc/sys/fs/nr_open')?.trim()) || VIRTIOFSD_NOFILE);
+  const cap = /^CapEff:\s*([0-9a-f]{1,16})$/m.exec(h.readFile('/proc/self/status') ?? '')?.[1];
+  const mayRaise = mode.kind === 'root' && cap !== undefined && ((BigInt(`0x${cap}`) >> 24n) & 1n) === 1n; // CAP_SYS_RESOURCE
+  return mayRaise || hard === 'unlimited' ? want : Math.min(Number(hard), want);
+}
+
+/** `openFileLimit` for VirtiofsSupport: set only when low. */
+function lowLimit(h: ProbeHost, mode: VirtiofsdMode): { openFileLimit?: number } {
+  const n = virtiofsdOpenFiles(h, mode);
+  return n !== undefined && n < LOW_OPEN_FILE_LIMIT ? { openFileLimit: n } : {};
+}
+
 /**
  * Can virtiofsd serve shares for this user here? Root: when it is
  * installed. An ordinary user: also needs user namespaces, newuidmap and a
@@ -123,7 +151,10 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
   if (!parsed) return no(`${bin} --version did not say which virtiofsd it is (${v.out.trim().split('\n')[0] || `exit status ${v.code}`})`);
   const binary: Virtiofsd = { path: bin, ...parsed };
   const label = `virtiofsd ${parsed.version}${parsed.flavor === 'rust' ? ' (Rust)' : ''}`;
-  if (h.uid === 0) return { support: { ok: true, how: `${label} as root`, needsSocket: true, readOnlyDevice: true }, binary, mode: { kind: 'root' } };
+  if (h.uid === 0) {
+    const root: VirtiofsdMode = { kind: 'root' };
+    return { support: { ok: true, how: `${label} as root`, needsSocket: true, readOnlyDevice: true, ...lowLimit(h, root) }, binary, mode: root };
+  }
   const user = { name: h.userName, id: h.uid };
   const subuid = subordinateRange(h.readFile('/etc/subuid') ?? '', user);
   const subgid = subordinateRange(h.readFile('/etc/subgid') ?? '', { name: h.userName, id: h.uid });
@@ -152,6 +183,7 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
       how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`,
       needsSocket: true,
       readOnlyDevice: true,
+      ...lowLimit(h, mode),
     },
     binary,
     mode,

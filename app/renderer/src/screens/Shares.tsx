@@ -101,6 +101,12 @@ export function FileSharing() {
                     <td data-testid="share-mechanism" title={s?.mechanismReason}>
                       {s ? s.mechanism : <span className="muted">—</span>}
                       {s?.mechanism === 'reverse-sshfs' && s.mechanismReason ? <div className="small muted">{s.mechanismReason}</div> : null}
+                      {s?.openFileLimit !== undefined ? (
+                        <div className="small warn" data-testid="share-open-files">
+                          virtiofsd may hold at most {s.openFileLimit.toLocaleString('en-US')} files open on this computer: a tree of more files here fails in
+                          containers with “Too many open files”. Raise Berth&apos;s open-files limit and restart, or sync such a folder.
+                        </div>
+                      ) : null}
                       {s?.busy && s.advice ? (
                         <div className="small warn" data-testid="share-advice">
                           {s.advice}.{' '}

@@ -155,11 +155,10 @@ test('the kept agent enters the copy afresh for each request: a copy removed and
   }
 });
 
-test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long and odd names, modes, mtimes, empty files", async () => {
-  const src = path.join(t.dir, 'src-odd');
-  const long = `${'deep/'.repeat(25)}${'n'.repeat(120)}.txt`;
+/** Files a tar must carry whole under `src`: a path past ustar's 100 bytes, UTF-8, a newline, modes, empty, 70 kB; their names. */
+function oddTree(src: string, mtime: number): string[] {
   const files: [string, string, number][] = [
-    [long, 'long path', 0o644],
+    [`${'deep/'.repeat(25)}${'n'.repeat(120)}.txt`, 'long path', 0o644],
     ['é ü/ñame with spaces.js', 'utf-8', 0o644],
     ['run.sh', '#!/bin/sh\necho hi\n', 0o755],
     ['empty', '', 0o600],
@@ -170,9 +169,14 @@ test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long a
     fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });
     fs.writeFileSync(path.join(src, p), body);
     fs.chmodSync(path.join(src, p), mode);
-    fs.utimesSync(path.join(src, p), 1_700_000_000.123, 1_700_000_000.123);
+    fs.utimesSync(path.join(src, p), mtime, mtime);
   }
-  const names = files.map(([p]) => p);
+  return files.map(([p]) => p);
+}
+
+test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long and odd names, modes, mtimes, empty files", async () => {
+  const src = path.join(t.dir, 'src-odd');
+  const names = oddTree(src, 1_700_000_000.123);
   const ops = names.map((p) => ({ op: 'place' as const, path: p }));
   const kept = path.join(t.dir, 'odd-kept');
   const tarred = path.join(t.dir, 'odd-tar');
@@ -247,24 +251,10 @@ async function tarFiles(tar: Buffer): Promise<Map<string, string>> {
 
 test('a pull through the kept agent gives the files `tar -c` gives: long and odd names, modes, mtimes; links, FIFOs and missing files left out', async () => {
   const src = path.join(t.dir, 'pull-src');
-  const long = `${'deep/'.repeat(25)}${'n'.repeat(120)}.txt`;
-  const files: [string, string, number][] = [
-    [long, 'long path', 0o644],
-    ['é ü/ñame with spaces.js', 'utf-8', 0o644],
-    ['run.sh', '#!/bin/sh\n', 0o755],
-    ['empty', '', 0o600],
-    ['line\nbreak', 'newline in the name', 0o644],
-    ['big.bin', 'x'.repeat(70_000), 0o644],
-  ];
-  for (const [p, body, mode] of files) {
-    fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });
-    fs.writeFileSync(path.join(src, p), body);
-    fs.chmodSync(path.join(src, p), mode);
-    fs.utimesSync(path.join(src, p), 1_700_000_000.7, 1_700_000_000.7);
-  }
+  const files = oddTree(src, 1_700_000_000.7);
   fs.symlinkSync('run.sh', path.join(src, 'link'));
   spawnSync('mkfifo', [path.join(src, 'fifo')]);
-  const names = [...files.map(([p]) => p), 'link', 'fifo', 'missing'];
+  const names = [...files, 'link', 'fifo', 'missing'];
   const before = agentLink(session, src).answered;
   const kept = await pullGuest(session, src, names, 1_000_000);
   assert.equal(agentLink(session, src).answered, before + 1, 'through the kept agent');
@@ -275,7 +265,7 @@ test('a pull through the kept agent gives the files `tar -c` gives: long and odd
   ch.end(Buffer.from(names.map((n) => `${n}\0`).join(''), 'utf8'));
   await closed;
   const viaAgent = await tarFiles(kept!);
-  assert.deepEqual([...viaAgent.keys()].sort(), files.map(([p]) => p).sort());
+  assert.deepEqual([...viaAgent.keys()].sort(), [...files].sort());
   assert.deepEqual(viaAgent, await tarFiles(Buffer.concat(chunks)));
 
   // Within the cap: a file that would pass it is left out (the caller fetches it on its own).

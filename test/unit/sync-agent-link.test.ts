@@ -10,6 +10,9 @@ import { AgentUnavailable, SyncAgentLink } from '../../app/engine/share/sync-age
 import { agentCommand, agentLink, hashGuest, lookGuest, pullGuest, pushGuest, runGuest, applyGuest } from '../../app/engine/share/sync-guest.js';
 import type { ExecGuest } from '../helpers/exec-guest.js';
 import { startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
+import { silentLogger } from '../../app/base/log.js';
+import { guestSyncDirs } from '../../app/engine/settings/sync-paths.js';
+import { pullFiles } from '../../app/engine/share/sync-transfer.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 // The "guest" is this machine behind a real ssh exec channel (the sync
@@ -285,4 +288,35 @@ test('a pull whose answer is bigger than its files can make is refused, and the 
     answer = undefined;
   }
   agentLink(session, src).close();
+});
+
+test('a pull of many files or many bytes runs a tar of its own; a few small ones come from the kept agent', async () => {
+  const dirs = guestSyncDirs('many', path.join(t.dir, 'g'));
+  const host = path.join(t.dir, 'many-host');
+  fs.mkdirSync(dirs.tree, { recursive: true });
+  fs.mkdirSync(host);
+  const want = (n: number, size: number) =>
+    new Map(
+      Array.from({ length: n }, (_, i) => {
+        const p = `f${i}-${n}`;
+        fs.writeFileSync(path.join(dirs.tree, p), 'x'.repeat(size));
+        return [p, { op: 'copy' as const, from: 'guest' as const, path: p, entry: { kind: 'file' as const, sig: '', size } }];
+      }),
+    );
+  const ctx = { session, hostPath: host, dirs, log: silentLogger(), anc: new Map() };
+  for (const [n, size, kept] of [
+    [3, 10, true],
+    [1001, 0, false],
+    [2, 3 * 2 ** 20, false],
+  ] as const) {
+    const before = agentLink(session, dirs.tree).answered;
+    const got = await pullFiles(ctx, want(n, size));
+    assert.equal(got.filter((r) => r.status === 'ok').length, n, `${n} files of ${size} bytes all landed`);
+    assert.equal(
+      agentLink(session, dirs.tree).answered - before,
+      kept ? 1 : 0,
+      `${n} files of ${size} bytes: ${kept ? 'the kept agent' : 'a tar of their own'}`,
+    );
+  }
+  agentLink(session, dirs.tree).close();
 });

@@ -199,15 +199,18 @@ function packFiles(c: TransferContext, files: string[], progress: TransferProgre
   return counter;
 }
 
+/** Pulls of at most this many files may come from the kept agent (its answer, all headers and bytes, is held in memory). */
+const KEPT_PULL_FILES = 1000;
+
 /**
  * Fetch guest files as one tar stream and write them on the host: a few
- * small ones (KEPT_BYTES in all, by the look's sizes) from the kept agent,
- * more from a tar of their own.
+ * small ones (KEPT_PULL_FILES, KEPT_BYTES in all by the look's sizes) from
+ * the kept agent, more from a tar of their own.
  */
 export async function pullFiles(c: TransferContext, want: Map<string, Extract<Action, { op: 'copy' }>>): Promise<HostResult[]> {
   const wanted = new Map([...want].map(([p, a]) => [p, a.expect ? { expect: a.expect } : {}]));
   const bytes = [...want.values()].reduce((s, a) => s + (a.entry.size ?? 0), 0);
-  if (bytes <= KEPT_BYTES) {
+  if (bytes <= KEPT_BYTES && want.size <= KEPT_PULL_FILES) {
     const tar = await pullGuest(c.session, c.dirs.tree, [...want.keys()], KEPT_BYTES);
     if (tar) return receiveTar(c.hostPath, Readable.from([tar], { objectMode: false }), wanted);
   }

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Part of `npm run build`, after tsc: the engine process (`berth daemon`)
-// as one ES module, dist/engine/daemon.js, with the guest programs beside
-// it (guest/programs.ts reads them from next to itself). One file parsed
-// once instead of ~200 modules each kept with its own scope and source:
-// the engine holds what it loads for as long as it runs (issue 16).
-// Packages with native or WebAssembly parts, or files they read next to
-// themselves, stay outside and load from node_modules as before.
+// bundled, dist/engine/daemon.js and the chunks it loads, with the guest
+// programs beside them (guest/programs.ts reads them from next to itself):
+// a handful of files instead of some 270 modules (ours and the packages'),
+// each kept with its own scope and source, since the engine holds
+// what it loads for as long as it runs (issue 16). Packages with native or
+// WebAssembly parts, or files they read next to themselves, stay outside
+// and load from node_modules as before.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -2,7 +2,7 @@
 // The `berth` command. The CLI is compiled from app/cli by `npm run build`.
 // `berth daemon` (the engine, spawned as `berth daemon --instance NAME`)
 // runs the engine's bundle (scripts/bundle-engine.mjs): only that command,
-// in one file, since the engine process keeps what it loads.
+// bundled with its chunks, since the engine process keeps what it loads.
 import { existsSync } from 'node:fs';
 
 const entry = new URL(process.argv[2] === 'daemon' ? '../dist/engine/daemon.js' : '../dist/app/cli/main.js', import.meta.url);

@@ -14,6 +14,7 @@ import { silentLogger } from '../../app/base/log.js';
 import { guestSyncDirs } from '../../app/engine/settings/sync-paths.js';
 import { pullFiles } from '../../app/engine/share/sync-transfer.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { ustar } from '../helpers/ustar.js';
 
 // The "guest" is this machine behind a real ssh exec channel (the sync
 // tests' rig); `answer`, when set, replaces the kept agent's command (a
@@ -211,14 +212,9 @@ test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long a
 test('a tar the kept agent cannot unpack fails the push and leaves nothing staged or placed', async () => {
   const dest = path.join(t.dir, 'bad-tar');
   fs.mkdirSync(dest);
-  const header = Buffer.alloc(512);
-  header.write('../escape', 0);
-  header.write('0000644\0', 100);
-  header.write('00000000001\0', 124);
-  header.write('0', 156);
   for (const [what, tar] of [
-    ['a path out of the staging folder', Buffer.concat([header, Buffer.alloc(512, 'x'), Buffer.alloc(1024)])],
-    ['a body cut short', Buffer.concat([Buffer.from(header).fill('a', 0, 9), Buffer.alloc(0)])],
+    ['a path out of the staging folder', Buffer.concat([ustar('../escape', 'x'), Buffer.alloc(1024)])],
+    ['a body cut short', ustar('aaaaaaaaa', 'x').subarray(0, 512)],
   ] as const) {
     await assert.rejects(
       pushGuest(session, dest, `${dest}-stage`, [{ op: 'place', path: 'aaaaaaaaa' }], Readable.from([tar]), 1),

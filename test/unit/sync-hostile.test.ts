@@ -23,6 +23,7 @@ import { fingerprint } from '../helpers/fingerprint.js';
 import { cycleBound, flushCycle, startSyncRig, type SyncRig } from '../helpers/sync-rig.js';
 import { agentLink } from '../../app/engine/share/sync-guest.js';
 import { shortTempDir } from '../helpers/temp.js';
+import { ustar } from '../helpers/ustar.js';
 
 /** A guest session whose only channel answers with `tar` (what the hostile guest sends for a pull). */
 function tarGuest(tarStream: NodeJS.ReadableStream): GuestSession {
@@ -110,27 +111,6 @@ test('a forged guest scan (link a -> outside, then file a/x) changes nothing out
     t.cleanup();
   }
 });
-
-/** One ustar entry for a regular file, any name (what a forged tar holds). */
-function ustar(name: string, body: string, mode = 0o644): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write(`${mode.toString(8).padStart(7, '0')}\0`, 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(`${Buffer.byteLength(body).toString(8).padStart(11, '0')}\0`, 124);
-  h.write(`${(1_700_000_000).toString(8)}\0`, 136);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  h.fill(' ', 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const data = Buffer.alloc(Math.ceil(Buffer.byteLength(body) / 512) * 512);
-  data.write(body);
-  return Buffer.concat([h, data]);
-}
 
 /** A guest whose kept sync agent answers every request with `body` (a pull's forged tar). */
 function forgedAgentGuest(body: Buffer): GuestSession {

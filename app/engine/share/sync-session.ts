@@ -35,7 +35,8 @@ import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncWatch, type Changed } from './sync-watch.js';
 import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
-import { applyActions, type TransferProgress } from './sync-transfer.js';
+import { applyActions } from './sync-transfer.js';
+import { FirstCopyProgress } from './sync-progress.js';
 import { removeTrees, writeFile } from '../guest/queries.js';
 import { sh } from '../../base/shell-quote.js';
 
@@ -88,7 +89,12 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private token = '';
   private initialDone = false;
   private conflicts: SyncConflictView[] = [];
-  private initial?: SyncView['initial'];
+  private readonly progress = new FirstCopyProgress({
+    done: () => this.initialDone,
+    copying: () => this.set('copying'),
+    changed: () => this.emit('change'),
+    landed: () => this.saveState(),
+  });
   private cycles = 0;
   private lastSyncAt?: string;
   private lastCycleMs?: number;
@@ -156,7 +162,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       cycles: this.cycles,
       conflicts: [...this.conflicts],
     };
-    if (this.initial) v.initial = { ...this.initial };
+    const initial = this.progress.view();
+    if (initial) v.initial = initial;
     if (this.lastSyncAt) v.lastSyncAt = this.lastSyncAt;
     if (this.lastCycleMs !== undefined) v.lastCycleMs = this.lastCycleMs;
     if (this.lastChanges) v.lastChanges = { ...this.lastChanges };
@@ -365,7 +372,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const changes = await applyActions(
       { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc },
       actions,
-      this.progress(),
+      this.progress.forCycle(),
     );
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
     if (changes.copiedToHost.size) this.recheck([...changes.copiedToHost]);
@@ -383,7 +390,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     });
     const moved = changes.toGuest + changes.toHost + changes.deleted;
     if (!this.initialDone) this.initialDone = true;
-    this.initial = undefined;
+    this.progress.end();
     this.cycles++;
     this.lastSyncAt = new Date().toISOString();
     this.lastCycleMs = Date.now() - t0;
@@ -427,32 +434,6 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.conflicts = [...this.conflicts, v].slice(-MAX_CONFLICTS);
     this.log.warn({ file: v.path, kept: v.guestCopy }, 'sync conflict: both sides changed the file; both versions kept');
     this.emit('conflict', v);
-  }
-
-  /** First-copy progress while the guest copy is made (see TransferProgress). */
-  private progress(): TransferProgress {
-    let lastEmit = 0;
-    return {
-      starting: (totalFiles, totalBytes) => {
-        if (this.initialDone) return;
-        this.initial = { files: 0, totalFiles, bytes: 0, totalBytes };
-        this.set('copying');
-      },
-      sent: (bytes) => {
-        if (!this.initial) return;
-        this.initial.bytes = Math.min(this.initial.bytes + bytes, this.initial.totalBytes);
-        if (Date.now() - lastEmit > 500) {
-          lastEmit = Date.now();
-          this.emit('change');
-        }
-      },
-      landed: async (files) => {
-        if (!this.initial) return;
-        this.initial.files = Math.min(this.initial.totalFiles, this.initial.files + files);
-        this.emit('change');
-        await this.saveState();
-      },
-    };
   }
 
   /** Mount the guest copy over the folder's guest path (again after the share remounted). */

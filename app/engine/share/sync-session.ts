@@ -353,6 +353,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
           lookInGuest ? lookGuest(this.o.session, this.dirs.tree, scope.deep, scope.shallow).then((g) => within(g, scope)) : undefined,
         ])
       : await Promise.all([scanHost(this.hostPath), scanGuest(this.o.session, this.dirs.tree)]);
+    const lookMs = Date.now() - t0;
     const anc = scope ? ancestorIn(this.anc, scope, host, looked ?? new Map()) : this.anc;
     const guest = looked ?? asRecorded(anc);
     const cands = hashCandidates(anc, host, guest);
@@ -369,11 +370,13 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     // A path whose change failed before waits for its own next try.
     const planned = new Set(plan.actions.filter((a) => a.op !== 'same').map((a) => a.path));
     const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
+    const t1 = Date.now();
     const changes = await applyActions(
       { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc },
       actions,
       this.progress.forCycle(),
     );
+    const applyMs = Date.now() - t1;
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
     if (changes.copiedToHost.size) this.recheck([...changes.copiedToHost]);
     for (const p of plan.forget) this.anc.delete(p);
@@ -396,7 +399,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.lastCycleMs = Date.now() - t0;
     if (moved) {
       this.lastChanges = { toGuest: changes.toGuest, toHost: changes.toHost, deleted: changes.deleted };
-      this.log.info({ folder: this.hostPath, ...this.lastChanges, ms: this.lastCycleMs, skipped: changes.skipped }, 'synced');
+      this.log.info({ folder: this.hostPath, ...this.lastChanges, ms: this.lastCycleMs, lookMs, applyMs, skipped: changes.skipped }, 'synced');
     }
     if (moved || plan.forget.length || plan.actions.length || before !== this.conflicts.length || this.cycles === 1) await this.saveState();
     this.set('watching');

@@ -131,6 +131,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
       a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
     );
     // Files: sent, placed and their staging folder removed in one round trip.
+    const tb = Date.now();
     const pres = bfiles.length
       ? await pushGuest(
           c.session,
@@ -145,6 +146,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
           bfiles.reduce((s, a) => s + (a.entry.size ?? 0), 0),
         )
       : await applyGuest(c.session, c.dirs.tree, stage, placeOps);
+    c.log.debug({ folder: c.hostPath, files: bfiles.length, links: batch.length - bfiles.length, ms: Date.now() - tb }, 'sync: batch to the guest');
     pres.forEach((r, i) => {
       const a = batch[i]!;
       if (!note(r)) return;

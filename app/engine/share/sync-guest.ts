@@ -308,6 +308,8 @@ export class GuestWatcher extends EventEmitter<{ changed: [paths: string[] | und
     private readonly session: GuestSession,
     private readonly root: string,
     private readonly log: Logger,
+    /** Whether an event (its path under the root, its %e names) is the echo of the sync's own change: then it is dropped. */
+    private readonly isEcho: (path: string, kinds: string) => boolean = () => false,
   ) {
     super();
   }
@@ -340,13 +342,18 @@ export class GuestWatcher extends EventEmitter<{ changed: [paths: string[] | und
           fields.push(d, (f) => {
             const sp = f.indexOf(' ');
             const file = f.slice(sp + 1);
-            if (sp < 0 || f.slice(0, sp).includes('OVERFLOW') || !file.startsWith(prefix) || file.length === prefix.length) all = true;
-            else paths.push(file.slice(prefix.length).replace(/\/+$/, ''));
+            const kinds = f.slice(0, sp);
+            if (sp < 0 || kinds.includes('OVERFLOW') || !file.startsWith(prefix) || file.length === prefix.length) all = true;
+            else {
+              const p = file.slice(prefix.length).replace(/\/+$/, '');
+              if (!this.isEcho(p, kinds)) paths.push(p);
+            }
           });
         } catch {
           all = true;
         }
-        this.emit('changed', all ? undefined : paths);
+        if (all) this.emit('changed', undefined);
+        else if (paths.length) this.emit('changed', paths);
       });
       ch.stderr.on('data', (d: Buffer) => {
         stderr = (stderr + d.toString()).slice(-1000);

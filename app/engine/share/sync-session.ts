@@ -37,6 +37,7 @@ import { SyncWatch, type Changed } from './sync-watch.js';
 import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions } from './sync-transfer.js';
 import { FirstCopyProgress } from './sync-progress.js';
+import { GuestEchoes } from './sync-echo.js';
 import { removeTrees, writeFile } from '../guest/queries.js';
 import { sh } from '../../base/shell-quote.js';
 
@@ -102,6 +103,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private readonly copyMount: CopyMount;
   /** What the next cycle looks at. */
   private readonly look = new PendingLook();
+  /** The guest watcher's events for the sync's own changes, dropped (sync-echo.ts). */
+  private readonly echoes = new GuestEchoes();
   private readonly runner = new CycleRunner({
     cycle: async () => {
       await this.cycle();
@@ -255,7 +258,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   private watch(): void {
     if (this.stopped) return;
-    const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log);
+    const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log, this.echoes);
     w.on('changed', (paths, side) => this.changed(paths, side));
     w.on('noGuestWatcher', () => {
       this.look.guestWatched = false;
@@ -372,7 +375,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
     const t1 = Date.now();
     const changes = await applyActions(
-      { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc },
+      { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc, echoes: this.echoes },
       actions,
       this.progress.forCycle(),
     );

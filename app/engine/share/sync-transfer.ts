@@ -14,6 +14,7 @@ import { applyGuest, KEPT_BYTES, pullGuest, pushGuest, type GuestOp, type OpResu
 import { applyHostOp, receiveTar, type HostOp, type HostResult } from './sync-host.js';
 import { type guestSyncDirs } from '../settings/sync-paths.js';
 import type { Action, Ancestor } from './sync-plan.js';
+import type { EchoKind, GuestEchoes } from './sync-echo.js';
 import { sh } from '../../base/shell-quote.js';
 
 export interface TransferContext {
@@ -23,6 +24,8 @@ export interface TransferContext {
   log: Logger;
   /** Updated in place as changes land. */
   anc: Ancestor;
+  /** Told of the watcher events the guest ops will cause (sync-echo.ts). */
+  echoes?: GuestEchoes;
 }
 
 /** First-copy progress, reported to the session. */
@@ -85,7 +88,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     else if (a.op === 'mkdir') (a.on === 'guest' ? guestOps : hostOps).push({ op: 'mkdir', path: a.path });
   }
   const [gres, hres] = await Promise.all([
-    applyGuest(c.session, c.dirs.tree, c.dirs.stage, guestOps),
+    expectingEchoes(c, guestOps, () => applyGuest(c.session, c.dirs.tree, c.dirs.stage, guestOps)),
     (async () => {
       const rs: HostResult[] = [];
       for (const o of hostOps) rs.push(await applyHostOp(c.hostPath, o));
@@ -132,20 +135,22 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     );
     // Files: sent, placed and their staging folder removed in one round trip.
     const tb = Date.now();
-    const pres = bfiles.length
-      ? await pushGuest(
-          c.session,
-          c.dirs.tree,
-          stage,
-          placeOps,
-          packFiles(
-            c,
-            bfiles.map((a) => a.path),
-            progress,
-          ),
-          bfiles.reduce((s, a) => s + (a.entry.size ?? 0), 0),
-        )
-      : await applyGuest(c.session, c.dirs.tree, stage, placeOps);
+    const pres = await expectingEchoes(c, placeOps, () =>
+      bfiles.length
+        ? pushGuest(
+            c.session,
+            c.dirs.tree,
+            stage,
+            placeOps,
+            packFiles(
+              c,
+              bfiles.map((a) => a.path),
+              progress,
+            ),
+            bfiles.reduce((s, a) => s + (a.entry.size ?? 0), 0),
+          )
+        : applyGuest(c.session, c.dirs.tree, stage, placeOps),
+    );
     c.log.debug({ folder: c.hostPath, files: bfiles.length, links: batch.length - bfiles.length, ms: Date.now() - tb }, 'sync: batch to the guest');
     pres.forEach((r, i) => {
       const a = batch[i]!;
@@ -184,6 +189,39 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     }
   }
   return out;
+}
+
+/** The event the guest's watcher reports for a guest op that applied (a conflict copy set aside: none is dropped). */
+function echoOf(o: GuestOp): EchoKind | undefined {
+  if (o.op === 'place' || o.op === 'link') return 'MOVED_TO';
+  if (o.op === 'mkdir') return 'CREATE,ISDIR';
+  if (o.op === 'del') return o.expect.kind === 'dir' ? 'DELETE,ISDIR' : 'DELETE';
+  return undefined;
+}
+
+/**
+ * Run guest ops with their echoes expected from before they are sent (an
+ * event can come before the answer); an op that did not apply, or a run
+ * that failed, expects nothing.
+ */
+async function expectingEchoes(c: TransferContext, ops: GuestOp[], run: () => Promise<OpResult[]>): Promise<OpResult[]> {
+  const echoes = c.echoes;
+  if (!echoes) return run();
+  const items = ops.flatMap((o) => {
+    const kind = echoOf(o);
+    return kind ? [{ path: o.path, kind }] : [];
+  });
+  echoes.expect(items);
+  let results: OpResult[];
+  try {
+    results = await run();
+  } catch (err) {
+    for (const i of items) echoes.forget(i.path);
+    throw err;
+  }
+  const applied = new Set(results.filter((r) => r.status === 'ok').map((r) => r.path));
+  for (const i of items) if (!applied.has(i.path)) echoes.forget(i.path);
+  return results;
 }
 
 /** Host files (relative paths) as one tar stream, counted for the progress. */

@@ -17,6 +17,7 @@ import parcelWatcher from '@parcel/watcher';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { GuestWatcher } from './sync-guest.js';
+import type { GuestEchoes } from './sync-echo.js';
 import { SYNC_TEMP_PREFIX } from '../settings/sync-paths.js';
 
 /** Paths (relative, POSIX) that changed on a side, or undefined: look at everything. */
@@ -36,6 +37,8 @@ export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'h
     private readonly guestTree: string,
     private readonly session: GuestSession,
     private readonly log: Logger,
+    /** The sync's own guest changes, whose events are not changes to look at. */
+    private readonly echoes?: GuestEchoes,
   ) {
     super();
   }
@@ -64,7 +67,7 @@ export class SyncWatch extends EventEmitter<{ changed: [paths: Changed, side: 'h
         },
         (err: Error) => this.log.warn({ err: err.message, folder: this.hostPath }, 'cannot watch the synced folder on the host; rescanning every minute'),
       );
-    const gw = new GuestWatcher(this.session, this.guestTree, this.log);
+    const gw = new GuestWatcher(this.session, this.guestTree, this.log, (p, kinds) => this.echoes?.consume(p, kinds) ?? false);
     this.guestReady = new Promise((resolve) => {
       gw.once('established', resolve);
       gw.once('unavailable', () => resolve());

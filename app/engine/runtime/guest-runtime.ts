@@ -20,12 +20,11 @@ import type { InstancePaths } from '../../base/paths.js';
 import { sleep } from '../../base/process-util.js';
 import type { Settings } from '../settings/schema.js';
 import { ChangeNotifier } from '../share/change-notifier.js';
-import { adviseShares } from '../share/share-activity.js';
 import { ShareManager, type ShareView } from '../share/share-manager.js';
 import { SyncManager } from '../share/sync-manager.js';
-import { within } from '../settings/sync-paths.js';
 import type { SyncConflictView, SyncView } from '../share/sync-session.js';
-import { routeOf, type SharePlan } from '../share/virtiofs.js';
+import type { SharePlan } from '../share/virtiofs.js';
+import { bringUpShares } from './shares-up.js';
 import type { StartPhase } from '../../contract/vm-states.js';
 
 /**
@@ -164,53 +163,30 @@ export class GuestRuntime extends EventEmitter<RuntimeEvents> {
    * the first mounts are done; failures are logged, never thrown.
    */
   private mountShares(): Promise<void> {
-    const { session } = this;
-    const { log } = this.o;
-    const notifier = new ChangeNotifier(
-      session,
-      this.dockerApi(),
-      log,
-      () => (this.shares?.list() ?? []).filter((x) => x.state === 'mounted'),
-      // Synced folders' guest copies get real writes (and real inotify events) from the sync.
-      (hostPath) => this.o.settings().sync.some((x) => within(hostPath, x.hostPath)),
-    );
-    const plan = this.o.sharePlan ?? { routes: {}, later: 'reverse sshfs (this VM was started without a share plan)' };
-    const shares = new ShareManager(
-      session,
-      log,
-      () => this.o.settings().shares,
-      (p) => notifier.guestChanged(p),
-      (s) => routeOf(plan, s),
-      (views) =>
-        adviseShares(
-          views,
-          notifier.activity,
-          this.o.settings().sync.map((x) => x.hostPath),
-        ),
-    );
-    notifier.activity.on('busy', () => shares.emit('change', shares.list()));
-    this.o.vm.onShareLost?.((tag, reason) => {
-      // A guest asked to power off takes its virtio-fs devices down first:
-      // each virtiofsd exits a moment before the VM, which is no share lost.
-      if (session.currentState !== 'closed') shares.virtiofsLost(tag, reason);
+    const up = bringUpShares({
+      session: this.session,
+      log: this.o.log,
+      vm: this.o.vm,
+      settings: this.o.settings,
+      sharePlan: this.o.sharePlan,
+      dockerApi: this.dockerApi(),
+      changed: (list) => {
+        this.emit('shares', list);
+        this.sync?.sharesChanged();
+      },
     });
-    shares.on('change', (list) => {
-      this.emit('shares', list);
-      this.sync?.sharesChanged();
-    });
-    this.notifier = notifier;
-    this.shares = shares;
+    this.notifier = up.notifier;
+    this.shares = up.shares;
     this.undo.push({
       part: 'shares',
       stop: async () => {
-        notifier.stop();
         this.notifier = undefined;
         this.shares = undefined;
-        await shares.stop().catch(() => undefined);
+        await up.stop();
         this.emit('shares', []);
       },
     });
-    return shares.start().catch((err: Error) => log.error({ err: err.message }, 'shared folders failed'));
+    return up.mounted;
   }
 
   /** Whether some share is still mounting (for the start's progress). */

@@ -165,15 +165,16 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
   return [table(rows), why.length ? dim(why.join('\n')) : '', openFilesNote(shares), ...advice].filter(Boolean).join('\n\n');
 }
 
-/** When virtiofsd's open-files limit is low (ShareView.openFileLimit): what fails, and the two ways out. */
+/** When virtiofsd's open-files limit is low (ShareView.openFileLimit): what Berth does about it, what it costs, and the two ways out. */
 export function openFilesNote(shares: ShareViewWire[]): string {
   const low = shares.filter((s) => s.openFileLimit !== undefined);
   if (!low.length) return '';
   const n = Math.min(...low.map((s) => s.openFileLimit!));
   return [
-    `${yellow('Open files:')} virtiofsd may hold at most ${n.toLocaleString('en-US')} files open on this computer (one per file the VM has cached; this is the`,
-    `hard limit of open files Berth runs with). A tree of more files in ${low.map((s) => s.hostPath).join(', ')} fails in containers with`,
-    `"Too many open files". Raise the limit for Berth (\`ulimit -Hn\`, or LimitNOFILE= for a service) and restart, or sync such a folder:`,
+    `${yellow('Open files:')} virtiofsd may hold at most ${n.toLocaleString('en-US')} files open on this computer (the hard limit Berth runs with), and it holds`,
+    `one per file the VM has cached. So that a bigger tree does not fail in containers with "Too many open files", the VM keeps no`,
+    `file names cached in ${low.map((s) => s.hostPath).join(', ')}: each is looked up here again, and stat-heavy work (git status, a build`,
+    `walking the tree) is slower. Raise the limit for Berth (\`ulimit -Hn\`, or LimitNOFILE= for a service) and restart, or sync such a folder:`,
     `  berth sync add FOLDER`,
   ].join('\n');
 }

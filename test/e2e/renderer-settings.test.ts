@@ -299,7 +299,7 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     await openFiles.waitFor();
     assert.match(
       await openFiles.innerText(),
-      /at most 20,000 files open on this computer: a tree of more files here fails in containers with “Too many open files”/,
+      /at most 20,000 files open on this computer, one per file the VM has cached: so that a bigger tree does not fail with “Too many open files”, the VM keeps no file names cached here, and stat-heavy work is slower/,
     );
     engine.setOpenFileLimit(undefined);
     await openFiles.waitFor({ state: 'detached' });

@@ -62,10 +62,11 @@ test('berth shares: a busy folder gets a line with why and the command that sync
   assert.doesNotMatch(formatShares([view('/home/u')], [{ hostPath: '/home/u' }]), /Sync it/);
 });
 
-test('`berth shares` says when virtiofsd may hold few files open: what fails, and the two ways out', () => {
+test('`berth shares` says when virtiofsd may hold few files open: what Berth does, what it costs, and the two ways out', () => {
   const text = formatShares([{ ...view('/home/u'), openFileLimit: 20000 }, view('/srv')], [{ hostPath: '/home/u' }]);
   assert.match(text, /Open files: virtiofsd may hold at most 20,000 files open on this computer/);
-  assert.match(text, /A tree of more files in \/home\/u fails in containers with\n"Too many open files"\. Raise the limit for Berth/);
+  assert.match(text, /the VM keeps no\nfile names cached in \/home\/u: each is looked up here again, and stat-heavy work/);
+  assert.match(text, /Raise the limit for Berth/);
   assert.match(text, /\n {2}berth sync add FOLDER/);
   assert.doesNotMatch(formatShares([view('/home/u')], []), /Open files/);
 });

@@ -103,8 +103,9 @@ export function FileSharing() {
                       {s?.mechanism === 'reverse-sshfs' && s.mechanismReason ? <div className="small muted">{s.mechanismReason}</div> : null}
                       {s?.openFileLimit !== undefined ? (
                         <div className="small warn" data-testid="share-open-files">
-                          virtiofsd may hold at most {s.openFileLimit.toLocaleString('en-US')} files open on this computer: a tree of more files here fails in
-                          containers with “Too many open files”. Raise Berth&apos;s open-files limit and restart, or sync such a folder.
+                          virtiofsd may hold at most {s.openFileLimit.toLocaleString('en-US')} files open on this computer, one per file the VM has cached: so
+                          that a bigger tree does not fail with “Too many open files”, the VM keeps no file names cached here, and stat-heavy work is slower.
+                          Raise Berth&apos;s open-files limit and restart, or sync such a folder.
                         </div>
                       ) : null}
                       {s?.busy && s.advice ? (

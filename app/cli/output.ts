@@ -172,9 +172,9 @@ export function openFilesNote(shares: ShareViewWire[]): string {
   const n = Math.min(...low.map((s) => s.openFileLimit!));
   return [
     `${yellow('Open files:')} virtiofsd may hold at most ${n.toLocaleString('en-US')} files open on this computer (the hard limit Berth runs with), and it holds`,
-    `one per file the VM has cached. So that a bigger tree does not fail in containers with "Too many open files", the VM keeps no`,
-    `file names cached in ${low.map((s) => s.hostPath).join(', ')}: each is looked up here again, and stat-heavy work (git status, a build`,
-    `walking the tree) is slower. Raise the limit for Berth (\`ulimit -Hn\`, or LimitNOFILE= for a service) and restart, or sync such a folder:`,
+    `one per file the VM has cached. So that a bigger tree does not fail in containers with "Too many open files", the VM lets go of`,
+    `the files it has cached when it nears the limit: work on a tree bigger than that in ${low.map((s) => s.hostPath).join(', ')} looks its files up`,
+    `here again. Raise the limit for Berth (\`ulimit -Hn\`, or LimitNOFILE= for a service) and restart, or sync such a folder:`,
     `  berth sync add FOLDER`,
   ].join('\n');
 }

@@ -299,7 +299,7 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     await openFiles.waitFor();
     assert.match(
       await openFiles.innerText(),
-      /at most 20,000 files open on this computer, one per file the VM has cached: so that a bigger tree does not fail with “Too many open files”, the VM keeps no file names cached here, and stat-heavy work is slower/,
+      /at most 20,000 files open on this computer, one per file the VM has cached: so that a bigger tree does not fail with “Too many open files”, the VM lets go of its cached files when it nears the limit, and work on a bigger tree here looks its files up again/,
     );
     engine.setOpenFileLimit(undefined);
     await openFiles.waitFor({ state: 'detached' });

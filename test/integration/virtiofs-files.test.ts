@@ -5,8 +5,8 @@
  * machine, a user namespace) the next file failed in the container with
  * "Too many open files" (bench/results-shares.md: every developer workload
  * on virtiofs failed at the 20,000-file limit). Where the limit is low,
- * virtiofsd now tells the guest to keep no names cached (timeout=0, see
- * virtiofsd.ts), so it holds only the files in use.
+ * the guest lets go of its cached files when it nears it
+ * (share/fuse-valve.ts), and virtiofsd closes them.
  *
  * The engine runs under a limit of 6,000 here (prlimit), and a container
  * writes, lists and reads 9,000 files on the share: a source tree of 90

@@ -93,9 +93,7 @@ test('the C virtiofsd: cache=auto, submounts, no locks or xattrs passed through,
     { kind: 'userns', uid: 1000, gid: 1000, subuid: 100000, subgid: 100000 },
   );
   assert.equal(userns.at(-1), '--rlimit-nofile=0', 'in a user namespace it leaves the open-files limit to the wrapper');
-  const low = virtiofsdArgs({ flavor: 'qemu-c' }, { socketPath: '/s', source: '/x', readOnly: false, lowOpenFiles: true }, { kind: 'root' });
-  assert.deepEqual(low.slice(6, 9), ['announce_submounts', '-o', 'timeout=0'], 'a low open-files limit: no names kept cached');
-  assert.ok(!userns.includes('timeout=0'), 'only then');
+  assert.ok(!userns.some((x) => x.startsWith('timeout')), 'names stay cached for 1 s (cache=auto), even where the open-files limit is low (fuse-valve.ts)');
 });
 
 test('the Rust virtiofsd: the same choices in its long options', () => {

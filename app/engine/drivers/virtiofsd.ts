@@ -30,21 +30,11 @@ import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProb
  *   `always` keeps stale data for a day; `none` makes every stat a round
  *   trip (10 times slower to stat a tree, measured) and mmap of shared
  *   files fails on the 6.1 guest kernel.
- * - timeout=0 (C only), where virtiofsd may hold few files open
- *   (VirtiofsSupport.openFileLimit: no CAP_SYS_RESOURCE, as in a
- *   container): virtiofsd keeps an open file for every file the guest has
- *   cached, and a guest kernel keeps every name it looked up until memory
- *   runs short, so a tree bigger than the limit failed in containers with
- *   "Too many open files" (the bench's 20,000-file workloads did). With no
- *   time to live a name is let go when its last user closes it (FUSE
- *   deletes a dentry that has expired on its last dput), and virtiofsd
- *   holds only what is in use. File data is still cached as with auto;
- *   lookups go to the host every time (a stat-heavy walk of a cold tree
- *   took 6.6 s instead of 0.6 s under TCG). Dropping the guest's caches
- *   when virtiofsd neared its limit was tried first: a stat-heavy walk
- *   (busybox find) looks up 15,000 files a second under TCG, faster than
- *   any watch could catch. The Rust virtiofsd is left as it is; where it
- *   runs as root, --inode-file-handles is the way out (not tried here).
+ * - Where virtiofsd holds a file per cached one and may hold few
+ *   (VirtiofsSupport.openFileLimit), share/fuse-valve.ts keeps the guest's
+ *   cache under the limit. timeout=0 (no name cached) was tried: a cold
+ *   `ls -lR` of 25,000 files took 116 s instead of 2.8 s, and reads failed
+ *   with "Bad file descriptor".
  * - announce_submounts: a folder of another host file system inside the
  *   share shows as its own mount in the guest, so inode numbers of two
  *   host file systems never collide (tar and cp -a would take them for hard
@@ -82,8 +72,6 @@ export interface VirtiofsdLaunch {
   socketPath: string;
   source: string;
   readOnly: boolean;
-  /** The open-files limit is low: the guest keeps no names cached (timeout=0, above). */
-  lowOpenFiles?: boolean;
 }
 
 /** virtiofsd's own arguments (see the option notes at the top). */
@@ -101,7 +89,6 @@ export function virtiofsdArgs(d: Pick<Virtiofsd, 'flavor'>, l: VirtiofsdLaunch, 
     return a;
   }
   const a = [`--socket-path=${l.socketPath}`, '-o', `source=${fuseOptEscape(l.source)}`, '-o', 'cache=auto', '-o', 'announce_submounts'];
-  if (l.lowOpenFiles) a.push('-o', 'timeout=0');
   a.push('-o', 'no_posix_lock', '-o', 'no_flock', '-o', 'no_xattr', '-o', 'modcaps=-mknod:-setfcap', '-o', 'sandbox=namespace');
   // In a user namespace it cannot raise its hard limit: the wrapper raises
   // the soft one to it and virtiofsd leaves it alone.
@@ -193,8 +180,7 @@ async function startOne(s: ShareSpec, probe: VirtiofsdProbe, timeoutMs: number):
   fs.chmodSync(path.dirname(s.socketPath), 0o700);
   await stopStale(s);
   fs.rmSync(s.socketPath, { force: true });
-  const lowOpenFiles = probe.support.openFileLimit !== undefined;
-  const cmd = virtiofsdCommand(probe.binary, { socketPath: s.socketPath, source: s.hostPath, readOnly: !!s.readonly, lowOpenFiles }, probe.mode);
+  const cmd = virtiofsdCommand(probe.binary, { socketPath: s.socketPath, source: s.hostPath, readOnly: !!s.readonly }, probe.mode);
   const log = fs.openSync(files.log, 'w', 0o600);
   let child;
   try {

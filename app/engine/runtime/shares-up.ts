@@ -2,7 +2,8 @@
  * The shared folders on one guest session: the share manager (mounts by
  * virtio-fs or reverse sshfs, per the share plan), the change notifier that
  * carries host edits to containers' watchers, the advice on what to sync,
- * and a virtio-fs device whose virtiofsd went away.
+ * a virtio-fs device whose virtiofsd went away, and the valve that keeps a
+ * virtiofsd with a low open-files limit under it.
  */
 import type { Logger } from 'pino';
 import type { DockerApi } from '../docker/docker-api.js';
@@ -11,6 +12,7 @@ import type { GuestSession } from '../guest/session.js';
 import type { Settings } from '../settings/schema.js';
 import { within } from '../settings/sync-paths.js';
 import { ChangeNotifier } from '../share/change-notifier.js';
+import { FuseValve, valveMark } from '../share/fuse-valve.js';
 import { adviseShares } from '../share/share-activity.js';
 import { ShareManager, type ShareView } from '../share/share-manager.js';
 import { routeOf, type SharePlan } from '../share/virtiofs.js';
@@ -20,6 +22,8 @@ export interface SharesUp {
   shares: ShareManager;
   /** The first mounts are done (failures are logged, never thrown). */
   mounted: Promise<void>;
+  /** Runs where virtiofsd's open-files limit is low (fuse-valve.ts). */
+  valve?: FuseValve;
   stop(): Promise<void>;
 }
 
@@ -68,11 +72,16 @@ export function bringUpShares(o: {
   });
   manager.on('change', (list) => o.changed(list));
   const mounted = manager.start().catch((err: Error) => log.error({ err: err.message }, 'shared folders failed'));
+  const limits = Object.values(plan.routes).flatMap((r) => (r.mechanism === 'virtiofs' && r.openFileLimit !== undefined ? [r.openFileLimit] : []));
+  const valve = limits.length ? new FuseValve(session, log, valveMark(Math.min(...limits))) : undefined;
+  valve?.start();
   return {
     notifier,
     shares: manager,
     mounted,
+    valve,
     async stop() {
+      valve?.stop();
       notifier.stop();
       await manager.stop().catch(() => undefined);
     },

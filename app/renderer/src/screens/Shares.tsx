@@ -104,8 +104,8 @@ export function FileSharing() {
                       {s?.openFileLimit !== undefined ? (
                         <div className="small warn" data-testid="share-open-files">
                           virtiofsd may hold at most {s.openFileLimit.toLocaleString('en-US')} files open on this computer, one per file the VM has cached: so
-                          that a bigger tree does not fail with “Too many open files”, the VM keeps no file names cached here, and stat-heavy work is slower.
-                          Raise Berth&apos;s open-files limit and restart, or sync such a folder.
+                          that a bigger tree does not fail with “Too many open files”, the VM lets go of its cached files when it nears the limit, and work on a
+                          bigger tree here looks its files up again. Raise Berth&apos;s open-files limit and restart, or sync such a folder.
                         </div>
                       ) : null}
                       {s?.busy && s.advice ? (

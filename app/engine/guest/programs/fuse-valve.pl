@@ -1,0 +1,44 @@
+# Keeps the guest's cache of FUSE files (virtio-fs and sshfs shares) below a
+# mark, so that virtiofsd, which holds one open file on the host for each
+# of them, stays under its open-files limit (share/fuse-valve.ts). Args:
+# MARK [FAST_S SLOW_S [COUNT_FILE DROP_FILE]].
+# It counts the kernel's fuse_inode objects, every FAST_S seconds while the
+# count is above a quarter of MARK and every SLOW_S otherwise, and when the
+# count passes MARK writes 2 to drop_caches: the kernel lets go of every
+# name and file it does not use, and FUSE tells virtiofsd to forget them.
+# A drop that leaves the count above half the mark (the files are in use)
+# waits twice as long before the next one, up to 5 s: no drop storm.
+# It prints "drop BEFORE AFTER MS" each time, and "none WHY" and ends when
+# it cannot count. EOF on stdin, or anything on it, ends it.
+use strict; use IO::Select; use Time::HiRes qw(time);
+$| = 1;
+my ($mark, $fast, $slow, $countFile, $dropFile) = @ARGV;
+die "usage: MARK [FAST_S SLOW_S [COUNT_FILE DROP_FILE]]\n" unless defined $mark && $mark =~ /^\d+$/ && $mark > 0;
+$fast ||= 0.05; $slow ||= 0.25;
+$dropFile ||= '/proc/sys/vm/drop_caches';
+my @sources = $countFile ? ([$countFile, qr/^(\d+)/]) : (['/sys/kernel/slab/fuse_inode/objects', qr/^(\d+)/], ['/proc/slabinfo', qr/^fuse_inode\s+(\d+)/m]);
+sub count {
+  for my $s (@sources) {
+    open(my $h, '<', $s->[0]) or next;
+    local $/; my $t = <$h>; close $h;
+    return $1 if defined $t && $t =~ $s->[1];
+  }
+  return undef;
+}
+my $stdin = IO::Select->new(\*STDIN);
+my $n = count();
+unless (defined $n) { print "none no fuse_inode count in ", join(' or ', map { $_->[0] } @sources), "\n"; exit 0; }
+my ($next, $wait) = (0, 0);
+while (1) {
+  if ($n > $mark && time >= $next) {
+    my $t0 = time;
+    if (open(my $d, '>', $dropFile)) { print $d "2\n"; close $d; }
+    else { print "none cannot write $dropFile: $!\n"; exit 0; }
+    my $after = count() // 0;
+    printf "drop %d %d %d\n", $n, $after, (time - $t0) * 1000;
+    $wait = $after * 2 > $mark ? ($wait ? ($wait * 2 > 5 ? 5 : $wait * 2) : $fast * 2) : 0;
+    $next = time + $wait;
+  }
+  exit 0 if $stdin->can_read($n * 4 > $mark ? $fast : $slow);
+  $n = count() // 0;
+}

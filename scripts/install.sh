@@ -48,6 +48,16 @@ else
 	$sudo chown -R "$(id -u):$(id -g)" "$cache"
 fi
 
+# Debian 12 has only QEMU's C virtiofsd: the Rust one comes from the guest's
+# release (scripts/virtiofsd.sh). Without it virtiofs shares still work.
+say "virtiofsd: the Rust one where this host has only QEMU's C one"
+if [ -z "$sudo" ]; then
+	PATH="$PATH:/usr/sbin:/sbin" node dist/scripts/build-virtiofsd.js || echo "warning: virtiofs shares use QEMU's C virtiofsd" >&2
+else
+	$sudo env "PATH=$PATH:/usr/sbin:/sbin" "BERTH_CACHE=$cache" node dist/scripts/build-virtiofsd.js || echo "warning: virtiofs shares use QEMU's C virtiofsd" >&2
+	$sudo chown -R "$(id -u):$(id -g)" "$cache"
+fi
+
 if [ -n "${BERTH_NO_START:-}" ]; then
 	say "Berth is built. Start it with: node bin/berth.js start"
 	exit 0

@@ -38,6 +38,8 @@ import {
   probeVirtiofsd,
   subordinateRange,
   virtiofsdOpenFiles,
+  bundledVirtiofsd,
+  findVirtiofsd,
   type ProbeHost,
   type VirtiofsdProbe,
 } from '../../app/engine/drivers/virtiofsd-probe.js';
@@ -56,6 +58,19 @@ test('which virtiofsd: the C one from QEMU or the Rust one, from --version', () 
   );
   assert.deepEqual(parseVirtiofsdVersion('virtiofsd 1.10.1\n'), { flavor: 'rust', version: '1.10.1' });
   assert.equal(parseVirtiofsdVersion('something else 1.0'), undefined);
+});
+
+test('where virtiofsd is looked for: a Rust one installed, then the one unpacked into the cache, then QEMU’s C one, then PATH', () => {
+  const only =
+    (...have: string[]) =>
+    (p: string) =>
+      have.includes(p);
+  const cached = '/home/me/.cache/berth/virtiofsd/virtiofsd';
+  assert.equal(bundledVirtiofsd('/home/me/.cache/berth'), cached);
+  assert.equal(findVirtiofsd(undefined, only('/usr/libexec/virtiofsd', cached, '/usr/lib/qemu/virtiofsd'), cached), '/usr/libexec/virtiofsd');
+  assert.equal(findVirtiofsd(undefined, only('/usr/lib/virtiofsd', '/usr/lib/qemu/virtiofsd'), cached), '/usr/lib/virtiofsd');
+  assert.equal(findVirtiofsd(undefined, only(cached, '/usr/lib/qemu/virtiofsd'), cached), cached, 'Debian 12 after `npm run virtiofsd`');
+  assert.equal(findVirtiofsd(undefined, only('/usr/lib/qemu/virtiofsd'), cached), '/usr/lib/qemu/virtiofsd');
 });
 
 test('subordinate ids: by name or uid, big enough ranges only', () => {
@@ -105,6 +120,8 @@ test('the Rust virtiofsd: the same choices in its long options', () => {
     '--sandbox=namespace',
     '--modcaps=-mknod:-setfcap',
   ]);
+  const handles = virtiofsdArgs({ flavor: 'rust' }, { socketPath: '/s.sock', source: '/x', readOnly: false }, { kind: 'root', fileHandles: true });
+  assert.equal(handles.at(-1), '--inode-file-handles=prefer', 'as root with CAP_DAC_READ_SEARCH: cached files named by handle, not held open');
 });
 
 test('as root, a read-write share runs virtiofsd itself; a read-only one behind a read-only bind mount', () => {
@@ -343,4 +360,18 @@ test("virtiofsd's open-files limit: the hard limit it inherits, unless root may 
   assert.ok(boxedProbe.ok && boxedProbe.openFileLimit === 20000, JSON.stringify(boxedProbe));
   const fine = probeVirtiofsd(host({ readFile: full })).support;
   assert.ok(fine.ok && fine.openFileLimit === undefined && LOW_OPEN_FILE_LIMIT > 20000);
+
+  // The Rust virtiofsd as root with CAP_DAC_READ_SEARCH (bit 2) holds no file per cached one: no limit to show, whatever the hard limit.
+  const rust = (readFile: (p: string) => string | undefined) =>
+    probeVirtiofsd(host({ readFile, run: (file) => (file === 'unshare' ? { code: 0, out: '' } : { code: 0, out: 'virtiofsd 1.13.2\n' }) }));
+  const byHandle = rust(boxed);
+  assert.deepEqual(byHandle.mode, { kind: 'root', fileHandles: true });
+  assert.ok(byHandle.support.ok && byHandle.support.openFileLimit === undefined, JSON.stringify(byHandle.support));
+  assert.ok(byHandle.support.ok && /Rust\) as root, files named by handle/.test(byHandle.support.how));
+  // Without CAP_DAC_READ_SEARCH (bit 2 cleared) it holds files open like the C one: the low limit shows.
+  const noDac = rust(
+    files({ '/proc/self/limits': limits('20000', '20000'), '/proc/self/status': capEff('000001fffefffffb'), '/proc/sys/fs/nr_open': '1048576\n' }),
+  );
+  assert.deepEqual(noDac.mode, { kind: 'root' });
+  assert.ok(noDac.support.ok && noDac.support.openFileLimit === 20000);
 });

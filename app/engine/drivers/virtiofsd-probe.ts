@@ -7,6 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { cacheDir } from '../../base/paths.js';
 import { findExecutable } from '../../base/process-util.js';
 import type { VirtiofsSupport } from './driver.js';
 export type VirtiofsdFlavor = 'qemu-c' | 'rust';
@@ -17,19 +19,40 @@ export interface Virtiofsd {
   version: string;
 }
 
-/** How virtiofsd runs: as root, or as this user in a user namespace with its subordinate ids. */
-export type VirtiofsdMode = { kind: 'root' } | { kind: 'userns'; uid: number; gid: number; subuid: number; subgid: number };
+/**
+ * How virtiofsd runs: as root, or as this user in a user namespace with its
+ * subordinate ids. `fileHandles`: the Rust virtiofsd as root with
+ * CAP_DAC_READ_SEARCH names the files the guest has cached by file handle
+ * instead of holding each open (--inode-file-handles, virtiofsd.ts).
+ */
+export type VirtiofsdMode = { kind: 'root'; fileHandles?: boolean } | { kind: 'userns'; uid: number; gid: number; subuid: number; subgid: number };
 
 /** Guest ids 1..SUBORDINATE_IDS map to the user's subordinate ids. */
 export const SUBORDINATE_IDS = 65536;
 
-/** Where distributions put it (Debian/Ubuntu's qemu-system-common, Fedora/RHEL's virtiofsd, Arch). */
-export const VIRTIOFSD_PATHS = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd', '/usr/lib/virtiofsd'];
+/** Where distributions put it: the Rust one (Debian 13's and Fedora's virtiofsd package, Arch), then QEMU's C one (Debian/Ubuntu's qemu-system-common). */
+export const RUST_VIRTIOFSD_PATHS = ['/usr/libexec/virtiofsd', '/usr/lib/virtiofsd'];
+export const C_VIRTIOFSD_PATHS = ['/usr/lib/qemu/virtiofsd'];
+export const VIRTIOFSD_PATHS = [...RUST_VIRTIOFSD_PATHS, ...C_VIRTIOFSD_PATHS];
 
-/** virtiofsd: `explicit` (BERTH_VIRTIOFSD), else where distributions put it, else PATH. */
-export function findVirtiofsd(explicit?: string, exists: (p: string) => boolean = fs.existsSync): string | undefined {
+/**
+ * The Rust virtiofsd that `npm run virtiofsd` (scripts/virtiofsd.sh) unpacks
+ * from the guest's Debian release for a host that has only the C one: a
+ * launcher in Berth's cache.
+ */
+export function bundledVirtiofsd(cache = cacheDir()): string {
+  return path.join(cache, 'virtiofsd', 'virtiofsd');
+}
+
+/**
+ * virtiofsd: `explicit` (BERTH_VIRTIOFSD); else a Rust one where
+ * distributions put it, then the one unpacked into Berth's cache, then QEMU's
+ * C one; else PATH. The Rust one is preferred: it is the maintained one,
+ * and as root it holds no open file per file the guest has cached.
+ */
+export function findVirtiofsd(explicit?: string, exists: (p: string) => boolean = fs.existsSync, bundled = bundledVirtiofsd()): string | undefined {
   if (explicit) return findExecutable(explicit);
-  for (const p of VIRTIOFSD_PATHS) if (exists(p)) return p;
+  for (const p of [...RUST_VIRTIOFSD_PATHS, bundled, ...C_VIRTIOFSD_PATHS]) if (exists(p)) return p;
   return findExecutable('virtiofsd');
 }
 
@@ -122,13 +145,19 @@ export function virtiofsdOpenFiles(h: Pick<ProbeHost, 'readFile'>, mode: Virtiof
   const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(h.readFile('/proc/self/limits') ?? '')?.[1];
   if (!hard) return undefined;
   const want = Math.min(VIRTIOFSD_NOFILE, Number(h.readFile('/proc/sys/fs/nr_open')?.trim()) || VIRTIOFSD_NOFILE);
-  const cap = /^CapEff:\s*([0-9a-f]{1,16})$/m.exec(h.readFile('/proc/self/status') ?? '')?.[1];
-  const mayRaise = mode.kind === 'root' && cap !== undefined && ((BigInt(`0x${cap}`) >> 24n) & 1n) === 1n; // CAP_SYS_RESOURCE
+  const mayRaise = mode.kind === 'root' && hasCapability(h, 24); // CAP_SYS_RESOURCE
   return mayRaise || hard === 'unlimited' ? want : Math.min(Number(hard), want);
 }
 
-/** `openFileLimit` for VirtiofsSupport: set only when low. */
+/** Does this process have capability `bit` (linux/capability.h) in its effective set? */
+function hasCapability(h: Pick<ProbeHost, 'readFile'>, bit: number): boolean {
+  const cap = /^CapEff:\s*([0-9a-f]{1,16})$/m.exec(h.readFile('/proc/self/status') ?? '')?.[1];
+  return cap !== undefined && ((BigInt(`0x${cap}`) >> BigInt(bit)) & 1n) === 1n;
+}
+
+/** `openFileLimit` for VirtiofsSupport: set only when low, and never where virtiofsd holds no file per cached one. */
 function lowLimit(h: ProbeHost, mode: VirtiofsdMode): { openFileLimit?: number } {
+  if (mode.kind === 'root' && mode.fileHandles) return {};
   const n = virtiofsdOpenFiles(h, mode);
   return n !== undefined && n < LOW_OPEN_FILE_LIMIT ? { openFileLimit: n } : {};
 }
@@ -152,8 +181,10 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
   const binary: Virtiofsd = { path: bin, ...parsed };
   const label = `virtiofsd ${parsed.version}${parsed.flavor === 'rust' ? ' (Rust)' : ''}`;
   if (h.uid === 0) {
-    const root: VirtiofsdMode = { kind: 'root' };
-    return { support: { ok: true, how: `${label} as root`, needsSocket: true, readOnlyDevice: true, ...lowLimit(h, root) }, binary, mode: root };
+    // CAP_DAC_READ_SEARCH: open_by_handle_at.
+    const root: VirtiofsdMode = parsed.flavor === 'rust' && hasCapability(h, 2) ? { kind: 'root', fileHandles: true } : { kind: 'root' };
+    const how = `${label} as root${root.fileHandles ? ', files named by handle' : ''}`;
+    return { support: { ok: true, how, needsSocket: true, readOnlyDevice: true, ...lowLimit(h, root) }, binary, mode: root };
   }
   const user = { name: h.userName, id: h.uid };
   const subuid = subordinateRange(h.readFile('/etc/subuid') ?? '', user);

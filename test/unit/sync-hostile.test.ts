@@ -285,6 +285,33 @@ gatedSuite(
   },
 );
 
+test('per-path retries: a cycle settled in one call reports each path once, and a look at everything forgets what it no longer plans', () => {
+  const r = new PathRetries({ reportAfter: 2, now: () => 0 });
+  const abs = (p: string) => `/h/${p}`;
+  const failed = new Map([
+    ['a', { info: 'busy', refused: false }],
+    ['b', { info: 'a link on the way', refused: true }],
+  ]);
+  assert.deepEqual(
+    r.settle([], failed, undefined, abs).map((v) => [v.path, v.problem]),
+    [['/h/b', 'a link on the way']],
+    'a refusal at once',
+  );
+  assert.deepEqual(
+    r.settle([], failed, undefined, abs).map((v) => v.path),
+    ['/h/a'],
+    'a at its second failure; b not again',
+  );
+  assert.deepEqual(r.settle(['a'], new Map(), undefined, abs), []);
+  assert.deepEqual(
+    r.problems(abs).map((v) => v.path),
+    ['/h/b'],
+    'a landed',
+  );
+  r.settle([], new Map(), new Set(['c']), abs);
+  assert.equal(r.size, 0, 'b is no longer planned after a look at everything');
+});
+
 test('per-path retries: doubling delays, reported after a few failures or at once when refused, forgotten when fixed', () => {
   let now = 1_000_000;
   const r = new PathRetries({ baseMs: 500, maxMs: 4000, reportAfter: 3, now: () => now });

@@ -108,6 +108,26 @@ export class PathRetries {
     return changed;
   }
 
+  /**
+   * A cycle's outcome in one call: what landed leaves the list, what failed
+   * is noted, and (after a look at everything, `planned` being every path
+   * it planned a change for) paths no longer planned leave too. Returns the
+   * paths to report now, each once, as the view shows them.
+   */
+  settle(
+    applied: Iterable<string>,
+    failed: ReadonlyMap<string, { info: string; refused: boolean }>,
+    planned: Set<string> | undefined,
+    toHost: (p: string) => string,
+  ): SyncProblemView[] {
+    for (const p of applied) this.succeeded(p);
+    const now: string[] = [];
+    for (const [p, f] of failed) if (this.fail(p, f.info, f.refused)) now.push(toHost(p));
+    if (planned) this.keepOnly(planned);
+    const all = this.problems(toHost);
+    return now.flatMap((h) => all.filter((v) => v.path === h));
+  }
+
   /** When the earliest waiting path is due (ms), if any. */
   nextDue(): number | undefined {
     let min: number | undefined;

@@ -24,16 +24,15 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
-import { hashGuest, lookGuest, scanGuest } from './sync-guest.js';
-import { hashHost, lookHost, scanHost } from './sync-host.js';
-import { ancestorIn, asRecorded, coveredBy, within } from './sync-scope.js';
+import { SyncConflicts } from './sync-conflicts.js';
+import { lookAndPlan } from './sync-look.js';
 import { CycleRunner } from './sync-cycles.js';
 import { PendingLook } from './sync-pending.js';
 import { CopyMount } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
-import { hashCandidates, reconcile, type Ancestor, type Conflict } from './sync-plan.js';
+import type { Ancestor } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
-import { SyncWatch, type Changed } from './sync-watch.js';
+import { SyncTriggers } from './sync-triggers.js';
 import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions } from './sync-transfer.js';
 import { FirstCopyProgress } from './sync-progress.js';
@@ -45,26 +44,12 @@ export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
 export type { SyncProblemView } from './sync-retry.js';
 export { batches } from './sync-transfer.js';
 
-const MAX_CONFLICTS = 200;
-const SAFETY_RESCAN_MS = 60_000;
-/**
- * How long a cycle waits after a watcher's event, to take more of a burst
- * with it (the host's watcher already gathers its events for 50 ms).
- */
-const EVENT_DELAY_MS = 5;
 /**
  * How long start() waits for the watchers before its first cycle (usually
  * well under a second; inotifywait -r on a big guest tree takes longer). A
  * watcher that comes up later still asks for a look then.
  */
 const WATCHERS_READY_MS = 5000;
-/**
- * Files a cycle wrote on the host are looked at again this long after:
- * the host's watcher folds a create and a delete in one batch into
- * nothing, so a file removed the moment the sync wrote it went unseen
- * until the safety rescan, a minute later.
- */
-const RECHECK_MS = 250;
 
 export interface SyncSessionOptions {
   hostPath: string;
@@ -87,9 +72,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private state: SyncState = 'starting';
   private error?: { message: string; hint: string };
   private anc: Ancestor = new Map();
+  private readonly conflicts: SyncConflicts;
   private token = '';
   private initialDone = false;
-  private conflicts: SyncConflictView[] = [];
   private readonly progress = new FirstCopyProgress({
     done: () => this.initialDone,
     copying: () => this.set('copying'),
@@ -114,8 +99,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     failed: (err) => this.cycleFailed(err),
     stopped: () => this.stopped,
   });
-  private safety?: NodeJS.Timeout;
-  private watcher?: SyncWatch;
+  private readonly triggers: SyncTriggers;
   private stopped = false;
   private failures = 0;
   /** Paths whose change did not apply: tried again on their own delays, reported if they keep failing. */
@@ -128,7 +112,28 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.hostPath = path.resolve(o.hostPath);
     this.id = syncId(this.hostPath);
     this.dirs = guestSyncDirs(this.id, o.guestRoot);
+    this.conflicts = new SyncConflicts(this.hostPath);
     const { session, log } = o;
+    this.triggers = new SyncTriggers({
+      hostPath: this.hostPath,
+      tree: this.dirs.tree,
+      session,
+      log,
+      echoes: this.echoes,
+      look: this.look,
+      request: (ms) => this.request(ms),
+      safety: () => {
+        if (!this.prepared) {
+          void this.start();
+          return;
+        }
+        this.look.all();
+        this.request(0);
+        this.triggers.arm();
+      },
+      failures: () => (this.state === 'error' ? this.failures : undefined),
+      stopped: () => this.stopped,
+    });
     this.copyMount = new CopyMount({
       session,
       log,
@@ -163,7 +168,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       mounted: this.copyMount.mounted,
       entries: this.anc.size,
       cycles: this.cycles,
-      conflicts: [...this.conflicts],
+      conflicts: [...this.conflicts.list],
     };
     const initial = this.progress.view();
     if (initial) v.initial = initial;
@@ -190,11 +195,11 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.token = s.token;
     this.initialDone = s.initialDone;
     this.anc = s.anc;
-    this.conflicts = s.conflicts;
+    this.conflicts.list = s.conflicts;
   }
 
   private async saveState(): Promise<void> {
-    await saveSyncState(this.stateFile, this.hostPath, { token: this.token, initialDone: this.initialDone, anc: this.anc, conflicts: this.conflicts });
+    await saveSyncState(this.stateFile, this.hostPath, { token: this.token, initialDone: this.initialDone, anc: this.anc, conflicts: this.conflicts.list });
   }
 
   /**
@@ -238,12 +243,12 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     } catch (err) {
       this.failures++;
       this.fail(err);
-      this.armSafety();
+      this.triggers.arm();
       return;
     }
     this.prepared = true;
     this.watch();
-    const ready = await this.watcher?.ready(WATCHERS_READY_MS);
+    const ready = await this.triggers.watcher?.ready(WATCHERS_READY_MS);
     if (this.stopped) return;
     if (ready === false) this.log.debug({ folder: this.hostPath }, 'the sync watchers are not up yet; they ask for a look when they are');
     await this.runner.run();
@@ -257,52 +262,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   private watch(): void {
-    if (this.stopped) return;
-    const w = new SyncWatch(this.hostPath, this.dirs.tree, this.o.session, this.log, this.echoes);
-    w.on('changed', (paths, side) => this.changed(paths, side));
-    w.on('noGuestWatcher', () => {
-      this.look.guestWatched = false;
-      this.safetyMs = 2000;
-      this.armSafety();
-    });
-    w.start();
-    this.watcher = w;
-    this.armSafety();
-  }
-
-  private safetyMs = SAFETY_RESCAN_MS;
-  private armSafety(): void {
-    if (this.safety) clearTimeout(this.safety);
-    if (this.stopped) return;
-    this.safety = setTimeout(
-      () => {
-        this.safety = undefined;
-        if (!this.prepared) {
-          void this.start();
-          return;
-        }
-        this.look.all();
-        this.request(0);
-        this.armSafety();
-      },
-      this.state === 'error' ? Math.min(this.safetyMs, 5000 * 2 ** Math.min(this.failures, 3)) : this.safetyMs,
-    );
-    this.safety.unref?.();
-  }
-
-  /** A watcher saw `paths` change (undefined: it cannot say which): look there soon. */
-  private changed(paths: Changed, side: 'host' | 'guest'): void {
-    this.look.note(paths, side);
-    this.request(EVENT_DELAY_MS);
-  }
-
-  /** Look at host paths again soon (see RECHECK_MS). */
-  private recheck(paths: string[]): void {
-    setTimeout(() => {
-      if (this.stopped) return;
-      this.look.note(paths, 'host');
-      this.request(0);
-    }, RECHECK_MS).unref?.();
+    if (!this.stopped) this.triggers.watch();
   }
 
   /** Run a cycle soon (bursts coalesce); it looks at what is pending then. */
@@ -328,15 +288,15 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       return true;
     }
     this.fail(err);
-    this.armSafety();
+    this.triggers.arm();
     return false;
   }
 
   /**
-   * One look at both sides and what it takes to make them equal: at
-   * everything (scanHost, scanGuest) or only where the watchers saw changes
-   * (sync-scope.ts). A look at some paths that finds a conflict is made
-   * again over everything (naming the conflict copy needs every name).
+   * One look at both sides and what it takes to make them equal
+   * (sync-look.ts), carried out (sync-transfer.ts). A look at some paths
+   * that finds a conflict is made again over everything (naming the
+   * conflict copy needs every name).
    */
   private async cycle(): Promise<void> {
     const t0 = Date.now();
@@ -350,22 +310,14 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (next.ownFilesOnly) return;
     const { scope, lookInGuest } = next;
     if (this.state !== 'copying') this.set(this.initialDone ? 'syncing' : 'copying');
-    const [host, looked] = scope
-      ? await Promise.all([
-          lookHost(this.hostPath, scope.deep, scope.shallow),
-          lookInGuest ? lookGuest(this.o.session, this.dirs.tree, scope.deep, scope.shallow).then((g) => within(g, scope)) : undefined,
-        ])
-      : await Promise.all([scanHost(this.hostPath), scanGuest(this.o.session, this.dirs.tree)]);
-    const lookMs = Date.now() - t0;
-    const anc = scope ? ancestorIn(this.anc, scope, host, looked ?? new Map()) : this.anc;
-    const guest = looked ?? asRecorded(anc);
-    const cands = hashCandidates(anc, host, guest);
-    const equal = new Set<string>();
-    if (cands.length) {
-      const [hh, gh] = await Promise.all([hashHost(this.hostPath, cands), hashGuest(this.o.session, this.dirs.tree, cands)]);
-      for (const p of cands) if (hh.get(p) && hh.get(p) === gh.get(p)) equal.add(p);
-    }
-    const plan = reconcile(anc, host, guest, { equal });
+    const { host, plan, lookMs } = await lookAndPlan({
+      session: this.o.session,
+      hostPath: this.hostPath,
+      tree: this.dirs.tree,
+      anc: this.anc,
+      scope,
+      lookInGuest,
+    });
     if (scope && plan.conflicts.length) {
       this.look.all();
       return;
@@ -381,19 +333,16 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     );
     const applyMs = Date.now() - t1;
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
-    if (changes.copiedToHost.size) this.recheck([...changes.copiedToHost]);
+    if (changes.copiedToHost.size) this.triggers.recheck([...changes.copiedToHost]);
     for (const p of plan.forget) this.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;
-      this.recordConflict(c);
+      const v = this.conflicts.record(c);
+      this.log.warn({ file: v.path, kept: v.guestCopy }, 'sync conflict: both sides changed the file; both versions kept');
+      this.emit('conflict', v);
     }
     // A conflict copy the user removed (or renamed) on the host is resolved.
-    const before = this.conflicts.length;
-    const deep = new Set(scope?.deep);
-    this.conflicts = this.conflicts.filter((c) => {
-      const p = rel(this.hostPath, c.guestCopy);
-      return (scope && !coveredBy(deep, p)) || host.has(p) || changes.copiedToHost.has(p);
-    });
+    const resolved = this.conflicts.resolve(host, changes.copiedToHost, scope);
     const moved = changes.toGuest + changes.toHost + changes.deleted;
     if (!this.initialDone) this.initialDone = true;
     this.progress.end();
@@ -404,7 +353,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.lastChanges = { toGuest: changes.toGuest, toHost: changes.toHost, deleted: changes.deleted };
       this.log.info({ folder: this.hostPath, ...this.lastChanges, ms: this.lastCycleMs, lookMs, applyMs, skipped: changes.skipped }, 'synced');
     }
-    if (moved || plan.forget.length || plan.actions.length || before !== this.conflicts.length || this.cycles === 1) await this.saveState();
+    if (moved || plan.forget.length || plan.actions.length || resolved || this.cycles === 1) await this.saveState();
     this.set('watching');
   }
 
@@ -414,32 +363,15 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
    * that can never apply would spin the sync).
    */
   private noteRetries(applied: Set<string>, failed: Map<string, { info: string; refused: boolean }>, planned: Set<string> | undefined): void {
-    for (const p of applied) this.retries.succeeded(p);
-    const abs = (x: string) => path.join(this.hostPath, ...x.split('/'));
-    for (const [p, f] of failed) {
-      if (!this.retries.failed(p, f.info, f.refused)) continue;
-      this.log.warn({ folder: this.hostPath, file: p, err: f.info }, 'sync cannot apply a change; it is tried again later and shown in `berth sync`');
-      const v = this.retries.problems(abs).find((x) => x.path === abs(p));
-      if (v) this.emit('problem', v);
+    for (const v of this.retries.settle(applied, failed, planned, (x) => path.join(this.hostPath, ...x.split('/')))) {
+      this.log.warn({ folder: this.hostPath, file: v.path, err: v.problem }, 'sync cannot apply a change; it is tried again later and shown in `berth sync`');
+      this.emit('problem', v);
     }
-    // Only a look at everything knows which waiting paths no longer need a change.
-    if (planned) this.retries.keepOnly(planned);
     if (!this.stopped)
       this.retries.arm(() => {
         this.look.all();
         this.request(0);
       });
-  }
-
-  private recordConflict(c: Conflict): void {
-    const v: SyncConflictView = {
-      path: path.join(this.hostPath, ...c.path.split('/')),
-      guestCopy: path.join(this.hostPath, ...c.guestCopy.split('/')),
-      at: c.at,
-    };
-    this.conflicts = [...this.conflicts, v].slice(-MAX_CONFLICTS);
-    this.log.warn({ file: v.path, kept: v.guestCopy }, 'sync conflict: both sides changed the file; both versions kept');
-    this.emit('conflict', v);
   }
 
   /** Mount the guest copy over the folder's guest path (again after the share remounted). */
@@ -449,11 +381,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   private unwatch(): void {
     this.runner.cancel();
-    if (this.safety) clearTimeout(this.safety);
     this.retries.disarm();
-    this.safety = undefined;
-    this.watcher?.stop();
-    this.watcher = undefined;
+    this.triggers.stop();
   }
 
   /** Stop watching (the VM stops or the link is gone); the copy and state stay. */
@@ -477,5 +406,3 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.state = 'stopped';
   }
 }
-
-const rel = (root: string, p: string) => path.relative(root, p).split(path.sep).join('/');

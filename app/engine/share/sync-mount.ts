@@ -1,11 +1,26 @@
 /**
- * The guest copy of a synced folder, bind-mounted over the folder's guest
- * path (on top of the share's virtiofs or sshfs mount), and taken away.
- * Both look at the top mount there first, so running them again is harmless.
+ * The guest copy of a synced folder: made ready at start (its folders, and
+ * whether it is the copy the host's state describes), bind-mounted over the
+ * folder's guest path (on top of the share's virtiofs or sshfs mount), and
+ * taken away. Mounting and unmounting look at the top mount there first,
+ * so running them again is harmless.
  */
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
 import { bindMount, unbindMount } from '../guest/queries.js';
+import type { guestSyncDirs } from '../settings/sync-paths.js';
+import { sh } from '../../base/shell-quote.js';
+
+/**
+ * Make the copy's folders (clearing what a push the link dropped under left
+ * in staging, best effort) and say whether the copy carries `token`, the
+ * one the host's state names. A copy without it (a new data disk, a
+ * factory reset) is not the one the ancestor describes.
+ */
+export async function copyIsOurs(session: GuestSession, d: ReturnType<typeof guestSyncDirs>, token: string): Promise<boolean> {
+  const r = await session.exec(sh`mkdir -p ${d.tree} && { rm -rf ${d.stage}; mkdir -p ${d.stage}; cat ${d.token} 2>/dev/null; true; }`, { timeoutMs: 30_000 });
+  return r.stdout.trim() === token;
+}
 
 /** What the top mount's folder ends in when the copy `id` is mounted. */
 const copyMark = (id: string) => `/sync/${id}/tree`;

@@ -28,17 +28,17 @@ import { SyncConflicts } from './sync-conflicts.js';
 import { lookAndPlan } from './sync-look.js';
 import { CycleRunner } from './sync-cycles.js';
 import { PendingLook } from './sync-pending.js';
-import { CopyMount } from './sync-mount.js';
+import { CopyMount, copyIsOurs } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
 import type { Ancestor } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncTriggers } from './sync-triggers.js';
+import { BIG_PULL_BYTES, BulkPulls, type BulkLanded } from './sync-bulk.js';
 import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions } from './sync-transfer.js';
 import { FirstCopyProgress } from './sync-progress.js';
 import { GuestEchoes } from './sync-echo.js';
 import { removeTrees, writeFile } from '../guest/queries.js';
-import { sh } from '../../base/shell-quote.js';
 
 export type { SyncConflictView, SyncState, SyncView } from './sync-state.js';
 export type { SyncProblemView } from './sync-retry.js';
@@ -100,6 +100,8 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     stopped: () => this.stopped,
   });
   private readonly triggers: SyncTriggers;
+  /** Big guest files pulled beside the cycles (sync-bulk.ts). */
+  private readonly bulk = new BulkPulls((l) => this.bulkLanded(l));
   private stopped = false;
   private failures = 0;
   /** Paths whose change did not apply: tried again on their own delays, reported if they keep failing. */
@@ -221,14 +223,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       const st = await fsp.stat(this.hostPath).catch(() => undefined);
       if (!st?.isDirectory())
         throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`.');
-      const d = this.dirs;
-      const r = await this.o.session.exec(
-        // Staging leftovers of a push the link dropped under are removed (best effort).
-        sh`mkdir -p ${d.tree} && { rm -rf ${d.stage}; mkdir -p ${d.stage}; cat ${d.token} 2>/dev/null; true; }`,
-        { timeoutMs: 30_000 },
-      );
-      const guestToken = r.stdout.trim();
-      if (guestToken !== this.token) {
+      if (!(await copyIsOurs(this.o.session, this.dirs, this.token))) {
         if (this.anc.size)
           this.log.warn(
             { folder: this.hostPath },
@@ -238,7 +233,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         this.initialDone = false;
         // Forgotten on disk first: a first copy that fails must not make the next start read what is missing as deletes.
         await this.saveState();
-        await writeFile(this.o.session, d.token, this.token);
+        await writeFile(this.o.session, this.dirs.token, this.token);
       }
     } catch (err) {
       this.failures++;
@@ -270,10 +265,37 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.runner.request(delayMs);
   }
 
-  /** Run a cycle over everything now (or join the one running, then run one more). */
+  /** Run a cycle over everything now (or join the one running, then run one more), and wait for the big files it pulls. */
   async flush(): Promise<void> {
     this.look.all();
     await this.runner.flush();
+    while (this.bulk.active) {
+      await this.bulk.idle();
+      this.look.all();
+      await this.runner.flush();
+    }
+  }
+
+  /**
+   * A big guest file pulled beside the cycles landed, or did not: recorded
+   * as a cycle records its own, then both sides of it are looked at again
+   * (a change to it while it was pulled was left for now).
+   */
+  private async bulkLanded(l: BulkLanded): Promise<void> {
+    const { action: a, result: r } = l;
+    const failed = new Map<string, { info: string; refused: boolean }>();
+    if (r?.status === 'ok' && r.entry) {
+      this.anc.set(a.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
+      this.log.info({ folder: this.hostPath, toHost: 1, bytes: a.entry.size }, 'synced a big file beside the cycles');
+      await this.saveState();
+    } else {
+      const info = l.error?.message ?? (r ? r.info : 'not in the guest copy when it was read');
+      failed.set(a.path, { info, refused: !!r?.refused });
+    }
+    this.noteRetries(new Set(failed.size ? [] : [a.path]), failed, undefined);
+    if (this.stopped) return;
+    this.look.note([a.path], 'guest');
+    this.request(0);
   }
 
   /** A cycle failed: look again at once when a file went away under it, else report and back off. */
@@ -324,10 +346,20 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     }
     // A path whose change failed before waits for its own next try.
     const planned = new Set(plan.actions.filter((a) => a.op !== 'same').map((a) => a.path));
-    const actions = plan.actions.filter((a) => a.op === 'same' || !this.retries.waiting(a.path));
+    // So does one the bulk lane is still pulling.
+    const actions = plan.actions.filter((a) => a.op === 'same' || (!this.retries.waiting(a.path) && !this.bulk.has(a.path)));
     const t1 = Date.now();
     const changes = await applyActions(
-      { session: this.o.session, hostPath: this.hostPath, dirs: this.dirs, log: this.log, anc: this.anc, echoes: this.echoes },
+      {
+        session: this.o.session,
+        hostPath: this.hostPath,
+        dirs: this.dirs,
+        log: this.log,
+        anc: this.anc,
+        echoes: this.echoes,
+        bulk: this.bulk,
+        bulkBytes: BIG_PULL_BYTES,
+      },
       actions,
       this.progress.forCycle(),
     );
@@ -390,6 +422,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.stopped = true;
     this.unwatch();
     await this.runner.idle();
+    await this.bulk.idle();
     this.copyMount.mounted = false;
     this.state = 'stopped';
   }
@@ -400,6 +433,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     if (this.state !== 'error' && this.initialDone) await this.flush().catch(() => undefined);
     this.stopped = true;
     await this.runner.idle();
+    await this.bulk.idle();
     await this.copyMount.unmount();
     await removeTrees(this.o.session, [this.dirs.base]);
     await fsp.rm(this.stateFile, { force: true });

@@ -1,9 +1,10 @@
 /**
  * Carrying out one cycle's plan across both sides: deletes and folders on
  * each side, host files to the guest as tar streams into a staging folder
- * (placed by the agent in the same round trip), guest files to the host as one tar stream,
- * links directly. The ancestor is updated as each change lands, so a cycle
- * cut short keeps what it did.
+ * (placed by the agent in the same round trip), guest files to the host as
+ * one tar stream (big ones beside the cycle, sync-bulk.ts), links
+ * directly. The ancestor is updated as each change lands, so a cycle cut
+ * short keeps what it did.
  */
 import crypto from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
@@ -26,6 +27,10 @@ export interface TransferContext {
   anc: Ancestor;
   /** Told of the watcher events the guest ops will cause (sync-echo.ts). */
   echoes?: GuestEchoes;
+  /** Takes big guest files to pull beside the cycle (sync-bulk.ts); without it they are pulled here. */
+  bulk?: { start(c: TransferContext, items: Extract<Action, { op: 'copy' }>[]): void };
+  /** With `bulk`: files at least this big go there. */
+  bulkBytes?: number;
 }
 
 /** First-copy progress, reported to the session. */
@@ -51,6 +56,8 @@ export interface TransferOutcome {
   applied: Set<string>;
   /** Paths a change did not land on, and why (refused: retrying soon will not help). */
   failed: Map<string, { info: string; refused: boolean }>;
+  /** Big guest files handed to the bulk lane, to land after the cycle. */
+  later: number;
 }
 
 /** Apply the plan's actions in their order; update the ancestor as each succeeds. */
@@ -65,6 +72,7 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     copiedToHost: new Set(),
     applied: new Set(),
     failed: new Map(),
+    later: 0,
   };
   const note = (r: OpResult | HostResult) => {
     if (r.status === 'ok') {
@@ -169,7 +177,13 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
     out.toHost++;
     anc.set(a.path, { kind: 'link', host: r.entry?.sig ?? a.entry.sig, guest: a.entry.sig });
   }
-  const pulls = toHost.filter((x) => x.entry.kind === 'file');
+  const fromGuest = toHost.filter((x) => x.entry.kind === 'file');
+  const big = c.bulk && c.bulkBytes !== undefined ? fromGuest.filter((a) => (a.entry.size ?? 0) >= c.bulkBytes!) : [];
+  if (big.length) {
+    c.bulk!.start(c, big);
+    out.later = big.length;
+  }
+  const pulls = big.length ? fromGuest.filter((a) => !big.includes(a)) : fromGuest;
   if (pulls.length) {
     const byPath = new Map(pulls.map((a) => [a.path, a]));
     const results = await pullFiles(c, byPath);

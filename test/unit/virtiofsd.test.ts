@@ -375,3 +375,14 @@ test("virtiofsd's open-files limit: the hard limit it inherits, unless root may 
   assert.deepEqual(noDac.mode, { kind: 'root' });
   assert.ok(noDac.support.ok && noDac.support.openFileLimit === 20000);
 });
+
+test('the set-up scripts give a host with only QEMU’s C virtiofsd the Rust one, from the guest’s release, run by its own loader', () => {
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const read = (f: string) => fs.readFileSync(path.join(root, f), 'utf8');
+  for (const f of ['scripts/install.sh', 'scripts/test.sh']) assert.match(read(f), /node dist\/scripts\/build-virtiofsd\.js/, `${f} runs it`);
+  const sh = read('scripts/virtiofsd.sh');
+  assert.match(sh, /vm-images\/suite\.txt/, 'the guest’s suite');
+  assert.match(sh, /mmdebstrap --mode=root --variant=extract --include=virtiofsd/, 'unpacked with its dependencies, nothing run');
+  assert.match(sh, /--library-path/, 'the launcher runs it through the unpacked loader and C library');
+  assert.doesNotMatch(sh, /https?:\/\//, 'no mirror named: the sources come from the host');
+});

@@ -21,8 +21,8 @@ export interface Virtiofsd {
 
 /**
  * How virtiofsd runs: as root, or as this user in a user namespace with its
- * subordinate ids. `fileHandles`: the Rust virtiofsd as root with
- * CAP_DAC_READ_SEARCH names the files the guest has cached by file handle
+ * subordinate ids. `fileHandles`: the Rust virtiofsd as root, where it may
+ * hold few files open, names the files the guest has cached by file handle
  * instead of holding each open (--inode-file-handles, virtiofsd.ts).
  */
 export type VirtiofsdMode = { kind: 'root'; fileHandles?: boolean } | { kind: 'userns'; uid: number; gid: number; subuid: number; subgid: number };
@@ -181,10 +181,12 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
   const binary: Virtiofsd = { path: bin, ...parsed };
   const label = `virtiofsd ${parsed.version}${parsed.flavor === 'rust' ? ' (Rust)' : ''}`;
   if (h.uid === 0) {
-    // CAP_DAC_READ_SEARCH: open_by_handle_at.
-    const root: VirtiofsdMode = parsed.flavor === 'rust' && hasCapability(h, 2) ? { kind: 'root', fileHandles: true } : { kind: 'root' };
-    const how = `${label} as root${root.fileHandles ? ', files named by handle' : ''}`;
-    return { support: { ok: true, how, needsSocket: true, readOnlyDevice: true, ...lowLimit(h, root) }, binary, mode: root };
+    // Files by handle only where the limit is low: it needs CAP_DAC_READ_SEARCH (open_by_handle_at), see virtiofsd.ts.
+    const low = lowLimit(h, { kind: 'root' });
+    const handles = parsed.flavor === 'rust' && low.openFileLimit !== undefined && hasCapability(h, 2);
+    const root: VirtiofsdMode = handles ? { kind: 'root', fileHandles: true } : { kind: 'root' };
+    const how = `${label} as root${handles ? `, files named by handle (it may hold only ${low.openFileLimit} open)` : ''}`;
+    return { support: { ok: true, how, needsSocket: true, readOnlyDevice: true, ...(handles ? {} : low) }, binary, mode: root };
   }
   const user = { name: h.userName, id: h.uid };
   const subuid = subordinateRange(h.readFile('/etc/subuid') ?? '', user);

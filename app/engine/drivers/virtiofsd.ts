@@ -30,13 +30,18 @@ import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProb
  *   `always` keeps stale data for a day; `none` makes every stat a round
  *   trip (10 times slower to stat a tree, measured) and mmap of shared
  *   files fails on the 6.1 guest kernel.
- * - --inode-file-handles=prefer (Rust, as root with CAP_DAC_READ_SEARCH):
- *   virtiofsd names each file the guest has cached by a file handle
- *   instead of holding it open, so a tree of any size fits under any
- *   open-files limit (measured: 21 open files with 7,900 files cached).
- *   The handles never leave virtiofsd (the guest names files by node id),
- *   so the guest cannot forge one. `prefer` falls back to open files on a
- *   host file system without handles.
+ * - --inode-file-handles=prefer (Rust, as root, only where it may hold few
+ *   files open: VirtiofsSupport.openFileLimit): virtiofsd names each file
+ *   the guest has cached by a file handle instead of holding it open, so a
+ *   tree of any size fits under the limit (measured: 21 open files with
+ *   7,900 files cached). The handles never leave virtiofsd (the guest
+ *   names files by node id), so the guest cannot forge one. The price is
+ *   CAP_DAC_READ_SEARCH, which virtiofsd then keeps: open_by_handle_at
+ *   reaches any file of the host file system the share is on, so a guest
+ *   that took over virtiofsd itself would reach past the shared folder.
+ *   That is why it is used only where the limit leaves no other way to
+ *   serve a big tree; elsewhere virtiofsd raises its limit instead.
+ *   `prefer` falls back to open files on a file system without handles.
  * - Where virtiofsd holds a file per cached one and may hold few
  *   (VirtiofsSupport.openFileLimit), share/fuse-valve.ts keeps the guest's
  *   cache under the limit. timeout=0 (no name cached) was tried: a cold

@@ -20,9 +20,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { ClientChannel } from 'ssh2';
 import type { GuestSession } from '../guest/session.js';
-import { sleep } from '../../base/process-util.js';
+import { KeptGuestProgram } from '../guest/kept-program.js';
 import { decodeAddress, EPHEMERAL_START, type ListeningSocket } from './proc-net.js';
 import { perlCommand } from '../guest/programs.js';
 import { sh } from '../../base/shell-quote.js';
@@ -57,93 +56,44 @@ export function parseWatchLine(line: string): ListeningSocket[] | undefined {
 /**
  * The longest line the watcher takes from the guest. A real one lists every
  * listening socket (about 25 bytes each): 1 MiB is some 40,000 of them. A
- * longer line is an error that closes the channel (the loop opens it again),
- * never a buffer that grows with whatever the guest sends.
+ * longer line is an error that closes the channel (guest/kept-program.ts
+ * opens it again), never a buffer that grows with whatever the guest sends.
  */
 export const MAX_WATCH_LINE = 2 ** 20;
 
 export class GuestSocketWatcher extends EventEmitter<{ change: [ListeningSocket[]] }> {
-  private channel?: ClientChannel;
-  private stopped = false;
+  private readonly program: KeptGuestProgram;
   private lastPoke = 0;
-  private running = false;
   current: ListeningSocket[] = [];
 
-  constructor(
-    private readonly session: GuestSession,
-    private readonly log: Logger,
-    private readonly intervalSec = 0.5,
-    private readonly idleIntervalSec = 3,
-  ) {
+  constructor(session: GuestSession, log: Logger, intervalSec = 0.5, idleIntervalSec = 3) {
     super();
+    this.program = new KeptGuestProgram(session, log, {
+      name: 'the guest socket watcher',
+      command: sh`BERTH_WATCH_INTERVAL=${intervalSec} BERTH_WATCH_IDLE_INTERVAL=${idleIntervalSec} ` + perlCommand('socket-watch.pl'),
+      maxLine: MAX_WATCH_LINE,
+      onLine: (line) => {
+        const socks = parseWatchLine(line);
+        if (!socks) return;
+        this.current = socks;
+        this.emit('change', socks);
+      },
+    });
   }
 
   start(): void {
-    this.stopped = false;
-    if (!this.running) void this.loop();
-  }
-
-  private async loop(): Promise<void> {
-    this.running = true;
-    let delay = 200;
-    while (!this.stopped) {
-      try {
-        const ch = await this.session.openExec(
-          sh`BERTH_WATCH_INTERVAL=${this.intervalSec} BERTH_WATCH_IDLE_INTERVAL=${this.idleIntervalSec} ` + perlCommand('socket-watch.pl'),
-        );
-        this.channel = ch;
-        delay = 200;
-        await new Promise<void>((resolve) => {
-          let buf: string | undefined = '';
-          ch.on('data', (d: Buffer) => {
-            if (buf === undefined) return; // over the limit: closing
-            buf += d.toString('latin1');
-            let nl: number;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const line = buf.slice(0, nl);
-              buf = buf.slice(nl + 1);
-              if (line.length > MAX_WATCH_LINE) break;
-              const socks = parseWatchLine(line);
-              if (socks) {
-                this.current = socks;
-                this.emit('change', socks);
-              }
-            }
-            if (buf.length > MAX_WATCH_LINE || nl >= 0) {
-              this.log.warn({ limit: MAX_WATCH_LINE }, 'the guest socket watcher sent a line over the limit; starting it again');
-              buf = undefined;
-              ch.close();
-            }
-          });
-          ch.stderr.on('data', (d: Buffer) => this.log.debug({ stderr: d.toString() }, 'socket watcher'));
-          ch.on('close', () => resolve());
-        });
-      } catch (err) {
-        if (this.stopped) break;
-        this.log.debug({ err: (err as Error).message }, 'socket watcher cannot start yet');
-      }
-      this.channel = undefined;
-      if (this.stopped) break;
-      // The channel closed under us (reconnect, guest trouble): start over.
-      await sleep(delay);
-      delay = Math.min(delay * 2, 5000);
-    }
-    this.running = false;
+    this.program.start();
   }
 
   /** Docker is in use: look now, and often for a while (at most one poke a second). */
   poke(): void {
     const now = Date.now();
-    if (!this.channel || now - this.lastPoke < 1000) return;
+    if (!this.program.open || now - this.lastPoke < 1000) return;
     this.lastPoke = now;
-    this.channel.write('look\n');
+    this.program.write('look\n');
   }
 
   stop(): void {
-    this.stopped = true;
-    // EOF on the loop's stdin ends it in the guest.
-    this.channel?.end();
-    this.channel?.close();
-    this.channel = undefined;
+    this.program.stop();
   }
 }

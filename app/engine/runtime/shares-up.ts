@@ -22,8 +22,6 @@ export interface SharesUp {
   shares: ShareManager;
   /** The first mounts are done (failures are logged, never thrown). */
   mounted: Promise<void>;
-  /** Runs where virtiofsd's open-files limit is low (fuse-valve.ts). */
-  valve?: FuseValve;
   stop(): Promise<void>;
 }
 
@@ -73,13 +71,13 @@ export function bringUpShares(o: {
   manager.on('change', (list) => o.changed(list));
   const mounted = manager.start().catch((err: Error) => log.error({ err: err.message }, 'shared folders failed'));
   const limits = Object.values(plan.routes).flatMap((r) => (r.mechanism === 'virtiofs' && r.openFileLimit !== undefined ? [r.openFileLimit] : []));
+  // Where virtiofsd's open-files limit is low (share/fuse-valve.ts).
   const valve = limits.length ? new FuseValve(session, log, valveMark(Math.min(...limits))) : undefined;
   valve?.start();
   return {
     notifier,
     shares: manager,
     mounted,
-    valve,
     async stop() {
       valve?.stop();
       notifier.stop();

@@ -23,7 +23,7 @@
  * which costs a re-read later, only when a walk passes the mark.
  */
 import type { Logger } from 'pino';
-import { sleep } from '../../base/process-util.js';
+import { KeptGuestProgram } from '../guest/kept-program.js';
 import { perlCommand } from '../guest/programs.js';
 import type { GuestSession } from '../guest/session.js';
 
@@ -51,77 +51,31 @@ export function parseValveLine(line: string): ValveLine | undefined {
 /** The longest line taken from the guest side; past it the channel closes and opens again. */
 const MAX_LINE = 512;
 
+/** Runs the guest side for as long as the shares are up. */
 export class FuseValve {
-  private stopped = false;
-  private closeChannel?: () => void;
-  /** Drops so far, for the log and the tests. */
-  drops = 0;
+  private readonly program: KeptGuestProgram;
 
-  constructor(
-    private readonly session: GuestSession,
-    private readonly log: Logger,
-    private readonly mark: number,
-  ) {}
-
-  start(): void {
-    void this.loop();
+  constructor(session: GuestSession, log: Logger, mark: number) {
+    this.program = new KeptGuestProgram(session, log, {
+      name: 'the fuse valve',
+      command: perlCommand('fuse-valve.pl', [mark]),
+      maxLine: MAX_LINE,
+      onLine: (text) => {
+        const line = parseValveLine(text);
+        if (line && 'drop' in line) log.debug(line.drop, 'fuse valve: the guest let go of cached files');
+        else if (line) {
+          log.warn({ why: line.none }, 'fuse valve cannot run: a tree bigger than virtiofsd may hold open fails in containers');
+          return 'done';
+        }
+      },
+    });
   }
 
-  private async loop(): Promise<void> {
-    let delay = 200;
-    while (!this.stopped) {
-      let gaveUp = false;
-      try {
-        const ch = await this.session.openExec(perlCommand('fuse-valve.pl', [this.mark]));
-        if (this.stopped) {
-          ch.close();
-          break;
-        }
-        this.closeChannel = () => {
-          ch.end();
-          ch.close();
-        };
-        delay = 200;
-        await new Promise<void>((resolve) => {
-          let buf = '';
-          ch.on('data', (d: Buffer) => {
-            buf += d.toString('latin1');
-            let nl: number;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const line = parseValveLine(buf.slice(0, nl));
-              buf = buf.slice(nl + 1);
-              if (line && 'drop' in line) {
-                this.drops++;
-                this.log.debug(line.drop, 'fuse valve: the guest let go of cached files');
-              } else if (line) {
-                gaveUp = true;
-                this.log.warn({ why: line.none }, 'fuse valve cannot run: a tree bigger than virtiofsd may hold open fails in containers');
-              }
-            }
-            if (buf.length > MAX_LINE) {
-              buf = '';
-              ch.close();
-            }
-          });
-          ch.stderr.on('data', (d: Buffer) => this.log.debug({ stderr: d.toString('latin1').slice(0, MAX_LINE) }, 'fuse valve'));
-          ch.on('close', () => resolve());
-        });
-      } catch (err) {
-        if (this.stopped) break;
-        this.log.debug({ err: (err as Error).message }, 'fuse valve cannot start yet');
-      }
-      this.closeChannel = undefined;
-      if (this.stopped || gaveUp) break;
-      // The channel closed under us (reconnect, guest trouble): start over.
-      await sleep(delay);
-      delay = Math.min(delay * 2, 5000);
-    }
+  start(): void {
+    this.program.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    // EOF on its stdin ends it in the guest.
-    this.closeChannel?.();
-    this.closeChannel = undefined;
+    this.program.stop();
   }
 }

@@ -18,7 +18,10 @@
  * reads failed with "Bad file descriptor" (QEMU 7.2's virtiofsd, measured).
  *
  * The count covers every FUSE mount in the guest (reverse sshfs ones too),
- * so the valve may open early, never late. Dropping is the kernel's
+ * so the valve may open early, never late. It is the slab's count, where
+ * objects in per-CPU slabs count as used: after a drop it can stay a few
+ * hundred high (1,008 seen with next to nothing cached), which is why the
+ * guest side judges a drop by the count's growth, not its level alone. Dropping is the kernel's
  * drop_caches: it also drops the guest's other unused names and inodes,
  * which costs a re-read later, only when a walk passes the mark.
  */

@@ -155,6 +155,19 @@ function hasCapability(h: Pick<ProbeHost, 'readFile'>, bit: number): boolean {
   return cap !== undefined && ((BigInt(`0x${cap}`) >> BigInt(bit)) & 1n) === 1n;
 }
 
+/**
+ * Why QEMU's C virtiofsd is not used where its open-files limit is low. It
+ * holds a file open per file the guest has cached, so there the guest must
+ * let go of them (share/fuse-valve.ts) and virtiofsd must close them on
+ * the guest's FORGETs; QEMU 7.2's stops taking FORGETs after enough of
+ * them (its hiprio queue is kicked and finds nothing; measured), and the
+ * tree then fails with "Too many open files" however little the guest
+ * holds (CI: 9,000 files under a limit of 6,000 failed in one run of five).
+ */
+function cLowLimitReason(label: string, limit: number): string {
+  return `${label} would have to stay under ${limit.toLocaleString('en-US')} open files here (the hard limit Berth runs with), and QEMU's C virtiofsd does not reliably close the files the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. \`sudo npm run virtiofsd\` brings the Rust virtiofsd, or raise Berth's open-files limit`;
+}
+
 /** `openFileLimit` for VirtiofsSupport: set only when low, and never where virtiofsd holds no file per cached one. */
 function lowLimit(h: ProbeHost, mode: VirtiofsdMode): { openFileLimit?: number } {
   if (mode.kind === 'root' && mode.fileHandles) return {};
@@ -183,6 +196,7 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
   if (h.uid === 0) {
     // Files by handle only where the limit is low: it needs CAP_DAC_READ_SEARCH (open_by_handle_at), see virtiofsd.ts.
     const low = lowLimit(h, { kind: 'root' });
+    if (parsed.flavor !== 'rust' && low.openFileLimit !== undefined) return no(cLowLimitReason(label, low.openFileLimit));
     const handles = parsed.flavor === 'rust' && low.openFileLimit !== undefined && hasCapability(h, 2);
     const root: VirtiofsdMode = handles ? { kind: 'root', fileHandles: true } : { kind: 'root' };
     const how = `${label} as root${handles ? `, files named by handle (it may hold only ${low.openFileLimit} open)` : ''}`;
@@ -210,13 +224,15 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
       `a user namespace with the subordinate ids could not be made (unshare: ${t.out.trim().split('\n')[0] || `exit status ${t.code}`}); user namespaces or newuidmap may be off here`,
     );
   }
+  const low = lowLimit(h, mode);
+  if (parsed.flavor !== 'rust' && low.openFileLimit !== undefined) return no(cLowLimitReason(label, low.openFileLimit));
   return {
     support: {
       ok: true,
       how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`,
       needsSocket: true,
       readOnlyDevice: true,
-      ...lowLimit(h, mode),
+      ...low,
     },
     binary,
     mode,

@@ -42,9 +42,10 @@ import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProb
  *   That is why it is used only where the limit leaves no other way to
  *   serve a big tree; elsewhere virtiofsd raises its limit instead.
  *   `prefer` falls back to open files on a file system without handles.
- * - Where virtiofsd holds a file per cached one and may hold few
+ * - Where the Rust virtiofsd holds a file per cached one and may hold few
  *   (VirtiofsSupport.openFileLimit), share/fuse-valve.ts keeps the guest's
- *   cache under the limit. timeout=0 (no name cached) was tried: a cold
+ *   cache under the limit. QEMU's C one is not used there (the probe:
+ *   it stops taking FORGETs after enough of them). timeout=0 (no name cached) was tried: a cold
  *   `ls -lR` of 25,000 files took 116 s instead of 2.8 s, and reads failed
  *   with "Bad file descriptor".
  * - announce_submounts: a folder of another host file system inside the

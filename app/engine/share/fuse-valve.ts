@@ -1,6 +1,10 @@
 /**
  * Keeps virtiofsd under its open-files limit where it cannot raise it
- * (VirtiofsSupport.openFileLimit: no CAP_SYS_RESOURCE, as in a container).
+ * (VirtiofsSupport.openFileLimit: no CAP_SYS_RESOURCE, as in a container)
+ * and cannot name files by handle (no CAP_DAC_READ_SEARCH, or a user
+ * namespace). Only the Rust virtiofsd runs there: QEMU 7.2's C one stops
+ * taking FORGETs after enough of them, so nothing the guest lets go of is
+ * closed (drivers/virtiofsd-probe.ts).
  * virtiofsd holds an open file on the host for every file the guest's
  * kernel has cached, and the kernel keeps every name it looked up until
  * memory runs short: a tree bigger than the limit failed in containers with

@@ -19,7 +19,9 @@
  *   --mount --propagation private; subuid(5) "name-or-uid:start:count".
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from '../helpers/prereq-gate.js';
 import {
@@ -40,6 +42,7 @@ import {
   virtiofsdOpenFiles,
   bundledVirtiofsd,
   findVirtiofsd,
+  RUST_VIRTIOFSD_PATHS,
   type ProbeHost,
   type VirtiofsdProbe,
 } from '../../app/engine/drivers/virtiofsd-probe.js';
@@ -401,4 +404,33 @@ test('the set-up scripts give a host with only QEMU’s C virtiofsd the Rust one
   assert.match(sh, /mmdebstrap --mode=root --variant=extract --include=virtiofsd/, 'unpacked with its dependencies, nothing run');
   assert.match(sh, /--library-path/, 'the launcher runs it through the unpacked loader and C library');
   assert.doesNotMatch(sh, /https?:\/\//, 'no mirror named: the sources come from the host');
+});
+
+test('npm run virtiofsd: sources it cannot use are an error with a code and a hint, and nothing is left in the cache', () => {
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-vfsd-'));
+  const empty = path.join(cache, 'empty.sources');
+  fs.writeFileSync(empty, '\n');
+  try {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'build-virtiofsd.ts'), '--force'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, BERTH_CACHE: cache, BERTH_APT_SOURCES: empty },
+      timeout: 60_000,
+    });
+    const system = RUST_VIRTIOFSD_PATHS.find((p) => fs.existsSync(p));
+    if (system) {
+      // A host with an installed Rust virtiofsd has nothing to unpack.
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /nothing to do/);
+      return;
+    }
+    assert.equal(r.status, 1, r.stdout);
+    const code = process.getuid?.() === 0 ? 'VIRTIOFSD_UNPACK_FAILED' : 'VIRTIOFSD_UNPACK_NEEDS_ROOT';
+    assert.match(r.stderr, new RegExp(`^error: .+ \\[${code}\\]\\nhint: .+`), r.stderr);
+    if (code === 'VIRTIOFSD_UNPACK_FAILED') assert.match(r.stderr, /is empty/);
+    assert.deepEqual(fs.readdirSync(cache), ['empty.sources'], 'nothing unpacked, no temp folder left');
+  } finally {
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
 });

@@ -18,23 +18,21 @@
  *   empties the guest copy.
  * - Conflicts keep both versions (see sync-plan.ts) and are reported.
  */
-import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GuestSession } from '../guest/session.js';
-import { SyncConflicts } from './sync-conflicts.js';
 import { lookAndPlan } from './sync-look.js';
 import { CycleRunner } from './sync-cycles.js';
 import { PendingLook } from './sync-pending.js';
 import { CopyMount, copyIsOurs } from './sync-mount.js';
 import { guestSyncDirs, syncId } from '../settings/sync-paths.js';
-import type { Ancestor } from './sync-plan.js';
 import { PathRetries, type SyncProblemView } from './sync-retry.js';
 import { SyncTriggers } from './sync-triggers.js';
 import { BIG_PULL_BYTES, BulkPulls, type BulkLanded } from './sync-bulk.js';
-import { loadSyncState, saveSyncState, SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
+import { SyncKept } from './sync-kept.js';
+import { SyncProblem, type SyncConflictView, type SyncState, type SyncView } from './sync-state.js';
 import { applyActions } from './sync-transfer.js';
 import { FirstCopyProgress } from './sync-progress.js';
 import { GuestEchoes } from './sync-echo.js';
@@ -71,15 +69,13 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   private readonly dirs: ReturnType<typeof guestSyncDirs>;
   private state: SyncState = 'starting';
   private error?: { message: string; hint: string };
-  private anc: Ancestor = new Map();
-  private readonly conflicts: SyncConflicts;
-  private token = '';
-  private initialDone = false;
+  /** Token, ancestor, conflicts: what it keeps between runs. */
+  private readonly kept: SyncKept;
   private readonly progress = new FirstCopyProgress({
-    done: () => this.initialDone,
+    done: () => this.kept.initialDone,
     copying: () => this.set('copying'),
     changed: () => this.emit('change'),
-    landed: () => this.saveState(),
+    landed: () => this.kept.save(),
   });
   private cycles = 0;
   private lastSyncAt?: string;
@@ -114,7 +110,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     this.hostPath = path.resolve(o.hostPath);
     this.id = syncId(this.hostPath);
     this.dirs = guestSyncDirs(this.id, o.guestRoot);
-    this.conflicts = new SyncConflicts(this.hostPath);
+    this.kept = new SyncKept(path.join(o.stateDir, `${this.id}.json`), this.hostPath);
     const { session, log } = o;
     this.triggers = new SyncTriggers({
       hostPath: this.hostPath,
@@ -148,7 +144,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   }
 
   get stateFile(): string {
-    return path.join(this.o.stateDir, `${this.id}.json`);
+    return this.kept.file;
   }
 
   private get log(): Logger {
@@ -168,9 +164,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       copyPath: this.dirs.tree,
       state: this.state,
       mounted: this.copyMount.mounted,
-      entries: this.anc.size,
+      entries: this.kept.anc.size,
       cycles: this.cycles,
-      conflicts: [...this.conflicts.list],
+      conflicts: [...this.kept.conflicts.list],
     };
     const initial = this.progress.view();
     if (initial) v.initial = initial;
@@ -188,20 +184,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** Whether the guest copy had been fully made before (a restart, not a first sync). */
   get initialized(): boolean {
-    return this.initialDone;
-  }
-
-  private async loadState(): Promise<void> {
-    const s = await loadSyncState(this.stateFile, this.hostPath);
-    if (!s) return;
-    this.token = s.token;
-    this.initialDone = s.initialDone;
-    this.anc = s.anc;
-    this.conflicts.list = s.conflicts;
-  }
-
-  private async saveState(): Promise<void> {
-    await saveSyncState(this.stateFile, this.hostPath, { token: this.token, initialDone: this.initialDone, anc: this.anc, conflicts: this.conflicts.list });
+    return this.kept.initialDone;
   }
 
   /**
@@ -217,23 +200,19 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
    */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.loadState();
-    if (!this.token) this.token = crypto.randomBytes(12).toString('hex');
+    await this.kept.load();
     try {
       const st = await fsp.stat(this.hostPath).catch(() => undefined);
       if (!st?.isDirectory())
         throw new SyncProblem(`${this.hostPath} does not exist on this computer`, 'Create the folder again, or stop syncing it with `berth sync rm PATH`.');
-      if (!(await copyIsOurs(this.o.session, this.dirs, this.token))) {
-        if (this.anc.size)
+      if (!(await copyIsOurs(this.o.session, this.dirs, this.kept.token))) {
+        if (this.kept.anc.size)
           this.log.warn(
             { folder: this.hostPath },
             'the guest copy is not the one last synced (new data disk?); copying the folder to the guest again, nothing is deleted',
           );
-        this.anc = new Map();
-        this.initialDone = false;
-        // Forgotten on disk first: a first copy that fails must not make the next start read what is missing as deletes.
-        await this.saveState();
-        await writeFile(this.o.session, this.dirs.token, this.token);
+        await this.kept.forget();
+        await writeFile(this.o.session, this.dirs.token, this.kept.token);
       }
     } catch (err) {
       this.failures++;
@@ -285,9 +264,9 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const { action: a, result: r } = l;
     const failed = new Map<string, { info: string; refused: boolean }>();
     if (r?.status === 'ok' && r.entry) {
-      this.anc.set(a.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
+      this.kept.anc.set(a.path, { kind: 'file', host: r.entry.sig, guest: a.entry.sig });
       this.log.info({ folder: this.hostPath, toHost: 1, bytes: a.entry.size }, 'synced a big file beside the cycles');
-      await this.saveState();
+      await this.kept.save();
     } else {
       const info = l.error?.message ?? (r ? r.info : 'not in the guest copy when it was read');
       failed.set(a.path, { info, refused: !!r?.refused });
@@ -331,12 +310,12 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const next = this.look.take();
     if (next.ownFilesOnly) return;
     const { scope, lookInGuest } = next;
-    if (this.state !== 'copying') this.set(this.initialDone ? 'syncing' : 'copying');
+    if (this.state !== 'copying') this.set(this.kept.initialDone ? 'syncing' : 'copying');
     const { host, plan, lookMs } = await lookAndPlan({
       session: this.o.session,
       hostPath: this.hostPath,
       tree: this.dirs.tree,
-      anc: this.anc,
+      anc: this.kept.anc,
       scope,
       lookInGuest,
     });
@@ -355,7 +334,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
         hostPath: this.hostPath,
         dirs: this.dirs,
         log: this.log,
-        anc: this.anc,
+        anc: this.kept.anc,
         echoes: this.echoes,
         bulk: this.bulk,
         bulkBytes: BIG_PULL_BYTES,
@@ -366,17 +345,17 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
     const applyMs = Date.now() - t1;
     this.noteRetries(changes.applied, changes.failed, scope ? undefined : planned);
     if (changes.copiedToHost.size) this.triggers.recheck([...changes.copiedToHost]);
-    for (const p of plan.forget) this.anc.delete(p);
+    for (const p of plan.forget) this.kept.anc.delete(p);
     for (const c of plan.conflicts) {
       if (!changes.saved.has(c.path)) continue;
-      const v = this.conflicts.record(c);
+      const v = this.kept.conflicts.record(c);
       this.log.warn({ file: v.path, kept: v.guestCopy }, 'sync conflict: both sides changed the file; both versions kept');
       this.emit('conflict', v);
     }
     // A conflict copy the user removed (or renamed) on the host is resolved.
-    const resolved = this.conflicts.resolve(host, changes.copiedToHost, scope);
+    const resolved = this.kept.conflicts.resolve(host, changes.copiedToHost, scope);
     const moved = changes.toGuest + changes.toHost + changes.deleted;
-    if (!this.initialDone) this.initialDone = true;
+    if (!this.kept.initialDone) this.kept.initialDone = true;
     this.progress.end();
     this.cycles++;
     this.lastSyncAt = new Date().toISOString();
@@ -385,7 +364,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
       this.lastChanges = { toGuest: changes.toGuest, toHost: changes.toHost, deleted: changes.deleted };
       this.log.info({ folder: this.hostPath, ...this.lastChanges, ms: this.lastCycleMs, lookMs, applyMs, skipped: changes.skipped }, 'synced');
     }
-    if (moved || plan.forget.length || plan.actions.length || resolved || this.cycles === 1) await this.saveState();
+    if (moved || plan.forget.length || plan.actions.length || resolved || this.cycles === 1) await this.kept.save();
     this.set('watching');
   }
 
@@ -408,7 +387,7 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
 
   /** Mount the guest copy over the folder's guest path (again after the share remounted). */
   async ensureMounted(): Promise<void> {
-    await this.copyMount.ensure(!this.stopped && this.initialDone && this.o.shareMounted());
+    await this.copyMount.ensure(!this.stopped && this.kept.initialDone && this.o.shareMounted());
   }
 
   private unwatch(): void {
@@ -430,13 +409,13 @@ export class SyncSession extends EventEmitter<{ change: []; conflict: [SyncConfl
   /** Stop syncing for good: a last cycle, unmount, delete the guest copy and the state. */
   async remove(): Promise<void> {
     this.unwatch();
-    if (this.state !== 'error' && this.initialDone) await this.flush().catch(() => undefined);
+    if (this.state !== 'error' && this.kept.initialDone) await this.flush().catch(() => undefined);
     this.stopped = true;
     await this.runner.idle();
     await this.bulk.idle();
     await this.copyMount.unmount();
     await removeTrees(this.o.session, [this.dirs.base]);
-    await fsp.rm(this.stateFile, { force: true });
+    await this.kept.remove();
     this.state = 'stopped';
   }
 }

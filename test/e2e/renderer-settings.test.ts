@@ -46,7 +46,7 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
     await nav.getByRole('link', { name: screen, exact: true }).click();
     await page.getByRole('heading', { level: 1, name: screen }).waitFor();
   };
-  const settingsLoaded = () => page.waitForFunction(() => (document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value !== '');
+  const settingsLoaded = () => page.waitForFunction(() => !!(document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value);
 
   before(async () => {
     engine = await startFakeEngine(path.join(t.dir, 'home'), { phaseMs: 150 });

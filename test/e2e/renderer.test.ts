@@ -134,7 +134,8 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
 
   test('settings: a bad value shows the engine error at the field and saves nothing; a good one is saved', async () => {
     await page.getByRole('link', { name: 'Settings' }).click();
-    const loaded = () => page.waitForFunction(() => (document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value !== '');
+    // The form is there and holds the engine's values: on another screen (no input yet) it is not loaded.
+    const loaded = () => page.waitForFunction(() => !!(document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value);
     await loaded(); // the form shows the engine's settings before anything is typed
     const before = fs.readFileSync(engine.paths.settings, 'utf8');
     const memory = page.getByRole('textbox', { name: 'Memory (GiB)' });
@@ -203,7 +204,7 @@ gatedSuite('the renderer in Chromium', problem, { timeout: 5 * 60_000 }, () => {
 
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByTestId('settings-problem').waitFor();
-    await page.waitForFunction(() => (document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value !== '');
+    await page.waitForFunction(() => !!(document.querySelector('input[name=memoryMiB]') as HTMLInputElement | null)?.value);
     assert.equal(Number(await page.getByRole('textbox', { name: 'Memory (GiB)' }).inputValue()) * 1024, JSON.parse(good).memoryMiB, 'the last good values');
     assert.equal(fs.readFileSync(engine.paths.settings, 'utf8'), good.slice(0, 40), 'the broken file is left as it is until the user saves');
     await page.getByRole('button', { name: 'Apply', exact: true }).click(); // nothing changed, but the file is broken: saved anew

@@ -18,7 +18,8 @@ import { guestSuite } from '../app/engine/image/image-store.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (m: string) => process.stdout.write(`${m}\n`);
-const QEMU_MEANWHILE = "QEMU's C virtiofsd works meanwhile.";
+// Under a low open-files limit the C one is not used (drivers/virtiofsd-probe.ts): shares are reverse sshfs there.
+const QEMU_MEANWHILE = "Meanwhile shares use QEMU's C virtiofsd, or reverse sshfs where Berth's open-files limit is low.";
 
 /** The flavor and version a virtiofsd reports, or undefined when it does not run. */
 function version(bin: string): ReturnType<typeof parseVirtiofsdVersion> {

@@ -209,6 +209,41 @@ test("the kept agent unpacks a push's tar itself exactly as GNU tar does: long a
   agentLink(session, kept).close();
 });
 
+test('the kept agent gives a file the mode in its tar header, also bits its own umask would take away, as GNU tar as root does', async () => {
+  // node-tar's portable headers never carry them; a tar made otherwise may.
+  const files: [string, number][] = [
+    ['shared/group.txt', 0o664],
+    ['shared/all.txt', 0o666],
+    ['shared/plain.txt', 0o644],
+    ['top.sh', 0o775],
+  ];
+  const tar = () => Readable.from([Buffer.concat([...files.map(([p, m]) => ustar(p, `mode ${m.toString(8)}`, m)), Buffer.alloc(1024)])]);
+  const ops = files.map(([p]) => ({ op: 'place' as const, path: p }));
+  const kept = path.join(t.dir, 'modes-kept');
+  const tarred = path.join(t.dir, 'modes-tar');
+  for (const r of [kept, tarred]) fs.mkdirSync(r);
+  const old = process.umask(0o022);
+  try {
+    const before = agentLink(session, kept).answered;
+    assert.deepEqual(
+      (await pushGuest(session, kept, `${kept}-stage`, ops, tar(), 100)).map((r) => r.status),
+      ['ok', 'ok', 'ok', 'ok'],
+    );
+    assert.equal(agentLink(session, kept).answered, before + 1, 'through the kept agent');
+    assert.deepEqual(
+      (await pushGuest(session, tarred, `${tarred}-stage`, ops, tar())).map((r) => r.status),
+      ['ok', 'ok', 'ok', 'ok'],
+    );
+  } finally {
+    process.umask(old);
+  }
+  for (const [p, m] of files) {
+    assert.equal(fs.statSync(path.join(tarred, p)).mode & 0o7777, m, `${p}: GNU tar`);
+    assert.equal(fs.statSync(path.join(kept, p)).mode & 0o7777, m, `${p}: the kept agent`);
+  }
+  agentLink(session, kept).close();
+});
+
 test('a tar the kept agent cannot unpack fails the push and leaves nothing staged or placed', async () => {
   const dest = path.join(t.dir, 'bad-tar');
   fs.mkdirSync(dest);

@@ -101,6 +101,21 @@ gatedSuite(
       assert.ok(fs.statSync(copy('src', 'c.sh')).mode & 0o100, 'a rename keeps the executable bit');
     });
 
+    test('a burst of 2,500 files crosses in three batches (each packed while the one before is in the guest), every file whole, and so does its delete', async () => {
+      for (let i = 0; i < 2500; i++) {
+        fs.mkdirSync(h('burst', `d${i % 7}`), { recursive: true });
+        fs.writeFileSync(h('burst', `d${i % 7}`, `f${i}.txt`), `file ${i}\n`.repeat(1 + (i % 5)));
+      }
+      const count = () =>
+        [0, 1, 2, 3, 4, 5, 6].reduce((n, d) => n + (fs.existsSync(copy('burst', `d${d}`)) ? fs.readdirSync(copy('burst', `d${d}`)).length : 0), 0);
+      await settle('all 2,500 in the guest copy', () => count() === 2500);
+      await sync.flush();
+      for (let i = 0; i < 2500; i++) assert.equal(fs.readFileSync(copy('burst', `d${i % 7}`, `f${i}.txt`), 'utf8'), `file ${i}\n`.repeat(1 + (i % 5)), `f${i}`);
+      assert.equal(sync.view().state, 'watching', sync.view().error);
+      fs.rmSync(h('burst'), { recursive: true });
+      await settle('the burst deleted in the guest copy', () => !fs.existsSync(copy('burst')));
+    });
+
     test('a conflict keeps both versions, reported once', async () => {
       // Stop watching so both edits happen before the next cycle.
       await sync.stop();

@@ -132,30 +132,53 @@ export async function applyActions(c: TransferContext, actions: Action[], progre
       files.reduce((s, a) => s + (a.entry.size ?? 0), 0),
     );
   // In batches, each recorded as it lands: a link that drops in the middle
-  // of a big first copy costs one batch, not the whole copy.
-  for (const batch of batches(toGuest)) {
+  // of a big first copy costs one batch, not the whole copy. A batch small
+  // enough for the kept agent is packed on the host while the one before
+  // it is in the guest.
+  const list = batches(toGuest);
+  const fileBytes = (b: typeof toGuest) => b.reduce((s, a) => s + (a.entry.kind === 'file' ? (a.entry.size ?? 0) : 0), 0);
+  const fileList = (b: typeof toGuest) => b.filter((a) => a.entry.kind === 'file');
+  const packAhead = (i: number): Promise<Buffer> | undefined => {
+    const b = list[i];
+    if (!b || !fileList(b).length || fileBytes(b) > KEPT_BYTES) return undefined;
+    const p = collect(
+      packFiles(
+        c,
+        fileList(b).map((a) => a.path),
+        progress,
+      ),
+    );
+    p.catch(() => undefined); // its error is thrown where the batch is pushed
+    return p;
+  };
+  let ahead = packAhead(0);
+  for (const [bi, batch] of list.entries()) {
     // Each push stages into a folder of its own: a tar that outlived a
     // dropped link may still be writing into an earlier one.
     const stage = `${c.dirs.stage}/${crypto.randomBytes(6).toString('hex')}`;
-    const bfiles = batch.filter((a) => a.entry.kind === 'file');
+    const bfiles = fileList(batch);
+    const packed = ahead;
+    ahead = packAhead(bi + 1);
     const placeOps: GuestOp[] = batch.map((a) =>
       a.entry.kind === 'link' ? { op: 'link', path: a.path, target: a.entry.target ?? '', expect: a.expect } : { op: 'place', path: a.path, expect: a.expect },
     );
     // Files: sent, placed and their staging folder removed in one round trip.
     const tb = Date.now();
-    const pres = await expectingEchoes(c, placeOps, () =>
+    const pres = await expectingEchoes(c, placeOps, async () =>
       bfiles.length
         ? pushGuest(
             c.session,
             c.dirs.tree,
             stage,
             placeOps,
-            packFiles(
-              c,
-              bfiles.map((a) => a.path),
-              progress,
-            ),
-            bfiles.reduce((s, a) => s + (a.entry.size ?? 0), 0),
+            packed
+              ? Readable.from([await packed], { objectMode: false })
+              : packFiles(
+                  c,
+                  bfiles.map((a) => a.path),
+                  progress,
+                ),
+            fileBytes(batch),
           )
         : applyGuest(c.session, c.dirs.tree, stage, placeOps),
     );
@@ -239,6 +262,13 @@ async function expectingEchoes(c: TransferContext, ops: GuestOp[], run: () => Pr
 }
 
 /** Host files (relative paths) as one tar stream, counted for the progress. */
+/** A tar stream read whole into memory. */
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 function packFiles(c: TransferContext, files: string[], progress: TransferProgress): Readable {
   const pack = tarCreate({ cwd: c.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
   const counter = new Transform({

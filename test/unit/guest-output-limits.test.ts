@@ -4,36 +4,12 @@
  * channel closed and an error, and the engine's memory does not follow it.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import type { GuestSession } from '../../app/engine/guest/session.js';
+import { FakeChannel, fakeExecSession as fakeSession } from '../helpers/fake-exec.js';
 import { silentLogger } from '../../app/base/log.js';
 import { waitFor } from '../../app/base/process-util.js';
 import { GuestSocketWatcher, MAX_WATCH_LINE } from '../../app/engine/forward/guest-socket-watcher.js';
 import { GuestOutputTooLong, MAX_FIELD_BYTES, NulFields, scanGuest } from '../../app/engine/share/sync-guest.js';
-
-/** A channel the test writes guest output into; records whether the engine closed it. */
-class FakeChannel extends EventEmitter {
-  stderr = new EventEmitter();
-  closed = false;
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    setImmediate(() => this.emit('close'));
-  }
-  end() {}
-  pipe() {}
-}
-
-function fakeSession(channels: FakeChannel[]): GuestSession {
-  return {
-    openExec: async () => {
-      const ch = new FakeChannel();
-      channels.push(ch);
-      return ch;
-    },
-  } as unknown as GuestSession;
-}
 
 test('the socket watcher closes a channel whose line passes the limit, and opens it again', async () => {
   const channels: FakeChannel[] = [];

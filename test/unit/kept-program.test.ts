@@ -5,41 +5,11 @@
  * ends its stdin.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { silentLogger } from '../../app/base/log.js';
 import { sleep, waitFor } from '../../app/base/process-util.js';
 import { KeptGuestProgram } from '../../app/engine/guest/kept-program.js';
-import type { GuestSession } from '../../app/engine/guest/session.js';
-
-class FakeChannel extends EventEmitter {
-  stderr = new EventEmitter();
-  closed = false;
-  ended = false;
-  written: string[] = [];
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    setImmediate(() => this.emit('close'));
-  }
-  end() {
-    this.ended = true;
-  }
-  write(s: string) {
-    this.written.push(s);
-  }
-}
-
-function fakeSession(channels: FakeChannel[], commands: string[]): GuestSession {
-  return {
-    openExec: async (cmd: string) => {
-      commands.push(cmd);
-      const ch = new FakeChannel();
-      channels.push(ch);
-      return ch;
-    },
-  } as unknown as GuestSession;
-}
+import { FakeChannel, fakeExecSession as fakeSession } from '../helpers/fake-exec.js';
 
 test('lines reach the owner; a channel closed under it opens again; stop() ends its stdin', async () => {
   const channels: FakeChannel[] = [];

@@ -261,7 +261,6 @@ async function expectingEchoes(c: TransferContext, ops: GuestOp[], run: () => Pr
   return results;
 }
 
-/** Host files (relative paths) as one tar stream, counted for the progress. */
 /** A tar stream read whole into memory. */
 async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -269,6 +268,7 @@ async function collect(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Host files (relative paths) as one tar stream, counted for the progress. */
 function packFiles(c: TransferContext, files: string[], progress: TransferProgress): Readable {
   const pack = tarCreate({ cwd: c.hostPath, portable: true, noDirRecurse: true, follow: false }, files);
   const counter = new Transform({

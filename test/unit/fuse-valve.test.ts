@@ -43,7 +43,9 @@ async function runValve(mark: number, steps: { count: string; ms: number }[]): P
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   for (const s of steps) {
-    fs.writeFileSync(count, s.count);
+    // Whole at once, as sysfs gives it: a read between truncate and write would see no count.
+    fs.writeFileSync(`${count}.new`, s.count);
+    fs.renameSync(`${count}.new`, count);
     await new Promise((r) => setTimeout(r, s.ms));
   }
   child.stdin.end();
@@ -94,6 +96,26 @@ test('fuse-valve.pl: a count that grows after a drop (a walk going on) gets a dr
   assert.equal(r.code, 0);
   const before = new Set(r.out.map((l) => (parseValveLine(l) as { drop: { before: number } }).drop.before));
   for (const c of counts) assert.ok(before.has(c), `a drop at ${c}: ${r.out.join(' | ')}`);
+});
+
+test('fuse-valve.pl: while the count grows it looks five times as often, so a short pass over the mark is caught', { needs: perl }, async () => {
+  // FAST_S is 0.02 here (runValve); growing by a twentieth of the mark each
+  // step, it looks every 4 ms, and the 10 ms above the mark cannot fall
+  // between two looks (at 20 ms they could: about one time in two).
+  const steps = [
+    { count: '100 N0=100\n', ms: 150 },
+    ...[200, 300, 400, 500, 600, 700, 800, 900].map((c) => ({ count: `${c} N0=${c}\n`, ms: 12 })),
+    { count: '1600 N0=1600\n', ms: 10 },
+    { count: '100 N0=100\n', ms: 200 },
+  ];
+  for (let round = 0; round < 5; round++) {
+    const r = await runValve(1000, steps);
+    assert.equal(r.code, 0);
+    assert.ok(
+      r.out.some((l) => /^drop 1600 /.test(l)),
+      `round ${round}: the pass over the mark was caught: ${r.out.join(' | ') || 'no drop'}`,
+    );
+  }
 });
 
 test('fuse-valve.pl: with nothing to count it says why and ends', { needs: perl }, () => {

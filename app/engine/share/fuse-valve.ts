@@ -15,7 +15,7 @@
  * FUSE then tells virtiofsd to forget them. It counts in the guest, every
  * 50 ms while the count is high and every 10 ms while it grows, because a
  * stat-heavy walk looks up 15,000-26,000 files a second under TCG (one
- * look late by 50 ms let a walk past a limit of 6,000 in CI): a watch on the host counting
+ * walk passed a limit of 6,000 in CI with looks every 50 ms): a watch on the host counting
  * virtiofsd's files and asking the guest over ssh was too late (tried).
  * Names stay cached below the mark, so work on a tree that fits runs at
  * full speed. The other way, virtiofsd's timeout=0 (no name cached at all),

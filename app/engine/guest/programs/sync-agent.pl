@@ -236,8 +236,9 @@ sub tar_entries {
 # Unpack a tar held in memory into the staging folder, as `tar -x
 # --no-same-owner` run as root would: files with their mode and mtime, and
 # their folders. Straight system calls, each folder made once: PerlIO, a
-# stat per file and a chmod the umask did not need cost a third of a push
-# under emulation.
+# stat per file and a chmod the umask did not need were a tenth to a fifth
+# of a push's time in the guest under emulation (1,000 files: 0.47-0.63 s
+# before, 0.42-0.50 s after, Perl's own start left out).
 my $UMASK = umask;
 sub untar {
   my ($tar) = @_;

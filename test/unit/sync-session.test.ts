@@ -87,16 +87,17 @@ gatedSuite(
       fs.mkdirSync(copy('dist'));
       fs.writeFileSync(copy('dist', 'x.js'), 'x');
       fs.rmSync(copy('link'));
-      await settle(
-        'both ways',
-        () =>
-          fs.existsSync(h('dist', 'x.js')) &&
-          fs.existsSync(h('from-guest.txt')) &&
-          !fs.existsSync(h('link')) &&
-          fs.existsSync(copy('src', 'c.sh')) &&
-          !fs.existsSync(copy('src', 'b.sh')) &&
-          fs.readFileSync(copy('a.txt'), 'utf8') === 'A2',
-      );
+      const arrived = {
+        'dist/x.js on the host': () => fs.existsSync(h('dist', 'x.js')),
+        'from-guest.txt on the host': () => fs.existsSync(h('from-guest.txt')),
+        'link gone on the host': () => !fs.existsSync(h('link')),
+        'src/c.sh in the guest': () => fs.existsSync(copy('src', 'c.sh')),
+        'src/b.sh gone in the guest': () => !fs.existsSync(copy('src', 'b.sh')),
+        'a.txt edited in the guest': () => fs.existsSync(copy('a.txt')) && fs.readFileSync(copy('a.txt'), 'utf8') === 'A2',
+      };
+      const missing = () => Object.keys(arrived).filter((k) => !arrived[k as keyof typeof arrived]());
+      const ok = await waitFor(() => missing().length === 0, 20_000, 50);
+      assert.ok(ok, `both ways did not happen within 20 s; still missing: ${missing().join(', ')}`);
       assert.equal(fs.readFileSync(h('from-guest.txt'), 'utf8'), 'G');
       assert.ok(fs.statSync(copy('src', 'c.sh')).mode & 0o100, 'a rename keeps the executable bit');
     });

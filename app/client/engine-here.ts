@@ -4,7 +4,10 @@
  * daemon command loads the engine: the other commands and Electron main's
  * bundle never do.
  */
+import { dropEngineMallocEnv } from './engine-launcher.js';
+
 export async function runEngineHere(o: { instance: string; exitOnStop: boolean }): Promise<void> {
+  dropEngineMallocEnv();
   const { runDaemonProcess } = await import('../engine/daemon.js');
   await runDaemonProcess(o);
 }

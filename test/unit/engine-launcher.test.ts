@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ENGINE_MALLOC_ENV, ENGINE_NODE_FLAGS, engineCommand } from '../../app/client/engine-launcher.js';
+import { dropEngineMallocEnv, ENGINE_MALLOC_ENV, ENGINE_NODE_FLAGS, engineCommand } from '../../app/client/engine-launcher.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const opts = { execPath: '/usr/bin/node', script: '/opt/berth/bin/berth.js', env: { PATH: '/usr/bin' }, exitOnStop: true };
@@ -12,7 +12,12 @@ test('the engine is `berth daemon` with its memory flags before the script and g
   const c = engineCommand({ name: 'dev' }, opts);
   assert.equal(c.file, '/usr/bin/node');
   assert.deepEqual(c.args, ['--max-semi-space-size=1', '/opt/berth/bin/berth.js', 'daemon', '--instance', 'dev', '--exit-on-stop']);
-  assert.deepEqual(c.env, { PATH: '/usr/bin', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '16384' });
+  assert.deepEqual(c.env, {
+    PATH: '/usr/bin',
+    MALLOC_ARENA_MAX: '2',
+    MALLOC_MMAP_THRESHOLD_: '16384',
+    BERTH_ENGINE_MALLOC: 'MALLOC_ARENA_MAX,MALLOC_MMAP_THRESHOLD_',
+  });
   assert.deepEqual(engineCommand({ name: 'dev' }, { ...opts, exitOnStop: false }).args.slice(-1), ['dev']);
 });
 
@@ -20,6 +25,16 @@ test('a malloc setting the user made wins over the engine default', () => {
   const c = engineCommand({ name: 'default' }, { ...opts, env: { MALLOC_ARENA_MAX: '8' } });
   assert.equal(c.env.MALLOC_ARENA_MAX, '8');
   assert.equal(c.env.MALLOC_MMAP_THRESHOLD_, ENGINE_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_);
+  assert.equal(c.env.BERTH_ENGINE_MALLOC, 'MALLOC_MMAP_THRESHOLD_', 'only what the launcher added is named');
+});
+
+test('the engine takes out only the malloc settings the launcher added: what it starts (QEMU, virtiofsd) runs with glibc defaults', () => {
+  const env = engineCommand({ name: 'default' }, { ...opts, env: { PATH: '/usr/bin', MALLOC_ARENA_MAX: '8' } }).env;
+  dropEngineMallocEnv(env);
+  assert.deepEqual(env, { PATH: '/usr/bin', MALLOC_ARENA_MAX: '8' });
+  const forged = { PATH: '/usr/bin', HOME: '/root', BERTH_ENGINE_MALLOC: 'PATH,HOME' };
+  dropEngineMallocEnv(forged);
+  assert.deepEqual(forged, { PATH: '/usr/bin', HOME: '/root' }, 'names other than its own are never taken out');
 });
 
 test("node takes the engine's flags, and its young generation stays at 1 MB a half after heavy churn (without, 16 MB a half)", () => {

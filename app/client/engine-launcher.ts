@@ -46,9 +46,9 @@ export interface LaunchOptions {
  *   under TCG either way).
  * glibc only (macOS's and Windows' allocators ignore the variables); a
  * value the user set wins. They are for the engine alone: glibc reads them
- * when the process starts, and the engine then takes the ones it was given
- * out of its environment (BERTH_ENGINE_MALLOC names them), so QEMU,
- * virtiofsd and ssh, which it starts, run with glibc's defaults.
+ * when the process starts, and the engine then takes out of its
+ * environment those that hold the launcher's values, so QEMU, virtiofsd and
+ * ssh, which it starts, run with glibc's defaults.
  */
 export const ENGINE_NODE_FLAGS = ['--max-semi-space-size=1'];
 export const ENGINE_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '16384' };
@@ -61,20 +61,13 @@ export function engineCommand(
   return {
     file: o.execPath,
     args: [...ENGINE_NODE_FLAGS, o.script, 'daemon', '--instance', paths.name, ...(o.exitOnStop ? ['--exit-on-stop'] : [])],
-    env: {
-      ...ENGINE_MALLOC_ENV,
-      ...o.env,
-      BERTH_ENGINE_MALLOC: Object.keys(ENGINE_MALLOC_ENV)
-        .filter((k) => o.env[k] === undefined)
-        .join(','),
-    },
+    env: { ...ENGINE_MALLOC_ENV, ...o.env },
   };
 }
 
-/** In the engine, at its start: take out the malloc settings the launcher added, so the processes it starts do not inherit them. */
+/** In the engine, at its start: take out the malloc settings that hold the launcher's values, so the processes it starts do not inherit them. */
 export function dropEngineMallocEnv(env: NodeJS.ProcessEnv = process.env): void {
-  for (const k of (env.BERTH_ENGINE_MALLOC ?? '').split(',')) if (k in ENGINE_MALLOC_ENV) delete env[k];
-  delete env.BERTH_ENGINE_MALLOC;
+  for (const [k, v] of Object.entries(ENGINE_MALLOC_ENV)) if (env[k] === v) delete env[k];
 }
 
 export async function connectOrLaunch(paths: InstancePaths, spawnIfNeeded: boolean, o: LaunchOptions): Promise<ControlClient> {

@@ -4,7 +4,7 @@
  * daemon command loads the engine: the other commands and Electron main's
  * bundle never do.
  */
-import { dropEngineMallocEnv } from './engine-launcher.js';
+import { dropEngineMallocEnv } from './engine-memory.js';
 
 export async function runEngineHere(o: { instance: string; exitOnStop: boolean }): Promise<void> {
   dropEngineMallocEnv();

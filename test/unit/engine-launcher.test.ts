@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { dropEngineMallocEnv, ENGINE_MALLOC_ENV, ENGINE_NODE_FLAGS, engineCommand } from '../../app/client/engine-launcher.js';
+import { engineCommand } from '../../app/client/engine-launcher.js';
+import { dropEngineMallocEnv, ENGINE_MALLOC_ENV, ENGINE_NODE_FLAGS } from '../../app/client/engine-memory.js';
 import { shortTempDir } from '../helpers/temp.js';
 
 const opts = { execPath: '/usr/bin/node', script: '/opt/berth/bin/berth.js', env: { PATH: '/usr/bin' }, exitOnStop: true };

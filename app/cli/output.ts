@@ -162,21 +162,7 @@ export function formatShares(shares: ShareViewWire[], configured: { hostPath: st
   if (rows.length === 1) return 'No folders are shared. Share one with `berth share add PATH`.';
   const why = shares.filter((s) => s.mechanismReason).map((s) => `${s.hostPath}: ${s.mechanism}, ${s.mechanismReason}`);
   const advice = shares.filter((s) => s.busy && s.advice).map((s) => `${yellow('Sync it:')} ${s.advice}.\n  berth sync add ${shWord(s.busy!.folder)}`);
-  return [table(rows), why.length ? dim(why.join('\n')) : '', openFilesNote(shares), ...advice].filter(Boolean).join('\n\n');
-}
-
-/** When virtiofsd's open-files limit is low (ShareView.openFileLimit): what Berth does about it, what it costs, and the two ways out. */
-export function openFilesNote(shares: ShareViewWire[]): string {
-  const low = shares.filter((s) => s.openFileLimit !== undefined);
-  if (!low.length) return '';
-  const n = Math.min(...low.map((s) => s.openFileLimit!));
-  return [
-    `${yellow('Open files:')} virtiofsd may hold at most ${n.toLocaleString('en-US')} files open on this computer (the hard limit Berth runs with), and it holds`,
-    `one per file the VM has cached. So that a bigger tree does not fail in containers with "Too many open files", the VM lets go of`,
-    `the files it has cached when it nears the limit: work on a tree bigger than that in ${low.map((s) => s.hostPath).join(', ')} looks its files up`,
-    `here again. Raise the limit for Berth (\`ulimit -Hn\`, or LimitNOFILE= for a service) and restart, or sync such a folder:`,
-    `  berth sync add FOLDER`,
-  ].join('\n');
+  return [table(rows), why.length ? dim(why.join('\n')) : '', ...advice].filter(Boolean).join('\n\n');
 }
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;

@@ -66,8 +66,6 @@ export const ShareViewSchema = z.object({
   busy: z.object({ folder: z.string(), changes: z.number(), minutes: z.number() }).optional(),
   /** With `busy`: why to sync that folder, in one line (`berth sync add FOLDER` does it). */
   advice: z.string().optional(),
-  /** virtiofs, when low: the most files the host's file server may hold open (a bigger tree fails in containers). */
-  openFileLimit: z.number().optional(),
 });
 export type ShareViewWire = z.infer<typeof ShareViewSchema>;
 

@@ -36,8 +36,6 @@ export interface FakeEngine {
   slow: Map<string, number>;
   /** The changes counted per bind-mounted folder (what the real change notifier counts); busy ones get advice. */
   activity: FolderActivity;
-  /** As a host whose virtiofsd may hold only `n` files open (ShareView.openFileLimit); undefined: plenty. */
-  setOpenFileLimit(n: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -142,7 +140,6 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
 
   // While "running", every configured share is mounted over virtiofs, as on a Linux host with virtiofsd.
   const activity = new FolderActivity();
-  let openFileLimit: number | undefined;
   const sharesList = () => ({
     shares:
       sm.state === 'running'
@@ -154,7 +151,6 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
               mechanism: 'virtiofs' as const,
               mechanismReason: 'virtiofsd (fake)',
               state: 'mounted' as const,
-              ...(openFileLimit !== undefined && { openFileLimit }),
             })),
             activity,
             (settings.get().sync ?? []).map((x) => x.hostPath),
@@ -237,10 +233,6 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     server,
     slow,
     activity,
-    setOpenFileLimit(n) {
-      openFileLimit = n;
-      server.broadcast('shares.changed', { shares: sharesList().shares });
-    },
     async close() {
       abort.abort();
       await server.close();

@@ -61,12 +61,3 @@ test('berth shares: a busy folder gets a line with why and the command that sync
   assert.match(text, /\n {2}berth sync add '\/home\/u\/my app'$/);
   assert.doesNotMatch(formatShares([view('/home/u')], [{ hostPath: '/home/u' }]), /Sync it/);
 });
-
-test('`berth shares` says when virtiofsd may hold few files open: what Berth does, what it costs, and the two ways out', () => {
-  const text = formatShares([{ ...view('/home/u'), openFileLimit: 20000 }, view('/srv')], [{ hostPath: '/home/u' }]);
-  assert.match(text, /Open files: virtiofsd may hold at most 20,000 files open on this computer/);
-  assert.match(text, /the VM lets go of\nthe files it has cached when it nears the limit: work on a tree bigger than that in \/home\/u looks its files up/);
-  assert.match(text, /Raise the limit for Berth/);
-  assert.match(text, /\n {2}berth sync add FOLDER/);
-  assert.doesNotMatch(formatShares([view('/home/u')], []), /Open files/);
-});

@@ -83,11 +83,6 @@ test('QEMU with virtiofsd: a device and a socket per share; a missing folder goe
   assert.equal(later.mechanism, 'reverse-sshfs');
   assert.match(later.reason, /next restart/);
   assert.equal(shareKey({ hostPath: '/a' }), shareKey({ hostPath: '/a', guestPath: '/a' }));
-
-  // A low open-files limit (VirtiofsSupport.openFileLimit) goes with each virtiofs share's route.
-  const low = planShares({ ...base, support: { ...base.support, openFileLimit: 20000 } as PlanInputs['support'] });
-  assert.equal(routeOf(low, base.shares[0]!).openFileLimit, 20000);
-  assert.equal(routeOf(low, { hostPath: '/gone' }).openFileLimit, undefined);
 });
 
 test('sshfs in settings, or no virtio-fs here: every share by reverse sshfs, with the reason', () => {

@@ -182,13 +182,6 @@ export type VirtiofsSupport =
       readOnlyDevice: boolean;
       /** Characters a shared folder's path cannot have on the hypervisor's command line. */
       unsafePathChars?: string;
-      /**
-       * The most files the file server may hold open (virtiofsd keeps one
-       * per file the guest has cached), when it is low enough to matter
-       * (LOW_OPEN_FILE_LIMIT): a tree with more files fails in containers
-       * with "Too many open files".
-       */
-      openFileLimit?: number;
     }
   | { ok: false; reason: string };
 

@@ -128,7 +128,7 @@ export function thisProbeHost(virtiofsd?: string): ProbeHost {
 
 const no = (reason: string): VirtiofsdProbe => ({ support: { ok: false, reason } });
 
-/** Below this many open files a share shows its limit: a big project's node_modules alone has 100,000 files and more. */
+/** Below this many open files virtiofsd is used only where it names files by handle: a big project's node_modules alone has 100,000 files and more. */
 export const LOW_OPEN_FILE_LIMIT = 100_000;
 /** What virtiofsd raises its open-files limit to when it may (C and Rust alike, at most fs.nr_open). */
 const VIRTIOFSD_NOFILE = 1_000_000;
@@ -156,23 +156,34 @@ function hasCapability(h: Pick<ProbeHost, 'readFile'>, bit: number): boolean {
 }
 
 /**
- * Why QEMU's C virtiofsd is not used where its open-files limit is low. It
- * holds a file open per file the guest has cached, so there the guest must
- * let go of them (share/fuse-valve.ts) and virtiofsd must close them on
- * the guest's FORGETs; QEMU 7.2's stops taking FORGETs after enough of
- * them (its hiprio queue is kicked and finds nothing; measured), and the
- * tree then fails with "Too many open files" however little the guest
- * holds (CI: 9,000 files under a limit of 6,000 failed in one run of five).
+ * Why virtiofsd is not used where its open-files limit is low and it cannot
+ * name files by handle. It then holds a file open per file the guest has
+ * cached, and nothing the guest does keeps that number down reliably: QEMU
+ * 7.2's C one stops taking the guest's FORGETs after enough of them (its
+ * hiprio queue is kicked and finds nothing; CI: 9,000 files under a limit
+ * of 6,000 failed in one run of five), and the Rust one, with the guest
+ * dropping its cache whenever it passed a mark, still ran out now and then
+ * under that limit: in CI twice, and here once in nine runs, where it said
+ * "No more file descriptors available to the guest (0 available out of
+ * 5390 initially)" with at most 558 files cached in the guest. So the
+ * shares use reverse sshfs, and say how to get virtiofs back.
  */
-function cLowLimitReason(label: string, limit: number): string {
-  return `${label} would have to stay under ${limit.toLocaleString('en-US')} open files here (the hard limit Berth runs with), and QEMU's C virtiofsd does not reliably close the files the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. \`sudo npm run virtiofsd\` brings the Rust virtiofsd, or raise Berth's open-files limit`;
+function lowLimitReason(label: string, limit: number, way: string): string {
+  const limitOf = "Berth's open-files limit (`ulimit -Hn`, or LimitNOFILE= for a service) and restart";
+  return `${label} would have to stay under ${limit.toLocaleString('en-US')} open files here (the hard limit Berth runs with) while holding one per file the VM has cached, and it does not reliably close the ones the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. ${way ? `${way}raise ${limitOf}` : `Raise ${limitOf}`}`;
 }
 
-/** `openFileLimit` for VirtiofsSupport: set only when low, and never where virtiofsd holds no file per cached one. */
-function lowLimit(h: ProbeHost, mode: VirtiofsdMode): { openFileLimit?: number } {
-  if (mode.kind === 'root' && mode.fileHandles) return {};
+/** The way back to virtiofs this host has besides a higher limit, as the start of the reason's last sentence ('' when there is none). */
+function lowLimitWay(flavor: Virtiofsd['flavor'], mode: VirtiofsdMode['kind'], hasDacReadSearch: boolean): string {
+  if (mode === 'userns') return '';
+  if (flavor !== 'rust') return '`sudo npm run virtiofsd` brings the Rust virtiofsd, which names files by handle, or ';
+  return hasDacReadSearch ? '' : 'Give Berth CAP_DAC_READ_SEARCH so that the Rust virtiofsd names files by handle, or ';
+}
+
+/** virtiofsd's open-files limit where it is low (LOW_OPEN_FILE_LIMIT), else undefined. */
+function lowLimit(h: ProbeHost, mode: VirtiofsdMode): number | undefined {
   const n = virtiofsdOpenFiles(h, mode);
-  return n !== undefined && n < LOW_OPEN_FILE_LIMIT ? { openFileLimit: n } : {};
+  return n !== undefined && n < LOW_OPEN_FILE_LIMIT ? n : undefined;
 }
 
 /**
@@ -196,11 +207,12 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
   if (h.uid === 0) {
     // Files by handle only where the limit is low: it needs CAP_DAC_READ_SEARCH (open_by_handle_at), see virtiofsd.ts.
     const low = lowLimit(h, { kind: 'root' });
-    if (parsed.flavor !== 'rust' && low.openFileLimit !== undefined) return no(cLowLimitReason(label, low.openFileLimit));
-    const handles = parsed.flavor === 'rust' && low.openFileLimit !== undefined && hasCapability(h, 2);
+    const dac = hasCapability(h, 2);
+    const handles = parsed.flavor === 'rust' && low !== undefined && dac;
+    if (low !== undefined && !handles) return no(lowLimitReason(label, low, lowLimitWay(parsed.flavor, 'root', dac)));
     const root: VirtiofsdMode = handles ? { kind: 'root', fileHandles: true } : { kind: 'root' };
-    const how = `${label} as root${handles ? `, files named by handle (it may hold only ${low.openFileLimit} open)` : ''}`;
-    return { support: { ok: true, how, needsSocket: true, readOnlyDevice: true, ...(handles ? {} : low) }, binary, mode: root };
+    const how = `${label} as root${handles ? `, files named by handle (it may hold only ${low} open)` : ''}`;
+    return { support: { ok: true, how, needsSocket: true, readOnlyDevice: true }, binary, mode: root };
   }
   const user = { name: h.userName, id: h.uid };
   const subuid = subordinateRange(h.readFile('/etc/subuid') ?? '', user);
@@ -225,14 +237,13 @@ export function probeVirtiofsd(h: ProbeHost = thisProbeHost()): VirtiofsdProbe {
     );
   }
   const low = lowLimit(h, mode);
-  if (parsed.flavor !== 'rust' && low.openFileLimit !== undefined) return no(cLowLimitReason(label, low.openFileLimit));
+  if (low !== undefined) return no(lowLimitReason(label, low, lowLimitWay(parsed.flavor, 'userns', false)));
   return {
     support: {
       ok: true,
       how: `${label} in a user namespace (guest root is you; other guest users are your subordinate ids)`,
       needsSocket: true,
       readOnlyDevice: true,
-      ...low,
     },
     binary,
     mode,

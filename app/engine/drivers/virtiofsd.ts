@@ -31,7 +31,7 @@ import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProb
  *   trip (10 times slower to stat a tree, measured) and mmap of shared
  *   files fails on the 6.1 guest kernel.
  * - --inode-file-handles=prefer (Rust, as root, only where it may hold few
- *   files open: VirtiofsSupport.openFileLimit): virtiofsd names each file
+ *   files open: LOW_OPEN_FILE_LIMIT): virtiofsd names each file
  *   the guest has cached by a file handle instead of holding it open, so a
  *   tree of any size fits under the limit (measured: 21 open files with
  *   7,900 files cached). The handles never leave virtiofsd (the guest
@@ -42,12 +42,12 @@ import { SUBORDINATE_IDS, type Virtiofsd, type VirtiofsdMode, type VirtiofsdProb
  *   That is why it is used only where the limit leaves no other way to
  *   serve a big tree; elsewhere virtiofsd raises its limit instead.
  *   `prefer` falls back to open files on a file system without handles.
- * - Where the Rust virtiofsd holds a file per cached one and may hold few
- *   (VirtiofsSupport.openFileLimit), share/fuse-valve.ts keeps the guest's
- *   cache under the limit. QEMU's C one is not used there (the probe:
- *   it stops taking FORGETs after enough of them). timeout=0 (no name cached) was tried: a cold
- *   `ls -lR` of 25,000 files took 116 s instead of 2.8 s, and reads failed
- *   with "Bad file descriptor".
+ * - Where virtiofsd would hold a file per cached one and may hold few, it
+ *   is not used (the probe: it does not reliably close the files the guest
+ *   lets go of). Having the guest drop its cache near the limit was tried
+ *   (the Rust one still ran out now and then), and so was timeout=0 (no
+ *   name cached): a cold `ls -lR` of 25,000 files took 116 s instead of
+ *   2.8 s, and reads failed with "Bad file descriptor".
  * - announce_submounts: a folder of another host file system inside the
  *   share shows as its own mount in the guest, so inode numbers of two
  *   host file systems never collide (tar and cp -a would take them for hard

@@ -1,7 +1,7 @@
 /**
  * A guest program kept running over an exec channel for as long as the
- * engine wants it: the socket watcher (forward/guest-socket-watcher.ts) and
- * the FUSE valve (share/fuse-valve.ts). Its output is read line by line,
+ * engine wants it: the socket watcher (forward/guest-socket-watcher.ts). Its
+ * output is read line by line,
  * each line at most `maxLine` characters: a longer one (a guest sending
  * without end) closes the channel rather than growing a buffer. When the
  * channel closes under it (an ssh reconnect, guest trouble) the program is

@@ -12,7 +12,7 @@ import { sh } from '../../base/shell-quote.js';
 
 export const PROGRAMS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'programs');
 
-export type GuestProgram = 'sync-agent.pl' | 'nudge.pl' | 'fuse-valve.pl' | 'socket-watch.pl' | 'udp-relay.pl' | 'host-relay.pl' | 'mounts.sh';
+export type GuestProgram = 'sync-agent.pl' | 'nudge.pl' | 'socket-watch.pl' | 'udp-relay.pl' | 'host-relay.pl' | 'mounts.sh';
 
 const loaded = new Map<GuestProgram, string>();
 

@@ -12,7 +12,6 @@ import type { GuestSession } from '../guest/session.js';
 import type { Settings } from '../settings/schema.js';
 import { within } from '../settings/sync-paths.js';
 import { ChangeNotifier } from '../share/change-notifier.js';
-import { FuseValve, valveMark } from '../share/fuse-valve.js';
 import { adviseShares } from '../share/share-activity.js';
 import { ShareManager, type ShareView } from '../share/share-manager.js';
 import { routeOf, type SharePlan } from '../share/virtiofs.js';
@@ -70,16 +69,11 @@ export function bringUpShares(o: {
   });
   manager.on('change', (list) => o.changed(list));
   const mounted = manager.start().catch((err: Error) => log.error({ err: err.message }, 'shared folders failed'));
-  const limits = Object.values(plan.routes).flatMap((r) => (r.mechanism === 'virtiofs' && r.openFileLimit !== undefined ? [r.openFileLimit] : []));
-  // Where virtiofsd's open-files limit is low (share/fuse-valve.ts).
-  const valve = limits.length ? new FuseValve(session, log, valveMark(Math.min(...limits))) : undefined;
-  valve?.start();
   return {
     notifier,
     shares: manager,
     mounted,
     async stop() {
-      valve?.stop();
       notifier.stop();
       await manager.stop().catch(() => undefined);
     },

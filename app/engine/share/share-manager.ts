@@ -226,7 +226,6 @@ class ShareMount {
     };
     if (this.error) v.error = this.error;
     if (this.hint) v.hint = this.hint;
-    if (this.route.mechanism === 'virtiofs' && this.route.openFileLimit !== undefined) v.openFileLimit = this.route.openFileLimit;
     return v;
   }
 }

@@ -67,8 +67,6 @@ export interface ShareRoute {
   reason: string;
   /** virtiofs: the device's tag. */
   tag?: string;
-  /** virtiofs: VirtiofsSupport.openFileLimit. */
-  openFileLimit?: number;
 }
 
 export interface SharePlan {
@@ -146,7 +144,7 @@ export function planShares(i: PlanInputs): SharePlan {
     if (s.readOnly) spec.readonly = true;
     if (socketPath) spec.socketPath = socketPath;
     devices.push(spec);
-    routes[k] = { mechanism: 'virtiofs', reason: how, tag, ...(i.support.openFileLimit !== undefined && { openFileLimit: i.support.openFileLimit }) };
+    routes[k] = { mechanism: 'virtiofs', reason: how, tag };
   }
   return { devices, routes, later: 'added while the VM runs: virtio-fs devices are fixed at boot, so it is virtiofs from the next restart' };
 }

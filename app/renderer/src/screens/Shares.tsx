@@ -101,13 +101,6 @@ export function FileSharing() {
                     <td data-testid="share-mechanism" title={s?.mechanismReason}>
                       {s ? s.mechanism : <span className="muted">—</span>}
                       {s?.mechanism === 'reverse-sshfs' && s.mechanismReason ? <div className="small muted">{s.mechanismReason}</div> : null}
-                      {s?.openFileLimit !== undefined ? (
-                        <div className="small warn" data-testid="share-open-files">
-                          virtiofsd may hold at most {s.openFileLimit.toLocaleString('en-US')} files open on this computer, one per file the VM has cached: so
-                          that a bigger tree does not fail with “Too many open files”, the VM lets go of its cached files when it nears the limit, and work on a
-                          bigger tree here looks its files up again. Raise Berth&apos;s open-files limit and restart, or sync such a folder.
-                        </div>
-                      ) : null}
                       {s?.busy && s.advice ? (
                         <div className="small warn" data-testid="share-advice">
                           {s.advice}.{' '}

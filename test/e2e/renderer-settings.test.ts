@@ -293,6 +293,17 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
       .getByText(/no longer synced/)
       .waitFor();
 
+    // On a host where virtiofs is not used (here: a low open-files limit), the row says why and the way back; virtiofs again when that changes.
+    engine.setShareFallback(
+      'not virtiofs: virtiofsd 1.13.2 (Rust) would have to stay under 20,000 open files here (the hard limit Berth runs with) while holding one per file the VM has cached, and it does not reliably close the ones the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. Raise Berth\'s open-files limit (`ulimit -Hn`, or LimitNOFILE= for a service) and restart',
+    );
+    const mechanism = row.getByTestId('share-mechanism');
+    await mechanism.getByText(/stay under 20,000 open files/).waitFor();
+    assert.match(await mechanism.innerText(), /^reverse-sshfs\s[^]*stay under 20,000 open files[^]+reverse sshfs\. Raise Berth's open-files limit/);
+    engine.setShareFallback(undefined);
+    await mechanism.getByText(/stay under/).waitFor({ state: 'detached' });
+    assert.equal((await mechanism.innerText()).trim(), 'virtiofs');
+
     // A folder in it that containers mount changes by the thousand: the row says so, and one click syncs that folder.
     const busyDir = path.join(dir, 'app');
     fs.mkdirSync(busyDir);

@@ -36,6 +36,8 @@ export interface FakeEngine {
   slow: Map<string, number>;
   /** The changes counted per bind-mounted folder (what the real change notifier counts); busy ones get advice. */
   activity: FolderActivity;
+  /** As a host where virtiofs is not used (e.g. a low open-files limit): every share by reverse sshfs, saying `reason`; undefined: virtiofs. */
+  setShareFallback(reason: string | undefined): void;
   close(): Promise<void>;
 }
 
@@ -140,6 +142,7 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
 
   // While "running", every configured share is mounted over virtiofs, as on a Linux host with virtiofsd.
   const activity = new FolderActivity();
+  let fallback: string | undefined;
   const sharesList = () => ({
     shares:
       sm.state === 'running'
@@ -148,8 +151,8 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
               hostPath: c.hostPath,
               guestPath: c.guestPath ?? c.hostPath,
               readOnly: !!c.readOnly,
-              mechanism: 'virtiofs' as const,
-              mechanismReason: 'virtiofsd (fake)',
+              mechanism: fallback === undefined ? ('virtiofs' as const) : ('reverse-sshfs' as const),
+              mechanismReason: fallback ?? 'virtiofsd (fake)',
               state: 'mounted' as const,
             })),
             activity,
@@ -233,6 +236,10 @@ export async function startFakeEngine(home: string, o: { running?: boolean; phas
     server,
     slow,
     activity,
+    setShareFallback(reason) {
+      fallback = reason;
+      server.broadcast('shares.changed', { shares: sharesList().shares });
+    },
     async close() {
       abort.abort();
       await server.close();

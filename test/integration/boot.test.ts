@@ -98,8 +98,9 @@ gatedSuite('booting the real guest kernel', problem, { timeout: 10 * 60_000 }, (
       BERTH_HOME: path.join(t.dir, 'h'),
       BERTH_IMAGE_DIR: dir,
       BERTH_ACCEL: 'tcg',
-      // The broken image has the direct boot's files only, also when the whole run asks for EFI.
+      // The broken image has the direct boot's files only, also when the whole run asks for EFI; and it is x86_64's.
       BERTH_BOOT: 'kernel',
+      BERTH_GUEST_ARCH: 'x86_64',
       DOCKER_CONFIG: path.join(t.dir, 'dc'),
       NO_COLOR: '1',
     };

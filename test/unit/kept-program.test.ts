@@ -43,7 +43,7 @@ test('"done" from the owner (the program cannot run here) ends the loop for good
   const channels: FakeChannel[] = [];
   const p = new KeptGuestProgram(fakeSession(channels, []), silentLogger(), {
     name: 't',
-    command: 'perl valve.pl',
+    command: 'perl watch.pl',
     maxLine: 64,
     onLine: (l) => (l.startsWith('none ') ? 'done' : undefined),
   });

@@ -1,11 +1,11 @@
 /**
  * A guest program kept running over an exec channel for as long as the
  * engine wants it: the socket watcher (forward/guest-socket-watcher.ts). Its
- * output is read line by line,
- * each line at most `maxLine` characters: a longer one (a guest sending
- * without end) closes the channel rather than growing a buffer. When the
- * channel closes under it (an ssh reconnect, guest trouble) the program is
- * started again, after 200 ms, doubling up to 5 s while it keeps failing.
+ * output is read line by line, each line at most `maxLine` characters: a
+ * longer one (a guest sending without end) closes the channel rather than
+ * growing a buffer. When the channel closes under it (an ssh reconnect,
+ * guest trouble) the program is started again, after 200 ms, doubling up
+ * to 5 s while it keeps failing.
  * Closing the channel's stdin is what ends it in the guest, so no loop
  * outlives its engine.
  */

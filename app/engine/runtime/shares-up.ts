@@ -2,8 +2,7 @@
  * The shared folders on one guest session: the share manager (mounts by
  * virtio-fs or reverse sshfs, per the share plan), the change notifier that
  * carries host edits to containers' watchers, the advice on what to sync,
- * a virtio-fs device whose virtiofsd went away, and the valve that keeps a
- * virtiofsd with a low open-files limit under it.
+ * and a virtio-fs device whose virtiofsd went away.
  */
 import type { Logger } from 'pino';
 import type { DockerApi } from '../docker/docker-api.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { bootStepLabel, type BootStep } from '../app/contract/boot-timeline.js';
 import type { VmStatus } from '../app/contract/contract.js';
 import type { Accelerator } from '../app/engine/drivers/driver.js';
-import { guestArchFor } from '../app/engine/image/image-store.js';
+import { guestArchFor } from '../app/engine/image/recipe.js';
 import { floorInitramfs, measureFloor } from './boot-floor.js';
 
 export interface FloorResult {

@@ -14,7 +14,7 @@ import { cacheDir } from '../app/base/paths.js';
 import { BerthError } from '../app/contract/errors.js';
 import { bundledVirtiofsd, parseVirtiofsdVersion, RUST_VIRTIOFSD_PATHS } from '../app/engine/drivers/virtiofsd-probe.js';
 import { guestSources, hostAptEntries, hostDebianCodename } from '../app/engine/image/apt-sources.js';
-import { guestSuite } from '../app/engine/image/image-store.js';
+import { guestSuite } from '../app/engine/image/recipe.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (m: string) => process.stdout.write(`${m}\n`);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { cacheDir } from '../../app/base/paths.js';
 import { readTuning } from '../../app/base/tuning.js';
-import { hostGuestArch, ImageStore } from '../../app/engine/image/image-store.js';
+import { ImageStore } from '../../app/engine/image/image-store.js';
+import { hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /**
  * The busybox-static the test images take, for the guest's architecture:

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { previousReleaseCommit, recipeAt, releaseRows, type ReleaseResult } from '../../bench/release-compare.js';
 import type { ImageManifest } from '../../app/engine/image/image-store.js';
-import { guestSuite, recipeHash } from '../../app/engine/image/image-store.js';
+import { guestSuite, recipeHash } from '../../app/engine/image/recipe.js';
 import type { StartSample } from '../../bench/starts.js';
 import { shortTempDir } from '../helpers/temp.js';
 

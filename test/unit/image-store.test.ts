@@ -8,16 +8,8 @@ import { bootModeFor, DRIVER_FEATURES } from '../../app/engine/drivers/features.
 import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.js';
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
-import {
-  BOOT_FILES,
-  ImageStore,
-  checkBuildPrivileges,
-  guestArchFor,
-  guestSuite,
-  recipeHash,
-  sha256Sums,
-  type ImageManifest,
-} from '../../app/engine/image/image-store.js';
+import { BOOT_FILES, ImageStore, checkBuildPrivileges, sha256Sums, type ImageManifest } from '../../app/engine/image/image-store.js';
+import { guestArchFor, guestSuite, recipeHash } from '../../app/engine/image/recipe.js';
 import { ROOT } from '../helpers/run.js';
 import { fakeImageDir, shortTempDir } from '../helpers/temp.js';
 

@@ -1,7 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { GuestArch } from '../../app/engine/drivers/driver.js';
 import { IMAGE_FILES, type ImageManifest } from '../../app/engine/image/image-store.js';
+import { hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /**
  * A short temporary folder (unix socket paths must stay under ~104 bytes),
@@ -24,8 +26,8 @@ export function fakeArm64Image(fill = 'fake Image\n'): Buffer {
   return Buffer.concat([head, Buffer.from(fill.repeat(100))]);
 }
 
-/** A tiny image folder with a valid manifest (not bootable): for checksum and engine tests. */
-export function fakeImageDir(dir: string): string {
+/** A tiny image folder with a valid manifest for `arch`, default the host's (not bootable): for checksum and engine tests. */
+export function fakeImageDir(dir: string, arch: GuestArch = hostGuestArch()): string {
   fs.mkdirSync(dir, { recursive: true });
   const files = {} as ImageManifest['files'];
   for (const name of IMAGE_FILES) {
@@ -36,7 +38,7 @@ export function fakeImageDir(dir: string): string {
   }
   const manifest: ImageManifest = {
     recipeHash: 'fake',
-    arch: 'x86_64',
+    arch,
     kernelRelease: '6.1.0-fake',
     builtAt: new Date().toISOString(),
     buildSeconds: 0,

@@ -38,6 +38,8 @@ import { captureLogger } from '../helpers/log-capture.js';
 const t = shortTempDir('edrv');
 const dockerdSock = path.join(t.dir, 'dockerd.sock');
 const imgDir = path.join(t.dir, 'img');
+/** The same fake image, built "for" arm64: the engine refuses an image of the other architecture. */
+const armImgDir = path.join(t.dir, 'img-arm64');
 const leases = path.join(t.dir, 'dhcpd_leases');
 const psState = path.join(t.dir, 'ps-state.json');
 const nodeDir = path.dirname(process.execPath);
@@ -71,6 +73,7 @@ const restoreEnv = withEnv({
 let dockerd: net.Server;
 before(async () => {
   fakeImageDir(imgDir);
+  fakeImageDir(armImgDir, 'aarch64');
   // Hyper-V boots the image's VHDX build (not checksummed by the fake manifest).
   // efi.vhdx is in the fake manifest (checksummed) since every build makes it.
   for (const f of Object.values(HYPERV_IMAGE_FILES)) if (!fs.existsSync(path.join(imgDir, f))) fs.writeFileSync(path.join(imgDir, f), 'fake vhdx\n');
@@ -169,7 +172,7 @@ async function rig(o: {
     paths,
     log,
     drivers,
-    images: new ImageStore(path.join(t.dir, 'cache'), o.arch, { imageDir: imgDir }),
+    images: new ImageStore(path.join(t.dir, 'cache'), o.arch, { imageDir: o.arch === 'aarch64' ? armImgDir : imgDir }),
     settings: new SettingsStore(paths.settings),
     accelCacheFile: path.join(t.dir, 'accel.json'),
     tuning: TUNING,

@@ -80,7 +80,7 @@ test('BERTH_IMAGE_DIR without an image is reported', async () => {
 test('a good image verifies; a changed byte, a wrong size or a missing file does not', async () => {
   const t = shortTempDir();
   try {
-    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const dir = fakeImageDir(path.join(t.dir, 'img'), 'x86_64');
     const store = new ImageStore(t.dir, 'x86_64', { imageDir: path.join(t.dir, 'img') });
     const img = await store.ensure({ build: false });
     assert.equal(img.kernel, path.join(dir, 'vmlinuz'));
@@ -97,6 +97,29 @@ test('a good image verifies; a changed byte, a wrong size or a missing file does
 
     fs.rmSync(rootfs);
     await assert.rejects(store.ensure({ build: false }), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /missing/.test(e.message));
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('an image of the other architecture is refused before anything boots, with which one to use', async () => {
+  const t = shortTempDir();
+  try {
+    const dir = fakeImageDir(path.join(t.dir, 'img'), 'x86_64');
+    const asked = new ImageStore(t.dir, 'aarch64', { imageDir: dir, guestArch: 'aarch64' });
+    await assert.rejects(
+      asked.ensure({ build: false }),
+      (e) =>
+        isBerthError(e, 'IMAGE_WRONG_ARCH') &&
+        /built for x86_64, but this VM runs aarch64 guests/.test(e.message) &&
+        /BERTH_IMAGE_DIR at an aarch64 image/.test(e.hint) &&
+        /unset BERTH_GUEST_ARCH/.test(e.hint),
+    );
+    // In the cache (no BERTH_IMAGE_DIR): rebuild it.
+    const cached = new ImageStore(t.dir, 'aarch64');
+    await assert.rejects(cached.verify(dir), (e) => isBerthError(e, 'IMAGE_WRONG_ARCH') && /npm run image/.test(e.hint));
+    // The same image for the architecture it was built for verifies.
+    await new ImageStore(t.dir, 'x86_64', { imageDir: dir }).ensure({ build: false });
   } finally {
     t.cleanup();
   }
@@ -160,7 +183,7 @@ test("the guest architecture is the host's (x64 -> x86_64, arm64 -> aarch64) unl
 test("verifying checks only the chosen boot mode's files; a VHDX-only copy (a Windows release) verifies for Hyper-V", async () => {
   const t = shortTempDir();
   try {
-    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const dir = fakeImageDir(path.join(t.dir, 'img'), 'x86_64');
     const store = new ImageStore(t.dir, 'x86_64');
     const all = await store.verify(dir, undefined, 'all');
     assert.equal(all.efiImage, path.join(dir, 'efi.img'));
@@ -171,7 +194,7 @@ test("verifying checks only the chosen boot mode's files; a VHDX-only copy (a Wi
     assert.equal((await store.verify(dir, undefined, 'efi')).boot, 'efi');
     await assert.rejects(store.verify(dir, undefined, 'vhdx'), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /efi\.vhdx/.test(e.message));
     fs.rmSync(dir, { recursive: true });
-    fakeImageDir(dir);
+    fakeImageDir(dir, 'x86_64');
     for (const f of ['vmlinuz', 'initrd.img', 'rootfs.squashfs', 'efi.img']) fs.rmSync(path.join(dir, f));
     assert.equal((await store.verify(dir, undefined, 'vhdx')).vhdx, path.join(dir, 'efi.vhdx'));
     await assert.rejects(store.verify(dir, undefined, 'efi'), (e) => isBerthError(e, 'IMAGE_CHECKSUM') && /missing/.test(e.message));
@@ -183,7 +206,7 @@ test("verifying checks only the chosen boot mode's files; a VHDX-only copy (a Wi
 test('an image built before the EFI artifacts boots directly, and is told to be rebuilt for EFI', async () => {
   const t = shortTempDir();
   try {
-    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const dir = fakeImageDir(path.join(t.dir, 'img'), 'x86_64');
     const mf = path.join(dir, 'manifest.json');
     const m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ImageManifest;
     delete m.files['efi.img'];
@@ -200,7 +223,7 @@ test('an image built before the EFI artifacts boots directly, and is told to be 
 test('the VM spec boots what the image store verified: the root disk for direct boot, the EFI disk (raw or VHDX) otherwise', async () => {
   const t = shortTempDir();
   try {
-    const dir = fakeImageDir(path.join(t.dir, 'img'));
+    const dir = fakeImageDir(path.join(t.dir, 'img'), 'x86_64');
     const store = new ImageStore(t.dir, 'x86_64');
     const paths = instancePaths('default', path.join(t.dir, 'home'));
     const inputs = (image: SpecInputs['image']): SpecInputs => ({

@@ -179,12 +179,23 @@ export class ImageStore {
 
   /**
    * Check the files a boot mode reads against the manifest (`all`: every
-   * artifact). Throws IMAGE_CHECKSUM on any difference.
+   * artifact). Throws IMAGE_CHECKSUM on any difference, and
+   * IMAGE_WRONG_ARCH for an image of the other architecture (which would
+   * boot in the wrong emulator and hang there, saying nothing).
    */
   async verify(dir: string, progress?: ImageProgress, boot: BootMode | 'all' = 'kernel'): Promise<GuestImage> {
     const manifest = readJsonIfExists(path.join(dir, 'manifest.json')) as ImageManifest | undefined;
     if (!manifest?.files) {
       throw new BerthError('IMAGE_MISSING', `${dir} has no readable manifest.json`, 'Rebuild the image with `npm run image`.');
+    }
+    if (manifest.arch !== this.arch) {
+      throw new BerthError(
+        'IMAGE_WRONG_ARCH',
+        `the guest image in ${dir} is built for ${String(manifest.arch)}, but this VM runs ${this.arch} guests`,
+        this.tuning.imageDir
+          ? `Point BERTH_IMAGE_DIR at an ${this.arch} image${this.tuning.guestArch ? ", or unset BERTH_GUEST_ARCH to run the host's own architecture" : ''}.`
+          : `Delete ${dir} and run \`npm run image\` to build the ${this.arch} image.`,
+      );
     }
     progress?.('verifying the guest image');
     const names = boot === 'all' ? IMAGE_FILES : BOOT_FILES[boot];

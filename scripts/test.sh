@@ -27,6 +27,8 @@ command -v apt-get >/dev/null || die "apt-get is not here" "The tests install De
 #   sshfs, fuse3: the SFTP server's tests mount through the real sshfs
 #   openssh-client: ssh-agent, ssh-keygen and ssh-add for the SSH agent test
 #   gcc, libc6-dev: static test programs for the guest (echo server, watcher)
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross (not on an arm64 host): the
+#     same programs for the arm64 guest (BERTH_GUEST_ARCH=aarch64)
 #   perl, zstd, util-linux: the sync agent, kernel unpacking, flock
 #   chromium, fonts-dejavu-core: the dashboard's browser tests
 #   docker-registry, apache2-utils, openssl: the registry tests' registries
@@ -44,6 +46,7 @@ packages=(
 	python3-fusepy inotify-tools
 	docker-registry apache2-utils openssl
 )
+[ "$(dpkg --print-architecture)" = arm64 ] || packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 say "installing the test packages: ${packages[*]}"
 apt_install "${packages[@]}"
 export PATH="$PATH:/usr/sbin:/sbin"

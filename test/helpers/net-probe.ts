@@ -1,7 +1,7 @@
 /**
  * Small network probes the VM tests share: an echo round trip through a
  * forwarded port, a poll that reports how long something took, and a static
- * helper binary built from test/fixtures with the host's cc.
+ * helper binary built from test/fixtures for the guest's architecture.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,6 +9,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../app/base/package-root.js';
 import { waitFor } from '../../app/base/process-util.js';
+import { readTuning } from '../../app/base/tuning.js';
+import type { GuestArch } from '../../app/engine/drivers/driver.js';
+import { guestArchFor, hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /** Send `payload`, half-close, and collect everything echoed back until the peer ends. */
 export function echoRoundTrip(port: number, payload: Buffer): Promise<Buffer> {
@@ -33,15 +36,31 @@ export async function timeUntil(what: string, check: () => Promise<boolean>, lim
 }
 
 /**
- * Build test/fixtures/NAME.c statically into DIR; the binary's path, or why
- * it could not be built (the caller skips with that reason, never silently).
+ * Build test/fixtures/NAME.c statically into DIR for the guest's
+ * architecture (the host's cc, or for the other one Debian's cross
+ * compiler, as BERTH_GUEST_ARCH=aarch64 on an x86_64 host asks); the
+ * binary's path, or why it could not be built (the caller skips with that
+ * reason, never silently).
  */
-export function buildFixture(name: string, dir: string): { bin?: string; problem?: string } {
+export function buildFixture(
+  name: string,
+  dir: string,
+  arch: GuestArch = guestArchFor(process.arch, readTuning().guestArch),
+): { bin?: string; problem?: string } {
   const bin = path.join(dir, name);
+  const cc = fixtureCompiler(arch);
   try {
-    execFileSync('cc', ['-static', '-O2', '-o', bin, path.join(packageRoot(), 'test', 'fixtures', `${name}.c`)], { stdio: 'pipe' });
+    execFileSync(cc.command, ['-static', '-O2', '-o', bin, path.join(packageRoot(), 'test', 'fixtures', `${name}.c`)], { stdio: 'pipe' });
     return { bin };
   } catch (err) {
-    return { problem: `cannot build the static ${name} with cc (${(err as Error).message.split('\n')[0]})` };
+    return { problem: `cannot build the static ${name} for ${arch} with ${cc.command} (${(err as Error).message.split('\n')[0]}); ${cc.from}` };
   }
+}
+
+/** The C compiler that makes static programs for `arch`'s guest, and where it comes from. */
+export function fixtureCompiler(arch: GuestArch, host: GuestArch = hostGuestArch()): { command: string; from: string } {
+  if (arch === host) return { command: 'cc', from: 'Debian: gcc and libc6-dev (./scripts/test.sh installs them)' };
+  return arch === 'aarch64'
+    ? { command: 'aarch64-linux-gnu-gcc', from: 'Debian: gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (./scripts/test.sh installs them)' }
+    : { command: 'x86_64-linux-gnu-gcc', from: 'Debian: gcc-x86-64-linux-gnu and libc6-dev-amd64-cross' };
 }

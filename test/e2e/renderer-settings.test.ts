@@ -18,6 +18,7 @@ import { ControlClient } from '../../app/client/control-client.js';
 import { doctorReport } from '../../app/client/doctor.js';
 import type { GatewayOptions } from '../../app/client/engine-gateway.js';
 import { defaultTuning } from '../../app/base/tuning.js';
+import { lowLimitReason } from '../../app/engine/drivers/virtiofsd-probe.js';
 import { linuxHost } from '../helpers/fake-host.js';
 import { after, before, gatedSuite, test } from '../helpers/prereq-gate.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
@@ -294,9 +295,7 @@ gatedSuite('the dashboard: settings, file sharing, doctor, layout', problem, { t
       .waitFor();
 
     // On a host where virtiofs is not used (here: a low open-files limit), the row says why and the way back; virtiofs again when that changes.
-    engine.setShareFallback(
-      'not virtiofs: virtiofsd 1.13.2 (Rust) would have to stay under 20,000 open files here (the hard limit Berth runs with) while holding one per file the VM has cached, and it does not reliably close the ones the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. Raise Berth\'s open-files limit (`ulimit -Hn`, or LimitNOFILE= for a service) and restart',
-    );
+    engine.setShareFallback(`not virtiofs: ${lowLimitReason('virtiofsd 1.13.2 (Rust)', 20_000, '')}`);
     const mechanism = row.getByTestId('share-mechanism');
     await mechanism.getByText(/stay under 20,000 open files/).waitFor();
     assert.match(await mechanism.innerText(), /^reverse-sshfs\s[^]*stay under 20,000 open files[^]+reverse sshfs\. Raise Berth's open-files limit/);

@@ -168,7 +168,7 @@ function hasCapability(h: Pick<ProbeHost, 'readFile'>, bit: number): boolean {
  * 5390 initially)" with at most 558 files cached in the guest. So the
  * shares use reverse sshfs, and say how to get virtiofs back.
  */
-function lowLimitReason(label: string, limit: number, way: string): string {
+export function lowLimitReason(label: string, limit: number, way: string): string {
   const limitOf = "Berth's open-files limit (`ulimit -Hn`, or LimitNOFILE= for a service) and restart";
   return `${label} would have to stay under ${limit.toLocaleString('en-US')} open files here (the hard limit Berth runs with) while holding one per file the VM has cached, and it does not reliably close the ones the VM lets go of, so a bigger tree would fail with "Too many open files": shares use reverse sshfs. ${way ? `${way}raise ${limitOf}` : `Raise ${limitOf}`}`;
 }

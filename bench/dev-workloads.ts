@@ -167,7 +167,7 @@ export function devImageTar(workDir: string, sizes: DevSizes): string {
   const git = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
   extra['usr/bin/git'] = git;
   for (const lib of lddPaths(execFileSync('ldd', [git], { encoding: 'utf8' }))) extra[lib.slice(1)] = lib;
-  const out = busyboxRootfsTar(workDir, '/bin/busybox', extra);
+  const out = busyboxRootfsTar(workDir, undefined, extra);
   fs.rmSync(trees, { recursive: true, force: true });
   return out;
 }

@@ -83,7 +83,7 @@ export async function sharesSection(QUICK: boolean): Promise<string[]> {
   process.stderr.write('bench: hot reload\n');
   const watcher = buildFixture('inotify-watch', home);
   if (!watcher.bin) throw new Error(`the hot reload bench needs its watcher: ${watcher.problem}`);
-  await must(run('docker', ['import', busyboxRootfsTar(home, '/bin/busybox', { 'bin/inotify-watch': watcher.bin }), 'bench-watch:1']), 'docker import');
+  await must(run('docker', ['import', busyboxRootfsTar(home, undefined, { 'bin/inotify-watch': watcher.bin }), 'bench-watch:1']), 'docker import');
   const hot = [];
   // The synced folder too: a host edit reaches its guest copy, a container's write the host, by the sync.
   for (const t of [...targets, { label: 'synced folder', dir: syncDir }])

@@ -84,7 +84,7 @@ gatedSuite('port forwarding with a real VM', problem, { timeout: 30 * 60_000 }, 
     const built = buildFixture('agent-list', vm.dir);
     agentList = built.bin;
     agentProblem ??= built.problem;
-    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', {
+    const tarFile = busyboxRootfsTar(vm.dir, undefined, {
       ...(echoServer ? { 'bin/echo-server': echoServer } : {}),
       ...(agentList ? { 'bin/agent-list': agentList } : {}),
     });

@@ -109,7 +109,7 @@ gatedSuite('reliability: faults and load with a real VM', problem, { timeout: 60
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     ({ bin: echoServer, problem: echoProblem } = buildFixture('echo-server', vm.dir));
-    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', echoServer ? { 'bin/echo-server': echoServer } : {});
+    const tarFile = busyboxRootfsTar(vm.dir, undefined, echoServer ? { 'bin/echo-server': echoServer } : {});
     await ok(['import', tarFile, 'bbr:1'], { timeoutMs: 180_000 });
     await ok(['run', '--rm', '-v', 'keep:/data', 'bbr:1', 'sh', '-c', 'echo persisted > /data/f && sync']);
     await ok(['run', '-d', '--name', 'always', '--restart', 'always', 'bbr:1', 'sleep', '1d']);

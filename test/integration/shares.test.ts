@@ -79,7 +79,7 @@ function sharesSuite(variant: { mechanism: Mechanism; env: string }): void {
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     ({ bin: watcher, problem: watcherProblem } = buildFixture('inotify-watch', vm.dir));
-    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox', watcher ? { 'bin/inotify-watch': watcher } : {});
+    const tarFile = busyboxRootfsTar(vm.dir, undefined, watcher ? { 'bin/inotify-watch': watcher } : {});
     const imp = await run('docker', ['import', tarFile, 'bbs:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(imp.code, 0, imp.stderr);
   });

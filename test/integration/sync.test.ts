@@ -63,7 +63,7 @@ gatedSuite('sync mode with a real VM', problem, { timeout: 40 * 60_000 }, () => 
     const r = await vm.berth(['start'], { timeoutMs: 10 * 60_000 });
     assert.equal(r.code, 0, r.stderr);
     say(`berth start: ${Math.round(performance.now() - t0)} ms`);
-    const tarFile = busyboxRootfsTar(vm.dir, '/bin/busybox');
+    const tarFile = busyboxRootfsTar(vm.dir);
     const imp = await run('docker', ['import', tarFile, 'bbs:1'], { env: vm.env, timeoutMs: 180_000 });
     assert.equal(imp.code, 0, imp.stderr);
   });

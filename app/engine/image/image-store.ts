@@ -191,7 +191,7 @@ export class ImageStore {
     if (manifest.arch !== this.arch) {
       throw new BerthError(
         'IMAGE_WRONG_ARCH',
-        `the guest image in ${dir} is built for ${String(manifest.arch)}, but this VM runs ${this.arch} guests`,
+        `the guest image in ${dir} is built for ${manifest.arch ?? 'no architecture its manifest names'}, but this VM runs ${this.arch} guests`,
         this.tuning.imageDir
           ? `Point BERTH_IMAGE_DIR at an ${this.arch} image${this.tuning.guestArch ? ", or unset BERTH_GUEST_ARCH to run the host's own architecture" : ''}.`
           : `Delete ${dir} and run \`npm run image\` to build the ${this.arch} image.`,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { bootStepLabel, type BootStep } from '../app/contract/boot-timeline.js';
 import type { VmStatus } from '../app/contract/contract.js';
 import type { Accelerator } from '../app/engine/drivers/driver.js';
-import { guestArchFor } from '../app/engine/image/recipe.js';
+import { configuredGuestArch } from '../app/engine/image/recipe.js';
 import { floorInitramfs, measureFloor } from './boot-floor.js';
 
 export interface FloorResult {
@@ -30,7 +30,7 @@ export async function floorFor(st: VmStatus, workDir: string, runs = 3): Promise
   const initrd = floorInitramfs(path.join(workDir, 'floor-initrd.img'));
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    samples.push(await measureFloor({ arch: guestArchFor(), accel: st.accel as Accelerator, kernel, initrd, cpus: st.cpus, memoryMiB: st.memoryMiB }));
+    samples.push(await measureFloor({ arch: configuredGuestArch(), accel: st.accel as Accelerator, kernel, initrd, cpus: st.cpus, memoryMiB: st.memoryMiB }));
   }
   return { samples, kernel, kernelRelease: st.image.kernelRelease };
 }

@@ -14,7 +14,7 @@ import { cacheDir } from '../app/base/paths.js';
 import { packageRoot } from '../app/base/package-root.js';
 import type { ImageManifest } from '../app/engine/image/image-store.js';
 import { ImageStore } from '../app/engine/image/image-store.js';
-import { guestArchFor, guestSuite } from '../app/engine/image/recipe.js';
+import { configuredGuestArch, guestSuite } from '../app/engine/image/recipe.js';
 import type { FloorResult } from './boot-timeline.js';
 import { benchKit, median, must, s1 } from './bench-kit.js';
 import { startRuns, type StartSample } from './starts.js';
@@ -95,7 +95,7 @@ export async function measurePreviousRelease(runs: number, log: (m: string) => v
   const recipe = recipeAt(base.rev);
   const suite = guestSuite(recipe);
   log(`the previous release: Debian ${suite}, the recipe at ${base.rev.slice(0, 12)}`);
-  const store = new ImageStore(path.join(cacheDir(), 'bench-baseline'), guestArchFor(), {}, recipe);
+  const store = new ImageStore(path.join(cacheDir(), 'bench-baseline'), configuredGuestArch(), {}, recipe);
   const image = await store.ensure({ build: true, progress: (m) => log(`baseline image: ${m}`) });
   fs.rmSync(path.dirname(recipe), { recursive: true, force: true });
   const kit = benchKit({ BERTH_IMAGE_DIR: image.dir });

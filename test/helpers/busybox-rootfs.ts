@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
 import { cacheDir } from '../../app/base/paths.js';
-import { readTuning } from '../../app/base/tuning.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
-import { hostGuestArch } from '../../app/engine/image/recipe.js';
+import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /**
  * The busybox-static the test images take, for the guest's architecture:
@@ -14,9 +13,10 @@ import { hostGuestArch } from '../../app/engine/image/recipe.js';
  * busybox-static there too. The image must be built (ensureImage).
  */
 export function guestBusybox(workDir: string): string {
-  const store = new ImageStore(cacheDir(), undefined, readTuning());
-  if (store.arch === hostGuestArch()) return '/bin/busybox';
-  const out = path.join(workDir, `busybox-${store.arch}`);
+  const arch = configuredGuestArch();
+  if (arch === hostGuestArch()) return '/bin/busybox';
+  const store = new ImageStore(cacheDir(), arch);
+  const out = path.join(workDir, `busybox-${arch}`);
   if (!fs.existsSync(out)) {
     const bin = execFileSync('unsquashfs', ['-cat', path.join(store.expectedDir(), 'rootfs.squashfs'), 'usr/bin/busybox'], { maxBuffer: 64 << 20 });
     fs.writeFileSync(out, bin, { mode: 0o755 });

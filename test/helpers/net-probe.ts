@@ -9,9 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../app/base/package-root.js';
 import { waitFor } from '../../app/base/process-util.js';
-import { readTuning } from '../../app/base/tuning.js';
 import type { GuestArch } from '../../app/engine/drivers/driver.js';
-import { guestArchFor, hostGuestArch } from '../../app/engine/image/recipe.js';
+import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /** Send `payload`, half-close, and collect everything echoed back until the peer ends. */
 export function echoRoundTrip(port: number, payload: Buffer): Promise<Buffer> {
@@ -42,11 +41,7 @@ export async function timeUntil(what: string, check: () => Promise<boolean>, lim
  * binary's path, or why it could not be built (the caller skips with that
  * reason, never silently).
  */
-export function buildFixture(
-  name: string,
-  dir: string,
-  arch: GuestArch = guestArchFor(process.arch, readTuning().guestArch),
-): { bin?: string; problem?: string } {
+export function buildFixture(name: string, dir: string, arch: GuestArch = configuredGuestArch()): { bin?: string; problem?: string } {
   const bin = path.join(dir, name);
   const cc = fixtureCompiler(arch);
   try {

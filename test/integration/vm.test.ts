@@ -13,8 +13,7 @@ import { formatBootTimeline } from '../../app/cli/boot-timeline-format.js';
 import { BOOT_STEPS } from '../../app/contract/boot-timeline.js';
 import type { VmStatus } from '../../app/contract/contract.js';
 import { pidAlive, sleep, waitFor } from '../../app/base/process-util.js';
-import { readTuning } from '../../app/base/tuning.js';
-import { debianArch, guestArchFor } from '../../app/engine/image/recipe.js';
+import { configuredGuestArch, debianArch } from '../../app/engine/image/recipe.js';
 import { busyboxRootfsTar } from '../helpers/busybox-rootfs.js';
 import { run } from '../helpers/run.js';
 import { ensureImage, vmPrereqProblem } from './prereqs.js';
@@ -122,7 +121,7 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
       "uname -r; containerd --version; . /etc/os-release; echo $VERSION_CODENAME; docker version --format '{{.Client.Version}} {{.Server.Version}}'",
     ]);
     // The guest's kernel package is Debian's for its architecture (BERTH_GUEST_ARCH=aarch64: arm64).
-    const kernelArch = debianArch(guestArchFor(process.arch, readTuning().guestArch));
+    const kernelArch = debianArch(configuredGuestArch());
     assert.match(
       guest.stdout,
       new RegExp(String.raw`^6\.12\.\S+-cloud-${kernelArch}\ncontainerd \S+ 1\.7\.\S+.*\ntrixie\n26\.\S+ 26\.\S+\n$`, 's'),

@@ -11,7 +11,7 @@ import type { Tuning } from '../../base/tuning.js';
 import type { BootMode, GuestArch } from '../drivers/driver.js';
 import { guestSources, hostAptEntries, hostDebianCodename } from './apt-sources.js';
 import { BuildProgress, type BuildProgressMessage } from './build-progress.js';
-import { debianArch, guestArchFor, guestSuite, recipeDir, recipeHash } from './recipe.js';
+import { configuredGuestArch, debianArch, guestSuite, recipeDir, recipeHash } from './recipe.js';
 
 /**
  * Every artifact one build of the recipe makes, for one architecture:
@@ -143,7 +143,7 @@ export class ImageStore {
     private readonly tuning: ImageTuning = {},
     private readonly recipe: string = recipeDir(),
   ) {
-    this.arch = arch ?? guestArchFor(process.arch, tuning.guestArch);
+    this.arch = arch ?? configuredGuestArch(tuning);
   }
 
   get imagesDir(): string {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BerthError } from '../../contract/errors.js';
 import { packageRoot } from '../../base/package-root.js';
+import { readTuning, type Tuning } from '../../base/tuning.js';
 import type { GuestArch } from '../drivers/driver.js';
 
 export function hostGuestArch(hostArch: string = process.arch): GuestArch {
@@ -23,6 +24,11 @@ export function hostGuestArch(hostArch: string = process.arch): GuestArch {
  */
 export function guestArchFor(hostArch: string = process.arch, asked?: GuestArch): GuestArch {
   return asked ?? hostGuestArch(hostArch);
+}
+
+/** The guest architecture this process runs: the host's, or the one BERTH_GUEST_ARCH asks for. */
+export function configuredGuestArch(tuning: Pick<Tuning, 'guestArch'> = readTuning()): GuestArch {
+  return guestArchFor(process.arch, tuning.guestArch);
 }
 
 export function debianArch(arch: GuestArch): string {

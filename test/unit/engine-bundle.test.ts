@@ -31,7 +31,8 @@ test("the engine bundle loads only Node's modules, its own chunks and the packag
   for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.js'))) {
     const text = fs.readFileSync(path.join(dir, f), 'utf8');
     const specs =
-      /^(?:import|export)\b[^\n;]*?\bfrom ?["']([^"']+)["']|^import ?["']([^"']+)["']|\bimport\(["']([^"']+)["']\)|\brequire2?\(["']([^"']+)["']\)/gm;
+      // (Statements start a line or follow a `;` or `}`: the bundle is minified.)
+      /(?:^|[;}])(?:import|export)\b[^\n;]*?\bfrom ?["']([^"']+)["']|(?:^|[;}])import ?["']([^"']+)["']|\bimport\(["']([^"']+)["']\)|\brequire2?\(["']([^"']+)["']\)/gm;
     for (const m of text.matchAll(specs)) seen.add((m[1] ?? m[2] ?? m[3] ?? m[4])!);
   }
   const odd = [...seen].filter((s) => {

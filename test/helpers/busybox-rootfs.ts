@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
 import { cacheDir } from '../../app/base/paths.js';
+import { readTuning } from '../../app/base/tuning.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
 import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recipe.js';
 
@@ -13,9 +14,11 @@ import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recip
  * busybox-static there too. The image must be built (ensureImage).
  */
 export function guestBusybox(workDir: string): string {
-  const arch = configuredGuestArch();
+  const tuning = readTuning();
+  const arch = configuredGuestArch(tuning);
   if (arch === hostGuestArch()) return '/bin/busybox';
-  const store = new ImageStore(cacheDir(), arch);
+  // The tuning also names the image the VM runs (BERTH_IMAGE_DIR).
+  const store = new ImageStore(cacheDir(), arch, tuning);
   const out = path.join(workDir, `busybox-${arch}`);
   if (!fs.existsSync(out)) {
     const bin = execFileSync('unsquashfs', ['-cat', path.join(store.expectedDir(), 'rootfs.squashfs'), 'usr/bin/busybox'], { maxBuffer: 64 << 20 });

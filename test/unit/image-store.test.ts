@@ -9,7 +9,8 @@ import { buildVmSpec, type SpecInputs } from '../../app/engine/drivers/vm-spec.j
 import { isBerthError } from '../../app/contract/errors.js';
 import { instancePaths } from '../../app/base/paths.js';
 import { BOOT_FILES, ImageStore, checkBuildPrivileges, sha256Sums, type ImageManifest } from '../../app/engine/image/image-store.js';
-import { guestArchFor, guestSuite, recipeHash } from '../../app/engine/image/recipe.js';
+import { configuredGuestArch, guestArchFor, guestSuite, hostGuestArch, recipeHash } from '../../app/engine/image/recipe.js';
+import { readTuning } from '../../app/base/tuning.js';
 import { ROOT } from '../helpers/run.js';
 import { fakeImageDir, shortTempDir } from '../helpers/temp.js';
 
@@ -162,6 +163,10 @@ test("the guest architecture is the host's (x64 -> x86_64, arm64 -> aarch64) unl
   // BERTH_GUEST_ARCH (aliases and bad values: tuning.test.ts).
   assert.equal(guestArchFor('x64', 'aarch64'), 'aarch64');
   assert.equal(guestArchFor('arm64', 'x86_64'), 'x86_64');
+  // What the store, the bench's floor and the tests' helpers all ask.
+  assert.equal(configuredGuestArch(readTuning({ BERTH_GUEST_ARCH: 'aarch64' })), 'aarch64');
+  assert.equal(configuredGuestArch(readTuning({})), hostGuestArch());
+  assert.equal(new ImageStore('/nowhere', undefined, readTuning({ BERTH_GUEST_ARCH: 'aarch64' })).arch, 'aarch64');
   assert.throws(
     () => guestArchFor('ia32'),
     (e) => isBerthError(e, 'UNSUPPORTED_HOST'),

@@ -5,7 +5,7 @@ import * as tar from 'tar';
 import { cacheDir } from '../../app/base/paths.js';
 import { readTuning } from '../../app/base/tuning.js';
 import { ImageStore } from '../../app/engine/image/image-store.js';
-import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recipe.js';
+import { hostGuestArch } from '../../app/engine/image/recipe.js';
 
 /**
  * The busybox-static the test images take, for the guest's architecture:
@@ -14,12 +14,9 @@ import { configuredGuestArch, hostGuestArch } from '../../app/engine/image/recip
  * busybox-static there too. The image must be built (ensureImage).
  */
 export function guestBusybox(workDir: string): string {
-  const tuning = readTuning();
-  const arch = configuredGuestArch(tuning);
-  if (arch === hostGuestArch()) return '/bin/busybox';
-  // The tuning also names the image the VM runs (BERTH_IMAGE_DIR).
-  const store = new ImageStore(cacheDir(), arch, tuning);
-  const out = path.join(workDir, `busybox-${arch}`);
+  const store = new ImageStore(cacheDir(), undefined, readTuning());
+  if (store.arch === hostGuestArch()) return '/bin/busybox';
+  const out = path.join(workDir, `busybox-${store.arch}`);
   if (!fs.existsSync(out)) {
     const bin = execFileSync('unsquashfs', ['-cat', path.join(store.expectedDir(), 'rootfs.squashfs'), 'usr/bin/busybox'], { maxBuffer: 64 << 20 });
     fs.writeFileSync(out, bin, { mode: 0o755 });

@@ -45,6 +45,18 @@ test("the engine bundle loads only Node's modules, its own chunks and the packag
   assert.ok(seen.has('ssh2') && seen.has('@parcel/watcher'), [...seen].join(' '));
 });
 
+test("the engine bundle has zod's English messages and no other language's (scripts/bundle-engine.mjs)", (t) => {
+  if (needNow(t, built())) return;
+  const text = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.js'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
+  // A word of zod's German locale (de.js), and of its English one (en.js).
+  assert.ok(!text.includes('Kreditkartennummer'), "zod's other locales are in the bundle: its locale index moved?");
+  assert.ok(text.includes('credit card number'), "zod's English messages are missing from the bundle");
+});
+
 test('`berth daemon` runs from the bundle', (t) => {
   if (needNow(t, built())) return;
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'berth.js'), 'daemon', '--help'], { encoding: 'utf8' });

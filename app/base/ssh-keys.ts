@@ -1,9 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import ssh2 from 'ssh2';
 import { ensurePrivateDir, writeFileAtomic } from './fs-util.js';
-
-const { utils } = ssh2;
+import { generateKeyPairSync, parseKey } from './ssh2-parts.js';
 
 export interface GuestKeys {
   /** The engine's client key (OpenSSH private key text). */
@@ -16,7 +14,7 @@ export interface GuestKeys {
 
 /** Both halves parse as OpenSSH keys. */
 function parses(priv: string, pub: string): boolean {
-  return !(utils.parseKey(priv) instanceof Error) && !(utils.parseKey(pub) instanceof Error);
+  return !(parseKey(priv) instanceof Error) && !(parseKey(pub) instanceof Error);
 }
 
 /**
@@ -43,7 +41,7 @@ function ensurePair(file: string, comment: string): { priv: string; pub: string 
 /** An ed25519 pair that ssh2 can parse back (see ensurePair); `public` without a trailing newline. */
 export function newEd25519Pair(comment = ''): { private: string; public: string } {
   for (let i = 0; ; i++) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const pair = generateKeyPairSync('ed25519', { comment });
     if (parses(pair.private, pair.public.trim())) return { private: pair.private, public: pair.public.trim() };
     if (i >= 20) throw new Error('ssh2 keeps generating ed25519 keys it cannot parse');
   }
@@ -59,7 +57,7 @@ export function ensureGuestKeys(keysDir: string, clientKey: string, hostKey: str
 
 /** The SSH wire-format blob of a public key, as sshd presents it. */
 export function publicKeyBlob(publicKey: string): Buffer {
-  const parsed = utils.parseKey(publicKey);
+  const parsed = parseKey(publicKey);
   if (parsed instanceof Error) throw parsed;
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   return key.getPublicSSH();

@@ -1,13 +1,11 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import { BerthError } from '../../contract/errors.js';
 import { sleep } from '../../base/process-util.js';
 import { publicKeyBlob } from '../../base/ssh-keys.js';
-
-const { Client } = ssh2;
+import { Client } from '../../base/ssh2-parts.js';
 
 const KEEPALIVE_MS = 5000;
 
@@ -52,7 +50,6 @@ export function waitForBanner(host: string, port: number, timeoutMs: number): Pr
     sock.on('close', () => done(new Error('closed before the SSH banner')));
   });
 }
-type Client = InstanceType<typeof Client>;
 
 export interface SessionOptions {
   host: string;

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { BerthError } from '../../contract/errors.js';
 import { readJsonIfExists, writeFileAtomic } from '../../base/fs-util.js';
 import { berthHome } from '../../base/paths.js';
@@ -267,6 +266,8 @@ export class ImageStore {
       const report = (msgs: BuildProgressMessage[]) => {
         for (const m of msgs) progress(m.message, { step: m.step, ...(m.fraction !== undefined ? { fraction: m.fraction } : {}) });
       };
+      // Loaded here, not with the engine: only a build reads lines (issue 16).
+      const readline = await import('node:readline');
       const ticker = setInterval(() => report(counter.tick(Date.now())), 1000);
       const code = await new Promise<number | null>((resolve, reject) => {
         const child = spawn('bash', [path.join(this.recipe, 'build.sh'), out, sourcesFile, debianArch(this.arch)], {

@@ -13,11 +13,13 @@ const d = (allocated: number, used?: number) => ({
   ...(used === undefined ? {} : { usedBytes: used * MiB }),
 });
 
-test('back: within 10 % of the guest use, or 256 MiB; unknown use is not back', () => {
-  assert.equal(isBack(d(400, 200)), true, '200 MiB over: under 256 MiB');
-  assert.equal(isBack(d(5000, 4000)), false, '1000 MiB over 4000: more than 10 %');
-  assert.equal(isBack(d(4300, 4000)), true, '300 MiB over 4000: within 10 %');
-  assert.equal(isBack(d(400)), false);
+test('back: at least 90 % of what the write added is given back, whatever the guest counts as used', () => {
+  const before = d(566, 170);
+  const full = d(1592, 1194);
+  assert.equal(isBack(d(567, 170), before, full), true, '1 MiB over before: back (the 817e794 run, 396 MiB over df before the write)');
+  assert.equal(isBack(d(668, 170), before, full), true, '102 MiB over: under 10 % of the 1026 MiB written');
+  assert.equal(isBack(d(700, 170), before, full), false, '134 MiB over: more than 10 %');
+  assert.equal(isBack(full, before, full), false);
 });
 
 test('rows: before, written, back after N s; or not back', () => {

@@ -34,9 +34,10 @@ const MiB = 2 ** 20;
 /**
  * Back: the host file has given back at least 90 % of what the write added
  * to it. Measured against the file before the write, not against the
- * guest's df: the file also holds what df does not count (ext4's journal
- * and tables), and after the bench's other sections that was 396 MiB over
- * the guest's use before anything was written (a run of 817e794).
+ * guest's df: the file also holds blocks df does not count, and after the
+ * bench's other sections it was 396 MiB over the guest's use before
+ * anything was written (a run of 817e794; what those blocks are was not
+ * looked into).
  */
 export function isBack(now: Disk, before: Disk, full: Disk): boolean {
   return now.allocatedBytes - before.allocatedBytes <= 0.1 * (full.allocatedBytes - before.allocatedBytes);

@@ -10,11 +10,11 @@ import type { Client as Ssh2Client, utils as Ssh2Utils } from 'ssh2';
  * own lib files, and test/unit/ssh2-parts.test.ts checks they still hold
  * what the index gives.
  */
-const load = createRequire(import.meta.url);
+const require = createRequire(import.meta.url);
 
-export const Client: typeof Ssh2Client = load('ssh2/lib/client.js');
+export const Client: typeof Ssh2Client = require('ssh2/lib/client.js');
 export type Client = Ssh2Client;
 
-export const parseKey: typeof Ssh2Utils.parseKey = (load('ssh2/lib/protocol/keyParser.js') as typeof Ssh2Utils).parseKey;
+export const parseKey: typeof Ssh2Utils.parseKey = (require('ssh2/lib/protocol/keyParser.js') as typeof Ssh2Utils).parseKey;
 
-export const generateKeyPairSync: typeof Ssh2Utils.generateKeyPairSync = (load('ssh2/lib/keygen.js') as typeof Ssh2Utils).generateKeyPairSync;
+export const generateKeyPairSync: typeof Ssh2Utils.generateKeyPairSync = (require('ssh2/lib/keygen.js') as typeof Ssh2Utils).generateKeyPairSync;

@@ -8,7 +8,7 @@ export interface IdleRestOptions {
   busyReason: () => Promise<string | undefined>;
   /** Put the VM to rest (the engine's clean stop that keeps the socket). */
   rest: () => void;
-  /** How often to look; default a quarter of the idle time, between 1 s and 30 s. */
+  /** How often to look; default a quarter of the idle time, between 1 s and 30 s (30 s when it is 0: only to see the setting change). */
   checkMs?: number;
 }
 
@@ -50,6 +50,9 @@ export class IdleRest {
   private periodMs(): number {
     if (this.o.checkMs) return this.o.checkMs;
     const idleMs = this.o.idleMinutes() * 60_000;
+    // Never resting: nothing to count, only the setting to see change (the
+    // bench runs so, and it woke the engine every second for nothing).
+    if (!(idleMs > 0)) return 30_000;
     return Math.min(30_000, Math.max(1000, idleMs / 4));
   }
 

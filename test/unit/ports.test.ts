@@ -216,6 +216,30 @@ test('a host port in use is a conflict naming its holder; it opens once freed', 
   await f.close();
 });
 
+test('a UDP port in use is a conflict, and the retries leave no socket open behind them', async () => {
+  const other = dgram.createSocket('udp4');
+  await new Promise<void>((r) => other.bind(0, '127.0.0.1', r));
+  const hostPort = other.address().port;
+  const f = new PortForward({ proto: 'udp', hostPort, hostIps: ['127.0.0.1'], guestIp: '127.0.0.1', guestPort: 9, source: 'guest' }, session, silentLogger());
+  const udpHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+  const before = udpHandles();
+  // The port manager retries a conflict every 2 s: ten retries.
+  for (let i = 0; i < 10; i++) {
+    await f.open();
+    assert.equal(f.state, 'conflict');
+    assert.match(f.error!, new RegExp(`host port ${hostPort}/udp is already in use`));
+  }
+  // Closing a handle completes on a later turn of the event loop.
+  await waitFor(() => udpHandles() === before, 2000);
+  assert.equal(udpHandles(), before, 'each failed bind left a UDP socket (a file descriptor) open');
+  await new Promise<void>((r) => other.close(r));
+  await f.open();
+  assert.equal(f.state, 'active');
+  await f.close();
+  await waitFor(() => udpHandles() === before - 1, 2000);
+  assert.equal(udpHandles(), before - 1, 'closed means closed');
+});
+
 // --- the guest-side scripts, run here (perl is on every Debian) ---
 
 test('the socket watcher script reports a new listener, stays quiet otherwise, and exits on EOF', async () => {

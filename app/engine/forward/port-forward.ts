@@ -131,9 +131,16 @@ export class PortForward {
   private listenUdp(ip: string): Promise<void> {
     const sock = dgram.createSocket({ type: ip.includes(':') ? 'udp6' : 'udp4', ipv6Only: ip.includes(':') });
     return new Promise((resolve, reject) => {
-      sock.once('error', reject);
+      // A socket that failed to bind is still open (dgram keeps its handle,
+      // net closes a server's): closed here, or each retry of a conflict
+      // (every 2 s) held one more descriptor for as long as the engine ran.
+      const failed = (err: Error) => {
+        sock.close();
+        reject(err);
+      };
+      sock.once('error', failed);
       sock.bind({ address: ip, port: this.spec.hostPort, exclusive: true }, () => {
-        sock.off('error', reject);
+        sock.off('error', failed);
         sock.on('error', (err) => this.log.warn({ err: err.message, port: this.spec.hostPort }, 'udp listener error'));
         this.relay ??= new UdpRelay(this.session, this.spec.guestIp, this.spec.guestPort, this.log);
         this.relay.attach(sock);

@@ -80,9 +80,12 @@ test('guest bindings map to host addresses: loopback stays loopback, the rest fo
   assert.equal(guestTarget('::ffff:10.0.2.15'), '10.0.2.15');
 });
 
-test('sources merge: guest table < docker < manual; sshd is never forwarded', () => {
+test("sources merge: guest table < docker < manual; sshd and the guest's DNS server are never forwarded", () => {
   const guest: ListeningSocket[] = [
     { proto: 'tcp', ip: '0.0.0.0', port: 22, family: 4 },
+    // run-dns: dnsmasq on the guest's own address.
+    { proto: 'tcp', ip: '10.0.2.15', port: 53, family: 4 },
+    { proto: 'udp', ip: '10.0.2.15', port: 53, family: 4 },
     { proto: 'tcp', ip: '::', port: 18080, family: 6 },
     { proto: 'tcp', ip: '0.0.0.0', port: 18080, family: 4 },
     { proto: 'tcp', ip: '127.0.0.1', port: 9000, family: 4 },
@@ -106,6 +109,10 @@ test('sources merge: guest table < docker < manual; sshd is never forwarded', ()
   assert.equal(want.get('tcp/9000')!.source, 'manual');
   assert.equal(want.get('tcp/9000')!.guestPort, 9001);
   assert.equal(want.get('udp/5353')!.source, 'guest');
+  // A container's published 53 (docker-proxy on a wildcard or loopback address) still is.
+  const published = desiredForwards([...guest, { proto: 'udp', ip: '0.0.0.0', port: 53, family: 4 }], [], [], 'loopback');
+  assert.equal(published.get('udp/53')?.guestIp, '127.0.0.1');
+  assert.equal(published.has('tcp/53'), false);
 });
 
 test('docker port summaries: only published tcp/udp ports', () => {

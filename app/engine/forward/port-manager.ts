@@ -23,6 +23,21 @@ export type PortView = PortViewWire;
 
 /** The guest's own sshd: never forwarded. */
 const GUEST_SSH_PORT = 22;
+/**
+ * The guest's DNS server for containers (vm-images/rootfs/etc/berth/run-dns:
+ * dnsmasq on the guest's own address, not a wildcard): never forwarded
+ * either. It was: the host's localhost:53 taken by Berth (as root, or on
+ * macOS where any user may bind it), or a conflict with the host's own
+ * resolver retried every 2 s. A container's published 53 (docker-proxy on
+ * a wildcard or a loopback address, and Docker's events) still is.
+ */
+const GUEST_DNS_PORT = 53;
+
+/** A guest listener that is one of the guest's own services. */
+function guestOwn(s: ListeningSocket): boolean {
+  if (s.proto === 'tcp' && s.port === GUEST_SSH_PORT) return true;
+  return s.port === GUEST_DNS_PORT && !isWildcard(s.ip) && !isLoopback(s.ip);
+}
 const LOOPBACK = ['127.0.0.1', '::1'];
 const ALL = ['0.0.0.0', '::'];
 
@@ -46,7 +61,7 @@ export function desiredForwards(guest: ListeningSocket[], docker: PublishedPort[
   const rank = (ip: string) => (isWildcard(ip) ? 2 : isLoopback(ip) ? 0 : 1);
   const bestGuest = new Map<string, ListeningSocket>();
   for (const s of guest) {
-    if (s.proto === 'tcp' && s.port === GUEST_SSH_PORT) continue;
+    if (guestOwn(s)) continue;
     const k = specKey({ proto: s.proto, hostPort: s.port });
     const cur = bestGuest.get(k);
     if (!cur || rank(s.ip) > rank(cur.ip) || (rank(s.ip) === rank(cur.ip) && s.family === 4 && cur.family === 6)) bestGuest.set(k, s);

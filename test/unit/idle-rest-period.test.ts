@@ -15,25 +15,30 @@ async function tick(ms: number): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
+/** An armed idle rest on the mock clock; `looks` counts its reads of the setting. */
+function watching(minutes: () => number, busy: string | undefined) {
+  const seen = { looks: 0, rests: 0 };
+  const idle = new IdleRest({
+    log: silentLogger(),
+    idleMinutes: () => {
+      seen.looks++;
+      return minutes();
+    },
+    busyReason: async () => busy,
+    rest: () => seen.rests++,
+  });
+  idle.arm();
+  return { idle, seen };
+}
+
 /** How many times the idle rest looked at its setting over `ms` of mock time. */
 async function looksOver(minutes: () => number, ms: number): Promise<{ looks: number; rests: number }> {
   mock.timers.enable({ apis: ['setTimeout'] });
   try {
-    let looks = 0;
-    let rests = 0;
-    const idle = new IdleRest({
-      log: silentLogger(),
-      idleMinutes: () => {
-        looks++;
-        return minutes();
-      },
-      busyReason: async () => 'a container runs',
-      rest: () => rests++,
-    });
-    idle.arm();
+    const { idle, seen } = watching(minutes, 'a container runs');
     for (let t = 0; t < ms; t += 500) await tick(500);
     idle.disarm();
-    return { looks, rests };
+    return seen;
   } finally {
     mock.timers.reset();
   }
@@ -54,24 +59,14 @@ test('with a short idle time it looks every quarter of it, at least every second
 
 test('a setting changed from 0 is seen within 30 s', async () => {
   let minutes = 0;
-  let looks = 0;
   mock.timers.enable({ apis: ['setTimeout'] });
   try {
-    const idle = new IdleRest({
-      log: silentLogger(),
-      idleMinutes: () => {
-        looks++;
-        return minutes;
-      },
-      busyReason: async () => undefined,
-      rest: () => undefined,
-    });
-    idle.arm();
+    const { idle, seen } = watching(() => minutes, undefined);
     await tick(1000);
     minutes = 15;
-    const before = looks;
+    const before = seen.looks;
     for (let t = 0; t < 30_000; t += 500) await tick(500);
-    assert.ok(looks > before, 'the new setting was not looked at within 30 s');
+    assert.ok(seen.looks > before, 'the new setting was not looked at within 30 s');
     idle.disarm();
   } finally {
     mock.timers.reset();

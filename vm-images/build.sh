@@ -155,18 +155,27 @@ cp "$here/initramfs/init" "$ird/init"
 cp "$here/rootfs/etc/berth/stamp.sh" "$ird/stamp.sh"
 chmod 0755 "$ird/init"
 : >"$ird/modules/order"
-# shellcheck disable=SC2046
-{
-	for m in $(sed -n 's/^initrd://p' "$here/modules.txt"); do
-		modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
+: >"$ird/modules/optional"
+# initrd_modules KEY LIST: the modules.txt line's modules, each after the
+# ones it needs, in the initramfs and named in modules/LIST in load order
+# (a module already in either list is not repeated).
+initrd_modules() {
+	for m in $(sed -n "s/^$1://p" "$here/modules.txt"); do
+		if [ "$2" = optional ]; then
+			modprobe -d "$work/kernel" -S "$kver" --show-depends "$m" 2>/dev/null || echo "   (no module $m in this kernel)" >&2
+		else
+			modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
+		fi
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+		grep -qxF "$(basename "$ko")" "$ird/modules/order" "$ird/modules/optional" && continue
+		cp "$ko" "$ird/modules/"
+		basename "$ko" >>"$ird/modules/$2"
 	done
-	for m in $(sed -n 's/^initrd?://p' "$here/modules.txt"); do
-		modprobe -d "$work/kernel" -S "$kver" --show-depends "$m" 2>/dev/null || echo "   (no module $m in this kernel)" >&2
-	done
-} | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
-	cp "$ko" "$ird/modules/"
-	basename "$ko" >>"$ird/modules/order"
-done
+}
+initrd_modules initrd order
+# Hardware that is not always there (Hyper-V's VMBus and SCSI disks): the
+# initramfs stops at the first of these that does not load.
+initrd_modules 'initrd?' optional
 (cd "$ird" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet --reproducible) | gzip -9n >"$out/initrd.img"
 
 step "root image (squashfs, zstd)"

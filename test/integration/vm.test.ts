@@ -209,6 +209,16 @@ gatedSuite('berth with a real VM', problem, { timeout: 30 * 60_000 }, () => {
     assert.match(i.stdout, /interactive-42/);
   });
 
+  test("the guest loads no driver for hardware it does not use (q35's SATA, PS/2 raw, Hyper-V's SCSI), and has br_netfilter", async () => {
+    const r = await berth(['shell', '--', 'cat', '/proc/modules']);
+    assert.equal(r.code, 0, r.stderr);
+    const loaded = new Set(r.stdout.split('\n').map((l) => l.split(' ')[0]));
+    for (const m of ['ahci', 'libata', 'serio_raw', 'hv_vmbus', 'hv_storvsc', 'scsi_mod', 'sd_mod']) {
+      assert.ok(!loaded.has(m), `${m} is not loaded`);
+    }
+    for (const m of ['virtio_net', 'br_netfilter', 'berth_notify']) assert.ok(loaded.has(m), `${m} is loaded`);
+  });
+
   test('berth logs shows the engine, the serial console and the guest log', async () => {
     assert.match((await berth(['logs', '-n', '50'])).stdout, /VM running/);
     assert.match((await berth(['logs', '--serial'])).stdout, /berth-init: ready/);

@@ -158,7 +158,7 @@ chmod 0755 "$ird/init"
 : >"$ird/modules/optional"
 # initrd_modules KEY LIST: the modules.txt line's modules, each after the
 # ones it needs, in the initramfs and named in modules/LIST in load order
-# (a module already in either list is not repeated).
+# (a module already in either list, this one included, is not repeated).
 initrd_modules() {
 	for m in $(sed -n "s/^$1://p" "$here/modules.txt"); do
 		if [ "$2" = optional ]; then
@@ -166,7 +166,7 @@ initrd_modules() {
 		else
 			modprobe -d "$work/kernel" -S "$kver" --show-depends "$m"
 		fi
-	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+	done | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
 		grep -qxF "$(basename "$ko")" "$ird/modules/order" "$ird/modules/optional" && continue
 		cp "$ko" "$ird/modules/"
 		basename "$ko" >>"$ird/modules/$2"
